@@ -1,0 +1,37 @@
+# The two commands of the README: `make run` and `make test`. Everything they need is installed
+# here when missing. DynamoDB Local is started and stopped by PID, never by name.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+DYNAMODB_PORT ?= 8000
+PORT ?= 3000
+DEMO_COMPANY ?= demo
+TABLE_NAME ?= apikeys
+RUN_DIR := .run
+DDB := tools/dynamodb-local.sh
+
+.PHONY: run test deps unit
+
+deps:
+	@$(DDB) install
+
+## make run: DynamoDB Local on DYNAMODB_PORT, the table, a demo root key, the API on PORT. Ctrl-C stops both.
+run: deps
+	@cargo build --bin local_server
+	@pidfile=$(RUN_DIR)/run-dynamodb-$(DYNAMODB_PORT).pid; \
+	$(DDB) start $(DYNAMODB_PORT) $$pidfile; \
+	trap '$(DDB) stop '$$pidfile EXIT; \
+	DYNAMODB_ENDPOINT=http://127.0.0.1:$(DYNAMODB_PORT) TABLE_NAME=$(TABLE_NAME) PORT=$(PORT) \
+	  DEMO_COMPANY=$(DEMO_COMPANY) target/debug/local_server || true
+
+## make test: unit and integration tests against a DynamoDB Local of their own, on a free port.
+test: deps
+	@cargo build --tests --bins
+	@port=$$($(DDB) free-port); pidfile=$(RUN_DIR)/test-dynamodb-$$port.pid; \
+	$(DDB) start $$port $$pidfile; \
+	trap '$(DDB) stop '$$pidfile EXIT; \
+	DYNAMODB_ENDPOINT=http://127.0.0.1:$$port cargo test --all-targets
+
+## make unit: the tests that need no database.
+unit:
+	cargo test --lib

@@ -1,0 +1,111 @@
+//! The operator CLI and the local server's start-up: the two entry points that are not Lambda.
+
+use std::process::ExitCode;
+
+use crate::config::{self, App};
+use crate::domain::keys::create_root_key;
+use crate::model::CompanyId;
+use crate::store::table::ensure_table;
+
+const USAGE: &str = "usage: apikeys root-key create --company <companyId> [--description TEXT]
+
+Creates a root key (ACL keys:*) for a company and prints it as JSON, with its plaintext `key`,
+on stdout. Reads TABLE_NAME (default apikeys) and DYNAMODB_ENDPOINT (DynamoDB Local; then the
+table is created if missing, and region and credentials default to dummies).";
+
+struct RootKeyArgs {
+    company: CompanyId,
+    description: Option<String>,
+}
+
+fn parse_args(args: &[String]) -> Result<RootKeyArgs, String> {
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    let ["root-key", "create", rest @ ..] = words.as_slice() else {
+        return Err("unknown command".into());
+    };
+    let (mut company, mut description) = (None, None);
+    let mut rest = rest.iter();
+    while let Some(flag) = rest.next() {
+        let value = rest.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        match *flag {
+            "--company" => company = Some(CompanyId::parse(value, "--company").map_err(|e| e.message)?),
+            "--description" => description = Some((*value).to_owned()),
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    Ok(RootKeyArgs { company: company.ok_or("--company is required")?, description })
+}
+
+pub async fn run(args: Vec<String>) -> ExitCode {
+    config::init_logging();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let parsed = match parse_args(&args) {
+        Ok(parsed) => parsed,
+        Err(problem) => {
+            eprintln!("apikeys: {problem}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let app = App::from_env().await;
+    if std::env::var("DYNAMODB_ENDPOINT").is_ok() {
+        if let Err(e) = ensure_table(app.store.client(), app.store.table()).await {
+            eprintln!("apikeys: cannot reach or create table {}: {e}", app.store.table());
+            return ExitCode::FAILURE;
+        }
+    }
+    match create_root_key(&app.store, parsed.company, parsed.description, app.clock.now()).await {
+        Ok(created) => {
+            println!("{}", serde_json::to_string_pretty(&created.body).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("apikeys: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `make run`: table, demo root key (for `DEMO_COMPANY`), then serve on `PORT` until Ctrl-C.
+pub async fn run_local_server() -> ExitCode {
+    config::init_logging();
+    let app = App::from_env().await;
+    if let Err(e) = ensure_table(app.store.client(), app.store.table()).await {
+        eprintln!("local server: cannot reach or create table {}: {e}", app.store.table());
+        return ExitCode::FAILURE;
+    }
+    let port = std::env::var("PORT").ok().and_then(|p| p.parse::<u16>().ok()).unwrap_or(3000);
+    let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("local server: cannot listen on 127.0.0.1:{port}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(company) = std::env::var("DEMO_COMPANY").ok().and_then(|c| CompanyId::parse(&c, "DEMO_COMPANY").ok()) {
+        match create_root_key(&app.store, company.clone(), Some("demo root key from make run".into()), app.clock.now()).await {
+            Ok(created) => {
+                let key = created.body.get("key").and_then(|k| k.as_str()).unwrap_or_default();
+                println!("\nA root key for company '{company}':\n\n  export ROOT_KEY={key}\n");
+                println!("Try it:\n\n  curl -s -X POST http://127.0.0.1:{port}/keys -H \"Authorization: Bearer $ROOT_KEY\" \\\n    -H 'content-type: application/json' -d '{{\"userId\":\"user-1\"}}'\n");
+            }
+            Err(e) => eprintln!("local server: could not create the demo root key: {e}"),
+        }
+    }
+    println!("Serving the API on http://127.0.0.1:{port} (Ctrl-C stops)");
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let store = app.store.clone();
+    let served = crate::http::local::serve(app, listener, shutdown).await;
+    store.settle().await;
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("local server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

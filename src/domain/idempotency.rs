@@ -1,0 +1,101 @@
+//! Idempotent creates. The first answer holds a plaintext secret, so the table keeps it only
+//! sealed with a key derived from the `Idempotency-Key` header, which the table never stores.
+
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::model::{CompanyId, IdempotencyKey, KeyId};
+use crate::store::IdempotencyRecord;
+
+/// How long a first answer is replayed, as Stripe does.
+pub const REPLAY_WINDOW: TimeDelta = TimeDelta::hours(24);
+const NONCE_LEN: usize = 12;
+
+/// A create request that carried an `Idempotency-Key`.
+pub struct IdempotentRequest {
+    lookup: String,
+    fingerprint: String,
+    seal_key: [u8; 32],
+}
+
+fn digest(parts: &[&str]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part.len().to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hasher.finalize().into()
+}
+
+impl IdempotentRequest {
+    /// `body` is compared as parsed JSON (keys sorted), so spacing and key order do not matter.
+    pub fn new(company: &CompanyId, header: &IdempotencyKey, custom_id: Option<&KeyId>, body: &Value) -> Self {
+        let header = header.as_str();
+        Self {
+            lookup: hex::encode(digest(&["lookup", company.as_str(), header])),
+            fingerprint: hex::encode(digest(&["request", custom_id.map_or("", KeyId::as_str), &body.to_string()])),
+            seal_key: digest(&["seal", company.as_str(), header]),
+        }
+    }
+
+    pub fn lookup(&self) -> &str {
+        &self.lookup
+    }
+
+    pub fn record(&self, answer: &Value, now: DateTime<Utc>) -> IdempotencyRecord {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::fill(&mut nonce);
+        let cipher = ChaCha20Poly1305::new(&Key::from(self.seal_key));
+        let sealed = cipher.encrypt(&Nonce::from(nonce), answer.to_string().as_bytes()).unwrap_or_default();
+        IdempotencyRecord {
+            lookup: self.lookup.clone(),
+            fingerprint: self.fingerprint.clone(),
+            sealed_response: [nonce.as_slice(), &sealed].concat(),
+            expires_at: now + REPLAY_WINDOW,
+        }
+    }
+
+    /// `Some(Ok(answer))` for a retry, `Some(Err(()))` for another request under the same header,
+    /// `None` when the record has lapsed.
+    pub fn replay(&self, record: &IdempotencyRecord, now: DateTime<Utc>) -> Option<Result<Value, ()>> {
+        if record.expires_at <= now {
+            return None;
+        }
+        if record.fingerprint != self.fingerprint || record.sealed_response.len() < NONCE_LEN {
+            return Some(Err(()));
+        }
+        let (nonce, sealed) = record.sealed_response.split_at(NONCE_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().ok()?;
+        let cipher = ChaCha20Poly1305::new(&Key::from(self.seal_key));
+        let plain = cipher.decrypt(&Nonce::from(nonce), sealed).ok()?;
+        serde_json::from_slice(&plain).ok().map(Ok)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn request(header: &str, body: Value) -> IdempotentRequest {
+        let company = CompanyId::parse("acme", "c").unwrap();
+        IdempotentRequest::new(&company, &IdempotencyKey::parse(header).unwrap(), None, &body)
+    }
+
+    #[test]
+    fn a_retry_gets_the_sealed_answer_back_and_the_record_hides_it() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let first = request("abc", json!({ "userId": "u" }));
+        let answer = json!({ "id": "k", "key": "sk_secret" });
+        let record = first.record(&answer, now);
+        assert!(!String::from_utf8_lossy(&record.sealed_response).contains("sk_secret"));
+        assert!(!record.lookup.contains("abc"));
+        let retry = request("abc", json!({ "userId": "u" }));
+        assert_eq!(retry.replay(&record, now), Some(Ok(answer)));
+        assert_eq!(request("abc", json!({ "userId": "v" })).replay(&record, now), Some(Err(())));
+        assert_eq!(retry.replay(&record, now + REPLAY_WINDOW), None);
+    }
+}

@@ -1,0 +1,365 @@
+//! The management operations: create, get, list, update, delete and roll.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::{Map, Value};
+
+use crate::model::{
+    Acl, ApiKey, AuditAction, AuditEvent, Change, CreateKeyInput, Cursor, FieldError, IdempotencyKey, KeyId, KeyStatus,
+    KeyType, PageRequest, PlaintextKey, PreviousSecret, Quota, QuotaUsage, RollInput, UpdateKeyInput,
+};
+use crate::store::{
+    IdempotencyReader, InsertOutcome, KeyChange, KeyCreator, KeyLister, KeyReader, KeyWriter, ListOutcome, ListQuery,
+    SaveOutcome,
+};
+
+use super::idempotency::IdempotentRequest;
+use super::{Caller, DomainError};
+
+/// Optimistic writes retry on a fresh read this many times before giving up with 409.
+const MAX_WRITE_ATTEMPTS: usize = 10;
+
+/// A create as the API received it. `body` is the request's JSON, kept to recognise a retry.
+pub struct NewKey {
+    pub id: Option<KeyId>,
+    pub input: CreateKeyInput,
+    pub idempotency: Option<(IdempotencyKey, Value)>,
+}
+
+/// The 201 answer of a create: the key as JSON, with its plaintext.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Created {
+    pub id: String,
+    pub body: Value,
+}
+
+pub async fn create_key(
+    store: &(impl KeyCreator + IdempotencyReader),
+    caller: &Caller,
+    now: DateTime<Utc>,
+    request: NewKey,
+) -> Result<Created, DomainError> {
+    let idempotent = request
+        .idempotency
+        .as_ref()
+        .map(|(header, body)| IdempotentRequest::new(&caller.company, header, request.id.as_ref(), body));
+    if let Some(earlier) = replay(store, idempotent.as_ref(), now).await? {
+        return Ok(earlier);
+    }
+    let (key, plaintext) = new_key(caller, request.id, request.input, now);
+    let body = to_json(key.view(now).with_plaintext(&plaintext))?;
+    let audit = audit(caller, &key, AuditAction::Created, without_volatile(body.clone()), now);
+    let record = idempotent.as_ref().map(|r| r.record(&body, now));
+    match store.insert_key(&key, &audit, record.as_ref()).await? {
+        InsertOutcome::Inserted => Ok(Created { id: key.id.to_string(), body }),
+        InsertOutcome::IdTaken => Err(DomainError::AlreadyExists(key.id.to_string())),
+        InsertOutcome::IdempotencyKeyTaken => replay(store, idempotent.as_ref(), now)
+            .await?
+            .ok_or_else(|| DomainError::Conflict("a request with this Idempotency-Key is still in progress".into())),
+    }
+}
+
+async fn replay(
+    store: &impl IdempotencyReader,
+    request: Option<&IdempotentRequest>,
+    now: DateTime<Utc>,
+) -> Result<Option<Created>, DomainError> {
+    let Some(request) = request else { return Ok(None) };
+    let Some(record) = store.find_idempotency(request.lookup()).await? else { return Ok(None) };
+    match request.replay(&record, now) {
+        None => Ok(None),
+        Some(Err(())) => Err(DomainError::IdempotencyMismatch),
+        Some(Ok(body)) => {
+            let id = body.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+            Ok(Some(Created { id, body }))
+        }
+    }
+}
+
+fn new_key(caller: &Caller, id: Option<KeyId>, input: CreateKeyInput, now: DateTime<Utc>) -> (ApiKey, PlaintextKey) {
+    let plaintext = PlaintextKey::generate(input.key_type);
+    let key = ApiKey {
+        id: id.unwrap_or_else(KeyId::generate),
+        company_id: caller.company.clone(),
+        user_id: input.user_id,
+        description: input.description,
+        key_type: input.key_type,
+        key_prefix: plaintext.visible_prefix().to_owned(),
+        secret_hash: plaintext.hash(),
+        publishable_key: (input.key_type == KeyType::Publishable).then(|| plaintext.clone()),
+        previous_secret: None,
+        whitelisted_ips: input.whitelisted_ips,
+        acl: input.acl,
+        expires_at: input.expires_at,
+        rate_limit: input.rate_limit,
+        quota: input.quota.map(|q| Quota { max: q.max, renewal_seconds: q.renewal_seconds, started_at: now }),
+        tags: input.tags,
+        metadata: input.metadata,
+        status: KeyStatus::Active,
+        created_at: now,
+        updated_at: now,
+        deleted_at: None,
+        last_used_at: None,
+        quota_usage: QuotaUsage::default(),
+        version: 1,
+    };
+    (key, plaintext)
+}
+
+/// The operator's way to make a company's first root key: a key whose ACL grants `keys:*`.
+pub async fn create_root_key(
+    store: &(impl KeyCreator + IdempotencyReader),
+    company: crate::model::CompanyId,
+    description: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<Created, DomainError> {
+    let input = CreateKeyInput { user_id: "root".into(), description, acl: Some(Acl::root()), ..Default::default() };
+    create_key(store, &Caller::operator(company), now, NewKey { id: None, input, idempotency: None }).await
+}
+
+pub async fn get_key(store: &impl KeyReader, caller: &Caller, id: &KeyId) -> Result<ApiKey, DomainError> {
+    store.get_key(&caller.company, id).await?.ok_or(DomainError::NotFound)
+}
+
+/// A page of keys with the cursors of its neighbours.
+#[derive(Debug)]
+pub struct KeyPage {
+    pub total: u64,
+    pub items: Vec<ApiKey>,
+    pub next: Option<Cursor>,
+    /// An offset page's previous page is another offset (`Err(offset)`), else a cursor.
+    pub previous: Option<Result<Cursor, u32>>,
+}
+
+pub async fn list_keys(store: &impl KeyLister, caller: &Caller, page: &PageRequest) -> Result<KeyPage, DomainError> {
+    let (start, newest_first) = match &page.cursor {
+        Cursor::Newest => (None, true),
+        Cursor::After(id) => (Some(id), true),
+        Cursor::Before(id) => (Some(id), false),
+    };
+    let query = ListQuery { company: &caller.company, status: page.status, start, newest_first, skip: page.offset, take: page.limit + 1 };
+    let listed = match store.list_keys(query).await? {
+        ListOutcome::Listed(listed) => listed,
+        ListOutcome::UnknownStart => {
+            let parameter = page.cursor.parameter();
+            return Err(FieldError::invalid(parameter, format!("{parameter} is not a key of this company")).into());
+        }
+    };
+    let mut items = listed.items;
+    let more = items.len() > page.limit as usize;
+    items.truncate(page.limit as usize);
+    if !newest_first {
+        items.reverse();
+    }
+    let newest = items.first().map(|k| k.id.clone());
+    let oldest = items.last().map(|k| k.id.clone());
+    let (next, previous) = match &page.cursor {
+        Cursor::Newest => (
+            oldest.filter(|_| more).map(Cursor::After),
+            (page.offset > 0).then(|| Err(page.offset.saturating_sub(page.limit))),
+        ),
+        Cursor::After(start) => (
+            oldest.filter(|_| more).map(Cursor::After),
+            Some(Ok(Cursor::Before(newest.unwrap_or_else(|| start.clone())))),
+        ),
+        Cursor::Before(start) => (
+            Some(Cursor::After(oldest.unwrap_or_else(|| start.clone()))),
+            newest.filter(|_| more).map(|id| Ok(Cursor::Before(id))),
+        ),
+    };
+    Ok(KeyPage { total: listed.total, items, next, previous })
+}
+
+/// Applies a PATCH. Without `If-Match`, a concurrent change is merged by reapplying on the
+/// fresh key; with it, a stale version is refused.
+pub async fn update_key(
+    store: &(impl KeyReader + KeyWriter),
+    caller: &Caller,
+    now: DateTime<Utc>,
+    id: &KeyId,
+    input: &UpdateKeyInput,
+    if_match: Option<u64>,
+) -> Result<ApiKey, DomainError> {
+    write_with_retry(store, caller, id, |before| {
+        if if_match.is_some_and(|v| v != before.version) {
+            return Err(DomainError::StaleVersion);
+        }
+        if before.is_deleted() {
+            return Err(DomainError::Conflict("a deleted key cannot be changed or re-activated".into()));
+        }
+        if input.is_empty() {
+            return Ok(None);
+        }
+        let (after, reset_quota_usage) = apply_update(before, input, now);
+        let action = if input.status.is_set() && after.status != before.status && only_status(input) {
+            AuditAction::StatusChanged
+        } else {
+            AuditAction::Updated
+        };
+        Ok(Some(Planned { after, action, extra: Map::new(), reset_quota_usage }))
+    }, now, if_match.is_some())
+    .await
+}
+
+fn only_status(input: &UpdateKeyInput) -> bool {
+    UpdateKeyInput { status: Change::Keep, ..input.clone() }.is_empty()
+}
+
+fn apply_update(before: &ApiKey, input: &UpdateKeyInput, now: DateTime<Utc>) -> (ApiKey, bool) {
+    fn set<T: Clone>(field: &mut T, change: &Change<T>) {
+        if let Change::Set(value) = change {
+            *field = value.clone();
+        }
+    }
+    let mut after = before.clone();
+    set(&mut after.description, &input.description);
+    set(&mut after.whitelisted_ips, &input.whitelisted_ips);
+    set(&mut after.acl, &input.acl);
+    set(&mut after.expires_at, &input.expires_at);
+    set(&mut after.rate_limit, &input.rate_limit);
+    set(&mut after.tags, &input.tags);
+    set(&mut after.metadata, &input.metadata);
+    set(&mut after.status, &input.status);
+    let mut reset_quota_usage = false;
+    if let Change::Set(quota) = &input.quota {
+        after.quota = quota.map(|q| match before.quota {
+            // Same renewal: uses so far still count, so a lower max lowers what remains.
+            Some(old) if old.renewal_seconds == q.renewal_seconds => Quota { max: q.max, ..old },
+            _ => {
+                reset_quota_usage = true;
+                Quota { max: q.max, renewal_seconds: q.renewal_seconds, started_at: now }
+            }
+        });
+        if after.quota.is_none() {
+            reset_quota_usage = true;
+        }
+        if reset_quota_usage {
+            after.quota_usage = QuotaUsage::default();
+        }
+    }
+    (after, reset_quota_usage)
+}
+
+/// Soft delete: the key turns inactive for good and stops verifying, old secrets included.
+/// Deleting a deleted key succeeds again.
+pub async fn delete_key(
+    store: &(impl KeyReader + KeyWriter),
+    caller: &Caller,
+    now: DateTime<Utc>,
+    id: &KeyId,
+) -> Result<(), DomainError> {
+    write_with_retry(store, caller, id, |before| {
+        if before.is_deleted() {
+            return Ok(None);
+        }
+        let mut after = before.clone();
+        after.status = KeyStatus::Inactive;
+        after.deleted_at = Some(now);
+        after.previous_secret = None;
+        Ok(Some(Planned { after, action: AuditAction::Deleted, extra: Map::new(), reset_quota_usage: false }))
+    }, now, false)
+    .await
+    .map(|_| ())
+}
+
+/// A new secret for the same key; the old one keeps verifying for the grace period, never past
+/// the key's own expiry. Only one old secret is kept: rolling again ends the previous grace.
+pub async fn roll_key(
+    store: &(impl KeyReader + KeyWriter),
+    caller: &Caller,
+    now: DateTime<Utc>,
+    id: &KeyId,
+    input: RollInput,
+) -> Result<(ApiKey, PlaintextKey), DomainError> {
+    let mut issued = None;
+    let key = write_with_retry(store, caller, id, |before| {
+        if before.is_deleted() {
+            return Err(DomainError::Conflict("a deleted key cannot be rolled".into()));
+        }
+        let plaintext = PlaintextKey::generate(before.key_type);
+        let mut after = before.clone();
+        after.secret_hash = plaintext.hash();
+        after.key_prefix = plaintext.visible_prefix().to_owned();
+        after.publishable_key = (before.key_type == KeyType::Publishable).then(|| plaintext.clone());
+        let grace_end = now + TimeDelta::seconds(input.grace_period_seconds as i64);
+        let valid_until = before.expires_at.map_or(grace_end, |expiry| expiry.min(grace_end));
+        after.previous_secret =
+            (valid_until > now).then(|| PreviousSecret { hash: before.secret_hash.clone(), valid_until });
+        let mut extra = Map::new();
+        extra.insert("gracePeriodSeconds".into(), input.grace_period_seconds.into());
+        extra.insert("previousSecretValidUntil".into(), after.previous_secret.as_ref().map(|p| p.valid_until.to_rfc3339()).into());
+        issued = Some(plaintext);
+        Ok(Some(Planned { after, action: AuditAction::Rolled, extra, reset_quota_usage: false }))
+    }, now, false)
+    .await?;
+    let plaintext = issued.ok_or_else(|| DomainError::Internal("roll produced no key".into()))?;
+    Ok((key, plaintext))
+}
+
+/// A write planned from the key as read: the new state and what to record of it.
+struct Planned {
+    after: ApiKey,
+    action: AuditAction,
+    extra: Map<String, Value>,
+    reset_quota_usage: bool,
+}
+
+/// Read, plan, write only if the key did not change meanwhile; on a conflict, read and plan
+/// again, unless the caller pinned a version (then the conflict is theirs to resolve).
+async fn write_with_retry(
+    store: &(impl KeyReader + KeyWriter),
+    caller: &Caller,
+    id: &KeyId,
+    mut plan: impl FnMut(&ApiKey) -> Result<Option<Planned>, DomainError>,
+    now: DateTime<Utc>,
+    pinned_version: bool,
+) -> Result<ApiKey, DomainError> {
+    for _ in 0..MAX_WRITE_ATTEMPTS {
+        let before = store.get_key(&caller.company, id).await?.ok_or(DomainError::NotFound)?;
+        let Some(Planned { mut after, action, extra, reset_quota_usage }) = plan(&before)? else {
+            return Ok(before);
+        };
+        after.updated_at = now;
+        after.version = before.version + 1;
+        let mut changes = changed_fields(&before, &after, now)?;
+        changes.extend(extra);
+        let audit = audit(caller, &after, action, changes, now);
+        match store.save_change(KeyChange { before: &before, after: &after, audit: &audit, reset_quota_usage }).await? {
+            SaveOutcome::Saved => return Ok(after),
+            SaveOutcome::VersionConflict if pinned_version => return Err(DomainError::StaleVersion),
+            SaveOutcome::VersionConflict => continue,
+        }
+    }
+    Err(DomainError::Conflict("the key kept changing concurrently; try again".into()))
+}
+
+fn to_json(value: impl serde::Serialize) -> Result<Value, DomainError> {
+    serde_json::to_value(value).map_err(|e| DomainError::Internal(e.to_string()))
+}
+
+/// Fields that change by themselves or hold secrets are not changes worth recording.
+fn without_volatile(view: Value) -> Map<String, Value> {
+    let Value::Object(mut map) = view else { return Map::new() };
+    for field in ["key", "updatedAt", "lastUsedAt", "createdAt", "companyId", "id"] {
+        map.remove(field);
+    }
+    map
+}
+
+/// The fields whose shown value differs between two versions, with their new values.
+fn changed_fields(before: &ApiKey, after: &ApiKey, now: DateTime<Utc>) -> Result<Map<String, Value>, DomainError> {
+    let old = without_volatile(to_json(before.view(now))?);
+    let new = without_volatile(to_json(after.view(now))?);
+    Ok(new.into_iter().filter(|(field, value)| old.get(field) != Some(value)).collect())
+}
+
+fn audit(caller: &Caller, key: &ApiKey, action: AuditAction, changes: Map<String, Value>, now: DateTime<Utc>) -> AuditEvent {
+    AuditEvent {
+        id: KeyId::generate(),
+        company_id: key.company_id.clone(),
+        key_id: key.id.clone(),
+        action,
+        actor: caller.actor.clone(),
+        at: now,
+        changes,
+    }
+}

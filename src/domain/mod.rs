@@ -1,0 +1,12 @@
+//! What each operation does, in terms of the model and the store traits: no HTTP, no DynamoDB.
+
+mod caller;
+mod clock;
+mod error;
+pub mod idempotency;
+pub mod keys;
+pub mod verify;
+
+pub use caller::{Caller, Need};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::DomainError;

@@ -1,0 +1,156 @@
+//! Verification, shared by `POST /keys/verify` and the authorizer. Checks run in a fixed order,
+//! cheapest first, and the first that fails is the answer:
+//! format → secret known → same company → old secret still in grace → status → expiry → IP →
+//! permissions and scope → rate limit → quota.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+
+use crate::model::{ApiKey, CompanyId, KeyStatus, PlaintextKey, Scope};
+use crate::store::{SecretLookup, UsageOutcome, UsageRecorder, UsageRequest};
+
+use super::DomainError;
+
+/// `lastUsedAt` is written at most this often per key.
+pub const LAST_USED_GRANULARITY: TimeDelta = TimeDelta::minutes(1);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum VerifyCode {
+    Valid,
+    NotFound,
+    Inactive,
+    Expired,
+    IpNotAllowed,
+    Forbidden,
+    RateLimited,
+    QuotaExceeded,
+}
+
+/// What the caller asks of the key.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VerifyRequest<'a> {
+    pub key: &'a str,
+    /// The company whose keys may answer; `None` for the authorizer, which finds the company.
+    pub company: Option<&'a CompanyId>,
+    pub ip: Option<IpAddr>,
+    pub permissions: &'a [String],
+    pub scope: Option<&'a Scope>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateState {
+    pub limit: u64,
+    pub remaining: u64,
+    pub reset_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    pub code: VerifyCode,
+    /// The key that answered, for every code but `NotFound`.
+    pub key: Option<ApiKey>,
+    pub rate: Option<RateState>,
+    pub quota_remaining: Option<u64>,
+}
+
+impl Verdict {
+    fn of(code: VerifyCode, key: Option<ApiKey>) -> Self {
+        Self { code, key, rate: None, quota_remaining: None }
+    }
+
+    pub fn is_valid(&self) -> bool {
+        self.code == VerifyCode::Valid
+    }
+}
+
+pub async fn verify(
+    store: &(impl SecretLookup + UsageRecorder),
+    now: DateTime<Utc>,
+    request: VerifyRequest<'_>,
+) -> Result<Verdict, DomainError> {
+    let Some((_, plaintext)) = PlaintextKey::parse(request.key) else {
+        return Ok(Verdict::of(VerifyCode::NotFound, None));
+    };
+    let hash = plaintext.hash();
+    let Some(record) = store.find_secret(&hash).await? else {
+        return Ok(Verdict::of(VerifyCode::NotFound, None));
+    };
+    let key = record.key;
+    if request.company.is_some_and(|c| *c != key.company_id) || !secret_still_valid(&key, &record.hash, &hash, now) {
+        return Ok(Verdict::of(VerifyCode::NotFound, None));
+    }
+    if let Some(code) = static_refusal(&key, &request, now) {
+        return Ok(Verdict::of(code, Some(key)));
+    }
+    let usage = UsageRequest {
+        key: &key,
+        now,
+        rate: key.rate_limit.map(|r| (r, r.window_at(now))),
+        quota: key.quota.map(|q| (q, q.period_at(now))),
+    };
+    let rate_state = |used: u64| {
+        usage.rate.map(|(r, w)| RateState { limit: r.limit, remaining: r.limit.saturating_sub(used), reset_at: w.ends_at })
+    };
+    let outcome = if usage.rate.is_some() || usage.quota.is_some() {
+        store.consume(usage).await?
+    } else {
+        UsageOutcome::Admitted { rate_used: None, quota_used: None }
+    };
+    let verdict = match outcome {
+        UsageOutcome::RateLimited => Verdict { rate: rate_state(u64::MAX), ..Verdict::of(VerifyCode::RateLimited, None) },
+        UsageOutcome::QuotaExceeded => Verdict { quota_remaining: Some(0), ..Verdict::of(VerifyCode::QuotaExceeded, None) },
+        UsageOutcome::Admitted { rate_used, quota_used } => {
+            // A quota write already set lastUsedAt; otherwise refresh it off the answer's path.
+            let stale = key.last_used_at.is_none_or(|at| now - at >= LAST_USED_GRANULARITY);
+            if quota_used.is_none() && stale {
+                store.touch_last_used(&key, now);
+            }
+            Verdict {
+                rate: rate_used.and_then(rate_state),
+                quota_remaining: usage.quota.zip(quota_used).map(|((q, _), used)| q.max.saturating_sub(used)),
+                ..Verdict::of(VerifyCode::Valid, None)
+            }
+        }
+    };
+    Ok(Verdict { key: Some(key), ..verdict })
+}
+
+/// A lookup item is found by hash; the key says whether that hash is its current secret or an
+/// old one still in its grace period.
+fn secret_still_valid(key: &ApiKey, stored: &crate::model::SecretHash, presented: &crate::model::SecretHash, now: DateTime<Utc>) -> bool {
+    if !stored.matches(presented) {
+        return false;
+    }
+    if key.secret_hash.matches(presented) {
+        return true;
+    }
+    key.previous_secret.as_ref().is_some_and(|old| old.hash.matches(presented) && now < old.valid_until)
+}
+
+/// The checks that need nothing but the key and the request.
+fn static_refusal(key: &ApiKey, request: &VerifyRequest<'_>, now: DateTime<Utc>) -> Option<VerifyCode> {
+    if key.status != KeyStatus::Active || key.is_deleted() {
+        return Some(VerifyCode::Inactive);
+    }
+    if key.expires_at.is_some_and(|at| at <= now) {
+        return Some(VerifyCode::Expired);
+    }
+    if let Some(allowlist) = &key.whitelisted_ips {
+        if !request.ip.is_some_and(|ip| allowlist.allows(ip)) {
+            return Some(VerifyCode::IpNotAllowed);
+        }
+    }
+    let default_scope = Scope::default();
+    let scope = request.scope.unwrap_or(&default_scope);
+    let asks_anything = !request.permissions.is_empty() || *scope != default_scope;
+    let allowed = match &key.acl {
+        Some(acl) => acl.allows(request.permissions, scope),
+        // No ACL: no permissions to grant, and no scope to restrict.
+        None => request.permissions.is_empty(),
+    };
+    (asks_anything && !allowed).then_some(VerifyCode::Forbidden)
+}

@@ -1,0 +1,130 @@
+//! The one table of routes: method, path, Lambda function and permission of every endpoint.
+//! The local server mounts it; template.yaml and openapi.yaml are checked against it.
+
+use lambda_http::http::Method;
+
+use crate::domain::Need;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    CreateKey,
+    CreateCustomKey,
+    ListKeys,
+    GetKey,
+    UpdateKey,
+    DeleteKey,
+    RollKey,
+    VerifyKey,
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub endpoint: Endpoint,
+    pub method: Method,
+    /// As API Gateway writes it: `{name}` is a path parameter.
+    pub path: &'static str,
+    /// The binary in src/bin and the function's `Binary` in template.yaml.
+    pub function: &'static str,
+    pub need: Need,
+}
+
+pub const ROUTES: [Route; 8] = [
+    Route { endpoint: Endpoint::CreateKey, method: Method::POST, path: "/keys", function: "create_key", need: Need::Write },
+    Route { endpoint: Endpoint::ListKeys, method: Method::GET, path: "/keys", function: "list_keys", need: Need::Read },
+    Route { endpoint: Endpoint::VerifyKey, method: Method::POST, path: "/keys/verify", function: "verify_key", need: Need::Verify },
+    Route { endpoint: Endpoint::CreateCustomKey, method: Method::POST, path: "/keys/{keyId}", function: "create_custom_key", need: Need::Write },
+    Route { endpoint: Endpoint::GetKey, method: Method::GET, path: "/keys/{keyId}", function: "get_key", need: Need::Read },
+    Route { endpoint: Endpoint::UpdateKey, method: Method::PATCH, path: "/keys/{keyId}", function: "update_key", need: Need::Write },
+    Route { endpoint: Endpoint::DeleteKey, method: Method::DELETE, path: "/keys/{keyId}", function: "delete_key", need: Need::Write },
+    Route { endpoint: Endpoint::RollKey, method: Method::POST, path: "/keys/{keyId}/roll", function: "roll_key", need: Need::Write },
+];
+
+/// The function name of the authorizer, which has no route of its own.
+pub const AUTHORIZER_FUNCTION: &str = "authorizer";
+
+impl Endpoint {
+    pub fn route(self) -> &'static Route {
+        ROUTES.iter().find(|r| r.endpoint == self).expect("every endpoint has a route")
+    }
+}
+
+#[derive(Debug)]
+pub enum RouteMatch {
+    Found(&'static Route, Vec<(String, String)>),
+    /// The path exists with other methods: these.
+    MethodNotAllowed(Vec<Method>),
+    NotFound,
+}
+
+/// Matches as API Gateway does: a literal segment beats a parameter (`/keys/verify` over
+/// `/keys/{keyId}`).
+pub fn match_route(method: &Method, path: &str) -> RouteMatch {
+    let path = path.trim_end_matches('/');
+    let mut candidates: Vec<(&'static Route, Vec<(String, String)>)> =
+        ROUTES.iter().filter_map(|route| bind(route.path, path).map(|params| (route, params))).collect();
+    let fewest_params = candidates.iter().filter(|(r, _)| r.method == *method).map(|(_, p)| p.len()).min();
+    if let Some(fewest) = fewest_params {
+        candidates.retain(|(r, p)| r.method == *method && p.len() == fewest);
+        let (route, params) = candidates.swap_remove(0);
+        return RouteMatch::Found(route, params);
+    }
+    if candidates.is_empty() {
+        return RouteMatch::NotFound;
+    }
+    let mut allowed: Vec<Method> = candidates.into_iter().map(|(r, _)| r.method.clone()).collect();
+    allowed.dedup();
+    RouteMatch::MethodNotAllowed(allowed)
+}
+
+fn bind(template: &str, path: &str) -> Option<Vec<(String, String)>> {
+    let (template, path): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+    if template.len() != path.len() {
+        return None;
+    }
+    let mut params = Vec::new();
+    for (t, p) in template.iter().zip(&path) {
+        match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+            Some(name) if !p.is_empty() => params.push((name.to_owned(), (*p).to_owned())),
+            Some(_) => return None,
+            None if t == p => {}
+            None => return None,
+        }
+    }
+    Some(params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(method: Method, path: &str) -> (Endpoint, Vec<(String, String)>) {
+        match match_route(&method, path) {
+            RouteMatch::Found(route, params) => (route.endpoint, params),
+            other => panic!("{method} {path}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn literal_routes_win_over_parameters() {
+        assert_eq!(found(Method::POST, "/keys/verify").0, Endpoint::VerifyKey);
+        assert_eq!(found(Method::POST, "/keys/abc"), (Endpoint::CreateCustomKey, vec![("keyId".into(), "abc".into())]));
+        assert_eq!(found(Method::GET, "/keys/verify").0, Endpoint::GetKey);
+        assert_eq!(found(Method::POST, "/keys/abc/roll").0, Endpoint::RollKey);
+        assert_eq!(found(Method::GET, "/keys/").0, Endpoint::ListKeys);
+    }
+
+    #[test]
+    fn other_methods_and_paths() {
+        assert!(matches!(match_route(&Method::PUT, "/keys/abc"), RouteMatch::MethodNotAllowed(m) if m.len() == 4));
+        assert!(matches!(match_route(&Method::GET, "/nope"), RouteMatch::NotFound));
+        assert!(matches!(match_route(&Method::GET, "/keys/a/b"), RouteMatch::NotFound));
+    }
+
+    #[test]
+    fn every_endpoint_has_one_route_and_a_distinct_function() {
+        let mut functions: Vec<&str> = ROUTES.iter().map(|r| r.function).collect();
+        functions.sort();
+        functions.dedup();
+        assert_eq!(functions.len(), ROUTES.len());
+    }
+}

@@ -1,0 +1,124 @@
+//! Identifiers. They end up in item keys, paths and URLs, so all share one safe alphabet and length.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::FieldError;
+
+const MAX_ID_LEN: usize = 64;
+
+fn is_safe_id(s: &str) -> bool {
+    (1..=MAX_ID_LEN).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+macro_rules! safe_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+    };
+}
+
+safe_id!(
+    /// The company that owns keys; taken only from the authorizer's context or the operator CLI.
+    CompanyId
+);
+safe_id!(
+    /// A key's id, unique within its company: a UUID v7 or a custom id.
+    KeyId
+);
+
+impl CompanyId {
+    pub fn parse(raw: &str, field: &str) -> Result<Self, FieldError> {
+        if is_safe_id(raw) {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(FieldError::invalid(field, "must be 1 to 64 characters of A-Z, a-z, 0-9, _ or -"))
+        }
+    }
+}
+
+impl TryFrom<String> for CompanyId {
+    type Error = FieldError;
+    fn try_from(s: String) -> Result<Self, FieldError> {
+        Self::parse(&s, "companyId")
+    }
+}
+
+/// Words that are routes of their own under /keys/, so they can never name a key.
+const RESERVED_KEY_IDS: &[&str] = &["verify"];
+
+impl KeyId {
+    /// Time-ordered, so ids sort roughly by creation and index writes spread.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::now_v7().to_string())
+    }
+
+    /// A custom id chosen by the caller (or an id from a path or cursor).
+    pub fn parse(raw: &str, field: &str) -> Result<Self, FieldError> {
+        if !is_safe_id(raw) {
+            return Err(FieldError::invalid(field, "must be 1 to 64 characters of A-Z, a-z, 0-9, _ or -"));
+        }
+        if RESERVED_KEY_IDS.contains(&raw) {
+            return Err(FieldError::invalid(field, format!("'{raw}' is reserved")));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+}
+
+impl TryFrom<String> for KeyId {
+    type Error = FieldError;
+    fn try_from(s: String) -> Result<Self, FieldError> {
+        Self::parse(&s, "id")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_accept_the_documented_alphabet_only() {
+        assert!(KeyId::parse("Abc_09-z", "id").is_ok());
+        assert!(KeyId::parse(&"a".repeat(64), "id").is_ok());
+        for bad in ["", "a b", "a/b", "a#b", "ключ", &"a".repeat(65)] {
+            let err = KeyId::parse(bad, "keyId").unwrap_err();
+            assert_eq!(err.field, "keyId");
+        }
+    }
+
+    #[test]
+    fn verify_is_reserved_as_a_key_id() {
+        assert!(KeyId::parse("verify", "keyId").is_err());
+        assert!(CompanyId::parse("verify", "companyId").is_ok());
+    }
+
+    #[test]
+    fn generated_ids_are_time_ordered_uuids() {
+        let a = KeyId::generate();
+        let b = KeyId::generate();
+        assert_eq!(a.as_str().len(), 36);
+        assert!(a < b);
+    }
+}

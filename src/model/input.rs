@@ -1,0 +1,465 @@
+//! Request bodies turned into typed values. Every rule about a body field lives here, so the
+//! domain never sees a raw string it must check again.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use super::limits::MAX_WINDOW_SECONDS;
+use super::{Acl, AclEntry, FieldError, IpAllowlist, KeyStatus, KeyType, Permission, RateLimit, Scope};
+
+pub const MAX_DESCRIPTION_CHARS: usize = 255;
+pub const MAX_USER_ID_CHARS: usize = 255;
+pub const MAX_TAGS: usize = 50;
+pub const MAX_TAG_CHARS: usize = 128;
+pub const MAX_METADATA_BYTES: usize = 4096;
+pub const MAX_GRACE_PERIOD_SECONDS: u64 = 86_400;
+
+/// Fields the server sets; naming one in a body is a 400 that says so.
+const SERVER_SET: &[&str] = &[
+    "id", "companyId", "key", "keyPrefix", "createdAt", "updatedAt", "deletedAt", "lastUsedAt",
+];
+
+/// A JSON object body, consumed field by field so each error names its field.
+pub struct JsonFields(Map<String, Value>);
+
+impl JsonFields {
+    pub fn new(body: Value) -> Result<Self, FieldError> {
+        match body {
+            Value::Object(map) => Ok(Self(map)),
+            _ => Err(FieldError::invalid("body", "the body must be a JSON object")),
+        }
+    }
+
+    /// Rejects server-set and unknown fields before any field is read.
+    fn only(self, allowed: &[&str], read_only: &[&str]) -> Result<Self, FieldError> {
+        if let Some(name) = self.0.keys().find(|k| read_only.contains(&k.as_str())) {
+            return Err(FieldError::read_only(name.as_str()));
+        }
+        if let Some(name) = self.0.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(FieldError::unknown(name.as_str()));
+        }
+        Ok(self)
+    }
+
+    /// Absent and `null` both give `None`.
+    fn optional<T: DeserializeOwned>(&mut self, name: &str, expected: &str) -> Result<Option<T>, FieldError> {
+        match self.0.remove(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => decode(value, name, expected).map(Some),
+        }
+    }
+
+    fn required<T: DeserializeOwned>(&mut self, name: &str, expected: &str) -> Result<T, FieldError> {
+        self.optional(name, expected)?.ok_or_else(|| FieldError::missing(name))
+    }
+
+    /// For PATCH: absent keeps, `null` clears, a value sets.
+    fn change<T: DeserializeOwned>(&mut self, name: &str, expected: &str) -> Result<Change<Option<T>>, FieldError> {
+        match self.0.remove(name) {
+            None => Ok(Change::Keep),
+            Some(Value::Null) => Ok(Change::Set(None)),
+            Some(value) => decode(value, name, expected).map(|v| Change::Set(Some(v))),
+        }
+    }
+}
+
+fn decode<T: DeserializeOwned>(value: Value, name: &str, expected: &str) -> Result<T, FieldError> {
+    serde_json::from_value(value).map_err(|_| FieldError::invalid(name, format!("{name} must be {expected}")))
+}
+
+/// A PATCH field: left as it is, or set (to a value or to null).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Change<T> {
+    #[default]
+    Keep,
+    Set(T),
+}
+
+impl<T> Change<T> {
+    fn try_map<U>(self, f: impl FnOnce(T) -> Result<U, FieldError>) -> Result<Change<U>, FieldError> {
+        match self {
+            Change::Keep => Ok(Change::Keep),
+            Change::Set(v) => f(v).map(Change::Set),
+        }
+    }
+
+    pub fn is_set(&self) -> bool {
+        matches!(self, Change::Set(_))
+    }
+}
+
+/// Quota settings as a caller gives them; `remaining` and `renewsAt` are the server's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaInput {
+    pub max: u64,
+    pub renewal_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CreateKeyInput {
+    pub user_id: String,
+    pub description: Option<String>,
+    pub key_type: KeyType,
+    pub whitelisted_ips: Option<IpAllowlist>,
+    pub acl: Option<Acl>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub rate_limit: Option<RateLimit>,
+    pub quota: Option<QuotaInput>,
+    pub tags: Vec<String>,
+    pub metadata: Map<String, Value>,
+}
+
+impl CreateKeyInput {
+    const FIELDS: &[&str] = &[
+        "userId", "description", "type", "whitelistedIPs", "acl", "expiresAt", "rateLimit", "quota", "tags", "metadata",
+    ];
+
+    pub fn parse(body: Value, now: DateTime<Utc>) -> Result<Self, FieldError> {
+        let mut f = JsonFields::new(body)?.only(Self::FIELDS, SERVER_SET)?;
+        let user_id: String = f.required("userId", "a string")?;
+        Ok(Self {
+            user_id: bounded_text(user_id, "userId", MAX_USER_ID_CHARS, false)?,
+            description: f.optional("description", "a string")?.map(|d| description(d)).transpose()?,
+            key_type: f.optional("type", "\"secret\" or \"publishable\"")?.unwrap_or_default(),
+            whitelisted_ips: f.optional("whitelistedIPs", "an array of strings")?.map(|l| ip_list(l)).transpose()?.flatten(),
+            acl: f.optional("acl", "an array of ACL entries")?.map(acl).transpose()?,
+            expires_at: f.optional("expiresAt", "an RFC 3339 date-time")?.map(|t| future(t, now)).transpose()?,
+            rate_limit: f.optional("rateLimit", "an object {limit, periodSeconds}")?.map(rate_limit).transpose()?,
+            quota: f.optional("quota", "an object {max, renewalSeconds}")?.map(quota).transpose()?,
+            tags: f.optional("tags", "an array of strings")?.map(tags).transpose()?.unwrap_or_default(),
+            metadata: f.optional("metadata", "a JSON object")?.map(metadata).transpose()?.unwrap_or_default(),
+        })
+    }
+}
+
+/// A PATCH body: only the fields it names change.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UpdateKeyInput {
+    pub description: Change<Option<String>>,
+    pub whitelisted_ips: Change<Option<IpAllowlist>>,
+    pub acl: Change<Option<Acl>>,
+    pub expires_at: Change<Option<DateTime<Utc>>>,
+    pub rate_limit: Change<Option<RateLimit>>,
+    pub quota: Change<Option<QuotaInput>>,
+    pub tags: Change<Vec<String>>,
+    pub metadata: Change<Map<String, Value>>,
+    pub status: Change<KeyStatus>,
+}
+
+impl UpdateKeyInput {
+    const FIELDS: &[&str] = &[
+        "description", "whitelistedIPs", "acl", "expiresAt", "rateLimit", "quota", "tags", "metadata", "status",
+    ];
+    /// Fixed at creation: changing who owns a key or what kind it is means a new key.
+    const FIXED: &[&str] = &[
+        "id", "companyId", "key", "keyPrefix", "createdAt", "updatedAt", "deletedAt", "lastUsedAt", "userId", "type",
+    ];
+
+    pub fn parse(body: Value, now: DateTime<Utc>) -> Result<Self, FieldError> {
+        let mut f = JsonFields::new(body)?.only(Self::FIELDS, Self::FIXED)?;
+        let not_null = |name: &str| FieldError::invalid(name, format!("{name} cannot be null"));
+        Ok(Self {
+            description: f.change("description", "a string")?.try_map(|d: Option<String>| d.map(description).transpose())?,
+            whitelisted_ips: f
+                .change("whitelistedIPs", "an array of strings")?
+                .try_map(|l: Option<Vec<String>>| Ok(l.map(ip_list).transpose()?.flatten()))?,
+            acl: f.change("acl", "an array of ACL entries")?.try_map(|a: Option<Vec<Value>>| a.map(acl).transpose())?,
+            expires_at: f
+                .change("expiresAt", "an RFC 3339 date-time")?
+                .try_map(|t: Option<DateTime<Utc>>| t.map(|t| future(t, now)).transpose())?,
+            rate_limit: f
+                .change("rateLimit", "an object {limit, periodSeconds}")?
+                .try_map(|r: Option<Value>| r.map(rate_limit).transpose())?,
+            quota: f.change("quota", "an object {max, renewalSeconds}")?.try_map(|q: Option<Value>| q.map(quota).transpose())?,
+            tags: f.change("tags", "an array of strings")?.try_map(|t| tags(t.ok_or_else(|| not_null("tags"))?))?,
+            metadata: f
+                .change("metadata", "a JSON object")?
+                .try_map(|m| metadata(m.ok_or_else(|| not_null("metadata"))?))?,
+            status: f
+                .change("status", "\"active\" or \"inactive\"")?
+                .try_map(|s: Option<KeyStatus>| s.ok_or_else(|| not_null("status")))?,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// The `Idempotency-Key` header: 1 to 255 visible ASCII characters, as Stripe accepts.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        if raw.is_empty() || raw.len() > 255 || !raw.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(FieldError::invalid("Idempotency-Key", "Idempotency-Key must be 1 to 255 visible ASCII characters"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// It may be guessable, and it unseals a stored answer that holds a secret: never print it.
+impl std::fmt::Debug for IdempotencyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdempotencyKey(…)")
+    }
+}
+
+/// The body of `POST /keys/{keyId}/roll`; an empty body means no grace period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RollInput {
+    pub grace_period_seconds: u64,
+}
+
+impl RollInput {
+    pub fn parse(body: Option<Value>) -> Result<Self, FieldError> {
+        let Some(body) = body else { return Ok(Self::default()) };
+        let mut f = JsonFields::new(body)?.only(&["gracePeriodSeconds"], &[])?;
+        let grace: u64 = f.optional("gracePeriodSeconds", "a whole number of seconds")?.unwrap_or(0);
+        if grace > MAX_GRACE_PERIOD_SECONDS {
+            return Err(FieldError::invalid("gracePeriodSeconds", "gracePeriodSeconds must be 0 to 86400"));
+        }
+        Ok(Self { grace_period_seconds: grace })
+    }
+}
+
+/// The body of `POST /keys/verify`. The key itself stays a raw string: a malformed key is an
+/// answer (`NOT_FOUND`), not a bad request.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct VerifyInput {
+    pub key: String,
+    pub ip: Option<IpAddr>,
+    pub permissions: Vec<String>,
+    pub scope: Scope,
+}
+
+impl VerifyInput {
+    pub fn parse(body: Value) -> Result<Self, FieldError> {
+        let mut f = JsonFields::new(body)?.only(&["key", "ip", "permissions", "scope"], &[])?;
+        let key: String = f.required("key", "a string")?;
+        let ip = f
+            .optional::<String>("ip", "a string")?
+            .map(|raw| raw.trim().parse::<IpAddr>().map_err(|_| FieldError::invalid("ip", format!("'{raw}' is not an IP address"))))
+            .transpose()?;
+        let permissions: Vec<String> = f.optional("permissions", "an array of strings")?.unwrap_or_default();
+        if permissions.len() > super::acl::MAX_PERMISSIONS {
+            return Err(FieldError::too_many("permissions", super::acl::MAX_PERMISSIONS));
+        }
+        let scope = f.optional::<Map<String, Value>>("scope", "an object")?.map(requested_scope).transpose()?.unwrap_or_default();
+        Ok(Self { key, ip, permissions, scope })
+    }
+}
+
+/// A requested scope names each dimension with one value or a list of values.
+fn requested_scope(raw: Map<String, Value>) -> Result<Scope, FieldError> {
+    let mut scope = Scope::default();
+    for (name, value) in raw {
+        let slot = match name.as_str() {
+            "customFieldName" => &mut scope.custom_field_name,
+            "productId" => &mut scope.product_id,
+            "planId" => &mut scope.plan_id,
+            "organizationId" => &mut scope.organization_id,
+            _ => return Err(FieldError::unknown(format!("scope.{name}"))),
+        };
+        let field = format!("scope.{name}");
+        *slot = Some(match value {
+            Value::String(one) => vec![one],
+            other => decode(other, &field, "a string or an array of strings")?,
+        });
+    }
+    Ok(scope)
+}
+
+fn bounded_text(text: String, field: &str, max_chars: usize, empty_ok: bool) -> Result<String, FieldError> {
+    let chars = text.chars().count();
+    if (!empty_ok && text.trim().is_empty()) || chars > max_chars || text.chars().any(char::is_control) {
+        let range = if empty_ok { "up to" } else { "1 to" };
+        return Err(FieldError::invalid(field, format!("{field} must be {range} {max_chars} characters, without control characters")));
+    }
+    Ok(text)
+}
+
+fn description(text: String) -> Result<String, FieldError> {
+    bounded_text(text, "description", MAX_DESCRIPTION_CHARS, true)
+}
+
+fn ip_list(entries: Vec<String>) -> Result<Option<IpAllowlist>, FieldError> {
+    IpAllowlist::parse(&entries, "whitelistedIPs")
+}
+
+fn acl(entries: Vec<Value>) -> Result<Acl, FieldError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct RawEntry {
+        #[serde(default)]
+        scope: Option<Scope>,
+        permissions: Vec<String>,
+    }
+    if entries.len() > super::acl::MAX_ACL_ENTRIES {
+        return Err(FieldError::too_many("acl", super::acl::MAX_ACL_ENTRIES));
+    }
+    let parsed = entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            let field = format!("acl[{i}]");
+            let entry: RawEntry = decode(raw, &field, "an object {scope, permissions} with scope keys customFieldName, productId, planId, organizationId")?;
+            let permissions = entry
+                .permissions
+                .iter()
+                .enumerate()
+                .map(|(j, p)| Permission::parse(p, &format!("{field}.permissions[{j}]")))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(AclEntry { scope: entry.scope.unwrap_or_default(), permissions })
+        })
+        .collect::<Result<Vec<_>, FieldError>>()?;
+    Acl::parse(parsed, "acl")
+}
+
+fn future(at: DateTime<Utc>, now: DateTime<Utc>) -> Result<DateTime<Utc>, FieldError> {
+    if at <= now {
+        return Err(FieldError::invalid("expiresAt", "expiresAt must be in the future"));
+    }
+    Ok(at)
+}
+
+fn whole_number(map: &mut Map<String, Value>, parent: &str, name: &str, max: u64) -> Result<Option<u64>, FieldError> {
+    let field = format!("{parent}.{name}");
+    match map.remove(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_u64() {
+            Some(n) if (1..=max).contains(&n) => Ok(Some(n)),
+            _ => Err(FieldError::invalid(&field, format!("{field} must be a whole number from 1 to {max}"))),
+        },
+    }
+}
+
+fn object(value: Value, field: &str, allowed: &[&str], read_only: &[&str]) -> Result<Map<String, Value>, FieldError> {
+    let Value::Object(map) = value else {
+        return Err(FieldError::invalid(field, format!("{field} must be an object")));
+    };
+    if let Some(name) = map.keys().find(|k| read_only.contains(&k.as_str())) {
+        return Err(FieldError::read_only(format!("{field}.{name}")));
+    }
+    if let Some(name) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(FieldError::unknown(format!("{field}.{name}")));
+    }
+    Ok(map)
+}
+
+fn rate_limit(value: Value) -> Result<RateLimit, FieldError> {
+    let mut map = object(value, "rateLimit", &["limit", "periodSeconds"], &["remaining", "resetAt"])?;
+    let limit = whole_number(&mut map, "rateLimit", "limit", u32::MAX as u64)?.ok_or_else(|| FieldError::missing("rateLimit.limit"))?;
+    let period_seconds = whole_number(&mut map, "rateLimit", "periodSeconds", MAX_WINDOW_SECONDS)?
+        .ok_or_else(|| FieldError::missing("rateLimit.periodSeconds"))?;
+    Ok(RateLimit { limit, period_seconds })
+}
+
+fn quota(value: Value) -> Result<QuotaInput, FieldError> {
+    let mut map = object(value, "quota", &["max", "renewalSeconds"], &["remaining", "renewsAt"])?;
+    let max = whole_number(&mut map, "quota", "max", u32::MAX as u64)?.ok_or_else(|| FieldError::missing("quota.max"))?;
+    let renewal_seconds = whole_number(&mut map, "quota", "renewalSeconds", MAX_WINDOW_SECONDS)?;
+    Ok(QuotaInput { max, renewal_seconds })
+}
+
+fn tags(tags: Vec<String>) -> Result<Vec<String>, FieldError> {
+    if tags.len() > MAX_TAGS {
+        return Err(FieldError::too_many("tags", MAX_TAGS));
+    }
+    tags.into_iter().enumerate().map(|(i, t)| bounded_text(t, &format!("tags[{i}]"), MAX_TAG_CHARS, false)).collect()
+}
+
+fn metadata(map: Map<String, Value>) -> Result<Map<String, Value>, FieldError> {
+    let size = serde_json::to_vec(&map).map_or(usize::MAX, |b| b.len());
+    if size > MAX_METADATA_BYTES {
+        return Err(FieldError::invalid("metadata", format!("metadata must be at most {MAX_METADATA_BYTES} bytes of JSON")));
+    }
+    Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::FieldProblem;
+    use serde_json::json;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+    }
+
+    fn create_err(body: Value) -> FieldError {
+        CreateKeyInput::parse(body, now()).unwrap_err()
+    }
+
+    #[test]
+    fn a_full_create_body_parses() {
+        let input = CreateKeyInput::parse(
+            json!({
+                "userId": "u1", "description": "ci", "type": "publishable", "whitelistedIPs": ["10.0.0.0/8"],
+                "acl": [{ "scope": { "productId": ["p1"] }, "permissions": ["orders:*"] }],
+                "expiresAt": "2099-01-01T00:00:00Z", "rateLimit": { "limit": 5, "periodSeconds": 60 },
+                "quota": { "max": 100, "renewalSeconds": 3600 }, "tags": ["a"], "metadata": { "plan": "gold" }
+            }),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(input.key_type, KeyType::Publishable);
+        assert_eq!(input.quota, Some(QuotaInput { max: 100, renewal_seconds: Some(3600) }));
+        assert_eq!(input.rate_limit, Some(RateLimit { limit: 5, period_seconds: 60 }));
+    }
+
+    #[test]
+    fn errors_name_their_field_and_kind() {
+        let cases = [
+            (json!({}), "userId", FieldProblem::Missing),
+            (json!({ "userId": 7 }), "userId", FieldProblem::Invalid),
+            (json!({ "userId": "u", "companyId": "c" }), "companyId", FieldProblem::ReadOnly),
+            (json!({ "userId": "u", "createdAt": "x" }), "createdAt", FieldProblem::ReadOnly),
+            (json!({ "userId": "u", "colour": "red" }), "colour", FieldProblem::Unknown),
+            (json!({ "userId": "u", "whitelistedIPs": ["1.2.3.4", "nope"] }), "whitelistedIPs[1]", FieldProblem::Invalid),
+            (json!({ "userId": "u", "acl": [{ "permissions": ["a*b"] }] }), "acl[0].permissions[0]", FieldProblem::Invalid),
+            (json!({ "userId": "u", "rateLimit": { "limit": 0, "periodSeconds": 1 } }), "rateLimit.limit", FieldProblem::Invalid),
+            (json!({ "userId": "u", "quota": { "max": 3, "remaining": 1 } }), "quota.remaining", FieldProblem::ReadOnly),
+            (json!({ "userId": "u", "expiresAt": "2001-01-01T00:00:00Z" }), "expiresAt", FieldProblem::Invalid),
+            (json!({ "userId": "u", "description": "d".repeat(256) }), "description", FieldProblem::Invalid),
+            (json!({ "userId": "u", "tags": vec!["t"; 51] }), "tags", FieldProblem::TooMany),
+            (json!({ "userId": "u", "metadata": { "blob": "x".repeat(4100) } }), "metadata", FieldProblem::Invalid),
+        ];
+        for (body, field, problem) in cases {
+            let err = create_err(body.clone());
+            assert_eq!((err.field.as_str(), err.problem), (field, problem), "{body}");
+        }
+        assert_eq!(create_err(json!([1])).field, "body");
+    }
+
+    #[test]
+    fn patch_distinguishes_absent_null_and_value() {
+        let p = UpdateKeyInput::parse(json!({ "description": null, "status": "inactive" }), now()).unwrap();
+        assert_eq!(p.description, Change::Set(None));
+        assert_eq!(p.status, Change::Set(KeyStatus::Inactive));
+        assert_eq!(p.acl, Change::Keep);
+        assert!(UpdateKeyInput::parse(json!({}), now()).unwrap().is_empty());
+        assert_eq!(UpdateKeyInput::parse(json!({ "userId": "x" }), now()).unwrap_err().problem, FieldProblem::ReadOnly);
+        assert_eq!(UpdateKeyInput::parse(json!({ "tags": null }), now()).unwrap_err().field, "tags");
+    }
+
+    #[test]
+    fn roll_and_verify_bodies() {
+        assert_eq!(RollInput::parse(None).unwrap().grace_period_seconds, 0);
+        assert_eq!(RollInput::parse(Some(json!({ "gracePeriodSeconds": 60 }))).unwrap().grace_period_seconds, 60);
+        assert!(RollInput::parse(Some(json!({ "gracePeriodSeconds": 86_401 }))).is_err());
+        let v = VerifyInput::parse(json!({ "key": "sk_x", "ip": "::1", "scope": { "productId": "p1" } })).unwrap();
+        assert_eq!(v.scope.product_id, Some(vec!["p1".to_string()]));
+        assert_eq!(VerifyInput::parse(json!({ "key": "k", "ip": "1.2.3" })).unwrap_err().field, "ip");
+        assert_eq!(VerifyInput::parse(json!({ "key": "k", "scope": { "x": 1 } })).unwrap_err().field, "scope.x");
+    }
+}

@@ -1,0 +1,100 @@
+//! Rate limits and quotas: their settings and the windows they are counted in.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Longest window we accept for either limit: a year, so window arithmetic never overflows.
+pub const MAX_WINDOW_SECONDS: u64 = 366 * 24 * 3600;
+
+/// At most `limit` successful verifies per fixed window of `period_seconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RateLimit {
+    pub limit: u64,
+    pub period_seconds: u64,
+}
+
+/// The fixed window `now` falls in: its number (epoch seconds / period) and when it ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub number: i64,
+    pub ends_at: DateTime<Utc>,
+}
+
+impl RateLimit {
+    pub fn window_at(&self, now: DateTime<Utc>) -> Window {
+        let period = self.period_seconds as i64;
+        let number = now.timestamp().div_euclid(period);
+        let ends_at = DateTime::from_timestamp((number + 1) * period, 0).unwrap_or(now);
+        Window { number, ends_at }
+    }
+}
+
+/// At most `max` successful verifies, renewed every `renewal_seconds` from `started_at` (never if none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Quota {
+    pub max: u64,
+    pub renewal_seconds: Option<u64>,
+    pub started_at: DateTime<Utc>,
+}
+
+/// What a quota has used in its current period. Kept apart from the settings so that a
+/// settings change never overwrites uses counted by concurrent verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaUsage {
+    pub period: i64,
+    pub used: u64,
+}
+
+impl Quota {
+    /// Periods are numbered from 0 at `started_at`; a quota without renewal stays in period 0.
+    pub fn period_at(&self, now: DateTime<Utc>) -> i64 {
+        match self.renewal_seconds {
+            Some(renewal) => (now - self.started_at).num_seconds().max(0).div_euclid(renewal as i64),
+            None => 0,
+        }
+    }
+
+    pub fn renews_at(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let renewal = self.renewal_seconds? as i64;
+        Some(self.started_at + TimeDelta::seconds((self.period_at(now) + 1) * renewal))
+    }
+
+    /// Uses counted in an earlier period do not count: the quota has renewed since.
+    pub fn remaining(&self, usage: QuotaUsage, now: DateTime<Utc>) -> u64 {
+        if usage.period == self.period_at(now) { self.max.saturating_sub(usage.used) } else { self.max }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(secs, 0).unwrap()
+    }
+
+    #[test]
+    fn rate_windows_are_aligned_to_the_period() {
+        let rl = RateLimit { limit: 10, period_seconds: 60 };
+        assert_eq!(rl.window_at(at(120)), Window { number: 2, ends_at: at(180) });
+        assert_eq!(rl.window_at(at(179)).number, 2);
+        assert_eq!(rl.window_at(at(180)).number, 3);
+    }
+
+    #[test]
+    fn quota_renews_per_period_and_lowering_max_lowers_remaining() {
+        let q = Quota { max: 5, renewal_seconds: Some(100), started_at: at(1000) };
+        let usage = QuotaUsage { period: 0, used: 3 };
+        assert_eq!(q.remaining(usage, at(1050)), 2);
+        assert_eq!(q.renews_at(at(1050)), Some(at(1100)));
+        assert_eq!(q.remaining(usage, at(1100)), 5);
+        let lowered = Quota { max: 2, ..q };
+        assert_eq!(lowered.remaining(usage, at(1050)), 0);
+        let once = Quota { renewal_seconds: None, ..q };
+        assert_eq!(once.remaining(usage, at(99_999)), 2);
+        assert_eq!(once.renews_at(at(99_999)), None);
+    }
+}

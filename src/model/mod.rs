@@ -1,0 +1,23 @@
+//! The key and its parts, with the rules that make a value valid. No I/O here.
+
+pub mod acl;
+mod audit;
+mod error;
+mod ids;
+pub mod input;
+pub mod ip;
+mod key;
+pub mod limits;
+pub mod page;
+mod secret;
+
+pub use audit::{AuditAction, AuditEvent};
+pub use acl::{Acl, AclEntry, Permission, Scope};
+pub use error::{FieldError, FieldProblem};
+pub use ids::{CompanyId, KeyId};
+pub use input::{Change, CreateKeyInput, IdempotencyKey, QuotaInput, RollInput, UpdateKeyInput, VerifyInput};
+pub use ip::IpAllowlist;
+pub use key::{ApiKey, KeyStatus, KeyView, PreviousSecret, QuotaView};
+pub use limits::{Quota, QuotaUsage, RateLimit, Window};
+pub use page::{Cursor, PageRequest, StatusFilter};
+pub use secret::{KeyType, PlaintextKey, SecretHash};

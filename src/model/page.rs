@@ -1,0 +1,171 @@
+//! The query of a list call, parsed once, and the links to its neighbouring pages.
+
+use super::{FieldError, KeyId, KeyStatus};
+
+pub const DEFAULT_LIMIT: u32 = 25;
+pub const MAX_LIMIT: u32 = 100;
+/// DynamoDB has no server-side skip: an offset reads that many extra items, so it is capped.
+pub const MAX_OFFSET: u32 = 1000;
+
+/// Which keys a list shows; `all` reads the company index, the others the status index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StatusFilter {
+    #[default]
+    Active,
+    Inactive,
+    All,
+}
+
+impl StatusFilter {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusFilter::Active => "active",
+            StatusFilter::Inactive => "inactive",
+            StatusFilter::All => "all",
+        }
+    }
+
+    pub fn status(self) -> Option<KeyStatus> {
+        match self {
+            StatusFilter::Active => Some(KeyStatus::Active),
+            StatusFilter::Inactive => Some(KeyStatus::Inactive),
+            StatusFilter::All => None,
+        }
+    }
+}
+
+/// Where a page starts: after an item (older than it), or before one (newer than it).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Cursor {
+    #[default]
+    Newest,
+    After(KeyId),
+    Before(KeyId),
+}
+
+impl Cursor {
+    pub fn parameter(&self) -> &'static str {
+        match self {
+            Cursor::Before(_) => "endingBefore",
+            _ => "startingAfter",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    pub status: StatusFilter,
+    pub limit: u32,
+    pub cursor: Cursor,
+    pub offset: u32,
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        Self { status: StatusFilter::default(), limit: DEFAULT_LIMIT, cursor: Cursor::Newest, offset: 0 }
+    }
+}
+
+impl PageRequest {
+    /// From decoded query pairs; an unknown or repeated parameter is a 400 rather than ignored.
+    pub fn parse<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, FieldError> {
+        let mut page = Self::default();
+        let (mut after, mut before) = (None, None);
+        let mut seen: Vec<&str> = Vec::new();
+        for (name, value) in pairs {
+            if seen.contains(&name) {
+                return Err(FieldError::invalid(name, format!("{name} is given more than once")));
+            }
+            seen.push(name);
+            match name {
+                "status" => {
+                    page.status = match value {
+                        "active" => StatusFilter::Active,
+                        "inactive" => StatusFilter::Inactive,
+                        "all" => StatusFilter::All,
+                        _ => return Err(FieldError::invalid(name, "status must be active, inactive or all")),
+                    }
+                }
+                "limit" => page.limit = bounded(name, value, 1, MAX_LIMIT)?,
+                "offset" => page.offset = bounded(name, value, 0, MAX_OFFSET)?,
+                "startingAfter" => after = Some(KeyId::parse(value, name)?),
+                "endingBefore" => before = Some(KeyId::parse(value, name)?),
+                other => return Err(FieldError::unknown(other)),
+            }
+        }
+        page.cursor = match (after, before) {
+            (Some(_), Some(_)) => {
+                return Err(FieldError::invalid("endingBefore", "startingAfter and endingBefore cannot be used together"));
+            }
+            (Some(id), None) => Cursor::After(id),
+            (None, Some(id)) => Cursor::Before(id),
+            (None, None) => Cursor::Newest,
+        };
+        Ok(page)
+    }
+
+    /// A link to another page of the same list, relative to the API root.
+    pub fn link(&self, path: &str, cursor: &Cursor) -> String {
+        let mut query = format!("{path}?limit={}", self.limit);
+        if self.status != StatusFilter::default() {
+            query.push_str(&format!("&status={}", self.status.as_str()));
+        }
+        match cursor {
+            Cursor::After(id) => query.push_str(&format!("&startingAfter={id}")),
+            Cursor::Before(id) => query.push_str(&format!("&endingBefore={id}")),
+            Cursor::Newest => {}
+        }
+        query
+    }
+
+    /// The previous page of an offset page is another offset page.
+    pub fn offset_link(&self, path: &str, offset: u32) -> String {
+        let base = self.link(path, &Cursor::Newest);
+        if offset == 0 { base } else { format!("{base}&offset={offset}") }
+    }
+}
+
+fn bounded(name: &str, value: &str, min: u32, max: u32) -> Result<u32, FieldError> {
+    value
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| FieldError::invalid(name, format!("{name} must be a whole number from {min} to {max}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<PageRequest, FieldError> {
+        PageRequest::parse(pairs.iter().copied())
+    }
+
+    #[test]
+    fn defaults_and_bounds() {
+        assert_eq!(parse(&[]).unwrap(), PageRequest::default());
+        assert_eq!(parse(&[("limit", "100"), ("offset", "0")]).unwrap().limit, 100);
+        for (name, value) in [("limit", "0"), ("limit", "101"), ("limit", "x"), ("offset", "-1"), ("offset", "1001")] {
+            assert_eq!(parse(&[(name, value)]).unwrap_err().field, name);
+        }
+        assert_eq!(parse(&[("status", "deleted")]).unwrap_err().field, "status");
+        assert_eq!(parse(&[("sort", "asc")]).unwrap_err().field, "sort");
+        assert_eq!(parse(&[("limit", "1"), ("limit", "2")]).unwrap_err().field, "limit");
+    }
+
+    #[test]
+    fn both_cursors_together_are_refused() {
+        let err = parse(&[("startingAfter", "a"), ("endingBefore", "b")]).unwrap_err();
+        assert_eq!(err.field, "endingBefore");
+        assert_eq!(parse(&[("startingAfter", "bad id")]).unwrap_err().field, "startingAfter");
+    }
+
+    #[test]
+    fn links_keep_limit_and_status() {
+        let page = parse(&[("limit", "7"), ("status", "all")]).unwrap();
+        let id = KeyId::parse("k1", "id").unwrap();
+        assert_eq!(page.link("/keys", &Cursor::After(id.clone())), "/keys?limit=7&status=all&startingAfter=k1");
+        assert_eq!(page.link("/keys", &Cursor::Before(id)), "/keys?limit=7&status=all&endingBefore=k1");
+        assert_eq!(page.offset_link("/keys", 3), "/keys?limit=7&status=all&offset=3");
+    }
+}

@@ -1,0 +1,178 @@
+//! Key material: generation, the checksum that rejects a mistyped key without a database read,
+//! and the hash that is all the table keeps of a secret key.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// Random bytes per key: 256 bits, as Stripe's and GitHub's keys carry at least.
+const RANDOM_BYTES: usize = 32;
+const CHECKSUM_LEN: usize = 6;
+const BASE58: &[u8; 58] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+/// Characters of the plaintext kept in the clear to recognise a key: `sk_` plus four.
+const VISIBLE_PREFIX_LEN: usize = 7;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyType {
+    #[default]
+    Secret,
+    Publishable,
+}
+
+impl KeyType {
+    fn marker(self) -> &'static str {
+        match self {
+            KeyType::Secret => "sk_",
+            KeyType::Publishable => "pk_",
+        }
+    }
+}
+
+/// A plaintext key. Its Debug never shows the secret, so it cannot reach a log by accident.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PlaintextKey(String);
+
+impl fmt::Debug for PlaintextKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PlaintextKey({}…)", self.visible_prefix())
+    }
+}
+
+impl PlaintextKey {
+    /// `sk_` or `pk_`, base58 of 32 bytes from the thread's CSPRNG, then a 6-character CRC-32.
+    pub fn generate(kind: KeyType) -> Self {
+        let mut bytes = [0u8; RANDOM_BYTES];
+        rand::fill(&mut bytes);
+        let mut key = String::with_capacity(3 + 44 + CHECKSUM_LEN);
+        key.push_str(kind.marker());
+        key.push_str(&bs58::encode(bytes).into_string());
+        let checksum = checksum_of(&key);
+        key.push_str(&checksum);
+        Self(key)
+    }
+
+    /// Accepts only what `generate` can make; anything else is not a key and costs no read.
+    pub fn parse(raw: &str) -> Option<(KeyType, Self)> {
+        let kind = if raw.starts_with("sk_") {
+            KeyType::Secret
+        } else if raw.starts_with("pk_") {
+            KeyType::Publishable
+        } else {
+            return None;
+        };
+        if !raw.is_ascii() || raw.len() < 3 + 32 + CHECKSUM_LEN || raw.len() > 3 + 46 + CHECKSUM_LEN {
+            return None;
+        }
+        let (unchecked, checksum) = raw.split_at(raw.len() - CHECKSUM_LEN);
+        let random = bs58::decode(&unchecked[3..]).into_vec().ok()?;
+        let checksum_matches: bool = checksum_of(unchecked).as_bytes().ct_eq(checksum.as_bytes()).into();
+        (random.len() == RANDOM_BYTES && checksum_matches).then(|| (kind, Self(raw.to_owned())))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn visible_prefix(&self) -> &str {
+        &self.0[..VISIBLE_PREFIX_LEN]
+    }
+
+    pub fn hash(&self) -> SecretHash {
+        SecretHash(hex::encode(Sha256::digest(self.0.as_bytes())))
+    }
+}
+
+fn checksum_of(text: &str) -> String {
+    let mut value = u64::from(crc32fast::hash(text.as_bytes()));
+    let mut out = [b'1'; CHECKSUM_LEN];
+    for slot in out.iter_mut().rev() {
+        *slot = BASE58[(value % 58) as usize];
+        value /= 58;
+    }
+    out.iter().map(|&b| b as char).collect()
+}
+
+/// SHA-256 of a plaintext key, hex. Like the key, it is never printed: its Debug is redacted.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretHash(String);
+
+impl SecretHash {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Compares without leaking through timing how much of the hash matched.
+    pub fn matches(&self, other: &SecretHash) -> bool {
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
+}
+
+impl fmt::Debug for SecretHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretHash(…)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn generated_keys_parse_back_with_their_type() {
+        for kind in [KeyType::Secret, KeyType::Publishable] {
+            let key = PlaintextKey::generate(kind);
+            let (parsed_kind, parsed) = PlaintextKey::parse(key.expose()).expect("own key parses");
+            assert_eq!(parsed_kind, kind);
+            assert_eq!(parsed, key);
+            assert!(key.expose().starts_with(kind.marker()));
+        }
+    }
+
+    #[test]
+    fn one_changed_character_fails_the_checksum() {
+        let key = PlaintextKey::generate(KeyType::Secret);
+        let mut chars: Vec<char> = key.expose().chars().collect();
+        chars[10] = if chars[10] == 'a' { 'b' } else { 'a' };
+        let changed: String = chars.into_iter().collect();
+        assert!(PlaintextKey::parse(&changed).is_none());
+    }
+
+    #[test]
+    fn debug_output_hides_the_secret_and_the_hash() {
+        let key = PlaintextKey::generate(KeyType::Secret);
+        let printed = format!("{key:?} {:?}", key.hash());
+        assert!(!printed.contains(key.expose()));
+        assert!(!printed.contains(key.hash().as_str()));
+        assert!(printed.contains(key.visible_prefix()));
+    }
+
+    #[test]
+    fn hash_is_sha256_hex_and_distinct_per_key() {
+        let a = PlaintextKey::generate(KeyType::Secret);
+        let b = PlaintextKey::generate(KeyType::Secret);
+        assert_eq!(a.hash().as_str().len(), 64);
+        assert!(a.hash().matches(&a.hash()));
+        assert!(!a.hash().matches(&b.hash()));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_text_never_panics_and_rarely_parses(raw in ".{0,80}") {
+            let _ = PlaintextKey::parse(&raw);
+        }
+
+        #[test]
+        fn keyish_text_with_a_wrong_checksum_is_rejected(body in "[1-9A-HJ-NP-Za-km-z]{43}", sum in "[1-9A-HJ-NP-Za-km-z]{6}") {
+            let raw = format!("sk_{body}{sum}");
+            let expected = checksum_of(&format!("sk_{body}"));
+            prop_assume!(sum != expected);
+            prop_assert!(PlaintextKey::parse(&raw).is_none());
+        }
+    }
+}

@@ -1,0 +1,551 @@
+//! The DynamoDB adapter: every store trait on one table.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, KeysAndAttributes, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
+};
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio_util::task::TaskTracker;
+
+use crate::model::{ApiKey, CompanyId, KeyId, KeyStatus, Quota, RateLimit, SecretHash, Window};
+
+use super::items::{self, Item, address, from_item, n, s, timestamp};
+use super::table::{COMPANY_INDEX, STATUS_INDEX, TTL_ATTRIBUTE};
+use super::{
+    IdempotencyReader, IdempotencyRecord, InsertOutcome, KeyChange, KeyCreator, KeyLister, KeyReader, KeyWriter,
+    ListOutcome, ListQuery, ListedPage, SaveOutcome, SecretLookup, SecretRecord, StoreError, UsageOutcome,
+    UsageRecorder, UsageRequest,
+};
+
+/// How long a deleted key (and its lookup items and audit trail) stays before TTL removes it.
+pub const DEFAULT_RETENTION_DAYS: i64 = 30;
+/// Transactions cancelled by a concurrent transaction on the same item (a company's counter)
+/// are retried this many times, with jittered backoff, before the request gets a 503.
+const MAX_TRANSACTION_ATTEMPTS: u32 = 6;
+const CONDITION_FAILED: &str = "ConditionalCheckFailed";
+
+#[derive(Clone, Debug)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    retention: TimeDelta,
+    background: TaskTracker,
+}
+
+enum Transaction {
+    Committed,
+    /// Cancelled; the reason code of each item in order (`None` where that item was fine).
+    Cancelled(Vec<String>),
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            retention: TimeDelta::days(DEFAULT_RETENTION_DAYS),
+            background: TaskTracker::new(),
+        }
+    }
+
+    /// `RETENTION_DAYS` from the environment, else 30.
+    pub fn with_retention_from_env(self) -> Self {
+        let days = std::env::var("RETENTION_DAYS").ok().and_then(|d| d.parse::<i64>().ok()).filter(|d| *d > 0);
+        self.with_retention(TimeDelta::days(days.unwrap_or(DEFAULT_RETENTION_DAYS)))
+    }
+
+    pub fn with_retention(mut self, retention: TimeDelta) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Waits for writes made off the answer's path (`lastUsedAt`); for tests and shutdown.
+    pub async fn settle(&self) {
+        self.background.close();
+        self.background.wait().await;
+        self.background.reopen();
+    }
+
+    fn put(&self, item: Item, condition: Option<&str>) -> TransactWriteItem {
+        let put = Put::builder().table_name(&self.table).set_item(Some(item)).set_condition_expression(condition.map(str::to_owned));
+        TransactWriteItem::builder().put(put.build().expect("table and item are set")).build()
+    }
+
+    fn counters_update(&self, company: &CompanyId, active: i64, inactive: i64) -> TransactWriteItem {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(address(items::counters_pk(company), items::COUNTERS_SK)))
+            .update_expression("ADD #active :active, #inactive :inactive")
+            .expression_attribute_names("#active", "active")
+            .expression_attribute_names("#inactive", "inactive")
+            .expression_attribute_values(":active", n(active))
+            .expression_attribute_values(":inactive", n(inactive))
+            .build()
+            .expect("table, key and expression are set");
+        TransactWriteItem::builder().update(update).build()
+    }
+
+    fn retention_end(&self, key: &ApiKey) -> Option<DateTime<Utc>> {
+        key.deleted_at.map(|at| at + self.retention)
+    }
+
+    /// Runs a transaction, retrying conflicts with other transactions; condition failures are
+    /// returned for the caller to read.
+    async fn transact(&self, operation: &'static str, writes: Vec<TransactWriteItem>) -> Result<Transaction, StoreError> {
+        for attempt in 0..MAX_TRANSACTION_ATTEMPTS {
+            let result = self.client.transact_write_items().set_transact_items(Some(writes.clone())).send().await;
+            let err = match result {
+                Ok(_) => return Ok(Transaction::Committed),
+                Err(err) => err,
+            };
+            let retry = match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancel)) => {
+                    let codes: Vec<String> =
+                        cancel.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None").to_owned()).collect();
+                    if codes.iter().any(|c| c == CONDITION_FAILED) {
+                        return Ok(Transaction::Cancelled(codes));
+                    }
+                    codes.iter().any(|c| c == "TransactionConflict")
+                }
+                Some(TransactWriteItemsError::TransactionInProgressException(_)) => true,
+                _ => false,
+            };
+            if !retry {
+                return Err(unavailable(operation, &err));
+            }
+            tracing::info!(operation, attempt, "transaction conflicted; retrying");
+            backoff(attempt).await;
+        }
+        Err(StoreError::Unavailable(format!("{operation}: transaction kept conflicting")))
+    }
+
+    async fn take_rate_slot(&self, key: &ApiKey, limit: RateLimit, window: Window) -> Result<Option<u64>, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(address(items::rate_pk(&key.company_id, &key.id, window.number), items::RATE_SK)))
+            .update_expression("ADD #used :one SET #ttl = :ttl")
+            .condition_expression("attribute_not_exists(#used) OR #used < :limit")
+            .expression_attribute_names("#used", "used")
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":limit", n(limit.limit))
+            .expression_attribute_values(":ttl", n((window.ends_at + TimeDelta::hours(1)).timestamp()))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(Some(out.attributes().and_then(|a| items::number(a, "used")).unwrap_or(1) as u64)),
+            Err(err) if is_condition_failure(&err) => Ok(None),
+            Err(err) => Err(unavailable("rate limit", &err)),
+        }
+    }
+
+    async fn give_back_rate_slot(&self, key: &ApiKey, window: Window) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(address(items::rate_pk(&key.company_id, &key.id, window.number), items::RATE_SK)))
+            .update_expression("ADD #used :minus_one")
+            .condition_expression("attribute_exists(#used)")
+            .expression_attribute_names("#used", "used")
+            .expression_attribute_values(":minus_one", n(-1))
+            .send()
+            .await
+            .map(|_| ())
+            .or_else(|err| if is_condition_failure(&err) { Ok(()) } else { Err(unavailable("rate limit refund", &err)) })
+    }
+
+    /// Counts one use in the quota's current period on the key item, renewing the period if the
+    /// item still counts an earlier one. `Ok(None)`: quota reached (or key gone).
+    async fn take_quota_use(&self, key: &ApiKey, quota: Quota, period: i64, now: DateTime<Utc>) -> Result<Option<u64>, StoreError> {
+        let mut period = period;
+        for _ in 0..3 {
+            let same_period = self
+                .quota_update(key, now, period)
+                .update_expression("SET quotaUsage.#used = quotaUsage.#used + :one, lastUsedAt = :now")
+                .condition_expression("attribute_exists(pk) AND quotaUsage.#period = :period AND quotaUsage.#used < :max")
+                .expression_attribute_names("#used", "used")
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":max", n(quota.max))
+                .send()
+                .await;
+            let old = match same_period {
+                Ok(out) => {
+                    let used = out.attributes().and_then(|a| a.get("quotaUsage")).and_then(|u| u.as_m().ok()).and_then(|m| items::number(m, "used"));
+                    return Ok(Some(used.unwrap_or(1) as u64));
+                }
+                Err(err) if is_condition_failure(&err) => condition_failure_item(&err),
+                Err(err) => return Err(unavailable("quota", &err)),
+            };
+            let Some(old) = old else { return Ok(None) };
+            let stored_period = old.get("quotaUsage").and_then(|u| u.as_m().ok()).and_then(|m| items::number(m, "period")).unwrap_or(0);
+            if stored_period == period {
+                return Ok(None);
+            }
+            if stored_period > period {
+                // Another instance's clock is ahead: count in its period.
+                period = stored_period;
+                continue;
+            }
+            let fresh = HashMap::from([("period".to_owned(), n(period)), ("used".to_owned(), n(1))]);
+            let renewed = self
+                .quota_update(key, now, period)
+                .update_expression("SET quotaUsage = :fresh, lastUsedAt = :now")
+                .condition_expression("attribute_exists(pk) AND quotaUsage.#period < :period")
+                .expression_attribute_values(":fresh", AttributeValue::M(fresh))
+                .send()
+                .await;
+            match renewed {
+                Ok(_) => return Ok(Some(1)),
+                Err(err) if is_condition_failure(&err) => continue,
+                Err(err) => return Err(unavailable("quota renewal", &err)),
+            }
+        }
+        Ok(None)
+    }
+
+    fn quota_update(&self, key: &ApiKey, now: DateTime<Utc>, period: i64) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(address(items::key_pk(&key.company_id, &key.id), items::KEY_SK)))
+            .expression_attribute_names("#period", "period")
+            .expression_attribute_values(":period", n(period))
+            .expression_attribute_values(":now", timestamp(now))
+            .return_values(ReturnValue::UpdatedNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+    }
+
+    async fn write_last_used(self, key: ApiKey, now: DateTime<Utc>) {
+        let cutoff = now - crate::domain::verify::LAST_USED_GRANULARITY;
+        let key_update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(address(items::key_pk(&key.company_id, &key.id), items::KEY_SK)))
+            .update_expression("SET lastUsedAt = :now")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(lastUsedAt) OR attribute_type(lastUsedAt, :null) OR lastUsedAt < :cutoff)",
+            )
+            .expression_attribute_values(":now", timestamp(now))
+            .expression_attribute_values(":cutoff", timestamp(cutoff))
+            .expression_attribute_values(":null", s("NULL"))
+            .build();
+        let mut writes: Vec<TransactWriteItem> = key_update.into_iter().map(|u| TransactWriteItem::builder().update(u).build()).collect();
+        for hash in live_secrets(&key).into_iter().map(|(hash, _)| hash) {
+            let lookup = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(address(items::secret_pk(hash), items::SECRET_SK)))
+                .update_expression("SET lastUsedAt = :now")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":now", timestamp(now))
+                .build();
+            writes.extend(lookup.into_iter().map(|u| TransactWriteItem::builder().update(u).build()));
+        }
+        if let Err(e) = self.transact("last used", writes).await {
+            tracing::debug!(error = %e, "lastUsedAt not recorded");
+        }
+    }
+}
+
+/// The key's secrets that verify: the current one, and the previous one while in grace.
+fn live_secrets(key: &ApiKey) -> Vec<(&SecretHash, Option<DateTime<Utc>>)> {
+    let mut live = vec![(&key.secret_hash, None)];
+    if let Some(old) = &key.previous_secret {
+        live.push((&old.hash, Some(old.valid_until)));
+    }
+    live
+}
+
+async fn backoff(attempt: u32) {
+    let ceiling_ms = 10u64 << attempt.min(6);
+    let jitter = rand::random_range(0..ceiling_ms);
+    tokio::time::sleep(Duration::from_millis(ceiling_ms / 2 + jitter)).await;
+}
+
+/// Logs the failure by its error code only: DynamoDB messages can quote item keys, which for
+/// lookup items embed a secret's hash.
+fn unavailable<E: ProvideErrorMetadata, R>(operation: &'static str, err: &SdkError<E, R>) -> StoreError {
+    let code = match err {
+        SdkError::ServiceError(service) => service.err().code().unwrap_or("unknown service error").to_owned(),
+        SdkError::TimeoutError(_) => "timeout".to_owned(),
+        SdkError::DispatchFailure(_) => "dispatch failure (connection)".to_owned(),
+        SdkError::ResponseError(_) => "unreadable response".to_owned(),
+        _ => "request construction".to_owned(),
+    };
+    tracing::error!(operation, code = %code, "DynamoDB call failed");
+    StoreError::Unavailable(format!("{operation}: {code}"))
+}
+
+fn is_condition_failure<R>(err: &SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError, R>) -> bool {
+    err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception())
+}
+
+fn condition_failure_item<R>(err: &SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError, R>) -> Option<Item> {
+    match err.as_service_error() {
+        Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(e)) => e.item().cloned(),
+        _ => None,
+    }
+}
+
+impl KeyReader for DynamoStore {
+    async fn get_key(&self, company: &CompanyId, id: &KeyId) -> Result<Option<ApiKey>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(address(items::key_pk(company, id), items::KEY_SK)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("get key", &e))?;
+        out.item.map(from_item).transpose()
+    }
+}
+
+impl KeyCreator for DynamoStore {
+    async fn insert_key(
+        &self,
+        key: &ApiKey,
+        audit: &crate::model::AuditEvent,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<InsertOutcome, StoreError> {
+        let (active, inactive) = if key.status == KeyStatus::Active { (1, 0) } else { (0, 1) };
+        let mut writes = vec![
+            self.put(items::key_item(key, None)?, Some("attribute_not_exists(pk)")),
+            self.put(items::lookup_item(key, &key.secret_hash, None)?, Some("attribute_not_exists(pk)")),
+            self.counters_update(&key.company_id, active, inactive),
+            self.put(items::audit_item(audit, None)?, None),
+        ];
+        if let Some(record) = idempotency {
+            let mut item = address(items::idempotency_pk(&record.lookup), items::IDEMPOTENCY_SK);
+            item.insert("fingerprint".into(), s(&record.fingerprint));
+            item.insert("response".into(), AttributeValue::B(record.sealed_response.clone().into()));
+            item.insert("expiresAt".into(), n(record.expires_at.timestamp()));
+            item.insert(TTL_ATTRIBUTE.into(), n(record.expires_at.timestamp()));
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk) OR expiresAt <= :now")
+                .expression_attribute_values(":now", n(key.created_at.timestamp()))
+                .build()
+                .expect("table and item are set");
+            writes.push(TransactWriteItem::builder().put(put).build());
+        }
+        match self.transact("create key", writes).await? {
+            Transaction::Committed => Ok(InsertOutcome::Inserted),
+            Transaction::Cancelled(codes) if codes.get(4).is_some_and(|c| c == CONDITION_FAILED) => {
+                Ok(InsertOutcome::IdempotencyKeyTaken)
+            }
+            Transaction::Cancelled(codes) if codes[0] == CONDITION_FAILED => Ok(InsertOutcome::IdTaken),
+            Transaction::Cancelled(_) => Err(StoreError::Unavailable("create key: secret collision; retry".into())),
+        }
+    }
+}
+
+impl IdempotencyReader for DynamoStore {
+    async fn find_idempotency(&self, lookup: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(address(items::idempotency_pk(lookup), items::IDEMPOTENCY_SK)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("idempotency record", &e))?;
+        let Some(item) = out.item else { return Ok(None) };
+        let sealed = match item.get("response") {
+            Some(AttributeValue::B(blob)) => blob.clone().into_inner(),
+            _ => Vec::new(),
+        };
+        Ok(Some(IdempotencyRecord {
+            lookup: lookup.to_owned(),
+            fingerprint: items::string(&item, "fingerprint").unwrap_or_default(),
+            sealed_response: sealed,
+            expires_at: items::number(&item, "expiresAt").and_then(|t| DateTime::from_timestamp(t, 0)).unwrap_or_default(),
+        }))
+    }
+}
+
+impl KeyWriter for DynamoStore {
+    async fn save_change(&self, change: KeyChange<'_>) -> Result<SaveOutcome, StoreError> {
+        let (before, after) = (change.before, change.after);
+        let retention_end = self.retention_end(after);
+        let mut attributes = items::key_attributes(after)?;
+        attributes.extend(items::index_attributes(after));
+        for usage in items::USAGE_ATTRIBUTES {
+            if !(usage == "quotaUsage" && change.reset_quota_usage) {
+                attributes.remove(usage);
+            }
+        }
+        if let Some(at) = retention_end {
+            attributes.insert(TTL_ATTRIBUTE.to_owned(), n(at.timestamp()));
+        }
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(address(items::key_pk(&after.company_id, &after.id), items::KEY_SK)))
+            .condition_expression("#version = :expected")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":expected", n(before.version));
+        let mut assignments = Vec::with_capacity(attributes.len());
+        for (i, (name, value)) in attributes.into_iter().enumerate() {
+            assignments.push(format!("#a{i} = :a{i}"));
+            update = update.expression_attribute_names(format!("#a{i}"), name).expression_attribute_values(format!(":a{i}"), value);
+        }
+        let update = update.update_expression(format!("SET {}", assignments.join(", "))).build().expect("table, key and expression are set");
+        let mut writes = vec![TransactWriteItem::builder().update(update).build()];
+
+        let live_after = live_secrets(after);
+        for (hash, grace_end) in &live_after {
+            writes.push(self.put(items::lookup_item(after, hash, retention_end.or(*grace_end))?, None));
+        }
+        for (hash, _) in live_secrets(before) {
+            if !live_after.iter().any(|(h, _)| *h == hash) {
+                let delete = Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(address(items::secret_pk(hash), items::SECRET_SK)))
+                    .build()
+                    .expect("table and key are set");
+                writes.push(TransactWriteItem::builder().delete(delete).build());
+            }
+        }
+        if before.status != after.status {
+            let moved = if after.status == KeyStatus::Active { 1 } else { -1 };
+            writes.push(self.counters_update(&after.company_id, moved, -moved));
+        }
+        writes.push(self.put(items::audit_item(change.audit, retention_end)?, None));
+        match self.transact("save key", writes).await? {
+            Transaction::Committed => Ok(SaveOutcome::Saved),
+            Transaction::Cancelled(codes) if codes[0] == CONDITION_FAILED => Ok(SaveOutcome::VersionConflict),
+            Transaction::Cancelled(_) => Err(StoreError::Unavailable("save key: unexpected condition failure".into())),
+        }
+    }
+}
+
+impl KeyLister for DynamoStore {
+    async fn list_keys(&self, query: ListQuery<'_>) -> Result<ListOutcome, StoreError> {
+        let counters_address = address(items::counters_pk(query.company), items::COUNTERS_SK);
+        let start_address = query.start.map(|id| address(items::key_pk(query.company, id), items::KEY_SK));
+        let wanted = KeysAndAttributes::builder()
+            .set_keys(Some(std::iter::once(counters_address).chain(start_address).collect()))
+            .consistent_read(true)
+            .build()
+            .expect("keys are set");
+        let out = self
+            .client
+            .batch_get_item()
+            .request_items(&self.table, wanted)
+            .send()
+            .await
+            .map_err(|e| unavailable("list keys (counters)", &e))?;
+        if out.unprocessed_keys().is_some_and(|u| !u.is_empty()) {
+            return Err(StoreError::Unavailable("list keys: read throttled".into()));
+        }
+        let mut found = out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default();
+        let counters = found.iter().position(|i| items::string(i, "sk").as_deref() == Some(items::COUNTERS_SK)).map(|i| found.remove(i));
+        let start: Option<ApiKey> = found.pop().map(from_item).transpose()?;
+        if query.start.is_some() && start.is_none() {
+            return Ok(ListOutcome::UnknownStart);
+        }
+        let count = |name| counters.as_ref().and_then(|c| items::number(c, name)).unwrap_or(0).max(0) as u64;
+        let (active, inactive) = (count("active"), count("inactive"));
+        let (index, partition, total) = match query.status.status() {
+            Some(KeyStatus::Active) => (STATUS_INDEX, items::status_index_pk(query.company, KeyStatus::Active), active),
+            Some(KeyStatus::Inactive) => (STATUS_INDEX, items::status_index_pk(query.company, KeyStatus::Inactive), inactive),
+            None => (COMPANY_INDEX, items::company_index_pk(query.company), active + inactive),
+        };
+        let wanted = (query.skip + query.take) as usize;
+        let mut keys: Vec<ApiKey> = Vec::with_capacity(wanted);
+        let mut position = start.as_ref().map(|k| items::page_position(k, index, &partition));
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(index.name)
+                .key_condition_expression("#p = :p")
+                .expression_attribute_names("#p", index.partition_key)
+                .expression_attribute_values(":p", s(&partition))
+                .scan_index_forward(!query.newest_first)
+                .limit((wanted - keys.len()) as i32)
+                .set_exclusive_start_key(position.take())
+                .send()
+                .await
+                .map_err(|e| unavailable("list keys", &e))?;
+            for item in out.items.unwrap_or_default() {
+                keys.push(from_item(item)?);
+            }
+            position = out.last_evaluated_key;
+            if position.is_none() || keys.len() >= wanted {
+                break;
+            }
+        }
+        keys.drain(..(query.skip as usize).min(keys.len()));
+        Ok(ListOutcome::Listed(ListedPage { total, items: keys }))
+    }
+}
+
+impl SecretLookup for DynamoStore {
+    /// Strongly consistent, so a key deleted or rolled a moment ago already answers so.
+    async fn find_secret(&self, hash: &SecretHash) -> Result<Option<SecretRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(address(items::secret_pk(hash), items::SECRET_SK)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("find secret", &e))?;
+        let Some(mut item) = out.item else { return Ok(None) };
+        let stored = item.remove(items::LOOKUP_HASH).ok_or_else(|| StoreError::Corrupt("lookup item without hash".into()))?;
+        let hash: SecretHash = serde_dynamo::from_attribute_value(stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(Some(SecretRecord { hash, key: from_item(item)? }))
+    }
+}
+
+impl UsageRecorder for DynamoStore {
+    async fn consume(&self, request: UsageRequest<'_>) -> Result<UsageOutcome, StoreError> {
+        let key = request.key;
+        let rate_used = match request.rate {
+            Some((limit, window)) => match self.take_rate_slot(key, limit, window).await? {
+                Some(used) => Some(used),
+                None => return Ok(UsageOutcome::RateLimited),
+            },
+            None => None,
+        };
+        let quota_used = match request.quota {
+            Some((quota, period)) => match self.take_quota_use(key, quota, period, request.now).await? {
+                Some(used) => Some(used),
+                None => {
+                    // A refused call must not use up the rate limit either.
+                    if let Some((_, window)) = request.rate {
+                        self.give_back_rate_slot(key, window).await?;
+                    }
+                    return Ok(UsageOutcome::QuotaExceeded);
+                }
+            },
+            None => None,
+        };
+        Ok(UsageOutcome::Admitted { rate_used, quota_used })
+    }
+
+    fn touch_last_used(&self, key: &ApiKey, now: DateTime<Utc>) {
+        self.background.spawn(self.clone().write_last_used(key.clone(), now));
+    }
+}

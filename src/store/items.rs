@@ -1,0 +1,162 @@
+//! How each kind of item is laid out: its keys and its attributes.
+//!
+//! | item | pk | sk | also |
+//! |---|---|---|---|
+//! | key | `KEY#<company>#<id>` | `KEY` | gsi1 `COMPANY#<company>` / created, gsi2 `COMPANY#<company>#STATUS#<status>` / created |
+//! | secret lookup | `SECRET#<sha256>` | `SECRET` | a copy of the key, for the one-read verify |
+//! | counters | `COMPANY#<company>` | `COUNTERS` | `active`, `inactive` |
+//! | rate window | `RATE#<company>#<id>#<window>` | `RATE` | `used`, ttl at window end |
+//! | idempotency | `IDEMPOTENCY#<hash>` | `IDEMPOTENCY` | fingerprint, sealed answer, ttl |
+//! | audit event | `EVENTS#<company>#<id>` | `EVENT#<at>#<eventId>` | the event |
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::model::{ApiKey, AuditEvent, CompanyId, KeyId, KeyStatus, SecretHash};
+
+use super::StoreError;
+use super::table::{COMPANY_INDEX, PARTITION_KEY, SORT_KEY, STATUS_INDEX, TTL_ATTRIBUTE};
+
+pub type Item = HashMap<String, AttributeValue>;
+
+pub const KEY_SK: &str = "KEY";
+pub const SECRET_SK: &str = "SECRET";
+pub const COUNTERS_SK: &str = "COUNTERS";
+pub const RATE_SK: &str = "RATE";
+pub const IDEMPOTENCY_SK: &str = "IDEMPOTENCY";
+/// Attributes verify writes; management writes leave them alone so no count is lost.
+pub const USAGE_ATTRIBUTES: [&str; 2] = ["quotaUsage", "lastUsedAt"];
+/// The lookup item's own copy of the hash it is addressed by.
+pub const LOOKUP_HASH: &str = "lookupHash";
+
+pub fn key_pk(company: &CompanyId, id: &KeyId) -> String {
+    format!("KEY#{company}#{id}")
+}
+
+pub fn secret_pk(hash: &SecretHash) -> String {
+    format!("SECRET#{}", hash.as_str())
+}
+
+pub fn counters_pk(company: &CompanyId) -> String {
+    format!("COMPANY#{company}")
+}
+
+pub fn company_index_pk(company: &CompanyId) -> String {
+    format!("COMPANY#{company}")
+}
+
+pub fn status_index_pk(company: &CompanyId, status: KeyStatus) -> String {
+    format!("COMPANY#{company}#STATUS#{}", status.as_str())
+}
+
+/// Sorts by creation, then id; fixed-width time so that text order is time order.
+pub fn created_sort(key: &ApiKey) -> String {
+    format!("{}#{}", key.created_at.format("%Y-%m-%dT%H:%M:%S%.6fZ"), key.id)
+}
+
+pub fn rate_pk(company: &CompanyId, id: &KeyId, window: i64) -> String {
+    format!("RATE#{company}#{id}#{window}")
+}
+
+pub fn idempotency_pk(lookup: &str) -> String {
+    format!("IDEMPOTENCY#{lookup}")
+}
+
+pub fn events_pk(company: &CompanyId, id: &KeyId) -> String {
+    format!("EVENTS#{company}#{id}")
+}
+
+pub fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+pub fn timestamp(at: DateTime<Utc>) -> AttributeValue {
+    s(at.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+}
+
+pub fn address(pk: String, sk: &str) -> Item {
+    HashMap::from([(PARTITION_KEY.to_owned(), s(pk)), (SORT_KEY.to_owned(), s(sk))])
+}
+
+fn to_item<T: serde::Serialize>(value: &T) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// The key's attributes without its addresses.
+pub fn key_attributes(key: &ApiKey) -> Result<Item, StoreError> {
+    to_item(key)
+}
+
+/// The index attributes that place a key in the company and status listings.
+pub fn index_attributes(key: &ApiKey) -> Item {
+    let sort = created_sort(key);
+    HashMap::from([
+        (COMPANY_INDEX.partition_key.to_owned(), s(company_index_pk(&key.company_id))),
+        (COMPANY_INDEX.sort_key.to_owned(), s(sort.clone())),
+        (STATUS_INDEX.partition_key.to_owned(), s(status_index_pk(&key.company_id, key.status))),
+        (STATUS_INDEX.sort_key.to_owned(), s(sort)),
+    ])
+}
+
+pub fn key_item(key: &ApiKey, expires: Option<DateTime<Utc>>) -> Result<Item, StoreError> {
+    let mut item = key_attributes(key)?;
+    item.extend(index_attributes(key));
+    item.extend(address(key_pk(&key.company_id, &key.id), KEY_SK));
+    if let Some(at) = expires {
+        item.insert(TTL_ATTRIBUTE.to_owned(), n(at.timestamp()));
+    }
+    Ok(item)
+}
+
+/// A secret's lookup item: the key's attributes under the hash's address, no index attributes.
+pub fn lookup_item(key: &ApiKey, hash: &SecretHash, expires: Option<DateTime<Utc>>) -> Result<Item, StoreError> {
+    let mut item = key_attributes(key)?;
+    item.extend(address(secret_pk(hash), SECRET_SK));
+    item.insert(LOOKUP_HASH.to_owned(), s(hash.as_str()));
+    if let Some(at) = expires {
+        item.insert(TTL_ATTRIBUTE.to_owned(), n(at.timestamp()));
+    }
+    Ok(item)
+}
+
+pub fn audit_item(event: &AuditEvent, expires: Option<DateTime<Utc>>) -> Result<Item, StoreError> {
+    let mut item = to_item(event)?;
+    let sk = format!("EVENT#{}#{}", event.at.format("%Y-%m-%dT%H:%M:%S%.6fZ"), event.id);
+    item.extend(address(events_pk(&event.company_id, &event.key_id), &sk));
+    if let Some(at) = expires {
+        item.insert(TTL_ATTRIBUTE.to_owned(), n(at.timestamp()));
+    }
+    Ok(item)
+}
+
+/// The table and index keys of a key's item: what a query page continues after.
+pub fn page_position(key: &ApiKey, index: super::table::Index, partition: &str) -> Item {
+    let mut position = address(key_pk(&key.company_id, &key.id), KEY_SK);
+    position.insert(index.partition_key.to_owned(), s(partition));
+    position.insert(index.sort_key.to_owned(), s(created_sort(key)));
+    position
+}
+
+pub fn number(item: &Item, name: &str) -> Option<i64> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v.parse().ok(),
+        _ => None,
+    }
+}
+
+pub fn string(item: &Item, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Some(v.clone()),
+        _ => None,
+    }
+}

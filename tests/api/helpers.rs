@@ -1,0 +1,185 @@
+//! One `spawn_app()` per test: its own table (random name) on DynamoDB Local, its own client,
+//! clock and company, so tests run in parallel and never share state.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use apikeys::config::{App, sdk_config};
+use apikeys::domain::ManualClock;
+use apikeys::domain::keys::create_root_key;
+use apikeys::http::local::dispatch;
+use apikeys::model::CompanyId;
+use apikeys::store::DynamoStore;
+use apikeys::store::calls::CallCounter;
+use apikeys::store::table::create_table;
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, TimeDelta, Utc};
+use lambda_http::http::{HeaderMap, Method, Request as HttpRequest, StatusCode};
+use lambda_http::{Body, Request};
+use serde_json::Value;
+
+pub const CLIENT_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 10));
+
+pub struct TestApp {
+    pub app: App,
+    pub clock: Arc<ManualClock>,
+    pub calls: CallCounter,
+    pub client: Client,
+    pub table: String,
+    pub company: CompanyId,
+    /// A root key of `company` with `keys:*`.
+    pub root_key: String,
+}
+
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl TestResponse {
+    /// The error code of a JSON error answer.
+    pub fn error_code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_default()
+    }
+
+    pub fn error_field(&self) -> &str {
+        self.body["error"]["field"].as_str().unwrap_or_default()
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
+    }
+}
+
+pub fn start_time() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z").unwrap().with_timezone(&Utc)
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::now_v7().simple())
+}
+
+pub async fn spawn_app() -> TestApp {
+    assert!(
+        std::env::var("DYNAMODB_ENDPOINT").is_ok(),
+        "these tests need DynamoDB Local: run them with `make test`, which starts one"
+    );
+    let calls = CallCounter::default();
+    let config = aws_sdk_dynamodb::config::Builder::from(&sdk_config().await).interceptor(calls.clone()).build();
+    let client = Client::from_conf(config);
+    let table = unique("test");
+    create_table(&client, &table).await.expect("create the test table");
+    let clock = Arc::new(ManualClock::new(start_time()));
+    let app = App::new(DynamoStore::new(client.clone(), &table), clock.clone());
+    let company = CompanyId::parse(&unique("acme"), "company").unwrap();
+    let root_key = root_key_of(&app, &company).await;
+    calls.take();
+    TestApp { app, clock, calls, client, table, company, root_key }
+}
+
+async fn root_key_of(app: &App, company: &CompanyId) -> String {
+    let created = create_root_key(&app.store, company.clone(), None, app.clock.now()).await.expect("root key");
+    created.body["key"].as_str().unwrap().to_owned()
+}
+
+impl TestApp {
+    /// A root key of another company, in the same table.
+    pub async fn other_company_root_key(&self) -> (CompanyId, String) {
+        let company = CompanyId::parse(&unique("rival"), "company").unwrap();
+        let key = root_key_of(&self.app, &company).await;
+        (company, key)
+    }
+
+    pub fn advance(&self, seconds: i64) {
+        self.clock.advance(TimeDelta::seconds(seconds));
+    }
+
+    /// Sends a request through the local stack (routes, authorizer, handler) in process.
+    pub async fn send(&self, method: Method, path: &str, key: Option<&str>, body: Option<&Value>, headers: &[(&str, &str)]) -> TestResponse {
+        let mut builder = HttpRequest::builder().method(method).uri(path);
+        if let Some(key) = key {
+            builder = builder.header("authorization", format!("Bearer {key}"));
+        }
+        if body.is_some() {
+            builder = builder.header("content-type", "application/json");
+        }
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let body = body.map_or(Body::Empty, |b| Body::Text(b.to_string()));
+        self.send_request(builder.body(body).unwrap()).await
+    }
+
+    pub async fn send_request(&self, request: Request) -> TestResponse {
+        let response = dispatch(&self.app, CLIENT_IP, request).await;
+        let (parts, body) = response.into_parts();
+        let body = if body.is_empty() { Value::Null } else { serde_json::from_slice(&body).expect("every answer is JSON") };
+        TestResponse { status: parts.status, headers: parts.headers, body }
+    }
+
+    pub async fn post_keys(&self, body: &Value) -> TestResponse {
+        self.send(Method::POST, "/keys", Some(&self.root_key), Some(body), &[]).await
+    }
+
+    /// Creates a key that must succeed and returns its answer body.
+    pub async fn create_key(&self, body: &Value) -> Value {
+        let response = self.post_keys(body).await;
+        assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
+        response.body
+    }
+
+    pub async fn get_key(&self, id: &str) -> TestResponse {
+        self.send(Method::GET, &format!("/keys/{id}"), Some(&self.root_key), None, &[]).await
+    }
+
+    pub async fn list_keys(&self, query: &str) -> TestResponse {
+        self.send(Method::GET, &format!("/keys{query}"), Some(&self.root_key), None, &[]).await
+    }
+
+    pub async fn patch_key(&self, id: &str, body: &Value, headers: &[(&str, &str)]) -> TestResponse {
+        self.send(Method::PATCH, &format!("/keys/{id}"), Some(&self.root_key), Some(body), headers).await
+    }
+
+    pub async fn delete_key(&self, id: &str) -> TestResponse {
+        self.send(Method::DELETE, &format!("/keys/{id}"), Some(&self.root_key), None, &[]).await
+    }
+
+    pub async fn roll_key(&self, id: &str, body: Option<&Value>) -> TestResponse {
+        self.send(Method::POST, &format!("/keys/{id}/roll"), Some(&self.root_key), body, &[]).await
+    }
+
+    pub async fn verify(&self, body: &Value) -> TestResponse {
+        let response = self.send(Method::POST, "/keys/verify", Some(&self.root_key), Some(body), &[]).await;
+        assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+        response
+    }
+
+    /// The raw item of a key, straight from the table.
+    pub async fn stored_item(&self, pk: &str, sk: &str) -> Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk.into()))
+            .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(sk.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        out.item
+    }
+
+    /// The company's counters item: (active, inactive).
+    pub async fn counters(&self) -> (i64, i64) {
+        let item = self.stored_item(&format!("COMPANY#{}", self.company), "COUNTERS").await.unwrap_or_default();
+        let number = |name: &str| item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0);
+        (number("active"), number("inactive"))
+    }
+
+    /// Every item in the table: for checks that nothing was half-written.
+    pub async fn item_count(&self) -> usize {
+        self.client.scan().table_name(&self.table).send().await.unwrap().items.unwrap_or_default().len()
+    }
+}

@@ -1,0 +1,13 @@
+//! Integration tests against DynamoDB Local, through the same routes, authorizer and handlers
+//! as the local server (and, per function, as Lambda).
+
+mod helpers;
+
+mod auth;
+mod create;
+mod delete;
+mod errors;
+mod get;
+mod list;
+mod openapi;
+mod deploy;
