@@ -35,3 +35,6 @@ test: deps
 ## make unit: the tests that need no database.
 unit:
 	cargo test --lib
+
+# build, validate, invoke, deploy: the Lambda and SAM side (tools/deploy.mk).
+-include tools/deploy.mk
