@@ -92,6 +92,18 @@ impl TestApp {
         (company, key)
     }
 
+    /// Waits for background writes (`lastUsedAt`), then forgets the calls counted so far.
+    pub async fn settle_calls(&self) {
+        self.app.store.settle().await;
+        self.calls.take();
+    }
+
+    /// The DynamoDB calls made since the last look, background writes included.
+    pub async fn calls_made(&self) -> Vec<String> {
+        self.app.store.settle().await;
+        self.calls.take()
+    }
+
     pub fn advance(&self, seconds: i64) {
         self.clock.advance(TimeDelta::seconds(seconds));
     }
@@ -117,6 +129,11 @@ impl TestApp {
         let (parts, body) = response.into_parts();
         let body = if body.is_empty() { Value::Null } else { serde_json::from_slice(&body).expect("every answer is JSON") };
         TestResponse { status: parts.status, headers: parts.headers, body }
+    }
+
+    /// For building many requests at once.
+    pub async fn post_keys_owned(&self, body: Value) -> TestResponse {
+        self.post_keys(&body).await
     }
 
     pub async fn post_keys(&self, body: &Value) -> TestResponse {
