@@ -1,0 +1,235 @@
+//! POST /keys/verify: every code, in order, with exact limits under concurrency.
+
+use lambda_http::http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_app};
+
+async fn key(app: &TestApp, fields: Value) -> (String, String) {
+    let mut body = json!({ "userId": "user-7" });
+    body.as_object_mut().unwrap().extend(fields.as_object().unwrap().clone());
+    let created = app.create_key(&body).await;
+    (created["id"].as_str().unwrap().to_owned(), created["key"].as_str().unwrap().to_owned())
+}
+
+async fn code(app: &TestApp, body: Value) -> String {
+    app.verify(&body).await.body["code"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_valid_key_answers_with_its_details() {
+    let app = spawn_app().await;
+    let (id, secret) = key(&app, json!({
+        "acl": [{ "permissions": ["orders:read", "orders:write"] }], "expiresAt": "2031-01-01T00:00:00Z"
+    }))
+    .await;
+    let answer = app.verify(&json!({ "key": secret })).await.body;
+    assert_eq!(
+        answer,
+        json!({
+            "valid": true, "code": "VALID", "keyId": id, "userId": "user-7",
+            "permissions": ["orders:read", "orders:write"], "expiresAt": "2031-01-01T00:00:00Z"
+        })
+    );
+}
+
+#[tokio::test]
+async fn malformed_unknown_and_foreign_keys_are_not_found() {
+    let app = spawn_app().await;
+    let (_, secret) = key(&app, json!({})).await;
+    let mut wrong_checksum = secret.clone();
+    wrong_checksum.pop();
+    wrong_checksum.push(if secret.ends_with('z') { 'y' } else { 'z' });
+    app.settle_calls().await;
+    for malformed in ["", "sk_short", "pk_", "xx_abc", wrong_checksum.as_str(), "sk_0OIl"] {
+        assert_eq!(app.verify(&json!({ "key": malformed })).await.body, json!({ "valid": false, "code": "NOT_FOUND" }));
+        assert_eq!(app.calls_made().await, vec!["GetItem"], "only the authorizer read the table for {malformed:?}");
+    }
+    let unknown = apikeys::model::PlaintextKey::generate(apikeys::model::KeyType::Secret);
+    assert_eq!(code(&app, json!({ "key": unknown.expose() })).await, "NOT_FOUND");
+    let (_, rival_key) = app.other_company_root_key().await;
+    let foreign = app.send(Method::POST, "/keys/verify", Some(&rival_key), Some(&json!({ "key": secret })), &[]).await;
+    assert_eq!(foreign.body, json!({ "valid": false, "code": "NOT_FOUND" }));
+}
+
+#[tokio::test]
+async fn inactive_and_expired_keys_and_their_order() {
+    let app = spawn_app().await;
+    let (id, secret) = key(&app, json!({ "expiresAt": "2030-01-01T00:10:00Z", "whitelistedIPs": ["192.0.2.1"] })).await;
+    assert_eq!(code(&app, json!({ "key": secret, "ip": "192.0.2.1" })).await, "VALID");
+    app.advance(600);
+    assert_eq!(code(&app, json!({ "key": secret, "ip": "192.0.2.1" })).await, "EXPIRED");
+    assert_eq!(code(&app, json!({ "key": secret, "ip": "192.0.2.2" })).await, "EXPIRED", "expiry is checked before the IP");
+    let patched = app.patch_key(&id, &json!({ "status": "inactive" }), &[]).await;
+    assert_eq!(patched.status, StatusCode::OK);
+    let answer = app.verify(&json!({ "key": secret })).await.body;
+    assert_eq!(answer, json!({ "valid": false, "code": "INACTIVE", "keyId": id, "userId": "user-7" }), "status before expiry");
+}
+
+#[tokio::test]
+async fn ip_allowlists_match_addresses_and_cidr_edges() {
+    let app = spawn_app().await;
+    let (_, secret) =
+        key(&app, json!({ "whitelistedIPs": ["203.0.113.7", "10.20.0.0/16", "2001:db8:abcd::/48", "2001:db8::1"] })).await;
+    for (ip, expected) in [
+        ("203.0.113.7", "VALID"),
+        ("203.0.113.8", "IP_NOT_ALLOWED"),
+        ("10.20.0.0", "VALID"),
+        ("10.20.255.255", "VALID"),
+        ("10.21.0.0", "IP_NOT_ALLOWED"),
+        ("10.19.255.255", "IP_NOT_ALLOWED"),
+        ("2001:db8:abcd::", "VALID"),
+        ("2001:db8:abcd:ffff:ffff:ffff:ffff:ffff", "VALID"),
+        ("2001:db8:abce::", "IP_NOT_ALLOWED"),
+        ("2001:db8::1", "VALID"),
+        ("2001:db8::2", "IP_NOT_ALLOWED"),
+        ("::ffff:10.20.1.1", "VALID"),
+        ("::ffff:10.21.1.1", "IP_NOT_ALLOWED"),
+    ] {
+        assert_eq!(code(&app, json!({ "key": secret, "ip": ip })).await, expected, "{ip}");
+    }
+    assert_eq!(code(&app, json!({ "key": secret })).await, "IP_NOT_ALLOWED", "an allowlist needs the caller's IP");
+    let bad = app.send(Method::POST, "/keys/verify", Some(&app.root_key), Some(&json!({ "key": secret, "ip": "10.0.0.0/8" })), &[]).await;
+    assert_eq!((bad.status, bad.error_field()), (StatusCode::BAD_REQUEST, "ip"));
+}
+
+#[tokio::test]
+async fn permissions_and_scopes() {
+    let app = spawn_app().await;
+    let (_, secret) = key(&app, json!({ "acl": [
+        { "scope": { "productId": ["p1", "p2"], "organizationId": ["*"] }, "permissions": ["invoices:*"] },
+        { "scope": {}, "permissions": ["reports:read"] }
+    ] }))
+    .await;
+    for (request, expected) in [
+        (json!({ "permissions": ["invoices:read"] }), "VALID"),
+        (json!({ "permissions": ["invoices:read"], "scope": { "productId": "p2" } }), "VALID"),
+        (json!({ "permissions": ["invoices:read"], "scope": { "productId": ["p1", "p2"], "organizationId": "any" } }), "VALID"),
+        (json!({ "permissions": ["invoices:read"], "scope": { "productId": "p3" } }), "FORBIDDEN"),
+        (json!({ "permissions": ["invoices:read"], "scope": { "productId": ["p1", "p3"] } }), "FORBIDDEN"),
+        (json!({ "permissions": ["reports:read"], "scope": { "productId": "p9", "planId": "gold" } }), "VALID"),
+        (json!({ "permissions": ["reports:write"] }), "FORBIDDEN"),
+        (json!({ "permissions": ["invoices:read", "reports:read"], "scope": { "planId": "x" } }), "VALID"),
+        (json!({ "scope": { "customFieldName": "anything" } }), "VALID"),
+        (json!({ "permissions": ["invoice:read"] }), "FORBIDDEN"),
+    ] {
+        let mut body = request.clone();
+        body["key"] = json!(secret);
+        assert_eq!(code(&app, body).await, expected, "{request}");
+    }
+    let (_, no_acl) = key(&app, json!({})).await;
+    assert_eq!(code(&app, json!({ "key": no_acl, "permissions": ["a:b"] })).await, "FORBIDDEN", "no ACL grants nothing");
+    assert_eq!(code(&app, json!({ "key": no_acl, "scope": { "planId": "x" } })).await, "VALID", "and restricts no scope");
+}
+
+#[tokio::test]
+async fn a_rate_limit_counts_per_window_and_refusals_do_not_count() {
+    let app = spawn_app().await;
+    let (_, secret) = key(&app, json!({
+        "rateLimit": { "limit": 3, "periodSeconds": 60 }, "acl": [{ "permissions": ["a:read"] }]
+    }))
+    .await;
+    assert_eq!(code(&app, json!({ "key": secret, "permissions": ["a:write"] })).await, "FORBIDDEN");
+    for remaining in [2, 1, 0] {
+        let answer = app.verify(&json!({ "key": secret })).await.body;
+        assert_eq!(answer["code"], "VALID");
+        assert_eq!(answer["rateLimit"], json!({ "limit": 3, "remaining": remaining, "resetAt": "2030-01-01T00:01:00Z" }));
+    }
+    let limited = app.verify(&json!({ "key": secret })).await.body;
+    assert_eq!(limited["code"], "RATE_LIMITED");
+    assert_eq!(limited["valid"], false);
+    assert_eq!(limited["rateLimit"], json!({ "limit": 3, "remaining": 0, "resetAt": "2030-01-01T00:01:00Z" }));
+    app.advance(60);
+    assert_eq!(app.verify(&json!({ "key": secret })).await.body["rateLimit"]["remaining"], 2, "a new window");
+}
+
+#[tokio::test]
+async fn thirty_parallel_verifies_of_a_limit_of_ten_admit_exactly_ten() {
+    let app = spawn_app().await;
+    let (_, secret) = key(&app, json!({ "rateLimit": { "limit": 10, "periodSeconds": 3600 } })).await;
+    let body = json!({ "key": secret });
+    let answers = futures::future::join_all((0..30).map(|_| app.verify(&body))).await;
+    let valid = answers.iter().filter(|a| a.body["code"] == "VALID").count();
+    let limited = answers.iter().filter(|a| a.body["code"] == "RATE_LIMITED").count();
+    assert_eq!((valid, limited), (10, 20));
+}
+
+#[tokio::test]
+async fn a_quota_runs_out_renews_and_follows_a_lower_max() {
+    let app = spawn_app().await;
+    let (id, secret) = key(&app, json!({ "quota": { "max": 3, "renewalSeconds": 3600 } })).await;
+    for remaining in [2, 1] {
+        assert_eq!(app.verify(&json!({ "key": secret })).await.body["quota"], json!({ "remaining": remaining }));
+    }
+    assert_eq!(app.get_key(&id).await.body["quota"]["remaining"], 1);
+    let lowered = app.patch_key(&id, &json!({ "quota": { "max": 2, "renewalSeconds": 3600 } }), &[]).await;
+    assert_eq!(lowered.body["quota"]["remaining"], 0, "two used of a max lowered to two");
+    let exceeded = app.verify(&json!({ "key": secret })).await.body;
+    assert_eq!((exceeded["code"].as_str(), &exceeded["quota"]), (Some("QUOTA_EXCEEDED"), &json!({ "remaining": 0 })));
+    app.advance(3600);
+    let renewed = app.verify(&json!({ "key": secret })).await.body;
+    assert_eq!((renewed["code"].as_str(), &renewed["quota"]), (Some("VALID"), &json!({ "remaining": 1 })));
+    let shown = app.get_key(&id).await.body;
+    assert_eq!(shown["quota"], json!({ "max": 2, "remaining": 1, "renewalSeconds": 3600, "renewsAt": "2030-01-01T02:00:00Z" }));
+}
+
+#[tokio::test]
+async fn parallel_verifies_never_overspend_a_quota() {
+    let app = spawn_app().await;
+    let (_, secret) = key(&app, json!({ "quota": { "max": 7 } })).await;
+    let body = json!({ "key": secret });
+    let answers = futures::future::join_all((0..20).map(|_| app.verify(&body))).await;
+    let valid = answers.iter().filter(|a| a.body["code"] == "VALID").count();
+    assert_eq!(valid, 7);
+    let mut remaining: Vec<u64> = answers.iter().filter(|a| a.body["code"] == "VALID").map(|a| a.body["quota"]["remaining"].as_u64().unwrap()).collect();
+    remaining.sort();
+    assert_eq!(remaining, vec![0, 1, 2, 3, 4, 5, 6], "each use counted once");
+}
+
+#[tokio::test]
+async fn a_quota_refusal_gives_the_rate_limit_back() {
+    let app = spawn_app().await;
+    let (id, secret) = key(&app, json!({ "quota": { "max": 1 }, "rateLimit": { "limit": 2, "periodSeconds": 3600 } })).await;
+    assert_eq!(app.verify(&json!({ "key": secret })).await.body["rateLimit"]["remaining"], 1);
+    assert_eq!(code(&app, json!({ "key": secret })).await, "QUOTA_EXCEEDED");
+    app.patch_key(&id, &json!({ "quota": { "max": 2 } }), &[]).await;
+    let answer = app.verify(&json!({ "key": secret })).await.body;
+    assert_eq!((answer["code"].as_str(), answer["rateLimit"]["remaining"].as_u64()), (Some("VALID"), Some(0)));
+}
+
+#[tokio::test]
+async fn last_used_at_is_written_at_most_once_a_minute() {
+    let app = spawn_app().await;
+    let (id, secret) = key(&app, json!({})).await;
+    assert_eq!(app.get_key(&id).await.body["lastUsedAt"], Value::Null);
+    app.advance(10);
+    code(&app, json!({ "key": secret })).await;
+    app.settle_calls().await;
+    assert_eq!(app.get_key(&id).await.body["lastUsedAt"], "2030-01-01T00:00:10Z");
+    app.advance(30);
+    code(&app, json!({ "key": secret })).await;
+    app.settle_calls().await;
+    assert_eq!(app.get_key(&id).await.body["lastUsedAt"], "2030-01-01T00:00:10Z", "within the minute: unchanged");
+    app.advance(31);
+    code(&app, json!({ "key": secret })).await;
+    app.settle_calls().await;
+    assert_eq!(app.get_key(&id).await.body["lastUsedAt"], "2030-01-01T00:01:11Z");
+}
+
+#[tokio::test]
+async fn a_verify_without_limits_is_one_read_and_with_limits_one_more_write() {
+    let app = spawn_app().await;
+    let (_, plain) = key(&app, json!({})).await;
+    let (_, limited) = key(&app, json!({ "rateLimit": { "limit": 100, "periodSeconds": 60 } })).await;
+    let (_, quota) = key(&app, json!({ "quota": { "max": 100 } })).await;
+    for secret in [&plain, &limited, &quota] {
+        code(&app, json!({ "key": secret })).await;
+    }
+    app.settle_calls().await;
+    code(&app, json!({ "key": plain })).await;
+    assert_eq!(app.calls_made().await, vec!["GetItem", "GetItem"], "the authorizer's read and the verify's one read");
+    code(&app, json!({ "key": limited })).await;
+    assert_eq!(app.calls_made().await, vec!["GetItem", "GetItem", "UpdateItem"]);
+    code(&app, json!({ "key": quota })).await;
+    assert_eq!(app.calls_made().await, vec!["GetItem", "GetItem", "UpdateItem"]);
+}
