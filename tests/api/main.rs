@@ -8,6 +8,7 @@ mod create;
 mod delete;
 mod errors;
 mod get;
+mod lifecycle;
 mod list;
 mod verify;
 mod openapi;
