@@ -26,11 +26,11 @@ run: deps
 
 ## make test: unit and integration tests against a DynamoDB Local of their own, on a free port.
 test: deps
-	@cargo build --tests --bins
+	@cargo test --lib --test api --no-run
 	@port=$$($(DDB) free-port); pidfile=$(RUN_DIR)/test-dynamodb-$$port.pid; \
 	$(DDB) start $$port $$pidfile; \
 	trap '$(DDB) stop '$$pidfile EXIT; \
-	DYNAMODB_ENDPOINT=http://127.0.0.1:$$port cargo test --all-targets
+	DYNAMODB_ENDPOINT=http://127.0.0.1:$$port cargo test --lib --test api
 
 ## make unit: the tests that need no database.
 unit:
