@@ -8,7 +8,7 @@ use crate::model::{
     KeyType, PageRequest, PlaintextKey, PreviousSecret, Quota, QuotaUsage, RollInput, UpdateKeyInput,
 };
 use crate::store::{
-    IdempotencyReader, InsertOutcome, KeyChange, KeyCreator, KeyLister, KeyReader, KeyWriter, ListOutcome, ListQuery,
+    AuditReader, EventQuery, EventsOutcome, IdempotencyReader, InsertOutcome, KeyChange, KeyCreator, KeyLister, KeyReader, KeyWriter, ListOutcome, ListQuery,
     SaveOutcome,
 };
 
@@ -120,38 +120,40 @@ pub async fn get_key(store: &impl KeyReader, caller: &Caller, id: &KeyId) -> Res
     store.get_key(&caller.company, id).await?.ok_or(DomainError::NotFound)
 }
 
-/// A page of keys with the cursors of its neighbours.
+/// A page of a list with the cursors of its neighbours.
 #[derive(Debug)]
-pub struct KeyPage {
+pub struct Page<T> {
     pub total: u64,
-    pub items: Vec<ApiKey>,
+    pub items: Vec<T>,
     pub next: Option<Cursor>,
     /// An offset page's previous page is another offset (`Err(offset)`), else a cursor.
     pub previous: Option<Result<Cursor, u32>>,
 }
 
-pub async fn list_keys(store: &impl KeyLister, caller: &Caller, page: &PageRequest) -> Result<KeyPage, DomainError> {
-    let (start, newest_first) = match &page.cursor {
+/// Where a page query starts and in which direction it reads.
+fn start_of(page: &PageRequest) -> (Option<&KeyId>, bool) {
+    match &page.cursor {
         Cursor::Newest => (None, true),
         Cursor::After(id) => (Some(id), true),
         Cursor::Before(id) => (Some(id), false),
-    };
-    let query = ListQuery { company: &caller.company, status: page.status, start, newest_first, skip: page.offset, take: page.limit + 1 };
-    let listed = match store.list_keys(query).await? {
-        ListOutcome::Listed(listed) => listed,
-        ListOutcome::UnknownStart => {
-            let parameter = page.cursor.parameter();
-            return Err(FieldError::invalid(parameter, format!("{parameter} is not a key of this company")).into());
-        }
-    };
-    let mut items = listed.items;
+    }
+}
+
+fn unknown_start(page: &PageRequest, what: &str) -> DomainError {
+    let parameter = page.cursor.parameter();
+    FieldError::invalid(parameter, format!("{parameter} is not {what}")).into()
+}
+
+/// Turns the `limit + 1` items read into a page, newest first, with its neighbours' cursors.
+fn assemble<T>(page: &PageRequest, total: u64, mut items: Vec<T>, id: impl Fn(&T) -> &KeyId) -> Page<T> {
+    let newest_first = start_of(page).1;
     let more = items.len() > page.limit as usize;
     items.truncate(page.limit as usize);
     if !newest_first {
         items.reverse();
     }
-    let newest = items.first().map(|k| k.id.clone());
-    let oldest = items.last().map(|k| k.id.clone());
+    let newest = items.first().map(|k| id(k).clone());
+    let oldest = items.last().map(|k| id(k).clone());
     let (next, previous) = match &page.cursor {
         Cursor::Newest => (
             oldest.filter(|_| more).map(Cursor::After),
@@ -166,7 +168,32 @@ pub async fn list_keys(store: &impl KeyLister, caller: &Caller, page: &PageReque
             newest.filter(|_| more).map(|id| Ok(Cursor::Before(id))),
         ),
     };
-    Ok(KeyPage { total: listed.total, items, next, previous })
+    Page { total, items, next, previous }
+}
+
+pub async fn list_keys(store: &impl KeyLister, caller: &Caller, page: &PageRequest) -> Result<Page<ApiKey>, DomainError> {
+    let (start, newest_first) = start_of(page);
+    let query = ListQuery { company: &caller.company, status: page.status, start, newest_first, skip: page.offset, take: page.limit + 1 };
+    match store.list_keys(query).await? {
+        ListOutcome::Listed(listed) => Ok(assemble(page, listed.total, listed.items, |k| &k.id)),
+        ListOutcome::UnknownStart => Err(unknown_start(page, "a key of this company")),
+    }
+}
+
+/// A key's audit trail, newest first, paged like the key list.
+pub async fn list_events(
+    store: &impl AuditReader,
+    caller: &Caller,
+    key: &KeyId,
+    page: &PageRequest,
+) -> Result<Page<AuditEvent>, DomainError> {
+    let (start, newest_first) = start_of(page);
+    let query = EventQuery { company: &caller.company, key, start, newest_first, skip: page.offset, take: page.limit + 1 };
+    match store.list_events(query).await? {
+        EventsOutcome::Listed { total, items } => Ok(assemble(page, total, items, |e| &e.id)),
+        EventsOutcome::KeyNotFound => Err(DomainError::NotFound),
+        EventsOutcome::UnknownStart => Err(unknown_start(page, "an event of this key")),
+    }
 }
 
 /// Applies a PATCH. Without `If-Match`, a concurrent change is merged by reapplying on the

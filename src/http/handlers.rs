@@ -6,7 +6,7 @@ use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 
 use crate::config::App;
-use crate::domain::keys::{self, NewKey};
+use crate::domain::keys::{self, NewKey, Page};
 use crate::domain::verify::{self, Verdict, VerifyCode, VerifyRequest};
 use crate::domain::Caller;
 use crate::model::{CreateKeyInput, Cursor, IdempotencyKey, PageRequest, RollInput, UpdateKeyInput, VerifyInput};
@@ -31,6 +31,7 @@ pub async fn handle(app: &App, endpoint: Endpoint, req: Request) -> Response<Bod
             Endpoint::DeleteKey => delete_key(app, &caller, &req).await,
             Endpoint::RollKey => roll_key(app, &caller, &req).await,
             Endpoint::VerifyKey => verify_key(app, &caller, &req).await,
+            Endpoint::ListKeyEvents => list_key_events(app, &caller, &req).await,
         }
     }
     .await;
@@ -71,7 +72,22 @@ async fn list_keys(app: &App, caller: &Caller, req: &Request) -> Result<Response
     let page = PageRequest::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
     let listed = keys::list_keys(&app.store, caller, &page).await?;
     let now = app.clock.now();
-    let link = |cursor: &Cursor| page.link(KEYS_PATH, cursor);
+    let views: Vec<_> = listed.items.iter().map(|k| k.view(now)).collect();
+    page_response(&page, KEYS_PATH, &listed, &views)
+}
+
+async fn list_key_events(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
+    let id = existing_key_id(req)?;
+    let pairs = request::query_pairs(req);
+    let page = PageRequest::parse_without_status(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    let listed = keys::list_events(&app.store, caller, &id, &page).await?;
+    page_response(&page, &format!("{KEYS_PATH}/{id}/events"), &listed, &listed.items)
+}
+
+/// The list envelope: `{status, total, count, nextUrl, previousUrl, data}`, links relative to
+/// the API root.
+fn page_response<T>(page: &PageRequest, path: &str, listed: &Page<T>, data: &impl serde::Serialize) -> Result<Response<Body>, ApiError> {
+    let link = |cursor: &Cursor| page.link(path, cursor);
     let body = json!({
         "status": 200,
         "total": listed.total,
@@ -79,9 +95,9 @@ async fn list_keys(app: &App, caller: &Caller, req: &Request) -> Result<Response
         "nextUrl": listed.next.as_ref().map(link),
         "previousUrl": listed.previous.as_ref().map(|p| match p {
             Ok(cursor) => link(cursor),
-            Err(offset) => page.offset_link(KEYS_PATH, *offset),
+            Err(offset) => page.offset_link(path, *offset),
         }),
-        "data": listed.items.iter().map(|k| k.view(now)).collect::<Vec<_>>(),
+        "data": data,
     });
     Ok(json_response(StatusCode::OK, &body))
 }

@@ -15,6 +15,7 @@ pub enum Endpoint {
     DeleteKey,
     RollKey,
     VerifyKey,
+    ListKeyEvents,
 }
 
 #[derive(Debug, Clone)]
@@ -28,7 +29,7 @@ pub struct Route {
     pub need: Need,
 }
 
-pub const ROUTES: [Route; 8] = [
+pub const ROUTES: [Route; 9] = [
     Route { endpoint: Endpoint::CreateKey, method: Method::POST, path: "/keys", function: "create_key", need: Need::Write },
     Route { endpoint: Endpoint::ListKeys, method: Method::GET, path: "/keys", function: "list_keys", need: Need::Read },
     Route { endpoint: Endpoint::VerifyKey, method: Method::POST, path: "/keys/verify", function: "verify_key", need: Need::Verify },
@@ -37,6 +38,7 @@ pub const ROUTES: [Route; 8] = [
     Route { endpoint: Endpoint::UpdateKey, method: Method::PATCH, path: "/keys/{keyId}", function: "update_key", need: Need::Write },
     Route { endpoint: Endpoint::DeleteKey, method: Method::DELETE, path: "/keys/{keyId}", function: "delete_key", need: Need::Write },
     Route { endpoint: Endpoint::RollKey, method: Method::POST, path: "/keys/{keyId}/roll", function: "roll_key", need: Need::Write },
+    Route { endpoint: Endpoint::ListKeyEvents, method: Method::GET, path: "/keys/{keyId}/events", function: "list_key_events", need: Need::Read },
 ];
 
 /// The function name of the authorizer, which has no route of its own.

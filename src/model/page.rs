@@ -69,6 +69,15 @@ impl Default for PageRequest {
 impl PageRequest {
     /// From decoded query pairs; an unknown or repeated parameter is a 400 rather than ignored.
     pub fn parse<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, FieldError> {
+        Self::parse_with(pairs, true)
+    }
+
+    /// The same paging for a list that has no status (a key's audit events).
+    pub fn parse_without_status<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, FieldError> {
+        Self::parse_with(pairs, false)
+    }
+
+    fn parse_with<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>, with_status: bool) -> Result<Self, FieldError> {
         let mut page = Self::default();
         let (mut after, mut before) = (None, None);
         let mut seen: Vec<&str> = Vec::new();
@@ -78,7 +87,7 @@ impl PageRequest {
             }
             seen.push(name);
             match name {
-                "status" => {
+                "status" if with_status => {
                     page.status = match value {
                         "active" => StatusFilter::Active,
                         "inactive" => StatusFilter::Inactive,
@@ -151,6 +160,7 @@ mod tests {
         assert_eq!(parse(&[("status", "deleted")]).unwrap_err().field, "status");
         assert_eq!(parse(&[("sort", "asc")]).unwrap_err().field, "sort");
         assert_eq!(parse(&[("limit", "1"), ("limit", "2")]).unwrap_err().field, "limit");
+        assert_eq!(PageRequest::parse_without_status([("status", "all")]).unwrap_err().field, "status");
     }
 
     #[test]

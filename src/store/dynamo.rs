@@ -16,9 +16,9 @@ use tokio_util::task::TaskTracker;
 use crate::model::{ApiKey, CompanyId, KeyId, KeyStatus, Quota, RateLimit, SecretHash, Window};
 
 use super::items::{self, Item, address, from_item, n, s, timestamp};
-use super::table::{COMPANY_INDEX, STATUS_INDEX, TTL_ATTRIBUTE};
+use super::table::{COMPANY_INDEX, PARTITION_KEY, SORT_KEY, STATUS_INDEX, TTL_ATTRIBUTE};
 use super::{
-    IdempotencyReader, IdempotencyRecord, InsertOutcome, KeyChange, KeyCreator, KeyLister, KeyReader, KeyWriter,
+    AuditReader, EventQuery, EventsOutcome, IdempotencyReader, IdempotencyRecord, InsertOutcome, KeyChange, KeyCreator, KeyLister, KeyReader, KeyWriter,
     ListOutcome, ListQuery, ListedPage, SaveOutcome, SecretLookup, SecretRecord, StoreError, UsageOutcome,
     UsageRecorder, UsageRequest,
 };
@@ -329,7 +329,7 @@ impl KeyCreator for DynamoStore {
             self.put(items::key_item(key, None)?, Some("attribute_not_exists(pk)")),
             self.put(items::lookup_item(key, &key.secret_hash, None)?, Some("attribute_not_exists(pk)")),
             self.counters_update(&key.company_id, active, inactive),
-            self.put(items::audit_item(audit, None)?, None),
+            self.put(items::audit_item(audit)?, None),
         ];
         if let Some(record) = idempotency {
             let mut item = address(items::idempotency_pk(&record.lookup), items::IDEMPOTENCY_SK);
@@ -428,7 +428,7 @@ impl KeyWriter for DynamoStore {
             let moved = if after.status == KeyStatus::Active { 1 } else { -1 };
             writes.push(self.counters_update(&after.company_id, moved, -moved));
         }
-        writes.push(self.put(items::audit_item(change.audit, retention_end)?, None));
+        writes.push(self.put(items::audit_item(change.audit)?, None));
         match self.transact("save key", writes).await? {
             Transaction::Committed => Ok(SaveOutcome::Saved),
             Transaction::Cancelled(codes) if codes[0] == CONDITION_FAILED => Ok(SaveOutcome::VersionConflict),
@@ -437,12 +437,13 @@ impl KeyWriter for DynamoStore {
     }
 }
 
-impl KeyLister for DynamoStore {
-    async fn list_keys(&self, query: ListQuery<'_>) -> Result<ListOutcome, StoreError> {
-        let counters_address = address(items::counters_pk(query.company), items::COUNTERS_SK);
-        let start_address = query.start.map(|id| address(items::key_pk(query.company, id), items::KEY_SK));
+impl DynamoStore {
+    /// Reads a page's context (counters or owner item) and its cursor item in one call:
+    /// `(context, cursor)`, each `None` if absent.
+    async fn page_context(&self, operation: &'static str, context: Item, cursor: Option<Item>) -> Result<(Option<Item>, Option<Item>), StoreError> {
+        let context_sk = items::string(&context, SORT_KEY);
         let wanted = KeysAndAttributes::builder()
-            .set_keys(Some(std::iter::once(counters_address).chain(start_address).collect()))
+            .set_keys(Some(std::iter::once(context).chain(cursor).collect()))
             .consistent_read(true)
             .build()
             .expect("keys are set");
@@ -452,13 +453,75 @@ impl KeyLister for DynamoStore {
             .request_items(&self.table, wanted)
             .send()
             .await
-            .map_err(|e| unavailable("list keys (counters)", &e))?;
+            .map_err(|e| unavailable(operation, &e))?;
         if out.unprocessed_keys().is_some_and(|u| !u.is_empty()) {
-            return Err(StoreError::Unavailable("list keys: read throttled".into()));
+            return Err(StoreError::Unavailable(format!("{operation}: read throttled")));
         }
         let mut found = out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default();
-        let counters = found.iter().position(|i| items::string(i, "sk").as_deref() == Some(items::COUNTERS_SK)).map(|i| found.remove(i));
-        let start: Option<ApiKey> = found.pop().map(from_item).transpose()?;
+        let context = found.iter().position(|i| items::string(i, SORT_KEY) == context_sk).map(|i| found.remove(i));
+        Ok((context, found.pop()))
+    }
+
+    /// Queries from `position` on until `wanted` items are read or the partition ends; `Query`
+    /// pages at 1 MB, so a page of large items can take more than one call.
+    async fn query_pages(
+        &self,
+        operation: &'static str,
+        index: Option<&str>,
+        partition: (&str, String),
+        newest_first: bool,
+        mut position: Option<Item>,
+        wanted: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut found: Vec<Item> = Vec::with_capacity(wanted);
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .set_index_name(index.map(str::to_owned))
+                .key_condition_expression("#p = :p")
+                .expression_attribute_names("#p", partition.0)
+                .expression_attribute_values(":p", s(&partition.1))
+                .scan_index_forward(!newest_first)
+                .limit((wanted - found.len()) as i32)
+                .set_exclusive_start_key(position.take())
+                .send()
+                .await
+                .map_err(|e| unavailable(operation, &e))?;
+            found.extend(out.items.unwrap_or_default());
+            position = out.last_evaluated_key;
+            if position.is_none() || found.len() >= wanted {
+                return Ok(found);
+            }
+        }
+    }
+}
+
+impl AuditReader for DynamoStore {
+    async fn list_events(&self, query: EventQuery<'_>) -> Result<EventsOutcome, StoreError> {
+        let pk = items::events_pk(query.company, query.key);
+        let cursor = query.start.map(|id| address(pk.clone(), &items::event_sk(id)));
+        let key = address(items::key_pk(query.company, query.key), items::KEY_SK);
+        let (key, start) = self.page_context("list events", key, cursor.clone()).await?;
+        let Some(key) = key else { return Ok(EventsOutcome::KeyNotFound) };
+        if query.start.is_some() && start.is_none() {
+            return Ok(EventsOutcome::UnknownStart);
+        }
+        let wanted = (query.skip + query.take) as usize;
+        let found = self.query_pages("list events", None, (PARTITION_KEY, pk), query.newest_first, cursor, wanted).await?;
+        let items = found.into_iter().skip(query.skip as usize).map(from_item).collect::<Result<Vec<_>, _>>()?;
+        let total = items::number(&key, "version").unwrap_or(0).max(0) as u64;
+        Ok(EventsOutcome::Listed { total, items })
+    }
+}
+
+impl KeyLister for DynamoStore {
+    async fn list_keys(&self, query: ListQuery<'_>) -> Result<ListOutcome, StoreError> {
+        let counters_address = address(items::counters_pk(query.company), items::COUNTERS_SK);
+        let start_address = query.start.map(|id| address(items::key_pk(query.company, id), items::KEY_SK));
+        let (counters, start) = self.page_context("list keys", counters_address, start_address).await?;
+        let start: Option<ApiKey> = start.map(from_item).transpose()?;
         if query.start.is_some() && start.is_none() {
             return Ok(ListOutcome::UnknownStart);
         }
@@ -470,32 +533,11 @@ impl KeyLister for DynamoStore {
             None => (COMPANY_INDEX, items::company_index_pk(query.company), active + inactive),
         };
         let wanted = (query.skip + query.take) as usize;
-        let mut keys: Vec<ApiKey> = Vec::with_capacity(wanted);
-        let mut position = start.as_ref().map(|k| items::page_position(k, index, &partition));
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(index.name)
-                .key_condition_expression("#p = :p")
-                .expression_attribute_names("#p", index.partition_key)
-                .expression_attribute_values(":p", s(&partition))
-                .scan_index_forward(!query.newest_first)
-                .limit((wanted - keys.len()) as i32)
-                .set_exclusive_start_key(position.take())
-                .send()
-                .await
-                .map_err(|e| unavailable("list keys", &e))?;
-            for item in out.items.unwrap_or_default() {
-                keys.push(from_item(item)?);
-            }
-            position = out.last_evaluated_key;
-            if position.is_none() || keys.len() >= wanted {
-                break;
-            }
-        }
-        keys.drain(..(query.skip as usize).min(keys.len()));
+        let position = start.as_ref().map(|k| items::page_position(k, index, &partition));
+        let found = self
+            .query_pages("list keys", Some(index.name), (index.partition_key, partition), query.newest_first, position, wanted)
+            .await?;
+        let keys = found.into_iter().skip(query.skip as usize).map(from_item).collect::<Result<Vec<_>, _>>()?;
         Ok(ListOutcome::Listed(ListedPage { total, items: keys }))
     }
 }

@@ -7,7 +7,7 @@
 //! | counters | `COMPANY#<company>` | `COUNTERS` | `active`, `inactive` |
 //! | rate window | `RATE#<company>#<id>#<window>` | `RATE` | `used`, ttl at window end |
 //! | idempotency | `IDEMPOTENCY#<hash>` | `IDEMPOTENCY` | fingerprint, sealed answer, ttl |
-//! | audit event | `EVENTS#<company>#<id>` | `EVENT#<at>#<eventId>` | the event |
+//! | audit event | `EVENTS#<company>#<id>` | `EVENT#<eventId>` (UUID v7, time-ordered) | the event; kept after the key |
 
 use std::collections::HashMap;
 
@@ -129,13 +129,14 @@ pub fn lookup_item(key: &ApiKey, hash: &SecretHash, expires: Option<DateTime<Utc
     Ok(item)
 }
 
-pub fn audit_item(event: &AuditEvent, expires: Option<DateTime<Utc>>) -> Result<Item, StoreError> {
+pub fn event_sk(id: &KeyId) -> String {
+    format!("EVENT#{id}")
+}
+
+/// Audit records have no TTL: who did what may need to outlive the key.
+pub fn audit_item(event: &AuditEvent) -> Result<Item, StoreError> {
     let mut item = to_item(event)?;
-    let sk = format!("EVENT#{}#{}", event.at.format("%Y-%m-%dT%H:%M:%S%.6fZ"), event.id);
-    item.extend(address(events_pk(&event.company_id, &event.key_id), &sk));
-    if let Some(at) = expires {
-        item.insert(TTL_ATTRIBUTE.to_owned(), n(at.timestamp()));
-    }
+    item.extend(address(events_pk(&event.company_id, &event.key_id), &event_sk(&event.id)));
     Ok(item)
 }
 

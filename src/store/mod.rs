@@ -115,6 +115,30 @@ pub trait KeyLister: Sync {
     fn list_keys(&self, query: ListQuery<'_>) -> impl Future<Output = Result<ListOutcome, StoreError>> + Send;
 }
 
+/// One page of a key's audit events: `take` after `start` (exclusive) in the given direction.
+#[derive(Debug, Clone)]
+pub struct EventQuery<'a> {
+    pub company: &'a CompanyId,
+    pub key: &'a KeyId,
+    pub start: Option<&'a KeyId>,
+    pub newest_first: bool,
+    pub skip: u32,
+    pub take: u32,
+}
+
+#[derive(Debug)]
+pub enum EventsOutcome {
+    /// `total` is every event of the key: one per saved version.
+    Listed { total: u64, items: Vec<AuditEvent> },
+    KeyNotFound,
+    /// `start` is not an event of this key.
+    UnknownStart,
+}
+
+pub trait AuditReader: Sync {
+    fn list_events(&self, query: EventQuery<'_>) -> impl Future<Output = Result<EventsOutcome, StoreError>> + Send;
+}
+
 /// What a secret's lookup item holds: a copy of its key as of the last management write.
 #[derive(Debug, Clone)]
 pub struct SecretRecord {

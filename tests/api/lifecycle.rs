@@ -16,18 +16,13 @@ async fn verify_code(app: &TestApp, secret: &str) -> String {
     app.verify(&json!({ "key": secret })).await.body["code"].as_str().unwrap().to_owned()
 }
 
-/// The audit records of a key, oldest first, straight from the table.
+/// The audit records of a key, oldest first, through GET /keys/{keyId}/events.
 async fn audit_trail(app: &TestApp, id: &str) -> Vec<Value> {
-    let out = app
-        .client
-        .query()
-        .table_name(&app.table)
-        .key_condition_expression("pk = :pk")
-        .expression_attribute_values(":pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("EVENTS#{}#{id}", app.company)))
-        .send()
-        .await
-        .unwrap();
-    out.items.unwrap_or_default().into_iter().map(|item| serde_dynamo::from_item(item).unwrap()).collect()
+    let page = app.send(Method::GET, &format!("/keys/{id}/events?limit=100"), Some(&app.root_key), None, &[]).await;
+    assert_eq!(page.status, StatusCode::OK, "{:?}", page.body);
+    let mut events = page.body["data"].as_array().unwrap().clone();
+    events.reverse();
+    events
 }
 
 #[tokio::test]
@@ -249,7 +244,41 @@ async fn every_change_leaves_an_audit_record_without_secrets() {
     assert_eq!(trail[1]["changes"], json!({ "description": "second", "tags": ["x"] }));
     assert_eq!(trail[2]["changes"], json!({ "status": "inactive" }));
     assert_eq!(trail[4]["changes"]["deletedAt"], "2030-01-01T00:00:04Z");
-    let dump = format!("{trail:?}");
+    let stored = app.client.query().table_name(&app.table).key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("EVENTS#{}#{id}", app.company)))
+        .send().await.unwrap().items.unwrap_or_default();
+    assert_eq!(stored.len(), 5);
+    let dump = format!("{trail:?} {stored:?}");
     assert!(!dump.contains(&secret) && !dump.contains(rolled["key"].as_str().unwrap()));
     assert!(!dump.contains("secretHash") && !dump.contains("SECRET#"));
+}
+
+#[tokio::test]
+async fn the_audit_trail_pages_like_the_key_list() {
+    let app = spawn_app().await;
+    let (id, _) = key(&app, json!({})).await;
+    for i in 0..4 {
+        app.advance(1);
+        app.patch_key(&id, &json!({ "description": format!("d{i}") }), &[]).await;
+    }
+    let get = |key: &str, query: &str| {
+        let path = format!("/keys/{key}/events{query}");
+        let app = &app;
+        async move { app.send(Method::GET, &path, Some(&app.root_key), None, &[]).await }
+    };
+    let first = get(&id, "?limit=2").await.body;
+    assert_eq!((first["total"].as_u64(), first["count"].as_u64()), (Some(5), Some(2)));
+    assert_eq!(first["data"][0]["changes"], json!({ "description": "d3" }), "newest first");
+    let next = first["nextUrl"].as_str().unwrap();
+    assert_eq!(next, format!("/keys/{id}/events?limit=2&startingAfter={}", first["data"][1]["id"].as_str().unwrap()));
+    let second = get(&id, next.trim_start_matches(&format!("/keys/{id}/events"))).await.body;
+    assert_eq!(second["data"][0]["changes"], json!({ "description": "d1" }));
+    assert!(second["previousUrl"].as_str().unwrap().contains("endingBefore="));
+
+    assert_eq!(get(&id, "?startingAfter=nope").await.error_field(), "startingAfter");
+    assert_eq!(get(&id, "?status=all").await.error_field(), "status");
+    assert_eq!(get("absent", "").await.status, StatusCode::NOT_FOUND);
+    let (_, rival_key) = app.other_company_root_key().await;
+    let foreign = app.send(Method::GET, &format!("/keys/{id}/events"), Some(&rival_key), None, &[]).await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
 }
