@@ -11,3 +11,4 @@ pub mod store;
 pub mod config;
 pub mod http;
 pub mod cli;
+pub mod stream;

@@ -18,7 +18,7 @@ use crate::model::{ApiKey, CompanyId, KeyId, KeyStatus, Quota, RateLimit, Secret
 use super::items::{self, Item, address, from_item, n, s, timestamp};
 use super::table::{COMPANY_INDEX, PARTITION_KEY, SORT_KEY, STATUS_INDEX, TTL_ATTRIBUTE};
 use super::{
-    AuditReader, EventQuery, EventsOutcome, IdempotencyReader, IdempotencyRecord, InsertOutcome, KeyChange, KeyCreator, KeyLister, KeyReader, KeyWriter,
+    AuditReader, CounterKeeper, EventQuery, EventsOutcome, IdempotencyReader, IdempotencyRecord, InsertOutcome, KeyChange, KeyCreator, KeyLister, KeyReader, KeyWriter,
     ListOutcome, ListQuery, ListedPage, SaveOutcome, SecretLookup, SecretRecord, StoreError, UsageOutcome,
     UsageRecorder, UsageRequest,
 };
@@ -558,6 +558,19 @@ impl SecretLookup for DynamoStore {
         let stored = item.remove(items::LOOKUP_HASH).ok_or_else(|| StoreError::Corrupt("lookup item without hash".into()))?;
         let hash: SecretHash = serde_dynamo::from_attribute_value(stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         Ok(Some(SecretRecord { hash, key: from_item(item)? }))
+    }
+}
+
+impl CounterKeeper for DynamoStore {
+    async fn forget_expired_key(&self, event_id: &str, company: &CompanyId, status: KeyStatus) -> Result<bool, StoreError> {
+        let mut marker = address(format!("STREAM#{event_id}"), "STREAM");
+        marker.insert(TTL_ATTRIBUTE.to_owned(), n((Utc::now() + TimeDelta::days(2)).timestamp()));
+        let (active, inactive) = if status == KeyStatus::Active { (-1, 0) } else { (0, -1) };
+        let writes = vec![self.put(marker, Some("attribute_not_exists(pk)")), self.counters_update(company, active, inactive)];
+        match self.transact("forget expired key", writes).await? {
+            Transaction::Committed => Ok(true),
+            Transaction::Cancelled(_) => Ok(false),
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 //! | counters | `COMPANY#<company>` | `COUNTERS` | `active`, `inactive` |
 //! | rate window | `RATE#<company>#<id>#<window>` | `RATE` | `used`, ttl at window end |
 //! | idempotency | `IDEMPOTENCY#<hash>` | `IDEMPOTENCY` | fingerprint, sealed answer, ttl |
+//! | stream marker | `STREAM#<eventId>` | `STREAM` | a TTL removal already counted; ttl 2 days |
 //! | audit event | `EVENTS#<company>#<id>` | `EVENT#<eventId>` (UUID v7, time-ordered) | the event; kept after the key |
 
 use std::collections::HashMap;

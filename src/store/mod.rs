@@ -139,6 +139,17 @@ pub trait AuditReader: Sync {
     fn list_events(&self, query: EventQuery<'_>) -> impl Future<Output = Result<EventsOutcome, StoreError>> + Send;
 }
 
+pub trait CounterKeeper: Sync {
+    /// Takes a key that TTL removed out of the company's counters, once per stream event
+    /// however often the stream delivers it. `false` if that event was already counted.
+    fn forget_expired_key(
+        &self,
+        event_id: &str,
+        company: &CompanyId,
+        status: crate::model::KeyStatus,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
 /// What a secret's lookup item holds: a copy of its key as of the last management write.
 #[derive(Debug, Clone)]
 pub struct SecretRecord {

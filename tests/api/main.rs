@@ -11,6 +11,7 @@ mod errors;
 mod get;
 mod lifecycle;
 mod list;
+mod retention;
 mod verify;
 mod openapi;
 mod deploy;

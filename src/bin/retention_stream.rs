@@ -1,0 +1,6 @@
+//! Lambda function on the table's stream: keeps company counters exact when TTL removes keys.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    apikeys::stream::run().await
+}
