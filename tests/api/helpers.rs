@@ -200,3 +200,62 @@ impl TestApp {
         self.client.scan().table_name(&self.table).send().await.unwrap().items.unwrap_or_default().len()
     }
 }
+
+/// Like `spawn_app`, with a client whose first `conflicts` transactions are answered by a
+/// `TransactionCanceledException` (`TransactionConflict`) without reaching the table: what AWS
+/// answers when two transactions touch one item at once, which DynamoDB Local never does.
+pub async fn spawn_app_with_conflicts(conflicts: usize) -> TestApp {
+    let mut app = spawn_app().await;
+    let base = sdk_config().await;
+    let inner = base.http_client().expect("the SDK config carries an HTTP client");
+    let injector = conflict::Injector { inner, remaining: Arc::new(std::sync::atomic::AtomicUsize::new(conflicts)) };
+    let config = aws_sdk_dynamodb::config::Builder::from(&base).http_client(injector).interceptor(app.calls.clone()).build();
+    app.client = Client::from_conf(config);
+    app.app = App::new(DynamoStore::new(app.client.clone(), &app.table), app.clock.clone());
+    app
+}
+
+mod conflict {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use aws_smithy_runtime_api::client::http::{
+        HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+    };
+    use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+    use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+    use aws_smithy_types::body::SdkBody;
+
+    const CONFLICT: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","Message":"Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict]","CancellationReasons":[{"Code":"TransactionConflict","Message":"Transaction is ongoing for the item"}]}"#;
+
+    #[derive(Debug, Clone)]
+    pub struct Injector {
+        pub inner: SharedHttpClient,
+        pub remaining: Arc<AtomicUsize>,
+    }
+
+    #[derive(Debug)]
+    struct Connector {
+        inner: SharedHttpConnector,
+        remaining: Arc<AtomicUsize>,
+    }
+
+    impl HttpClient for Injector {
+        fn http_connector(&self, settings: &HttpConnectorSettings, components: &RuntimeComponents) -> SharedHttpConnector {
+            SharedHttpConnector::new(Connector { inner: self.inner.http_connector(settings, components), remaining: self.remaining.clone() })
+        }
+    }
+
+    impl HttpConnector for Connector {
+        fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+            let is_transaction = request.headers().get("x-amz-target").is_some_and(|t| t.ends_with(".TransactWriteItems"));
+            let take = || self.remaining.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+            if is_transaction && take() {
+                let mut response = HttpResponse::new(400u16.try_into().unwrap(), SdkBody::from(CONFLICT));
+                response.headers_mut().insert("content-type", "application/x-amz-json-1.0");
+                return HttpConnectorFuture::ready(Ok(response));
+            }
+            self.inner.call(request)
+        }
+    }
+}

@@ -5,6 +5,7 @@ mod helpers;
 
 mod auth;
 mod cli;
+mod conflicts;
 mod create;
 mod delete;
 mod errors;
