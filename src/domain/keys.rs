@@ -8,8 +8,8 @@ use crate::model::{
     KeyType, PageRequest, PlaintextKey, PreviousSecret, Quota, QuotaUsage, RollInput, UpdateKeyInput,
 };
 use crate::store::{
-    AuditReader, EventQuery, EventsOutcome, IdempotencyReader, InsertOutcome, KeyChange, KeyCreator, KeyLister, KeyReader, KeyWriter, ListOutcome, ListQuery,
-    SaveOutcome,
+    AuditReader, IdempotencyReader, InsertOutcome, KeyChange, KeyCreator, KeyLister, KeyReader, KeyWriter, PageOutcome,
+    PageWindow, SaveOutcome,
 };
 
 use super::idempotency::IdempotentRequest;
@@ -130,26 +130,19 @@ pub struct Page<T> {
     pub previous: Option<Result<Cursor, u32>>,
 }
 
-/// Where a page query starts and in which direction it reads.
-fn start_of(page: &PageRequest) -> (Option<&KeyId>, bool) {
-    match &page.cursor {
-        Cursor::Newest => (None, true),
-        Cursor::After(id) => (Some(id), true),
-        Cursor::Before(id) => (Some(id), false),
-    }
-}
-
-fn unknown_start(page: &PageRequest, what: &str) -> DomainError {
-    let parameter = page.cursor.parameter();
-    FieldError::invalid(parameter, format!("{parameter} is not {what}")).into()
-}
-
-/// Turns the `limit + 1` items read into a page, newest first, with its neighbours' cursors.
-fn assemble<T>(page: &PageRequest, total: u64, mut items: Vec<T>, id: impl Fn(&T) -> &KeyId) -> Page<T> {
-    let newest_first = start_of(page).1;
+/// Turns what a page window read into a page, newest first, with its neighbours' cursors.
+fn page<T>(page: &PageRequest, outcome: PageOutcome<T>, what: &str, id: impl Fn(&T) -> &KeyId) -> Result<Page<T>, DomainError> {
+    let (total, mut items) = match outcome {
+        PageOutcome::Listed { total, items } => (total, items),
+        PageOutcome::UnknownOwner => return Err(DomainError::NotFound),
+        PageOutcome::UnknownStart => {
+            let parameter = page.cursor.parameter();
+            return Err(FieldError::invalid(parameter, format!("{parameter} is not {what}")).into());
+        }
+    };
     let more = items.len() > page.limit as usize;
     items.truncate(page.limit as usize);
-    if !newest_first {
+    if matches!(page.cursor, Cursor::Before(_)) {
         items.reverse();
     }
     let newest = items.first().map(|k| id(k).clone());
@@ -168,16 +161,12 @@ fn assemble<T>(page: &PageRequest, total: u64, mut items: Vec<T>, id: impl Fn(&T
             newest.filter(|_| more).map(|id| Ok(Cursor::Before(id))),
         ),
     };
-    Page { total, items, next, previous }
+    Ok(Page { total, items, next, previous })
 }
 
-pub async fn list_keys(store: &impl KeyLister, caller: &Caller, page: &PageRequest) -> Result<Page<ApiKey>, DomainError> {
-    let (start, newest_first) = start_of(page);
-    let query = ListQuery { company: &caller.company, status: page.status, start, newest_first, skip: page.offset, take: page.limit + 1 };
-    match store.list_keys(query).await? {
-        ListOutcome::Listed(listed) => Ok(assemble(page, listed.total, listed.items, |k| &k.id)),
-        ListOutcome::UnknownStart => Err(unknown_start(page, "a key of this company")),
-    }
+pub async fn list_keys(store: &impl KeyLister, caller: &Caller, request: &PageRequest) -> Result<Page<ApiKey>, DomainError> {
+    let outcome = store.list_keys(&caller.company, request.status, PageWindow::of(request)).await?;
+    page(request, outcome, "a key of this company", |k| &k.id)
 }
 
 /// A key's audit trail, newest first, paged like the key list.
@@ -185,15 +174,10 @@ pub async fn list_events(
     store: &impl AuditReader,
     caller: &Caller,
     key: &KeyId,
-    page: &PageRequest,
+    request: &PageRequest,
 ) -> Result<Page<AuditEvent>, DomainError> {
-    let (start, newest_first) = start_of(page);
-    let query = EventQuery { company: &caller.company, key, start, newest_first, skip: page.offset, take: page.limit + 1 };
-    match store.list_events(query).await? {
-        EventsOutcome::Listed { total, items } => Ok(assemble(page, total, items, |e| &e.id)),
-        EventsOutcome::KeyNotFound => Err(DomainError::NotFound),
-        EventsOutcome::UnknownStart => Err(unknown_start(page, "an event of this key")),
-    }
+    let outcome = store.list_events(&caller.company, key, PageWindow::of(request)).await?;
+    page(request, outcome, "an event of this key", |e| &e.id)
 }
 
 /// Applies a PATCH. Without `If-Match`, a concurrent change is merged by reapplying on the

@@ -13,17 +13,17 @@ use aws_sdk_dynamodb::types::{
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio_util::task::TaskTracker;
 
-use crate::model::{ApiKey, CompanyId, KeyId, KeyStatus, Quota, RateLimit, SecretHash, Window};
+use crate::model::{ApiKey, AuditEvent, CompanyId, KeyId, KeyStatus, Quota, RateLimit, SecretHash, StatusFilter, Window};
 
 use super::items::{self, Item, address, from_item, n, s, timestamp};
 use super::table::{COMPANY_INDEX, PARTITION_KEY, SORT_KEY, STATUS_INDEX, TTL_ATTRIBUTE};
 use super::{
-    AuditReader, CounterKeeper, EventQuery, EventsOutcome, IdempotencyReader, IdempotencyRecord, InsertOutcome, KeyChange, KeyCreator, KeyLister, KeyReader, KeyWriter,
-    ListOutcome, ListQuery, ListedPage, SaveOutcome, SecretLookup, SecretRecord, StoreError, UsageOutcome,
+    AuditReader, CounterKeeper, IdempotencyReader, IdempotencyRecord, InsertOutcome, KeyChange, KeyCreator, KeyLister,
+    KeyReader, KeyWriter, PageOutcome, PageWindow, SaveOutcome, SecretLookup, SecretRecord, StoreError, UsageOutcome,
     UsageRecorder, UsageRequest,
 };
 
-/// How long a deleted key (and its lookup items and audit trail) stays before TTL removes it.
+/// How long a deleted key (and its lookup items) stays before TTL removes it.
 pub const DEFAULT_RETENTION_DAYS: i64 = 30;
 /// Transactions cancelled by a concurrent transaction on the same item (a company's counter)
 /// are retried this many times, with jittered backoff, before the request gets a 503.
@@ -78,6 +78,20 @@ impl DynamoStore {
         self.background.close();
         self.background.wait().await;
         self.background.reopen();
+    }
+
+    /// A strongly consistent read of one item: every read the service makes must see the last write.
+    async fn get_item(&self, operation: &'static str, key: Item) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable(operation, &e))?;
+        Ok(out.item)
     }
 
     fn put(&self, item: Item, condition: Option<&str>) -> TransactWriteItem {
@@ -304,16 +318,7 @@ fn condition_failure_item<R>(err: &SdkError<aws_sdk_dynamodb::operation::update_
 
 impl KeyReader for DynamoStore {
     async fn get_key(&self, company: &CompanyId, id: &KeyId) -> Result<Option<ApiKey>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(address(items::key_pk(company, id), items::KEY_SK)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable("get key", &e))?;
-        out.item.map(from_item).transpose()
+        self.get_item("get key", address(items::key_pk(company, id), items::KEY_SK)).await?.map(from_item).transpose()
     }
 }
 
@@ -359,16 +364,8 @@ impl KeyCreator for DynamoStore {
 
 impl IdempotencyReader for DynamoStore {
     async fn find_idempotency(&self, lookup: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(address(items::idempotency_pk(lookup), items::IDEMPOTENCY_SK)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable("idempotency record", &e))?;
-        let Some(item) = out.item else { return Ok(None) };
+        let found = self.get_item("idempotency record", address(items::idempotency_pk(lookup), items::IDEMPOTENCY_SK)).await?;
+        let Some(item) = found else { return Ok(None) };
         let sealed = match item.get("response") {
             Some(AttributeValue::B(blob)) => blob.clone().into_inner(),
             _ => Vec::new(),
@@ -462,17 +459,18 @@ impl DynamoStore {
         Ok((context, found.pop()))
     }
 
-    /// Queries from `position` on until `wanted` items are read or the partition ends; `Query`
-    /// pages at 1 MB, so a page of large items can take more than one call.
-    async fn query_pages(
+    /// Queries from `position` on until the window is read or the partition ends (`Query` pages
+    /// at 1 MB, so a page of large items can take more than one call), less the skipped items.
+    async fn query_pages<T: serde::de::DeserializeOwned>(
         &self,
         operation: &'static str,
         index: Option<&str>,
         partition: (&str, String),
-        newest_first: bool,
+        window: PageWindow<'_>,
         mut position: Option<Item>,
-        wanted: usize,
-    ) -> Result<Vec<Item>, StoreError> {
+    ) -> Result<Vec<T>, StoreError> {
+        let wanted = (window.skip + window.take) as usize;
+        let newest_first = window.newest_first;
         let mut found: Vec<Item> = Vec::with_capacity(wanted);
         loop {
             let out = self
@@ -492,69 +490,55 @@ impl DynamoStore {
             found.extend(out.items.unwrap_or_default());
             position = out.last_evaluated_key;
             if position.is_none() || found.len() >= wanted {
-                return Ok(found);
+                return found.into_iter().skip(window.skip as usize).map(from_item).collect();
             }
         }
     }
 }
 
 impl AuditReader for DynamoStore {
-    async fn list_events(&self, query: EventQuery<'_>) -> Result<EventsOutcome, StoreError> {
-        let pk = items::events_pk(query.company, query.key);
-        let cursor = query.start.map(|id| address(pk.clone(), &items::event_sk(id)));
-        let key = address(items::key_pk(query.company, query.key), items::KEY_SK);
+    async fn list_events(&self, company: &CompanyId, key: &KeyId, window: PageWindow<'_>) -> Result<PageOutcome<AuditEvent>, StoreError> {
+        let pk = items::events_pk(company, key);
+        let cursor = window.start.map(|id| address(pk.clone(), &items::event_sk(id)));
+        let key = address(items::key_pk(company, key), items::KEY_SK);
         let (key, start) = self.page_context("list events", key, cursor.clone()).await?;
-        let Some(key) = key else { return Ok(EventsOutcome::KeyNotFound) };
-        if query.start.is_some() && start.is_none() {
-            return Ok(EventsOutcome::UnknownStart);
+        let Some(key) = key else { return Ok(PageOutcome::UnknownOwner) };
+        if window.start.is_some() && start.is_none() {
+            return Ok(PageOutcome::UnknownStart);
         }
-        let wanted = (query.skip + query.take) as usize;
-        let found = self.query_pages("list events", None, (PARTITION_KEY, pk), query.newest_first, cursor, wanted).await?;
-        let items = found.into_iter().skip(query.skip as usize).map(from_item).collect::<Result<Vec<_>, _>>()?;
+        let items = self.query_pages("list events", None, (PARTITION_KEY, pk), window, cursor).await?;
         let total = items::number(&key, "version").unwrap_or(0).max(0) as u64;
-        Ok(EventsOutcome::Listed { total, items })
+        Ok(PageOutcome::Listed { total, items })
     }
 }
 
 impl KeyLister for DynamoStore {
-    async fn list_keys(&self, query: ListQuery<'_>) -> Result<ListOutcome, StoreError> {
-        let counters_address = address(items::counters_pk(query.company), items::COUNTERS_SK);
-        let start_address = query.start.map(|id| address(items::key_pk(query.company, id), items::KEY_SK));
+    async fn list_keys(&self, company: &CompanyId, status: StatusFilter, window: PageWindow<'_>) -> Result<PageOutcome<ApiKey>, StoreError> {
+        let counters_address = address(items::counters_pk(company), items::COUNTERS_SK);
+        let start_address = window.start.map(|id| address(items::key_pk(company, id), items::KEY_SK));
         let (counters, start) = self.page_context("list keys", counters_address, start_address).await?;
         let start: Option<ApiKey> = start.map(from_item).transpose()?;
-        if query.start.is_some() && start.is_none() {
-            return Ok(ListOutcome::UnknownStart);
+        if window.start.is_some() && start.is_none() {
+            return Ok(PageOutcome::UnknownStart);
         }
         let count = |name| counters.as_ref().and_then(|c| items::number(c, name)).unwrap_or(0).max(0) as u64;
         let (active, inactive) = (count("active"), count("inactive"));
-        let (index, partition, total) = match query.status.status() {
-            Some(KeyStatus::Active) => (STATUS_INDEX, items::status_index_pk(query.company, KeyStatus::Active), active),
-            Some(KeyStatus::Inactive) => (STATUS_INDEX, items::status_index_pk(query.company, KeyStatus::Inactive), inactive),
-            None => (COMPANY_INDEX, items::company_index_pk(query.company), active + inactive),
+        let (index, partition, total) = match status.status() {
+            Some(KeyStatus::Active) => (STATUS_INDEX, items::status_index_pk(company, KeyStatus::Active), active),
+            Some(KeyStatus::Inactive) => (STATUS_INDEX, items::status_index_pk(company, KeyStatus::Inactive), inactive),
+            None => (COMPANY_INDEX, items::company_index_pk(company), active + inactive),
         };
-        let wanted = (query.skip + query.take) as usize;
         let position = start.as_ref().map(|k| items::page_position(k, index, &partition));
-        let found = self
-            .query_pages("list keys", Some(index.name), (index.partition_key, partition), query.newest_first, position, wanted)
-            .await?;
-        let keys = found.into_iter().skip(query.skip as usize).map(from_item).collect::<Result<Vec<_>, _>>()?;
-        Ok(ListOutcome::Listed(ListedPage { total, items: keys }))
+        let items = self.query_pages("list keys", Some(index.name), (index.partition_key, partition), window, position).await?;
+        Ok(PageOutcome::Listed { total, items })
     }
 }
 
 impl SecretLookup for DynamoStore {
     /// Strongly consistent, so a key deleted or rolled a moment ago already answers so.
     async fn find_secret(&self, hash: &SecretHash) -> Result<Option<SecretRecord>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(address(items::secret_pk(hash), items::SECRET_SK)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable("find secret", &e))?;
-        let Some(mut item) = out.item else { return Ok(None) };
+        let found = self.get_item("find secret", address(items::secret_pk(hash), items::SECRET_SK)).await?;
+        let Some(mut item) = found else { return Ok(None) };
         let stored = item.remove(items::LOOKUP_HASH).ok_or_else(|| StoreError::Corrupt("lookup item without hash".into()))?;
         let hash: SecretHash = serde_dynamo::from_attribute_value(stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         Ok(Some(SecretRecord { hash, key: from_item(item)? }))

@@ -5,7 +5,7 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{ApiKey, AuditEvent, CompanyId, KeyId, Quota, RateLimit, SecretHash, StatusFilter, Window};
+use crate::model::{ApiKey, AuditEvent, CompanyId, Cursor, KeyId, PageRequest, Quota, RateLimit, SecretHash, StatusFilter, Window};
 
 pub mod calls;
 pub mod dynamo;
@@ -86,57 +86,56 @@ pub trait KeyWriter: Sync {
     fn save_change(&self, change: KeyChange<'_>) -> impl Future<Output = Result<SaveOutcome, StoreError>> + Send;
 }
 
-/// One page query: `take` items after `start` (exclusive) in the given direction.
-#[derive(Debug, Clone)]
-pub struct ListQuery<'a> {
-    pub company: &'a CompanyId,
-    pub status: StatusFilter,
+/// Which items a page reads: `take` after `start` (exclusive) in the given direction, less the
+/// first `skip`.
+#[derive(Debug, Clone, Copy)]
+pub struct PageWindow<'a> {
     pub start: Option<&'a KeyId>,
     pub newest_first: bool,
     pub skip: u32,
     pub take: u32,
 }
 
-#[derive(Debug, Clone)]
-pub struct ListedPage {
-    /// Every key of the company in that status, from the counters.
-    pub total: u64,
-    pub items: Vec<ApiKey>,
+impl<'a> PageWindow<'a> {
+    /// The window of a page request: one item more than the page, to know if another follows.
+    pub fn of(page: &'a PageRequest) -> Self {
+        let (start, newest_first) = match &page.cursor {
+            Cursor::Newest => (None, true),
+            Cursor::After(id) => (Some(id), true),
+            Cursor::Before(id) => (Some(id), false),
+        };
+        Self { start, newest_first, skip: page.offset, take: page.limit + 1 }
+    }
 }
 
 #[derive(Debug)]
-pub enum ListOutcome {
-    Listed(ListedPage),
-    /// `start` is not a key of the company.
+pub enum PageOutcome<T> {
+    /// `total` counts every item of the list, not just this page.
+    Listed { total: u64, items: Vec<T> },
+    /// `start` is not an item of this list.
     UnknownStart,
+    /// The list belongs to something that does not exist (a key's events, without the key).
+    UnknownOwner,
 }
 
 pub trait KeyLister: Sync {
-    fn list_keys(&self, query: ListQuery<'_>) -> impl Future<Output = Result<ListOutcome, StoreError>> + Send;
-}
-
-/// One page of a key's audit events: `take` after `start` (exclusive) in the given direction.
-#[derive(Debug, Clone)]
-pub struct EventQuery<'a> {
-    pub company: &'a CompanyId,
-    pub key: &'a KeyId,
-    pub start: Option<&'a KeyId>,
-    pub newest_first: bool,
-    pub skip: u32,
-    pub take: u32,
-}
-
-#[derive(Debug)]
-pub enum EventsOutcome {
-    /// `total` is every event of the key: one per saved version.
-    Listed { total: u64, items: Vec<AuditEvent> },
-    KeyNotFound,
-    /// `start` is not an event of this key.
-    UnknownStart,
+    /// A company's keys of a status (or all), by creation; `total` from the counters.
+    fn list_keys(
+        &self,
+        company: &CompanyId,
+        status: StatusFilter,
+        window: PageWindow<'_>,
+    ) -> impl Future<Output = Result<PageOutcome<ApiKey>, StoreError>> + Send;
 }
 
 pub trait AuditReader: Sync {
-    fn list_events(&self, query: EventQuery<'_>) -> impl Future<Output = Result<EventsOutcome, StoreError>> + Send;
+    /// A key's audit events, by time; `total` is one per saved version of the key.
+    fn list_events(
+        &self,
+        company: &CompanyId,
+        key: &KeyId,
+        window: PageWindow<'_>,
+    ) -> impl Future<Output = Result<PageOutcome<AuditEvent>, StoreError>> + Send;
 }
 
 pub trait CounterKeeper: Sync {
