@@ -37,8 +37,9 @@ start() {
   dir=$(jar_dir)
   if answers "$port"; then echo "port $port is already in use" >&2; exit 1; fi
   mkdir -p "$(dirname "$pidfile")"
-  java -Djava.library.path="$dir/DynamoDBLocal_lib" -jar "$dir/DynamoDBLocal.jar" \
-    -inMemory -sharedDb -port "$port" >"${pidfile%.pid}.log" 2>&1 &
+  # Run from the pid file's folder: DynamoDB Local writes a metadata file into its working directory.
+  (cd "$(dirname "$pidfile")" && exec java -Djava.library.path="$dir/DynamoDBLocal_lib" -jar "$dir/DynamoDBLocal.jar" \
+    -inMemory -sharedDb -port "$port") >"${pidfile%.pid}.log" 2>&1 &
   echo $! >"$pidfile"
   for _ in $(seq 1 150); do
     if answers "$port"; then echo "DynamoDB Local on 127.0.0.1:$port (pid $(cat "$pidfile"))" >&2; return 0; fi

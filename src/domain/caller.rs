@@ -1,6 +1,6 @@
 //! Who is calling: the company and root key the authorizer vouched for, and what it may do.
 
-use crate::model::{CompanyId, Permission};
+use crate::model::{Acl, CompanyId, Permission};
 
 use super::DomainError;
 
@@ -43,6 +43,24 @@ impl Caller {
             Err(DomainError::Forbidden(format!("this key lacks the permission {wanted}")))
         }
     }
+
+    /// A key may hand out only the management permissions it holds itself, so `keys:write`
+    /// cannot mint a key with `keys:*` (or `*`) and climb to read or verify.
+    pub fn may_grant(&self, acl: Option<&Acl>) -> Result<(), DomainError> {
+        let granted = acl.into_iter().flat_map(|acl| acl.entries()).flat_map(|entry| entry.permissions.iter());
+        for permission in granted {
+            for need in [Need::Read, Need::Write, Need::Verify] {
+                if permission.grants(need.as_str()) && self.require(need).is_err() {
+                    return Err(DomainError::Forbidden(format!(
+                        "'{}' would grant {}, which this key lacks",
+                        permission.as_str(),
+                        need.as_str()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -63,6 +81,20 @@ mod tests {
         assert!(caller(&["keys:read"]).require(Need::Write).is_err());
         assert!(caller(&["keys:verify"]).require(Need::Verify).is_ok());
         assert!(caller(&[]).require(Need::Read).is_err());
+    }
+
+    #[test]
+    fn a_key_grants_only_management_permissions_it_holds() {
+        let acl = |perms: serde_json::Value| -> Acl {
+            Acl::parse(serde_json::from_value(serde_json::json!([{ "permissions": perms }])).unwrap(), "acl").unwrap()
+        };
+        let writer = caller(&["keys:write"]);
+        assert!(writer.may_grant(Some(&acl(serde_json::json!(["keys:write", "orders:*"])))).is_ok());
+        assert!(writer.may_grant(None).is_ok());
+        for escalation in ["keys:*", "*", "keys:read", "k*"] {
+            assert!(writer.may_grant(Some(&acl(serde_json::json!([escalation])))).is_err(), "{escalation}");
+        }
+        assert!(caller(&["*"]).may_grant(Some(&acl(serde_json::json!(["*"])))).is_ok());
     }
 
     #[test]

@@ -45,6 +45,7 @@ pub async fn create_key(
     if let Some(earlier) = replay(store, idempotent.as_ref(), now).await? {
         return Ok(earlier);
     }
+    caller.may_grant(request.input.acl.as_ref())?;
     let (key, plaintext) = new_key(caller, request.id, request.input, now);
     let body = to_json(key.view(now).with_plaintext(&plaintext))?;
     let audit = audit(caller, &key, AuditAction::Created, without_volatile(body.clone()), now);
@@ -200,6 +201,9 @@ pub async fn update_key(
         if input.is_empty() {
             return Ok(None);
         }
+        if let Change::Set(acl) = &input.acl {
+            caller.may_grant(acl.as_ref())?;
+        }
         let (after, reset_quota_usage) = apply_update(before, input, now);
         let action = if input.status.is_set() && after.status != before.status && only_status(input) {
             AuditAction::StatusChanged
@@ -297,7 +301,7 @@ pub async fn roll_key(
             (valid_until > now).then(|| PreviousSecret { hash: before.secret_hash.clone(), valid_until });
         let mut extra = Map::new();
         extra.insert("gracePeriodSeconds".into(), input.grace_period_seconds.into());
-        extra.insert("previousSecretValidUntil".into(), after.previous_secret.as_ref().map(|p| p.valid_until.to_rfc3339()).into());
+        extra.insert("previousSecretValidUntil".into(), serde_json::json!(after.previous_secret.as_ref().map(|p| p.valid_until)));
         issued = Some(plaintext);
         Ok(Some(Planned { after, action: AuditAction::Rolled, extra, reset_quota_usage: false }))
     }, now, false)

@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::App;
 use crate::domain::verify::{self, VerifyCode, VerifyRequest};
+use crate::model::KeyType;
 
 use super::request::context;
 
@@ -42,6 +43,10 @@ pub async fn authorize(app: &App, headers: &HeaderMap, source_ip: Option<IpAddr>
         (VerifyCode::QuotaExceeded, _) => return refused(429, "this root key has used up its quota"),
         (code, _) => return refused(401, &format!("the credential was refused ({})", code_name(code))),
     };
+    // Publishable keys are shown again and meant for browsers and apps: never a root key.
+    if key.key_type != KeyType::Secret {
+        return refused(401, "a publishable key cannot call the management API; use a secret root key");
+    }
     let permissions = key.acl.as_ref().map(|acl| acl.permissions_in("keys:")).unwrap_or_default();
     let mut ctx = Map::new();
     ctx.insert(context::AUTHENTICATED.into(), json!(true));

@@ -97,9 +97,10 @@ pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-/// `If-Match: "3"` (also `W/"3"` or `3`): the version the caller last saw.
+/// `If-Match: "3"` (also `W/"3"` or `3`): the version the caller last saw. `*` matches any
+/// version of an existing key, so it pins nothing.
 pub fn if_match(req: &Request) -> Result<Option<u64>, ApiError> {
-    let Some(raw) = header(req, "if-match") else { return Ok(None) };
+    let Some(raw) = header(req, "if-match").filter(|v| v.trim() != "*") else { return Ok(None) };
     let version = raw.trim().trim_start_matches("W/").trim_matches('"');
     version.parse().map(Some).map_err(|_| FieldError::invalid("If-Match", "If-Match must be an ETag this API returned").into())
 }

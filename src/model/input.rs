@@ -126,7 +126,7 @@ impl CreateKeyInput {
             description: f.optional("description", "a string")?.map(|d| description(d)).transpose()?,
             key_type: f.optional("type", "\"secret\" or \"publishable\"")?.unwrap_or_default(),
             whitelisted_ips: f.optional("whitelistedIPs", "an array of strings")?.map(|l| ip_list(l)).transpose()?.flatten(),
-            acl: f.optional("acl", "an array of ACL entries")?.map(acl).transpose()?,
+            acl: f.optional("acl", "an array of ACL entries")?.map(acl).transpose()?.flatten(),
             expires_at: f.optional("expiresAt", "an RFC 3339 date-time")?.map(|t| future(t, now)).transpose()?,
             rate_limit: f.optional("rateLimit", "an object {limit, periodSeconds}")?.map(rate_limit).transpose()?,
             quota: f.optional("quota", "an object {max, renewalSeconds}")?.map(quota).transpose()?,
@@ -167,7 +167,9 @@ impl UpdateKeyInput {
             whitelisted_ips: f
                 .change("whitelistedIPs", "an array of strings")?
                 .try_map(|l: Option<Vec<String>>| Ok(l.map(ip_list).transpose()?.flatten()))?,
-            acl: f.change("acl", "an array of ACL entries")?.try_map(|a: Option<Vec<Value>>| a.map(acl).transpose())?,
+            acl: f
+                .change("acl", "an array of ACL entries")?
+                .try_map(|a: Option<Vec<Value>>| Ok(a.map(acl).transpose()?.flatten()))?,
             expires_at: f
                 .change("expiresAt", "an RFC 3339 date-time")?
                 .try_map(|t: Option<DateTime<Utc>>| t.map(|t| future(t, now)).transpose())?,
@@ -296,7 +298,9 @@ fn ip_list(entries: Vec<String>) -> Result<Option<IpAllowlist>, FieldError> {
     IpAllowlist::parse(&entries, "whitelistedIPs")
 }
 
-fn acl(entries: Vec<Value>) -> Result<Acl, FieldError> {
+/// `None` for an empty list: `[]` means the same as `null` (no permissions, no scope limit),
+/// as `[]` does for whitelistedIPs.
+fn acl(entries: Vec<Value>) -> Result<Option<Acl>, FieldError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase", deny_unknown_fields)]
     struct RawEntry {
@@ -322,7 +326,7 @@ fn acl(entries: Vec<Value>) -> Result<Acl, FieldError> {
             Ok(AclEntry { scope: entry.scope.unwrap_or_default(), permissions })
         })
         .collect::<Result<Vec<_>, FieldError>>()?;
-    Acl::parse(parsed, "acl")
+    Ok((!parsed.is_empty()).then(|| Acl::parse(parsed, "acl")).transpose()?)
 }
 
 fn future(at: DateTime<Utc>, now: DateTime<Utc>) -> Result<DateTime<Utc>, FieldError> {

@@ -108,3 +108,32 @@ async fn one_company_never_sees_another() {
     assert_eq!(verify.body, json!({ "valid": false, "code": "NOT_FOUND" }));
     assert_eq!(app.get_key(id).await.body["description"], serde_json::Value::Null);
 }
+
+#[tokio::test]
+async fn a_publishable_key_is_never_a_root_key() {
+    let app = spawn_app().await;
+    let created = app.create_key(&json!({ "userId": "web", "type": "publishable", "acl": [{ "permissions": ["keys:*"] }] })).await;
+    let shown_again = app.get_key(created["id"].as_str().unwrap()).await.body["key"].as_str().unwrap().to_owned();
+    let response = app.send(Method::POST, "/keys", Some(&shown_again), Some(&json!({ "userId": "u" })), &[]).await;
+    assert_eq!((response.status, response.error_code()), (StatusCode::UNAUTHORIZED, "unauthenticated"));
+    assert_eq!(app.counters().await, (2, 0), "nothing was created with it");
+}
+
+#[tokio::test]
+async fn a_key_cannot_grant_management_permissions_it_lacks() {
+    let app = spawn_app().await;
+    let writer = key_with(&app, json!({ "acl": [{ "permissions": ["keys:write"] }] })).await;
+    for acl in [json!(["keys:*"]), json!(["*"]), json!(["keys:read"]), json!(["keys:verify", "orders:read"])] {
+        let body = json!({ "userId": "u", "acl": [{ "permissions": acl }] });
+        let response = app.send(Method::POST, "/keys", Some(&writer), Some(&body), &[]).await;
+        assert_eq!((response.status, response.error_code()), (StatusCode::FORBIDDEN, "forbidden"), "{acl}");
+    }
+    let allowed = json!({ "userId": "u", "acl": [{ "permissions": ["keys:write", "orders:*"] }] });
+    let created = app.send(Method::POST, "/keys", Some(&writer), Some(&allowed), &[]).await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let id = created.body["id"].as_str().unwrap();
+    let escalate = json!({ "acl": [{ "permissions": ["keys:*"] }] });
+    let patched = app.send(Method::PATCH, &format!("/keys/{id}"), Some(&writer), Some(&escalate), &[]).await;
+    assert_eq!(patched.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.get_key(id).await.body["acl"][0]["permissions"], json!(["keys:write", "orders:*"]));
+}

@@ -91,6 +91,8 @@ async fn if_match_refuses_a_stale_version() {
     let stale = app.patch_key(&id, &json!({ "description": "two" }), &[("if-match", "\"1\"")]).await;
     assert_eq!((stale.status, stale.error_code()), (StatusCode::PRECONDITION_FAILED, "precondition_failed"));
     assert_eq!(app.get_key(&id).await.body["description"], "one");
+    let any = app.patch_key(&id, &json!({ "description": "three" }), &[("if-match", "*")]).await;
+    assert_eq!((any.status, any.header("etag")), (StatusCode::OK, "\"3\""), "* matches any version");
     let garbage = app.patch_key(&id, &json!({ "description": "x" }), &[("if-match", "yesterday")]).await;
     assert_eq!((garbage.status, garbage.error_field()), (StatusCode::BAD_REQUEST, "If-Match"));
 }
@@ -243,6 +245,7 @@ async fn every_change_leaves_an_audit_record_without_secrets() {
     assert!(trail.iter().all(|e| e["actor"] == root_id), "the root key that made each change");
     assert_eq!(trail[1]["changes"], json!({ "description": "second", "tags": ["x"] }));
     assert_eq!(trail[2]["changes"], json!({ "status": "inactive" }));
+    assert_eq!(trail[3]["changes"]["previousSecretValidUntil"], "2030-01-01T00:00:13Z");
     assert_eq!(trail[4]["changes"]["deletedAt"], "2030-01-01T00:00:04Z");
     let stored = app.client.query().table_name(&app.table).key_condition_expression("pk = :pk")
         .expression_attribute_values(":pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("EVENTS#{}#{id}", app.company)))
