@@ -677,7 +677,7 @@ async fn real_answers_of_create_get_list_patch_roll_delete_conform() {
     assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
     assert_documented("PATCH", "/keys/{keyId}", &stale);
     let star = app.patch_key(&id, &json!({}), &[("if-match", "*")]).await;
-    assert_eq!(star.status, StatusCode::BAD_REQUEST);
+    assert_eq!(star.status, StatusCode::OK);
     assert_documented("PATCH", "/keys/{keyId}", &star);
     let read_only = app.patch_key(&id, &json!({"userId": "other"}), &[]).await;
     assert_eq!(read_only.status, StatusCode::BAD_REQUEST);
