@@ -50,12 +50,11 @@ pub async fn run(args: Vec<String>) -> ExitCode {
         }
     };
     let app = App::from_env().await;
-    if std::env::var("DYNAMODB_ENDPOINT").is_ok() {
-        if let Err(e) = ensure_table(app.store.client(), app.store.table()).await {
+    if std::env::var("DYNAMODB_ENDPOINT").is_ok()
+        && let Err(e) = ensure_table(app.store.client(), app.store.table()).await {
             eprintln!("apikeys: cannot reach or create table {}: {e}", app.store.table());
             return ExitCode::FAILURE;
         }
-    }
     match create_root_key(&app.store, parsed.company, parsed.description, app.clock.now()).await {
         Ok(created) => {
             println!("{}", serde_json::to_string_pretty(&created.body).unwrap_or_default());

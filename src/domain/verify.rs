@@ -139,11 +139,10 @@ fn static_refusal(key: &ApiKey, request: &VerifyRequest<'_>, now: DateTime<Utc>)
     if key.expires_at.is_some_and(|at| at <= now) {
         return Some(VerifyCode::Expired);
     }
-    if let Some(allowlist) = &key.whitelisted_ips {
-        if !request.ip.is_some_and(|ip| allowlist.allows(ip)) {
+    if let Some(allowlist) = &key.whitelisted_ips
+        && !request.ip.is_some_and(|ip| allowlist.allows(ip)) {
             return Some(VerifyCode::IpNotAllowed);
         }
-    }
     let default_scope = Scope::default();
     let scope = request.scope.unwrap_or(&default_scope);
     let asks_anything = !request.permissions.is_empty() || *scope != default_scope;

@@ -77,11 +77,10 @@ impl ApiError {
             error["message"] = json!(e.message);
         }
         let mut response = json_response(status, &json!({ "error": error }));
-        if let ApiError::MethodNotAllowed { allowed, .. } = &self {
-            if let Ok(value) = allowed.parse() {
+        if let ApiError::MethodNotAllowed { allowed, .. } = &self
+            && let Ok(value) = allowed.parse() {
                 response.headers_mut().insert(header::ALLOW, value);
             }
-        }
         response
     }
 }

@@ -123,9 +123,9 @@ impl CreateKeyInput {
         let user_id: String = f.required("userId", "a string")?;
         Ok(Self {
             user_id: bounded_text(user_id, "userId", MAX_USER_ID_CHARS, false)?,
-            description: f.optional("description", "a string")?.map(|d| description(d)).transpose()?,
+            description: f.optional("description", "a string")?.map(description).transpose()?,
             key_type: f.optional("type", "\"secret\" or \"publishable\"")?.unwrap_or_default(),
-            whitelisted_ips: f.optional("whitelistedIPs", "an array of strings")?.map(|l| ip_list(l)).transpose()?.flatten(),
+            whitelisted_ips: f.optional("whitelistedIPs", "an array of strings")?.map(ip_list).transpose()?.flatten(),
             acl: f.optional("acl", "an array of ACL entries")?.map(acl).transpose()?.flatten(),
             expires_at: f.optional("expiresAt", "an RFC 3339 date-time")?.map(|t| future(t, now)).transpose()?,
             rate_limit: f.optional("rateLimit", "an object {limit, periodSeconds}")?.map(rate_limit).transpose()?,
@@ -326,7 +326,7 @@ fn acl(entries: Vec<Value>) -> Result<Option<Acl>, FieldError> {
             Ok(AclEntry { scope: entry.scope.unwrap_or_default(), permissions })
         })
         .collect::<Result<Vec<_>, FieldError>>()?;
-    Ok((!parsed.is_empty()).then(|| Acl::parse(parsed, "acl")).transpose()?)
+    (!parsed.is_empty()).then(|| Acl::parse(parsed, "acl")).transpose()
 }
 
 fn future(at: DateTime<Utc>, now: DateTime<Utc>) -> Result<DateTime<Utc>, FieldError> {
