@@ -51,10 +51,11 @@ pub async fn run(args: Vec<String>) -> ExitCode {
     };
     let app = App::from_env().await;
     if std::env::var("DYNAMODB_ENDPOINT").is_ok()
-        && let Err(e) = ensure_table(app.store.client(), app.store.table()).await {
-            eprintln!("apikeys: cannot reach or create table {}: {e}", app.store.table());
-            return ExitCode::FAILURE;
-        }
+        && let Err(e) = ensure_table(app.store.client(), app.store.table()).await
+    {
+        eprintln!("apikeys: cannot reach or create table {}: {e}", app.store.table());
+        return ExitCode::FAILURE;
+    }
     match create_root_key(&app.store, parsed.company, parsed.description, app.clock.now()).await {
         Ok(created) => {
             println!("{}", serde_json::to_string_pretty(&created.body).unwrap_or_default());
@@ -84,11 +85,15 @@ pub async fn run_local_server() -> ExitCode {
         }
     };
     if let Some(company) = std::env::var("DEMO_COMPANY").ok().and_then(|c| CompanyId::parse(&c, "DEMO_COMPANY").ok()) {
-        match create_root_key(&app.store, company.clone(), Some("demo root key from make run".into()), app.clock.now()).await {
+        match create_root_key(&app.store, company.clone(), Some("demo root key from make run".into()), app.clock.now())
+            .await
+        {
             Ok(created) => {
                 let key = created.body.get("key").and_then(|k| k.as_str()).unwrap_or_default();
                 println!("\nA root key for company '{company}':\n\n  export ROOT_KEY={key}\n");
-                println!("Try it:\n\n  curl -s -X POST http://127.0.0.1:{port}/keys -H \"Authorization: Bearer $ROOT_KEY\" \\\n    -H 'content-type: application/json' -d '{{\"userId\":\"user-1\"}}'\n");
+                println!(
+                    "Try it:\n\n  curl -s -X POST http://127.0.0.1:{port}/keys -H \"Authorization: Bearer $ROOT_KEY\" \\\n    -H 'content-type: application/json' -d '{{\"userId\":\"user-1\"}}'\n"
+                );
             }
             Err(e) => eprintln!("local server: could not create the demo root key: {e}"),
         }

@@ -5,10 +5,10 @@
 //! does), `store` (the DynamoDB adapter behind one trait per capability) and `http` (handlers,
 //! authorizer, routes, local server). `src/bin` holds one small binary per Lambda function.
 
-pub mod model;
-pub mod domain;
-pub mod store;
-pub mod config;
-pub mod http;
 pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod model;
+pub mod store;
 pub mod stream;

@@ -21,7 +21,10 @@ struct RemovedKey {
 /// TTL deletions are REMOVE records made by the DynamoDB service itself.
 fn removed_by_ttl(record: &EventRecord) -> bool {
     record.event_name == "REMOVE"
-        && record.user_identity.as_ref().is_some_and(|who| who.type_ == "Service" && who.principal_id == "dynamodb.amazonaws.com")
+        && record
+            .user_identity
+            .as_ref()
+            .is_some_and(|who| who.type_ == "Service" && who.principal_id == "dynamodb.amazonaws.com")
 }
 
 /// Handles one batch; returns how many keys it took out of the counters. Items other than keys,

@@ -132,7 +132,12 @@ pub struct Page<T> {
 }
 
 /// Turns what a page window read into a page, newest first, with its neighbours' cursors.
-fn page<T>(page: &PageRequest, outcome: PageOutcome<T>, what: &str, id: impl Fn(&T) -> &KeyId) -> Result<Page<T>, DomainError> {
+fn page<T>(
+    page: &PageRequest,
+    outcome: PageOutcome<T>,
+    what: &str,
+    id: impl Fn(&T) -> &KeyId,
+) -> Result<Page<T>, DomainError> {
     let (total, mut items) = match outcome {
         PageOutcome::Listed { total, items } => (total, items),
         PageOutcome::UnknownOwner => return Err(DomainError::NotFound),
@@ -165,7 +170,11 @@ fn page<T>(page: &PageRequest, outcome: PageOutcome<T>, what: &str, id: impl Fn(
     Ok(Page { total, items, next, previous })
 }
 
-pub async fn list_keys(store: &impl KeyLister, caller: &Caller, request: &PageRequest) -> Result<Page<ApiKey>, DomainError> {
+pub async fn list_keys(
+    store: &impl KeyLister,
+    caller: &Caller,
+    request: &PageRequest,
+) -> Result<Page<ApiKey>, DomainError> {
     let outcome = store.list_keys(&caller.company, request.status, PageWindow::of(request)).await?;
     page(request, outcome, "a key of this company", |k| &k.id)
 }
@@ -191,27 +200,34 @@ pub async fn update_key(
     input: &UpdateKeyInput,
     if_match: Option<u64>,
 ) -> Result<ApiKey, DomainError> {
-    write_with_retry(store, caller, id, |before| {
-        if if_match.is_some_and(|v| v != before.version) {
-            return Err(DomainError::StaleVersion);
-        }
-        if before.is_deleted() {
-            return Err(DomainError::Conflict("a deleted key cannot be changed or re-activated".into()));
-        }
-        if input.is_empty() {
-            return Ok(None);
-        }
-        if let Change::Set(acl) = &input.acl {
-            caller.may_grant(acl.as_ref())?;
-        }
-        let (after, reset_quota_usage) = apply_update(before, input, now);
-        let action = if input.status.is_set() && after.status != before.status && only_status(input) {
-            AuditAction::StatusChanged
-        } else {
-            AuditAction::Updated
-        };
-        Ok(Some(Planned { after, action, extra: Map::new(), reset_quota_usage }))
-    }, now, if_match.is_some())
+    write_with_retry(
+        store,
+        caller,
+        id,
+        |before| {
+            if if_match.is_some_and(|v| v != before.version) {
+                return Err(DomainError::StaleVersion);
+            }
+            if before.is_deleted() {
+                return Err(DomainError::Conflict("a deleted key cannot be changed or re-activated".into()));
+            }
+            if input.is_empty() {
+                return Ok(None);
+            }
+            if let Change::Set(acl) = &input.acl {
+                caller.may_grant(acl.as_ref())?;
+            }
+            let (after, reset_quota_usage) = apply_update(before, input, now);
+            let action = if input.status.is_set() && after.status != before.status && only_status(input) {
+                AuditAction::StatusChanged
+            } else {
+                AuditAction::Updated
+            };
+            Ok(Some(Planned { after, action, extra: Map::new(), reset_quota_usage }))
+        },
+        now,
+        if_match.is_some(),
+    )
     .await
 }
 
@@ -262,16 +278,23 @@ pub async fn delete_key(
     now: DateTime<Utc>,
     id: &KeyId,
 ) -> Result<(), DomainError> {
-    write_with_retry(store, caller, id, |before| {
-        if before.is_deleted() {
-            return Ok(None);
-        }
-        let mut after = before.clone();
-        after.status = KeyStatus::Inactive;
-        after.deleted_at = Some(now);
-        after.previous_secret = None;
-        Ok(Some(Planned { after, action: AuditAction::Deleted, extra: Map::new(), reset_quota_usage: false }))
-    }, now, false)
+    write_with_retry(
+        store,
+        caller,
+        id,
+        |before| {
+            if before.is_deleted() {
+                return Ok(None);
+            }
+            let mut after = before.clone();
+            after.status = KeyStatus::Inactive;
+            after.deleted_at = Some(now);
+            after.previous_secret = None;
+            Ok(Some(Planned { after, action: AuditAction::Deleted, extra: Map::new(), reset_quota_usage: false }))
+        },
+        now,
+        false,
+    )
     .await
     .map(|_| ())
 }
@@ -286,25 +309,35 @@ pub async fn roll_key(
     input: RollInput,
 ) -> Result<(ApiKey, PlaintextKey), DomainError> {
     let mut issued = None;
-    let key = write_with_retry(store, caller, id, |before| {
-        if before.is_deleted() {
-            return Err(DomainError::Conflict("a deleted key cannot be rolled".into()));
-        }
-        let plaintext = PlaintextKey::generate(before.key_type);
-        let mut after = before.clone();
-        after.secret_hash = plaintext.hash();
-        after.key_prefix = plaintext.visible_prefix().to_owned();
-        after.publishable_key = (before.key_type == KeyType::Publishable).then(|| plaintext.clone());
-        let grace_end = now + TimeDelta::seconds(input.grace_period_seconds as i64);
-        let valid_until = before.expires_at.map_or(grace_end, |expiry| expiry.min(grace_end));
-        after.previous_secret =
-            (valid_until > now).then(|| PreviousSecret { hash: before.secret_hash.clone(), valid_until });
-        let mut extra = Map::new();
-        extra.insert("gracePeriodSeconds".into(), input.grace_period_seconds.into());
-        extra.insert("previousSecretValidUntil".into(), serde_json::json!(after.previous_secret.as_ref().map(|p| p.valid_until)));
-        issued = Some(plaintext);
-        Ok(Some(Planned { after, action: AuditAction::Rolled, extra, reset_quota_usage: false }))
-    }, now, false)
+    let key = write_with_retry(
+        store,
+        caller,
+        id,
+        |before| {
+            if before.is_deleted() {
+                return Err(DomainError::Conflict("a deleted key cannot be rolled".into()));
+            }
+            let plaintext = PlaintextKey::generate(before.key_type);
+            let mut after = before.clone();
+            after.secret_hash = plaintext.hash();
+            after.key_prefix = plaintext.visible_prefix().to_owned();
+            after.publishable_key = (before.key_type == KeyType::Publishable).then(|| plaintext.clone());
+            let grace_end = now + TimeDelta::seconds(input.grace_period_seconds as i64);
+            let valid_until = before.expires_at.map_or(grace_end, |expiry| expiry.min(grace_end));
+            after.previous_secret =
+                (valid_until > now).then(|| PreviousSecret { hash: before.secret_hash.clone(), valid_until });
+            let mut extra = Map::new();
+            extra.insert("gracePeriodSeconds".into(), input.grace_period_seconds.into());
+            extra.insert(
+                "previousSecretValidUntil".into(),
+                serde_json::json!(after.previous_secret.as_ref().map(|p| p.valid_until)),
+            );
+            issued = Some(plaintext);
+            Ok(Some(Planned { after, action: AuditAction::Rolled, extra, reset_quota_usage: false }))
+        },
+        now,
+        false,
+    )
     .await?;
     let plaintext = issued.ok_or_else(|| DomainError::Internal("roll produced no key".into()))?;
     Ok((key, plaintext))
@@ -367,7 +400,13 @@ fn changed_fields(before: &ApiKey, after: &ApiKey, now: DateTime<Utc>) -> Result
     Ok(new.into_iter().filter(|(field, value)| old.get(field) != Some(value)).collect())
 }
 
-fn audit(caller: &Caller, key: &ApiKey, action: AuditAction, changes: Map<String, Value>, now: DateTime<Utc>) -> AuditEvent {
+fn audit(
+    caller: &Caller,
+    key: &ApiKey,
+    action: AuditAction,
+    changes: Map<String, Value>,
+    now: DateTime<Utc>,
+) -> AuditEvent {
     AuditEvent {
         id: KeyId::generate(),
         company_id: key.company_id.clone(),

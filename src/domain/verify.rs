@@ -93,7 +93,11 @@ pub async fn verify(
         quota: key.quota.map(|q| (q, q.period_at(now))),
     };
     let rate_state = |used: u64| {
-        usage.rate.map(|(r, w)| RateState { limit: r.limit, remaining: r.limit.saturating_sub(used), reset_at: w.ends_at })
+        usage.rate.map(|(r, w)| RateState {
+            limit: r.limit,
+            remaining: r.limit.saturating_sub(used),
+            reset_at: w.ends_at,
+        })
     };
     let outcome = if usage.rate.is_some() || usage.quota.is_some() {
         store.consume(usage).await?
@@ -101,8 +105,12 @@ pub async fn verify(
         UsageOutcome::Admitted { rate_used: None, quota_used: None }
     };
     let verdict = match outcome {
-        UsageOutcome::RateLimited => Verdict { rate: rate_state(u64::MAX), ..Verdict::of(VerifyCode::RateLimited, None) },
-        UsageOutcome::QuotaExceeded => Verdict { quota_remaining: Some(0), ..Verdict::of(VerifyCode::QuotaExceeded, None) },
+        UsageOutcome::RateLimited => {
+            Verdict { rate: rate_state(u64::MAX), ..Verdict::of(VerifyCode::RateLimited, None) }
+        }
+        UsageOutcome::QuotaExceeded => {
+            Verdict { quota_remaining: Some(0), ..Verdict::of(VerifyCode::QuotaExceeded, None) }
+        }
         UsageOutcome::Admitted { rate_used, quota_used } => {
             // A quota write already set lastUsedAt; otherwise refresh it off the answer's path.
             let stale = key.last_used_at.is_none_or(|at| now - at >= LAST_USED_GRANULARITY);
@@ -121,7 +129,12 @@ pub async fn verify(
 
 /// A lookup item is found by hash; the key says whether that hash is its current secret or an
 /// old one still in its grace period.
-fn secret_still_valid(key: &ApiKey, stored: &crate::model::SecretHash, presented: &crate::model::SecretHash, now: DateTime<Utc>) -> bool {
+fn secret_still_valid(
+    key: &ApiKey,
+    stored: &crate::model::SecretHash,
+    presented: &crate::model::SecretHash,
+    now: DateTime<Utc>,
+) -> bool {
     if !stored.matches(presented) {
         return false;
     }
@@ -140,9 +153,10 @@ fn static_refusal(key: &ApiKey, request: &VerifyRequest<'_>, now: DateTime<Utc>)
         return Some(VerifyCode::Expired);
     }
     if let Some(allowlist) = &key.whitelisted_ips
-        && !request.ip.is_some_and(|ip| allowlist.allows(ip)) {
-            return Some(VerifyCode::IpNotAllowed);
-        }
+        && !request.ip.is_some_and(|ip| allowlist.allows(ip))
+    {
+        return Some(VerifyCode::IpNotAllowed);
+    }
     let default_scope = Scope::default();
     let scope = request.scope.unwrap_or(&default_scope);
     let asks_anything = !request.permissions.is_empty() || *scope != default_scope;

@@ -36,13 +36,16 @@ impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         use DomainError as D;
         match self {
-            ApiError::Domain(D::Invalid(e)) => (StatusCode::BAD_REQUEST, match e.problem {
-                FieldProblem::Invalid => "invalid_field",
-                FieldProblem::Missing => "missing_field",
-                FieldProblem::Unknown => "unknown_field",
-                FieldProblem::ReadOnly => "read_only_field",
-                FieldProblem::TooMany => "too_many_entries",
-            }),
+            ApiError::Domain(D::Invalid(e)) => (
+                StatusCode::BAD_REQUEST,
+                match e.problem {
+                    FieldProblem::Invalid => "invalid_field",
+                    FieldProblem::Missing => "missing_field",
+                    FieldProblem::Unknown => "unknown_field",
+                    FieldProblem::ReadOnly => "read_only_field",
+                    FieldProblem::TooMany => "too_many_entries",
+                },
+            ),
             ApiError::Domain(D::Unauthenticated(_)) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             ApiError::Domain(D::Forbidden(_)) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::Domain(D::NotFound) | ApiError::NoRoute => (StatusCode::NOT_FOUND, "not_found"),
@@ -78,9 +81,10 @@ impl ApiError {
         }
         let mut response = json_response(status, &json!({ "error": error }));
         if let ApiError::MethodNotAllowed { allowed, .. } = &self
-            && let Ok(value) = allowed.parse() {
-                response.headers_mut().insert(header::ALLOW, value);
-            }
+            && let Ok(value) = allowed.parse()
+        {
+            response.headers_mut().insert(header::ALLOW, value);
+        }
         response
     }
 }

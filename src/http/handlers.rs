@@ -6,9 +6,9 @@ use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 
 use crate::config::App;
+use crate::domain::Caller;
 use crate::domain::keys::{self, NewKey, Page};
 use crate::domain::verify::{self, Verdict, VerifyCode, VerifyRequest};
-use crate::domain::Caller;
 use crate::model::{CreateKeyInput, Cursor, IdempotencyKey, PageRequest, RollInput, UpdateKeyInput, VerifyInput};
 
 use super::error::{ApiError, json_response};
@@ -86,7 +86,12 @@ async fn list_key_events(app: &App, caller: &Caller, req: &Request) -> Result<Re
 
 /// The list envelope: `{status, total, count, nextUrl, previousUrl, data}`, links relative to
 /// the API root.
-fn page_response<T>(page: &PageRequest, path: &str, listed: &Page<T>, data: &impl serde::Serialize) -> Result<Response<Body>, ApiError> {
+fn page_response<T>(
+    page: &PageRequest,
+    path: &str,
+    listed: &Page<T>,
+    data: &impl serde::Serialize,
+) -> Result<Response<Body>, ApiError> {
     let link = |cursor: &Cursor| page.link(path, cursor);
     let body = json!({
         "status": 200,
@@ -146,8 +151,13 @@ pub fn verdict_json(verdict: &Verdict) -> Value {
         body["keyId"] = json!(key.id);
         body["userId"] = json!(key.user_id);
         if verdict.code == VerifyCode::Valid {
-            let mut permissions: Vec<&str> =
-                key.acl.iter().flat_map(|acl| acl.entries()).flat_map(|e| e.permissions.iter()).map(|p| p.as_str()).collect();
+            let mut permissions: Vec<&str> = key
+                .acl
+                .iter()
+                .flat_map(|acl| acl.entries())
+                .flat_map(|e| e.permissions.iter())
+                .map(|p| p.as_str())
+                .collect();
             permissions.sort_unstable();
             permissions.dedup();
             body["permissions"] = json!(permissions);

@@ -26,9 +26,11 @@ pub async fn run_authorizer() -> Result<(), Error> {
     config::init_logging();
     let app = Arc::new(App::from_env().await);
     // Boxed: the runtime's future type is deep enough to overflow the compiler's layout query.
-    Box::pin(lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| {
-        let app = app.clone();
-        async move { Ok::<_, Infallible>(authorizer::respond(&app, &event.payload).await) }
-    })))
+    Box::pin(lambda_http::lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(authorizer::respond(&app, &event.payload).await) }
+        },
+    )))
     .await
 }

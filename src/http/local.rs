@@ -97,7 +97,9 @@ pub async fn serve(app: App, listener: TcpListener, shutdown: impl Future<Output
                 let app = app.clone();
                 async move { Ok::<_, Infallible>(to_hyper(from_hyper(&app, peer.ip(), req).await)) }
             });
-            if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+            if let Err(e) =
+                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await
+            {
                 tracing::debug!(error = %e, "connection ended");
             }
         });

@@ -29,7 +29,8 @@ pub fn caller(req: &Request) -> Result<Caller, ApiError> {
         Some(RequestContext::ApiGatewayV2(ctx)) => ctx.authorizer.as_ref().map(|a| &a.fields),
         _ => None,
     };
-    let unauthenticated = || DomainError::Unauthenticated("send a root key as Authorization: Bearer <key> or x-api-key".into());
+    let unauthenticated =
+        || DomainError::Unauthenticated("send a root key as Authorization: Bearer <key> or x-api-key".into());
     let Some(fields) = fields else { return Err(unauthenticated().into()) };
     let text = |name: &str| fields.get(name).and_then(Value::as_str);
     if fields.get(context::AUTHENTICATED).and_then(Value::as_bool) != Some(true) {
@@ -41,7 +42,8 @@ pub fn caller(req: &Request) -> Result<Caller, ApiError> {
         }
         .into());
     }
-    let company = text(context::COMPANY_ID).and_then(|c| CompanyId::parse(c, "companyId").ok()).ok_or_else(unauthenticated)?;
+    let company =
+        text(context::COMPANY_ID).and_then(|c| CompanyId::parse(c, "companyId").ok()).ok_or_else(unauthenticated)?;
     let permissions = text(context::PERMISSIONS)
         .unwrap_or_default()
         .split(',')
@@ -102,5 +104,8 @@ pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
 pub fn if_match(req: &Request) -> Result<Option<u64>, ApiError> {
     let Some(raw) = header(req, "if-match").filter(|v| v.trim() != "*") else { return Ok(None) };
     let version = raw.trim().trim_start_matches("W/").trim_matches('"');
-    version.parse().map(Some).map_err(|_| FieldError::invalid("If-Match", "If-Match must be an ETag this API returned").into())
+    version
+        .parse()
+        .map(Some)
+        .map_err(|_| FieldError::invalid("If-Match", "If-Match must be an ETag this API returned").into())
 }

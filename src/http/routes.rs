@@ -30,15 +30,63 @@ pub struct Route {
 }
 
 pub const ROUTES: [Route; 9] = [
-    Route { endpoint: Endpoint::CreateKey, method: Method::POST, path: "/keys", function: "create_key", need: Need::Write },
+    Route {
+        endpoint: Endpoint::CreateKey,
+        method: Method::POST,
+        path: "/keys",
+        function: "create_key",
+        need: Need::Write,
+    },
     Route { endpoint: Endpoint::ListKeys, method: Method::GET, path: "/keys", function: "list_keys", need: Need::Read },
-    Route { endpoint: Endpoint::VerifyKey, method: Method::POST, path: "/keys/verify", function: "verify_key", need: Need::Verify },
-    Route { endpoint: Endpoint::CreateCustomKey, method: Method::POST, path: "/keys/{keyId}", function: "create_custom_key", need: Need::Write },
-    Route { endpoint: Endpoint::GetKey, method: Method::GET, path: "/keys/{keyId}", function: "get_key", need: Need::Read },
-    Route { endpoint: Endpoint::UpdateKey, method: Method::PATCH, path: "/keys/{keyId}", function: "update_key", need: Need::Write },
-    Route { endpoint: Endpoint::DeleteKey, method: Method::DELETE, path: "/keys/{keyId}", function: "delete_key", need: Need::Write },
-    Route { endpoint: Endpoint::RollKey, method: Method::POST, path: "/keys/{keyId}/roll", function: "roll_key", need: Need::Write },
-    Route { endpoint: Endpoint::ListKeyEvents, method: Method::GET, path: "/keys/{keyId}/events", function: "list_key_events", need: Need::Read },
+    Route {
+        endpoint: Endpoint::VerifyKey,
+        method: Method::POST,
+        path: "/keys/verify",
+        function: "verify_key",
+        need: Need::Verify,
+    },
+    Route {
+        endpoint: Endpoint::CreateCustomKey,
+        method: Method::POST,
+        path: "/keys/{keyId}",
+        function: "create_custom_key",
+        need: Need::Write,
+    },
+    Route {
+        endpoint: Endpoint::GetKey,
+        method: Method::GET,
+        path: "/keys/{keyId}",
+        function: "get_key",
+        need: Need::Read,
+    },
+    Route {
+        endpoint: Endpoint::UpdateKey,
+        method: Method::PATCH,
+        path: "/keys/{keyId}",
+        function: "update_key",
+        need: Need::Write,
+    },
+    Route {
+        endpoint: Endpoint::DeleteKey,
+        method: Method::DELETE,
+        path: "/keys/{keyId}",
+        function: "delete_key",
+        need: Need::Write,
+    },
+    Route {
+        endpoint: Endpoint::RollKey,
+        method: Method::POST,
+        path: "/keys/{keyId}/roll",
+        function: "roll_key",
+        need: Need::Write,
+    },
+    Route {
+        endpoint: Endpoint::ListKeyEvents,
+        method: Method::GET,
+        path: "/keys/{keyId}/events",
+        function: "list_key_events",
+        need: Need::Read,
+    },
 ];
 
 /// The function name of the authorizer, which has no route of its own.

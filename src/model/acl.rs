@@ -16,7 +16,8 @@ pub struct Permission(String);
 impl Permission {
     pub fn parse(raw: &str, field: &str) -> Result<Self, FieldError> {
         let star_only_at_end = raw.find('*').is_none_or(|i| i == raw.len() - 1);
-        if raw.is_empty() || raw.len() > MAX_PERMISSION_LEN || !star_only_at_end || raw.chars().any(char::is_whitespace) {
+        if raw.is_empty() || raw.len() > MAX_PERMISSION_LEN || !star_only_at_end || raw.chars().any(char::is_whitespace)
+        {
             return Err(FieldError::invalid(
                 field,
                 "a permission is 1 to 128 characters without spaces; `*` may only end it",

@@ -19,9 +19,8 @@ pub const MAX_METADATA_BYTES: usize = 4096;
 pub const MAX_GRACE_PERIOD_SECONDS: u64 = 86_400;
 
 /// Fields the server sets; naming one in a body is a 400 that says so.
-const SERVER_SET: &[&str] = &[
-    "id", "companyId", "key", "keyPrefix", "createdAt", "updatedAt", "deletedAt", "lastUsedAt",
-];
+const SERVER_SET: &[&str] =
+    &["id", "companyId", "key", "keyPrefix", "createdAt", "updatedAt", "deletedAt", "lastUsedAt"];
 
 /// A JSON object body, consumed field by field so each error names its field.
 pub struct JsonFields(Map<String, Value>);
@@ -115,7 +114,16 @@ pub struct CreateKeyInput {
 
 impl CreateKeyInput {
     const FIELDS: &[&str] = &[
-        "userId", "description", "type", "whitelistedIPs", "acl", "expiresAt", "rateLimit", "quota", "tags", "metadata",
+        "userId",
+        "description",
+        "type",
+        "whitelistedIPs",
+        "acl",
+        "expiresAt",
+        "rateLimit",
+        "quota",
+        "tags",
+        "metadata",
     ];
 
     pub fn parse(body: Value, now: DateTime<Utc>) -> Result<Self, FieldError> {
@@ -151,19 +159,19 @@ pub struct UpdateKeyInput {
 }
 
 impl UpdateKeyInput {
-    const FIELDS: &[&str] = &[
-        "description", "whitelistedIPs", "acl", "expiresAt", "rateLimit", "quota", "tags", "metadata", "status",
-    ];
+    const FIELDS: &[&str] =
+        &["description", "whitelistedIPs", "acl", "expiresAt", "rateLimit", "quota", "tags", "metadata", "status"];
     /// Fixed at creation: changing who owns a key or what kind it is means a new key.
-    const FIXED: &[&str] = &[
-        "id", "companyId", "key", "keyPrefix", "createdAt", "updatedAt", "deletedAt", "lastUsedAt", "userId", "type",
-    ];
+    const FIXED: &[&str] =
+        &["id", "companyId", "key", "keyPrefix", "createdAt", "updatedAt", "deletedAt", "lastUsedAt", "userId", "type"];
 
     pub fn parse(body: Value, now: DateTime<Utc>) -> Result<Self, FieldError> {
         let mut f = JsonFields::new(body)?.only(Self::FIELDS, Self::FIXED)?;
         let not_null = |name: &str| FieldError::invalid(name, format!("{name} cannot be null"));
         Ok(Self {
-            description: f.change("description", "a string")?.try_map(|d: Option<String>| d.map(description).transpose())?,
+            description: f
+                .change("description", "a string")?
+                .try_map(|d: Option<String>| d.map(description).transpose())?,
             whitelisted_ips: f
                 .change("whitelistedIPs", "an array of strings")?
                 .try_map(|l: Option<Vec<String>>| Ok(l.map(ip_list).transpose()?.flatten()))?,
@@ -176,7 +184,9 @@ impl UpdateKeyInput {
             rate_limit: f
                 .change("rateLimit", "an object {limit, periodSeconds}")?
                 .try_map(|r: Option<Value>| r.map(rate_limit).transpose())?,
-            quota: f.change("quota", "an object {max, renewalSeconds}")?.try_map(|q: Option<Value>| q.map(quota).transpose())?,
+            quota: f
+                .change("quota", "an object {max, renewalSeconds}")?
+                .try_map(|q: Option<Value>| q.map(quota).transpose())?,
             tags: f.change("tags", "an array of strings")?.try_map(|t| tags(t.ok_or_else(|| not_null("tags"))?))?,
             metadata: f
                 .change("metadata", "a JSON object")?
@@ -199,7 +209,10 @@ pub struct IdempotencyKey(String);
 impl IdempotencyKey {
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         if raw.is_empty() || raw.len() > 255 || !raw.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(FieldError::invalid("Idempotency-Key", "Idempotency-Key must be 1 to 255 visible ASCII characters"));
+            return Err(FieldError::invalid(
+                "Idempotency-Key",
+                "Idempotency-Key must be 1 to 255 visible ASCII characters",
+            ));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -250,13 +263,21 @@ impl VerifyInput {
         let key: String = f.required("key", "a string")?;
         let ip = f
             .optional::<String>("ip", "a string")?
-            .map(|raw| raw.trim().parse::<IpAddr>().map_err(|_| FieldError::invalid("ip", format!("'{raw}' is not an IP address"))))
+            .map(|raw| {
+                raw.trim()
+                    .parse::<IpAddr>()
+                    .map_err(|_| FieldError::invalid("ip", format!("'{raw}' is not an IP address")))
+            })
             .transpose()?;
         let permissions: Vec<String> = f.optional("permissions", "an array of strings")?.unwrap_or_default();
         if permissions.len() > super::acl::MAX_PERMISSIONS {
             return Err(FieldError::too_many("permissions", super::acl::MAX_PERMISSIONS));
         }
-        let scope = f.optional::<Map<String, Value>>("scope", "an object")?.map(requested_scope).transpose()?.unwrap_or_default();
+        let scope = f
+            .optional::<Map<String, Value>>("scope", "an object")?
+            .map(requested_scope)
+            .transpose()?
+            .unwrap_or_default();
         Ok(Self { key, ip, permissions, scope })
     }
 }
@@ -285,7 +306,10 @@ fn bounded_text(text: String, field: &str, max_chars: usize, empty_ok: bool) -> 
     let chars = text.chars().count();
     if (!empty_ok && text.trim().is_empty()) || chars > max_chars || text.chars().any(char::is_control) {
         let range = if empty_ok { "up to" } else { "1 to" };
-        return Err(FieldError::invalid(field, format!("{field} must be {range} {max_chars} characters, without control characters")));
+        return Err(FieldError::invalid(
+            field,
+            format!("{field} must be {range} {max_chars} characters, without control characters"),
+        ));
     }
     Ok(text)
 }
@@ -316,7 +340,11 @@ fn acl(entries: Vec<Value>) -> Result<Option<Acl>, FieldError> {
         .enumerate()
         .map(|(i, raw)| {
             let field = format!("acl[{i}]");
-            let entry: RawEntry = decode(raw, &field, "an object {scope, permissions} with scope keys customFieldName, productId, planId, organizationId")?;
+            let entry: RawEntry = decode(
+                raw,
+                &field,
+                "an object {scope, permissions} with scope keys customFieldName, productId, planId, organizationId",
+            )?;
             let permissions = entry
                 .permissions
                 .iter()
@@ -362,7 +390,8 @@ fn object(value: Value, field: &str, allowed: &[&str], read_only: &[&str]) -> Re
 
 fn rate_limit(value: Value) -> Result<RateLimit, FieldError> {
     let mut map = object(value, "rateLimit", &["limit", "periodSeconds"], &["remaining", "resetAt"])?;
-    let limit = whole_number(&mut map, "rateLimit", "limit", u32::MAX as u64)?.ok_or_else(|| FieldError::missing("rateLimit.limit"))?;
+    let limit = whole_number(&mut map, "rateLimit", "limit", u32::MAX as u64)?
+        .ok_or_else(|| FieldError::missing("rateLimit.limit"))?;
     let period_seconds = whole_number(&mut map, "rateLimit", "periodSeconds", MAX_WINDOW_SECONDS)?
         .ok_or_else(|| FieldError::missing("rateLimit.periodSeconds"))?;
     Ok(RateLimit { limit, period_seconds })
@@ -370,7 +399,8 @@ fn rate_limit(value: Value) -> Result<RateLimit, FieldError> {
 
 fn quota(value: Value) -> Result<QuotaInput, FieldError> {
     let mut map = object(value, "quota", &["max", "renewalSeconds"], &["remaining", "renewsAt"])?;
-    let max = whole_number(&mut map, "quota", "max", u32::MAX as u64)?.ok_or_else(|| FieldError::missing("quota.max"))?;
+    let max =
+        whole_number(&mut map, "quota", "max", u32::MAX as u64)?.ok_or_else(|| FieldError::missing("quota.max"))?;
     let renewal_seconds = whole_number(&mut map, "quota", "renewalSeconds", MAX_WINDOW_SECONDS)?;
     Ok(QuotaInput { max, renewal_seconds })
 }
@@ -385,7 +415,10 @@ fn tags(tags: Vec<String>) -> Result<Vec<String>, FieldError> {
 fn metadata(map: Map<String, Value>) -> Result<Map<String, Value>, FieldError> {
     let size = serde_json::to_vec(&map).map_or(usize::MAX, |b| b.len());
     if size > MAX_METADATA_BYTES {
-        return Err(FieldError::invalid("metadata", format!("metadata must be at most {MAX_METADATA_BYTES} bytes of JSON")));
+        return Err(FieldError::invalid(
+            "metadata",
+            format!("metadata must be at most {MAX_METADATA_BYTES} bytes of JSON"),
+        ));
     }
     Ok(map)
 }
@@ -429,10 +462,26 @@ mod tests {
             (json!({ "userId": "u", "companyId": "c" }), "companyId", FieldProblem::ReadOnly),
             (json!({ "userId": "u", "createdAt": "x" }), "createdAt", FieldProblem::ReadOnly),
             (json!({ "userId": "u", "colour": "red" }), "colour", FieldProblem::Unknown),
-            (json!({ "userId": "u", "whitelistedIPs": ["1.2.3.4", "nope"] }), "whitelistedIPs[1]", FieldProblem::Invalid),
-            (json!({ "userId": "u", "acl": [{ "permissions": ["a*b"] }] }), "acl[0].permissions[0]", FieldProblem::Invalid),
-            (json!({ "userId": "u", "rateLimit": { "limit": 0, "periodSeconds": 1 } }), "rateLimit.limit", FieldProblem::Invalid),
-            (json!({ "userId": "u", "quota": { "max": 3, "remaining": 1 } }), "quota.remaining", FieldProblem::ReadOnly),
+            (
+                json!({ "userId": "u", "whitelistedIPs": ["1.2.3.4", "nope"] }),
+                "whitelistedIPs[1]",
+                FieldProblem::Invalid,
+            ),
+            (
+                json!({ "userId": "u", "acl": [{ "permissions": ["a*b"] }] }),
+                "acl[0].permissions[0]",
+                FieldProblem::Invalid,
+            ),
+            (
+                json!({ "userId": "u", "rateLimit": { "limit": 0, "periodSeconds": 1 } }),
+                "rateLimit.limit",
+                FieldProblem::Invalid,
+            ),
+            (
+                json!({ "userId": "u", "quota": { "max": 3, "remaining": 1 } }),
+                "quota.remaining",
+                FieldProblem::ReadOnly,
+            ),
             (json!({ "userId": "u", "expiresAt": "2001-01-01T00:00:00Z" }), "expiresAt", FieldProblem::Invalid),
             (json!({ "userId": "u", "description": "d".repeat(256) }), "description", FieldProblem::Invalid),
             (json!({ "userId": "u", "tags": vec!["t"; 51] }), "tags", FieldProblem::TooMany),

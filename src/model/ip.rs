@@ -23,9 +23,14 @@ impl IpAllowlist {
         let rules = entries
             .iter()
             .enumerate()
-            .map(|(i, entry)| parse_rule(entry).ok_or_else(|| {
-                FieldError::invalid(format!("{field}[{i}]"), format!("'{entry}' is not an IP address or CIDR block"))
-            }))
+            .map(|(i, entry)| {
+                parse_rule(entry).ok_or_else(|| {
+                    FieldError::invalid(
+                        format!("{field}[{i}]"),
+                        format!("'{entry}' is not an IP address or CIDR block"),
+                    )
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok((!rules.is_empty()).then_some(Self(rules)))
     }

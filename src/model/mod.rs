@@ -11,8 +11,8 @@ pub mod limits;
 pub mod page;
 mod secret;
 
-pub use audit::{AuditAction, AuditEvent};
 pub use acl::{Acl, AclEntry, Permission, Scope};
+pub use audit::{AuditAction, AuditEvent};
 pub use error::{FieldError, FieldProblem};
 pub use ids::{CompanyId, KeyId};
 pub use input::{Change, CreateKeyInput, IdempotencyKey, QuotaInput, RollInput, UpdateKeyInput, VerifyInput};

@@ -77,7 +77,10 @@ impl PageRequest {
         Self::parse_with(pairs, false)
     }
 
-    fn parse_with<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>, with_status: bool) -> Result<Self, FieldError> {
+    fn parse_with<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+        with_status: bool,
+    ) -> Result<Self, FieldError> {
         let mut page = Self::default();
         let (mut after, mut before) = (None, None);
         let mut seen: Vec<&str> = Vec::new();
@@ -104,7 +107,10 @@ impl PageRequest {
         }
         page.cursor = match (after, before) {
             (Some(_), Some(_)) => {
-                return Err(FieldError::invalid("endingBefore", "startingAfter and endingBefore cannot be used together"));
+                return Err(FieldError::invalid(
+                    "endingBefore",
+                    "startingAfter and endingBefore cannot be used together",
+                ));
             }
             (Some(id), None) => Cursor::After(id),
             (None, Some(id)) => Cursor::Before(id),

@@ -13,7 +13,9 @@ use aws_sdk_dynamodb::types::{
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio_util::task::TaskTracker;
 
-use crate::model::{ApiKey, AuditEvent, CompanyId, KeyId, KeyStatus, Quota, RateLimit, SecretHash, StatusFilter, Window};
+use crate::model::{
+    ApiKey, AuditEvent, CompanyId, KeyId, KeyStatus, Quota, RateLimit, SecretHash, StatusFilter, Window,
+};
 
 use super::items::{self, Item, address, from_item, n, s, timestamp};
 use super::table::{COMPANY_INDEX, PARTITION_KEY, SORT_KEY, STATUS_INDEX, TTL_ATTRIBUTE};
@@ -95,7 +97,10 @@ impl DynamoStore {
     }
 
     fn put(&self, item: Item, condition: Option<&str>) -> TransactWriteItem {
-        let put = Put::builder().table_name(&self.table).set_item(Some(item)).set_condition_expression(condition.map(str::to_owned));
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .set_condition_expression(condition.map(str::to_owned));
         TransactWriteItem::builder().put(put.build().expect("table and item are set")).build()
     }
 
@@ -119,7 +124,11 @@ impl DynamoStore {
 
     /// Runs a transaction, retrying conflicts with other transactions; condition failures are
     /// returned for the caller to read.
-    async fn transact(&self, operation: &'static str, writes: Vec<TransactWriteItem>) -> Result<Transaction, StoreError> {
+    async fn transact(
+        &self,
+        operation: &'static str,
+        writes: Vec<TransactWriteItem>,
+    ) -> Result<Transaction, StoreError> {
         for attempt in 0..MAX_TRANSACTION_ATTEMPTS {
             let result = self.client.transact_write_items().set_transact_items(Some(writes.clone())).send().await;
             let err = match result {
@@ -182,18 +191,28 @@ impl DynamoStore {
             .send()
             .await
             .map(|_| ())
-            .or_else(|err| if is_condition_failure(&err) { Ok(()) } else { Err(unavailable("rate limit refund", &err)) })
+            .or_else(
+                |err| if is_condition_failure(&err) { Ok(()) } else { Err(unavailable("rate limit refund", &err)) },
+            )
     }
 
     /// Counts one use in the quota's current period on the key item, renewing the period if the
     /// item still counts an earlier one. `Ok(None)`: quota reached (or key gone).
-    async fn take_quota_use(&self, key: &ApiKey, quota: Quota, period: i64, now: DateTime<Utc>) -> Result<Option<u64>, StoreError> {
+    async fn take_quota_use(
+        &self,
+        key: &ApiKey,
+        quota: Quota,
+        period: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<u64>, StoreError> {
         let mut period = period;
         for _ in 0..3 {
             let same_period = self
                 .quota_update(key, now, period)
                 .update_expression("SET quotaUsage.#used = quotaUsage.#used + :one, lastUsedAt = :now")
-                .condition_expression("attribute_exists(pk) AND quotaUsage.#period = :period AND quotaUsage.#used < :max")
+                .condition_expression(
+                    "attribute_exists(pk) AND quotaUsage.#period = :period AND quotaUsage.#used < :max",
+                )
                 .expression_attribute_names("#used", "used")
                 .expression_attribute_values(":one", n(1))
                 .expression_attribute_values(":max", n(quota.max))
@@ -201,14 +220,19 @@ impl DynamoStore {
                 .await;
             let old = match same_period {
                 Ok(out) => {
-                    let used = out.attributes().and_then(|a| a.get("quotaUsage")).and_then(|u| u.as_m().ok()).and_then(|m| items::number(m, "used"));
+                    let used = out
+                        .attributes()
+                        .and_then(|a| a.get("quotaUsage"))
+                        .and_then(|u| u.as_m().ok())
+                        .and_then(|m| items::number(m, "used"));
                     return Ok(Some(used.unwrap_or(1) as u64));
                 }
                 Err(err) if is_condition_failure(&err) => condition_failure_item(&err),
                 Err(err) => return Err(unavailable("quota", &err)),
             };
             let Some(old) = old else { return Ok(None) };
-            let stored_period = old.get("quotaUsage").and_then(|u| u.as_m().ok()).and_then(|m| items::number(m, "period")).unwrap_or(0);
+            let stored_period =
+                old.get("quotaUsage").and_then(|u| u.as_m().ok()).and_then(|m| items::number(m, "period")).unwrap_or(0);
             if stored_period == period {
                 return Ok(None);
             }
@@ -234,7 +258,12 @@ impl DynamoStore {
         Ok(None)
     }
 
-    fn quota_update(&self, key: &ApiKey, now: DateTime<Utc>, period: i64) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+    fn quota_update(
+        &self,
+        key: &ApiKey,
+        now: DateTime<Utc>,
+        period: i64,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
         self.client
             .update_item()
             .table_name(&self.table)
@@ -259,7 +288,8 @@ impl DynamoStore {
             .expression_attribute_values(":cutoff", timestamp(cutoff))
             .expression_attribute_values(":null", s("NULL"))
             .build();
-        let mut writes: Vec<TransactWriteItem> = key_update.into_iter().map(|u| TransactWriteItem::builder().update(u).build()).collect();
+        let mut writes: Vec<TransactWriteItem> =
+            key_update.into_iter().map(|u| TransactWriteItem::builder().update(u).build()).collect();
         for hash in live_secrets(&key).into_iter().map(|(hash, _)| hash) {
             let lookup = Update::builder()
                 .table_name(&self.table)
@@ -309,9 +339,13 @@ fn is_condition_failure<R>(err: &SdkError<aws_sdk_dynamodb::operation::update_it
     err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception())
 }
 
-fn condition_failure_item<R>(err: &SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError, R>) -> Option<Item> {
+fn condition_failure_item<R>(
+    err: &SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError, R>,
+) -> Option<Item> {
     match err.as_service_error() {
-        Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(e)) => e.item().cloned(),
+        Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(e)) => {
+            e.item().cloned()
+        }
         _ => None,
     }
 }
@@ -356,7 +390,9 @@ impl KeyCreator for DynamoStore {
             Transaction::Cancelled(codes) if codes.get(4).is_some_and(|c| c == CONDITION_FAILED) => {
                 Ok(InsertOutcome::IdempotencyKeyTaken)
             }
-            Transaction::Cancelled(codes) if codes[0] == CONDITION_FAILED => Ok(InsertOutcome::IdTaken),
+            Transaction::Cancelled(codes) if codes.first().is_some_and(|c| c == CONDITION_FAILED) => {
+                Ok(InsertOutcome::IdTaken)
+            }
             Transaction::Cancelled(_) => Err(StoreError::Unavailable("create key: secret collision; retry".into())),
         }
     }
@@ -364,7 +400,8 @@ impl KeyCreator for DynamoStore {
 
 impl IdempotencyReader for DynamoStore {
     async fn find_idempotency(&self, lookup: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let found = self.get_item("idempotency record", address(items::idempotency_pk(lookup), items::IDEMPOTENCY_SK)).await?;
+        let found =
+            self.get_item("idempotency record", address(items::idempotency_pk(lookup), items::IDEMPOTENCY_SK)).await?;
         let Some(item) = found else { return Ok(None) };
         let sealed = match item.get("response") {
             Some(AttributeValue::B(blob)) => blob.clone().into_inner(),
@@ -374,7 +411,9 @@ impl IdempotencyReader for DynamoStore {
             lookup: lookup.to_owned(),
             fingerprint: items::string(&item, "fingerprint").unwrap_or_default(),
             sealed_response: sealed,
-            expires_at: items::number(&item, "expiresAt").and_then(|t| DateTime::from_timestamp(t, 0)).unwrap_or_default(),
+            expires_at: items::number(&item, "expiresAt")
+                .and_then(|t| DateTime::from_timestamp(t, 0))
+                .unwrap_or_default(),
         }))
     }
 }
@@ -402,9 +441,14 @@ impl KeyWriter for DynamoStore {
         let mut assignments = Vec::with_capacity(attributes.len());
         for (i, (name, value)) in attributes.into_iter().enumerate() {
             assignments.push(format!("#a{i} = :a{i}"));
-            update = update.expression_attribute_names(format!("#a{i}"), name).expression_attribute_values(format!(":a{i}"), value);
+            update = update
+                .expression_attribute_names(format!("#a{i}"), name)
+                .expression_attribute_values(format!(":a{i}"), value);
         }
-        let update = update.update_expression(format!("SET {}", assignments.join(", "))).build().expect("table, key and expression are set");
+        let update = update
+            .update_expression(format!("SET {}", assignments.join(", ")))
+            .build()
+            .expect("table, key and expression are set");
         let mut writes = vec![TransactWriteItem::builder().update(update).build()];
 
         let live_after = live_secrets(after);
@@ -428,7 +472,9 @@ impl KeyWriter for DynamoStore {
         writes.push(self.put(items::audit_item(change.audit)?, None));
         match self.transact("save key", writes).await? {
             Transaction::Committed => Ok(SaveOutcome::Saved),
-            Transaction::Cancelled(codes) if codes[0] == CONDITION_FAILED => Ok(SaveOutcome::VersionConflict),
+            Transaction::Cancelled(codes) if codes.first().is_some_and(|c| c == CONDITION_FAILED) => {
+                Ok(SaveOutcome::VersionConflict)
+            }
             Transaction::Cancelled(_) => Err(StoreError::Unavailable("save key: unexpected condition failure".into())),
         }
     }
@@ -437,7 +483,12 @@ impl KeyWriter for DynamoStore {
 impl DynamoStore {
     /// Reads a page's context (counters or owner item) and its cursor item in one call:
     /// `(context, cursor)`, each `None` if absent.
-    async fn page_context(&self, operation: &'static str, context: Item, cursor: Option<Item>) -> Result<(Option<Item>, Option<Item>), StoreError> {
+    async fn page_context(
+        &self,
+        operation: &'static str,
+        context: Item,
+        cursor: Option<Item>,
+    ) -> Result<(Option<Item>, Option<Item>), StoreError> {
         let context_sk = items::string(&context, SORT_KEY);
         let wanted = KeysAndAttributes::builder()
             .set_keys(Some(std::iter::once(context).chain(cursor).collect()))
@@ -497,7 +548,12 @@ impl DynamoStore {
 }
 
 impl AuditReader for DynamoStore {
-    async fn list_events(&self, company: &CompanyId, key: &KeyId, window: PageWindow<'_>) -> Result<PageOutcome<AuditEvent>, StoreError> {
+    async fn list_events(
+        &self,
+        company: &CompanyId,
+        key: &KeyId,
+        window: PageWindow<'_>,
+    ) -> Result<PageOutcome<AuditEvent>, StoreError> {
         let pk = items::events_pk(company, key);
         let cursor = window.start.map(|id| address(pk.clone(), &items::event_sk(id)));
         let key = address(items::key_pk(company, key), items::KEY_SK);
@@ -513,7 +569,12 @@ impl AuditReader for DynamoStore {
 }
 
 impl KeyLister for DynamoStore {
-    async fn list_keys(&self, company: &CompanyId, status: StatusFilter, window: PageWindow<'_>) -> Result<PageOutcome<ApiKey>, StoreError> {
+    async fn list_keys(
+        &self,
+        company: &CompanyId,
+        status: StatusFilter,
+        window: PageWindow<'_>,
+    ) -> Result<PageOutcome<ApiKey>, StoreError> {
         let counters_address = address(items::counters_pk(company), items::COUNTERS_SK);
         let start_address = window.start.map(|id| address(items::key_pk(company, id), items::KEY_SK));
         let (counters, start) = self.page_context("list keys", counters_address, start_address).await?;
@@ -529,7 +590,8 @@ impl KeyLister for DynamoStore {
             None => (COMPANY_INDEX, items::company_index_pk(company), active + inactive),
         };
         let position = start.as_ref().map(|k| items::page_position(k, index, &partition));
-        let items = self.query_pages("list keys", Some(index.name), (index.partition_key, partition), window, position).await?;
+        let items =
+            self.query_pages("list keys", Some(index.name), (index.partition_key, partition), window, position).await?;
         Ok(PageOutcome::Listed { total, items })
     }
 }
@@ -539,18 +601,26 @@ impl SecretLookup for DynamoStore {
     async fn find_secret(&self, hash: &SecretHash) -> Result<Option<SecretRecord>, StoreError> {
         let found = self.get_item("find secret", address(items::secret_pk(hash), items::SECRET_SK)).await?;
         let Some(mut item) = found else { return Ok(None) };
-        let stored = item.remove(items::LOOKUP_HASH).ok_or_else(|| StoreError::Corrupt("lookup item without hash".into()))?;
-        let hash: SecretHash = serde_dynamo::from_attribute_value(stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let stored =
+            item.remove(items::LOOKUP_HASH).ok_or_else(|| StoreError::Corrupt("lookup item without hash".into()))?;
+        let hash: SecretHash =
+            serde_dynamo::from_attribute_value(stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         Ok(Some(SecretRecord { hash, key: from_item(item)? }))
     }
 }
 
 impl CounterKeeper for DynamoStore {
-    async fn forget_expired_key(&self, event_id: &str, company: &CompanyId, status: KeyStatus) -> Result<bool, StoreError> {
+    async fn forget_expired_key(
+        &self,
+        event_id: &str,
+        company: &CompanyId,
+        status: KeyStatus,
+    ) -> Result<bool, StoreError> {
         let mut marker = address(format!("STREAM#{event_id}"), "STREAM");
         marker.insert(TTL_ATTRIBUTE.to_owned(), n((Utc::now() + TimeDelta::days(2)).timestamp()));
         let (active, inactive) = if status == KeyStatus::Active { (-1, 0) } else { (0, -1) };
-        let writes = vec![self.put(marker, Some("attribute_not_exists(pk)")), self.counters_update(company, active, inactive)];
+        let writes =
+            vec![self.put(marker, Some("attribute_not_exists(pk)")), self.counters_update(company, active, inactive)];
         match self.transact("forget expired key", writes).await? {
             Transaction::Committed => Ok(true),
             Transaction::Cancelled(_) => Ok(false),

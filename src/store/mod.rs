@@ -5,7 +5,9 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{ApiKey, AuditEvent, CompanyId, Cursor, KeyId, PageRequest, Quota, RateLimit, SecretHash, StatusFilter, Window};
+use crate::model::{
+    ApiKey, AuditEvent, CompanyId, Cursor, KeyId, PageRequest, Quota, RateLimit, SecretHash, StatusFilter, Window,
+};
 
 pub mod calls;
 pub mod dynamo;
@@ -26,7 +28,11 @@ pub enum StoreError {
 
 pub trait KeyReader: Sync {
     /// Strongly consistent: a key just written is seen.
-    fn get_key(&self, company: &CompanyId, id: &KeyId) -> impl Future<Output = Result<Option<ApiKey>, StoreError>> + Send;
+    fn get_key(
+        &self,
+        company: &CompanyId,
+        id: &KeyId,
+    ) -> impl Future<Output = Result<Option<ApiKey>, StoreError>> + Send;
 }
 
 /// A stored first answer to a request that carried an `Idempotency-Key`.
@@ -61,7 +67,10 @@ pub trait KeyCreator: Sync {
 }
 
 pub trait IdempotencyReader: Sync {
-    fn find_idempotency(&self, lookup: &str) -> impl Future<Output = Result<Option<IdempotencyRecord>, StoreError>> + Send;
+    fn find_idempotency(
+        &self,
+        lookup: &str,
+    ) -> impl Future<Output = Result<Option<IdempotencyRecord>, StoreError>> + Send;
 }
 
 /// A change from one saved version of a key to the next.

@@ -82,7 +82,11 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), aws_sdk_dyn
         .update_time_to_live()
         .table_name(name)
         .time_to_live_specification(
-            TimeToLiveSpecification::builder().enabled(true).attribute_name(TTL_ATTRIBUTE).build().expect("fields are set"),
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name(TTL_ATTRIBUTE)
+                .build()
+                .expect("fields are set"),
         )
         .send()
         .await?;
@@ -93,7 +97,9 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), aws_sdk_dyn
 pub async fn ensure_table(client: &Client, name: &str) -> Result<(), aws_sdk_dynamodb::Error> {
     match client.describe_table().table_name(name).send().await {
         Ok(_) => Ok(()),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => create_table(client, name).await,
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
+            create_table(client, name).await
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -102,9 +102,12 @@ async fn one_company_never_sees_another() {
         let response = app.send(method, &path, Some(&rival_key), None, &[]).await;
         assert_eq!(response.status, StatusCode::NOT_FOUND);
     }
-    let patch = app.send(Method::PATCH, &format!("/keys/{id}"), Some(&rival_key), Some(&json!({ "description": "x" })), &[]).await;
+    let patch = app
+        .send(Method::PATCH, &format!("/keys/{id}"), Some(&rival_key), Some(&json!({ "description": "x" })), &[])
+        .await;
     assert_eq!(patch.status, StatusCode::NOT_FOUND);
-    let verify = app.send(Method::POST, "/keys/verify", Some(&rival_key), Some(&json!({ "key": ours["key"] })), &[]).await;
+    let verify =
+        app.send(Method::POST, "/keys/verify", Some(&rival_key), Some(&json!({ "key": ours["key"] })), &[]).await;
     assert_eq!(verify.body, json!({ "valid": false, "code": "NOT_FOUND" }));
     assert_eq!(app.get_key(id).await.body["description"], serde_json::Value::Null);
 }
@@ -112,7 +115,9 @@ async fn one_company_never_sees_another() {
 #[tokio::test]
 async fn a_publishable_key_is_never_a_root_key() {
     let app = spawn_app().await;
-    let created = app.create_key(&json!({ "userId": "web", "type": "publishable", "acl": [{ "permissions": ["keys:*"] }] })).await;
+    let created = app
+        .create_key(&json!({ "userId": "web", "type": "publishable", "acl": [{ "permissions": ["keys:*"] }] }))
+        .await;
     let shown_again = app.get_key(created["id"].as_str().unwrap()).await.body["key"].as_str().unwrap().to_owned();
     let response = app.send(Method::POST, "/keys", Some(&shown_again), Some(&json!({ "userId": "u" })), &[]).await;
     assert_eq!((response.status, response.error_code()), (StatusCode::UNAUTHORIZED, "unauthenticated"));

@@ -80,18 +80,21 @@ async fn a_full_body_is_stored_as_given() {
 #[tokio::test]
 async fn a_custom_id_is_unique_within_the_company_only() {
     let app = spawn_app().await;
-    let first = app.send(Method::POST, "/keys/billing-key_1", Some(&app.root_key), Some(&json!({ "userId": "u" })), &[]).await;
+    let first =
+        app.send(Method::POST, "/keys/billing-key_1", Some(&app.root_key), Some(&json!({ "userId": "u" })), &[]).await;
     assert_eq!(first.status, StatusCode::CREATED);
     assert_eq!(first.body["id"], "billing-key_1");
     assert_eq!(first.header("location"), "/keys/billing-key_1");
 
-    let again = app.send(Method::POST, "/keys/billing-key_1", Some(&app.root_key), Some(&json!({ "userId": "v" })), &[]).await;
+    let again =
+        app.send(Method::POST, "/keys/billing-key_1", Some(&app.root_key), Some(&json!({ "userId": "v" })), &[]).await;
     assert_eq!(again.status, StatusCode::CONFLICT);
     assert_eq!(again.error_code(), "key_exists");
     assert_eq!(app.counters().await, (2, 0), "root key and one key; the refused create counted nothing");
 
     let (_, rival_key) = app.other_company_root_key().await;
-    let rival = app.send(Method::POST, "/keys/billing-key_1", Some(&rival_key), Some(&json!({ "userId": "w" })), &[]).await;
+    let rival =
+        app.send(Method::POST, "/keys/billing-key_1", Some(&rival_key), Some(&json!({ "userId": "w" })), &[]).await;
     assert_eq!(rival.status, StatusCode::CREATED, "another company may use the same id");
     assert_eq!(app.get_key("billing-key_1").await.body["userId"], "u");
 }
@@ -101,7 +104,9 @@ async fn bad_custom_ids_are_refused_by_name() {
     let app = spawn_app().await;
     let long = "a".repeat(65);
     for id in ["has.dot", long.as_str(), "%F0%9F%94%91"] {
-        let response = app.send(Method::POST, &format!("/keys/{id}"), Some(&app.root_key), Some(&json!({ "userId": "u" })), &[]).await;
+        let response = app
+            .send(Method::POST, &format!("/keys/{id}"), Some(&app.root_key), Some(&json!({ "userId": "u" })), &[])
+            .await;
         assert_eq!(response.status, StatusCode::BAD_REQUEST, "{id}");
         assert_eq!(response.error_field(), "keyId");
     }

@@ -51,7 +51,9 @@ async fn absent_and_foreign_keys_cannot_be_deleted() {
     let rivals = app.send(Method::POST, "/keys", Some(&rival_key), Some(&json!({ "userId": "r" })), &[]).await;
     let foreign = app.delete_key(rivals.body["id"].as_str().unwrap()).await;
     assert_eq!(foreign.status, StatusCode::NOT_FOUND);
-    let still = app.send(Method::POST, "/keys/verify", Some(&rival_key), Some(&json!({ "key": rivals.body["key"] })), &[]).await;
+    let still = app
+        .send(Method::POST, "/keys/verify", Some(&rival_key), Some(&json!({ "key": rivals.body["key"] })), &[])
+        .await;
     assert_eq!(still.body["code"], "VALID", "the other company's key is untouched");
 }
 

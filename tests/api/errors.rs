@@ -7,13 +7,19 @@ use apikeys::config::App;
 use apikeys::domain::ManualClock;
 use apikeys::http::local::dispatch;
 use apikeys::store::DynamoStore;
-use lambda_http::http::{Method, Request, StatusCode};
 use lambda_http::Body;
+use lambda_http::http::{Method, Request, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::{CLIENT_IP, TestApp, spawn_app, start_time};
 
-async fn raw(app: &TestApp, method: Method, path: &str, content_type: Option<&str>, body: &str) -> crate::helpers::TestResponse {
+async fn raw(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    content_type: Option<&str>,
+    body: &str,
+) -> crate::helpers::TestResponse {
     let mut builder = Request::builder().method(method).uri(path).header("x-api-key", &app.root_key);
     if let Some(content_type) = content_type {
         builder = builder.header("content-type", content_type);
@@ -39,10 +45,18 @@ async fn bad_bodies_are_400_naming_the_field_and_write_nothing() {
         (json!({ "userId": "u", "whitelistedIPs": ["not an ip"] }), "whitelistedIPs[0]", "invalid_field"),
         (json!({ "userId": "u", "whitelistedIPs": "10.0.0.1" }), "whitelistedIPs", "invalid_field"),
         (json!({ "userId": "u", "acl": [{ "permissions": ["a*b"] }] }), "acl[0].permissions[0]", "invalid_field"),
-        (json!({ "userId": "u", "acl": [{ "scope": { "shop": ["x"] }, "permissions": [] }] }), "acl[0]", "invalid_field"),
+        (
+            json!({ "userId": "u", "acl": [{ "scope": { "shop": ["x"] }, "permissions": [] }] }),
+            "acl[0]",
+            "invalid_field",
+        ),
         (json!({ "userId": "u", "expiresAt": "tomorrow" }), "expiresAt", "invalid_field"),
         (json!({ "userId": "u", "expiresAt": "2029-12-31T23:59:59Z" }), "expiresAt", "invalid_field"),
-        (json!({ "userId": "u", "rateLimit": { "limit": 0, "periodSeconds": 60 } }), "rateLimit.limit", "invalid_field"),
+        (
+            json!({ "userId": "u", "rateLimit": { "limit": 0, "periodSeconds": 60 } }),
+            "rateLimit.limit",
+            "invalid_field",
+        ),
         (json!({ "userId": "u", "rateLimit": { "limit": 5 } }), "rateLimit.periodSeconds", "missing_field"),
         (json!({ "userId": "u", "quota": { "max": 1.5 } }), "quota.max", "invalid_field"),
         (json!({ "userId": "u", "quota": { "max": 5, "remaining": 5 } }), "quota.remaining", "read_only_field"),

@@ -28,7 +28,9 @@ async fn absent_and_foreign_keys_are_the_same_404() {
     assert_eq!(absent.error_code(), "not_found");
 
     let (_, rival_key) = app.other_company_root_key().await;
-    let rivals = app.send(lambda_http::http::Method::POST, "/keys", Some(&rival_key), Some(&json!({ "userId": "r" })), &[]).await;
+    let rivals = app
+        .send(lambda_http::http::Method::POST, "/keys", Some(&rival_key), Some(&json!({ "userId": "r" })), &[])
+        .await;
     let foreign = app.get_key(rivals.body["id"].as_str().unwrap()).await;
     assert_eq!(foreign.status, StatusCode::NOT_FOUND);
     assert_eq!(foreign.body, absent.body, "another company's key is indistinguishable from no key");

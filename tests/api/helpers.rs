@@ -109,7 +109,14 @@ impl TestApp {
     }
 
     /// Sends a request through the local stack (routes, authorizer, handler) in process.
-    pub async fn send(&self, method: Method, path: &str, key: Option<&str>, body: Option<&Value>, headers: &[(&str, &str)]) -> TestResponse {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> TestResponse {
         let mut builder = HttpRequest::builder().method(method).uri(path);
         if let Some(key) = key {
             builder = builder.header("authorization", format!("Bearer {key}"));
@@ -127,7 +134,8 @@ impl TestApp {
     pub async fn send_request(&self, request: Request) -> TestResponse {
         let response = dispatch(&self.app, CLIENT_IP, request).await;
         let (parts, body) = response.into_parts();
-        let body = if body.is_empty() { Value::Null } else { serde_json::from_slice(&body).expect("every answer is JSON") };
+        let body =
+            if body.is_empty() { Value::Null } else { serde_json::from_slice(&body).expect("every answer is JSON") };
         TestResponse { status: parts.status, headers: parts.headers, body }
     }
 
@@ -174,7 +182,11 @@ impl TestApp {
     }
 
     /// The raw item of a key, straight from the table.
-    pub async fn stored_item(&self, pk: &str, sk: &str) -> Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    pub async fn stored_item(
+        &self,
+        pk: &str,
+        sk: &str,
+    ) -> Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
         let out = self
             .client
             .get_item()
@@ -209,7 +221,8 @@ pub async fn spawn_app_with_conflicts(conflicts: usize) -> TestApp {
     let base = sdk_config().await;
     let inner = base.http_client().expect("the SDK config carries an HTTP client");
     let injector = conflict::Injector { inner, remaining: Arc::new(std::sync::atomic::AtomicUsize::new(conflicts)) };
-    let config = aws_sdk_dynamodb::config::Builder::from(&base).http_client(injector).interceptor(app.calls.clone()).build();
+    let config =
+        aws_sdk_dynamodb::config::Builder::from(&base).http_client(injector).interceptor(app.calls.clone()).build();
     app.client = Client::from_conf(config);
     app.app = App::new(DynamoStore::new(app.client.clone(), &app.table), app.clock.clone());
     app
@@ -241,14 +254,22 @@ mod conflict {
     }
 
     impl HttpClient for Injector {
-        fn http_connector(&self, settings: &HttpConnectorSettings, components: &RuntimeComponents) -> SharedHttpConnector {
-            SharedHttpConnector::new(Connector { inner: self.inner.http_connector(settings, components), remaining: self.remaining.clone() })
+        fn http_connector(
+            &self,
+            settings: &HttpConnectorSettings,
+            components: &RuntimeComponents,
+        ) -> SharedHttpConnector {
+            SharedHttpConnector::new(Connector {
+                inner: self.inner.http_connector(settings, components),
+                remaining: self.remaining.clone(),
+            })
         }
     }
 
     impl HttpConnector for Connector {
         fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-            let is_transaction = request.headers().get("x-amz-target").is_some_and(|t| t.ends_with(".TransactWriteItems"));
+            let is_transaction =
+                request.headers().get("x-amz-target").is_some_and(|t| t.ends_with(".TransactWriteItems"));
             let take = || self.remaining.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
             if is_transaction && take() {
                 let mut response = HttpResponse::new(400u16.try_into().unwrap(), SdkBody::from(CONFLICT));

@@ -30,7 +30,9 @@ async fn patch_changes_only_what_it_names() {
     let app = spawn_app().await;
     let (id, _) = key(&app, json!({ "description": "old", "tags": ["a"], "metadata": { "k": 1 } })).await;
     app.advance(7);
-    let patched = app.patch_key(&id, &json!({ "description": null, "tags": ["b", "c"], "whitelistedIPs": ["10.0.0.0/8"] }), &[]).await;
+    let patched = app
+        .patch_key(&id, &json!({ "description": null, "tags": ["b", "c"], "whitelistedIPs": ["10.0.0.0/8"] }), &[])
+        .await;
     assert_eq!(patched.status, StatusCode::OK);
     assert_eq!(patched.header("etag"), "\"2\"");
     let body = &patched.body;
@@ -102,7 +104,14 @@ async fn parallel_patches_are_all_applied_or_refused_never_lost() {
     let app = spawn_app().await;
     let (id, _) = key(&app, json!({})).await;
     let fields = ["description", "tags", "metadata", "expiresAt", "rateLimit", "whitelistedIPs"];
-    let values = [json!("d"), json!(["t"]), json!({ "m": 1 }), json!("2031-01-01T00:00:00Z"), json!({ "limit": 5, "periodSeconds": 5 }), json!(["10.0.0.1"])];
+    let values = [
+        json!("d"),
+        json!(["t"]),
+        json!({ "m": 1 }),
+        json!("2031-01-01T00:00:00Z"),
+        json!({ "limit": 5, "periodSeconds": 5 }),
+        json!(["10.0.0.1"]),
+    ];
     let bodies: Vec<Value> = fields.iter().zip(&values).map(|(f, v)| json!({ *f: v })).collect();
     let answers = futures::future::join_all(bodies.iter().map(|b| app.patch_key(&id, b, &[]))).await;
     assert!(answers.iter().all(|a| a.status == StatusCode::OK));
@@ -112,10 +121,8 @@ async fn parallel_patches_are_all_applied_or_refused_never_lost() {
     }
     assert_eq!(app.get_key(&id).await.header("etag"), "\"7\"");
 
-    let pinned = futures::future::join_all(
-        (0..2).map(|i| app.patch_key(&id, &bodies[i], &[("if-match", "\"7\"")])),
-    )
-    .await;
+    let pinned =
+        futures::future::join_all((0..2).map(|i| app.patch_key(&id, &bodies[i], &[("if-match", "\"7\"")]))).await;
     let mut statuses: Vec<u16> = pinned.iter().map(|a| a.status.as_u16()).collect();
     statuses.sort();
     assert_eq!(statuses, vec![200, 412], "with If-Match one wins and the other is told");
@@ -135,7 +142,11 @@ async fn roll_without_grace_replaces_the_secret_at_once() {
     assert_eq!(rolled.body["acl"], json!([{ "scope": {}, "permissions": ["a:*"] }]));
     assert_eq!(verify_code(&app, &old).await, "NOT_FOUND");
     let answer = app.verify(&json!({ "key": new })).await.body;
-    assert_eq!((answer["code"].as_str(), &answer["quota"]), (Some("VALID"), &json!({ "remaining": 3 })), "quota carried over");
+    assert_eq!(
+        (answer["code"].as_str(), &answer["quota"]),
+        (Some("VALID"), &json!({ "remaining": 3 })),
+        "quota carried over"
+    );
     assert!(app.get_key(&id).await.body.get("key").is_none());
 }
 
@@ -221,7 +232,11 @@ async fn parallel_first_requests_with_one_idempotency_key_create_one_key() {
         app.send(Method::POST, "/keys/custom-1", Some(&app.root_key), Some(&body), &[("idempotency-key", "race")])
     }))
     .await;
-    assert!(answers.iter().all(|a| a.status == StatusCode::CREATED), "{:?}", answers.iter().map(|a| &a.body).collect::<Vec<_>>());
+    assert!(
+        answers.iter().all(|a| a.status == StatusCode::CREATED),
+        "{:?}",
+        answers.iter().map(|a| &a.body).collect::<Vec<_>>()
+    );
     assert!(answers.iter().all(|a| a.body == answers[0].body));
     assert_eq!(app.counters().await, (2, 0));
 }
@@ -241,15 +256,32 @@ async fn every_change_leaves_an_audit_record_without_secrets() {
     let trail = audit_trail(&app, &id).await;
     let actions: Vec<&str> = trail.iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(actions, vec!["created", "updated", "status_changed", "rolled", "deleted"]);
-    let root_id = app.list_keys("?status=all").await.body["data"].as_array().unwrap().iter().find(|k| k["userId"] == "root").unwrap()["id"].clone();
+    let root_id = app.list_keys("?status=all").await.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["userId"] == "root")
+        .unwrap()["id"]
+        .clone();
     assert!(trail.iter().all(|e| e["actor"] == root_id), "the root key that made each change");
     assert_eq!(trail[1]["changes"], json!({ "description": "second", "tags": ["x"] }));
     assert_eq!(trail[2]["changes"], json!({ "status": "inactive" }));
     assert_eq!(trail[3]["changes"]["previousSecretValidUntil"], "2030-01-01T00:00:13Z");
     assert_eq!(trail[4]["changes"]["deletedAt"], "2030-01-01T00:00:04Z");
-    let stored = app.client.query().table_name(&app.table).key_condition_expression("pk = :pk")
-        .expression_attribute_values(":pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("EVENTS#{}#{id}", app.company)))
-        .send().await.unwrap().items.unwrap_or_default();
+    let stored = app
+        .client
+        .query()
+        .table_name(&app.table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("EVENTS#{}#{id}", app.company)),
+        )
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
     assert_eq!(stored.len(), 5);
     let dump = format!("{trail:?} {stored:?}");
     assert!(!dump.contains(&secret) && !dump.contains(rolled["key"].as_str().unwrap()));

@@ -100,7 +100,9 @@ async fn a_cursor_that_is_not_a_key_of_the_company_is_named() {
     let app = spawn_app().await;
     keys_in_order(&app, 2).await;
     let (_, rival_key) = app.other_company_root_key().await;
-    let rivals = app.send(lambda_http::http::Method::POST, "/keys", Some(&rival_key), Some(&json!({ "userId": "r" })), &[]).await;
+    let rivals = app
+        .send(lambda_http::http::Method::POST, "/keys", Some(&rival_key), Some(&json!({ "userId": "r" })), &[])
+        .await;
     let foreign_id = rivals.body["id"].as_str().unwrap();
     for (query, field) in [
         ("?startingAfter=nope".to_string(), "startingAfter"),
@@ -140,5 +142,9 @@ async fn a_list_page_is_one_query_plus_the_counter_read() {
     app.list_keys("?limit=2").await;
     assert_eq!(app.calls_made().await, vec!["GetItem", "BatchGetItem", "Query"]);
     app.list_keys(&format!("?limit=2&startingAfter={}", created[2])).await;
-    assert_eq!(app.calls_made().await, vec!["GetItem", "BatchGetItem", "Query"], "the cursor is read with the counters");
+    assert_eq!(
+        app.calls_made().await,
+        vec!["GetItem", "BatchGetItem", "Query"],
+        "the cursor is read with the counters"
+    );
 }

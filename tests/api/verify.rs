@@ -19,9 +19,12 @@ async fn code(app: &TestApp, body: Value) -> String {
 #[tokio::test]
 async fn a_valid_key_answers_with_its_details() {
     let app = spawn_app().await;
-    let (id, secret) = key(&app, json!({
-        "acl": [{ "permissions": ["orders:read", "orders:write"] }], "expiresAt": "2031-01-01T00:00:00Z"
-    }))
+    let (id, secret) = key(
+        &app,
+        json!({
+            "acl": [{ "permissions": ["orders:read", "orders:write"] }], "expiresAt": "2031-01-01T00:00:00Z"
+        }),
+    )
     .await;
     let answer = app.verify(&json!({ "key": secret })).await.body;
     assert_eq!(
@@ -59,18 +62,27 @@ async fn inactive_and_expired_keys_and_their_order() {
     assert_eq!(code(&app, json!({ "key": secret, "ip": "192.0.2.1" })).await, "VALID");
     app.advance(600);
     assert_eq!(code(&app, json!({ "key": secret, "ip": "192.0.2.1" })).await, "EXPIRED");
-    assert_eq!(code(&app, json!({ "key": secret, "ip": "192.0.2.2" })).await, "EXPIRED", "expiry is checked before the IP");
+    assert_eq!(
+        code(&app, json!({ "key": secret, "ip": "192.0.2.2" })).await,
+        "EXPIRED",
+        "expiry is checked before the IP"
+    );
     let patched = app.patch_key(&id, &json!({ "status": "inactive" }), &[]).await;
     assert_eq!(patched.status, StatusCode::OK);
     let answer = app.verify(&json!({ "key": secret })).await.body;
-    assert_eq!(answer, json!({ "valid": false, "code": "INACTIVE", "keyId": id, "userId": "user-7" }), "status before expiry");
+    assert_eq!(
+        answer,
+        json!({ "valid": false, "code": "INACTIVE", "keyId": id, "userId": "user-7" }),
+        "status before expiry"
+    );
 }
 
 #[tokio::test]
 async fn ip_allowlists_match_addresses_and_cidr_edges() {
     let app = spawn_app().await;
     let (_, secret) =
-        key(&app, json!({ "whitelistedIPs": ["203.0.113.7", "10.20.0.0/16", "2001:db8:abcd::/48", "2001:db8::1"] })).await;
+        key(&app, json!({ "whitelistedIPs": ["203.0.113.7", "10.20.0.0/16", "2001:db8:abcd::/48", "2001:db8::1"] }))
+            .await;
     for (ip, expected) in [
         ("203.0.113.7", "VALID"),
         ("203.0.113.8", "IP_NOT_ALLOWED"),
@@ -89,22 +101,36 @@ async fn ip_allowlists_match_addresses_and_cidr_edges() {
         assert_eq!(code(&app, json!({ "key": secret, "ip": ip })).await, expected, "{ip}");
     }
     assert_eq!(code(&app, json!({ "key": secret })).await, "IP_NOT_ALLOWED", "an allowlist needs the caller's IP");
-    let bad = app.send(Method::POST, "/keys/verify", Some(&app.root_key), Some(&json!({ "key": secret, "ip": "10.0.0.0/8" })), &[]).await;
+    let bad = app
+        .send(
+            Method::POST,
+            "/keys/verify",
+            Some(&app.root_key),
+            Some(&json!({ "key": secret, "ip": "10.0.0.0/8" })),
+            &[],
+        )
+        .await;
     assert_eq!((bad.status, bad.error_field()), (StatusCode::BAD_REQUEST, "ip"));
 }
 
 #[tokio::test]
 async fn permissions_and_scopes() {
     let app = spawn_app().await;
-    let (_, secret) = key(&app, json!({ "acl": [
+    let (_, secret) = key(
+        &app,
+        json!({ "acl": [
         { "scope": { "productId": ["p1", "p2"], "organizationId": ["*"] }, "permissions": ["invoices:*"] },
         { "scope": {}, "permissions": ["reports:read"] }
-    ] }))
+    ] }),
+    )
     .await;
     for (request, expected) in [
         (json!({ "permissions": ["invoices:read"] }), "VALID"),
         (json!({ "permissions": ["invoices:read"], "scope": { "productId": "p2" } }), "VALID"),
-        (json!({ "permissions": ["invoices:read"], "scope": { "productId": ["p1", "p2"], "organizationId": "any" } }), "VALID"),
+        (
+            json!({ "permissions": ["invoices:read"], "scope": { "productId": ["p1", "p2"], "organizationId": "any" } }),
+            "VALID",
+        ),
         (json!({ "permissions": ["invoices:read"], "scope": { "productId": "p3" } }), "FORBIDDEN"),
         (json!({ "permissions": ["invoices:read"], "scope": { "productId": ["p1", "p3"] } }), "FORBIDDEN"),
         (json!({ "permissions": ["reports:read"], "scope": { "productId": "p9", "planId": "gold" } }), "VALID"),
@@ -118,22 +144,36 @@ async fn permissions_and_scopes() {
         assert_eq!(code(&app, body).await, expected, "{request}");
     }
     let (_, no_acl) = key(&app, json!({})).await;
-    assert_eq!(code(&app, json!({ "key": no_acl, "permissions": ["a:b"] })).await, "FORBIDDEN", "no ACL grants nothing");
-    assert_eq!(code(&app, json!({ "key": no_acl, "scope": { "planId": "x" } })).await, "VALID", "and restricts no scope");
+    assert_eq!(
+        code(&app, json!({ "key": no_acl, "permissions": ["a:b"] })).await,
+        "FORBIDDEN",
+        "no ACL grants nothing"
+    );
+    assert_eq!(
+        code(&app, json!({ "key": no_acl, "scope": { "planId": "x" } })).await,
+        "VALID",
+        "and restricts no scope"
+    );
 }
 
 #[tokio::test]
 async fn a_rate_limit_counts_per_window_and_refusals_do_not_count() {
     let app = spawn_app().await;
-    let (_, secret) = key(&app, json!({
-        "rateLimit": { "limit": 3, "periodSeconds": 60 }, "acl": [{ "permissions": ["a:read"] }]
-    }))
+    let (_, secret) = key(
+        &app,
+        json!({
+            "rateLimit": { "limit": 3, "periodSeconds": 60 }, "acl": [{ "permissions": ["a:read"] }]
+        }),
+    )
     .await;
     assert_eq!(code(&app, json!({ "key": secret, "permissions": ["a:write"] })).await, "FORBIDDEN");
     for remaining in [2, 1, 0] {
         let answer = app.verify(&json!({ "key": secret })).await.body;
         assert_eq!(answer["code"], "VALID");
-        assert_eq!(answer["rateLimit"], json!({ "limit": 3, "remaining": remaining, "resetAt": "2030-01-01T00:01:00Z" }));
+        assert_eq!(
+            answer["rateLimit"],
+            json!({ "limit": 3, "remaining": remaining, "resetAt": "2030-01-01T00:01:00Z" })
+        );
     }
     let limited = app.verify(&json!({ "key": secret })).await.body;
     assert_eq!(limited["code"], "RATE_LIMITED");
@@ -170,7 +210,10 @@ async fn a_quota_runs_out_renews_and_follows_a_lower_max() {
     let renewed = app.verify(&json!({ "key": secret })).await.body;
     assert_eq!((renewed["code"].as_str(), &renewed["quota"]), (Some("VALID"), &json!({ "remaining": 1 })));
     let shown = app.get_key(&id).await.body;
-    assert_eq!(shown["quota"], json!({ "max": 2, "remaining": 1, "renewalSeconds": 3600, "renewsAt": "2030-01-01T02:00:00Z" }));
+    assert_eq!(
+        shown["quota"],
+        json!({ "max": 2, "remaining": 1, "renewalSeconds": 3600, "renewsAt": "2030-01-01T02:00:00Z" })
+    );
 }
 
 #[tokio::test]
@@ -181,7 +224,11 @@ async fn parallel_verifies_never_overspend_a_quota() {
     let answers = futures::future::join_all((0..20).map(|_| app.verify(&body))).await;
     let valid = answers.iter().filter(|a| a.body["code"] == "VALID").count();
     assert_eq!(valid, 7);
-    let mut remaining: Vec<u64> = answers.iter().filter(|a| a.body["code"] == "VALID").map(|a| a.body["quota"]["remaining"].as_u64().unwrap()).collect();
+    let mut remaining: Vec<u64> = answers
+        .iter()
+        .filter(|a| a.body["code"] == "VALID")
+        .map(|a| a.body["quota"]["remaining"].as_u64().unwrap())
+        .collect();
     remaining.sort();
     assert_eq!(remaining, vec![0, 1, 2, 3, 4, 5, 6], "each use counted once");
 }
@@ -189,7 +236,8 @@ async fn parallel_verifies_never_overspend_a_quota() {
 #[tokio::test]
 async fn a_quota_refusal_gives_the_rate_limit_back() {
     let app = spawn_app().await;
-    let (id, secret) = key(&app, json!({ "quota": { "max": 1 }, "rateLimit": { "limit": 2, "periodSeconds": 3600 } })).await;
+    let (id, secret) =
+        key(&app, json!({ "quota": { "max": 1 }, "rateLimit": { "limit": 2, "periodSeconds": 3600 } })).await;
     assert_eq!(app.verify(&json!({ "key": secret })).await.body["rateLimit"]["remaining"], 1);
     assert_eq!(code(&app, json!({ "key": secret })).await, "QUOTA_EXCEEDED");
     app.patch_key(&id, &json!({ "quota": { "max": 2 } }), &[]).await;
