@@ -9,8 +9,8 @@ use std::sync::OnceLock;
 
 use apikeys::http::ROUTES;
 use apikeys::model::{KeyId, Permission, PlaintextKey};
-use lambda_http::http::{Method, Request as HttpRequest, StatusCode};
 use lambda_http::Body;
+use lambda_http::http::{Method, Request as HttpRequest, StatusCode};
 use serde_json::{Map, Value, json};
 
 use crate::helpers::*;
@@ -200,12 +200,21 @@ fn conforms_at(schema: &'static Value, value: &Value, at: &str, direction: Direc
     errors.is_empty()
 }
 
-fn walk_object(schema: &'static Value, map: &Map<String, Value>, at: &str, direction: Direction, errors: &mut Vec<String>) {
+fn walk_object(
+    schema: &'static Value,
+    map: &Map<String, Value>,
+    at: &str,
+    direction: Direction,
+    errors: &mut Vec<String>,
+) {
     static EMPTY: OnceLock<Value> = OnceLock::new();
     let empty = EMPTY.get_or_init(|| json!({}));
     let properties = schema.get("properties").and_then(Value::as_object);
-    let required: Vec<&str> =
-        schema.get("required").and_then(Value::as_array).map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
     let not_sent = |property: &'static Value| match direction {
         Direction::Request => flag(deref(property), "readOnly"),
         Direction::Response => flag(deref(property), "writeOnly"),
@@ -220,10 +229,13 @@ fn walk_object(schema: &'static Value, map: &Map<String, Value>, at: &str, direc
         let here = format!("{at}.{name}");
         match properties.and_then(|p| p.get(name)) {
             Some(property) if not_sent(property) => {
-                errors.push(format!("{here}: is {} and may not appear in a {direction:?}", match direction {
-                    Direction::Request => "readOnly",
-                    Direction::Response => "writeOnly",
-                }));
+                errors.push(format!(
+                    "{here}: is {} and may not appear in a {direction:?}",
+                    match direction {
+                        Direction::Request => "readOnly",
+                        Direction::Response => "writeOnly",
+                    }
+                ));
             }
             Some(property) => walk(property, value, &here, direction, errors),
             None => match schema.get("additionalProperties") {
@@ -273,7 +285,9 @@ fn examples_of(holder: &'static Value) -> Vec<(String, &'static Value)> {
     if let Some(examples) = holder.get("examples").and_then(Value::as_object) {
         for (name, example) in examples {
             let example = deref(example);
-            let value = example.get("value").unwrap_or_else(|| panic!("example {name} has no value (externalValue is not used here)"));
+            let value = example
+                .get("value")
+                .unwrap_or_else(|| panic!("example {name} has no value (externalValue is not used here)"));
             found.push((name.clone(), value));
         }
     }
@@ -285,7 +299,9 @@ fn json_media(holder: &'static Value) -> Option<&'static Value> {
 }
 
 fn request_examples(method: &str, path: &str) -> Vec<(String, Value)> {
-    let body = deref(operation(method, path).get("requestBody").unwrap_or_else(|| panic!("{method} {path} has no requestBody")));
+    let body = deref(
+        operation(method, path).get("requestBody").unwrap_or_else(|| panic!("{method} {path} has no requestBody")),
+    );
     let media = json_media(body).unwrap_or_else(|| panic!("{method} {path}: no application/json request body"));
     let examples: Vec<(String, Value)> = examples_of(media).into_iter().map(|(n, v)| (n, v.clone())).collect();
     assert!(!examples.is_empty(), "{method} {path}: the request body has no example");
@@ -315,15 +331,18 @@ fn parameter_example(method: &str, path: &str, name: &str) -> String {
         .map(deref)
         .find(|p| p["name"] == name)
         .unwrap_or_else(|| panic!("{method} {path} has no parameter {name}"));
-    parameter["example"].as_str().unwrap_or_else(|| panic!("parameter {name} of {method} {path} has no string example")).to_owned()
+    parameter["example"]
+        .as_str()
+        .unwrap_or_else(|| panic!("parameter {name} of {method} {path} has no string example"))
+        .to_owned()
 }
 
 /// A real answer must be documented for its operation and conform to that response.
 fn assert_documented(method: &str, path: &str, response: &TestResponse) {
     let status = response.status.as_str();
-    let documented = operation(method, path)["responses"]
-        .get(status)
-        .unwrap_or_else(|| panic!("{method} {path} answered {status}, which openapi.yaml does not document: {:?}", response.body));
+    let documented = operation(method, path)["responses"].get(status).unwrap_or_else(|| {
+        panic!("{method} {path} answered {status}, which openapi.yaml does not document: {:?}", response.body)
+    });
     assert_response(deref(documented), response, &format!("{status} of {method} {path}"));
 }
 
@@ -350,7 +369,8 @@ fn every_route_is_documented_with_its_operation_id_and_permission_and_nothing_el
     let documented: BTreeSet<(String, String, String, String)> = operations()
         .into_iter()
         .map(|(method, path, op)| {
-            let id = op["operationId"].as_str().unwrap_or_else(|| panic!("{method} {path} has no operationId")).to_owned();
+            let id =
+                op["operationId"].as_str().unwrap_or_else(|| panic!("{method} {path} has no operationId")).to_owned();
             let permission = op["x-required-permission"].as_str().unwrap_or_default().to_owned();
             (method, path, id, permission)
         })
@@ -370,8 +390,17 @@ fn every_route_is_documented_with_its_operation_id_and_permission_and_nothing_el
     for route in &ROUTES {
         let op = operation(route.method.as_str(), route.path);
         let description = op["description"].as_str().unwrap_or_default();
-        assert!(description.contains(route.need.as_str()), "{} must name the permission {}", route.function, route.need.as_str());
-        assert!(description.contains("keys:*") && description.contains('*'), "{} must say that keys:* and * grant it", route.function);
+        assert!(
+            description.contains(route.need.as_str()),
+            "{} must name the permission {}",
+            route.function,
+            route.need.as_str()
+        );
+        assert!(
+            description.contains("keys:*") && description.contains('*'),
+            "{} must say that keys:* and * grant it",
+            route.function
+        );
     }
 
     // Both ways of sending the root key, as the authorizer reads them.
@@ -392,18 +421,41 @@ fn every_route_is_documented_with_its_operation_id_and_permission_and_nothing_el
 
 #[test]
 fn the_error_codes_are_those_the_service_uses() {
-    let codes: BTreeSet<&str> =
-        spec()["components"]["schemas"]["ErrorCode"]["enum"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let codes: BTreeSet<&str> = spec()["components"]["schemas"]["ErrorCode"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
     // src/http/error.rs, status_and_code.
     let expected = BTreeSet::from([
-        "invalid_field", "missing_field", "unknown_field", "read_only_field", "too_many_entries", "invalid_json",
-        "unauthenticated", "forbidden", "not_found", "method_not_allowed", "key_exists", "conflict", "precondition_failed",
-        "payload_too_large", "unsupported_media_type", "idempotency_key_reused", "rate_limited", "service_unavailable",
+        "invalid_field",
+        "missing_field",
+        "unknown_field",
+        "read_only_field",
+        "too_many_entries",
+        "invalid_json",
+        "unauthenticated",
+        "forbidden",
+        "not_found",
+        "method_not_allowed",
+        "key_exists",
+        "conflict",
+        "precondition_failed",
+        "payload_too_large",
+        "unsupported_media_type",
+        "idempotency_key_reused",
+        "rate_limited",
+        "service_unavailable",
         "internal_error",
     ]);
     assert_eq!(codes, expected);
-    let verify_codes: Vec<&str> =
-        spec()["components"]["schemas"]["VerifyCode"]["enum"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let verify_codes: Vec<&str> = spec()["components"]["schemas"]["VerifyCode"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
     assert_eq!(
         verify_codes,
         ["VALID", "NOT_FOUND", "INACTIVE", "EXPIRED", "IP_NOT_ALLOWED", "FORBIDDEN", "RATE_LIMITED", "QUOTA_EXCEEDED"],
@@ -431,7 +483,12 @@ fn every_example_conforms_to_its_schema() {
             let examples = examples_of(media);
             assert!(!examples.is_empty(), "{method} {path}: the request body needs an example");
             for (name, example) in examples {
-                assert_conforms(&media["schema"], example, Direction::Request, &format!("{method} {path} request example {name}"));
+                assert_conforms(
+                    &media["schema"],
+                    example,
+                    Direction::Request,
+                    &format!("{method} {path} request example {name}"),
+                );
                 checked += 1;
             }
         }
@@ -449,7 +506,12 @@ fn every_example_conforms_to_its_schema() {
             for (header_name, header) in response.get("headers").and_then(Value::as_object).into_iter().flatten() {
                 let header = deref(header);
                 for (name, example) in examples_of(header) {
-                    assert_conforms(&header["schema"], example, Direction::Response, &format!("{method} {path} {status} {header_name} {name}"));
+                    assert_conforms(
+                        &header["schema"],
+                        example,
+                        Direction::Response,
+                        &format!("{method} {path} {status} {header_name} {name}"),
+                    );
                     checked += 1;
                 }
             }
@@ -459,7 +521,12 @@ fn every_example_conforms_to_its_schema() {
     for (name, response) in spec()["components"]["responses"].as_object().unwrap() {
         if let Some(media) = json_media(response) {
             for (example_name, example) in examples_of(media) {
-                assert_conforms(&media["schema"], example, Direction::Response, &format!("response {name} example {example_name}"));
+                assert_conforms(
+                    &media["schema"],
+                    example,
+                    Direction::Response,
+                    &format!("response {name} example {example_name}"),
+                );
                 checked += 1;
             }
         }
@@ -628,10 +695,19 @@ async fn real_answers_of_create_get_list_patch_roll_delete_conform() {
     let id = created.body["id"].as_str().unwrap().to_owned();
 
     // create with a custom id, twice
-    let custom = app.send(Method::POST, "/keys/customer-42", Some(&app.root_key), Some(&json!({"userId": "u", "type": "publishable"})), &[]).await;
+    let custom = app
+        .send(
+            Method::POST,
+            "/keys/customer-42",
+            Some(&app.root_key),
+            Some(&json!({"userId": "u", "type": "publishable"})),
+            &[],
+        )
+        .await;
     assert_eq!(custom.status, StatusCode::CREATED);
     assert_documented("POST", "/keys/{keyId}", &custom);
-    let taken = app.send(Method::POST, "/keys/customer-42", Some(&app.root_key), Some(&json!({"userId": "u"})), &[]).await;
+    let taken =
+        app.send(Method::POST, "/keys/customer-42", Some(&app.root_key), Some(&json!({"userId": "u"})), &[]).await;
     assert_eq!(taken.status, StatusCode::CONFLICT);
     assert_documented("POST", "/keys/{keyId}", &taken);
     let bad_id = app.send(Method::POST, "/keys/bad.id", Some(&app.root_key), Some(&json!({"userId": "u"})), &[]).await;
@@ -669,7 +745,8 @@ async fn real_answers_of_create_get_list_patch_roll_delete_conform() {
 
     // patch: with the ETag, with a stale one, with a bad one, with a bad body
     let etag = got.header("etag").to_owned();
-    let patched = app.patch_key(&id, &json!({"description": "changed", "whitelistedIPs": []}), &[("if-match", &etag)]).await;
+    let patched =
+        app.patch_key(&id, &json!({"description": "changed", "whitelistedIPs": []}), &[("if-match", &etag)]).await;
     assert_eq!(patched.status, StatusCode::OK);
     assert_documented("PATCH", "/keys/{keyId}", &patched);
     assert_eq!(patched.body["whitelistedIPs"], Value::Null, "[] is stored as no restriction");
@@ -753,7 +830,10 @@ async fn real_verify_answers_conform() {
     let inactive = app.create_key(&json!({"userId": "u"})).await;
     app.patch_key(inactive["id"].as_str().unwrap(), &json!({"status": "inactive"}), &[]).await;
     let cases = [
-        (json!({"key": key, "ip": "10.1.9.9", "permissions": ["customers:read"], "scope": {"productId": "prod_basic"}}), "VALID"),
+        (
+            json!({"key": key, "ip": "10.1.9.9", "permissions": ["customers:read"], "scope": {"productId": "prod_basic"}}),
+            "VALID",
+        ),
         (json!({"key": "sk_not-a-key"}), "NOT_FOUND"),
         (json!({"key": inactive["key"]}), "INACTIVE"),
         (json!({"key": key}), "IP_NOT_ALLOWED"),
@@ -769,7 +849,9 @@ async fn real_verify_answers_conform() {
         assert_eq!(response.body["code"], code, "{body}: {}", response.body);
         assert_documented("POST", "/keys/verify", &response);
     }
-    let bad = app.send(Method::POST, "/keys/verify", Some(&app.root_key), Some(&json!({"key": key, "ip": "1.2.3"})), &[]).await;
+    let bad = app
+        .send(Method::POST, "/keys/verify", Some(&app.root_key), Some(&json!({"key": key, "ip": "1.2.3"})), &[])
+        .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert_documented("POST", "/keys/verify", &bad);
 }
@@ -782,7 +864,12 @@ async fn real_refusals_conform() {
     let none = app.send(Method::GET, "/keys", None, None, &[]).await;
     assert_eq!(none.status, StatusCode::UNAUTHORIZED);
     assert_documented("GET", "/keys", &none);
-    let request = HttpRequest::builder().method(Method::GET).uri("/keys/x").header("x-api-key", "sk_nope").body(Body::Empty).unwrap();
+    let request = HttpRequest::builder()
+        .method(Method::GET)
+        .uri("/keys/x")
+        .header("x-api-key", "sk_nope")
+        .body(Body::Empty)
+        .unwrap();
     let refused = app.send_request(request).await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
     assert_documented("GET", "/keys/{keyId}", &refused);
@@ -848,7 +935,8 @@ async fn real_refusals_conform() {
     assert_eq!(put.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_response(&spec()["components"]["responses"]["MethodNotAllowed"], &put, "405 of PUT /keys/abc");
     let allowed: BTreeSet<&str> = put.header("allow").split(", ").collect();
-    let routed: BTreeSet<&str> = ROUTES.iter().filter(|r| r.path == "/keys/{keyId}").map(|r| r.method.as_str()).collect();
+    let routed: BTreeSet<&str> =
+        ROUTES.iter().filter(|r| r.path == "/keys/{keyId}").map(|r| r.method.as_str()).collect();
     assert_eq!(allowed, routed);
 }
 
@@ -857,7 +945,8 @@ async fn real_refusals_conform() {
 #[test]
 fn documented_statuses_are_the_contract_ones() {
     let known: BTreeSet<&str> =
-        ["200", "201", "204", "400", "401", "403", "404", "409", "412", "413", "415", "422", "429", "500", "503"].into();
+        ["200", "201", "204", "400", "401", "403", "404", "409", "412", "413", "415", "422", "429", "500", "503"]
+            .into();
     let mut by_op: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (method, path, op) in operations() {
         let statuses: Vec<String> = op["responses"].as_object().unwrap().keys().cloned().collect();
@@ -865,7 +954,10 @@ fn documented_statuses_are_the_contract_ones() {
             assert!(known.contains(status.as_str()), "{method} {path} documents {status}");
         }
         for always in ["401", "403", "429", "503"] {
-            assert!(statuses.iter().any(|s| s == always), "{method} {path} must document {always} (authorizer, permission)");
+            assert!(
+                statuses.iter().any(|s| s == always),
+                "{method} {path} must document {always} (authorizer, permission)"
+            );
         }
         by_op.insert(format!("{method} {path}"), statuses);
     }
