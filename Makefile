@@ -38,3 +38,6 @@ unit:
 
 # build, validate, invoke, deploy: the Lambda and SAM side (tools/deploy.mk).
 -include tools/deploy.mk
+
+# soak (20,000 operations with faults injected) and fuzz (cargo-fuzz): tools/reliability.mk.
+-include tools/reliability.mk
