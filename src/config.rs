@@ -9,6 +9,11 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::Credentials;
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 
+use tracing::{Level, Metadata};
+use tracing_subscriber::filter::{EnvFilter, FilterExt, filter_fn};
+use tracing_subscriber::layer::{Layer, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+
 use crate::domain::{Clock, SystemClock};
 use crate::store::DynamoStore;
 use crate::store::table::table_name_from_env;
@@ -67,16 +72,21 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
     loader.load().await
 }
 
+/// At TRACE the AWS SDK's runtime dumps whole DynamoDB requests and answers, whose item keys
+/// hold the SHA-256 of secret keys: those lines are never logged, whatever `RUST_LOG` asks.
+pub fn is_sdk_body_dump(meta: &Metadata<'_>) -> bool {
+    *meta.level() == Level::TRACE && meta.target().starts_with("aws_smithy_runtime")
+}
+
 /// JSON lines for CloudWatch in Lambda, readable text elsewhere; always to stderr, so the
 /// CLI's stdout carries only its JSON. `RUST_LOG` filters (default `info`).
 pub fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let in_lambda = std::env::var("AWS_LAMBDA_FUNCTION_NAME").is_ok();
-    let _ = if in_lambda {
-        builder.json().with_current_span(false).without_time().try_init()
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")).and(filter_fn(|meta| !is_sdk_body_dump(meta)));
+    let text = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let _ = if std::env::var("AWS_LAMBDA_FUNCTION_NAME").is_ok() {
+        let json = text.json().with_current_span(false).without_time();
+        tracing_subscriber::registry().with(json.with_filter(filter)).try_init()
     } else {
-        builder.with_ansi(false).try_init()
+        tracing_subscriber::registry().with(text.with_ansi(false).with_filter(filter)).try_init()
     };
 }

@@ -412,6 +412,9 @@ fn tags(tags: Vec<String>) -> Result<Vec<String>, FieldError> {
     tags.into_iter().enumerate().map(|(i, t)| bounded_text(t, &format!("tags[{i}]"), MAX_TAG_CHARS, false)).collect()
 }
 
+/// Levels of nesting inside metadata: DynamoDB stores 32, and the attribute itself is one.
+pub const MAX_METADATA_DEPTH: usize = 30;
+
 fn metadata(map: Map<String, Value>) -> Result<Map<String, Value>, FieldError> {
     let size = serde_json::to_vec(&map).map_or(usize::MAX, |b| b.len());
     if size > MAX_METADATA_BYTES {
@@ -420,7 +423,29 @@ fn metadata(map: Map<String, Value>) -> Result<Map<String, Value>, FieldError> {
             format!("metadata must be at most {MAX_METADATA_BYTES} bytes of JSON"),
         ));
     }
+    if map.contains_key("") {
+        return Err(FieldError::invalid("metadata", "metadata keys cannot be empty"));
+    }
+    map.values().try_for_each(|v| storable(v, 1)).map_err(|problem| FieldError::invalid("metadata", problem))?;
     Ok(map)
+}
+
+/// What DynamoDB can keep: no empty object keys, numbers of magnitude 1e-130 to 1e125 (or 0),
+/// bounded nesting. Anything else would fail at write time, as a 503 instead of this 400.
+fn storable(value: &Value, depth: usize) -> Result<(), String> {
+    if depth > MAX_METADATA_DEPTH {
+        return Err(format!("metadata nests at most {MAX_METADATA_DEPTH} levels"));
+    }
+    match value {
+        Value::Object(map) if map.contains_key("") => Err("metadata keys cannot be empty".into()),
+        Value::Object(map) => map.values().try_for_each(|v| storable(v, depth + 1)),
+        Value::Array(list) => list.iter().try_for_each(|v| storable(v, depth + 1)),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if f == 0.0 || (1e-130..1e125).contains(&f.abs()) => Ok(()),
+            _ => Err("metadata numbers must be 0 or of magnitude 1e-130 to 1e125".into()),
+        },
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -486,6 +511,11 @@ mod tests {
             (json!({ "userId": "u", "description": "d".repeat(256) }), "description", FieldProblem::Invalid),
             (json!({ "userId": "u", "tags": vec!["t"; 51] }), "tags", FieldProblem::TooMany),
             (json!({ "userId": "u", "metadata": { "blob": "x".repeat(4100) } }), "metadata", FieldProblem::Invalid),
+            (json!({ "userId": "u", "metadata": [1] }), "metadata", FieldProblem::Invalid),
+            (json!({ "userId": "u", "metadata": { "": 1 } }), "metadata", FieldProblem::Invalid),
+            (json!({ "userId": "u", "metadata": { "x": [{ "": 1 }] } }), "metadata", FieldProblem::Invalid),
+            (json!({ "userId": "u", "metadata": { "n": 1e300 } }), "metadata", FieldProblem::Invalid),
+            (json!({ "userId": "u", "metadata": { "n": 1e-200 } }), "metadata", FieldProblem::Invalid),
         ];
         for (body, field, problem) in cases {
             let err = create_err(body.clone());
