@@ -41,3 +41,6 @@ unit:
 
 # soak (20,000 operations with faults injected) and fuzz (cargo-fuzz): tools/reliability.mk.
 -include tools/reliability.mk
+
+# bench (criterion, verify vs GetItem, calls per operation, cold start, wrk): tools/bench.mk.
+-include tools/bench.mk

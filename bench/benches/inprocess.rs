@@ -1,0 +1,180 @@
+//! In process, with the store's round trip taken out: each function's own cost per request
+//! against a bare lambda_http echo function in the same harness, and key material alone.
+//!
+//! Every function runs as `lambda_http::run` would run it, less the Runtime API's HTTP: the
+//! API Gateway event's JSON through lambda_http's adapter into the handler, the answer back to
+//! JSON. DynamoDB's answers are recorded once from DynamoDB Local (the `Tape`), then replayed
+//! with no network, so the SDK still builds, signs and parses every call.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use apikeys::domain::ManualClock;
+use apikeys::http::local::dispatch;
+use apikeys::http::routes::Endpoint;
+use apikeys::model::{KeyType, PlaintextKey};
+use apikeys_bench::{CLIENT_IP, Fixture, Mode, body_of, echo_service, endpoint_service, event, fixture, invoke, status_of};
+use aws_sdk_dynamodb::types::AttributeValue;
+use criterion::Criterion;
+use lambda_http::http::{Method, Request as HttpRequest};
+use lambda_http::{Body, Request};
+use serde_json::{Value, json};
+
+struct Case {
+    name: &'static str,
+    endpoint: Option<Endpoint>,
+    event: Vec<u8>,
+    expect: u16,
+}
+
+async fn create(fx: &Fixture, body: Value) -> Value {
+    let answer = invoke(endpoint_service(fx.app.clone(), Endpoint::CreateKey), &event("POST /keys", "/keys", "", None, Some(&body), &fx.root_context)).await;
+    assert_eq!(status_of(&answer), 201, "{}", String::from_utf8_lossy(&answer));
+    body_of(&answer)
+}
+
+fn verify_request(root_key: &str, key: &str) -> Request {
+    HttpRequest::builder()
+        .method(Method::POST)
+        .uri("/keys/verify")
+        .header("authorization", format!("Bearer {root_key}"))
+        .header("content-type", "application/json")
+        .body(Body::Text(json!({ "key": key }).to_string()))
+        .unwrap()
+}
+
+/// Makes the keys each case works on, records DynamoDB's answers for every case, and checks
+/// that each case answers as it should when replayed.
+async fn setup() -> (Fixture, Vec<Case>, String) {
+    let now = chrono::Utc::now();
+    let clock = Arc::new(ManualClock::new(chrono::DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap()));
+    let fx = fixture(clock).await;
+    let ctx = fx.root_context.clone();
+    let user = json!({ "userId": "user-1", "description": "bench" });
+    // A full first page for the list (25 of 30 keys).
+    for _ in 0..28 {
+        create(&fx, user.clone()).await;
+    }
+    let target = create(&fx, user.clone()).await;
+    let (target_id, target_key) = (target["id"].as_str().unwrap().to_owned(), target["key"].as_str().unwrap().to_owned());
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(create(&fx, user.clone()).await["id"].as_str().unwrap().to_owned());
+    }
+    let (patch_id, delete_id, roll_id) = (ids[0].clone(), ids[1].clone(), ids[2].clone());
+    let cases = vec![
+        Case { name: "echo", endpoint: None, event: event("POST /keys/verify", "/keys/verify", "", None, Some(&json!({ "key": target_key })), &ctx), expect: 200 },
+        Case { name: "create_key", endpoint: Some(Endpoint::CreateKey), event: event("POST /keys", "/keys", "", None, Some(&user), &ctx), expect: 201 },
+        Case { name: "get_key", endpoint: Some(Endpoint::GetKey), event: event("GET /keys/{keyId}", &format!("/keys/{target_id}"), "", Some(&target_id), None, &ctx), expect: 200 },
+        Case { name: "list_keys", endpoint: Some(Endpoint::ListKeys), event: event("GET /keys", "/keys", "limit=25", None, None, &ctx), expect: 200 },
+        Case {
+            name: "update_key",
+            endpoint: Some(Endpoint::UpdateKey),
+            event: event("PATCH /keys/{keyId}", &format!("/keys/{patch_id}"), "", Some(&patch_id), Some(&json!({ "description": "patched", "tags": ["prod"] })), &ctx),
+            expect: 200,
+        },
+        Case { name: "delete_key", endpoint: Some(Endpoint::DeleteKey), event: event("DELETE /keys/{keyId}", &format!("/keys/{delete_id}"), "", Some(&delete_id), None, &ctx), expect: 204 },
+        Case {
+            name: "roll_key",
+            endpoint: Some(Endpoint::RollKey),
+            event: event("POST /keys/{keyId}/roll", &format!("/keys/{roll_id}/roll"), "", Some(&roll_id), Some(&json!({ "gracePeriodSeconds": 0 })), &ctx),
+            expect: 200,
+        },
+        Case { name: "verify_key", endpoint: Some(Endpoint::VerifyKey), event: event("POST /keys/verify", "/keys/verify", "", None, Some(&json!({ "key": target_key })), &ctx), expect: 200 },
+    ];
+    // Verify once before recording, so lastUsedAt is fresh for the (frozen) clock and the
+    // recorded answers need no background write.
+    invoke(endpoint_service(fx.app.clone(), Endpoint::VerifyKey), &cases[7].event).await;
+    dispatch(&fx.app, CLIENT_IP, verify_request(&fx.root_key, &target_key)).await;
+    fx.app.store.settle().await;
+    fx.tape.set_mode(Mode::Record);
+    for case in &cases {
+        if let Some(endpoint) = case.endpoint {
+            let answer = invoke(endpoint_service(fx.app.clone(), endpoint), &case.event).await;
+            assert_eq!(status_of(&answer), case.expect, "{}: {}", case.name, String::from_utf8_lossy(&answer));
+        }
+    }
+    dispatch(&fx.app, CLIENT_IP, verify_request(&fx.root_key, &target_key)).await;
+    fx.app.store.settle().await;
+    fx.tape.set_mode(Mode::Replay);
+    eprintln!("recorded DynamoDB answers: {:?}", fx.tape.keys());
+    fx.calls.take();
+    for case in &cases {
+        let answer = match case.endpoint {
+            Some(endpoint) => invoke(endpoint_service(fx.app.clone(), endpoint), &case.event).await,
+            None => invoke(echo_service(), &case.event).await,
+        };
+        assert_eq!(status_of(&answer), case.expect, "replayed {}: {}", case.name, String::from_utf8_lossy(&answer));
+        fx.app.store.settle().await;
+        eprintln!("replayed {:<11} -> {} with DynamoDB calls {:?}", case.name, case.expect, fx.calls.take());
+    }
+    let answer = dispatch(&fx.app, CLIENT_IP, verify_request(&fx.root_key, &target_key)).await;
+    assert_eq!(answer.status(), 200);
+    fx.app.store.settle().await;
+    eprintln!("replayed local stack verify -> 200 with DynamoDB calls {:?}", fx.calls.take());
+    (fx, cases, target_key)
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (fx, cases, target_key) = rt.block_on(setup());
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(50)
+        .configure_from_args();
+
+    let mut keys = c.benchmark_group("keys");
+    let sample = PlaintextKey::generate(KeyType::Secret);
+    keys.bench_function("generate", |b| b.iter(|| black_box(PlaintextKey::generate(KeyType::Secret))));
+    keys.bench_function("hash", |b| b.iter(|| black_box(black_box(&sample).hash())));
+    keys.bench_function("parse", |b| b.iter(|| black_box(PlaintextKey::parse(black_box(sample.expose())))));
+    keys.finish();
+
+    let mut lambda = c.benchmark_group("lambda");
+    for case in &cases {
+        match case.endpoint {
+            None => {
+                let service = echo_service();
+                lambda.bench_function(case.name, |b| b.to_async(&rt).iter(|| invoke(service.clone(), &case.event)));
+            }
+            Some(endpoint) => {
+                let service = endpoint_service(fx.app.clone(), endpoint);
+                lambda.bench_function(case.name, |b| b.to_async(&rt).iter(|| invoke(service.clone(), &case.event)));
+            }
+        }
+    }
+    lambda.finish();
+
+    // The local server's whole stack for one verify: routes, the authorizer's verify of the root
+    // key (its own GetItem), the handler's verify (another GetItem), all replayed.
+    let mut local = c.benchmark_group("local");
+    local.bench_function("verify_key", |b| {
+        b.to_async(&rt).iter(|| dispatch(&fx.app, CLIENT_IP, verify_request(&fx.root_key, &target_key)))
+    });
+    local.finish();
+
+    // The SDK alone: one replayed GetItem of the verified key's lookup item, no handler around
+    // it: what every store call costs a function before DynamoDB is even reached.
+    let mut sdk = c.benchmark_group("sdk");
+    let (_, plaintext) = PlaintextKey::parse(&target_key).expect("the target key parses");
+    let lookup_pk = format!("SECRET#{}", plaintext.hash().as_str());
+    sdk.bench_function("get_item", |b| {
+        b.to_async(&rt).iter(|| async {
+            let out = fx
+                .client
+                .get_item()
+                .table_name(&fx.table)
+                .key("pk", AttributeValue::S(lookup_pk.clone()))
+                .key("sk", AttributeValue::S("SECRET".into()))
+                .consistent_read(true)
+                .send()
+                .await
+                .expect("replayed GetItem");
+            black_box(out)
+        })
+    });
+    sdk.finish();
+    c.final_summary();
+}

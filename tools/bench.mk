@@ -1,0 +1,49 @@
+# Benchmarks, included by the Makefile (which sets SHELL, RUN_DIR and DDB). Not part of `make test`:
+#   make bench    builds what it needs, starts its own DynamoDB Local on a free port, runs
+#                 - criterion, in process (bench/benches/inprocess.rs): each function vs a lambda_http echo
+#                 - against DynamoDB Local (bench/benches/store.rs): calls per operation, verify vs
+#                   raw GetItem, cold start of target/release/get_key under a fake Runtime API
+#                 - wrk (bench/throughput.sh): the local server's mixed workload vs raw GetItem
+#               and writes bench/results.md (bench/report.py). Everything it starts it stops, by PID.
+# BENCH_ARM64=0 skips building the arm64 functions (for their sizes) when target/lambda/ lacks them.
+# WRK_DURATION (10s), COLD_RUNS (15), FLOOR_ROUNDS (6), FLOOR_PER_ROUND (400) tune the run's length.
+
+BENCH_ARM64 ?= 1
+BENCH_OUT := target/bench-out
+
+.PHONY: bench bench-deps
+
+bench-deps: deps
+	@command -v wrk >/dev/null 2>&1 || { echo "wrk not found: installing it with apt-get" >&2; \
+	  apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+	@command -v zip >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq zip >/dev/null; }
+
+## make bench: every benchmark of issue 6, then bench/results.md.
+bench: bench-deps
+	@started=$$(date +%s); \
+	rm -rf $(BENCH_OUT) target/criterion/keys target/criterion/lambda target/criterion/local target/criterion/sdk; mkdir -p $(BENCH_OUT) $(RUN_DIR); \
+	cat /proc/loadavg >$(BENCH_OUT)/load-before.txt; \
+	busy() { ps -eo comm= | grep -E '^(rustc|cc|ld|ld.lld|zig|clang|java)$$' | sort | uniq -c | awk '{printf "%s%s ×%s", sep, $$2, $$1; sep=", "}'; }; \
+	echo "building: release get_key and local_server, the bench harnesses" >&2; \
+	cargo build --release --bin get_key --bin local_server; \
+	cargo bench -p apikeys-bench --no-run; \
+	missing=0; for f in $(FUNCTIONS); do test -f target/lambda/$$f/bootstrap || missing=1; done; \
+	if [ "$$missing" = 1 ] && [ "$(BENCH_ARM64)" = 1 ]; then \
+	  echo "building the arm64 functions for their sizes (make build)" >&2; \
+	  $(MAKE) --no-print-directory build || echo "make build failed: results.md lists the sizes as not built" >&2; \
+	fi; \
+	echo "before the run: $$(busy)" >$(BENCH_OUT)/busy-start.txt; \
+	port=$$($(DDB) free-port); pidfile=$(RUN_DIR)/bench-dynamodb-$$port.pid; \
+	$(DDB) start $$port $$pidfile; \
+	trap '$(DDB) stop '$$pidfile EXIT; \
+	export DYNAMODB_ENDPOINT=http://127.0.0.1:$$port BENCH_OUT=$(CURDIR)/$(BENCH_OUT) BENCH_COLD_BIN=$(CURDIR)/target/release/get_key; \
+	echo "== in process (criterion)" >&2; \
+	cargo bench -q -p apikeys-bench --bench inprocess 2>&1 | tee $(BENCH_OUT)/inprocess.txt | grep -vE '^\s*$$|Found [0-9]+ outliers|^\s+[0-9]+ \(' >&2; \
+	during="$$(busy)"; \
+	echo "== against DynamoDB Local: calls per operation, verify vs GetItem, cold start" >&2; \
+	cargo bench -q -p apikeys-bench --bench store -- calls floor cold 2>&1 | tee $(BENCH_OUT)/store.txt >&2; \
+	echo "== throughput (wrk)" >&2; \
+	bench/throughput.sh $$port; \
+	printf 'at the start: %s; during: %s; at the end: %s\n' "$$(sed 's/^before the run: //' $(BENCH_OUT)/busy-start.txt)" "$$during" "$$(busy)" >$(BENCH_OUT)/busy.txt; \
+	python3 bench/report.py --out bench/results.md; \
+	echo "make bench: done in $$(( $$(date +%s) - started )) s; see bench/results.md" >&2
