@@ -46,8 +46,7 @@ fn with_header(mut response: Response<Body>, name: header::HeaderName, value: &s
 }
 
 fn key_response(status: StatusCode, view: &impl serde::Serialize, etag: String) -> Result<Response<Body>, ApiError> {
-    let body = serde_json::to_value(view).map_err(|e| crate::domain::DomainError::Internal(e.to_string()))?;
-    Ok(with_header(json_response(status, &body), header::ETAG, &etag))
+    Ok(with_header(json_response(status, view), header::ETAG, &etag))
 }
 
 async fn create_key(app: &App, caller: &Caller, req: &Request, custom_id: bool) -> Result<Response<Body>, ApiError> {
@@ -92,18 +91,28 @@ fn page_response<T>(
     listed: &Page<T>,
     data: &impl serde::Serialize,
 ) -> Result<Response<Body>, ApiError> {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Envelope<'a, D> {
+        status: u16,
+        total: u64,
+        count: usize,
+        next_url: Option<String>,
+        previous_url: Option<String>,
+        data: &'a D,
+    }
     let link = |cursor: &Cursor| page.link(path, cursor);
-    let body = json!({
-        "status": 200,
-        "total": listed.total,
-        "count": listed.items.len(),
-        "nextUrl": listed.next.as_ref().map(link),
-        "previousUrl": listed.previous.as_ref().map(|p| match p {
+    let body = Envelope {
+        status: 200,
+        total: listed.total,
+        count: listed.items.len(),
+        next_url: listed.next.as_ref().map(link),
+        previous_url: listed.previous.as_ref().map(|p| match p {
             Ok(cursor) => link(cursor),
             Err(offset) => page.offset_link(path, *offset),
         }),
-        "data": data,
-    });
+        data,
+    };
     Ok(json_response(StatusCode::OK, &body))
 }
 
