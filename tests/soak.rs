@@ -27,9 +27,11 @@ use apikeys::domain::keys::create_root_key;
 use apikeys::http::local::dispatch;
 use apikeys::model::{ApiKey, CompanyId, KeyStatus};
 use apikeys::store::DynamoStore;
-use apikeys::store::table::create_table;
+use apikeys::store::table::{COMPANY_INDEX, STATUS_INDEX, create_table};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::interceptors::{BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef};
+use aws_sdk_dynamodb::config::interceptors::{
+    BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -40,6 +42,10 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+#[path = "api/table_reads.rs"]
+mod table_reads;
+use table_reads::{count_in_index, number, scan_prefix, text};
 
 const CLIENT_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 10));
 /// No answer may take longer: one DynamoDB call gives up within the 8 s operation timeout,
@@ -70,7 +76,12 @@ impl Stats {
 
 fn upstream() -> SocketAddr {
     let endpoint = std::env::var("DYNAMODB_ENDPOINT").expect("the soak needs DynamoDB Local: run it with `make soak`");
-    endpoint.trim_start_matches("http://").trim_end_matches('/').replace("localhost", "127.0.0.1").parse().expect("http://<ip>:<port>")
+    endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .replace("localhost", "127.0.0.1")
+        .parse()
+        .expect("http://<ip>:<port>")
 }
 
 async fn start_proxy(upstream: SocketAddr, rate: f64, stats: Arc<Stats>) -> SocketAddr {
@@ -96,7 +107,12 @@ async fn start_proxy(upstream: SocketAddr, rate: f64, stats: Arc<Stats>) -> Sock
 }
 
 /// Forwards chunks, but with probability `rate` per chunk cuts the connection instead.
-async fn pump(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp::OwnedWriteHalf, rate: f64, cuts: &AtomicU64) {
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    rate: f64,
+    cuts: &AtomicU64,
+) {
     let mut buffer = vec![0u8; 16 * 1024];
     loop {
         let n = match from.read(&mut buffer).await {
@@ -132,7 +148,12 @@ impl Intercept for FailSome {
         "FailSome"
     }
 
-    fn read_before_transmit(&self, _: &BeforeTransmitInterceptorContextRef<'_>, _: &RuntimeComponents, _: &mut ConfigBag) -> Result<(), BoxError> {
+    fn read_before_transmit(
+        &self,
+        _: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
         if rand::random_bool(self.rate) {
             self.stats.failed_before_send.fetch_add(1, Ordering::Relaxed);
             return Err("injected: failed before sending".into());
@@ -140,7 +161,12 @@ impl Intercept for FailSome {
         Ok(())
     }
 
-    fn read_after_transmit(&self, _: &BeforeDeserializationInterceptorContextRef<'_>, _: &RuntimeComponents, _: &mut ConfigBag) -> Result<(), BoxError> {
+    fn read_after_transmit(
+        &self,
+        _: &BeforeDeserializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
         if rand::random_bool(self.rate) {
             self.stats.failed_after_answer.fetch_add(1, Ordering::Relaxed);
             return Err("injected: answer lost after DynamoDB acted".into());
@@ -184,8 +210,16 @@ struct Answer {
     body: Value,
 }
 
-async fn call(app: &App, method: Method, path: &str, root: &str, body: Option<Value>, headers: &[(&str, String)]) -> Result<Answer, String> {
-    let mut builder = Request::builder().method(method.clone()).uri(path).header("authorization", format!("Bearer {root}"));
+async fn call(
+    app: &App,
+    method: Method,
+    path: &str,
+    root: &str,
+    body: Option<Value>,
+    headers: &[(&str, String)],
+) -> Result<Answer, String> {
+    let mut builder =
+        Request::builder().method(method.clone()).uri(path).header("authorization", format!("Bearer {root}"));
     if body.is_some() {
         builder = builder.header("content-type", "application/json");
     }
@@ -194,11 +228,14 @@ async fn call(app: &App, method: Method, path: &str, root: &str, body: Option<Va
     }
     let request = builder.body(body.map_or(Body::Empty, |b| Body::Text(b.to_string()))).unwrap();
     let app = app.clone();
-    let response = match tokio::spawn(async move { tokio::time::timeout(ANSWER_BOUND, dispatch(&app, CLIENT_IP, request)).await }).await {
-        Err(e) => return Err(format!("{method} {path} panicked: {e}")),
-        Ok(Err(_)) => return Err(format!("{method} {path}: no answer within {ANSWER_BOUND:?}")),
-        Ok(Ok(response)) => response,
-    };
+    let response =
+        match tokio::spawn(async move { tokio::time::timeout(ANSWER_BOUND, dispatch(&app, CLIENT_IP, request)).await })
+            .await
+        {
+            Err(e) => return Err(format!("{method} {path} panicked: {e}")),
+            Ok(Err(_)) => return Err(format!("{method} {path}: no answer within {ANSWER_BOUND:?}")),
+            Ok(Ok(response)) => response,
+        };
     let status = response.status().as_u16();
     let body = if response.body().is_empty() {
         Value::Null
@@ -241,7 +278,9 @@ async fn one_op(app: &App, company: &Company, stats: &Stats, sequence: usize) ->
     let picked = company.pick();
     let roll = rand::random_range(0..100);
     let (op, allowed, answer): (&str, &[u16], Answer) = match (roll, &picked) {
-        (0..15, _) | (_, None) => ("create", &[201], call(app, Method::POST, "/keys", root, Some(create_body()), &[]).await?),
+        (0..15, _) | (_, None) => {
+            ("create", &[201], call(app, Method::POST, "/keys", root, Some(create_body()), &[]).await?)
+        }
         (15..18, _) => {
             let path = format!("/keys/soak-{sequence}");
             ("custom create", &[201, 409], call(app, Method::POST, &path, root, Some(create_body()), &[]).await?)
@@ -260,7 +299,9 @@ async fn one_op(app: &App, company: &Company, stats: &Stats, sequence: usize) ->
             }
             ("idempotent create", &[201], again)
         }
-        (22..32, Some((id, _))) => ("get", &[200], call(app, Method::GET, &format!("/keys/{id}"), root, None, &[]).await?),
+        (22..32, Some((id, _))) => {
+            ("get", &[200], call(app, Method::GET, &format!("/keys/{id}"), root, None, &[]).await?)
+        }
         (32..40, _) => {
             let status = ["active", "inactive", "all"][rand::random_range(0..3)];
             let path = format!("/keys?status={status}&limit={}", rand::random_range(1..30));
@@ -279,7 +320,9 @@ async fn one_op(app: &App, company: &Company, stats: &Stats, sequence: usize) ->
             let body = json!({ "gracePeriodSeconds": grace });
             ("roll", &[200, 409], call(app, Method::POST, &format!("/keys/{id}/roll"), root, Some(body), &[]).await?)
         }
-        (60..65, Some((id, _))) => ("delete", &[204], call(app, Method::DELETE, &format!("/keys/{id}"), root, None, &[]).await?),
+        (60..65, Some((id, _))) => {
+            ("delete", &[204], call(app, Method::DELETE, &format!("/keys/{id}"), root, None, &[]).await?)
+        }
         (_, Some((_, secrets))) => {
             let Some(secret) = secrets.get(rand::random_range(0..secrets.len().max(1))) else { return Ok(()) };
             let mut body = json!({ "key": secret });
@@ -309,59 +352,6 @@ async fn one_op(app: &App, company: &Company, stats: &Stats, sequence: usize) ->
 
 type Item = HashMap<String, AttributeValue>;
 
-async fn scan_prefix(client: &Client, table: &str, prefix: &str) -> Vec<Item> {
-    let mut items = Vec::new();
-    let mut start = None;
-    loop {
-        let out = client
-            .scan()
-            .table_name(table)
-            .filter_expression("begins_with(pk, :p)")
-            .expression_attribute_values(":p", AttributeValue::S(prefix.into()))
-            .consistent_read(true)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .expect("scan");
-        items.extend(out.items.unwrap_or_default());
-        start = out.last_evaluated_key;
-        if start.is_none() {
-            return items;
-        }
-    }
-}
-
-async fn count_in_index(client: &Client, table: &str, index: &str, partition: &str) -> i64 {
-    let mut count = 0;
-    let mut start = None;
-    loop {
-        let out = client
-            .query()
-            .table_name(table)
-            .index_name(index)
-            .key_condition_expression("#p = :p")
-            .expression_attribute_names("#p", format!("{index}pk"))
-            .expression_attribute_values(":p", AttributeValue::S(partition.into()))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .expect("query");
-        count += out.items.unwrap_or_default().len() as i64;
-        start = out.last_evaluated_key;
-        if start.is_none() {
-            return count;
-        }
-    }
-}
-
-fn text(item: &Item, name: &str) -> String {
-    item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
-}
-
-fn number(item: &Item, name: &str) -> i64 {
-    item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0)
-}
-
 /// Counters against recounts, keys against lookup items, versions against audit events.
 async fn consistency_problems(client: &Client, table: &str, companies: &[Arc<Company>]) -> Vec<String> {
     let mut problems = Vec::new();
@@ -374,17 +364,21 @@ async fn consistency_problems(client: &Client, table: &str, companies: &[Arc<Com
         let counter = counters.iter().find(|i| text(i, "sk") == "COUNTERS");
         let (active, inactive) = counter.map_or((0, 0), |i| (number(i, "active"), number(i, "inactive")));
         let gsi2 = (
-            count_in_index(client, table, "gsi2", &format!("COMPANY#{c}#STATUS#active")).await,
-            count_in_index(client, table, "gsi2", &format!("COMPANY#{c}#STATUS#inactive")).await,
+            count_in_index(client, table, STATUS_INDEX, &format!("COMPANY#{c}#STATUS#active")).await,
+            count_in_index(client, table, STATUS_INDEX, &format!("COMPANY#{c}#STATUS#inactive")).await,
         );
-        let gsi1 = count_in_index(client, table, "gsi1", &format!("COMPANY#{c}")).await;
+        let gsi1 = count_in_index(client, table, COMPANY_INDEX, &format!("COMPANY#{c}")).await;
         let items = (
             keys.iter().filter(|k| text(k, "companyId") == c && text(k, "status") == "active").count() as i64,
             keys.iter().filter(|k| text(k, "companyId") == c && text(k, "status") == "inactive").count() as i64,
         );
-        eprintln!("company {c}: counters {active} active / {inactive} inactive; recount gsi2 {gsi2:?}, gsi1 {gsi1}, items {items:?}");
+        eprintln!(
+            "company {c}: counters {active} active / {inactive} inactive; recount gsi2 {gsi2:?}, gsi1 {gsi1}, items {items:?}"
+        );
         if (active, inactive) != gsi2 || gsi1 != active + inactive || items != (active, inactive) {
-            problems.push(format!("company {c}: counters ({active}, {inactive}), gsi2 {gsi2:?}, gsi1 {gsi1}, key items {items:?}"));
+            problems.push(format!(
+                "company {c}: counters ({active}, {inactive}), gsi2 {gsi2:?}, gsi1 {gsi1}, key items {items:?}"
+            ));
         }
     }
     let lookup_by_pk: HashMap<String, &Item> = lookups.iter().map(|l| (text(l, "pk"), l)).collect();
@@ -407,27 +401,40 @@ async fn consistency_problems(client: &Client, table: &str, companies: &[Arc<Com
             match lookup_by_pk.get(&pk) {
                 None => problems.push(format!("key {name}: no lookup item for a live secret")),
                 Some(l) if text(l, "id") != text(key, "id") || text(l, "companyId") != text(key, "companyId") => {
-                    problems.push(format!("key {name}: its lookup item names {}/{}", text(l, "companyId"), text(l, "id")))
+                    problems.push(format!(
+                        "key {name}: its lookup item names {}/{}",
+                        text(l, "companyId"),
+                        text(l, "id")
+                    ))
                 }
-                Some(l) if number(l, "version") != number(key, "version") || text(l, "status") != text(key, "status") => problems.push(format!(
-                    "key {name}: lookup item at version {} {}, key at version {} {}",
-                    number(l, "version"),
-                    text(l, "status"),
-                    number(key, "version"),
-                    text(key, "status")
-                )),
+                Some(l)
+                    if number(l, "version") != number(key, "version") || text(l, "status") != text(key, "status") =>
+                {
+                    problems.push(format!(
+                        "key {name}: lookup item at version {} {}, key at version {} {}",
+                        number(l, "version"),
+                        text(l, "status"),
+                        number(key, "version"),
+                        text(key, "status")
+                    ))
+                }
                 Some(_) => {}
             }
             live.insert(pk);
         }
-        let trail = events_per_key.get(&format!("EVENTS#{}#{}", text(key, "companyId"), text(key, "id"))).copied().unwrap_or(0);
+        let trail =
+            events_per_key.get(&format!("EVENTS#{}#{}", text(key, "companyId"), text(key, "id"))).copied().unwrap_or(0);
         if trail != number(key, "version") {
             problems.push(format!("key {name}: version {} but {trail} audit events", number(key, "version")));
         }
     }
     for lookup in &lookups {
         if !live.contains(&text(lookup, "pk")) {
-            problems.push(format!("a lookup item of {}/{} is no live secret of it", text(lookup, "companyId"), text(lookup, "id")));
+            problems.push(format!(
+                "a lookup item of {}/{} is no live secret of it",
+                text(lookup, "companyId"),
+                text(lookup, "id")
+            ));
         }
     }
     problems
@@ -486,7 +493,12 @@ async fn read_key(client: &Client, table: &str, company: &CompanyId, id: &str) -
 
 /// Verifies every plaintext the clients hold for the company's keys against the key's stored
 /// state: `(checked, skipped at a time boundary, keys whose current secret no client holds, wrong)`.
-async fn verify_company(clean: &App, client: &Client, table: &str, company: &Company) -> (usize, usize, usize, Vec<String>) {
+async fn verify_company(
+    clean: &App,
+    client: &Client,
+    table: &str,
+    company: &Company,
+) -> (usize, usize, usize, Vec<String>) {
     let (mut checked, mut skipped, mut unknown_current) = (0, 0, 0);
     let mut wrong = Vec::new();
     let known = company.keys.lock().unwrap().clone();
@@ -505,7 +517,10 @@ async fn verify_company(clean: &App, client: &Client, table: &str, company: &Com
                 skipped += 1;
                 continue;
             };
-            let answer = call(clean, Method::POST, "/keys/verify", &company.root, Some(json!({ "key": plaintext })), &[]).await.unwrap();
+            let answer =
+                call(clean, Method::POST, "/keys/verify", &company.root, Some(json!({ "key": plaintext })), &[])
+                    .await
+                    .unwrap();
             checked += 1;
             if answer.body["code"] != expected {
                 wrong.push(format!(
@@ -544,7 +559,9 @@ async fn soak_with_faults_leaves_counters_lookups_and_verification_exact() {
         .interceptor(FailSome { rate, stats: stats.clone() })
         // The SDK's standard retries, with a shorter first backoff than its 1 s so that
         // thousands of injected faults cost seconds, not minutes.
-        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::standard().with_initial_backoff(Duration::from_millis(50)))
+        .retry_config(
+            aws_sdk_dynamodb::config::retry::RetryConfig::standard().with_initial_backoff(Duration::from_millis(50)),
+        )
         .build();
     let faulty = App::new(DynamoStore::new(Client::from_conf(config), &table), Arc::new(SystemClock));
 
@@ -594,10 +611,20 @@ async fn soak_with_faults_leaves_counters_lookups_and_verification_exact() {
     let mut answers: Vec<_> = stats.answers.lock().unwrap().iter().map(|(k, v)| format!("{k}: {v}")).collect();
     answers.sort();
     eprintln!("answers: {}", answers.join(", "));
-    assert!(failures.is_empty(), "{} unexpected answers, e.g.:\n{}", failures.len(), failures.iter().take(20).cloned().collect::<Vec<_>>().join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} unexpected answers, e.g.:\n{}",
+        failures.len(),
+        failures.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
+    );
 
     let problems = consistency_problems(&clean_client, &table, &companies).await;
-    assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.iter().take(40).cloned().collect::<Vec<_>>().join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.iter().take(40).cloned().collect::<Vec<_>>().join("\n")
+    );
 
     // Every plaintext the clients hold verifies as its key's state says. Rate windows are one
     // second: wait out the soak's, and each key is verified at most twice within one.
@@ -620,5 +647,10 @@ async fn soak_with_faults_leaves_counters_lookups_and_verification_exact() {
          {known_ids} keys known to the clients, {stored} stored (the rest were created by requests whose answer was lost); \
          {unknown_current} keys' current secret never reached a client (a roll whose answer was lost)"
     );
-    assert!(wrong.is_empty(), "{} plaintexts verify wrongly:\n{}", wrong.len(), wrong.iter().take(40).cloned().collect::<Vec<_>>().join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} plaintexts verify wrongly:\n{}",
+        wrong.len(),
+        wrong.iter().take(40).cloned().collect::<Vec<_>>().join("\n")
+    );
 }

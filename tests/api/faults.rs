@@ -22,6 +22,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::helpers::{CLIENT_IP, TestApp, spawn_app};
+use crate::table_reads::{count_in_index, number, scan_prefix, text};
+use apikeys::store::table::{COMPANY_INDEX, STATUS_INDEX};
 
 /// What the proxy does with traffic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -433,61 +435,6 @@ async fn a_database_that_hangs_is_a_503_within_the_configured_timeout() {
     assert!(consistency_problems(&app.client, &app.table).await.is_empty());
 }
 
-/// Every item of the table whose `pk` starts with `prefix`.
-pub async fn scan_prefix(client: &Client, table: &str, prefix: &str) -> Vec<HashMap<String, AttributeValue>> {
-    let mut items = Vec::new();
-    let mut start = None;
-    loop {
-        let out = client
-            .scan()
-            .table_name(table)
-            .filter_expression("begins_with(pk, :p)")
-            .expression_attribute_values(":p", AttributeValue::S(prefix.into()))
-            .consistent_read(true)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .expect("scan");
-        items.extend(out.items.unwrap_or_default());
-        start = out.last_evaluated_key;
-        if start.is_none() {
-            return items;
-        }
-    }
-}
-
-/// How many items a query on `index` for `partition` finds.
-pub async fn count_in_index(client: &Client, table: &str, index: &str, attribute: &str, partition: &str) -> i64 {
-    let mut count = 0;
-    let mut start = None;
-    loop {
-        let out = client
-            .query()
-            .table_name(table)
-            .index_name(index)
-            .key_condition_expression("#p = :p")
-            .expression_attribute_names("#p", attribute)
-            .expression_attribute_values(":p", AttributeValue::S(partition.into()))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .expect("query");
-        count += out.items.unwrap_or_default().len() as i64;
-        start = out.last_evaluated_key;
-        if start.is_none() {
-            return count;
-        }
-    }
-}
-
-fn text(item: &HashMap<String, AttributeValue>, name: &str) -> String {
-    item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
-}
-
-fn number(item: &HashMap<String, AttributeValue>, name: &str) -> i64 {
-    item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0)
-}
-
 /// What would show a half-written write: counters that differ from a recount through both
 /// indexes, a key without the lookup items of its live secrets, a lookup item of no live
 /// secret or out of step with its key, a key version without its audit event.
@@ -505,10 +452,10 @@ pub async fn consistency_problems(client: &Client, table: &str) -> Vec<String> {
         let counter = counters.iter().find(|c| text(c, "pk") == format!("COMPANY#{company}"));
         let (active, inactive) = counter.map_or((0, 0), |c| (number(c, "active"), number(c, "inactive")));
         let recount_active =
-            count_in_index(client, table, "gsi2", "gsi2pk", &format!("COMPANY#{company}#STATUS#active")).await;
+            count_in_index(client, table, STATUS_INDEX, &format!("COMPANY#{company}#STATUS#active")).await;
         let recount_inactive =
-            count_in_index(client, table, "gsi2", "gsi2pk", &format!("COMPANY#{company}#STATUS#inactive")).await;
-        let recount_all = count_in_index(client, table, "gsi1", "gsi1pk", &format!("COMPANY#{company}")).await;
+            count_in_index(client, table, STATUS_INDEX, &format!("COMPANY#{company}#STATUS#inactive")).await;
+        let recount_all = count_in_index(client, table, COMPANY_INDEX, &format!("COMPANY#{company}")).await;
         let by_status = (
             keys.iter().filter(|k| text(k, "companyId") == *company && text(k, "status") == "active").count() as i64,
             keys.iter().filter(|k| text(k, "companyId") == *company && text(k, "status") == "inactive").count() as i64,

@@ -18,4 +18,5 @@ mod list;
 mod openapi;
 mod retention;
 mod secrets;
+mod table_reads;
 mod verify;
