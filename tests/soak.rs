@@ -5,6 +5,7 @@
 //!   a request that never arrives, or an answer lost after DynamoDB acted on it;
 //! - an SDK interceptor that fails some calls before they are sent (nothing happens) and some
 //!   after the answer came back (the write committed, the service never learns it).
+//!
 //! Every answer must be one the operation may give (its success or refusal, or a 503 JSON
 //! error), within a bound, never a panic. Afterwards, through a client without faults: every
 //! company's counters equal a recount (gsi2 per status, gsi1 all), every key has the lookup
@@ -197,11 +198,10 @@ impl Company {
     fn learn(&self, id: &str, plaintext: Option<&str>) {
         let mut keys = self.keys.lock().unwrap();
         let secrets = keys.entry(id.to_owned()).or_default();
-        if let Some(p) = plaintext {
-            if !secrets.iter().any(|s| s == p) {
+        if let Some(p) = plaintext
+            && !secrets.iter().any(|s| s == p) {
                 secrets.push(p.to_owned());
             }
-        }
     }
 }
 
@@ -340,11 +340,10 @@ async fn one_op(app: &App, company: &Company, stats: &Stats, sequence: usize) ->
     if answer.status != 503 && !allowed.contains(&answer.status) {
         return Err(format!("{op}: {} {}", answer.status, answer.body));
     }
-    if matches!(answer.status, 200 | 201) {
-        if let Some(id) = answer.body["id"].as_str() {
+    if matches!(answer.status, 200 | 201)
+        && let Some(id) = answer.body["id"].as_str() {
             company.learn(id, answer.body["key"].as_str());
         }
-    }
     Ok(())
 }
 
@@ -451,12 +450,11 @@ fn expected_code(key: &ApiKey, plaintext: &str, now: DateTime<Utc>) -> Option<&'
     let hash = sha256_hex(plaintext);
     let current = key.secret_hash.as_str() == hash;
     let previous = key.previous_secret.as_ref().filter(|p| p.hash.as_str() == hash);
-    if let Some(p) = previous {
-        if (p.valid_until - now).abs() < margin {
+    if let Some(p) = previous
+        && (p.valid_until - now).abs() < margin {
             return None;
         }
-    }
-    if !current && !previous.is_some_and(|p| p.valid_until > now) {
+    if !current && previous.is_none_or(|p| p.valid_until <= now) {
         return Some("NOT_FOUND");
     }
     if key.status != KeyStatus::Active || key.deleted_at.is_some() {
@@ -470,11 +468,10 @@ fn expected_code(key: &ApiKey, plaintext: &str, now: DateTime<Utc>) -> Option<&'
             return Some("EXPIRED");
         }
     }
-    if let Some(quota) = &key.quota {
-        if quota.remaining(key.quota_usage, now) == 0 {
+    if let Some(quota) = &key.quota
+        && quota.remaining(key.quota_usage, now) == 0 {
             return Some("QUOTA_EXCEEDED");
         }
-    }
     Some("VALID")
 }
 

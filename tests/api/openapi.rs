@@ -97,11 +97,10 @@ fn walk(schema: &'static Value, value: &Value, at: &str, direction: Direction, e
         errors.push(format!("{at}: expected {}, found {value}", types.join(" or ")));
         return;
     }
-    if let Some(options) = schema.get("enum").and_then(Value::as_array) {
-        if !options.contains(value) {
+    if let Some(options) = schema.get("enum").and_then(Value::as_array)
+        && !options.contains(value) {
             errors.push(format!("{at}: {value} is not one of {}", Value::Array(options.clone())));
         }
-    }
     if let Some(all) = schema.get("allOf").and_then(Value::as_array) {
         for sub in all {
             walk(sub, value, at, direction, errors);
@@ -113,11 +112,10 @@ fn walk(schema: &'static Value, value: &Value, at: &str, direction: Direction, e
             errors.push(format!("{at}: {value} matches {matching} schemas of oneOf, not exactly one"));
         }
     }
-    if let Some(any) = schema.get("anyOf").and_then(Value::as_array) {
-        if !any.iter().any(|sub| conforms_at(sub, value, at, direction)) {
+    if let Some(any) = schema.get("anyOf").and_then(Value::as_array)
+        && !any.iter().any(|sub| conforms_at(sub, value, at, direction)) {
             errors.push(format!("{at}: {value} matches no schema of anyOf"));
         }
-    }
     match value {
         Value::String(text) => {
             let chars = text.chars().count() as f64;
