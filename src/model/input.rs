@@ -113,7 +113,8 @@ pub struct CreateKeyInput {
 }
 
 impl CreateKeyInput {
-    const FIELDS: &[&str] = &[
+    /// The fields a create body may name.
+    pub const FIELDS: &[&str] = &[
         "userId",
         "description",
         "type",
@@ -159,7 +160,8 @@ pub struct UpdateKeyInput {
 }
 
 impl UpdateKeyInput {
-    const FIELDS: &[&str] =
+    /// The fields a PATCH body may name.
+    pub const FIELDS: &[&str] =
         &["description", "whitelistedIPs", "acl", "expiresAt", "rateLimit", "quota", "tags", "metadata", "status"];
     /// Fixed at creation: changing who owns a key or what kind it is means a new key.
     const FIXED: &[&str] =

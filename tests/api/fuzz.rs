@@ -170,10 +170,8 @@ fn body_with(fields: &'static [&'static str], base: Value) -> impl Strategy<Valu
     ]
 }
 
-const CREATE_FIELDS: &[&str] =
-    &["description", "type", "whitelistedIPs", "acl", "expiresAt", "rateLimit", "quota", "tags", "metadata", "userId"];
-const UPDATE_FIELDS: &[&str] =
-    &["description", "whitelistedIPs", "acl", "expiresAt", "rateLimit", "quota", "tags", "metadata", "status"];
+const CREATE_FIELDS: &[&str] = apikeys::model::CreateKeyInput::FIELDS;
+const UPDATE_FIELDS: &[&str] = apikeys::model::UpdateKeyInput::FIELDS;
 const VERIFY_FIELDS: &[&str] = &["ip", "permissions", "scope", "key"];
 
 /// Checks one answer of the stack: never 5xx, JSON, a coded error when 4xx.
