@@ -81,7 +81,9 @@ pub fn is_sdk_body_dump(meta: &Metadata<'_>) -> bool {
 /// JSON lines for CloudWatch in Lambda, readable text elsewhere; always to stderr, so the
 /// CLI's stdout carries only its JSON. `RUST_LOG` filters (default `info`).
 pub fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")).and(filter_fn(|meta| !is_sdk_body_dump(meta)));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        .and(filter_fn(|meta| !is_sdk_body_dump(meta)));
     let text = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let _ = if std::env::var("AWS_LAMBDA_FUNCTION_NAME").is_ok() {
         let json = text.json().with_current_span(false).without_time();

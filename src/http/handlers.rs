@@ -45,8 +45,8 @@ fn with_header(mut response: Response<Body>, name: header::HeaderName, value: &s
     response
 }
 
-fn key_response(status: StatusCode, view: &impl serde::Serialize, etag: String) -> Result<Response<Body>, ApiError> {
-    Ok(with_header(json_response(status, view), header::ETAG, &etag))
+fn key_response(status: StatusCode, view: &impl serde::Serialize, etag: String) -> Response<Body> {
+    with_header(json_response(status, view), header::ETAG, &etag)
 }
 
 async fn create_key(app: &App, caller: &Caller, req: &Request, custom_id: bool) -> Result<Response<Body>, ApiError> {
@@ -63,7 +63,7 @@ async fn create_key(app: &App, caller: &Caller, req: &Request, custom_id: bool) 
 
 async fn get_key(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
     let key = keys::get_key(&app.store, caller, &existing_key_id(req)?).await?;
-    key_response(StatusCode::OK, &key.view(app.clock.now()), key.etag())
+    Ok(key_response(StatusCode::OK, &key.view(app.clock.now()), key.etag()))
 }
 
 async fn list_keys(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
@@ -72,7 +72,7 @@ async fn list_keys(app: &App, caller: &Caller, req: &Request) -> Result<Response
     let listed = keys::list_keys(&app.store, caller, &page).await?;
     let now = app.clock.now();
     let views: Vec<_> = listed.items.iter().map(|k| k.view(now)).collect();
-    page_response(&page, KEYS_PATH, &listed, &views)
+    Ok(page_response(&page, KEYS_PATH, &listed, &views))
 }
 
 async fn list_key_events(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
@@ -80,17 +80,12 @@ async fn list_key_events(app: &App, caller: &Caller, req: &Request) -> Result<Re
     let pairs = request::query_pairs(req);
     let page = PageRequest::parse_without_status(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
     let listed = keys::list_events(&app.store, caller, &id, &page).await?;
-    page_response(&page, &format!("{KEYS_PATH}/{id}/events"), &listed, &listed.items)
+    Ok(page_response(&page, &format!("{KEYS_PATH}/{id}/events"), &listed, &listed.items))
 }
 
 /// The list envelope: `{status, total, count, nextUrl, previousUrl, data}`, links relative to
 /// the API root.
-fn page_response<T>(
-    page: &PageRequest,
-    path: &str,
-    listed: &Page<T>,
-    data: &impl serde::Serialize,
-) -> Result<Response<Body>, ApiError> {
+fn page_response<T>(page: &PageRequest, path: &str, listed: &Page<T>, data: &impl serde::Serialize) -> Response<Body> {
     #[derive(serde::Serialize)]
     #[serde(rename_all = "camelCase")]
     struct Envelope<'a, D> {
@@ -113,7 +108,7 @@ fn page_response<T>(
         }),
         data,
     };
-    Ok(json_response(StatusCode::OK, &body))
+    json_response(StatusCode::OK, &body)
 }
 
 async fn update_key(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
@@ -121,7 +116,7 @@ async fn update_key(app: &App, caller: &Caller, req: &Request) -> Result<Respons
     let now = app.clock.now();
     let input = UpdateKeyInput::parse(required_body(req)?, now)?;
     let key = keys::update_key(&app.store, caller, now, &id, &input, request::if_match(req)?).await?;
-    key_response(StatusCode::OK, &key.view(now), key.etag())
+    Ok(key_response(StatusCode::OK, &key.view(now), key.etag()))
 }
 
 async fn delete_key(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
@@ -136,7 +131,7 @@ async fn roll_key(app: &App, caller: &Caller, req: &Request) -> Result<Response<
     let input = RollInput::parse(json_body(req)?)?;
     let now = app.clock.now();
     let (key, plaintext) = keys::roll_key(&app.store, caller, now, &id, input).await?;
-    key_response(StatusCode::OK, &key.view(now).with_plaintext(&plaintext), key.etag())
+    Ok(key_response(StatusCode::OK, &key.view(now).with_plaintext(&plaintext), key.etag()))
 }
 
 async fn verify_key(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
