@@ -199,9 +199,10 @@ impl Company {
         let mut keys = self.keys.lock().unwrap();
         let secrets = keys.entry(id.to_owned()).or_default();
         if let Some(p) = plaintext
-            && !secrets.iter().any(|s| s == p) {
-                secrets.push(p.to_owned());
-            }
+            && !secrets.iter().any(|s| s == p)
+        {
+            secrets.push(p.to_owned());
+        }
     }
 }
 
@@ -341,9 +342,10 @@ async fn one_op(app: &App, company: &Company, stats: &Stats, sequence: usize) ->
         return Err(format!("{op}: {} {}", answer.status, answer.body));
     }
     if matches!(answer.status, 200 | 201)
-        && let Some(id) = answer.body["id"].as_str() {
-            company.learn(id, answer.body["key"].as_str());
-        }
+        && let Some(id) = answer.body["id"].as_str()
+    {
+        company.learn(id, answer.body["key"].as_str());
+    }
     Ok(())
 }
 
@@ -451,9 +453,10 @@ fn expected_code(key: &ApiKey, plaintext: &str, now: DateTime<Utc>) -> Option<&'
     let current = key.secret_hash.as_str() == hash;
     let previous = key.previous_secret.as_ref().filter(|p| p.hash.as_str() == hash);
     if let Some(p) = previous
-        && (p.valid_until - now).abs() < margin {
-            return None;
-        }
+        && (p.valid_until - now).abs() < margin
+    {
+        return None;
+    }
     if !current && previous.is_none_or(|p| p.valid_until <= now) {
         return Some("NOT_FOUND");
     }
@@ -469,9 +472,10 @@ fn expected_code(key: &ApiKey, plaintext: &str, now: DateTime<Utc>) -> Option<&'
         }
     }
     if let Some(quota) = &key.quota
-        && quota.remaining(key.quota_usage, now) == 0 {
-            return Some("QUOTA_EXCEEDED");
-        }
+        && quota.remaining(key.quota_usage, now) == 0
+    {
+        return Some("QUOTA_EXCEEDED");
+    }
     Some("VALID")
 }
 

@@ -14,7 +14,9 @@ use apikeys::domain::ManualClock;
 use apikeys::http::local::dispatch;
 use apikeys::http::routes::Endpoint;
 use apikeys::model::{KeyType, PlaintextKey};
-use apikeys_bench::{CLIENT_IP, Fixture, Mode, body_of, echo_service, endpoint_service, event, fixture, invoke, status_of};
+use apikeys_bench::{
+    CLIENT_IP, Fixture, Mode, body_of, echo_service, endpoint_service, event, fixture, invoke, status_of,
+};
 use aws_sdk_dynamodb::types::AttributeValue;
 use criterion::Criterion;
 use lambda_http::http::{Method, Request as HttpRequest};
@@ -29,7 +31,11 @@ struct Case {
 }
 
 async fn create(fx: &Fixture, body: Value) -> Value {
-    let answer = invoke(endpoint_service(fx.app.clone(), Endpoint::CreateKey), &event("POST /keys", "/keys", "", None, Some(&body), &fx.root_context)).await;
+    let answer = invoke(
+        endpoint_service(fx.app.clone(), Endpoint::CreateKey),
+        &event("POST /keys", "/keys", "", None, Some(&body), &fx.root_context),
+    )
+    .await;
     assert_eq!(status_of(&answer), 201, "{}", String::from_utf8_lossy(&answer));
     body_of(&answer)
 }
@@ -57,31 +63,76 @@ async fn setup() -> (Fixture, Vec<Case>, String) {
         create(&fx, user.clone()).await;
     }
     let target = create(&fx, user.clone()).await;
-    let (target_id, target_key) = (target["id"].as_str().unwrap().to_owned(), target["key"].as_str().unwrap().to_owned());
+    let (target_id, target_key) =
+        (target["id"].as_str().unwrap().to_owned(), target["key"].as_str().unwrap().to_owned());
     let mut ids = Vec::new();
     for _ in 0..3 {
         ids.push(create(&fx, user.clone()).await["id"].as_str().unwrap().to_owned());
     }
     let (patch_id, delete_id, roll_id) = (ids[0].clone(), ids[1].clone(), ids[2].clone());
     let cases = vec![
-        Case { name: "echo", endpoint: None, event: event("POST /keys/verify", "/keys/verify", "", None, Some(&json!({ "key": target_key })), &ctx), expect: 200 },
-        Case { name: "create_key", endpoint: Some(Endpoint::CreateKey), event: event("POST /keys", "/keys", "", None, Some(&user), &ctx), expect: 201 },
-        Case { name: "get_key", endpoint: Some(Endpoint::GetKey), event: event("GET /keys/{keyId}", &format!("/keys/{target_id}"), "", Some(&target_id), None, &ctx), expect: 200 },
-        Case { name: "list_keys", endpoint: Some(Endpoint::ListKeys), event: event("GET /keys", "/keys", "limit=25", None, None, &ctx), expect: 200 },
+        Case {
+            name: "echo",
+            endpoint: None,
+            event: event("POST /keys/verify", "/keys/verify", "", None, Some(&json!({ "key": target_key })), &ctx),
+            expect: 200,
+        },
+        Case {
+            name: "create_key",
+            endpoint: Some(Endpoint::CreateKey),
+            event: event("POST /keys", "/keys", "", None, Some(&user), &ctx),
+            expect: 201,
+        },
+        Case {
+            name: "get_key",
+            endpoint: Some(Endpoint::GetKey),
+            event: event("GET /keys/{keyId}", &format!("/keys/{target_id}"), "", Some(&target_id), None, &ctx),
+            expect: 200,
+        },
+        Case {
+            name: "list_keys",
+            endpoint: Some(Endpoint::ListKeys),
+            event: event("GET /keys", "/keys", "limit=25", None, None, &ctx),
+            expect: 200,
+        },
         Case {
             name: "update_key",
             endpoint: Some(Endpoint::UpdateKey),
-            event: event("PATCH /keys/{keyId}", &format!("/keys/{patch_id}"), "", Some(&patch_id), Some(&json!({ "description": "patched", "tags": ["prod"] })), &ctx),
+            event: event(
+                "PATCH /keys/{keyId}",
+                &format!("/keys/{patch_id}"),
+                "",
+                Some(&patch_id),
+                Some(&json!({ "description": "patched", "tags": ["prod"] })),
+                &ctx,
+            ),
             expect: 200,
         },
-        Case { name: "delete_key", endpoint: Some(Endpoint::DeleteKey), event: event("DELETE /keys/{keyId}", &format!("/keys/{delete_id}"), "", Some(&delete_id), None, &ctx), expect: 204 },
+        Case {
+            name: "delete_key",
+            endpoint: Some(Endpoint::DeleteKey),
+            event: event("DELETE /keys/{keyId}", &format!("/keys/{delete_id}"), "", Some(&delete_id), None, &ctx),
+            expect: 204,
+        },
         Case {
             name: "roll_key",
             endpoint: Some(Endpoint::RollKey),
-            event: event("POST /keys/{keyId}/roll", &format!("/keys/{roll_id}/roll"), "", Some(&roll_id), Some(&json!({ "gracePeriodSeconds": 0 })), &ctx),
+            event: event(
+                "POST /keys/{keyId}/roll",
+                &format!("/keys/{roll_id}/roll"),
+                "",
+                Some(&roll_id),
+                Some(&json!({ "gracePeriodSeconds": 0 })),
+                &ctx,
+            ),
             expect: 200,
         },
-        Case { name: "verify_key", endpoint: Some(Endpoint::VerifyKey), event: event("POST /keys/verify", "/keys/verify", "", None, Some(&json!({ "key": target_key })), &ctx), expect: 200 },
+        Case {
+            name: "verify_key",
+            endpoint: Some(Endpoint::VerifyKey),
+            event: event("POST /keys/verify", "/keys/verify", "", None, Some(&json!({ "key": target_key })), &ctx),
+            expect: 200,
+        },
     ];
     // Verify once before recording, so lastUsedAt is fresh for the (frozen) clock and the
     // recorded answers need no background write.

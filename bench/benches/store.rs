@@ -33,10 +33,22 @@ use tokio::sync::mpsc;
 // ---------------------------------------------------------------------------------------------
 // calls
 
-async fn run(fx: &Fixture, endpoint: Endpoint, route: &str, path: &str, query: &str, id: Option<&str>, body: Option<Value>) -> (u16, Value, Vec<String>) {
+async fn run(
+    fx: &Fixture,
+    endpoint: Endpoint,
+    route: &str,
+    path: &str,
+    query: &str,
+    id: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value, Vec<String>) {
     fx.app.store.settle().await;
     fx.calls.take();
-    let answer = invoke(endpoint_service(fx.app.clone(), endpoint), &event(route, path, query, id, body.as_ref(), &fx.root_context)).await;
+    let answer = invoke(
+        endpoint_service(fx.app.clone(), endpoint),
+        &event(route, path, query, id, body.as_ref(), &fx.root_context),
+    )
+    .await;
     fx.app.store.settle().await;
     (status_of(&answer), body_of(&answer), fx.calls.take())
 }
@@ -52,7 +64,8 @@ async fn calls() {
     let user = json!({ "userId": "user-1" });
     let mut created = Vec::new();
     for _ in 0..30 {
-        let (status, body, _) = run(&fx, Endpoint::CreateKey, "POST /keys", "/keys", "", None, Some(user.clone())).await;
+        let (status, body, _) =
+            run(&fx, Endpoint::CreateKey, "POST /keys", "/keys", "", None, Some(user.clone())).await;
         assert_eq!(status, 201);
         created.push(body);
     }
@@ -60,7 +73,8 @@ async fn calls() {
     row("create", "POST /keys", status, calls);
     let id = |i: usize| created[i]["id"].as_str().unwrap().to_owned();
     let key = |i: usize| created[i]["key"].as_str().unwrap().to_owned();
-    let (status, _, calls) = run(&fx, Endpoint::GetKey, "GET /keys/{keyId}", &format!("/keys/{}", id(0)), "", Some(&id(0)), None).await;
+    let (status, _, calls) =
+        run(&fx, Endpoint::GetKey, "GET /keys/{keyId}", &format!("/keys/{}", id(0)), "", Some(&id(0)), None).await;
     row("get", "GET /keys/{keyId}", status, calls);
     let (status, page, calls) = run(&fx, Endpoint::ListKeys, "GET /keys", "/keys", "limit=25", None, None).await;
     row("list page (first)", "GET /keys?limit=25, of 32 keys", status, calls);
@@ -68,38 +82,70 @@ async fn calls() {
     let query = next.split_once('?').map(|(_, q)| q.to_owned()).unwrap_or_default();
     let (status, _, calls) = run(&fx, Endpoint::ListKeys, "GET /keys", "/keys", &query, None, None).await;
     row("list page (next, by cursor)", "GET /keys?limit=25&startingAfter=…", status, calls);
-    let (status, _, calls) = run(&fx, Endpoint::ListKeys, "GET /keys", "/keys", "status=all&limit=25", None, None).await;
+    let (status, _, calls) =
+        run(&fx, Endpoint::ListKeys, "GET /keys", "/keys", "status=all&limit=25", None, None).await;
     row("list page (status=all)", "GET /keys?status=all&limit=25 (gsi1)", status, calls);
-    let (status, _, calls) = run(&fx, Endpoint::DeleteKey, "DELETE /keys/{keyId}", &format!("/keys/{}", id(1)), "", Some(&id(1)), None).await;
+    let (status, _, calls) =
+        run(&fx, Endpoint::DeleteKey, "DELETE /keys/{keyId}", &format!("/keys/{}", id(1)), "", Some(&id(1)), None)
+            .await;
     row("delete", "DELETE /keys/{keyId}", status, calls);
     let verify_body = |k: String| Some(json!({ "key": k }));
-    let (status, _, calls) = run(&fx, Endpoint::VerifyKey, "POST /keys/verify", "/keys/verify", "", None, verify_body(key(2))).await;
+    let (status, _, calls) =
+        run(&fx, Endpoint::VerifyKey, "POST /keys/verify", "/keys/verify", "", None, verify_body(key(2))).await;
     row("verify, first in the minute", "no limits; lastUsedAt written off the answer's path", status, calls);
-    let (status, _, calls) = run(&fx, Endpoint::VerifyKey, "POST /keys/verify", "/keys/verify", "", None, verify_body(key(2))).await;
+    let (status, _, calls) =
+        run(&fx, Endpoint::VerifyKey, "POST /keys/verify", "/keys/verify", "", None, verify_body(key(2))).await;
     row("verify", "no limits, lastUsedAt fresh", status, calls);
     for (name, limits) in [
         ("verify with rate limit", json!({ "rateLimit": { "limit": 1000, "periodSeconds": 60 } })),
         ("verify with quota", json!({ "quota": { "max": 1000 } })),
-        ("verify with rate limit and quota", json!({ "rateLimit": { "limit": 1000, "periodSeconds": 60 }, "quota": { "max": 1000 } })),
+        (
+            "verify with rate limit and quota",
+            json!({ "rateLimit": { "limit": 1000, "periodSeconds": 60 }, "quota": { "max": 1000 } }),
+        ),
     ] {
         let mut body = limits;
         body["userId"] = json!("user-2");
         let (_, limited, _) = run(&fx, Endpoint::CreateKey, "POST /keys", "/keys", "", None, Some(body)).await;
         let k = limited["key"].as_str().unwrap().to_owned();
         run(&fx, Endpoint::VerifyKey, "POST /keys/verify", "/keys/verify", "", None, verify_body(k.clone())).await;
-        let (status, answer, calls) = run(&fx, Endpoint::VerifyKey, "POST /keys/verify", "/keys/verify", "", None, verify_body(k)).await;
+        let (status, answer, calls) =
+            run(&fx, Endpoint::VerifyKey, "POST /keys/verify", "/keys/verify", "", None, verify_body(k)).await;
         assert_eq!(answer["code"], json!("VALID"), "{answer}");
         row(name, "lastUsedAt fresh", status, calls);
     }
-    let (status, _, calls) = run(&fx, Endpoint::UpdateKey, "PATCH /keys/{keyId}", &format!("/keys/{}", id(3)), "", Some(&id(3)), Some(json!({ "description": "patched" }))).await;
+    let (status, _, calls) = run(
+        &fx,
+        Endpoint::UpdateKey,
+        "PATCH /keys/{keyId}",
+        &format!("/keys/{}", id(3)),
+        "",
+        Some(&id(3)),
+        Some(json!({ "description": "patched" })),
+    )
+    .await;
     row("patch", "PATCH /keys/{keyId}", status, calls);
-    let (status, _, calls) = run(&fx, Endpoint::RollKey, "POST /keys/{keyId}/roll", &format!("/keys/{}/roll", id(4)), "", Some(&id(4)), Some(json!({ "gracePeriodSeconds": 60 }))).await;
+    let (status, _, calls) = run(
+        &fx,
+        Endpoint::RollKey,
+        "POST /keys/{keyId}/roll",
+        &format!("/keys/{}/roll", id(4)),
+        "",
+        Some(&id(4)),
+        Some(json!({ "gracePeriodSeconds": 60 })),
+    )
+    .await;
     row("roll", "POST /keys/{keyId}/roll, 60 s grace", status, calls);
     // The authorizer, in front of every management call (its own Lambda in AWS).
     clock.advance(chrono::TimeDelta::minutes(2));
     fx.calls.take();
     let request = || {
-        HttpRequest::builder().method(Method::GET).uri(format!("/keys/{}", id(0))).header("x-api-key", &fx.root_key).body(Body::Empty).unwrap()
+        HttpRequest::builder()
+            .method(Method::GET)
+            .uri(format!("/keys/{}", id(0)))
+            .header("x-api-key", &fx.root_key)
+            .body(Body::Empty)
+            .unwrap()
     };
     dispatch(&fx.app, CLIENT_IP, request()).await;
     fx.app.store.settle().await;
@@ -107,7 +153,12 @@ async fn calls() {
     dispatch(&fx.app, CLIENT_IP, request()).await;
     fx.app.store.settle().await;
     let again = fx.calls.take();
-    row("local server: authorizer + get, first in the minute", "authorizer GetItem + lastUsedAt of the root key + handler", 200, first);
+    row(
+        "local server: authorizer + get, first in the minute",
+        "authorizer GetItem + lastUsedAt of the root key + handler",
+        200,
+        first,
+    );
     row("local server: authorizer + get", "authorizer GetItem + handler GetItem", 200, again);
     write_json("calls.json", &Value::Array(rows));
 }
@@ -142,7 +193,11 @@ async fn timed(op: &Op, concurrency: usize, total: usize) -> (Vec<Duration>, Dur
 
 async fn floor() {
     let fx = Arc::new(fixture(Arc::new(SystemClock)).await);
-    let body = invoke(endpoint_service(fx.app.clone(), Endpoint::CreateKey), &event("POST /keys", "/keys", "", None, Some(&json!({ "userId": "user-1" })), &fx.root_context)).await;
+    let body = invoke(
+        endpoint_service(fx.app.clone(), Endpoint::CreateKey),
+        &event("POST /keys", "/keys", "", None, Some(&json!({ "userId": "user-1" })), &fx.root_context),
+    )
+    .await;
     let key = body_of(&body)["key"].as_str().unwrap().to_owned();
     let (_, plaintext) = PlaintextKey::parse(&key).unwrap();
     let lookup_pk = format!("SECRET#{}", plaintext.hash().as_str());
@@ -173,7 +228,13 @@ async fn floor() {
             let (fx, key) = (fx.clone(), key.clone());
             Box::pin(async move {
                 let scope = Scope::default();
-                let request = VerifyRequest { key: &key, company: Some(&fx.company), ip: Some(CLIENT_IP), permissions: &[], scope: Some(&scope) };
+                let request = VerifyRequest {
+                    key: &key,
+                    company: Some(&fx.company),
+                    ip: Some(CLIENT_IP),
+                    permissions: &[],
+                    scope: Some(&scope),
+                };
                 let verdict = verify(&fx.app.store, fx.app.clock.now(), request).await.expect("verify");
                 assert!(verdict.is_valid());
             })
@@ -181,7 +242,14 @@ async fn floor() {
     };
     let function_verify: Op = {
         let fx = fx.clone();
-        let event = Arc::new(event("POST /keys/verify", "/keys/verify", "", None, Some(&json!({ "key": key })), &fx.root_context));
+        let event = Arc::new(event(
+            "POST /keys/verify",
+            "/keys/verify",
+            "",
+            None,
+            Some(&json!({ "key": key })),
+            &fx.root_context,
+        ));
         let service = endpoint_service(fx.app.clone(), Endpoint::VerifyKey);
         Arc::new(move || {
             let (event, service) = (event.clone(), service.clone());
@@ -212,8 +280,16 @@ async fn floor() {
     let variants: Vec<(&str, &str, Op)> = vec![
         ("get_item", "raw GetItem of the lookup item (consistent), same client", get_item),
         ("verify_domain", "apikeys::domain::verify::verify", domain_verify),
-        ("verify_function", "the verify_key function: event JSON → lambda_http → handler → answer JSON", function_verify),
-        ("verify_local_stack", "local server stack: routes + authorizer (GetItem of the root key) + handler (GetItem)", local_verify),
+        (
+            "verify_function",
+            "the verify_key function: event JSON → lambda_http → handler → answer JSON",
+            function_verify,
+        ),
+        (
+            "verify_local_stack",
+            "local server stack: routes + authorizer (GetItem of the root key) + handler (GetItem)",
+            local_verify,
+        ),
     ];
     let rounds: usize = std::env::var("FLOOR_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(6);
     let per_round: usize = std::env::var("FLOOR_PER_ROUND").ok().and_then(|r| r.parse().ok()).unwrap_or(400);
@@ -238,7 +314,12 @@ async fn floor() {
             let (mut s, wall, n) = samples.remove(name).unwrap();
             s.sort();
             let (p50, p99) = (percentile(&s, 50.0), percentile(&s, 99.0));
-            eprintln!("c={concurrency} {name:<20} p50 {:>8.1} µs  p99 {:>8.1} µs  {:>7.0}/s", micros(p50), micros(p99), n as f64 / wall.as_secs_f64());
+            eprintln!(
+                "c={concurrency} {name:<20} p50 {:>8.1} µs  p99 {:>8.1} µs  {:>7.0}/s",
+                micros(p50),
+                micros(p99),
+                n as f64 / wall.as_secs_f64()
+            );
             results.push(json!({
                 "concurrency": concurrency, "variant": name, "what": what, "n": n,
                 "p50_us": micros(p50), "p99_us": micros(p99), "mean_us": micros(s.iter().sum::<Duration>() / n as u32),
@@ -263,7 +344,11 @@ struct RuntimeApi {
 
 /// A fake Lambda Runtime API: one invocation, then `next` never answers; the function's
 /// response (or error) is reported on `done`.
-async fn runtime_api(api: Arc<RuntimeApi>, done: mpsc::UnboundedSender<(Instant, String, Bytes)>, req: hyper::Request<Incoming>) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+async fn runtime_api(
+    api: Arc<RuntimeApi>,
+    done: mpsc::UnboundedSender<(Instant, String, Bytes)>,
+    req: hyper::Request<Incoming>,
+) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_owned();
     if req.method() == hyper::Method::GET && path == NEXT {
         let first = !std::mem::replace(&mut *api.served.lock().unwrap(), true);
@@ -277,7 +362,10 @@ async fn runtime_api(api: Arc<RuntimeApi>, done: mpsc::UnboundedSender<(Instant,
             .header("lambda-runtime-aws-request-id", "8476a536-e9f4-11e8-9739-2dfe598c3fcd")
             .header("lambda-runtime-deadline-ms", deadline.to_string())
             .header("lambda-runtime-invoked-function-arn", "arn:aws:lambda:us-east-1:123456789012:function:get_key")
-            .header("lambda-runtime-trace-id", "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1")
+            .header(
+                "lambda-runtime-trace-id",
+                "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1",
+            )
             .body(Full::new(Bytes::from(api.event.clone())))
             .unwrap());
     }
@@ -287,10 +375,15 @@ async fn runtime_api(api: Arc<RuntimeApi>, done: mpsc::UnboundedSender<(Instant,
 }
 
 async fn cold() {
-    let bin = std::env::var("BENCH_COLD_BIN").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/get_key").to_owned());
+    let bin = std::env::var("BENCH_COLD_BIN")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/get_key").to_owned());
     assert!(std::path::Path::new(&bin).exists(), "{bin} is missing: cargo build --release --bin get_key");
     let fx = fixture(Arc::new(SystemClock)).await;
-    let created = invoke(endpoint_service(fx.app.clone(), Endpoint::CreateKey), &event("POST /keys", "/keys", "", None, Some(&json!({ "userId": "user-1" })), &fx.root_context)).await;
+    let created = invoke(
+        endpoint_service(fx.app.clone(), Endpoint::CreateKey),
+        &event("POST /keys", "/keys", "", None, Some(&json!({ "userId": "user-1" })), &fx.root_context),
+    )
+    .await;
     let id = body_of(&created)["id"].as_str().unwrap().to_owned();
     let get_event = event("GET /keys/{keyId}", &format!("/keys/{id}"), "", Some(&id), None, &fx.root_context);
     let runs: usize = std::env::var("COLD_RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(15);
@@ -306,7 +399,9 @@ async fn cold() {
                 let (api, done) = (api.clone(), done_tx.clone());
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| runtime_api(api.clone(), done.clone(), req));
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
                 });
             }
         });
@@ -340,7 +435,11 @@ async fn cold() {
         let _ = child.kill().await;
         server.abort();
         let (at, path, body) = answered.expect("the function answers within 20 s").expect("an answer");
-        assert!(path.ends_with("/response"), "the function reported an error at {path}: {}", String::from_utf8_lossy(&body));
+        assert!(
+            path.ends_with("/response"),
+            "the function reported an error at {path}: {}",
+            String::from_utf8_lossy(&body)
+        );
         assert_eq!(status_of(&body), 200, "{}", String::from_utf8_lossy(&body));
         let took = at - started;
         if run == 0 {
@@ -351,12 +450,21 @@ async fn cold() {
     }
     times.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    eprintln!("cold start → first answer of {bin}: median {:.1} ms, min {:.1}, max {:.1} ({} runs)", ms(percentile(&times, 50.0)), ms(times[0]), ms(*times.last().unwrap()), times.len());
-    write_json("cold.json", &json!({
-        "binary": bin, "runs": times.len(),
-        "median_ms": ms(percentile(&times, 50.0)), "min_ms": ms(times[0]), "max_ms": ms(*times.last().unwrap()),
-        "p90_ms": ms(percentile(&times, 90.0)), "all_ms": times.iter().map(|d| ms(*d)).collect::<Vec<_>>(),
-    }));
+    eprintln!(
+        "cold start → first answer of {bin}: median {:.1} ms, min {:.1}, max {:.1} ({} runs)",
+        ms(percentile(&times, 50.0)),
+        ms(times[0]),
+        ms(*times.last().unwrap()),
+        times.len()
+    );
+    write_json(
+        "cold.json",
+        &json!({
+            "binary": bin, "runs": times.len(),
+            "median_ms": ms(percentile(&times, 50.0)), "min_ms": ms(times[0]), "max_ms": ms(*times.last().unwrap()),
+            "p90_ms": ms(percentile(&times, 90.0)), "all_ms": times.iter().map(|d| ms(*d)).collect::<Vec<_>>(),
+        }),
+    );
 }
 
 fn main() {

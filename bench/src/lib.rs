@@ -49,7 +49,10 @@ pub fn unique(prefix: &str) -> String {
 
 /// Needs `DYNAMODB_ENDPOINT` (tools/bench.mk starts a DynamoDB Local and sets it).
 pub async fn fixture(clock: Arc<dyn Clock>) -> Fixture {
-    assert!(std::env::var("DYNAMODB_ENDPOINT").is_ok(), "the benchmarks need DynamoDB Local: run them with `make bench`");
+    assert!(
+        std::env::var("DYNAMODB_ENDPOINT").is_ok(),
+        "the benchmarks need DynamoDB Local: run them with `make bench`"
+    );
     let sdk = sdk_config().await;
     let real = sdk.http_client().expect("sdk_config sets an HTTP client");
     let tape = Tape::default();
@@ -76,7 +79,14 @@ pub async fn fixture(clock: Arc<dyn Clock>) -> Fixture {
 
 /// One API Gateway HTTP API (payload 2.0) event, as the function behind `route` receives it:
 /// the authorizer's context under `requestContext.authorizer.lambda`.
-pub fn event(route: &str, path: &str, query: &str, key_id: Option<&str>, body: Option<&Value>, context: &Map<String, Value>) -> Vec<u8> {
+pub fn event(
+    route: &str,
+    path: &str,
+    query: &str,
+    key_id: Option<&str>,
+    body: Option<&Value>,
+    context: &Map<String, Value>,
+) -> Vec<u8> {
     let (method, _) = route.split_once(' ').expect("METHOD /path");
     let mut headers = json!({
         "accept": "application/json",
@@ -163,7 +173,8 @@ pub fn endpoint_service(
 }
 
 /// The bare baseline: a lambda_http function that answers with a copy of the request's body.
-pub fn echo_service() -> impl Service<Request, Response = Response<Body>, Error = Infallible, Future: Send + 'static> + Clone {
+pub fn echo_service()
+-> impl Service<Request, Response = Response<Body>, Error = Infallible, Future: Send + 'static> + Clone {
     service_fn(|req: Request| async move {
         let copy = match req.body() {
             Body::Text(text) => Body::Text(text.clone()),
@@ -191,9 +202,9 @@ pub fn micros(d: Duration) -> f64 {
 
 /// Where the harnesses leave their figures for bench/report.py: `BENCH_OUT`, else target/bench-out.
 pub fn out_dir() -> PathBuf {
-    let dir = std::env::var("BENCH_OUT").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-out")
-    });
+    let dir = std::env::var("BENCH_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-out"));
     std::fs::create_dir_all(&dir).expect("create the bench output directory");
     dir
 }

@@ -133,9 +133,9 @@ impl HttpConnector for TapeConnector {
             Mode::Replay => {
                 let key = tape_key(&request);
                 let found = self.tape.0.records.read().unwrap().get(&key).map(response_of);
-                HttpConnectorFuture::ready(found.ok_or_else(|| {
-                    ConnectorError::other(format!("nothing recorded for {key}").into(), None)
-                }))
+                HttpConnectorFuture::ready(
+                    found.ok_or_else(|| ConnectorError::other(format!("nothing recorded for {key}").into(), None)),
+                )
             }
             Mode::Record => {
                 let key = tape_key(&request);
@@ -146,12 +146,8 @@ impl HttpConnector for TapeConnector {
                     let status = response.status().as_u16();
                     let headers: Vec<(String, String)> =
                         response.headers().iter().map(|(n, v)| (n.to_owned(), v.to_owned())).collect();
-                    let body = response
-                        .into_body()
-                        .collect()
-                        .await
-                        .map_err(|e| ConnectorError::io(e.into()))?
-                        .to_bytes();
+                    let body =
+                        response.into_body().collect().await.map_err(|e| ConnectorError::io(e.into()))?.to_bytes();
                     let recorded = Recorded { status, headers, body };
                     let answer = response_of(&recorded);
                     tape.0.records.write().unwrap().insert(key, recorded);

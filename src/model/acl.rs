@@ -8,19 +8,29 @@ pub const MAX_ACL_ENTRIES: usize = 100;
 pub const MAX_PERMISSIONS: usize = 1000;
 const MAX_PERMISSION_LEN: usize = 128;
 
-/// `*`, an exact name, or a prefix ending in `*` (`invoices:*`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `*`, an exact name, or a prefix ending in `*` (`invoices:*`). A name is made of
+/// `A-Z a-z 0-9 . _ : -` only, so a permission can never hold a separator (`,`, space, quote)
+/// that a later join and split could read as two permissions.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Permission(String);
 
+/// What a permission may be made of, besides a trailing `*`.
+pub fn is_permission_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')
+}
+
 impl Permission {
     pub fn parse(raw: &str, field: &str) -> Result<Self, FieldError> {
-        let star_only_at_end = raw.find('*').is_none_or(|i| i == raw.len() - 1);
-        if raw.is_empty() || raw.len() > MAX_PERMISSION_LEN || !star_only_at_end || raw.chars().any(char::is_whitespace)
-        {
+        let name = raw.strip_suffix('*').unwrap_or(raw);
+        let well_formed = raw.len() <= MAX_PERMISSION_LEN && (raw == "*" || !name.is_empty());
+        if !well_formed || !name.chars().all(is_permission_char) {
             return Err(FieldError::invalid(
                 field,
-                "a permission is 1 to 128 characters without spaces; `*` may only end it",
+                format!(
+                    "{field} must be `*`, or 1 to {MAX_PERMISSION_LEN} characters of A-Z a-z 0-9 . _ : - \
+                     optionally ending in `*`"
+                ),
             ));
         }
         Ok(Self(raw.to_owned()))
@@ -188,8 +198,16 @@ mod tests {
 
     #[test]
     fn stars_inside_a_permission_are_rejected() {
-        for bad in ["", "a*b", "**", "a b", &"p".repeat(129)] {
+        for bad in ["", "a*b", "**", "a b", "keys:x,*", "keys:read,keys:*", "a\"", "a;b", "é", "a\n", &"p".repeat(129)]
+        {
             assert!(Permission::parse(bad, "acl[0].permissions[0]").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_grammar_accepts_names_and_trailing_stars() {
+        for good in ["*", "keys:*", "keys:read", "a.b_c-d:e", "k*", &"p".repeat(128)] {
+            assert_eq!(perm(good).as_str(), good);
         }
     }
 

@@ -194,9 +194,10 @@ async fn call(
         serde_json::from_slice(&body).map_err(|e| format!("{method} {path}: answer is not JSON ({e}): {body:?}"))?
     };
     if (parts.status.is_client_error() || parts.status.is_server_error())
-        && body["error"]["code"].as_str().is_none_or(str::is_empty) {
-            return Err(format!("{method} {path}: {} without an error code: {body}", parts.status));
-        }
+        && body["error"]["code"].as_str().is_none_or(str::is_empty)
+    {
+        return Err(format!("{method} {path}: {} without an error code: {body}", parts.status));
+    }
     Ok(Answer { status: parts.status, body })
 }
 
@@ -252,9 +253,10 @@ async fn random_op(
     };
     if answer.status.is_success() {
         if let Some(id) = answer.body["id"].as_str()
-            && op == "create" {
-                pool.lock().unwrap().push(Known { id: id.to_owned() });
-            }
+            && op == "create"
+        {
+            pool.lock().unwrap().push(Known { id: id.to_owned() });
+        }
         if let Some(plaintext) = answer.body["key"].as_str() {
             secrets.lock().unwrap().push(plaintext.to_owned());
         }

@@ -262,11 +262,23 @@ async fn metadata_dynamodb_cannot_store_is_a_400() {
     for _ in 0..40 {
         deep = json!({ "a": deep });
     }
-    for metadata in [json!({ "": 1 }), json!({ "x": { "": null } }), json!({ "f": 1e300 }), json!({ "f": 1e-200 }), deep] {
+    for metadata in
+        [json!({ "": 1 }), json!({ "x": { "": null } }), json!({ "f": 1e300 }), json!({ "f": 1e-200 }), deep]
+    {
         let created = app.post_keys(&json!({ "userId": "u", "metadata": metadata })).await;
-        assert_eq!((created.status.as_u16(), created.error_field()), (400, "metadata"), "create {metadata}: {}", created.body);
+        assert_eq!(
+            (created.status.as_u16(), created.error_field()),
+            (400, "metadata"),
+            "create {metadata}: {}",
+            created.body
+        );
         let patched = app.patch_key(&id, &json!({ "metadata": metadata }), &[]).await;
-        assert_eq!((patched.status.as_u16(), patched.error_field()), (400, "metadata"), "patch {metadata}: {}", patched.body);
+        assert_eq!(
+            (patched.status.as_u16(), patched.error_field()),
+            (400, "metadata"),
+            "patch {metadata}: {}",
+            patched.body
+        );
     }
 }
 
@@ -541,4 +553,3 @@ fn page_requests_parse_or_fail_and_their_links_round_trip() {
         })
         .unwrap_or_else(|e| panic!("{e}"));
 }
-

@@ -98,9 +98,10 @@ fn walk(schema: &'static Value, value: &Value, at: &str, direction: Direction, e
         return;
     }
     if let Some(options) = schema.get("enum").and_then(Value::as_array)
-        && !options.contains(value) {
-            errors.push(format!("{at}: {value} is not one of {}", Value::Array(options.clone())));
-        }
+        && !options.contains(value)
+    {
+        errors.push(format!("{at}: {value} is not one of {}", Value::Array(options.clone())));
+    }
     if let Some(all) = schema.get("allOf").and_then(Value::as_array) {
         for sub in all {
             walk(sub, value, at, direction, errors);
@@ -113,9 +114,10 @@ fn walk(schema: &'static Value, value: &Value, at: &str, direction: Direction, e
         }
     }
     if let Some(any) = schema.get("anyOf").and_then(Value::as_array)
-        && !any.iter().any(|sub| conforms_at(sub, value, at, direction)) {
-            errors.push(format!("{at}: {value} matches no schema of anyOf"));
-        }
+        && !any.iter().any(|sub| conforms_at(sub, value, at, direction))
+    {
+        errors.push(format!("{at}: {value} matches no schema of anyOf"));
+    }
     match value {
         Value::String(text) => {
             let chars = text.chars().count() as f64;

@@ -10,8 +10,8 @@ use apikeys::config::App;
 use apikeys::domain::ManualClock;
 use apikeys::http::local::dispatch;
 use apikeys::store::DynamoStore;
-use lambda_http::http::{Method, Request, StatusCode};
 use lambda_http::Body;
+use lambda_http::http::{Method, Request, StatusCode};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tracing::field::{Field, Visit};
@@ -90,7 +90,14 @@ fn keep_key(secrets: &mut Vec<String>, body: &Value) {
     }
 }
 
-async fn send(app: &TestApp, method: Method, path: &str, key: &str, body: Option<Value>, headers: &[(&str, &str)]) -> crate::helpers::TestResponse {
+async fn send(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    key: &str,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> crate::helpers::TestResponse {
     app.send(method, path, Some(key), body.as_ref(), headers).await
 }
 
@@ -100,16 +107,26 @@ async fn send(app: &TestApp, method: Method, path: &str, key: &str, body: Option
 async fn lifecycle(app: &TestApp) -> Vec<String> {
     let root = app.root_key.clone();
     let mut secrets = vec![root.clone()];
-    let created = send(app, Method::POST, "/keys", &root, Some(json!({
-        "userId": "user-1", "description": "billing", "rateLimit": { "limit": 5, "periodSeconds": 60 },
-        "quota": { "max": 10 }, "whitelistedIPs": ["203.0.113.0/24"], "acl": [{ "permissions": ["orders:read"] }]
-    })), &[]).await;
+    let created = send(
+        app,
+        Method::POST,
+        "/keys",
+        &root,
+        Some(json!({
+            "userId": "user-1", "description": "billing", "rateLimit": { "limit": 5, "periodSeconds": 60 },
+            "quota": { "max": 10 }, "whitelistedIPs": ["203.0.113.0/24"], "acl": [{ "permissions": ["orders:read"] }]
+        })),
+        &[],
+    )
+    .await;
     assert_eq!(created.status, StatusCode::CREATED);
     keep_key(&mut secrets, &created.body);
     let id = created.body["id"].as_str().unwrap().to_owned();
     let secret = created.body["key"].as_str().unwrap().to_owned();
 
-    let publishable = send(app, Method::POST, "/keys/pub-1", &root, Some(json!({ "userId": "user-2", "type": "publishable" })), &[]).await;
+    let publishable =
+        send(app, Method::POST, "/keys/pub-1", &root, Some(json!({ "userId": "user-2", "type": "publishable" })), &[])
+            .await;
     assert_eq!(publishable.status, StatusCode::CREATED);
     keep_key(&mut secrets, &publishable.body);
     let again = send(app, Method::GET, "/keys/pub-1", &root, None, &[]).await;
@@ -125,9 +142,15 @@ async fn lifecycle(app: &TestApp) -> Vec<String> {
     assert_eq!(misuse.status, StatusCode::UNPROCESSABLE_ENTITY);
 
     let verify = |body: Value| send(app, Method::POST, "/keys/verify", &root, Some(body), &[]);
-    assert_eq!(verify(json!({ "key": secret, "ip": "203.0.113.9", "permissions": ["orders:read"] })).await.body["code"], "VALID");
+    assert_eq!(
+        verify(json!({ "key": secret, "ip": "203.0.113.9", "permissions": ["orders:read"] })).await.body["code"],
+        "VALID"
+    );
     assert_eq!(verify(json!({ "key": secret, "ip": "198.51.100.1" })).await.body["code"], "IP_NOT_ALLOWED");
-    assert_eq!(verify(json!({ "key": secret, "ip": "203.0.113.9", "permissions": ["orders:write"] })).await.body["code"], "FORBIDDEN");
+    assert_eq!(
+        verify(json!({ "key": secret, "ip": "203.0.113.9", "permissions": ["orders:write"] })).await.body["code"],
+        "FORBIDDEN"
+    );
     let mut mistyped = secret.clone();
     mistyped.pop();
     mistyped.push(if secret.ends_with('z') { 'y' } else { 'z' });
@@ -141,18 +164,42 @@ async fn lifecycle(app: &TestApp) -> Vec<String> {
     }
     assert_eq!(verify(json!({ "key": secret, "ip": "203.0.113.9" })).await.body["code"], "RATE_LIMITED");
 
-    let rolled = send(app, Method::POST, &format!("/keys/{id}/roll"), &root, Some(json!({ "gracePeriodSeconds": 600 })), &[]).await;
+    let rolled =
+        send(app, Method::POST, &format!("/keys/{id}/roll"), &root, Some(json!({ "gracePeriodSeconds": 600 })), &[])
+            .await;
     assert_eq!(rolled.status, StatusCode::OK);
     keep_key(&mut secrets, &rolled.body);
     app.advance(120);
     assert_eq!(verify(json!({ "key": secret, "ip": "203.0.113.9" })).await.body["code"], "VALID", "in grace");
-    let patched = send(app, Method::PATCH, &format!("/keys/{id}"), &root, Some(json!({ "description": "renamed", "status": "inactive" })), &[]).await;
+    let patched = send(
+        app,
+        Method::PATCH,
+        &format!("/keys/{id}"),
+        &root,
+        Some(json!({ "description": "renamed", "status": "inactive" })),
+        &[],
+    )
+    .await;
     assert_eq!(patched.status, StatusCode::OK);
     assert_eq!(verify(json!({ "key": rolled.body["key"], "ip": "203.0.113.9" })).await.body["code"], "INACTIVE");
-    let stale = send(app, Method::PATCH, &format!("/keys/{id}"), &root, Some(json!({ "description": "x" })), &[("if-match", "\"1\"")]).await;
+    let stale = send(
+        app,
+        Method::PATCH,
+        &format!("/keys/{id}"),
+        &root,
+        Some(json!({ "description": "x" })),
+        &[("if-match", "\"1\"")],
+    )
+    .await;
     assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
-    assert_eq!(send(app, Method::DELETE, &format!("/keys/{id}"), &root, None, &[]).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(send(app, Method::DELETE, &format!("/keys/{id}"), &root, None, &[]).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        send(app, Method::DELETE, &format!("/keys/{id}"), &root, None, &[]).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        send(app, Method::DELETE, &format!("/keys/{id}"), &root, None, &[]).await.status,
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(verify(json!({ "key": secret })).await.body["code"], "NOT_FOUND");
     for query in ["", "?status=inactive", "?status=all&limit=1", "?startingAfter=nope"] {
         send(app, Method::GET, &format!("/keys{query}"), &root, None, &[]).await;
@@ -164,15 +211,21 @@ async fn lifecycle(app: &TestApp) -> Vec<String> {
     for bad in [secret.as_str(), mistyped.as_str(), publishable.body["key"].as_str().unwrap()] {
         let refused = [StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN];
         assert!(refused.contains(&send(app, Method::GET, "/keys", bad, None, &[]).await.status));
-        let x_api_key = Request::builder().method(Method::GET).uri("/keys").header("x-api-key", bad).body(Body::Empty).unwrap();
+        let x_api_key =
+            Request::builder().method(Method::GET).uri("/keys").header("x-api-key", bad).body(Body::Empty).unwrap();
         assert!(refused.contains(&app.send_request(x_api_key).await.status));
     }
     assert_eq!(app.send(Method::GET, "/keys", None, None, &[]).await.status, StatusCode::UNAUTHORIZED);
     app.app.store.settle().await;
 
     // The database unreachable: a 503, logged.
-    let config = aws_sdk_dynamodb::config::Builder::from(&apikeys::config::sdk_config().await).endpoint_url("http://127.0.0.1:9").build();
-    let down = App::new(DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), &app.table), Arc::new(ManualClock::new(start_time())));
+    let config = aws_sdk_dynamodb::config::Builder::from(&apikeys::config::sdk_config().await)
+        .endpoint_url("http://127.0.0.1:9")
+        .build();
+    let down = App::new(
+        DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), &app.table),
+        Arc::new(ManualClock::new(start_time())),
+    );
     let request = Request::builder()
         .method(Method::POST)
         .uri("/keys/verify")
@@ -211,16 +264,19 @@ fn leaks(lines: &[Line], secrets: &[String]) -> Vec<(Level, String, String, Stri
 async fn captured_run(as_deployed: bool) -> (Vec<Line>, Vec<String>) {
     let app = spawn_app().await;
     let capture = Capture::default();
-    let layer = capture
-        .clone()
-        .with_filter(tracing_subscriber::filter::filter_fn(move |meta| !(as_deployed && apikeys::config::is_sdk_body_dump(meta))));
+    let layer = capture.clone().with_filter(tracing_subscriber::filter::filter_fn(move |meta| {
+        !(as_deployed && apikeys::config::is_sdk_body_dump(meta))
+    }));
     let guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
     tracing::info!(target: "apikeys::secrets_test", "capture started");
     let secrets = lifecycle(&app).await;
     drop(guard);
     let lines = capture.0.lock().unwrap().clone();
     assert!(lines.iter().any(|l| l.target == "apikeys::secrets_test"), "the capture works");
-    assert!(lines.iter().any(|l| l.target.starts_with("apikeys::") && l.target != "apikeys::secrets_test"), "the service logged");
+    assert!(
+        lines.iter().any(|l| l.target.starts_with("apikeys::") && l.target != "apikeys::secrets_test"),
+        "the service logged"
+    );
     let sdk_traced = lines.iter().any(|l| l.target.starts_with("aws_smithy") && l.level == Level::TRACE);
     assert_eq!(sdk_traced, !as_deployed, "the SDK logs at TRACE unless the service's filter stops it");
     assert!(secrets.len() >= 8);
@@ -233,7 +289,8 @@ fn describe(found: &[(Level, String, String, String)]) -> String {
 
 /// Where the AWS SDK puts whole request and response bodies (items with `secretHash`,
 /// `lookupHash`, `SECRET#<hash>` keys and publishable keys), at TRACE only.
-const SDK_BODY_TARGETS: [&str; 2] = ["aws_smithy_runtime::client::orchestrator", "aws_smithy_runtime::client::orchestrator::http"];
+const SDK_BODY_TARGETS: [&str; 2] =
+    ["aws_smithy_runtime::client::orchestrator", "aws_smithy_runtime::client::orchestrator::http"];
 
 #[tokio::test(flavor = "current_thread")]
 async fn no_secret_key_or_hash_reaches_a_log_line() {
