@@ -33,7 +33,7 @@ struct Case {
 async fn create(fx: &Fixture, body: Value) -> Value {
     let answer = invoke(
         endpoint_service(fx.app.clone(), Endpoint::CreateKey),
-        &event("POST /keys", "/keys", "", None, Some(&body), &fx.root_context),
+        &event("POST /keys", "/keys", "", None, Some(&body), &fx.authorization),
     )
     .await;
     assert_eq!(status_of(&answer), 201, "{}", String::from_utf8_lossy(&answer));
@@ -56,7 +56,7 @@ async fn setup() -> (Fixture, Vec<Case>, String) {
     let now = chrono::Utc::now();
     let clock = Arc::new(ManualClock::new(chrono::DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap()));
     let fx = fixture(clock).await;
-    let ctx = fx.root_context.clone();
+    let ctx = fx.authorization.clone();
     let user = json!({ "userId": "user-1", "description": "bench" });
     // A full first page for the list (25 of 30 keys).
     for _ in 0..28 {

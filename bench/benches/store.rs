@@ -46,7 +46,7 @@ async fn run(
     fx.calls.take();
     let answer = invoke(
         endpoint_service(fx.app.clone(), endpoint),
-        &event(route, path, query, id, body.as_ref(), &fx.root_context),
+        &event(route, path, query, id, body.as_ref(), &fx.authorization),
     )
     .await;
     fx.app.store.settle().await;
@@ -195,7 +195,7 @@ async fn floor() {
     let fx = Arc::new(fixture(Arc::new(SystemClock)).await);
     let body = invoke(
         endpoint_service(fx.app.clone(), Endpoint::CreateKey),
-        &event("POST /keys", "/keys", "", None, Some(&json!({ "userId": "user-1" })), &fx.root_context),
+        &event("POST /keys", "/keys", "", None, Some(&json!({ "userId": "user-1" })), &fx.authorization),
     )
     .await;
     let key = body_of(&body)["key"].as_str().unwrap().to_owned();
@@ -248,7 +248,7 @@ async fn floor() {
             "",
             None,
             Some(&json!({ "key": key })),
-            &fx.root_context,
+            &fx.authorization,
         ));
         let service = endpoint_service(fx.app.clone(), Endpoint::VerifyKey);
         Arc::new(move || {
@@ -381,11 +381,11 @@ async fn cold() {
     let fx = fixture(Arc::new(SystemClock)).await;
     let created = invoke(
         endpoint_service(fx.app.clone(), Endpoint::CreateKey),
-        &event("POST /keys", "/keys", "", None, Some(&json!({ "userId": "user-1" })), &fx.root_context),
+        &event("POST /keys", "/keys", "", None, Some(&json!({ "userId": "user-1" })), &fx.authorization),
     )
     .await;
     let id = body_of(&created)["id"].as_str().unwrap().to_owned();
-    let get_event = event("GET /keys/{keyId}", &format!("/keys/{id}"), "", Some(&id), None, &fx.root_context);
+    let get_event = event("GET /keys/{keyId}", &format!("/keys/{id}"), "", Some(&id), None, &fx.authorization);
     let runs: usize = std::env::var("COLD_RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(15);
     let mut times = Vec::new();
     for run in 0..=runs {

@@ -13,7 +13,6 @@ use std::time::Duration;
 use apikeys::config::{App, sdk_config};
 use apikeys::domain::Clock;
 use apikeys::domain::keys::create_root_key;
-use apikeys::http::authorizer;
 use apikeys::http::handlers;
 use apikeys::http::routes::Endpoint;
 use apikeys::model::CompanyId;
@@ -21,7 +20,6 @@ use apikeys::store::DynamoStore;
 use apikeys::store::calls::CallCounter;
 use apikeys::store::table::create_table;
 use aws_sdk_dynamodb::Client;
-use lambda_http::http::HeaderMap;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Adapter, Body, Context, LambdaEvent, Request, Response, Service, service_fn};
 use serde_json::{Map, Value, json};
@@ -39,8 +37,9 @@ pub struct Fixture {
     pub table: String,
     pub company: CompanyId,
     pub root_key: String,
-    /// The authorizer's context for `root_key`, as API Gateway hands it to a function.
-    pub root_context: Map<String, Value>,
+    /// `Bearer <root_key>`: the Authorization header every event carries (each function
+    /// authenticates its caller itself).
+    pub authorization: String,
 }
 
 pub fn unique(prefix: &str) -> String {
@@ -68,24 +67,21 @@ pub async fn fixture(clock: Arc<dyn Clock>) -> Fixture {
     let company = CompanyId::parse(&unique("acme"), "company").unwrap();
     let created = create_root_key(&app.store, company.clone(), None, app.clock.now()).await.expect("root key");
     let root_key = created.body["key"].as_str().unwrap().to_owned();
-    let mut headers = HeaderMap::new();
-    headers.insert("authorization", format!("Bearer {root_key}").parse().unwrap());
-    let root_context = authorizer::authorize(&app, &headers, Some(CLIENT_IP)).await;
-    assert_eq!(root_context.get("authenticated"), Some(&json!(true)), "the root key authorizes: {root_context:?}");
+    let authorization = format!("Bearer {root_key}");
     app.store.settle().await;
     calls.take();
-    Fixture { app, calls, tape, client, table, company, root_key, root_context }
+    Fixture { app, calls, tape, client, table, company, root_key, authorization }
 }
 
 /// One API Gateway HTTP API (payload 2.0) event, as the function behind `route` receives it:
-/// the authorizer's context under `requestContext.authorizer.lambda`.
+/// the caller's root key in its Authorization header.
 pub fn event(
     route: &str,
     path: &str,
     query: &str,
     key_id: Option<&str>,
     body: Option<&Value>,
-    context: &Map<String, Value>,
+    authorization: &str,
 ) -> Vec<u8> {
     let (method, _) = route.split_once(' ').expect("METHOD /path");
     let mut headers = json!({
@@ -94,6 +90,7 @@ pub fn event(
         "user-agent": "bench/1.0",
         "x-forwarded-for": CLIENT_IP.to_string(),
         "x-forwarded-proto": "https",
+        "authorization": authorization,
     });
     if body.is_some() {
         headers["content-type"] = json!("application/json");
@@ -113,7 +110,6 @@ pub fn event(
         "requestContext": {
             "accountId": "123456789012",
             "apiId": "a1b2c3d4e5",
-            "authorizer": { "lambda": context },
             "domainName": "a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com",
             "domainPrefix": "a1b2c3d4e5",
             "http": { "method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": CLIENT_IP.to_string(), "userAgent": "bench/1.0" },

@@ -1,8 +1,18 @@
-//! Who is calling: the company and root key the authorizer vouched for, and what it may do.
+//! Who is calling: the root key that authenticated a management call, what it may do, and the
+//! one rule for what it may do to other keys.
 
-use crate::model::{Acl, CompanyId, Permission};
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+
+use crate::model::{Acl, ApiKey, CompanyId, KeyType, Permission};
+use crate::store::{SecretLookup, UsageRecorder};
 
 use super::DomainError;
+use super::verify::{self, Examined, VerifyCode, VerifyRequest};
+
+/// The management API's namespace: the permissions this service itself checks.
+const MANAGEMENT: &str = "keys:";
 
 /// A permission a route needs. `keys:*` and `*` include all three.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,17 +32,70 @@ impl Need {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Caller {
     pub company: CompanyId,
     /// The root key that made the call, or `operator` for the CLI; recorded in audit events.
     pub actor: String,
+    /// The caller's permissions that reach into `keys:` (`keys:read`, `keys:*`, `*`…), scopes aside:
+    /// scopes restrict what a key verifies for, not the management API.
     pub permissions: Vec<Permission>,
+    /// The caller's own key, whose limits a call counts against once it is allowed; `None` for
+    /// the operator.
+    pub key: Option<Box<ApiKey>>,
+}
+
+/// Why a credential is refused before anything is read or written on its behalf.
+const SEND_A_KEY: &str = "send a root key as Authorization: Bearer <key> or x-api-key";
+
+/// Authenticates a management call: the presented root key must verify (known, active, not
+/// expired, from an allowed IP), be a secret key, and hold the route's permission. Nothing is
+/// counted or written here: a refused call costs the caller nothing.
+pub async fn authenticate(
+    store: &impl SecretLookup,
+    now: DateTime<Utc>,
+    credential: Option<&str>,
+    ip: Option<IpAddr>,
+    need: Need,
+) -> Result<Caller, DomainError> {
+    let Some(credential) = credential else { return Err(DomainError::Unauthenticated(SEND_A_KEY.into())) };
+    let request = VerifyRequest { key: credential, ip, ..Default::default() };
+    let key = match verify::examine(store, now, &request).await? {
+        Examined::Passed(key) => key,
+        Examined::Refused(verdict) => {
+            return Err(DomainError::Unauthenticated(format!(
+                "the credential was refused ({})",
+                verdict.code.as_str()
+            )));
+        }
+    };
+    // Publishable keys are shown again and meant for browsers and apps: never a root key.
+    if key.key_type != KeyType::Secret {
+        return Err(DomainError::Unauthenticated(
+            "a publishable key cannot call the management API; use a secret root key".into(),
+        ));
+    }
+    let caller = Caller::of_key(key);
+    caller.require(need)?;
+    Ok(caller)
 }
 
 impl Caller {
     pub fn operator(company: CompanyId) -> Self {
-        Self { company, actor: "operator".into(), permissions: vec![Permission::all_keys()] }
+        Self { company, actor: "operator".into(), permissions: vec![Permission::all_keys()], key: None }
+    }
+
+    /// The caller a root key makes: its company, its id as the actor, its management permissions.
+    pub fn of_key(key: Box<ApiKey>) -> Self {
+        let permissions = key
+            .acl
+            .iter()
+            .flat_map(|acl| acl.entries())
+            .flat_map(|entry| entry.permissions.iter())
+            .filter(|p| management_share(p).is_some())
+            .cloned()
+            .collect();
+        Self { company: key.company_id.clone(), actor: key.id.to_string(), permissions, key: Some(key) }
     }
 
     pub fn require(&self, need: Need) -> Result<(), DomainError> {
@@ -44,22 +107,64 @@ impl Caller {
         }
     }
 
-    /// A key may hand out only the management permissions it holds itself, so `keys:write`
-    /// cannot mint a key with `keys:*` (or `*`) and climb to read or verify.
-    pub fn may_grant(&self, acl: Option<&Acl>) -> Result<(), DomainError> {
-        let granted = acl.into_iter().flat_map(|acl| acl.entries()).flat_map(|entry| entry.permissions.iter());
-        for permission in granted {
-            for need in [Need::Read, Need::Write, Need::Verify] {
-                if permission.grants(need.as_str()) && self.require(need).is_err() {
-                    return Err(DomainError::Forbidden(format!(
-                        "'{}' would grant {}, which this key lacks",
-                        permission.as_str(),
-                        need.as_str()
-                    )));
-                }
+    /// The management rule: a caller may create, change, roll, delete or re-activate a key only
+    /// if it could grant every `keys:` permission that key holds, so no key can act on (or make)
+    /// a key stronger than itself. Called with the key's ACL before and after the change.
+    pub fn may_manage(&self, acl: Option<&Acl>) -> Result<(), DomainError> {
+        let held = acl.into_iter().flat_map(|acl| acl.entries()).flat_map(|entry| entry.permissions.iter());
+        for permission in held {
+            let Some(share) = management_share(permission) else { continue };
+            if !self.permissions.iter().any(|own| covers(own, share)) {
+                return Err(DomainError::Forbidden(format!(
+                    "this key may only create or manage keys whose management permissions it holds itself, \
+                     and it does not hold '{}'",
+                    permission.as_str()
+                )));
             }
         }
         Ok(())
+    }
+
+    /// Counts this call against the caller's own rate limit and quota and refreshes its
+    /// `lastUsedAt`, as a verify of it would. Called once the call has passed every permission
+    /// check and before it takes effect: refused calls are not counted, over-limit calls do nothing.
+    pub async fn charge(&self, store: &impl UsageRecorder, now: DateTime<Utc>) -> Result<(), DomainError> {
+        let Some(key) = &self.key else { return Ok(()) };
+        let verdict = verify::admit(store, (**key).clone(), now).await?;
+        match verdict.code {
+            VerifyCode::Valid => Ok(()),
+            VerifyCode::RateLimited => Err(DomainError::RateLimited("this root key is over its rate limit".into())),
+            VerifyCode::QuotaExceeded => Err(DomainError::RateLimited("this root key has used up its quota".into())),
+            other => Err(DomainError::Internal(format!("admitting a checked key answered {}", other.as_str()))),
+        }
+    }
+}
+
+/// The part of the management API a permission reaches: one name (`keys:read`), or every name
+/// under a prefix (`keys:*`; `*` and `k*` reach all of `keys:`). `None`: it reaches none of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Share<'a> {
+    Name(&'a str),
+    Prefix(&'a str),
+}
+
+fn management_share(permission: &Permission) -> Option<Share<'_>> {
+    let raw = permission.as_str();
+    match raw.strip_suffix('*') {
+        Some(prefix) if MANAGEMENT.starts_with(prefix) => Some(Share::Prefix(MANAGEMENT)),
+        Some(prefix) if prefix.starts_with(MANAGEMENT) => Some(Share::Prefix(prefix)),
+        Some(_) => None,
+        None if raw.starts_with(MANAGEMENT) => Some(Share::Name(raw)),
+        None => None,
+    }
+}
+
+/// Whether holding `own` grants every name in `share`.
+fn covers(own: &Permission, share: Share<'_>) -> bool {
+    match (own.as_str().strip_suffix('*'), share) {
+        (Some(prefix), Share::Name(name) | Share::Prefix(name)) => name.starts_with(prefix),
+        (None, Share::Name(name)) => own.as_str() == name,
+        (None, Share::Prefix(_)) => false,
     }
 }
 
@@ -72,7 +177,13 @@ mod tests {
             company: CompanyId::parse("c", "c").unwrap(),
             actor: "k".into(),
             permissions: perms.iter().map(|s| Permission::parse(s, "p").unwrap()).collect(),
+            key: None,
         }
+    }
+
+    fn acl(perms: &[&str]) -> Acl {
+        let entries = serde_json::json!([{ "permissions": perms }]);
+        Acl::parse(serde_json::from_value(entries).unwrap(), "acl").unwrap()
     }
 
     #[test]
@@ -84,17 +195,17 @@ mod tests {
     }
 
     #[test]
-    fn a_key_grants_only_management_permissions_it_holds() {
-        let acl = |perms: serde_json::Value| -> Acl {
-            Acl::parse(serde_json::from_value(serde_json::json!([{ "permissions": perms }])).unwrap(), "acl").unwrap()
-        };
+    fn a_key_manages_only_keys_whose_management_permissions_it_holds() {
         let writer = caller(&["keys:write"]);
-        assert!(writer.may_grant(Some(&acl(serde_json::json!(["keys:write", "orders:*"])))).is_ok());
-        assert!(writer.may_grant(None).is_ok());
-        for escalation in ["keys:*", "*", "keys:read", "k*"] {
-            assert!(writer.may_grant(Some(&acl(serde_json::json!([escalation])))).is_err(), "{escalation}");
+        assert!(writer.may_manage(Some(&acl(&["keys:write", "orders:*", "ord*"]))).is_ok());
+        assert!(writer.may_manage(None).is_ok(), "a key without keys: permissions is anyone's to manage");
+        for stronger in ["keys:*", "*", "keys:read", "k*", "keys*", "keys:*", "keys:w*", "keys:x"] {
+            assert!(writer.may_manage(Some(&acl(&[stronger]))).is_err(), "{stronger}");
         }
-        assert!(caller(&["*"]).may_grant(Some(&acl(serde_json::json!(["*"])))).is_ok());
+        assert!(caller(&["*"]).may_manage(Some(&acl(&["*"]))).is_ok());
+        assert!(caller(&["keys:*"]).may_manage(Some(&acl(&["*", "keys:anything", "k*"]))).is_ok());
+        assert!(caller(&["keys:w*"]).may_manage(Some(&acl(&["keys:write", "keys:wx*"]))).is_ok());
+        assert!(caller(&["keys:w*"]).may_manage(Some(&acl(&["keys:*"]))).is_err());
     }
 
     #[test]

@@ -7,8 +7,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::model::{CompanyId, IdempotencyKey, KeyId};
+use crate::model::{IdempotencyKey, KeyId};
 use crate::store::IdempotencyRecord;
+
+use super::Caller;
 
 /// How long a first answer is replayed, as Stripe does.
 pub const REPLAY_WINDOW: TimeDelta = TimeDelta::hours(24);
@@ -32,12 +34,14 @@ fn digest(parts: &[&str]) -> [u8; 32] {
 
 impl IdempotentRequest {
     /// `body` is compared as parsed JSON (keys sorted), so spacing and key order do not matter.
-    pub fn new(company: &CompanyId, header: &IdempotencyKey, custom_id: Option<&KeyId>, body: &Value) -> Self {
-        let header = header.as_str();
+    /// A header is the caller's own: the same header from another root key of the company is
+    /// another request, so no key can replay (and read the secret of) another key's create.
+    pub fn new(caller: &Caller, header: &IdempotencyKey, custom_id: Option<&KeyId>, body: &Value) -> Self {
+        let (company, actor, header) = (caller.company.as_str(), caller.actor.as_str(), header.as_str());
         Self {
-            lookup: hex::encode(digest(&["lookup", company.as_str(), header])),
+            lookup: hex::encode(digest(&["lookup", company, actor, header])),
             fingerprint: hex::encode(digest(&["request", custom_id.map_or("", KeyId::as_str), &body.to_string()])),
-            seal_key: digest(&["seal", company.as_str(), header]),
+            seal_key: digest(&["seal", company, actor, header]),
         }
     }
 
@@ -81,8 +85,8 @@ mod tests {
     use serde_json::json;
 
     fn request(header: &str, body: Value) -> IdempotentRequest {
-        let company = CompanyId::parse("acme", "c").unwrap();
-        IdempotentRequest::new(&company, &IdempotencyKey::parse(header).unwrap(), None, &body)
+        let caller = Caller::operator(crate::model::CompanyId::parse("acme", "c").unwrap());
+        IdempotentRequest::new(&caller, &IdempotencyKey::parse(header).unwrap(), None, &body)
     }
 
     #[test]

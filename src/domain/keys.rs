@@ -9,7 +9,7 @@ use crate::model::{
 };
 use crate::store::{
     AuditReader, IdempotencyReader, InsertOutcome, KeyChange, KeyCreator, KeyLister, KeyReader, KeyWriter, PageOutcome,
-    PageWindow, SaveOutcome,
+    PageWindow, SaveOutcome, UsageRecorder,
 };
 
 use super::idempotency::IdempotentRequest;
@@ -32,20 +32,23 @@ pub struct Created {
     pub body: Value,
 }
 
+/// Creates a key. The management rule is checked before anything else, a replay included: a
+/// replayed answer holds a secret, so it goes only to a caller allowed to make that key.
 pub async fn create_key(
-    store: &(impl KeyCreator + IdempotencyReader),
+    store: &(impl KeyCreator + IdempotencyReader + UsageRecorder),
     caller: &Caller,
     now: DateTime<Utc>,
     request: NewKey,
 ) -> Result<Created, DomainError> {
+    caller.may_manage(request.input.acl.as_ref())?;
+    caller.charge(store, now).await?;
     let idempotent = request
         .idempotency
         .as_ref()
-        .map(|(header, body)| IdempotentRequest::new(&caller.company, header, request.id.as_ref(), body));
+        .map(|(header, body)| IdempotentRequest::new(caller, header, request.id.as_ref(), body));
     if let Some(earlier) = replay(store, idempotent.as_ref(), now).await? {
         return Ok(earlier);
     }
-    caller.may_grant(request.input.acl.as_ref())?;
     let (key, plaintext) = new_key(caller, request.id, request.input, now);
     let body = to_json(key.view(now).with_plaintext(&plaintext))?;
     let audit = audit(caller, &key, AuditAction::Created, without_volatile(body.clone()), now);
@@ -108,7 +111,7 @@ fn new_key(caller: &Caller, id: Option<KeyId>, input: CreateKeyInput, now: DateT
 
 /// The operator's way to make a company's first root key: a key whose ACL grants `keys:*`.
 pub async fn create_root_key(
-    store: &(impl KeyCreator + IdempotencyReader),
+    store: &(impl KeyCreator + IdempotencyReader + UsageRecorder),
     company: crate::model::CompanyId,
     description: Option<String>,
     now: DateTime<Utc>,
@@ -117,7 +120,13 @@ pub async fn create_root_key(
     create_key(store, &Caller::operator(company), now, NewKey { id: None, input, idempotency: None }).await
 }
 
-pub async fn get_key(store: &impl KeyReader, caller: &Caller, id: &KeyId) -> Result<ApiKey, DomainError> {
+pub async fn get_key(
+    store: &(impl KeyReader + UsageRecorder),
+    caller: &Caller,
+    now: DateTime<Utc>,
+    id: &KeyId,
+) -> Result<ApiKey, DomainError> {
+    caller.charge(store, now).await?;
     store.get_key(&caller.company, id).await?.ok_or(DomainError::NotFound)
 }
 
@@ -171,21 +180,25 @@ fn page<T>(
 }
 
 pub async fn list_keys(
-    store: &impl KeyLister,
+    store: &(impl KeyLister + UsageRecorder),
     caller: &Caller,
+    now: DateTime<Utc>,
     request: &PageRequest,
 ) -> Result<Page<ApiKey>, DomainError> {
+    caller.charge(store, now).await?;
     let outcome = store.list_keys(&caller.company, request.status, PageWindow::of(request)).await?;
     page(request, outcome, "a key of this company", |k| &k.id)
 }
 
 /// A key's audit trail, newest first, paged like the key list.
 pub async fn list_events(
-    store: &impl AuditReader,
+    store: &(impl AuditReader + UsageRecorder),
     caller: &Caller,
+    now: DateTime<Utc>,
     key: &KeyId,
     request: &PageRequest,
 ) -> Result<Page<AuditEvent>, DomainError> {
+    caller.charge(store, now).await?;
     let outcome = store.list_events(&caller.company, key, PageWindow::of(request)).await?;
     page(request, outcome, "an event of this key", |e| &e.id)
 }
@@ -193,18 +206,19 @@ pub async fn list_events(
 /// Applies a PATCH. Without `If-Match`, a concurrent change is merged by reapplying on the
 /// fresh key; with it, a stale version is refused.
 pub async fn update_key(
-    store: &(impl KeyReader + KeyWriter),
+    store: &(impl KeyReader + KeyWriter + UsageRecorder),
     caller: &Caller,
     now: DateTime<Utc>,
-    id: &KeyId,
+    target: Target<'_>,
     input: &UpdateKeyInput,
-    if_match: Option<u64>,
 ) -> Result<ApiKey, DomainError> {
+    let if_match = target.if_match;
     write_with_retry(
         store,
         caller,
-        id,
+        target,
         |before| {
+            caller.may_manage(before.acl.as_ref())?;
             if if_match.is_some_and(|v| v != before.version) {
                 return Err(DomainError::StaleVersion);
             }
@@ -214,10 +228,8 @@ pub async fn update_key(
             if input.is_empty() {
                 return Ok(None);
             }
-            if let Change::Set(acl) = &input.acl {
-                caller.may_grant(acl.as_ref())?;
-            }
             let (after, reset_quota_usage) = apply_update(before, input, now);
+            caller.may_manage(after.acl.as_ref())?;
             let action = if input.status.is_set() && after.status != before.status && only_status(input) {
                 AuditAction::StatusChanged
             } else {
@@ -226,7 +238,6 @@ pub async fn update_key(
             Ok(Some(Planned { after, action, extra: Map::new(), reset_quota_usage }))
         },
         now,
-        if_match.is_some(),
     )
     .await
 }
@@ -273,16 +284,17 @@ fn apply_update(before: &ApiKey, input: &UpdateKeyInput, now: DateTime<Utc>) -> 
 /// Soft delete: the key turns inactive for good and stops verifying, old secrets included.
 /// Deleting a deleted key succeeds again.
 pub async fn delete_key(
-    store: &(impl KeyReader + KeyWriter),
+    store: &(impl KeyReader + KeyWriter + UsageRecorder),
     caller: &Caller,
     now: DateTime<Utc>,
-    id: &KeyId,
+    target: Target<'_>,
 ) -> Result<(), DomainError> {
     write_with_retry(
         store,
         caller,
-        id,
+        target,
         |before| {
+            caller.may_manage(before.acl.as_ref())?;
             if before.is_deleted() {
                 return Ok(None);
             }
@@ -293,7 +305,6 @@ pub async fn delete_key(
             Ok(Some(Planned { after, action: AuditAction::Deleted, extra: Map::new(), reset_quota_usage: false }))
         },
         now,
-        false,
     )
     .await
     .map(|_| ())
@@ -302,18 +313,19 @@ pub async fn delete_key(
 /// A new secret for the same key; the old one keeps verifying for the grace period, never past
 /// the key's own expiry. Only one old secret is kept: rolling again ends the previous grace.
 pub async fn roll_key(
-    store: &(impl KeyReader + KeyWriter),
+    store: &(impl KeyReader + KeyWriter + UsageRecorder),
     caller: &Caller,
     now: DateTime<Utc>,
-    id: &KeyId,
+    target: Target<'_>,
     input: RollInput,
 ) -> Result<(ApiKey, PlaintextKey), DomainError> {
     let mut issued = None;
     let key = write_with_retry(
         store,
         caller,
-        id,
+        target,
         |before| {
+            caller.may_manage(before.acl.as_ref())?;
             if before.is_deleted() {
                 return Err(DomainError::Conflict("a deleted key cannot be rolled".into()));
             }
@@ -336,7 +348,6 @@ pub async fn roll_key(
             Ok(Some(Planned { after, action: AuditAction::Rolled, extra, reset_quota_usage: false }))
         },
         now,
-        false,
     )
     .await?;
     let plaintext = issued.ok_or_else(|| DomainError::Internal("roll produced no key".into()))?;
@@ -351,19 +362,42 @@ struct Planned {
     reset_quota_usage: bool,
 }
 
+/// The key a write acts on, and how the request guards it.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub id: &'a KeyId,
+    /// The version from `If-Match`: a write on any other version is refused, not merged.
+    pub if_match: Option<u64>,
+    /// The request says it means to remove the company's last active admin key (`?force=true`).
+    pub force: bool,
+}
+
+impl<'a> Target<'a> {
+    /// A plain write: no version pinned, no lock-out allowed.
+    pub fn key(id: &'a KeyId) -> Self {
+        Self { id, if_match: None, force: false }
+    }
+}
+
 /// Read, plan, write only if the key did not change meanwhile; on a conflict, read and plan
-/// again, unless the caller pinned a version (then the conflict is theirs to resolve).
+/// again, unless the caller pinned a version (then the conflict is theirs to resolve). The call
+/// counts against the caller's limits once, when a plan first passes its checks.
 async fn write_with_retry(
-    store: &(impl KeyReader + KeyWriter),
+    store: &(impl KeyReader + KeyWriter + UsageRecorder),
     caller: &Caller,
-    id: &KeyId,
+    target: Target<'_>,
     mut plan: impl FnMut(&ApiKey) -> Result<Option<Planned>, DomainError>,
     now: DateTime<Utc>,
-    pinned_version: bool,
 ) -> Result<ApiKey, DomainError> {
+    let mut charged = false;
     for _ in 0..MAX_WRITE_ATTEMPTS {
-        let before = store.get_key(&caller.company, id).await?.ok_or(DomainError::NotFound)?;
-        let Some(Planned { mut after, action, extra, reset_quota_usage }) = plan(&before)? else {
+        let before = store.get_key(&caller.company, target.id).await?.ok_or(DomainError::NotFound)?;
+        let planned = plan(&before)?;
+        if !charged {
+            caller.charge(store, now).await?;
+            charged = true;
+        }
+        let Some(Planned { mut after, action, extra, reset_quota_usage }) = planned else {
             return Ok(before);
         };
         after.updated_at = now;
@@ -371,14 +405,26 @@ async fn write_with_retry(
         let mut changes = changed_fields(&before, &after, now)?;
         changes.extend(extra);
         let audit = audit(caller, &after, action, changes, now);
-        match store.save_change(KeyChange { before: &before, after: &after, audit: &audit, reset_quota_usage }).await? {
+        let change = KeyChange {
+            before: &before,
+            after: &after,
+            audit: &audit,
+            reset_quota_usage,
+            keep_an_admin: !target.force,
+        };
+        match store.save_change(change).await? {
             SaveOutcome::Saved => return Ok(after),
-            SaveOutcome::VersionConflict if pinned_version => return Err(DomainError::StaleVersion),
+            SaveOutcome::VersionConflict if target.if_match.is_some() => return Err(DomainError::StaleVersion),
             SaveOutcome::VersionConflict => continue,
+            SaveOutcome::LastAdmin => return Err(DomainError::Conflict(LAST_ADMIN.into())),
         }
     }
     Err(DomainError::Conflict("the key kept changing concurrently; try again".into()))
 }
+
+/// Why a write that would leave the company without an active admin key is refused.
+pub const LAST_ADMIN: &str = "this is the company's last active key holding keys:*: without it no key could manage \
+     the others. Send ?force=true to do it anyway (the operator CLI can always mint a new root key)";
 
 fn to_json(value: impl serde::Serialize) -> Result<Value, DomainError> {
     serde_json::to_value(value).map_err(|e| DomainError::Internal(e.to_string()))

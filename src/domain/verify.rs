@@ -29,6 +29,22 @@ pub enum VerifyCode {
     QuotaExceeded,
 }
 
+impl VerifyCode {
+    /// The code as the API writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyCode::Valid => "VALID",
+            VerifyCode::NotFound => "NOT_FOUND",
+            VerifyCode::Inactive => "INACTIVE",
+            VerifyCode::Expired => "EXPIRED",
+            VerifyCode::IpNotAllowed => "IP_NOT_ALLOWED",
+            VerifyCode::Forbidden => "FORBIDDEN",
+            VerifyCode::RateLimited => "RATE_LIMITED",
+            VerifyCode::QuotaExceeded => "QUOTA_EXCEEDED",
+        }
+    }
+}
+
 /// What the caller asks of the key.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct VerifyRequest<'a> {
@@ -72,20 +88,44 @@ pub async fn verify(
     now: DateTime<Utc>,
     request: VerifyRequest<'_>,
 ) -> Result<Verdict, DomainError> {
-    let Some((_, plaintext)) = PlaintextKey::parse(request.key) else {
-        return Ok(Verdict::of(VerifyCode::NotFound, None));
-    };
+    match examine(store, now, &request).await? {
+        Examined::Refused(verdict) => Ok(verdict),
+        Examined::Passed(key) => admit(store, *key, now).await,
+    }
+}
+
+/// The outcome of every check that needs no write.
+#[derive(Debug)]
+pub enum Examined {
+    /// A check failed: this is the answer, and nothing was counted.
+    Refused(Verdict),
+    /// Every check passed; what remains is to count the use against the key's limits.
+    Passed(Box<ApiKey>),
+}
+
+/// The checks in order up to, not including, the limits: the read and nothing else.
+pub async fn examine(
+    store: &impl SecretLookup,
+    now: DateTime<Utc>,
+    request: &VerifyRequest<'_>,
+) -> Result<Examined, DomainError> {
+    let not_found = || Ok(Examined::Refused(Verdict::of(VerifyCode::NotFound, None)));
+    let Some((_, plaintext)) = PlaintextKey::parse(request.key) else { return not_found() };
     let hash = plaintext.hash();
-    let Some(record) = store.find_secret(&hash).await? else {
-        return Ok(Verdict::of(VerifyCode::NotFound, None));
-    };
+    let Some(record) = store.find_secret(&hash).await? else { return not_found() };
     let key = record.key;
     if request.company.is_some_and(|c| *c != key.company_id) || !secret_still_valid(&key, &record.hash, &hash, now) {
-        return Ok(Verdict::of(VerifyCode::NotFound, None));
+        return not_found();
     }
-    if let Some(code) = static_refusal(&key, &request, now) {
-        return Ok(Verdict::of(code, Some(key)));
+    if let Some(code) = static_refusal(&key, request, now) {
+        return Ok(Examined::Refused(Verdict::of(code, Some(key))));
     }
+    Ok(Examined::Passed(Box::new(key)))
+}
+
+/// Counts one use of a key that passed every other check against its rate limit and quota, and
+/// refreshes its `lastUsedAt`: the last step of a verify, and of every management call's caller.
+pub async fn admit(store: &impl UsageRecorder, key: ApiKey, now: DateTime<Utc>) -> Result<Verdict, DomainError> {
     let usage = UsageRequest {
         key: &key,
         now,

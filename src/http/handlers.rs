@@ -1,18 +1,19 @@
-//! One handler per endpoint, all behind `handle`: caller from the authorizer's context, the
-//! route's permission, then the operation. Each turns a `lambda_http::Request` into a response.
+//! One handler per endpoint, all behind `handle`: the caller authenticated from its credential
+//! with the route's permission, then the operation. Each turns a `lambda_http::Request` into a
+//! response, in one invocation: there is no separate authorizer.
 
 use lambda_http::http::{StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 
 use crate::config::App;
-use crate::domain::Caller;
-use crate::domain::keys::{self, NewKey, Page};
+use crate::domain::keys::{self, NewKey, Page, Target};
 use crate::domain::verify::{self, Verdict, VerifyCode, VerifyRequest};
+use crate::domain::{Caller, authenticate};
 use crate::model::{CreateKeyInput, Cursor, IdempotencyKey, PageRequest, RollInput, UpdateKeyInput, VerifyInput};
 
 use super::error::{ApiError, json_response};
-use super::request::{self, caller, existing_key_id, json_body, path_key_id, required_body};
+use super::request::{self, existing_key_id, json_body, path_key_id, required_body};
 use super::routes::Endpoint;
 
 /// The API's own path for keys, for `Location` and paging links.
@@ -20,8 +21,9 @@ const KEYS_PATH: &str = "/keys";
 
 pub async fn handle(app: &App, endpoint: Endpoint, req: Request) -> Response<Body> {
     let result = async {
-        let caller = caller(&req)?;
-        caller.require(endpoint.route().need)?;
+        let credential = request::credential(&req);
+        let need = endpoint.route().need;
+        let caller = authenticate(&app.store, app.clock.now(), credential, request::source_ip(&req), need).await?;
         match endpoint {
             Endpoint::CreateKey => create_key(app, &caller, &req, false).await,
             Endpoint::CreateCustomKey => create_key(app, &caller, &req, true).await,
@@ -62,15 +64,16 @@ async fn create_key(app: &App, caller: &Caller, req: &Request, custom_id: bool) 
 }
 
 async fn get_key(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
-    let key = keys::get_key(&app.store, caller, &existing_key_id(req)?).await?;
-    Ok(key_response(StatusCode::OK, &key.view(app.clock.now()), key.etag()))
+    let now = app.clock.now();
+    let key = keys::get_key(&app.store, caller, now, &existing_key_id(req)?).await?;
+    Ok(key_response(StatusCode::OK, &key.view(now), key.etag()))
 }
 
 async fn list_keys(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
     let pairs = request::query_pairs(req);
     let page = PageRequest::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-    let listed = keys::list_keys(&app.store, caller, &page).await?;
     let now = app.clock.now();
+    let listed = keys::list_keys(&app.store, caller, now, &page).await?;
     let views: Vec<_> = listed.items.iter().map(|k| k.view(now)).collect();
     Ok(page_response(&page, KEYS_PATH, &listed, &views))
 }
@@ -79,7 +82,7 @@ async fn list_key_events(app: &App, caller: &Caller, req: &Request) -> Result<Re
     let id = existing_key_id(req)?;
     let pairs = request::query_pairs(req);
     let page = PageRequest::parse_without_status(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-    let listed = keys::list_events(&app.store, caller, &id, &page).await?;
+    let listed = keys::list_events(&app.store, caller, app.clock.now(), &id, &page).await?;
     Ok(page_response(&page, &format!("{KEYS_PATH}/{id}/events"), &listed, &listed.items))
 }
 
@@ -114,13 +117,17 @@ fn page_response<T>(page: &PageRequest, path: &str, listed: &Page<T>, data: &imp
 async fn update_key(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
     let id = existing_key_id(req)?;
     let now = app.clock.now();
+    let force = request::force_flag(req)?;
     let input = UpdateKeyInput::parse(required_body(req)?, now)?;
-    let key = keys::update_key(&app.store, caller, now, &id, &input, request::if_match(req)?).await?;
+    let target = Target { id: &id, if_match: request::if_match(req)?, force };
+    let key = keys::update_key(&app.store, caller, now, target, &input).await?;
     Ok(key_response(StatusCode::OK, &key.view(now), key.etag()))
 }
 
 async fn delete_key(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
-    keys::delete_key(&app.store, caller, app.clock.now(), &existing_key_id(req)?).await?;
+    let id = existing_key_id(req)?;
+    let target = Target { force: request::force_flag(req)?, ..Target::key(&id) };
+    keys::delete_key(&app.store, caller, app.clock.now(), target).await?;
     let mut response = Response::new(Body::Empty);
     *response.status_mut() = StatusCode::NO_CONTENT;
     Ok(response)
@@ -130,7 +137,7 @@ async fn roll_key(app: &App, caller: &Caller, req: &Request) -> Result<Response<
     let id = existing_key_id(req)?;
     let input = RollInput::parse(json_body(req)?)?;
     let now = app.clock.now();
-    let (key, plaintext) = keys::roll_key(&app.store, caller, now, &id, input).await?;
+    let (key, plaintext) = keys::roll_key(&app.store, caller, now, Target::key(&id), input).await?;
     Ok(key_response(StatusCode::OK, &key.view(now).with_plaintext(&plaintext), key.etag()))
 }
 

@@ -1,5 +1,5 @@
-//! The local server: the route table, the authorizer and the handlers, as API Gateway and
-//! Lambda would run them, on one port.
+//! The local server: the route table and the handlers, as API Gateway and Lambda run them, on
+//! one port.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -20,10 +20,10 @@ use tokio::net::TcpListener;
 use crate::config::App;
 
 use super::error::{ApiError, MAX_BODY_BYTES};
+use super::handlers;
 use super::routes::{RouteMatch, match_route};
-use super::{authorizer, handlers};
 
-/// One request through route matching, the authorizer and the handler. The tests call this
+/// One request through route matching and the handler. The tests call this
 /// directly; the TCP server below calls it for every request.
 pub async fn dispatch(app: &App, peer: IpAddr, req: Request) -> Response<Body> {
     let (route, params) = match match_route(req.method(), req.uri().path()) {
@@ -34,7 +34,6 @@ pub async fn dispatch(app: &App, peer: IpAddr, req: Request) -> Response<Body> {
         }
         RouteMatch::NotFound => return ApiError::NoRoute.into_response(),
     };
-    let verdict = authorizer::authorize(app, req.headers(), Some(peer)).await;
     let user_agent = req.headers().get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or_default();
     let context = json!({
         "routeKey": format!("{} {}", route.method, route.path),
@@ -47,7 +46,6 @@ pub async fn dispatch(app: &App, peer: IpAddr, req: Request) -> Response<Body> {
             "sourceIp": peer.to_string(),
             "userAgent": user_agent,
         },
-        "authorizer": { "lambda": verdict },
     });
     let context: ApiGatewayV2httpRequestContext = match serde_json::from_value(context) {
         Ok(context) => context,

@@ -1,7 +1,6 @@
-//! Entry points: the HTTP handlers, the authorizer, the route table, the local server and the
+//! Entry points: the HTTP handlers (each authenticating its caller), the route table, the local server and the
 //! Lambda runners.
 
-pub mod authorizer;
 pub mod error;
 pub mod handlers;
 pub mod lambda;

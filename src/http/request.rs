@@ -1,55 +1,48 @@
-//! Reading a request: its body, its parameters and the caller the authorizer vouched for.
+//! Reading a request: its body, its parameters and its credential.
+
+use std::net::IpAddr;
 
 use lambda_http::http::header;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt};
 use serde_json::Value;
 
-use crate::domain::{Caller, DomainError};
-use crate::model::{CompanyId, FieldError, KeyId, Permission};
+use crate::domain::DomainError;
+use crate::model::{FieldError, KeyId};
 
 use super::error::{ApiError, MAX_BODY_BYTES};
 
-/// Names of the values the authorizer passes to the handlers (API Gateway allows only
-/// strings, numbers and booleans there, so permissions travel comma-joined).
-pub mod context {
-    pub const AUTHENTICATED: &str = "authenticated";
-    pub const COMPANY_ID: &str = "companyId";
-    pub const KEY_ID: &str = "keyId";
-    pub const USER_ID: &str = "userId";
-    pub const PERMISSIONS: &str = "permissions";
-    /// Set instead when the credential was refused: the answer's status and message.
-    pub const ERROR_STATUS: &str = "errorStatus";
-    pub const ERROR_MESSAGE: &str = "errorMessage";
+/// The key from `Authorization: Bearer <key>`, else from `x-api-key`.
+pub fn credential(req: &Request) -> Option<&str> {
+    let bearer = header(req, "authorization").and_then(|v| {
+        let (scheme, token) = v.trim().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    });
+    bearer.or_else(|| header(req, "x-api-key").map(str::trim)).filter(|k| !k.is_empty())
 }
 
-/// The caller, only from the authorizer's context: never from the body, query or path.
-pub fn caller(req: &Request) -> Result<Caller, ApiError> {
-    let fields = match req.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.authorizer.as_ref().map(|a| &a.fields),
+/// The client's address as API Gateway (or the local server) saw it, for IP allowlists.
+pub fn source_ip(req: &Request) -> Option<IpAddr> {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.http.source_ip.as_deref().and_then(|ip| ip.parse().ok()),
         _ => None,
-    };
-    let unauthenticated =
-        || DomainError::Unauthenticated("send a root key as Authorization: Bearer <key> or x-api-key".into());
-    let Some(fields) = fields else { return Err(unauthenticated().into()) };
-    let text = |name: &str| fields.get(name).and_then(Value::as_str);
-    if fields.get(context::AUTHENTICATED).and_then(Value::as_bool) != Some(true) {
-        let message = text(context::ERROR_MESSAGE).unwrap_or("the credential was refused").to_owned();
-        return Err(match fields.get(context::ERROR_STATUS).and_then(Value::as_u64) {
-            Some(429) => DomainError::RateLimited(message),
-            Some(503) => DomainError::Unavailable,
-            _ => DomainError::Unauthenticated(message),
-        }
-        .into());
     }
-    let company =
-        text(context::COMPANY_ID).and_then(|c| CompanyId::parse(c, "companyId").ok()).ok_or_else(unauthenticated)?;
-    let permissions = text(context::PERMISSIONS)
-        .unwrap_or_default()
-        .split(',')
-        .filter_map(|p| Permission::parse(p.trim(), "permissions").ok())
-        .collect();
-    Ok(Caller { company, actor: text(context::KEY_ID).unwrap_or_default().to_owned(), permissions })
+}
+
+/// `?force=true` on a write that may remove the company's last admin key; any other query
+/// parameter is a 400 naming it.
+pub fn force_flag(req: &Request) -> Result<bool, ApiError> {
+    let mut force = None;
+    for (name, value) in query_pairs(req) {
+        match (name.as_str(), value.as_str(), force) {
+            ("force", _, Some(_)) => return Err(FieldError::invalid("force", "force is given more than once").into()),
+            ("force", "true", None) => force = Some(true),
+            ("force", "false", None) => force = Some(false),
+            ("force", _, None) => return Err(FieldError::invalid("force", "force must be true or false").into()),
+            _ => return Err(FieldError::unknown(name).into()),
+        }
+    }
+    Ok(force.unwrap_or(false))
 }
 
 /// The JSON body, if any. Over 64 KiB is 413, a type other than JSON 415, bad JSON 400.

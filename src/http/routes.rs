@@ -89,9 +89,6 @@ pub const ROUTES: [Route; 9] = [
     },
 ];
 
-/// The function name of the authorizer, which has no route of its own.
-pub const AUTHORIZER_FUNCTION: &str = "authorizer";
-
 impl Endpoint {
     pub fn route(self) -> &'static Route {
         ROUTES.iter().find(|r| r.endpoint == self).expect("every endpoint has a route")

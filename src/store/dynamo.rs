@@ -40,6 +40,34 @@ pub struct DynamoStore {
     background: TaskTracker,
 }
 
+/// How one write moves a company's counters: keys by status, and active admin keys.
+#[derive(Debug, Clone, Copy, Default)]
+struct CounterMoves {
+    active: i64,
+    inactive: i64,
+    admins: i64,
+    /// Refuse the write if it would bring the admin count to zero.
+    keep_an_admin: bool,
+}
+
+impl CounterMoves {
+    /// From a key's state before (`None`: it did not exist) to after.
+    fn between(before: Option<&ApiKey>, after: &ApiKey, keep_an_admin: bool) -> Self {
+        let is = |key: Option<&ApiKey>, wanted: KeyStatus| i64::from(key.is_some_and(|k| k.status == wanted));
+        let admin = |key: Option<&ApiKey>| i64::from(key.is_some_and(ApiKey::is_company_admin));
+        Self {
+            active: is(Some(after), KeyStatus::Active) - is(before, KeyStatus::Active),
+            inactive: is(Some(after), KeyStatus::Inactive) - is(before, KeyStatus::Inactive),
+            admins: admin(Some(after)) - admin(before),
+            keep_an_admin,
+        }
+    }
+
+    fn is_none(&self) -> bool {
+        self.active == 0 && self.inactive == 0 && self.admins == 0
+    }
+}
+
 enum Transaction {
     Committed,
     /// Cancelled; the reason code of each item in order (`None` where that item was fine).
@@ -104,18 +132,24 @@ impl DynamoStore {
         TransactWriteItem::builder().put(put.build().expect("table and item are set")).build()
     }
 
-    fn counters_update(&self, company: &CompanyId, active: i64, inactive: i64) -> TransactWriteItem {
-        let update = Update::builder()
+    fn counters_update(&self, company: &CompanyId, moves: CounterMoves) -> TransactWriteItem {
+        let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(address(items::counters_pk(company), items::COUNTERS_SK)))
-            .update_expression("ADD #active :active, #inactive :inactive")
+            .update_expression("ADD #active :active, #inactive :inactive, #admins :admins")
             .expression_attribute_names("#active", "active")
             .expression_attribute_names("#inactive", "inactive")
-            .expression_attribute_values(":active", n(active))
-            .expression_attribute_values(":inactive", n(inactive))
-            .build()
-            .expect("table, key and expression are set");
-        TransactWriteItem::builder().update(update).build()
+            .expression_attribute_names("#admins", items::ACTIVE_ADMINS)
+            .expression_attribute_values(":active", n(moves.active))
+            .expression_attribute_values(":inactive", n(moves.inactive))
+            .expression_attribute_values(":admins", n(moves.admins));
+        if moves.keep_an_admin && moves.admins < 0 {
+            // Counted before this write: at least one admin must remain after it.
+            update = update
+                .condition_expression("#admins > :remaining")
+                .expression_attribute_values(":remaining", n(-moves.admins));
+        }
+        TransactWriteItem::builder().update(update.build().expect("table, key and expression are set")).build()
     }
 
     fn retention_end(&self, key: &ApiKey) -> Option<DateTime<Utc>> {
@@ -363,11 +397,10 @@ impl KeyCreator for DynamoStore {
         audit: &crate::model::AuditEvent,
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<InsertOutcome, StoreError> {
-        let (active, inactive) = if key.status == KeyStatus::Active { (1, 0) } else { (0, 1) };
         let mut writes = vec![
             self.put(items::key_item(key, None)?, Some("attribute_not_exists(pk)")),
             self.put(items::lookup_item(key, &key.secret_hash, None)?, Some("attribute_not_exists(pk)")),
-            self.counters_update(&key.company_id, active, inactive),
+            self.counters_update(&key.company_id, CounterMoves::between(None, key, false)),
             self.put(items::audit_item(audit)?, None),
         ];
         if let Some(record) = idempotency {
@@ -465,15 +498,21 @@ impl KeyWriter for DynamoStore {
                 writes.push(TransactWriteItem::builder().delete(delete).build());
             }
         }
-        if before.status != after.status {
-            let moved = if after.status == KeyStatus::Active { 1 } else { -1 };
-            writes.push(self.counters_update(&after.company_id, moved, -moved));
+        let moves = CounterMoves::between(Some(before), after, change.keep_an_admin);
+        let counters_at = (!moves.is_none()).then_some(writes.len());
+        if counters_at.is_some() {
+            writes.push(self.counters_update(&after.company_id, moves));
         }
         writes.push(self.put(items::audit_item(change.audit)?, None));
         match self.transact("save key", writes).await? {
             Transaction::Committed => Ok(SaveOutcome::Saved),
             Transaction::Cancelled(codes) if codes.first().is_some_and(|c| c == CONDITION_FAILED) => {
                 Ok(SaveOutcome::VersionConflict)
+            }
+            Transaction::Cancelled(codes)
+                if counters_at.and_then(|at| codes.get(at)).is_some_and(|c| c == CONDITION_FAILED) =>
+            {
+                Ok(SaveOutcome::LastAdmin)
             }
             Transaction::Cancelled(_) => Err(StoreError::Unavailable("save key: unexpected condition failure".into())),
         }
@@ -619,8 +658,8 @@ impl CounterKeeper for DynamoStore {
         let mut marker = address(format!("STREAM#{event_id}"), "STREAM");
         marker.insert(TTL_ATTRIBUTE.to_owned(), n((Utc::now() + TimeDelta::days(2)).timestamp()));
         let (active, inactive) = if status == KeyStatus::Active { (-1, 0) } else { (0, -1) };
-        let writes =
-            vec![self.put(marker, Some("attribute_not_exists(pk)")), self.counters_update(company, active, inactive)];
+        let moves = CounterMoves { active, inactive, ..CounterMoves::default() };
+        let writes = vec![self.put(marker, Some("attribute_not_exists(pk)")), self.counters_update(company, moves)];
         match self.transact("forget expired key", writes).await? {
             Transaction::Committed => Ok(true),
             Transaction::Cancelled(_) => Ok(false),

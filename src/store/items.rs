@@ -25,6 +25,8 @@ pub type Item = HashMap<String, AttributeValue>;
 pub const KEY_SK: &str = "KEY";
 pub const SECRET_SK: &str = "SECRET";
 pub const COUNTERS_SK: &str = "COUNTERS";
+/// On the counters item: how many of the company's keys are active admin keys (`ApiKey::is_company_admin`).
+pub const ACTIVE_ADMINS: &str = "activeAdmins";
 pub const RATE_SK: &str = "RATE";
 pub const IDEMPOTENCY_SK: &str = "IDEMPOTENCY";
 /// Attributes verify writes; management writes leave them alone so no count is lost.

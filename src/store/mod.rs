@@ -80,6 +80,9 @@ pub struct KeyChange<'a> {
     pub audit: &'a AuditEvent,
     /// The quota's settings changed so that uses counted so far no longer apply.
     pub reset_quota_usage: bool,
+    /// Refuse the change if it takes away the company's last active admin key
+    /// (`ApiKey::is_company_admin`), checked against the company's counter in the same write.
+    pub keep_an_admin: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +90,8 @@ pub enum SaveOutcome {
     Saved,
     /// The key is no longer at `before.version`.
     VersionConflict,
+    /// The change would leave the company with no active admin key, and `keep_an_admin` was set.
+    LastAdmin,
 }
 
 pub trait KeyWriter: Sync {
