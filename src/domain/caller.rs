@@ -75,7 +75,7 @@ pub async fn authenticate(
             "a publishable key cannot call the management API; use a secret root key".into(),
         ));
     }
-    let caller = Caller::of_key(key);
+    let caller = Caller::of_key(Box::new(key));
     caller.require(need)?;
     Ok(caller)
 }

@@ -90,7 +90,7 @@ pub async fn verify(
 ) -> Result<Verdict, DomainError> {
     match examine(store, now, &request).await? {
         Examined::Refused(verdict) => Ok(verdict),
-        Examined::Passed(key) => admit(store, *key, now).await,
+        Examined::Passed(key) => admit(store, key, now).await,
     }
 }
 
@@ -100,7 +100,7 @@ pub enum Examined {
     /// A check failed: this is the answer, and nothing was counted.
     Refused(Verdict),
     /// Every check passed; what remains is to count the use against the key's limits.
-    Passed(Box<ApiKey>),
+    Passed(ApiKey),
 }
 
 /// The checks in order up to, not including, the limits: the read and nothing else.
@@ -120,7 +120,7 @@ pub async fn examine(
     if let Some(code) = static_refusal(&key, request, now) {
         return Ok(Examined::Refused(Verdict::of(code, Some(key))));
     }
-    Ok(Examined::Passed(Box::new(key)))
+    Ok(Examined::Passed(key))
 }
 
 /// Counts one use of a key that passed every other check against its rate limit and quota, and
