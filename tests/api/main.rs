@@ -16,6 +16,7 @@ mod get;
 mod lifecycle;
 mod list;
 mod openapi;
+mod permissions;
 mod retention;
 mod secrets;
 mod table_reads;
