@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{Acl, ApiKey, CompanyId, KeyType, Permission};
+use crate::model::{Acl, ApiKey, CompanyId, KeyType, Permission, SecretHash};
 use crate::store::{SecretLookup, UsageRecorder};
 
 use super::DomainError;
@@ -48,39 +48,58 @@ pub struct Caller {
 /// Why a credential is refused before anything is read or written on its behalf.
 const SEND_A_KEY: &str = "send a root key as Authorization: Bearer <key> or x-api-key";
 
+/// What a management call presents: the root key it carries (if any) and where it comes from.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Credential<'a> {
+    pub key: Option<&'a str>,
+    pub ip: Option<IpAddr>,
+}
+
+impl Credential<'_> {
+    /// The hash of the presented key: a missing or malformed one is refused with no read.
+    pub fn hash(&self) -> Result<SecretHash, DomainError> {
+        let key = self.key.ok_or_else(|| DomainError::Unauthenticated(SEND_A_KEY.into()))?;
+        verify::presented_hash(key).ok_or_else(|| refused(VerifyCode::NotFound))
+    }
+}
+
+fn refused(code: VerifyCode) -> DomainError {
+    DomainError::Unauthenticated(format!("the credential was refused ({})", code.as_str()))
+}
+
 /// Authenticates a management call: the presented root key must verify (known, active, not
 /// expired, from an allowed IP), be a secret key, and hold the route's permission. Nothing is
 /// counted or written here: a refused call costs the caller nothing.
 pub async fn authenticate(
     store: &impl SecretLookup,
     now: DateTime<Utc>,
-    credential: Option<&str>,
-    ip: Option<IpAddr>,
+    credential: Credential<'_>,
     need: Need,
 ) -> Result<Caller, DomainError> {
-    let Some(credential) = credential else { return Err(DomainError::Unauthenticated(SEND_A_KEY.into())) };
-    let request = VerifyRequest { key: credential, ip, ..Default::default() };
-    let key = match verify::examine(store, now, &request).await? {
-        Examined::Passed(key) => key,
-        Examined::Refused(verdict) => {
-            return Err(DomainError::Unauthenticated(format!(
-                "the credential was refused ({})",
-                verdict.code.as_str()
-            )));
-        }
-    };
-    // Publishable keys are shown again and meant for browsers and apps: never a root key.
-    if key.key_type != KeyType::Secret {
-        return Err(DomainError::Unauthenticated(
-            "a publishable key cannot call the management API; use a secret root key".into(),
-        ));
-    }
-    let caller = Caller::of_key(Box::new(key));
-    caller.require(need)?;
-    Ok(caller)
+    let hash = credential.hash()?;
+    let request = VerifyRequest { key: credential.key.unwrap_or_default(), ip: credential.ip, ..Default::default() };
+    let found = store.find_secret(&hash).await?;
+    Caller::authenticated(verify::examine_found(found, &hash, now, &request), need)
 }
 
 impl Caller {
+    /// The caller a root key's verification makes, if it passed and holds `need`.
+    pub fn authenticated(examined: Examined, need: Need) -> Result<Self, DomainError> {
+        let key = match examined {
+            Examined::Passed(key) => key,
+            Examined::Refused(verdict) => return Err(refused(verdict.code)),
+        };
+        // Publishable keys are shown again and meant for browsers and apps: never a root key.
+        if key.key_type != KeyType::Secret {
+            return Err(DomainError::Unauthenticated(
+                "a publishable key cannot call the management API; use a secret root key".into(),
+            ));
+        }
+        let caller = Caller::of_key(Box::new(key));
+        caller.require(need)?;
+        Ok(caller)
+    }
+
     pub fn operator(company: CompanyId) -> Self {
         Self { company, actor: "operator".into(), permissions: vec![Permission::all_keys()], key: None }
     }

@@ -8,10 +8,11 @@ use std::net::IpAddr;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use crate::model::{ApiKey, CompanyId, KeyStatus, PlaintextKey, Scope};
-use crate::store::{SecretLookup, UsageOutcome, UsageRecorder, UsageRequest};
+use crate::model::{ApiKey, CompanyId, KeyStatus, PlaintextKey, Scope, SecretHash};
+use crate::store::{SecretLookup, SecretRecord, UsageOutcome, UsageRecorder, UsageRequest};
 
-use super::DomainError;
+use super::caller::Credential;
+use super::{Caller, DomainError, Need};
 
 /// `lastUsedAt` is written at most this often per key.
 pub const LAST_USED_GRANULARITY: TimeDelta = TimeDelta::minutes(1);
@@ -109,18 +110,64 @@ pub async fn examine(
     now: DateTime<Utc>,
     request: &VerifyRequest<'_>,
 ) -> Result<Examined, DomainError> {
-    let not_found = || Ok(Examined::Refused(Verdict::of(VerifyCode::NotFound, None)));
-    let Some((_, plaintext)) = PlaintextKey::parse(request.key) else { return not_found() };
-    let hash = plaintext.hash();
-    let Some(record) = store.find_secret(&hash).await? else { return not_found() };
+    let Some(hash) = presented_hash(request.key) else { return Ok(not_found()) };
+    let found = store.find_secret(&hash).await?;
+    Ok(examine_found(found, &hash, now, request))
+}
+
+/// The hash a presented key is filed under; `None` for a string that cannot be a key (wrong
+/// format or checksum), which needs no read to refuse.
+pub fn presented_hash(key: &str) -> Option<SecretHash> {
+    PlaintextKey::parse(key).map(|(_, plaintext)| plaintext.hash())
+}
+
+fn not_found() -> Examined {
+    Examined::Refused(Verdict::of(VerifyCode::NotFound, None))
+}
+
+/// The checks of `examine` on a lookup item already read for the presented key's `hash`.
+pub fn examine_found(
+    found: Option<SecretRecord>,
+    hash: &SecretHash,
+    now: DateTime<Utc>,
+    request: &VerifyRequest<'_>,
+) -> Examined {
+    let Some(record) = found else { return not_found() };
     let key = record.key;
-    if request.company.is_some_and(|c| *c != key.company_id) || !secret_still_valid(&key, &record.hash, &hash, now) {
+    if request.company.is_some_and(|c| *c != key.company_id) || !secret_still_valid(&key, &record.hash, hash, now) {
         return not_found();
     }
-    if let Some(code) = static_refusal(&key, request, now) {
-        return Ok(Examined::Refused(Verdict::of(code, Some(key))));
+    match static_refusal(&key, request, now) {
+        Some(code) => Examined::Refused(Verdict::of(code, Some(key))),
+        None => Examined::Passed(key),
     }
-    Ok(Examined::Passed(key))
+}
+
+/// `POST /keys/verify` in one round trip: the caller's root key and the verified key are both
+/// addressed by the hash of what was presented, so both lookup items come in one read. The
+/// caller is authenticated from its item exactly as every management call is (401/403 before
+/// anything of the other item is looked at; its own limits, 429), then the key is verified.
+pub async fn verify_for_caller(
+    store: &(impl SecretLookup + UsageRecorder),
+    now: DateTime<Utc>,
+    caller: Credential<'_>,
+    request: VerifyRequest<'_>,
+) -> Result<Verdict, DomainError> {
+    let caller_hash = caller.hash()?;
+    let target_hash = presented_hash(request.key);
+    let (caller_found, target_found) = match &target_hash {
+        Some(target_hash) => store.find_secret_pair(&caller_hash, target_hash).await?,
+        None => (store.find_secret(&caller_hash).await?, None),
+    };
+    let caller_request = VerifyRequest { key: caller.key.unwrap_or_default(), ip: caller.ip, ..Default::default() };
+    let caller = Caller::authenticated(examine_found(caller_found, &caller_hash, now, &caller_request), Need::Verify)?;
+    caller.charge(store, now).await?;
+    let Some(target_hash) = target_hash else { return Ok(Verdict::of(VerifyCode::NotFound, None)) };
+    let request = VerifyRequest { company: Some(&caller.company), ..request };
+    match examine_found(target_found, &target_hash, now, &request) {
+        Examined::Refused(verdict) => Ok(verdict),
+        Examined::Passed(key) => admit(store, key, now).await,
+    }
 }
 
 /// Counts one use of a key that passed every other check against its rate limit and quota, and
@@ -169,12 +216,7 @@ pub async fn admit(store: &impl UsageRecorder, key: ApiKey, now: DateTime<Utc>) 
 
 /// A lookup item is found by hash; the key says whether that hash is its current secret or an
 /// old one still in its grace period.
-fn secret_still_valid(
-    key: &ApiKey,
-    stored: &crate::model::SecretHash,
-    presented: &crate::model::SecretHash,
-    now: DateTime<Utc>,
-) -> bool {
+fn secret_still_valid(key: &ApiKey, stored: &SecretHash, presented: &SecretHash, now: DateTime<Utc>) -> bool {
     if !stored.matches(presented) {
         return false;
     }

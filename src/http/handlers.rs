@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::config::App;
 use crate::domain::keys::{self, NewKey, Page, Target};
 use crate::domain::verify::{self, Verdict, VerifyCode, VerifyRequest};
-use crate::domain::{Caller, authenticate};
+use crate::domain::{Caller, Credential, authenticate};
 use crate::model::{CreateKeyInput, Cursor, IdempotencyKey, PageRequest, RollInput, UpdateKeyInput, VerifyInput};
 
 use super::error::{ApiError, json_response};
@@ -22,8 +22,11 @@ const KEYS_PATH: &str = "/keys";
 pub async fn handle(app: &App, endpoint: Endpoint, req: Request) -> Response<Body> {
     let result = async {
         let credential = request::credential(&req);
-        let need = endpoint.route().need;
-        let caller = authenticate(&app.store, app.clock.now(), credential, request::source_ip(&req), need).await?;
+        if endpoint == Endpoint::VerifyKey {
+            // Authenticates its caller in the same read as the key it verifies.
+            return verify_key(app, credential, &req).await;
+        }
+        let caller = authenticate(&app.store, app.clock.now(), credential, endpoint.route().need).await?;
         match endpoint {
             Endpoint::CreateKey => create_key(app, &caller, &req, false).await,
             Endpoint::CreateCustomKey => create_key(app, &caller, &req, true).await,
@@ -32,8 +35,8 @@ pub async fn handle(app: &App, endpoint: Endpoint, req: Request) -> Response<Bod
             Endpoint::UpdateKey => update_key(app, &caller, &req).await,
             Endpoint::DeleteKey => delete_key(app, &caller, &req).await,
             Endpoint::RollKey => roll_key(app, &caller, &req).await,
-            Endpoint::VerifyKey => verify_key(app, &caller, &req).await,
             Endpoint::ListKeyEvents => list_key_events(app, &caller, &req).await,
+            Endpoint::VerifyKey => verify_key(app, credential, &req).await,
         }
     }
     .await;
@@ -141,16 +144,19 @@ async fn roll_key(app: &App, caller: &Caller, req: &Request) -> Result<Response<
     Ok(key_response(StatusCode::OK, &key.view(now).with_plaintext(&plaintext), key.etag()))
 }
 
-async fn verify_key(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
+/// A missing or malformed credential is refused before the body is read; a well-formed one is
+/// read together with the key to verify, so a bad body is a 400 before that read.
+async fn verify_key(app: &App, credential: Credential<'_>, req: &Request) -> Result<Response<Body>, ApiError> {
+    credential.hash()?;
     let input = VerifyInput::parse(required_body(req)?)?;
     let request = VerifyRequest {
         key: &input.key,
-        company: Some(&caller.company),
+        company: None,
         ip: input.ip,
         permissions: &input.permissions,
         scope: Some(&input.scope),
     };
-    let verdict = verify::verify(&app.store, app.clock.now(), request).await?;
+    let verdict = verify::verify_for_caller(&app.store, app.clock.now(), credential, request).await?;
     Ok(json_response(StatusCode::OK, &verdict_json(&verdict)))
 }
 

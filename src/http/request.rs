@@ -7,22 +7,24 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt};
 use serde_json::Value;
 
-use crate::domain::DomainError;
+use crate::domain::{Credential, DomainError};
 use crate::model::{FieldError, KeyId};
 
 use super::error::{ApiError, MAX_BODY_BYTES};
 
-/// The key from `Authorization: Bearer <key>`, else from `x-api-key`.
-pub fn credential(req: &Request) -> Option<&str> {
+/// What the caller presents: the key from `Authorization: Bearer <key>`, else from
+/// `x-api-key`, and the client's address for IP allowlists.
+pub fn credential(req: &Request) -> Credential<'_> {
     let bearer = header(req, "authorization").and_then(|v| {
         let (scheme, token) = v.trim().split_once(' ')?;
         scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
     });
-    bearer.or_else(|| header(req, "x-api-key").map(str::trim)).filter(|k| !k.is_empty())
+    let key = bearer.or_else(|| header(req, "x-api-key").map(str::trim)).filter(|k| !k.is_empty());
+    Credential { key, ip: source_ip(req) }
 }
 
-/// The client's address as API Gateway (or the local server) saw it, for IP allowlists.
-pub fn source_ip(req: &Request) -> Option<IpAddr> {
+/// The client's address as API Gateway (or the local server) saw it.
+fn source_ip(req: &Request) -> Option<IpAddr> {
     match req.request_context_ref() {
         Some(RequestContext::ApiGatewayV2(ctx)) => ctx.http.source_ip.as_deref().and_then(|ip| ip.parse().ok()),
         _ => None,

@@ -520,20 +520,12 @@ impl KeyWriter for DynamoStore {
 }
 
 impl DynamoStore {
-    /// Reads a page's context (counters or owner item) and its cursor item in one call:
-    /// `(context, cursor)`, each `None` if absent.
-    async fn page_context(
-        &self,
-        operation: &'static str,
-        context: Item,
-        cursor: Option<Item>,
-    ) -> Result<(Option<Item>, Option<Item>), StoreError> {
-        let context_sk = items::string(&context, SORT_KEY);
-        let wanted = KeysAndAttributes::builder()
-            .set_keys(Some(std::iter::once(context).chain(cursor).collect()))
-            .consistent_read(true)
-            .build()
-            .expect("keys are set");
+    /// A strongly consistent BatchGetItem of a few items of the table, in one round trip; the
+    /// items found, in no particular order. Keys DynamoDB leaves unprocessed (throttling) make
+    /// the read unavailable rather than half-answered.
+    async fn batch_get(&self, operation: &'static str, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let wanted =
+            KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().expect("keys are set");
         let out = self
             .client
             .batch_get_item()
@@ -544,7 +536,19 @@ impl DynamoStore {
         if out.unprocessed_keys().is_some_and(|u| !u.is_empty()) {
             return Err(StoreError::Unavailable(format!("{operation}: read throttled")));
         }
-        let mut found = out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default();
+        Ok(out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default())
+    }
+
+    /// Reads a page's context (counters or owner item) and its cursor item in one call:
+    /// `(context, cursor)`, each `None` if absent.
+    async fn page_context(
+        &self,
+        operation: &'static str,
+        context: Item,
+        cursor: Option<Item>,
+    ) -> Result<(Option<Item>, Option<Item>), StoreError> {
+        let context_sk = items::string(&context, SORT_KEY);
+        let mut found = self.batch_get(operation, std::iter::once(context).chain(cursor).collect()).await?;
         let context = found.iter().position(|i| items::string(i, SORT_KEY) == context_sk).map(|i| found.remove(i));
         Ok((context, found.pop()))
     }
@@ -636,16 +640,40 @@ impl KeyLister for DynamoStore {
 }
 
 impl SecretLookup for DynamoStore {
-    /// Strongly consistent, so a key deleted or rolled a moment ago already answers so.
     async fn find_secret(&self, hash: &SecretHash) -> Result<Option<SecretRecord>, StoreError> {
         let found = self.get_item("find secret", address(items::secret_pk(hash), items::SECRET_SK)).await?;
-        let Some(mut item) = found else { return Ok(None) };
-        let stored =
-            item.remove(items::LOOKUP_HASH).ok_or_else(|| StoreError::Corrupt("lookup item without hash".into()))?;
-        let hash: SecretHash =
-            serde_dynamo::from_attribute_value(stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        Ok(Some(SecretRecord { hash, key: from_item(item)? }))
+        found.map(secret_record).transpose()
     }
+
+    async fn find_secret_pair(
+        &self,
+        first: &SecretHash,
+        second: &SecretHash,
+    ) -> Result<(Option<SecretRecord>, Option<SecretRecord>), StoreError> {
+        let (first_pk, second_pk) = (items::secret_pk(first), items::secret_pk(second));
+        // BatchGetItem refuses a list with the same key twice.
+        let mut keys = vec![address(first_pk.clone(), items::SECRET_SK)];
+        if second_pk != first_pk {
+            keys.push(address(second_pk.clone(), items::SECRET_SK));
+        }
+        let mut found = self.batch_get("find secrets", keys).await?;
+        let mut take = |pk: &str| {
+            let at = found.iter().position(|item| items::string(item, PARTITION_KEY).as_deref() == Some(pk));
+            at.map(|i| found.swap_remove(i))
+        };
+        let first_item = take(&first_pk);
+        let second_item = if second_pk == first_pk { first_item.clone() } else { take(&second_pk) };
+        Ok((first_item.map(secret_record).transpose()?, second_item.map(secret_record).transpose()?))
+    }
+}
+
+/// A lookup item read back: the hash it is filed under and the copy of its key.
+fn secret_record(mut item: Item) -> Result<SecretRecord, StoreError> {
+    let stored =
+        item.remove(items::LOOKUP_HASH).ok_or_else(|| StoreError::Corrupt("lookup item without hash".into()))?;
+    let hash: SecretHash =
+        serde_dynamo::from_attribute_value(stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(SecretRecord { hash, key: from_item(item)? })
 }
 
 impl CounterKeeper for DynamoStore {

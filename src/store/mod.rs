@@ -171,8 +171,16 @@ pub struct SecretRecord {
 }
 
 pub trait SecretLookup: Sync {
-    /// Eventually consistent: the verify path's one read.
+    /// Strongly consistent: a key deleted or rolled a moment ago already answers so.
     fn find_secret(&self, hash: &SecretHash) -> impl Future<Output = Result<Option<SecretRecord>, StoreError>> + Send;
+
+    /// Two lookups in one strongly consistent round trip (a verify's caller and the key it
+    /// verifies): neither read waits for the other. The same hash twice is read once.
+    fn find_secret_pair(
+        &self,
+        first: &SecretHash,
+        second: &SecretHash,
+    ) -> impl Future<Output = Result<(Option<SecretRecord>, Option<SecretRecord>), StoreError>> + Send;
 }
 
 /// The limits a verify must pass, with the window and period `now` falls in.

@@ -46,7 +46,7 @@ async fn malformed_unknown_and_foreign_keys_are_not_found() {
     app.settle_calls().await;
     for malformed in ["", "sk_short", "pk_", "xx_abc", wrong_checksum.as_str(), "sk_0OIl"] {
         assert_eq!(app.verify(&json!({ "key": malformed })).await.body, json!({ "valid": false, "code": "NOT_FOUND" }));
-        assert_eq!(app.calls_made().await, vec!["GetItem"], "only the authorizer read the table for {malformed:?}");
+        assert_eq!(app.calls_made().await, vec!["GetItem"], "only the caller's lookup was read for {malformed:?}");
     }
     let unknown = apikeys::model::PlaintextKey::generate(apikeys::model::KeyType::Secret);
     assert_eq!(code(&app, json!({ "key": unknown.expose() })).await, "NOT_FOUND");
@@ -275,9 +275,38 @@ async fn a_verify_without_limits_is_one_read_and_with_limits_one_more_write() {
     }
     app.settle_calls().await;
     code(&app, json!({ "key": plain })).await;
-    assert_eq!(app.calls_made().await, vec!["GetItem", "GetItem"], "the authorizer's read and the verify's one read");
+    assert_eq!(app.calls_made().await, vec!["BatchGetItem"], "the caller's and the key's lookups in one read");
     code(&app, json!({ "key": limited })).await;
-    assert_eq!(app.calls_made().await, vec!["GetItem", "GetItem", "UpdateItem"]);
+    assert_eq!(app.calls_made().await, vec!["BatchGetItem", "UpdateItem"]);
     code(&app, json!({ "key": quota })).await;
-    assert_eq!(app.calls_made().await, vec!["GetItem", "GetItem", "UpdateItem"]);
+    assert_eq!(app.calls_made().await, vec!["BatchGetItem", "UpdateItem"]);
+    // A root key verifying itself: one lookup, read once.
+    code(&app, json!({ "key": app.root_key })).await;
+    assert_eq!(app.calls_made().await, vec!["BatchGetItem"]);
+}
+
+#[tokio::test]
+async fn an_unknown_or_refused_caller_learns_nothing_of_the_key() {
+    let app = spawn_app().await;
+    let (id, secret) = key(&app, json!({})).await;
+    let unknown = apikeys::model::PlaintextKey::generate(apikeys::model::KeyType::Secret);
+    let (_, reader) = key(&app, json!({ "acl": [{ "permissions": ["keys:read"] }] })).await;
+    let (_, rival) = app.other_company_root_key().await;
+    let body = json!({ "key": secret });
+    let cases = [
+        (Some(unknown.expose().to_owned()), StatusCode::UNAUTHORIZED),
+        (Some("sk_malformed".to_owned()), StatusCode::UNAUTHORIZED),
+        (None, StatusCode::UNAUTHORIZED),
+        (Some(reader), StatusCode::FORBIDDEN),
+    ];
+    for (caller, status) in cases {
+        let response = app.send(Method::POST, "/keys/verify", caller.as_deref(), Some(&body), &[]).await;
+        assert_eq!(response.status, status, "{caller:?}: {:?}", response.body);
+        let text = response.body.to_string();
+        assert!(response.body.get("error").is_some() && !text.contains("keyId") && !text.contains("valid"), "{text}");
+    }
+    let foreign = app.send(Method::POST, "/keys/verify", Some(&rival), Some(&body), &[]).await;
+    assert_eq!(foreign.body, json!({ "valid": false, "code": "NOT_FOUND" }), "another company's key");
+    app.settle_calls().await;
+    assert_eq!(app.get_key(&id).await.body["lastUsedAt"], Value::Null, "the key was not used");
 }
