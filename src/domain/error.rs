@@ -22,6 +22,8 @@ pub enum DomainError {
     StaleVersion,
     #[error("this Idempotency-Key was used with a different request")]
     IdempotencyMismatch,
+    #[error("a request with this Idempotency-Key is still in progress; retry it")]
+    RequestInProgress,
     #[error("{0}")]
     RateLimited(String),
     #[error("the database is unavailable; nothing was changed")]

@@ -1,5 +1,7 @@
-//! Idempotent creates. The first answer holds a plaintext secret, so the table keeps it only
-//! sealed with a key derived from the `Idempotency-Key` header, which the table never stores.
+//! Idempotent writes: every write that changes state or returns what a client cannot get again
+//! (create, roll, update, delete) may carry an `Idempotency-Key`, and a retry within 24 hours
+//! gets the first answer. An answer can hold a plaintext secret, so the table keeps it only
+//! sealed with a key derived from the header, which the table never stores.
 
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
@@ -7,16 +9,17 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::model::{IdempotencyKey, KeyId};
+use crate::model::IdempotencyKey;
 use crate::store::IdempotencyRecord;
 
 use super::Caller;
+use super::keys::Answer;
 
 /// How long a first answer is replayed, as Stripe does.
 pub const REPLAY_WINDOW: TimeDelta = TimeDelta::hours(24);
 const NONCE_LEN: usize = 12;
 
-/// A create request that carried an `Idempotency-Key`.
+/// A write request that carried an `Idempotency-Key`.
 pub struct IdempotentRequest {
     lookup: String,
     fingerprint: String,
@@ -33,14 +36,16 @@ fn digest(parts: &[&str]) -> [u8; 32] {
 }
 
 impl IdempotentRequest {
-    /// `body` is compared as parsed JSON (keys sorted), so spacing and key order do not matter.
-    /// A header is the caller's own: the same header from another root key of the company is
-    /// another request, so no key can replay (and read the secret of) another key's create.
-    pub fn new(caller: &Caller, header: &IdempotencyKey, custom_id: Option<&KeyId>, body: &Value) -> Self {
+    /// `request` names the operation and its target (`PATCH /keys/abc`), so the same header on
+    /// another operation or key is another request; `body` is compared as parsed JSON (keys
+    /// sorted), so spacing and key order do not matter. A header is the caller's own: the same
+    /// header from another root key of the company is another request, so no key can replay
+    /// (and read the secret of) another key's write.
+    pub fn new(caller: &Caller, header: &IdempotencyKey, request: &str, body: &Value) -> Self {
         let (company, actor, header) = (caller.company.as_str(), caller.actor.as_str(), header.as_str());
         Self {
             lookup: hex::encode(digest(&["lookup", company, actor, header])),
-            fingerprint: hex::encode(digest(&["request", custom_id.map_or("", KeyId::as_str), &body.to_string()])),
+            fingerprint: hex::encode(digest(&["request", request, &body.to_string()])),
             seal_key: digest(&["seal", company, actor, header]),
         }
     }
@@ -49,11 +54,12 @@ impl IdempotentRequest {
         &self.lookup
     }
 
-    pub fn record(&self, answer: &Value, now: DateTime<Utc>) -> IdempotencyRecord {
+    pub fn record(&self, answer: &Answer, now: DateTime<Utc>) -> IdempotencyRecord {
         let mut nonce = [0u8; NONCE_LEN];
         rand::fill(&mut nonce);
         let cipher = ChaCha20Poly1305::new(&Key::from(self.seal_key));
-        let sealed = cipher.encrypt(&Nonce::from(nonce), answer.to_string().as_bytes()).unwrap_or_default();
+        let plain = serde_json::to_vec(answer).unwrap_or_default();
+        let sealed = cipher.encrypt(&Nonce::from(nonce), plain.as_slice()).unwrap_or_default();
         IdempotencyRecord {
             lookup: self.lookup.clone(),
             fingerprint: self.fingerprint.clone(),
@@ -64,7 +70,7 @@ impl IdempotentRequest {
 
     /// `Some(Ok(answer))` for a retry, `Some(Err(()))` for another request under the same header,
     /// `None` when the record has lapsed.
-    pub fn replay(&self, record: &IdempotencyRecord, now: DateTime<Utc>) -> Option<Result<Value, ()>> {
+    pub fn replay(&self, record: &IdempotencyRecord, now: DateTime<Utc>) -> Option<Result<Answer, ()>> {
         if record.expires_at <= now {
             return None;
         }
@@ -86,14 +92,14 @@ mod tests {
 
     fn request(header: &str, body: Value) -> IdempotentRequest {
         let caller = Caller::operator(crate::model::CompanyId::parse("acme", "c").unwrap());
-        IdempotentRequest::new(&caller, &IdempotencyKey::parse(header).unwrap(), None, &body)
+        IdempotentRequest::new(&caller, &IdempotencyKey::parse(header).unwrap(), "POST /keys", &body)
     }
 
     #[test]
     fn a_retry_gets_the_sealed_answer_back_and_the_record_hides_it() {
         let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
         let first = request("abc", json!({ "userId": "u" }));
-        let answer = json!({ "id": "k", "key": "sk_secret" });
+        let answer = Answer { body: json!({ "id": "k", "key": "sk_secret" }), version: Some(1) };
         let record = first.record(&answer, now);
         assert!(!String::from_utf8_lossy(&record.sealed_response).contains("sk_secret"));
         assert!(!record.lookup.contains("abc"));

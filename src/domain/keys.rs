@@ -18,18 +18,48 @@ use super::{Caller, DomainError};
 /// Optimistic writes retry on a fresh read this many times before giving up with 409.
 const MAX_WRITE_ATTEMPTS: usize = 10;
 
-/// A create as the API received it. `body` is the request's JSON, kept to recognise a retry.
+/// A create as the API received it.
 pub struct NewKey {
     pub id: Option<KeyId>,
     pub input: CreateKeyInput,
-    pub idempotency: Option<(IdempotencyKey, Value)>,
+    pub retry: Option<Retry>,
 }
 
-/// The 201 answer of a create: the key as JSON, with its plaintext.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Created {
-    pub id: String,
+/// What a write request carries to be recognised when retried: its `Idempotency-Key` and its
+/// JSON body (`Null` without one).
+#[derive(Debug, Clone)]
+pub struct Retry {
+    pub header: IdempotencyKey,
     pub body: Value,
+}
+
+/// What a write answers: the key as shown (with its plaintext after a create or roll; `Null`
+/// for a delete) and its version for the `ETag`. A retry with the same `Idempotency-Key` gets
+/// exactly this again, so it is built before the write and stored sealed with it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Answer {
+    pub body: Value,
+    pub version: Option<u64>,
+}
+
+impl Answer {
+    fn key(key: &ApiKey, plaintext: Option<&PlaintextKey>, now: DateTime<Utc>) -> Result<Self, DomainError> {
+        let view = key.view(now);
+        let body = match plaintext {
+            Some(plaintext) => to_json(view.with_plaintext(plaintext))?,
+            None => to_json(view)?,
+        };
+        Ok(Self { body, version: Some(key.version) })
+    }
+
+    fn nothing() -> Self {
+        Self { body: Value::Null, version: None }
+    }
+
+    /// The id of the key answered, for `Location`.
+    pub fn id(&self) -> &str {
+        self.body.get("id").and_then(Value::as_str).unwrap_or_default()
+    }
 }
 
 /// Creates a key. The management rule is checked before anything else, a replay included: a
@@ -39,44 +69,48 @@ pub async fn create_key(
     caller: &Caller,
     now: DateTime<Utc>,
     request: NewKey,
-) -> Result<Created, DomainError> {
+) -> Result<Answer, DomainError> {
     caller.may_manage(request.input.acl.as_ref())?;
     caller.charge(store, now).await?;
-    let idempotent = request
-        .idempotency
-        .as_ref()
-        .map(|(header, body)| IdempotentRequest::new(caller, header, request.id.as_ref(), body));
+    let operation = format!("create {}", request.id.as_ref().map_or("", KeyId::as_str));
+    let idempotent = request.retry.as_ref().map(|r| IdempotentRequest::new(caller, &r.header, &operation, &r.body));
     if let Some(earlier) = replay(store, idempotent.as_ref(), now).await? {
         return Ok(earlier);
     }
     let (key, plaintext) = new_key(caller, request.id, request.input, now);
-    let body = to_json(key.view(now).with_plaintext(&plaintext))?;
-    let audit = audit(caller, &key, AuditAction::Created, without_volatile(body.clone()), now);
-    let record = idempotent.as_ref().map(|r| r.record(&body, now));
+    let answer = Answer::key(&key, Some(&plaintext), now)?;
+    let audit = audit(caller, &key, AuditAction::Created, without_volatile(answer.body.clone()), now);
+    let record = idempotent.as_ref().map(|r| r.record(&answer, now));
     match store.insert_key(&key, &audit, record.as_ref()).await? {
-        InsertOutcome::Inserted => Ok(Created { id: key.id.to_string(), body }),
+        InsertOutcome::Inserted => Ok(answer),
         InsertOutcome::IdTaken => Err(DomainError::AlreadyExists(key.id.to_string())),
-        InsertOutcome::IdempotencyKeyTaken => replay(store, idempotent.as_ref(), now)
-            .await?
-            .ok_or_else(|| DomainError::Conflict("a request with this Idempotency-Key is still in progress".into())),
+        InsertOutcome::IdempotencyKeyTaken => replay_after_race(store, idempotent.as_ref(), now).await,
     }
 }
 
+/// The first answer to this request, if it carried an `Idempotency-Key` already answered;
+/// 422 if that header was used for another request.
 async fn replay(
     store: &impl IdempotencyReader,
     request: Option<&IdempotentRequest>,
     now: DateTime<Utc>,
-) -> Result<Option<Created>, DomainError> {
+) -> Result<Option<Answer>, DomainError> {
     let Some(request) = request else { return Ok(None) };
     let Some(record) = store.find_idempotency(request.lookup()).await? else { return Ok(None) };
     match request.replay(&record, now) {
         None => Ok(None),
         Some(Err(())) => Err(DomainError::IdempotencyMismatch),
-        Some(Ok(body)) => {
-            let id = body.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
-            Ok(Some(Created { id, body }))
-        }
+        Some(Ok(answer)) => Ok(Some(answer)),
     }
+}
+
+/// A concurrent request with the same header committed first: its answer, once readable.
+async fn replay_after_race(
+    store: &impl IdempotencyReader,
+    request: Option<&IdempotentRequest>,
+    now: DateTime<Utc>,
+) -> Result<Answer, DomainError> {
+    replay(store, request, now).await?.ok_or(DomainError::RequestInProgress)
 }
 
 fn new_key(caller: &Caller, id: Option<KeyId>, input: CreateKeyInput, now: DateTime<Utc>) -> (ApiKey, PlaintextKey) {
@@ -115,9 +149,9 @@ pub async fn create_root_key(
     company: crate::model::CompanyId,
     description: Option<String>,
     now: DateTime<Utc>,
-) -> Result<Created, DomainError> {
+) -> Result<Answer, DomainError> {
     let input = CreateKeyInput { user_id: "root".into(), description, acl: Some(Acl::root()), ..Default::default() };
-    create_key(store, &Caller::operator(company), now, NewKey { id: None, input, idempotency: None }).await
+    create_key(store, &Caller::operator(company), now, NewKey { id: None, input, retry: None }).await
 }
 
 pub async fn get_key(
@@ -206,39 +240,29 @@ pub async fn list_events(
 /// Applies a PATCH. Without `If-Match`, a concurrent change is merged by reapplying on the
 /// fresh key; with it, a stale version is refused.
 pub async fn update_key(
-    store: &(impl KeyReader + KeyWriter + UsageRecorder),
+    store: &(impl KeyReader + KeyWriter + IdempotencyReader + UsageRecorder),
     caller: &Caller,
     now: DateTime<Utc>,
     target: Target<'_>,
     input: &UpdateKeyInput,
-) -> Result<ApiKey, DomainError> {
-    let if_match = target.if_match;
-    write_with_retry(
-        store,
-        caller,
-        target,
-        |before| {
-            caller.may_manage(before.acl.as_ref())?;
-            if if_match.is_some_and(|v| v != before.version) {
-                return Err(DomainError::StaleVersion);
-            }
-            if before.is_deleted() {
-                return Err(DomainError::Conflict("a deleted key cannot be changed or re-activated".into()));
-            }
-            if input.is_empty() {
-                return Ok(None);
-            }
-            let (after, reset_quota_usage) = apply_update(before, input, now);
-            caller.may_manage(after.acl.as_ref())?;
-            let action = if input.status.is_set() && after.status != before.status && only_status(input) {
-                AuditAction::StatusChanged
-            } else {
-                AuditAction::Updated
-            };
-            Ok(Some(Planned { after, action, extra: Map::new(), reset_quota_usage }))
-        },
-        now,
-    )
+) -> Result<Answer, DomainError> {
+    let write = Write { operation: "update", shows_key: true };
+    write_with_retry(store, caller, now, target, write, |before| {
+        if before.is_deleted() {
+            return Err(DomainError::Conflict("a deleted key cannot be changed or re-activated".into()));
+        }
+        if input.is_empty() {
+            return Ok(None);
+        }
+        let (after, reset_quota_usage) = apply_update(before, input, now);
+        caller.may_manage(after.acl.as_ref())?;
+        let action = if input.status.is_set() && after.status != before.status && only_status(input) {
+            AuditAction::StatusChanged
+        } else {
+            AuditAction::Updated
+        };
+        Ok(Some(Planned { after, action, extra: Map::new(), reset_quota_usage, plaintext: None }))
+    })
     .await
 }
 
@@ -284,82 +308,69 @@ fn apply_update(before: &ApiKey, input: &UpdateKeyInput, now: DateTime<Utc>) -> 
 /// Soft delete: the key turns inactive for good and stops verifying, old secrets included.
 /// Deleting a deleted key succeeds again.
 pub async fn delete_key(
-    store: &(impl KeyReader + KeyWriter + UsageRecorder),
+    store: &(impl KeyReader + KeyWriter + IdempotencyReader + UsageRecorder),
     caller: &Caller,
     now: DateTime<Utc>,
     target: Target<'_>,
-) -> Result<(), DomainError> {
-    write_with_retry(
-        store,
-        caller,
-        target,
-        |before| {
-            caller.may_manage(before.acl.as_ref())?;
-            if before.is_deleted() {
-                return Ok(None);
-            }
-            let mut after = before.clone();
-            after.status = KeyStatus::Inactive;
-            after.deleted_at = Some(now);
-            after.previous_secret = None;
-            Ok(Some(Planned { after, action: AuditAction::Deleted, extra: Map::new(), reset_quota_usage: false }))
-        },
-        now,
-    )
+) -> Result<Answer, DomainError> {
+    let write = Write { operation: "delete", shows_key: false };
+    write_with_retry(store, caller, now, target, write, |before| {
+        if before.is_deleted() {
+            return Ok(None);
+        }
+        let mut after = before.clone();
+        after.status = KeyStatus::Inactive;
+        after.deleted_at = Some(now);
+        after.previous_secret = None;
+        let action = AuditAction::Deleted;
+        Ok(Some(Planned { after, action, extra: Map::new(), reset_quota_usage: false, plaintext: None }))
+    })
     .await
-    .map(|_| ())
 }
 
 /// A new secret for the same key; the old one keeps verifying for the grace period, never past
 /// the key's own expiry. Only one old secret is kept: rolling again ends the previous grace.
 pub async fn roll_key(
-    store: &(impl KeyReader + KeyWriter + UsageRecorder),
+    store: &(impl KeyReader + KeyWriter + IdempotencyReader + UsageRecorder),
     caller: &Caller,
     now: DateTime<Utc>,
     target: Target<'_>,
     input: RollInput,
-) -> Result<(ApiKey, PlaintextKey), DomainError> {
-    let mut issued = None;
-    let key = write_with_retry(
-        store,
-        caller,
-        target,
-        |before| {
-            caller.may_manage(before.acl.as_ref())?;
-            if before.is_deleted() {
-                return Err(DomainError::Conflict("a deleted key cannot be rolled".into()));
-            }
-            let plaintext = PlaintextKey::generate(before.key_type);
-            let mut after = before.clone();
-            after.secret_hash = plaintext.hash();
-            after.key_prefix = plaintext.visible_prefix().to_owned();
-            after.publishable_key = (before.key_type == KeyType::Publishable).then(|| plaintext.clone());
-            let grace_end = now + TimeDelta::seconds(input.grace_period_seconds as i64);
-            let valid_until = before.expires_at.map_or(grace_end, |expiry| expiry.min(grace_end));
-            after.previous_secret =
-                (valid_until > now).then(|| PreviousSecret { hash: before.secret_hash.clone(), valid_until });
-            let mut extra = Map::new();
-            extra.insert("gracePeriodSeconds".into(), input.grace_period_seconds.into());
-            extra.insert(
-                "previousSecretValidUntil".into(),
-                serde_json::json!(after.previous_secret.as_ref().map(|p| p.valid_until)),
-            );
-            issued = Some(plaintext);
-            Ok(Some(Planned { after, action: AuditAction::Rolled, extra, reset_quota_usage: false }))
-        },
-        now,
-    )
-    .await?;
-    let plaintext = issued.ok_or_else(|| DomainError::Internal("roll produced no key".into()))?;
-    Ok((key, plaintext))
+) -> Result<Answer, DomainError> {
+    let write = Write { operation: "roll", shows_key: true };
+    write_with_retry(store, caller, now, target, write, |before| {
+        if before.is_deleted() {
+            return Err(DomainError::Conflict("a deleted key cannot be rolled".into()));
+        }
+        let plaintext = PlaintextKey::generate(before.key_type);
+        let mut after = before.clone();
+        after.secret_hash = plaintext.hash();
+        after.key_prefix = plaintext.visible_prefix().to_owned();
+        after.publishable_key = (before.key_type == KeyType::Publishable).then(|| plaintext.clone());
+        let grace_end = now + TimeDelta::seconds(input.grace_period_seconds as i64);
+        let valid_until = before.expires_at.map_or(grace_end, |expiry| expiry.min(grace_end));
+        after.previous_secret =
+            (valid_until > now).then(|| PreviousSecret { hash: before.secret_hash.clone(), valid_until });
+        let mut extra = Map::new();
+        extra.insert("gracePeriodSeconds".into(), input.grace_period_seconds.into());
+        extra.insert(
+            "previousSecretValidUntil".into(),
+            serde_json::json!(after.previous_secret.as_ref().map(|p| p.valid_until)),
+        );
+        let action = AuditAction::Rolled;
+        Ok(Some(Planned { after, action, extra, reset_quota_usage: false, plaintext: Some(plaintext) }))
+    })
+    .await
 }
 
-/// A write planned from the key as read: the new state and what to record of it.
+/// A write planned from the key as read: the new state, what to record of it, and the new
+/// secret a roll hands out.
 struct Planned {
     after: ApiKey,
     action: AuditAction,
     extra: Map<String, Value>,
     reset_quota_usage: bool,
+    plaintext: Option<PlaintextKey>,
 }
 
 /// The key a write acts on, and how the request guards it.
@@ -370,53 +381,82 @@ pub struct Target<'a> {
     pub if_match: Option<u64>,
     /// The request says it means to remove the company's last active admin key (`?force=true`).
     pub force: bool,
+    /// The request's `Idempotency-Key` and body, to answer a retry with the first answer.
+    pub retry: Option<&'a Retry>,
 }
 
 impl<'a> Target<'a> {
-    /// A plain write: no version pinned, no lock-out allowed.
+    /// A plain write: no version pinned, no lock-out allowed, not idempotent.
     pub fn key(id: &'a KeyId) -> Self {
-        Self { id, if_match: None, force: false }
+        Self { id, if_match: None, force: false, retry: None }
     }
 }
 
-/// Read, plan, write only if the key did not change meanwhile; on a conflict, read and plan
-/// again, unless the caller pinned a version (then the conflict is theirs to resolve). The call
-/// counts against the caller's limits once, when a plan first passes its checks.
+/// Which write, for idempotency fingerprints, and whether its answer shows the key.
+struct Write {
+    operation: &'static str,
+    shows_key: bool,
+}
+
+/// Read, check, plan, write only if the key did not change meanwhile; on a conflict, read and
+/// plan again, unless the caller pinned a version (then the conflict is theirs to resolve).
+/// The checks, in order: the management rule on the key as it is, the caller's own limits
+/// (counted once), a replay of an earlier answer to the same `Idempotency-Key`, `If-Match`,
+/// then the write's own plan (which checks the rule on the key as it would be).
 async fn write_with_retry(
-    store: &(impl KeyReader + KeyWriter + UsageRecorder),
+    store: &(impl KeyReader + KeyWriter + IdempotencyReader + UsageRecorder),
     caller: &Caller,
-    target: Target<'_>,
-    mut plan: impl FnMut(&ApiKey) -> Result<Option<Planned>, DomainError>,
     now: DateTime<Utc>,
-) -> Result<ApiKey, DomainError> {
+    target: Target<'_>,
+    write: Write,
+    mut plan: impl FnMut(&ApiKey) -> Result<Option<Planned>, DomainError>,
+) -> Result<Answer, DomainError> {
+    let operation = format!("{} {}", write.operation, target.id);
+    let idempotent = target.retry.map(|r| IdempotentRequest::new(caller, &r.header, &operation, &r.body));
+    let answer_for = |key: &ApiKey, plaintext: Option<&PlaintextKey>| {
+        if write.shows_key { Answer::key(key, plaintext, now) } else { Ok(Answer::nothing()) }
+    };
     let mut charged = false;
     for _ in 0..MAX_WRITE_ATTEMPTS {
         let before = store.get_key(&caller.company, target.id).await?.ok_or(DomainError::NotFound)?;
-        let planned = plan(&before)?;
+        caller.may_manage(before.acl.as_ref())?;
         if !charged {
             caller.charge(store, now).await?;
             charged = true;
         }
-        let Some(Planned { mut after, action, extra, reset_quota_usage }) = planned else {
-            return Ok(before);
+        if let Some(earlier) = replay(store, idempotent.as_ref(), now).await? {
+            return Ok(earlier);
+        }
+        if target.if_match.is_some_and(|v| v != before.version) {
+            return Err(DomainError::StaleVersion);
+        }
+        let Some(Planned { mut after, action, extra, reset_quota_usage, plaintext }) = plan(&before)? else {
+            return answer_for(&before, None);
         };
         after.updated_at = now;
         after.version = before.version + 1;
         let mut changes = changed_fields(&before, &after, now)?;
         changes.extend(extra);
         let audit = audit(caller, &after, action, changes, now);
+        let answer = answer_for(&after, plaintext.as_ref())?;
+        let record = idempotent.as_ref().map(|r| r.record(&answer, now));
         let change = KeyChange {
             before: &before,
             after: &after,
             audit: &audit,
             reset_quota_usage,
             keep_an_admin: !target.force,
+            idempotency: record.as_ref(),
         };
         match store.save_change(change).await? {
-            SaveOutcome::Saved => return Ok(after),
-            SaveOutcome::VersionConflict if target.if_match.is_some() => return Err(DomainError::StaleVersion),
+            SaveOutcome::Saved => return Ok(answer),
+            SaveOutcome::VersionConflict if target.if_match.is_some() && idempotent.is_none() => {
+                return Err(DomainError::StaleVersion);
+            }
+            // With a header, the conflict may be a concurrent twin of this request: read again.
             SaveOutcome::VersionConflict => continue,
             SaveOutcome::LastAdmin => return Err(DomainError::Conflict(LAST_ADMIN.into())),
+            SaveOutcome::IdempotencyKeyTaken => return replay_after_race(store, idempotent.as_ref(), now).await,
         }
     }
     Err(DomainError::Conflict("the key kept changing concurrently; try again".into()))

@@ -52,6 +52,7 @@ impl ApiError {
             ApiError::Domain(D::AlreadyExists(_)) => (StatusCode::CONFLICT, "key_exists"),
             ApiError::Domain(D::Conflict(_)) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Domain(D::StaleVersion) => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
+            ApiError::Domain(D::RequestInProgress) => (StatusCode::CONFLICT, "request_in_progress"),
             ApiError::Domain(D::IdempotencyMismatch) => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
             ApiError::Domain(D::RateLimited(_)) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Domain(D::Unavailable) => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),

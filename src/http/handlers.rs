@@ -7,10 +7,12 @@ use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 
 use crate::config::App;
-use crate::domain::keys::{self, NewKey, Page, Target};
+use crate::domain::keys::{self, NewKey, Page, Retry, Target};
 use crate::domain::verify::{self, Verdict, VerifyCode, VerifyRequest};
 use crate::domain::{Caller, Credential, authenticate};
-use crate::model::{CreateKeyInput, Cursor, IdempotencyKey, PageRequest, RollInput, UpdateKeyInput, VerifyInput};
+use crate::model::{
+    CreateKeyInput, Cursor, IdempotencyKey, KeyId, PageRequest, RollInput, UpdateKeyInput, VerifyInput,
+};
 
 use super::error::{ApiError, json_response};
 use super::request::{self, existing_key_id, json_body, path_key_id, required_body};
@@ -54,16 +56,32 @@ fn key_response(status: StatusCode, view: &impl serde::Serialize, etag: String) 
     with_header(json_response(status, view), header::ETAG, &etag)
 }
 
+/// An `Answer` as HTTP: its body (none for `Null`) and its version as the `ETag`.
+fn answer_response(status: StatusCode, answer: &keys::Answer) -> Response<Body> {
+    let mut response = if answer.body.is_null() {
+        let mut empty = Response::new(Body::Empty);
+        *empty.status_mut() = status;
+        empty
+    } else {
+        json_response(status, &answer.body)
+    };
+    if let Some(version) = answer.version {
+        response = with_header(response, header::ETAG, &format!("\"{version}\""));
+    }
+    response
+}
+
 async fn create_key(app: &App, caller: &Caller, req: &Request, custom_id: bool) -> Result<Response<Body>, ApiError> {
     let id = if custom_id { Some(path_key_id(req)?) } else { None };
+    request::no_query(req)?;
+    let retry_header = request::idempotency_key(req)?;
     let body = required_body(req)?;
-    let idempotency = request::header(req, "idempotency-key").map(IdempotencyKey::parse).transpose()?;
     let now = app.clock.now();
     let input = CreateKeyInput::parse(body.clone(), now)?;
-    let new_key = NewKey { id, input, idempotency: idempotency.map(|key| (key, body)) };
-    let created = keys::create_key(&app.store, caller, now, new_key).await?;
-    let response = json_response(StatusCode::CREATED, &created.body);
-    Ok(with_header(response, header::LOCATION, &format!("{KEYS_PATH}/{}", created.id)))
+    let retry = retry_header.map(|header| Retry { header, body });
+    let created = keys::create_key(&app.store, caller, now, NewKey { id, input, retry }).await?;
+    let location = format!("{KEYS_PATH}/{}", created.id());
+    Ok(with_header(answer_response(StatusCode::CREATED, &created), header::LOCATION, &location))
 }
 
 async fn get_key(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
@@ -117,31 +135,55 @@ fn page_response<T>(page: &PageRequest, path: &str, listed: &Page<T>, data: &imp
     json_response(StatusCode::OK, &body)
 }
 
+/// Everything a write to an existing key reads from its request, validated before any of it
+/// is acted on: path, query (`force`), `If-Match`, `Idempotency-Key`, then the body.
+struct KeyWrite {
+    id: KeyId,
+    force: bool,
+    if_match: Option<u64>,
+    retry_header: Option<IdempotencyKey>,
+}
+
+impl KeyWrite {
+    fn parse(req: &Request, force_allowed: bool) -> Result<Self, ApiError> {
+        let id = existing_key_id(req)?;
+        let force = if force_allowed { request::force_flag(req)? } else { request::no_query(req).map(|()| false)? };
+        Ok(Self { id, force, if_match: request::if_match(req)?, retry_header: request::idempotency_key(req)? })
+    }
+
+    fn retry(&self, body: Value) -> Option<Retry> {
+        self.retry_header.clone().map(|header| Retry { header, body })
+    }
+
+    fn target<'a>(&'a self, retry: Option<&'a Retry>) -> Target<'a> {
+        Target { id: &self.id, if_match: self.if_match, force: self.force, retry }
+    }
+}
+
 async fn update_key(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
-    let id = existing_key_id(req)?;
+    let write = KeyWrite::parse(req, true)?;
     let now = app.clock.now();
-    let force = request::force_flag(req)?;
-    let input = UpdateKeyInput::parse(required_body(req)?, now)?;
-    let target = Target { id: &id, if_match: request::if_match(req)?, force };
-    let key = keys::update_key(&app.store, caller, now, target, &input).await?;
-    Ok(key_response(StatusCode::OK, &key.view(now), key.etag()))
+    let body = required_body(req)?;
+    let input = UpdateKeyInput::parse(body.clone(), now)?;
+    let retry = write.retry(body);
+    let answer = keys::update_key(&app.store, caller, now, write.target(retry.as_ref()), &input).await?;
+    Ok(answer_response(StatusCode::OK, &answer))
 }
 
 async fn delete_key(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
-    let id = existing_key_id(req)?;
-    let target = Target { force: request::force_flag(req)?, ..Target::key(&id) };
-    keys::delete_key(&app.store, caller, app.clock.now(), target).await?;
-    let mut response = Response::new(Body::Empty);
-    *response.status_mut() = StatusCode::NO_CONTENT;
-    Ok(response)
+    let write = KeyWrite::parse(req, true)?;
+    let retry = write.retry(Value::Null);
+    let answer = keys::delete_key(&app.store, caller, app.clock.now(), write.target(retry.as_ref())).await?;
+    Ok(answer_response(StatusCode::NO_CONTENT, &answer))
 }
 
 async fn roll_key(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
-    let id = existing_key_id(req)?;
-    let input = RollInput::parse(json_body(req)?)?;
-    let now = app.clock.now();
-    let (key, plaintext) = keys::roll_key(&app.store, caller, now, Target::key(&id), input).await?;
-    Ok(key_response(StatusCode::OK, &key.view(now).with_plaintext(&plaintext), key.etag()))
+    let write = KeyWrite::parse(req, false)?;
+    let body = json_body(req)?;
+    let input = RollInput::parse(body.clone())?;
+    let retry = write.retry(body.unwrap_or(Value::Null));
+    let answer = keys::roll_key(&app.store, caller, app.clock.now(), write.target(retry.as_ref()), input).await?;
+    Ok(answer_response(StatusCode::OK, &answer))
 }
 
 /// A missing or malformed credential is refused before the body is read; a well-formed one is

@@ -8,7 +8,7 @@ use lambda_http::{Body, Request, RequestExt};
 use serde_json::Value;
 
 use crate::domain::{Credential, DomainError};
-use crate::model::{FieldError, KeyId};
+use crate::model::{FieldError, IdempotencyKey, KeyId};
 
 use super::error::{ApiError, MAX_BODY_BYTES};
 
@@ -29,6 +29,22 @@ fn source_ip(req: &Request) -> Option<IpAddr> {
         Some(RequestContext::ApiGatewayV2(ctx)) => ctx.http.source_ip.as_deref().and_then(|ip| ip.parse().ok()),
         _ => None,
     }
+}
+
+/// A route that takes no query parameters: any is a 400 naming it.
+pub fn no_query(req: &Request) -> Result<(), ApiError> {
+    match query_pairs(req).into_iter().next() {
+        Some((name, _)) => Err(FieldError::unknown(name).into()),
+        None => Ok(()),
+    }
+}
+
+/// `Idempotency-Key`, as openapi.yaml documents it: 1 to 255 visible ASCII characters. A header
+/// that is present but empty, not text, or too long is a 400 naming it, never ignored.
+pub fn idempotency_key(req: &Request) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(raw) = req.headers().get("idempotency-key") else { return Ok(None) };
+    let text = std::str::from_utf8(raw.as_bytes()).unwrap_or("\u{fffd}");
+    Ok(Some(IdempotencyKey::parse(text)?))
 }
 
 /// `?force=true` on a write that may remove the company's last admin key; any other query
@@ -97,8 +113,12 @@ pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
 /// `If-Match: "3"` (also `W/"3"` or `3`): the version the caller last saw. `*` matches any
 /// version of an existing key, so it pins nothing.
 pub fn if_match(req: &Request) -> Result<Option<u64>, ApiError> {
-    let Some(raw) = header(req, "if-match").filter(|v| v.trim() != "*") else { return Ok(None) };
-    let version = raw.trim().trim_start_matches("W/").trim_matches('"');
+    let Some(raw) = req.headers().get("if-match") else { return Ok(None) };
+    let raw = std::str::from_utf8(raw.as_bytes()).unwrap_or_default().trim();
+    if raw == "*" {
+        return Ok(None);
+    }
+    let version = raw.trim_start_matches("W/").trim_matches('"');
     version
         .parse()
         .map(Some)

@@ -330,8 +330,10 @@ fn acl(entries: Vec<Value>) -> Result<Option<Acl>, FieldError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase", deny_unknown_fields)]
     struct RawEntry {
+        /// Read as JSON first: serde would take an array as a struct's fields in order, so
+        /// `"scope": [null, null]` must be refused here rather than read as an empty scope.
         #[serde(default)]
-        scope: Option<Scope>,
+        scope: Option<Value>,
         permissions: Vec<String>,
     }
     if entries.len() > super::acl::MAX_ACL_ENTRIES {
@@ -353,7 +355,21 @@ fn acl(entries: Vec<Value>) -> Result<Option<Acl>, FieldError> {
                 .enumerate()
                 .map(|(j, p)| Permission::parse(p, &format!("{field}.permissions[{j}]")))
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(AclEntry { scope: entry.scope.unwrap_or_default(), permissions })
+            let scope = match entry.scope {
+                None | Some(Value::Null) => Scope::default(),
+                Some(scope @ Value::Object(_)) => decode(
+                    scope,
+                    &format!("{field}.scope"),
+                    "an object with keys customFieldName, productId, planId, organizationId, each a list of strings",
+                )?,
+                Some(_) => {
+                    return Err(FieldError::invalid(
+                        format!("{field}.scope"),
+                        format!("{field}.scope must be an object"),
+                    ));
+                }
+            };
+            Ok(AclEntry { scope, permissions })
         })
         .collect::<Result<Vec<_>, FieldError>>()?;
     (!parsed.is_empty()).then(|| Acl::parse(parsed, "acl")).transpose()

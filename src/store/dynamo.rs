@@ -152,6 +152,23 @@ impl DynamoStore {
         TransactWriteItem::builder().update(update.build().expect("table, key and expression are set")).build()
     }
 
+    /// The record of a first answer, put only if no live record holds its header.
+    fn idempotency_put(&self, record: &IdempotencyRecord, now: DateTime<Utc>) -> TransactWriteItem {
+        let mut item = address(items::idempotency_pk(&record.lookup), items::IDEMPOTENCY_SK);
+        item.insert("fingerprint".into(), s(&record.fingerprint));
+        item.insert("response".into(), AttributeValue::B(record.sealed_response.clone().into()));
+        item.insert("expiresAt".into(), n(record.expires_at.timestamp()));
+        item.insert(TTL_ATTRIBUTE.into(), n(record.expires_at.timestamp()));
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR expiresAt <= :now")
+            .expression_attribute_values(":now", n(now.timestamp()))
+            .build()
+            .expect("table and item are set");
+        TransactWriteItem::builder().put(put).build()
+    }
+
     fn retention_end(&self, key: &ApiKey) -> Option<DateTime<Utc>> {
         key.deleted_at.map(|at| at + self.retention)
     }
@@ -340,6 +357,11 @@ impl DynamoStore {
     }
 }
 
+/// Whether the write at `index` of a cancelled transaction is the one whose condition failed.
+fn failed_at(codes: &[String], index: Option<usize>) -> bool {
+    index.and_then(|i| codes.get(i)).is_some_and(|code| code == CONDITION_FAILED)
+}
+
 /// The key's secrets that verify: the current one, and the previous one while in grace.
 fn live_secrets(key: &ApiKey) -> Vec<(&SecretHash, Option<DateTime<Utc>>)> {
     let mut live = vec![(&key.secret_hash, None)];
@@ -403,24 +425,13 @@ impl KeyCreator for DynamoStore {
             self.counters_update(&key.company_id, CounterMoves::between(None, key, false)),
             self.put(items::audit_item(audit)?, None),
         ];
-        if let Some(record) = idempotency {
-            let mut item = address(items::idempotency_pk(&record.lookup), items::IDEMPOTENCY_SK);
-            item.insert("fingerprint".into(), s(&record.fingerprint));
-            item.insert("response".into(), AttributeValue::B(record.sealed_response.clone().into()));
-            item.insert("expiresAt".into(), n(record.expires_at.timestamp()));
-            item.insert(TTL_ATTRIBUTE.into(), n(record.expires_at.timestamp()));
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk) OR expiresAt <= :now")
-                .expression_attribute_values(":now", n(key.created_at.timestamp()))
-                .build()
-                .expect("table and item are set");
-            writes.push(TransactWriteItem::builder().put(put).build());
-        }
+        let idempotency_at = idempotency.map(|record| {
+            writes.push(self.idempotency_put(record, key.created_at));
+            writes.len() - 1
+        });
         match self.transact("create key", writes).await? {
             Transaction::Committed => Ok(InsertOutcome::Inserted),
-            Transaction::Cancelled(codes) if codes.get(4).is_some_and(|c| c == CONDITION_FAILED) => {
+            Transaction::Cancelled(codes) if failed_at(&codes, idempotency_at) => {
                 Ok(InsertOutcome::IdempotencyKeyTaken)
             }
             Transaction::Cancelled(codes) if codes.first().is_some_and(|c| c == CONDITION_FAILED) => {
@@ -504,16 +515,15 @@ impl KeyWriter for DynamoStore {
             writes.push(self.counters_update(&after.company_id, moves));
         }
         writes.push(self.put(items::audit_item(change.audit)?, None));
+        let idempotency_at = change.idempotency.map(|record| {
+            writes.push(self.idempotency_put(record, after.updated_at));
+            writes.len() - 1
+        });
         match self.transact("save key", writes).await? {
             Transaction::Committed => Ok(SaveOutcome::Saved),
-            Transaction::Cancelled(codes) if codes.first().is_some_and(|c| c == CONDITION_FAILED) => {
-                Ok(SaveOutcome::VersionConflict)
-            }
-            Transaction::Cancelled(codes)
-                if counters_at.and_then(|at| codes.get(at)).is_some_and(|c| c == CONDITION_FAILED) =>
-            {
-                Ok(SaveOutcome::LastAdmin)
-            }
+            Transaction::Cancelled(codes) if failed_at(&codes, Some(0)) => Ok(SaveOutcome::VersionConflict),
+            Transaction::Cancelled(codes) if failed_at(&codes, counters_at) => Ok(SaveOutcome::LastAdmin),
+            Transaction::Cancelled(codes) if failed_at(&codes, idempotency_at) => Ok(SaveOutcome::IdempotencyKeyTaken),
             Transaction::Cancelled(_) => Err(StoreError::Unavailable("save key: unexpected condition failure".into())),
         }
     }

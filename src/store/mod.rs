@@ -83,6 +83,8 @@ pub struct KeyChange<'a> {
     /// Refuse the change if it takes away the company's last active admin key
     /// (`ApiKey::is_company_admin`), checked against the company's counter in the same write.
     pub keep_an_admin: bool,
+    /// The answer to store for the request's `Idempotency-Key`, in the same transaction.
+    pub idempotency: Option<&'a IdempotencyRecord>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +94,8 @@ pub enum SaveOutcome {
     VersionConflict,
     /// The change would leave the company with no active admin key, and `keep_an_admin` was set.
     LastAdmin,
+    /// Another request with the same `Idempotency-Key` got there first.
+    IdempotencyKeyTaken,
 }
 
 pub trait KeyWriter: Sync {

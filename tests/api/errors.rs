@@ -47,7 +47,7 @@ async fn bad_bodies_are_400_naming_the_field_and_write_nothing() {
         (json!({ "userId": "u", "acl": [{ "permissions": ["a*b"] }] }), "acl[0].permissions[0]", "invalid_field"),
         (
             json!({ "userId": "u", "acl": [{ "scope": { "shop": ["x"] }, "permissions": [] }] }),
-            "acl[0]",
+            "acl[0].scope",
             "invalid_field",
         ),
         (json!({ "userId": "u", "expiresAt": "tomorrow" }), "expiresAt", "invalid_field"),

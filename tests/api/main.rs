@@ -18,6 +18,7 @@ mod list;
 mod openapi;
 mod permissions;
 mod retention;
+mod retries;
 mod secrets;
 mod table_reads;
 mod verify;

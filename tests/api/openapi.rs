@@ -403,7 +403,7 @@ fn every_route_is_documented_with_its_operation_id_and_permission_and_nothing_el
         );
     }
 
-    // Both ways of sending the root key, as the authorizer reads them.
+    // Both ways of sending the root key, as every function reads them.
     let schemes = &spec()["components"]["securitySchemes"];
     assert_eq!(schemes["bearerAuth"]["type"], "http");
     assert_eq!(schemes["bearerAuth"]["scheme"], "bearer");
@@ -445,6 +445,7 @@ fn the_error_codes_are_those_the_service_uses() {
         "payload_too_large",
         "unsupported_media_type",
         "idempotency_key_reused",
+        "request_in_progress",
         "rate_limited",
         "service_unavailable",
         "internal_error",
