@@ -11,7 +11,6 @@ use aws_sdk_dynamodb::types::{
     TransactWriteItem, Update,
 };
 use chrono::{DateTime, TimeDelta, Utc};
-use tokio_util::task::TaskTracker;
 
 use crate::model::{
     ApiKey, AuditEvent, CompanyId, KeyId, KeyStatus, Quota, RateLimit, SecretHash, StatusFilter, Window,
@@ -37,7 +36,6 @@ pub struct DynamoStore {
     client: Client,
     table: String,
     retention: TimeDelta,
-    background: TaskTracker,
 }
 
 enum Transaction {
@@ -48,12 +46,7 @@ enum Transaction {
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-            retention: TimeDelta::days(DEFAULT_RETENTION_DAYS),
-            background: TaskTracker::new(),
-        }
+        Self { client, table: table.into(), retention: TimeDelta::days(DEFAULT_RETENTION_DAYS) }
     }
 
     /// `RETENTION_DAYS` from the environment, else 30.
@@ -75,12 +68,9 @@ impl DynamoStore {
         &self.table
     }
 
-    /// Waits for writes made off the answer's path (`lastUsedAt`); for tests and shutdown.
-    pub async fn settle(&self) {
-        self.background.close();
-        self.background.wait().await;
-        self.background.reopen();
-    }
+    /// Nothing runs off the answer's path any more (`lastUsedAt` is written before the answer),
+    /// so there is nothing to wait for; kept so that existing callers need no change.
+    pub async fn settle(&self) {}
 
     /// A strongly consistent read of one item: every read the service makes must see the last write.
     async fn get_item(&self, operation: &'static str, key: Item) -> Result<Option<Item>, StoreError> {
@@ -275,7 +265,7 @@ impl DynamoStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
     }
 
-    async fn write_last_used(self, key: ApiKey, now: DateTime<Utc>) {
+    async fn write_last_used(&self, key: &ApiKey, now: DateTime<Utc>) {
         let cutoff = now - crate::domain::verify::LAST_USED_GRANULARITY;
         let key_update = Update::builder()
             .table_name(&self.table)
@@ -290,7 +280,7 @@ impl DynamoStore {
             .build();
         let mut writes: Vec<TransactWriteItem> =
             key_update.into_iter().map(|u| TransactWriteItem::builder().update(u).build()).collect();
-        for hash in live_secrets(&key).into_iter().map(|(hash, _)| hash) {
+        for hash in live_secrets(key).into_iter().map(|(hash, _)| hash) {
             let lookup = Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(address(items::secret_pk(hash), items::SECRET_SK)))
@@ -300,8 +290,9 @@ impl DynamoStore {
                 .build();
             writes.extend(lookup.into_iter().map(|u| TransactWriteItem::builder().update(u).build()));
         }
-        if let Err(e) = self.transact("last used", writes).await {
-            tracing::debug!(error = %e, "lastUsedAt not recorded");
+        // `transact` logged the failure by its code; the verdict stands without lastUsedAt.
+        if self.transact("last used", writes).await.is_err() {
+            tracing::debug!("lastUsedAt not recorded");
         }
     }
 }
@@ -654,7 +645,7 @@ impl UsageRecorder for DynamoStore {
         Ok(UsageOutcome::Admitted { rate_used, quota_used })
     }
 
-    fn touch_last_used(&self, key: &ApiKey, now: DateTime<Utc>) {
-        self.background.spawn(self.clone().write_last_used(key.clone(), now));
+    async fn touch_last_used(&self, key: &ApiKey, now: DateTime<Utc>) {
+        self.write_last_used(key, now).await;
     }
 }

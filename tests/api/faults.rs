@@ -388,7 +388,6 @@ async fn dynamodb_down_mid_run_is_503_within_the_timeout_half_writes_nothing_and
     let listed = call(&proxied, bound, Method::GET, "/keys?status=all&limit=1", &root, None).await.unwrap();
     assert_eq!(listed.status, StatusCode::OK);
 
-    proxied.store.settle().await;
     let problems = consistency_problems(&app.client, &app.table).await;
     assert!(problems.is_empty(), "half-written state:\n{}", problems.join("\n"));
 }
