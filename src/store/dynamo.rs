@@ -114,13 +114,33 @@ impl DynamoStore {
 
     /// Runs a transaction, retrying conflicts with other transactions; condition failures are
     /// returned for the caller to read.
+    ///
+    /// Every attempt carries a `ClientRequestToken` of this call. When DynamoDB commits but its
+    /// answer is lost (a reset, a timeout, a 500) and the retry meets the same token, DynamoDB
+    /// answers with the commit (or `TransactionInProgress` while it is still applied) instead of
+    /// evaluating the conditions again against the writes it just made: without it a create
+    /// would answer 409 although its key exists, a roll would roll twice and lose the first
+    /// secret. The SDK fills a token of its own, but only for its own attempts; the store's
+    /// retries below must keep it too. The token belongs to this call, not to the writes'
+    /// content: a later call with identical writes (a redelivered stream record, two verifies
+    /// in one second) is a new operation whose conditions must be evaluated again.
+    /// A cancelled transaction committed nothing, so the attempt after a `TransactionConflict`
+    /// gets a fresh token: it is a new request whatever DynamoDB remembers of the cancelled one
+    /// for ten minutes. `TransactionInProgress` (that token still being applied) keeps it.
     async fn transact(
         &self,
         operation: &'static str,
         writes: Vec<TransactWriteItem>,
     ) -> Result<Transaction, StoreError> {
+        let mut token = request_token();
         for attempt in 0..MAX_TRANSACTION_ATTEMPTS {
-            let result = self.client.transact_write_items().set_transact_items(Some(writes.clone())).send().await;
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(writes.clone()))
+                .client_request_token(&token)
+                .send()
+                .await;
             let err = match result {
                 Ok(_) => return Ok(Transaction::Committed),
                 Err(err) => err,
@@ -132,6 +152,7 @@ impl DynamoStore {
                     if codes.iter().any(|c| c == CONDITION_FAILED) {
                         return Ok(Transaction::Cancelled(codes));
                     }
+                    token = request_token();
                     codes.iter().any(|c| c == "TransactionConflict")
                 }
                 Some(TransactWriteItemsError::TransactionInProgressException(_)) => true,
@@ -304,6 +325,11 @@ fn live_secrets(key: &ApiKey) -> Vec<(&SecretHash, Option<DateTime<Utc>>)> {
         live.push((&old.hash, Some(old.valid_until)));
     }
     live
+}
+
+/// A `ClientRequestToken` (at most 36 characters), unique per call: 32 hex digits of a UUIDv7.
+fn request_token() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
 }
 
 async fn backoff(attempt: u32) {

@@ -194,9 +194,10 @@ async fn call(
         serde_json::from_slice(&body).map_err(|e| format!("{method} {path}: answer is not JSON ({e}): {body:?}"))?
     };
     if (parts.status.is_client_error() || parts.status.is_server_error())
-        && body["error"]["code"].as_str().is_none_or(str::is_empty) {
-            return Err(format!("{method} {path}: {} without an error code: {body}", parts.status));
-        }
+        && body["error"]["code"].as_str().is_none_or(str::is_empty)
+    {
+        return Err(format!("{method} {path}: {} without an error code: {body}", parts.status));
+    }
     Ok(Answer { status: parts.status, body })
 }
 
@@ -252,9 +253,10 @@ async fn random_op(
     };
     if answer.status.is_success() {
         if let Some(id) = answer.body["id"].as_str()
-            && op == "create" {
-                pool.lock().unwrap().push(Known { id: id.to_owned() });
-            }
+            && op == "create"
+        {
+            pool.lock().unwrap().push(Known { id: id.to_owned() });
+        }
         if let Some(plaintext) = answer.body["key"].as_str() {
             secrets.lock().unwrap().push(plaintext.to_owned());
         }
@@ -429,6 +431,130 @@ async fn a_database_that_hangs_is_a_503_within_the_configured_timeout() {
     assert_eq!(app.counters().await, (2, 0), "nothing more was written");
     let again = call(&proxied, bound, Method::GET, &format!("/keys/{id}"), &app.root_key, None).await.unwrap();
     assert_eq!(again.status, StatusCode::OK);
+    assert!(consistency_problems(&app.client, &app.table).await.is_empty());
+}
+
+/// From now on, `app`'s client loses the answer of its next committed `TransactWriteItems`:
+/// DynamoDB applies the writes, then the connection breaks before the answer arrives. The SDK
+/// retries the same request with the same `ClientRequestToken` (its own, or the store's), and
+/// both of its remaining attempts (standard retry mode: 3 in all) are answered
+/// `TransactionInProgressException`, as DynamoDB answers while the first attempt with that token
+/// is still being applied. Then the SDK gives up and the store's own retry must carry the same
+/// token: with a new one, DynamoDB evaluates the conditions again against the committed writes. The root key's
+/// `lastUsedAt` is refreshed first, so that the next transaction is the operation's own.
+async fn lose_a_commit_answer(app: &mut TestApp) {
+    use lost_answer::Fault;
+    assert_eq!(app.list_keys("").await.status, StatusCode::OK);
+    let base = sdk_config().await;
+    let inner = base.http_client().expect("the SDK config carries an HTTP client");
+    let script = Arc::new(Mutex::new(vec![Fault::LoseAnswer, Fault::InProgress, Fault::InProgress].into()));
+    let config = aws_sdk_dynamodb::config::Builder::from(&base)
+        .http_client(lost_answer::Lossy { inner, script: script.clone() })
+        .interceptor(app.calls.clone())
+        .build();
+    app.client = Client::from_conf(config);
+    app.app = App::new(DynamoStore::new(app.client.clone(), &app.table), app.clock.clone());
+}
+
+mod lost_answer {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+
+    use aws_smithy_runtime_api::client::http::{
+        HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+    };
+    use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+    use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+    use aws_smithy_types::body::SdkBody;
+
+    const IN_PROGRESS: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionInProgressException","Message":"Transaction is in progress"}"#;
+
+    /// What happens to the next transactions, in order; then they pass untouched.
+    #[derive(Debug, Clone, Copy)]
+    pub enum Fault {
+        /// Forwarded and applied; its answer is replaced by a reset connection.
+        LoseAnswer,
+        /// Answered `TransactionInProgressException` without reaching the table.
+        InProgress,
+    }
+
+    #[derive(Debug, Clone)]
+    pub struct Lossy {
+        pub inner: SharedHttpClient,
+        pub script: Arc<Mutex<VecDeque<Fault>>>,
+    }
+
+    #[derive(Debug)]
+    struct Connector {
+        inner: SharedHttpConnector,
+        script: Arc<Mutex<VecDeque<Fault>>>,
+    }
+
+    impl HttpClient for Lossy {
+        fn http_connector(
+            &self,
+            settings: &HttpConnectorSettings,
+            components: &RuntimeComponents,
+        ) -> SharedHttpConnector {
+            SharedHttpConnector::new(Connector {
+                inner: self.inner.http_connector(settings, components),
+                script: self.script.clone(),
+            })
+        }
+    }
+
+    impl HttpConnector for Connector {
+        fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+            let is_transaction =
+                request.headers().get("x-amz-target").is_some_and(|t| t.ends_with(".TransactWriteItems"));
+            let fault = if is_transaction { self.script.lock().unwrap().pop_front() } else { None };
+            let inner = self.inner.clone();
+            HttpConnectorFuture::new(async move {
+                match fault {
+                    None => inner.call(request).await,
+                    Some(Fault::InProgress) => {
+                        let mut response = HttpResponse::new(400u16.try_into().unwrap(), SdkBody::from(IN_PROGRESS));
+                        response.headers_mut().insert("content-type", "application/x-amz-json-1.0");
+                        Ok(response)
+                    }
+                    Some(Fault::LoseAnswer) => {
+                        let response = inner.call(request).await?;
+                        assert!(response.status().is_success(), "the transaction committed");
+                        let lost =
+                            std::io::Error::new(std::io::ErrorKind::ConnectionReset, "answer lost after the commit");
+                        Err(ConnectorError::io(lost.into()))
+                    }
+                }
+            })
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_create_whose_commit_answer_is_lost_answers_201_with_the_secret() {
+    let mut app = spawn_app().await;
+    lose_a_commit_answer(&mut app).await;
+    let created = app.post_keys(&json!({ "userId": "u" })).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let secret = created.body["key"].as_str().expect("the secret is shown");
+    assert_eq!(app.counters().await, (2, 0), "the root key and this one, counted once");
+    assert_eq!(app.verify(&json!({ "key": secret })).await.body["code"], "VALID");
+    assert!(consistency_problems(&app.client, &app.table).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_roll_whose_commit_answer_is_lost_answers_the_new_secret() {
+    let mut app = spawn_app().await;
+    let created = app.create_key(&json!({ "userId": "u" })).await;
+    let (id, old) = (created["id"].as_str().unwrap(), created["key"].as_str().unwrap());
+    lose_a_commit_answer(&mut app).await;
+    let rolled = app.roll_key(id, None).await;
+    assert_eq!(rolled.status, StatusCode::OK, "{}", rolled.body);
+    let new = rolled.body["key"].as_str().expect("the new secret is shown");
+    assert_ne!(new, old);
+    assert_eq!(app.verify(&json!({ "key": new })).await.body["code"], "VALID");
+    assert_eq!(app.get_key(id).await.header("etag"), "\"2\"", "rolled once");
     assert!(consistency_problems(&app.client, &app.table).await.is_empty());
 }
 
