@@ -2,6 +2,7 @@
 //! as the local server (and, per function, as Lambda).
 
 mod helpers;
+mod lambda_harness;
 
 mod auth;
 mod cli;
@@ -17,6 +18,7 @@ mod lifecycle;
 mod list;
 mod openapi;
 mod retention;
+mod runtime;
 mod secrets;
 mod table_reads;
 mod verify;

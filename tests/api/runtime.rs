@@ -1,0 +1,200 @@
+//! The real function binaries under the Lambda Runtime API of `lambda_harness`, on the sample
+//! events of events/, against DynamoDB Local: what runs in AWS is what is tested here.
+//!
+//! Each test has its own table holding company `acme` (the events' company) and a root key of it
+//! made here; the events get that key as their `Authorization` header (their
+//! `requestContext.authorizer` block, where present, is kept as it is).
+
+use apikeys::config::dynamodb_client;
+use apikeys::domain::keys::create_root_key;
+use apikeys::model::{CompanyId, PlaintextKey};
+use apikeys::store::DynamoStore;
+use apikeys::store::table::create_table;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::{Value, json};
+
+use crate::helpers::unique;
+use crate::lambda_harness::Function;
+
+/// A table of its own with company `acme` and a root key of it.
+struct Stage {
+    client: Client,
+    table: String,
+    store: DynamoStore,
+    root_key: String,
+}
+
+impl Stage {
+    async fn new() -> Stage {
+        assert!(std::env::var("DYNAMODB_ENDPOINT").is_ok(), "run with `make test`, which starts DynamoDB Local");
+        let client = dynamodb_client().await;
+        let table = unique("lambda");
+        create_table(&client, &table).await.expect("create the table");
+        let store = DynamoStore::new(client.clone(), &table);
+        let root_key = Stage::root_key_of(&store).await;
+        Stage { client, table, store, root_key }
+    }
+
+    async fn root_key_of(store: &DynamoStore) -> String {
+        let company = CompanyId::parse("acme", "company").unwrap();
+        let created = create_root_key(store, company, None, chrono::Utc::now()).await.expect("a root key of acme");
+        created.body["key"].as_str().unwrap().to_owned()
+    }
+
+    async fn start(&self, function: &str, extra: &[(&str, &str)]) -> Function {
+        Function::start(function, &self.table, extra).await
+    }
+
+    /// events/<name>.json with this stage's root key as its credential.
+    fn event(&self, name: &str) -> Value {
+        let path = format!("{}/events/{name}.json", env!("CARGO_MANIFEST_DIR"));
+        let mut event: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("a sample event"))
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        if event.get("headers").is_some() {
+            event["headers"]["authorization"] = json!(format!("Bearer {}", self.root_key));
+        }
+        event
+    }
+
+    async fn last_used_at(&self, key_id: &str) -> Option<String> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(format!("KEY#acme#{key_id}")))
+            .key("sk", AttributeValue::S("KEY".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item?;
+        item.get("lastUsedAt").and_then(|v| v.as_s().ok()).cloned()
+    }
+}
+
+/// An event's JSON body, replaced.
+fn with_body(mut event: Value, body: &Value) -> Value {
+    event["body"] = json!(body.to_string());
+    event
+}
+
+/// One function, one event: its answer, the process stopped.
+async fn answer(stage: &Stage, function: &str, event: Value) -> (u16, Value) {
+    let mut running = stage.start(function, &[]).await;
+    let answer = running.call(event).await;
+    running.stop().await;
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_function_answers_its_sample_event() {
+    let stage = Stage::new().await;
+
+    let (status, created) = answer(&stage, "create_custom_key", stage.event("create_custom_key")).await;
+    assert_eq!((status, created["id"].as_str()), (201, Some("billing-svc")), "{created}");
+    assert!(created["key"].as_str().is_some_and(|k| k.starts_with("sk_")));
+
+    let (status, created) = answer(&stage, "create_key", stage.event("create_key")).await;
+    assert_eq!(status, 201, "{created}");
+    let secret = created["key"].as_str().expect("the new secret").to_owned();
+    assert_eq!(created["rateLimit"]["limit"], 100);
+
+    let (status, got) = answer(&stage, "get_key", stage.event("get_key")).await;
+    assert_eq!((status, got["id"].as_str(), got["userId"].as_str()), (200, Some("billing-svc"), Some("user_42")));
+    assert!(got.get("key").is_none(), "a secret is shown only when made");
+
+    let (status, listed) = answer(&stage, "list_keys", stage.event("list_keys")).await;
+    assert_eq!((status, listed["total"].as_u64(), listed["count"].as_u64()), (200, Some(3), Some(3)), "{listed}");
+
+    let (status, updated) = answer(&stage, "update_key", stage.event("update_key")).await;
+    assert_eq!((status, updated["description"].as_str()), (200, Some("Billing service, rotated monthly")));
+    assert_eq!(updated["rateLimit"]["limit"], 200);
+
+    let (status, events) = answer(&stage, "list_key_events", stage.event("list_key_events")).await;
+    assert_eq!((status, events["total"].as_u64()), (200, Some(2)), "created and updated: {events}");
+
+    let verify = stage.event("verify_key");
+    let mut body: Value = serde_json::from_str(verify["body"].as_str().unwrap()).unwrap();
+    body["key"] = json!(secret);
+    let (status, verdict) = answer(&stage, "verify_key", with_body(verify, &body)).await;
+    assert_eq!(
+        (status, verdict["valid"].as_bool(), verdict["code"].as_str()),
+        (200, Some(true), Some("VALID")),
+        "{verdict}"
+    );
+    assert_eq!(verdict["keyId"], created["id"]);
+
+    let (status, rolled) = answer(&stage, "roll_key", stage.event("roll_key")).await;
+    assert_eq!(status, 200, "{rolled}");
+    assert!(rolled["key"].as_str().is_some_and(|k| k.starts_with("sk_")), "the new secret is shown");
+
+    let (status, deleted) = answer(&stage, "delete_key", stage.event("delete_key")).await;
+    assert_eq!((status, deleted), (204, Value::Null));
+
+    let mut stream = stage.start("retention_stream", &[]).await;
+    let outcome = stream.invoke(stage.event("retention_stream")).await;
+    stream.stop().await;
+    let handled = outcome.unwrap_or_else(|e| panic!("the stream function failed: {e}"));
+    // The record's key is not in the table; the batch is handled and nothing fails.
+    assert!(handled.is_number() || handled["batchItemFailures"].as_array().is_some_and(|f| f.is_empty()), "{handled}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_used_at_is_in_the_table_when_verify_has_answered_and_nothing_runs_after() {
+    let stage = Stage::new().await;
+    let verified = Stage::root_key_of(&stage.store).await;
+    let verified_id = {
+        let (_, plaintext) = PlaintextKey::parse(&verified).unwrap();
+        let record = apikeys::store::SecretLookup::find_secret(&stage.store, &plaintext.hash()).await.unwrap();
+        record.expect("the key just made").key.id.to_string()
+    };
+    assert_eq!(stage.last_used_at(&verified_id).await, None);
+
+    let mut function = stage.start("verify_key", &[]).await;
+    let (status, verdict) = function.call(with_body(stage.event("verify_key"), &json!({ "key": verified }))).await;
+    assert_eq!((status, verdict["code"].as_str()), (200, Some("VALID")), "{verdict}");
+    // Asked for the next event, the process is frozen: whatever it left running is not running.
+    function.wait_for_next(2).await;
+    assert!(stage.last_used_at(&verified_id).await.is_some(), "lastUsedAt written before the answer");
+
+    function.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_trace_level_nothing_printed_holds_a_key_its_hash_or_the_authorization_header() {
+    let stage = Stage::new().await;
+    let trace = [("RUST_LOG", "trace"), ("AWS_LAMBDA_LOG_LEVEL", "TRACE")];
+    let mut secrets = vec![stage.root_key.clone()];
+    let mut printed = String::new();
+
+    let mut create = stage.start("create_custom_key", &trace).await;
+    let (status, created) = create.call(stage.event("create_custom_key")).await;
+    assert_eq!(status, 201, "{created}");
+    secrets.push(created["key"].as_str().unwrap().to_owned());
+    printed += &create.stop().await.all();
+
+    let mut verify = stage.start("verify_key", &trace).await;
+    for key in [&secrets[1], &stage.root_key] {
+        let (status, verdict) = verify.call(with_body(stage.event("verify_key"), &json!({ "key": key }))).await;
+        assert_eq!(status, 200, "{verdict}");
+    }
+    printed += &verify.stop().await.all();
+
+    let mut roll = stage.start("roll_key", &trace).await;
+    let (status, rolled) = roll.call(stage.event("roll_key")).await;
+    assert_eq!(status, 200, "{rolled}");
+    secrets.push(rolled["key"].as_str().unwrap().to_owned());
+    printed += &roll.stop().await.all();
+
+    assert!(printed.lines().count() > 20, "trace level logs plenty:\n{printed}");
+    for secret in &secrets {
+        let hash = PlaintextKey::parse(secret).unwrap().1.hash();
+        for (what, needle) in [("a plaintext key", secret.as_str()), ("a key's hash", hash.as_str())] {
+            let found = printed.lines().find(|line| line.contains(needle));
+            assert!(found.is_none(), "{what} was printed: {}", found.unwrap_or_default());
+        }
+    }
+    let found = printed.lines().find(|line| line.to_ascii_lowercase().contains("bearer "));
+    assert!(found.is_none(), "an Authorization header value was printed: {}", found.unwrap_or_default());
+}
