@@ -1,11 +1,13 @@
 //! Running as Lambda: one endpoint per function, or the authorizer. State is built once per
-//! process, outside the handler.
+//! process, outside the handler. Each invocation runs in a `request` span naming the function
+//! and the Lambda request id, which every log line of that invocation carries.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
-use lambda_http::{Error, LambdaEvent, Request, service_fn};
+use lambda_http::{Error, LambdaEvent, Request, RequestExt, service_fn};
+use tracing::Instrument;
 
 use crate::config::{self, App};
 
@@ -15,9 +17,11 @@ use super::{authorizer, handlers};
 pub async fn run_endpoint(endpoint: Endpoint) -> Result<(), Error> {
     config::init_logging();
     let app = Arc::new(App::from_env().await);
+    let function = endpoint.route().function;
     lambda_http::run(service_fn(move |req: Request| {
         let app = app.clone();
-        async move { Ok::<_, Infallible>(handlers::handle(&app, endpoint, req).await) }
+        let span = request_span(function, req.lambda_context_ref().map_or("", |c| c.request_id.as_str()));
+        async move { Ok::<_, Infallible>(handlers::handle(&app, endpoint, req).await) }.instrument(span)
     }))
     .await
 }
@@ -29,8 +33,15 @@ pub async fn run_authorizer() -> Result<(), Error> {
     Box::pin(lambda_http::lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| {
             let app = app.clone();
-            async move { Ok::<_, Infallible>(authorizer::respond(&app, &event.payload).await) }
+            let span = request_span(super::routes::AUTHORIZER_FUNCTION, &event.context.request_id);
+            async move { Ok::<_, Infallible>(authorizer::respond(&app, &event.payload).await) }.instrument(span)
         },
     )))
     .await
+}
+
+/// The span of one invocation: the function (the binary's name, as in the route table) and the
+/// Lambda request id.
+pub fn request_span(function: &'static str, request_id: &str) -> tracing::Span {
+    tracing::info_span!("request", function, requestId = request_id)
 }

@@ -79,6 +79,22 @@ fn with_body(mut event: Value, body: &Value) -> Value {
     event
 }
 
+/// The Lambda request ids of the `request` spans of `function` in JSON log lines (each line
+/// lists its spans, outermost first).
+fn request_ids(printed: &str, function: &str) -> std::collections::BTreeSet<String> {
+    let lines: Vec<Value> = printed.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(!lines.is_empty(), "JSON log lines in Lambda:\n{printed}");
+    lines
+        .iter()
+        .flat_map(|line| line["spans"].as_array().cloned().unwrap_or_default())
+        .filter(|span| span["name"] == "request")
+        .map(|span| {
+            assert_eq!(span["function"], function, "{span}");
+            span["requestId"].as_str().filter(|id| !id.is_empty()).expect("a request id").to_owned()
+        })
+        .collect()
+}
+
 /// One function, one event: its answer, the process stopped.
 async fn answer(stage: &Stage, function: &str, event: Value) -> (u16, Value) {
     let mut running = stage.start(function, &[]).await;
@@ -179,7 +195,9 @@ async fn at_trace_level_nothing_printed_holds_a_key_its_hash_or_the_authorizatio
         let (status, verdict) = verify.call(with_body(stage.event("verify_key"), &json!({ "key": key }))).await;
         assert_eq!(status, 200, "{verdict}");
     }
-    printed += &verify.stop().await.all();
+    let verify_output = verify.stop().await.all();
+    assert_eq!(request_ids(&verify_output, "verify_key").len(), 2, "one request span per invocation");
+    printed += &verify_output;
 
     let mut roll = stage.start("roll_key", &trace).await;
     let (status, rolled) = roll.call(stage.event("roll_key")).await;
@@ -197,4 +215,23 @@ async fn at_trace_level_nothing_printed_holds_a_key_its_hash_or_the_authorizatio
     }
     let found = printed.lines().find(|line| line.to_ascii_lowercase().contains("bearer "));
     assert!(found.is_none(), "an Authorization header value was printed: {}", found.unwrap_or_default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lambda_log_level_wins_over_rust_log_and_the_text_format_is_text() {
+    let stage = Stage::new().await;
+    let quiet = [("RUST_LOG", "trace"), ("AWS_LAMBDA_LOG_LEVEL", "WARN")];
+    let mut function = stage.start("list_keys", &quiet).await;
+    assert_eq!(function.call(stage.event("list_keys")).await.0, 200);
+    let printed = function.stop().await.stderr;
+    let below_warn: Vec<&String> =
+        printed.iter().filter(|l| ["\"TRACE\"", "\"DEBUG\"", "\"INFO\""].iter().any(|lvl| l.contains(lvl))).collect();
+    assert!(below_warn.is_empty(), "AWS_LAMBDA_LOG_LEVEL=WARN, yet: {below_warn:?}");
+
+    let text = [("AWS_LAMBDA_LOG_LEVEL", "DEBUG"), ("AWS_LAMBDA_LOG_FORMAT", "Text")];
+    let mut function = stage.start("list_keys", &text).await;
+    assert_eq!(function.call(stage.event("list_keys")).await.0, 200);
+    let printed = function.stop().await.stderr;
+    assert!(printed.iter().any(|l| l.contains("DEBUG")), "DEBUG lines: {printed:?}");
+    assert!(printed.iter().all(|l| serde_json::from_str::<Value>(l).is_err()), "text, not JSON: {printed:?}");
 }
