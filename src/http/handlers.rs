@@ -143,7 +143,9 @@ async fn verify_key(app: &App, caller: &Caller, req: &Request) -> Result<Respons
         permissions: &input.permissions,
         scope: Some(&input.scope),
     };
-    let verdict = verify::verify(&app.store, app.clock.now(), request).await?;
+    let now = app.clock.now();
+    let verdict = verify::verify(&app.store, now, request).await?;
+    super::metrics::record_verify_outcome(verdict.code, now);
     Ok(json_response(StatusCode::OK, &verdict_json(&verdict)))
 }
 

@@ -173,7 +173,6 @@ async fn last_used_at_is_in_the_table_when_verify_has_answered_and_nothing_runs_
     // Asked for the next event, the process is frozen: whatever it left running is not running.
     function.wait_for_next(2).await;
     assert!(stage.last_used_at(&verified_id).await.is_some(), "lastUsedAt written before the answer");
-
     function.stop().await;
 }
 
@@ -234,4 +233,35 @@ async fn lambda_log_level_wins_over_rust_log_and_the_text_format_is_text() {
     let printed = function.stop().await.stderr;
     assert!(printed.iter().any(|l| l.contains("DEBUG")), "DEBUG lines: {printed:?}");
     assert!(printed.iter().all(|l| serde_json::from_str::<Value>(l).is_err()), "text, not JSON: {printed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_verify_prints_its_outcome_as_one_embedded_metric_line() {
+    let stage = Stage::new().await;
+    let unknown = PlaintextKey::generate(apikeys::model::KeyType::Secret);
+    let mut function = stage.start("verify_key", &[]).await;
+    for key in [stage.root_key.as_str(), unknown.expose()] {
+        let (status, _) = function.call(with_body(stage.event("verify_key"), &json!({ "key": key }))).await;
+        assert_eq!(status, 200);
+    }
+    let output = function.stop().await;
+    let metrics: Vec<Value> = output
+        .stdout
+        .iter()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line.get("_aws").is_some())
+        .collect();
+    let codes: Vec<&str> =
+        metrics.iter().filter_map(|m| m["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"].as_str()).collect();
+    assert_eq!(codes, ["VALID", "NOT_FOUND"], "one line per verify, on stdout:\n{}", output.all());
+    for (metric, code) in metrics.iter().zip(codes) {
+        let directive = &metric["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(
+            (directive["Namespace"].as_str(), &directive["Dimensions"]),
+            (Some("ApiKeys/Verify"), &json!([["FunctionName"]]))
+        );
+        assert_eq!((metric["FunctionName"].as_str(), metric[code].as_u64()), (Some("apikeys-verify_key"), Some(1)));
+        assert_eq!(metric.as_object().unwrap().len(), 3, "no key id or other field: {metric}");
+    }
+    assert!(output.stderr.iter().all(|l| !l.contains("_aws")), "metrics go to stdout, logs to stderr");
 }
