@@ -33,8 +33,7 @@ pub async fn run_authorizer() -> Result<(), Error> {
     Box::pin(lambda_http::lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| {
             let app = app.clone();
-            let span = request_span(super::routes::AUTHORIZER_FUNCTION, &event.context.request_id);
-            async move { Ok::<_, Infallible>(authorizer::respond(&app, &event.payload).await) }.instrument(span)
+            async move { Ok::<_, Infallible>(authorizer::respond(&app, &event.payload).await) }
         },
     )))
     .await
