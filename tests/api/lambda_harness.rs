@@ -8,7 +8,9 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,14 +20,17 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot, watch};
 
 const API: &str = "/2018-06-01/runtime";
 /// Long enough for a debug build's first DynamoDB call on a busy machine; a hung function fails.
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Added to every DynamoDB answer, so that a call left running after the function's answer is
+/// still in flight when the function asks for the next event.
+const DYNAMODB_LATENCY: Duration = Duration::from_millis(25);
 
 /// The path of a function binary, as cargo built it for this test run.
 pub fn binary(name: &str) -> &'static str {
@@ -57,6 +62,10 @@ struct Shared {
     answers: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
     init_error: Mutex<Option<Value>>,
     pid: Mutex<Option<u32>>,
+    /// DynamoDB requests sent and not yet answered.
+    in_flight: AtomicUsize,
+    /// For each ask for the next event, how many DynamoDB requests were in flight.
+    in_flight_at_next: Mutex<Vec<usize>>,
 }
 
 /// One function process under its own Runtime API. Dropping it kills the process.
@@ -69,6 +78,7 @@ pub struct Function {
     nexts: watch::Receiver<u64>,
     output: Arc<Mutex<Output>>,
     server: tokio::task::JoinHandle<()>,
+    proxy: tokio::task::JoinHandle<()>,
 }
 
 /// Everything the process printed, line by line.
@@ -87,6 +97,7 @@ impl Output {
 impl Drop for Function {
     fn drop(&mut self) {
         self.server.abort();
+        self.proxy.abort();
     }
 }
 
@@ -107,7 +118,9 @@ impl Function {
             shared.clone(),
         ));
 
-        let endpoint = std::env::var("DYNAMODB_ENDPOINT").expect("DYNAMODB_ENDPOINT (make test sets it)");
+        let proxy_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the DynamoDB proxy");
+        let endpoint = format!("http://{}", proxy_listener.local_addr().unwrap());
+        let proxy = tokio::spawn(proxy(proxy_listener, crate::faults::upstream(), shared.clone()));
         let function_name = format!("apikeys-{name}");
         let mut command = Command::new(binary(name));
         command
@@ -131,7 +144,7 @@ impl Function {
         let output = Arc::new(Mutex::new(Output::default()));
         tokio::spawn(collect(child.stdout.take().unwrap(), output.clone(), true));
         tokio::spawn(collect(child.stderr.take().unwrap(), output.clone(), false));
-        Function { name: name.to_owned(), child, invocations, shared, nexts, output, server }
+        Function { name: name.to_owned(), child, invocations, shared, nexts, output, server, proxy }
     }
 
     /// Hands `event` to the function and waits for what it posts back.
@@ -166,6 +179,12 @@ impl Function {
     pub async fn wait_for_next(&mut self, count: u64) {
         let waited = tokio::time::timeout(INVOKE_TIMEOUT, self.nexts.wait_for(|n| *n >= count)).await;
         assert!(matches!(waited, Ok(Ok(_))), "{} never asked for event {count}", self.name);
+    }
+
+    /// The DynamoDB requests that were still in flight when the function asked for an event,
+    /// for every ask so far that found any: work an invocation left running after its answer.
+    pub fn left_running(&self) -> Vec<usize> {
+        self.shared.in_flight_at_next.lock().unwrap().iter().copied().filter(|n| *n > 0).collect()
     }
 
     /// What the process printed so far.
@@ -254,6 +273,8 @@ async fn route(
     let segments: Vec<&str> = rest.trim_matches('/').split('/').collect();
     match (method.as_str(), segments.as_slice()) {
         ("GET", ["invocation", "next"]) => {
+            let in_flight = shared.in_flight.load(Ordering::SeqCst);
+            shared.in_flight_at_next.lock().unwrap().push(in_flight);
             nexts.send_modify(|n| *n += 1);
             // Lambda freezes the environment while no invocation is running.
             freeze(shared);
@@ -292,5 +313,49 @@ async fn route(
             reply(StatusCode::ACCEPTED, r#"{"status":"OK"}"#)
         }
         _ => reply(StatusCode::NOT_FOUND, "{}"),
+    }
+}
+
+/// Forwards the function's connections to DynamoDB Local. HTTP/1.1 sends one request at a time
+/// on a connection: a request is in flight from its first bytes to its answer's first bytes,
+/// which are held back `DYNAMODB_LATENCY`.
+async fn proxy(listener: TcpListener, upstream: SocketAddr, shared: Arc<Shared>) {
+    loop {
+        let Ok((client, _)) = listener.accept().await else { return };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let Ok(server) = TcpStream::connect(upstream).await else { return };
+            let (mut client_read, mut client_write) = client.into_split();
+            let (mut server_read, mut server_write) = server.into_split();
+            let busy = Arc::new(AtomicBool::new(false));
+            let requests = {
+                let (busy, shared) = (busy.clone(), shared.clone());
+                async move {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    while let Ok(n @ 1..) = client_read.read(&mut buf).await {
+                        if !busy.swap(true, Ordering::SeqCst) {
+                            shared.in_flight.fetch_add(1, Ordering::SeqCst);
+                        }
+                        if server_write.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            };
+            let answers = async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                while let Ok(n @ 1..) = server_read.read(&mut buf).await {
+                    if busy.load(Ordering::SeqCst) {
+                        tokio::time::sleep(DYNAMODB_LATENCY).await;
+                        busy.store(false, Ordering::SeqCst);
+                        shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+                    }
+                    if client_write.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            };
+            tokio::join!(requests, answers);
+        });
     }
 }

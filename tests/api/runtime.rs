@@ -99,6 +99,8 @@ fn request_ids(printed: &str, function: &str) -> std::collections::BTreeSet<Stri
 async fn answer(stage: &Stage, function: &str, event: Value) -> (u16, Value) {
     let mut running = stage.start(function, &[]).await;
     let answer = running.call(event).await;
+    running.wait_for_next(2).await;
+    assert_eq!(running.left_running(), Vec::<usize>::new(), "{function}: DynamoDB calls in flight after the answer");
     running.stop().await;
     answer
 }
@@ -172,6 +174,7 @@ async fn last_used_at_is_in_the_table_when_verify_has_answered_and_nothing_runs_
     assert_eq!((status, verdict["code"].as_str()), (200, Some("VALID")), "{verdict}");
     // Asked for the next event, the process is frozen: whatever it left running is not running.
     function.wait_for_next(2).await;
+    assert_eq!(function.left_running(), Vec::<usize>::new(), "DynamoDB calls still in flight after the answer");
     assert!(stage.last_used_at(&verified_id).await.is_some(), "lastUsedAt written before the answer");
     function.stop().await;
 }
