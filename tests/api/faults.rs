@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::helpers::{CLIENT_IP, TestApp, spawn_app};
+use crate::helpers::{CLIENT_IP, TestApp, TransactionFault, spawn_app};
 use crate::table_reads::{count_in_index, number, scan_prefix, text};
 use apikeys::store::table::{COMPANY_INDEX, STATUS_INDEX};
 
@@ -440,95 +440,13 @@ async fn a_database_that_hangs_is_a_503_within_the_configured_timeout() {
 /// both of its remaining attempts (standard retry mode: 3 in all) are answered
 /// `TransactionInProgressException`, as DynamoDB answers while the first attempt with that token
 /// is still being applied. Then the SDK gives up and the store's own retry must carry the same
-/// token: with a new one, DynamoDB evaluates the conditions again against the committed writes. The root key's
-/// `lastUsedAt` is refreshed first, so that the next transaction is the operation's own.
+/// token: with a new one, DynamoDB evaluates the conditions again against the committed writes.
+/// The root key's `lastUsedAt` is refreshed first, so that the next transaction is the
+/// operation's own.
 async fn lose_a_commit_answer(app: &mut TestApp) {
-    use lost_answer::Fault;
     assert_eq!(app.list_keys("").await.status, StatusCode::OK);
-    let base = sdk_config().await;
-    let inner = base.http_client().expect("the SDK config carries an HTTP client");
-    let script = Arc::new(Mutex::new(vec![Fault::LoseAnswer, Fault::InProgress, Fault::InProgress].into()));
-    let config = aws_sdk_dynamodb::config::Builder::from(&base)
-        .http_client(lost_answer::Lossy { inner, script: script.clone() })
-        .interceptor(app.calls.clone())
-        .build();
-    app.client = Client::from_conf(config);
-    app.app = App::new(DynamoStore::new(app.client.clone(), &app.table), app.clock.clone());
-}
-
-mod lost_answer {
-    use std::collections::VecDeque;
-    use std::sync::{Arc, Mutex};
-
-    use aws_smithy_runtime_api::client::http::{
-        HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
-    };
-    use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
-    use aws_smithy_runtime_api::client::result::ConnectorError;
-    use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-    use aws_smithy_types::body::SdkBody;
-
-    const IN_PROGRESS: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionInProgressException","Message":"Transaction is in progress"}"#;
-
-    /// What happens to the next transactions, in order; then they pass untouched.
-    #[derive(Debug, Clone, Copy)]
-    pub enum Fault {
-        /// Forwarded and applied; its answer is replaced by a reset connection.
-        LoseAnswer,
-        /// Answered `TransactionInProgressException` without reaching the table.
-        InProgress,
-    }
-
-    #[derive(Debug, Clone)]
-    pub struct Lossy {
-        pub inner: SharedHttpClient,
-        pub script: Arc<Mutex<VecDeque<Fault>>>,
-    }
-
-    #[derive(Debug)]
-    struct Connector {
-        inner: SharedHttpConnector,
-        script: Arc<Mutex<VecDeque<Fault>>>,
-    }
-
-    impl HttpClient for Lossy {
-        fn http_connector(
-            &self,
-            settings: &HttpConnectorSettings,
-            components: &RuntimeComponents,
-        ) -> SharedHttpConnector {
-            SharedHttpConnector::new(Connector {
-                inner: self.inner.http_connector(settings, components),
-                script: self.script.clone(),
-            })
-        }
-    }
-
-    impl HttpConnector for Connector {
-        fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-            let is_transaction =
-                request.headers().get("x-amz-target").is_some_and(|t| t.ends_with(".TransactWriteItems"));
-            let fault = if is_transaction { self.script.lock().unwrap().pop_front() } else { None };
-            let inner = self.inner.clone();
-            HttpConnectorFuture::new(async move {
-                match fault {
-                    None => inner.call(request).await,
-                    Some(Fault::InProgress) => {
-                        let mut response = HttpResponse::new(400u16.try_into().unwrap(), SdkBody::from(IN_PROGRESS));
-                        response.headers_mut().insert("content-type", "application/x-amz-json-1.0");
-                        Ok(response)
-                    }
-                    Some(Fault::LoseAnswer) => {
-                        let response = inner.call(request).await?;
-                        assert!(response.status().is_success(), "the transaction committed");
-                        let lost =
-                            std::io::Error::new(std::io::ErrorKind::ConnectionReset, "answer lost after the commit");
-                        Err(ConnectorError::io(lost.into()))
-                    }
-                }
-            })
-        }
-    }
+    let faults = vec![TransactionFault::LoseAnswer, TransactionFault::InProgress, TransactionFault::InProgress];
+    app.script_transactions(faults).await;
 }
 
 #[tokio::test]
