@@ -77,6 +77,7 @@ pub struct Function {
     /// How many times the function has asked for the next event.
     nexts: watch::Receiver<u64>,
     output: Arc<Mutex<Output>>,
+    readers: Vec<tokio::task::JoinHandle<()>>,
     server: tokio::task::JoinHandle<()>,
     proxy: tokio::task::JoinHandle<()>,
 }
@@ -142,9 +143,11 @@ impl Function {
         let mut child = command.spawn().unwrap_or_else(|e| panic!("start {name}: {e}"));
         *shared.pid.lock().unwrap() = child.id();
         let output = Arc::new(Mutex::new(Output::default()));
-        tokio::spawn(collect(child.stdout.take().unwrap(), output.clone(), true));
-        tokio::spawn(collect(child.stderr.take().unwrap(), output.clone(), false));
-        Function { name: name.to_owned(), child, invocations, shared, nexts, output, server, proxy }
+        let readers = vec![
+            tokio::spawn(collect(child.stdout.take().unwrap(), output.clone(), true)),
+            tokio::spawn(collect(child.stderr.take().unwrap(), output.clone(), false)),
+        ];
+        Function { name: name.to_owned(), child, invocations, shared, nexts, output, readers, server, proxy }
     }
 
     /// Hands `event` to the function and waits for what it posts back.
@@ -195,14 +198,12 @@ impl Function {
     /// Stops the process and returns everything it printed.
     pub async fn stop(mut self) -> Output {
         thaw(&self.shared);
+        *self.shared.pid.lock().unwrap() = None;
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
-        // The pipes close with the process; give the readers their last lines.
-        for _ in 0..100 {
-            if Arc::strong_count(&self.output) == 1 {
-                break;
-            }
-            tokio::task::yield_now().await;
+        // The pipes close with the process: the readers end once they have every line.
+        for reader in std::mem::take(&mut self.readers) {
+            let _ = tokio::time::timeout(INVOKE_TIMEOUT, reader).await;
         }
         self.output()
     }
@@ -216,9 +217,12 @@ async fn collect(stream: impl AsyncRead + Unpin, output: Arc<Mutex<Output>>, std
     }
 }
 
+/// Signals the process while holding its pid, which `stop` clears before killing it: a signal
+/// never reaches a pid the system has reused.
 fn signal(shared: &Shared, signal: &str) {
-    if let Some(pid) = *shared.pid.lock().unwrap() {
-        let _ = std::process::Command::new("kill").args([signal, &pid.to_string()]).status();
+    let pid = shared.pid.lock().unwrap();
+    if let Some(pid) = *pid {
+        let _ = std::process::Command::new("kill").args([signal, &pid.to_string()]).stderr(Stdio::null()).status();
     }
 }
 

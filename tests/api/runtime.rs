@@ -268,3 +268,21 @@ async fn each_verify_prints_its_outcome_as_one_embedded_metric_line() {
     }
     assert!(output.stderr.iter().all(|l| !l.contains("_aws")), "metrics go to stdout, logs to stderr");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_a_function_cannot_read_is_posted_as_an_error_and_the_next_is_served() {
+    let stage = Stage::new().await;
+    let mut stream = stage.start("retention_stream", &[]).await;
+    let refused = stream.invoke(json!({ "Records": "not a list" })).await;
+    let error = refused.expect_err("an unreadable batch is an invocation error");
+    assert!(error["errorType"].as_str().is_some_and(|t| !t.is_empty()), "{error}");
+    assert!(stream.invoke(stage.event("retention_stream")).await.is_ok(), "the next event is served");
+    stream.stop().await;
+
+    let mut get = stage.start("get_key", &[]).await;
+    let refused = get.invoke(json!({ "version": "2.0", "headers": 42 })).await;
+    assert!(refused.is_err(), "{refused:?}");
+    let (status, body) = get.call(stage.event("get_key")).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")), "no billing-svc in this table");
+    get.stop().await;
+}
