@@ -78,17 +78,74 @@ pub fn is_sdk_body_dump(meta: &Metadata<'_>) -> bool {
     *meta.level() == Level::TRACE && meta.target().starts_with("aws_smithy_runtime")
 }
 
-/// JSON lines for CloudWatch in Lambda, readable text elsewhere; always to stderr, so the
-/// CLI's stdout carries only its JSON. `RUST_LOG` filters (default `info`).
+/// The Lambda runtime's own TRACE lines: `lambda_runtime` logs every raw event (`raw JSON event
+/// received from Lambda`, with its `authorization` and `x-api-key` headers and the body a verify
+/// carries) and the response metadata; `lambda_http` and the runtime's API client may log
+/// requests. Never logged, whatever `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` asks.
+pub fn is_lambda_payload_dump(meta: &Metadata<'_>) -> bool {
+    const TARGETS: [&str; 3] = ["lambda_runtime", "lambda_http", "lambda_runtime_api_client"];
+    *meta.level() == Level::TRACE && TARGETS.iter().any(|t| meta.target().split("::").next() == Some(*t))
+}
+
+/// Lines that may hold a plaintext key, a key's hash or an `Authorization` value at any level.
+pub fn never_logged(meta: &Metadata<'_>) -> bool {
+    is_sdk_body_dump(meta) || is_lambda_payload_dump(meta)
+}
+
+/// Lambda's application log level (`AWS_LAMBDA_LOG_LEVEL`, what the template's LoggingConfig
+/// sets) as a filter directive; `FATAL` is `error`, the highest tracing has.
+fn lambda_log_level(value: &str) -> Option<&'static str> {
+    Some(match value.trim().to_ascii_uppercase().as_str() {
+        "TRACE" => "trace",
+        "DEBUG" => "debug",
+        "INFO" => "info",
+        "WARN" => "warn",
+        "ERROR" | "FATAL" => "error",
+        _ => return None,
+    })
+}
+
+/// Logging as Lambda does it. The level: `AWS_LAMBDA_LOG_LEVEL` when set, else `RUST_LOG`
+/// (default `info`). The format: `AWS_LAMBDA_LOG_FORMAT` (`JSON` or `Text`) when set, else JSON
+/// in Lambda (`AWS_LAMBDA_FUNCTION_NAME` set) and text elsewhere. JSON lines carry the
+/// message at the top level and the spans they were logged in (`spans`: the invocation's
+/// `request` span with `function` and `requestId`, see `http::lambda`, then the SDK's own), so
+/// every line of one request can be found together. Always to stderr,
+/// so stdout carries only the CLI's JSON and the embedded metrics. `never_logged` lines are
+/// dropped at every level.
 pub fn init_logging() {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info"))
-        .and(filter_fn(|meta| !is_sdk_body_dump(meta)));
-    let text = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let _ = if std::env::var("AWS_LAMBDA_FUNCTION_NAME").is_ok() {
-        let json = text.json().with_current_span(false).without_time();
-        tracing_subscriber::registry().with(json.with_filter(filter)).try_init()
-    } else {
-        tracing_subscriber::registry().with(text.with_ansi(false).with_filter(filter)).try_init()
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().and_then(|l| lambda_log_level(&l));
+    let filter = match level {
+        Some(level) => EnvFilter::new(level),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    }
+    .and(filter_fn(|meta| !never_logged(meta)));
+    let in_lambda = std::env::var("AWS_LAMBDA_FUNCTION_NAME").is_ok();
+    let json = match std::env::var("AWS_LAMBDA_LOG_FORMAT") {
+        Ok(format) => format.trim().eq_ignore_ascii_case("json"),
+        Err(_) => in_lambda,
     };
+    let text = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(false);
+    let _ = if json {
+        let json = text.json().flatten_event(true).with_current_span(false).with_span_list(true);
+        tracing_subscriber::registry().with(json.with_filter(filter)).try_init()
+    } else if in_lambda {
+        // CloudWatch stamps each line itself.
+        tracing_subscriber::registry().with(text.without_time().with_filter(filter)).try_init()
+    } else {
+        tracing_subscriber::registry().with(text.with_filter(filter)).try_init()
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lambda_log_levels_map_to_filters() {
+        assert_eq!(lambda_log_level("TRACE"), Some("trace"));
+        assert_eq!(lambda_log_level("warn"), Some("warn"));
+        assert_eq!(lambda_log_level("FATAL"), Some("error"));
+        assert_eq!(lambda_log_level("verbose"), None);
+    }
 }

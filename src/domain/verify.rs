@@ -199,10 +199,10 @@ pub async fn admit(store: &impl UsageRecorder, key: ApiKey, now: DateTime<Utc>) 
             Verdict { quota_remaining: Some(0), ..Verdict::of(VerifyCode::QuotaExceeded, None) }
         }
         UsageOutcome::Admitted { rate_used, quota_used } => {
-            // A quota write already set lastUsedAt; otherwise refresh it off the answer's path.
+            // A quota write already set lastUsedAt; otherwise refresh it before answering.
             let stale = key.last_used_at.is_none_or(|at| now - at >= LAST_USED_GRANULARITY);
             if quota_used.is_none() && stale {
-                store.touch_last_used(&key, now);
+                store.touch_last_used(&key, now).await;
             }
             Verdict {
                 rate: rate_used.and_then(rate_state),

@@ -198,7 +198,9 @@ async fn verify_key(app: &App, credential: Credential<'_>, req: &Request) -> Res
         permissions: &input.permissions,
         scope: Some(&input.scope),
     };
-    let verdict = verify::verify_for_caller(&app.store, app.clock.now(), credential, request).await?;
+    let now = app.clock.now();
+    let verdict = verify::verify_for_caller(&app.store, now, credential, request).await?;
+    super::metrics::record_verify_outcome(verdict.code, now);
     Ok(json_response(StatusCode::OK, &verdict_json(&verdict)))
 }
 

@@ -5,6 +5,7 @@ pub mod error;
 pub mod handlers;
 pub mod lambda;
 pub mod local;
+pub mod metrics;
 pub mod request;
 pub mod routes;
 

@@ -11,7 +11,6 @@ use aws_sdk_dynamodb::types::{
     TransactWriteItem, Update,
 };
 use chrono::{DateTime, TimeDelta, Utc};
-use tokio_util::task::TaskTracker;
 
 use crate::model::{
     ApiKey, AuditEvent, CompanyId, KeyId, KeyStatus, Quota, RateLimit, SecretHash, StatusFilter, Window,
@@ -37,7 +36,6 @@ pub struct DynamoStore {
     client: Client,
     table: String,
     retention: TimeDelta,
-    background: TaskTracker,
 }
 
 /// How one write moves a company's counters: keys by status, and active admin keys.
@@ -76,12 +74,7 @@ enum Transaction {
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-            retention: TimeDelta::days(DEFAULT_RETENTION_DAYS),
-            background: TaskTracker::new(),
-        }
+        Self { client, table: table.into(), retention: TimeDelta::days(DEFAULT_RETENTION_DAYS) }
     }
 
     /// `RETENTION_DAYS` from the environment, else 30.
@@ -103,12 +96,9 @@ impl DynamoStore {
         &self.table
     }
 
-    /// Waits for writes made off the answer's path (`lastUsedAt`); for tests and shutdown.
-    pub async fn settle(&self) {
-        self.background.close();
-        self.background.wait().await;
-        self.background.reopen();
-    }
+    /// Nothing runs off the answer's path any more (`lastUsedAt` is written before the answer),
+    /// so there is nothing to wait for; kept so that existing callers need no change.
+    pub async fn settle(&self) {}
 
     /// A strongly consistent read of one item: every read the service makes must see the last write.
     async fn get_item(&self, operation: &'static str, key: Item) -> Result<Option<Item>, StoreError> {
@@ -175,13 +165,43 @@ impl DynamoStore {
 
     /// Runs a transaction, retrying conflicts with other transactions; condition failures are
     /// returned for the caller to read.
+    ///
+    /// Every attempt carries a `ClientRequestToken` of this call. When DynamoDB commits but its
+    /// answer is lost (a reset, a timeout, a 500) and the retry meets the same token, DynamoDB
+    /// answers with the commit (or `TransactionInProgress` while it is still applied) instead of
+    /// evaluating the conditions again against the writes it just made: without it a create
+    /// would answer 409 although its key exists, a roll would roll twice and lose the first
+    /// secret. The SDK fills a token of its own, but only for its own attempts; the store's
+    /// retries below must keep it too. The token belongs to this call, not to the writes'
+    /// content: a later call with identical writes (a redelivered stream record, two verifies
+    /// in one second) is a new operation whose conditions must be evaluated again.
+    /// A cancelled transaction committed nothing, so the attempt after a `TransactionConflict`
+    /// gets a fresh token: it is a new request whatever DynamoDB remembers of the cancelled one
+    /// for ten minutes. `TransactionInProgress` (that token still being applied) keeps it.
     async fn transact(
         &self,
         operation: &'static str,
         writes: Vec<TransactWriteItem>,
     ) -> Result<Transaction, StoreError> {
-        for attempt in 0..MAX_TRANSACTION_ATTEMPTS {
-            let result = self.client.transact_write_items().set_transact_items(Some(writes.clone())).send().await;
+        self.transact_within(operation, writes, MAX_TRANSACTION_ATTEMPTS).await
+    }
+
+    /// `transact` with its own number of attempts at a conflicting transaction.
+    async fn transact_within(
+        &self,
+        operation: &'static str,
+        writes: Vec<TransactWriteItem>,
+        attempts: u32,
+    ) -> Result<Transaction, StoreError> {
+        let mut token = request_token();
+        for attempt in 0..attempts {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(writes.clone()))
+                .client_request_token(&token)
+                .send()
+                .await;
             let err = match result {
                 Ok(_) => return Ok(Transaction::Committed),
                 Err(err) => err,
@@ -193,6 +213,7 @@ impl DynamoStore {
                     if codes.iter().any(|c| c == CONDITION_FAILED) {
                         return Ok(Transaction::Cancelled(codes));
                     }
+                    token = request_token();
                     codes.iter().any(|c| c == "TransactionConflict")
                 }
                 Some(TransactWriteItemsError::TransactionInProgressException(_)) => true,
@@ -200,6 +221,9 @@ impl DynamoStore {
             };
             if !retry {
                 return Err(unavailable(operation, &err));
+            }
+            if attempt + 1 == attempts {
+                break;
             }
             tracing::info!(operation, attempt, "transaction conflicted; retrying");
             backoff(attempt).await;
@@ -326,7 +350,7 @@ impl DynamoStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
     }
 
-    async fn write_last_used(self, key: ApiKey, now: DateTime<Utc>) {
+    async fn write_last_used(&self, key: &ApiKey, now: DateTime<Utc>) {
         let cutoff = now - crate::domain::verify::LAST_USED_GRANULARITY;
         let key_update = Update::builder()
             .table_name(&self.table)
@@ -341,7 +365,7 @@ impl DynamoStore {
             .build();
         let mut writes: Vec<TransactWriteItem> =
             key_update.into_iter().map(|u| TransactWriteItem::builder().update(u).build()).collect();
-        for hash in live_secrets(&key).into_iter().map(|(hash, _)| hash) {
+        for hash in live_secrets(key).into_iter().map(|(hash, _)| hash) {
             let lookup = Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(address(items::secret_pk(hash), items::SECRET_SK)))
@@ -351,8 +375,11 @@ impl DynamoStore {
                 .build();
             writes.extend(lookup.into_iter().map(|u| TransactWriteItem::builder().update(u).build()));
         }
-        if let Err(e) = self.transact("last used", writes).await {
-            tracing::debug!(error = %e, "lastUsedAt not recorded");
+        // One attempt: a conflict means another request is writing this key right now (often
+        // its own lastUsedAt), and retrying would only add load to a hot key. `transact` logged
+        // a failure by its code; the answer stands without lastUsedAt.
+        if self.transact_within("last used", writes, 1).await.is_err() {
+            tracing::debug!("lastUsedAt not recorded");
         }
     }
 }
@@ -369,6 +396,11 @@ fn live_secrets(key: &ApiKey) -> Vec<(&SecretHash, Option<DateTime<Utc>>)> {
         live.push((&old.hash, Some(old.valid_until)));
     }
     live
+}
+
+/// A `ClientRequestToken` (at most 36 characters), unique per call: 32 hex digits of a UUIDv7.
+fn request_token() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
 }
 
 async fn backoff(attempt: u32) {
@@ -731,7 +763,7 @@ impl UsageRecorder for DynamoStore {
         Ok(UsageOutcome::Admitted { rate_used, quota_used })
     }
 
-    fn touch_last_used(&self, key: &ApiKey, now: DateTime<Utc>) {
-        self.background.spawn(self.clone().write_last_used(key.clone(), now));
+    async fn touch_last_used(&self, key: &ApiKey, now: DateTime<Utc>) {
+        self.write_last_used(key, now).await;
     }
 }

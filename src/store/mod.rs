@@ -207,6 +207,8 @@ pub trait UsageRecorder: Sync {
     /// Counts one use against each limit, or none if any limit is reached.
     fn consume(&self, request: UsageRequest<'_>) -> impl Future<Output = Result<UsageOutcome, StoreError>> + Send;
 
-    /// Records `lastUsedAt` off the answer's path; the write may land after the answer.
-    fn touch_last_used(&self, key: &ApiKey, now: DateTime<Utc>);
+    /// Records `lastUsedAt` (at most once a minute per key). Awaited before the answer: Lambda
+    /// freezes the process once the handler returns, so nothing may be left running. A failure
+    /// is logged by its code and never fails the answer.
+    fn touch_last_used(&self, key: &ApiKey, now: DateTime<Utc>) -> impl Future<Output = ()> + Send;
 }

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::helpers::{CLIENT_IP, TestApp, spawn_app};
+use crate::helpers::{CLIENT_IP, TestApp, TransactionFault, spawn_app};
 use crate::table_reads::{count_in_index, number, scan_prefix, text};
 use apikeys::store::table::{COMPANY_INDEX, STATUS_INDEX};
 
@@ -390,7 +390,6 @@ async fn dynamodb_down_mid_run_is_503_within_the_timeout_half_writes_nothing_and
     let listed = call(&proxied, bound, Method::GET, "/keys?status=all&limit=1", &root, None).await.unwrap();
     assert_eq!(listed.status, StatusCode::OK);
 
-    proxied.store.settle().await;
     let problems = consistency_problems(&app.client, &app.table).await;
     assert!(problems.is_empty(), "half-written state:\n{}", problems.join("\n"));
 }
@@ -432,6 +431,48 @@ async fn a_database_that_hangs_is_a_503_within_the_configured_timeout() {
     assert_eq!(app.counters().await, (2, 0), "nothing more was written");
     let again = call(&proxied, bound, Method::GET, &format!("/keys/{id}"), &app.root_key, None).await.unwrap();
     assert_eq!(again.status, StatusCode::OK);
+    assert!(consistency_problems(&app.client, &app.table).await.is_empty());
+}
+
+/// From now on, `app`'s client loses the answer of its next committed `TransactWriteItems`:
+/// DynamoDB applies the writes, then the connection breaks before the answer arrives. The SDK
+/// retries the same request with the same `ClientRequestToken` (its own, or the store's), and
+/// both of its remaining attempts (standard retry mode: 3 in all) are answered
+/// `TransactionInProgressException`, as DynamoDB answers while the first attempt with that token
+/// is still being applied. Then the SDK gives up and the store's own retry must carry the same
+/// token: with a new one, DynamoDB evaluates the conditions again against the committed writes.
+/// The root key's `lastUsedAt` is refreshed first, so that the next transaction is the
+/// operation's own.
+async fn lose_a_commit_answer(app: &mut TestApp) {
+    assert_eq!(app.list_keys("").await.status, StatusCode::OK);
+    let faults = vec![TransactionFault::LoseAnswer, TransactionFault::InProgress, TransactionFault::InProgress];
+    app.script_transactions(faults).await;
+}
+
+#[tokio::test]
+async fn a_create_whose_commit_answer_is_lost_answers_201_with_the_secret() {
+    let mut app = spawn_app().await;
+    lose_a_commit_answer(&mut app).await;
+    let created = app.post_keys(&json!({ "userId": "u" })).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let secret = created.body["key"].as_str().expect("the secret is shown");
+    assert_eq!(app.counters().await, (2, 0), "the root key and this one, counted once");
+    assert_eq!(app.verify(&json!({ "key": secret })).await.body["code"], "VALID");
+    assert!(consistency_problems(&app.client, &app.table).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_roll_whose_commit_answer_is_lost_answers_the_new_secret() {
+    let mut app = spawn_app().await;
+    let created = app.create_key(&json!({ "userId": "u" })).await;
+    let (id, old) = (created["id"].as_str().unwrap(), created["key"].as_str().unwrap());
+    lose_a_commit_answer(&mut app).await;
+    let rolled = app.roll_key(id, None).await;
+    assert_eq!(rolled.status, StatusCode::OK, "{}", rolled.body);
+    let new = rolled.body["key"].as_str().expect("the new secret is shown");
+    assert_ne!(new, old);
+    assert_eq!(app.verify(&json!({ "key": new })).await.body["code"], "VALID");
+    assert_eq!(app.get_key(id).await.header("etag"), "\"2\"", "rolled once");
     assert!(consistency_problems(&app.client, &app.table).await.is_empty());
 }
 

@@ -92,15 +92,14 @@ impl TestApp {
         (company, key)
     }
 
-    /// Waits for background writes (`lastUsedAt`), then forgets the calls counted so far.
+    /// Forgets the calls counted so far. Every write of a request (`lastUsedAt` included) is
+    /// done before its answer, so there is nothing to wait for.
     pub async fn settle_calls(&self) {
-        self.app.store.settle().await;
         self.calls.take();
     }
 
-    /// The DynamoDB calls made since the last look, background writes included.
+    /// The DynamoDB calls made since the last look: all of them, since none runs after the answer.
     pub async fn calls_made(&self) -> Vec<String> {
-        self.app.store.settle().await;
         self.calls.take()
     }
 
@@ -218,39 +217,65 @@ impl TestApp {
 /// answers when two transactions touch one item at once, which DynamoDB Local never does.
 pub async fn spawn_app_with_conflicts(conflicts: usize) -> TestApp {
     let mut app = spawn_app().await;
-    let base = sdk_config().await;
-    let inner = base.http_client().expect("the SDK config carries an HTTP client");
-    let injector = conflict::Injector { inner, remaining: Arc::new(std::sync::atomic::AtomicUsize::new(conflicts)) };
-    let config =
-        aws_sdk_dynamodb::config::Builder::from(&base).http_client(injector).interceptor(app.calls.clone()).build();
-    app.client = Client::from_conf(config);
-    app.app = App::new(DynamoStore::new(app.client.clone(), &app.table), app.clock.clone());
+    app.script_transactions(vec![TransactionFault::Conflict; conflicts]).await;
     app
 }
 
-mod conflict {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+impl TestApp {
+    /// From now on, the client's next `TransactWriteItems` meet `faults`, one each, in order;
+    /// then they pass untouched. Other calls always pass.
+    pub async fn script_transactions(&mut self, faults: Vec<TransactionFault>) {
+        let base = sdk_config().await;
+        let inner = base.http_client().expect("the SDK config carries an HTTP client");
+        let injector = transaction_faults::Injector { inner, script: Arc::new(std::sync::Mutex::new(faults.into())) };
+        let config = aws_sdk_dynamodb::config::Builder::from(&base)
+            .http_client(injector)
+            .interceptor(self.calls.clone())
+            .build();
+        self.client = Client::from_conf(config);
+        self.app = App::new(DynamoStore::new(self.client.clone(), &self.table), self.clock.clone());
+    }
+}
+
+pub use transaction_faults::TransactionFault;
+
+mod transaction_faults {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
 
     use aws_smithy_runtime_api::client::http::{
         HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
     };
     use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+    use aws_smithy_runtime_api::client::result::ConnectorError;
     use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
     use aws_smithy_types::body::SdkBody;
 
     const CONFLICT: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","Message":"Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict]","CancellationReasons":[{"Code":"TransactionConflict","Message":"Transaction is ongoing for the item"}]}"#;
+    const IN_PROGRESS: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionInProgressException","Message":"Transaction is in progress"}"#;
+
+    /// What one transaction meets.
+    #[derive(Debug, Clone, Copy)]
+    pub enum TransactionFault {
+        /// Answered `TransactionCanceledException` (`TransactionConflict`) without reaching the table.
+        Conflict,
+        /// Answered `TransactionInProgressException` without reaching the table: what DynamoDB
+        /// answers while an attempt with the same `ClientRequestToken` is still being applied.
+        InProgress,
+        /// Forwarded and applied; then its answer is lost (a reset connection).
+        LoseAnswer,
+    }
 
     #[derive(Debug, Clone)]
     pub struct Injector {
         pub inner: SharedHttpClient,
-        pub remaining: Arc<AtomicUsize>,
+        pub script: Arc<Mutex<VecDeque<TransactionFault>>>,
     }
 
     #[derive(Debug)]
     struct Connector {
         inner: SharedHttpConnector,
-        remaining: Arc<AtomicUsize>,
+        script: Arc<Mutex<VecDeque<TransactionFault>>>,
     }
 
     impl HttpClient for Injector {
@@ -261,22 +286,37 @@ mod conflict {
         ) -> SharedHttpConnector {
             SharedHttpConnector::new(Connector {
                 inner: self.inner.http_connector(settings, components),
-                remaining: self.remaining.clone(),
+                script: self.script.clone(),
             })
         }
+    }
+
+    fn answer(body: &'static str) -> HttpResponse {
+        let mut response = HttpResponse::new(400u16.try_into().unwrap(), SdkBody::from(body));
+        response.headers_mut().insert("content-type", "application/x-amz-json-1.0");
+        response
     }
 
     impl HttpConnector for Connector {
         fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
             let is_transaction =
                 request.headers().get("x-amz-target").is_some_and(|t| t.ends_with(".TransactWriteItems"));
-            let take = || self.remaining.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
-            if is_transaction && take() {
-                let mut response = HttpResponse::new(400u16.try_into().unwrap(), SdkBody::from(CONFLICT));
-                response.headers_mut().insert("content-type", "application/x-amz-json-1.0");
-                return HttpConnectorFuture::ready(Ok(response));
+            let fault = if is_transaction { self.script.lock().unwrap().pop_front() } else { None };
+            match fault {
+                None => self.inner.call(request),
+                Some(TransactionFault::Conflict) => HttpConnectorFuture::ready(Ok(answer(CONFLICT))),
+                Some(TransactionFault::InProgress) => HttpConnectorFuture::ready(Ok(answer(IN_PROGRESS))),
+                Some(TransactionFault::LoseAnswer) => {
+                    let sent = self.inner.call(request);
+                    HttpConnectorFuture::new(async move {
+                        let response = sent.await?;
+                        assert!(response.status().is_success(), "the transaction committed");
+                        let lost =
+                            std::io::Error::new(std::io::ErrorKind::ConnectionReset, "answer lost after the commit");
+                        Err(ConnectorError::io(lost.into()))
+                    })
+                }
             }
-            self.inner.call(request)
         }
     }
 }

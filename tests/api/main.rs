@@ -2,6 +2,7 @@
 //! as the local server (and, per function, as Lambda).
 
 mod helpers;
+mod lambda_harness;
 
 mod auth;
 mod cli;
@@ -19,6 +20,7 @@ mod openapi;
 mod permissions;
 mod retention;
 mod retries;
+mod runtime;
 mod secrets;
 mod table_reads;
 mod verify;

@@ -1,0 +1,73 @@
+//! Verify outcomes as CloudWatch metrics, in the embedded metric format (EMF): in Lambda, each
+//! `POST /keys/verify` prints one JSON line to stdout, which CloudWatch Logs turns into a count
+//! of 1 for the metric named after the outcome code (`VALID`, `NOT_FOUND`, …) in namespace
+//! `ApiKeys/Verify`, with the function's name as the only dimension. No key id, company or user
+//! is ever a dimension or a field: metrics stay few, and say nothing about a key.
+
+use std::io::Write;
+use std::sync::OnceLock;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::domain::verify::VerifyCode;
+
+pub const NAMESPACE: &str = "ApiKeys/Verify";
+pub const DIMENSION: &str = "FunctionName";
+
+/// The metric name of an outcome: its code as the API writes it.
+pub fn metric_name(code: VerifyCode) -> String {
+    serde_json::to_value(code).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+/// The EMF document of one verify outcome.
+pub fn verify_outcome(function: &str, code: VerifyCode, at: DateTime<Utc>) -> Value {
+    let name = metric_name(code);
+    let mut document = json!({
+        "_aws": {
+            "Timestamp": at.timestamp_millis(),
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [[DIMENSION]],
+                "Metrics": [{ "Name": name, "Unit": "Count" }],
+            }],
+        },
+        DIMENSION: function,
+    });
+    document[name] = json!(1);
+    document
+}
+
+/// The function's name in Lambda (`AWS_LAMBDA_FUNCTION_NAME`); `None` elsewhere.
+fn lambda_function() -> Option<&'static str> {
+    static NAME: OnceLock<Option<String>> = OnceLock::new();
+    NAME.get_or_init(|| std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok().filter(|n| !n.is_empty())).as_deref()
+}
+
+/// In Lambda, prints the outcome's EMF line to stdout (the logs go to stderr); elsewhere
+/// nothing. A closed stdout loses the metric, never the answer.
+pub fn record_verify_outcome(code: VerifyCode, at: DateTime<Utc>) {
+    let Some(function) = lambda_function() else { return };
+    let line = verify_outcome(function, code, at).to_string();
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_count_named_after_the_code_with_the_function_as_only_dimension() {
+        let at = DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        let document = verify_outcome("apikeys-verify", VerifyCode::QuotaExceeded, at);
+        let directive = &document["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], NAMESPACE);
+        assert_eq!(directive["Dimensions"], json!([["FunctionName"]]));
+        assert_eq!(directive["Metrics"], json!([{ "Name": "QUOTA_EXCEEDED", "Unit": "Count" }]));
+        assert_eq!(document["_aws"]["Timestamp"], 1_893_456_000_000i64);
+        assert_eq!(document["FunctionName"], "apikeys-verify");
+        assert_eq!(document["QUOTA_EXCEEDED"], 1);
+        assert_eq!(document.as_object().unwrap().len(), 3, "nothing but the directive, the dimension, the count");
+    }
+}
