@@ -4,6 +4,7 @@
 mod helpers;
 
 mod auth;
+mod bounds;
 mod cli;
 mod conflicts;
 mod create;
