@@ -100,6 +100,34 @@ def sizes():
     return rows
 
 
+def bounds_section(w, goals):
+    """The largest verify the caps allow (bench/benches/bounds.rs, issue 9)."""
+    w("The largest verify the caps allow (`bench/benches/bounds.rs`; alone: `make bench-verify`): the verify_key "
+      "function as above, on a key whose ACL is at every cap (20 entries, 64 permissions, 64 scope values), asked 50 "
+      "permissions of 128 characters and 100 values of 128 characters in each of the 4 scope dimensions, shaped so "
+      "that matching does the most lookups it can (each name probes all 64 wildcard lengths before the longest grants "
+      "it). The same function on the same key asked nothing is the floor.")
+    w("")
+    info = load("bounds.json")
+    largest, floor = criterion("bounds", "verify_key_largest"), criterion("bounds", "verify_key_floor")
+    parse, match = criterion("bounds", "parse_largest"), criterion("bounds", "match_largest")
+    if not (largest and floor):
+        w("(criterion's estimates are missing: the bounds bench did not run)")
+        w("")
+        return
+    size = f"{info['request_bytes'] / 1024:.0f} KiB body, {info['lookups']} lookups" if info else "?"
+    w("| | median |")
+    w("|---|---:|")
+    w(f"| verify_key, the largest allowed request ({size}) | {fmt_ns(largest['median_ns'])} |")
+    w(f"| verify_key, the same key asked nothing | {fmt_ns(floor['median_ns'])} |")
+    if parse:
+        w(f"| of which: the body to `VerifyInput` (JSON, caps, grammars) | {fmt_ns(parse['median_ns'])} |")
+    if match:
+        w(f"| of which: `Acl::allows` (the matching) | {fmt_ns(match['median_ns'])} |")
+    w("")
+    goals.append(("largest allowed verify (issue 9: was 2.5 s for a 25 KB body)", f"{fmt_ns(largest['median_ns'])} in process", None))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(ROOT / "bench" / "results.md"))
@@ -190,6 +218,7 @@ def main():
         c = criterion("keys", name)
         w(f"| {what} | {fmt_ns(c['median_ns']) if c else '(missing)'} |")
     w("")
+    bounds_section(w, goals)
 
     # --- floor ------------------------------------------------------------------------------
     w("## 2. Verify against the store's floor (DynamoDB Local)")

@@ -4,14 +4,17 @@
 #                 - against DynamoDB Local (bench/benches/store.rs): calls per operation, verify vs
 #                   raw GetItem, cold start of target/release/get_key under a fake Runtime API
 #                 - wrk (bench/throughput.sh): the local server's mixed workload vs raw GetItem
+#                 - the largest verify the caps allow (bench/benches/bounds.rs), in process
 #               and writes bench/results.md (bench/report.py). Everything it starts it stops, by PID.
+#   make bench-verify   only the largest allowed verify (criterion, its own DynamoDB Local to
+#               record the one read it replays); prints the figures, writes target/bench-out/.
 # BENCH_ARM64=0 skips building the arm64 functions (for their sizes) when target/lambda/ lacks them.
 # WRK_DURATION (10s), COLD_RUNS (15), FLOOR_ROUNDS (6), FLOOR_PER_ROUND (400) tune the run's length.
 
 BENCH_ARM64 ?= 1
 BENCH_OUT := target/bench-out
 
-.PHONY: bench bench-deps
+.PHONY: bench bench-deps bench-verify
 
 bench-deps: deps
 	@command -v wrk >/dev/null 2>&1 || { echo "wrk not found: installing it with apt-get" >&2; \
@@ -21,7 +24,7 @@ bench-deps: deps
 ## make bench: every benchmark of issue 6, then bench/results.md.
 bench: bench-deps
 	@started=$$(date +%s); \
-	rm -rf $(BENCH_OUT) target/criterion/keys target/criterion/lambda target/criterion/local target/criterion/sdk; mkdir -p $(BENCH_OUT) $(RUN_DIR); \
+	rm -rf $(BENCH_OUT) target/criterion/keys target/criterion/lambda target/criterion/local target/criterion/sdk target/criterion/bounds; mkdir -p $(BENCH_OUT) $(RUN_DIR); \
 	cat /proc/loadavg >$(BENCH_OUT)/load-before.txt; \
 	busy() { ps -eo comm= | grep -E '^(rustc|cc|ld|ld.lld|zig|clang|java)$$' | sort | uniq -c | awk '{printf "%s%s ×%s", sep, $$2, $$1; sep=", "}'; }; \
 	echo "building: release get_key and local_server, the bench harnesses" >&2; \
@@ -39,6 +42,8 @@ bench: bench-deps
 	export DYNAMODB_ENDPOINT=http://127.0.0.1:$$port BENCH_OUT=$(CURDIR)/$(BENCH_OUT) BENCH_COLD_BIN=$(CURDIR)/target/release/get_key; \
 	echo "== in process (criterion)" >&2; \
 	cargo bench -q -p apikeys-bench --bench inprocess 2>&1 | tee $(BENCH_OUT)/inprocess.txt | grep -vE '^\s*$$|Found [0-9]+ outliers|^\s+[0-9]+ \(' >&2; \
+	echo "== the largest verify the caps allow (criterion)" >&2; \
+	cargo bench -q -p apikeys-bench --bench bounds 2>&1 | tee $(BENCH_OUT)/bounds.txt | grep -vE '^\s*$$|Found [0-9]+ outliers|^\s+[0-9]+ \(' >&2; \
 	during="$$(busy)"; \
 	echo "== against DynamoDB Local: calls per operation, verify vs GetItem, cold start" >&2; \
 	cargo bench -q -p apikeys-bench --bench store -- calls floor cold 2>&1 | tee $(BENCH_OUT)/store.txt >&2; \
@@ -47,3 +52,13 @@ bench: bench-deps
 	printf 'at the start: %s; during: %s; at the end: %s\n' "$$(sed 's/^before the run: //' $(BENCH_OUT)/busy-start.txt)" "$$during" "$$(busy)" >$(BENCH_OUT)/busy.txt; \
 	python3 bench/report.py --out bench/results.md; \
 	echo "make bench: done in $$(( $$(date +%s) - started )) s; see bench/results.md" >&2
+
+## make bench-verify: the largest verify the caps allow, alone (bench/benches/bounds.rs).
+bench-verify: deps
+	@cargo bench -p apikeys-bench --bench bounds --no-run
+	@mkdir -p $(BENCH_OUT) $(RUN_DIR); rm -rf target/criterion/bounds; \
+	port=$$($(DDB) free-port); pidfile=$(RUN_DIR)/bench-verify-dynamodb-$$port.pid; \
+	$(DDB) start $$port $$pidfile; \
+	trap '$(DDB) stop '$$pidfile EXIT; \
+	DYNAMODB_ENDPOINT=http://127.0.0.1:$$port BENCH_OUT=$(CURDIR)/$(BENCH_OUT) \
+	  cargo bench -q -p apikeys-bench --bench bounds 2>&1 | tee $(BENCH_OUT)/bounds.txt | grep -vE '^\s*$$|Found [0-9]+ outliers|^\s+[0-9]+ \(' >&2

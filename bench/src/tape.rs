@@ -146,8 +146,7 @@ impl HttpConnector for TapeConnector {
                     let status = response.status().as_u16();
                     let headers: Vec<(String, String)> =
                         response.headers().iter().map(|(n, v)| (n.to_owned(), v.to_owned())).collect();
-                    let body =
-                        response.into_body().collect().await.map_err(|e| ConnectorError::io(e.into()))?.to_bytes();
+                    let body = response.into_body().collect().await.map_err(ConnectorError::io)?.to_bytes();
                     let recorded = Recorded { status, headers, body };
                     let answer = response_of(&recorded);
                     tape.0.records.write().unwrap().insert(key, recorded);

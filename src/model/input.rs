@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use super::acl::{self, MAX_ACL_ENTRIES, MAX_REQUESTED_PERMISSIONS, MAX_REQUESTED_SCOPE_VALUES};
 use super::limits::MAX_WINDOW_SECONDS;
 use super::{Acl, AclEntry, FieldError, IpAllowlist, KeyStatus, KeyType, Permission, RateLimit, Scope};
 
@@ -272,8 +273,11 @@ impl VerifyInput {
             })
             .transpose()?;
         let permissions: Vec<String> = f.optional("permissions", "an array of strings")?.unwrap_or_default();
-        if permissions.len() > super::acl::MAX_PERMISSIONS {
-            return Err(FieldError::too_many("permissions", super::acl::MAX_PERMISSIONS));
+        if permissions.len() > MAX_REQUESTED_PERMISSIONS {
+            return Err(FieldError::too_many("permissions", MAX_REQUESTED_PERMISSIONS));
+        }
+        for (i, permission) in permissions.iter().enumerate() {
+            acl::requested_permission(permission, &format!("permissions[{i}]"))?;
         }
         let scope = f
             .optional::<Map<String, Value>>("scope", "an object")?
@@ -284,22 +288,30 @@ impl VerifyInput {
     }
 }
 
-/// A requested scope names each dimension with one value or a list of values.
+/// A requested scope names each dimension with one value or a list of at most 100 values, each
+/// of the scope value grammar (`*` is not a value a request can name).
 fn requested_scope(raw: Map<String, Value>) -> Result<Scope, FieldError> {
     let mut scope = Scope::default();
     for (name, value) in raw {
-        let slot = match name.as_str() {
-            "customFieldName" => &mut scope.custom_field_name,
-            "productId" => &mut scope.product_id,
-            "planId" => &mut scope.plan_id,
-            "organizationId" => &mut scope.organization_id,
-            _ => return Err(FieldError::unknown(format!("scope.{name}"))),
-        };
         let field = format!("scope.{name}");
-        *slot = Some(match value {
-            Value::String(one) => vec![one],
-            other => decode(other, &field, "a string or an array of strings")?,
-        });
+        let slot = scope.dimension_mut(&name).ok_or_else(|| FieldError::unknown(&field))?;
+        let values = match value {
+            Value::String(one) => {
+                acl::scope_value(&one, &field, false)?;
+                vec![one]
+            }
+            other => {
+                let values: Vec<String> = decode(other, &field, "a string or an array of strings")?;
+                if values.len() > MAX_REQUESTED_SCOPE_VALUES {
+                    return Err(FieldError::too_many(field, MAX_REQUESTED_SCOPE_VALUES));
+                }
+                for (j, value) in values.iter().enumerate() {
+                    acl::scope_value(value, &format!("{field}[{j}]"), false)?;
+                }
+                values
+            }
+        };
+        *slot = Some(values);
     }
     Ok(scope)
 }
@@ -336,8 +348,8 @@ fn acl(entries: Vec<Value>) -> Result<Option<Acl>, FieldError> {
         scope: Option<Value>,
         permissions: Vec<String>,
     }
-    if entries.len() > super::acl::MAX_ACL_ENTRIES {
-        return Err(FieldError::too_many("acl", super::acl::MAX_ACL_ENTRIES));
+    if entries.len() > MAX_ACL_ENTRIES {
+        return Err(FieldError::too_many("acl", MAX_ACL_ENTRIES));
     }
     let parsed = entries
         .into_iter()
@@ -562,5 +574,28 @@ mod tests {
         assert_eq!(v.scope.product_id, Some(vec!["p1".to_string()]));
         assert_eq!(VerifyInput::parse(json!({ "key": "k", "ip": "1.2.3" })).unwrap_err().field, "ip");
         assert_eq!(VerifyInput::parse(json!({ "key": "k", "scope": { "x": 1 } })).unwrap_err().field, "scope.x");
+        let verify_err = |body: Value| {
+            let err = VerifyInput::parse(body).unwrap_err();
+            (err.field, err.problem)
+        };
+        let many = |n: usize| (0..n).map(|i| format!("a:{i}")).collect::<Vec<_>>();
+        assert!(VerifyInput::parse(json!({ "key": "k", "permissions": many(MAX_REQUESTED_PERMISSIONS) })).is_ok());
+        assert_eq!(
+            verify_err(json!({ "key": "k", "permissions": many(MAX_REQUESTED_PERMISSIONS + 1) })),
+            ("permissions".into(), FieldProblem::TooMany)
+        );
+        assert_eq!(
+            verify_err(json!({ "key": "k", "permissions": ["a:read", "a:*"] })),
+            ("permissions[1]".into(), FieldProblem::Invalid)
+        );
+        assert_eq!(
+            verify_err(json!({ "key": "k", "scope": { "planId": many(MAX_REQUESTED_SCOPE_VALUES + 1) } })),
+            ("scope.planId".into(), FieldProblem::TooMany)
+        );
+        assert_eq!(
+            verify_err(json!({ "key": "k", "scope": { "planId": ["gold", "*"] } })),
+            ("scope.planId[1]".into(), FieldProblem::Invalid)
+        );
+        assert_eq!(verify_err(json!({ "key": "k", "scope": { "planId": "" } })).0, "scope.planId");
     }
 }

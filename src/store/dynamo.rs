@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, KeysAndAttributes, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    AttributeValue, Delete, KeysAndAttributes, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, Select,
     TransactWriteItem, Update,
 };
 use chrono::{DateTime, TimeDelta, Utc};
@@ -596,39 +596,76 @@ impl DynamoStore {
     }
 
     /// Queries from `position` on until the window is read or the partition ends (`Query` pages
-    /// at 1 MB, so a page of large items can take more than one call), less the skipped items.
+    /// at 1 MB, so a page of large items can take more than one call). The skipped part is only
+    /// counted (`skip_past`), so whatever the offset, no more than the window's `take` items
+    /// are ever held.
     async fn query_pages<T: serde::de::DeserializeOwned>(
         &self,
         operation: &'static str,
         index: Option<&str>,
         partition: (&str, String),
         window: PageWindow<'_>,
-        mut position: Option<Item>,
+        position: Option<Item>,
     ) -> Result<Vec<T>, StoreError> {
-        let wanted = (window.skip + window.take) as usize;
-        let newest_first = window.newest_first;
-        let mut found: Vec<Item> = Vec::with_capacity(wanted);
-        loop {
-            let out = self
-                .client
+        let query = || {
+            self.client
                 .query()
                 .table_name(&self.table)
                 .set_index_name(index.map(str::to_owned))
                 .key_condition_expression("#p = :p")
                 .expression_attribute_names("#p", partition.0)
                 .expression_attribute_values(":p", s(&partition.1))
-                .scan_index_forward(!newest_first)
+                .scan_index_forward(!window.newest_first)
+        };
+        let Some(mut position) = self.skip_past(operation, &query, window.skip, position).await? else {
+            return Ok(Vec::new());
+        };
+        let wanted = window.take as usize;
+        let mut found: Vec<T> = Vec::with_capacity(wanted);
+        loop {
+            let out = query()
                 .limit((wanted - found.len()) as i32)
                 .set_exclusive_start_key(position.take())
                 .send()
                 .await
                 .map_err(|e| unavailable(operation, &e))?;
-            found.extend(out.items.unwrap_or_default());
+            for item in out.items.unwrap_or_default() {
+                found.push(from_item(item)?);
+            }
             position = out.last_evaluated_key;
             if position.is_none() || found.len() >= wanted {
-                return found.into_iter().skip(window.skip as usize).map(from_item).collect();
+                return Ok(found);
             }
         }
+    }
+
+    /// Where a page starts once `skip` items after `position` are passed: counted by DynamoDB
+    /// (`Select=COUNT` answers no items, only how many it passed and the key of the last), so
+    /// an offset costs calls, never memory. `Some(None)`: from the start of the partition;
+    /// `None`: the partition ends within the skipped part, so the page is empty.
+    async fn skip_past<F: Fn() -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder>(
+        &self,
+        operation: &'static str,
+        query: &F,
+        skip: u32,
+        mut position: Option<Item>,
+    ) -> Result<Option<Option<Item>>, StoreError> {
+        let mut left = skip as i64;
+        while left > 0 {
+            let out = query()
+                .select(Select::Count)
+                .limit(left as i32)
+                .set_exclusive_start_key(position.take())
+                .send()
+                .await
+                .map_err(|e| unavailable(operation, &e))?;
+            left -= out.count as i64;
+            position = out.last_evaluated_key;
+            if position.is_none() {
+                return Ok(None);
+            }
+        }
+        Ok(Some(position))
     }
 }
 

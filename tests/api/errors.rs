@@ -85,7 +85,7 @@ async fn abuse_limits_are_400_naming_the_limit() {
     let tags: Vec<String> = (0..51).map(|i| format!("t{i}")).collect();
     for (body, field) in [
         (json!({ "userId": "u", "whitelistedIPs": ips }), "whitelistedIPs"),
-        (json!({ "userId": "u", "acl": [{ "permissions": permissions }] }), "acl[].permissions"),
+        (json!({ "userId": "u", "acl": [{ "permissions": permissions }] }), "acl[0].permissions"),
         (json!({ "userId": "u", "acl": entries }), "acl"),
         (json!({ "userId": "u", "tags": tags }), "tags"),
     ] {

@@ -148,3 +148,18 @@ async fn a_list_page_is_one_query_plus_the_counter_read() {
         "the cursor is read with the counters"
     );
 }
+
+#[tokio::test]
+async fn an_offset_is_counted_by_one_more_query_not_read() {
+    let app = spawn_app().await;
+    let mut created = keys_in_order(&app, 5).await;
+    created.reverse();
+    app.settle_calls().await;
+    let page = app.list_keys("?limit=2&offset=3").await.body;
+    assert_eq!(ids(&page), created[3..5]);
+    assert_eq!(
+        app.calls_made().await,
+        vec!["GetItem", "BatchGetItem", "Query", "Query"],
+        "a Select=COUNT query past the offset, then the page (tests/api/bounds.rs checks what each returns)"
+    );
+}

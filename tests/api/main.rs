@@ -5,6 +5,7 @@ mod helpers;
 mod lambda_harness;
 
 mod auth;
+mod bounds;
 mod cli;
 mod conflicts;
 mod create;
