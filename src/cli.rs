@@ -102,9 +102,7 @@ pub async fn run_local_server() -> ExitCode {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    let store = app.store.clone();
     let served = crate::http::local::serve(app, listener, shutdown).await;
-    store.settle().await;
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -71,7 +71,7 @@ fn main() {
     let clock = Arc::new(ManualClock::new(chrono::DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap()));
     let (fx, largest, floor) = rt.block_on(async {
         let fx = fixture(clock).await;
-        let ctx = fx.root_context.clone();
+        let ctx = fx.authorization.clone();
         let create =
             event("POST /keys", "/keys", "", None, Some(&json!({ "userId": "u", "acl": largest_acl() })), &ctx);
         let created = invoke(endpoint_service(fx.app.clone(), Endpoint::CreateKey), &create).await;
@@ -82,7 +82,6 @@ fn main() {
         let service = endpoint_service(fx.app.clone(), Endpoint::VerifyKey);
         // Once before recording, so lastUsedAt is fresh for the frozen clock and no write follows.
         invoke(service.clone(), &floor).await;
-        fx.app.store.settle().await;
         fx.tape.set_mode(Mode::Record);
         invoke(service.clone(), &floor).await;
         fx.tape.set_mode(Mode::Replay);

@@ -138,7 +138,6 @@ async fn setup() -> (Fixture, Vec<Case>, String) {
     // recorded answers need no background write.
     invoke(endpoint_service(fx.app.clone(), Endpoint::VerifyKey), &cases[7].event).await;
     dispatch(&fx.app, CLIENT_IP, verify_request(&fx.root_key, &target_key)).await;
-    fx.app.store.settle().await;
     fx.tape.set_mode(Mode::Record);
     for case in &cases {
         if let Some(endpoint) = case.endpoint {
@@ -147,7 +146,6 @@ async fn setup() -> (Fixture, Vec<Case>, String) {
         }
     }
     dispatch(&fx.app, CLIENT_IP, verify_request(&fx.root_key, &target_key)).await;
-    fx.app.store.settle().await;
     fx.tape.set_mode(Mode::Replay);
     eprintln!("recorded DynamoDB answers: {:?}", fx.tape.keys());
     fx.calls.take();
@@ -157,12 +155,10 @@ async fn setup() -> (Fixture, Vec<Case>, String) {
             None => invoke(echo_service(), &case.event).await,
         };
         assert_eq!(status_of(&answer), case.expect, "replayed {}: {}", case.name, String::from_utf8_lossy(&answer));
-        fx.app.store.settle().await;
         eprintln!("replayed {:<11} -> {} with DynamoDB calls {:?}", case.name, case.expect, fx.calls.take());
     }
     let answer = dispatch(&fx.app, CLIENT_IP, verify_request(&fx.root_key, &target_key)).await;
     assert_eq!(answer.status(), 200);
-    fx.app.store.settle().await;
     eprintln!("replayed local stack verify -> 200 with DynamoDB calls {:?}", fx.calls.take());
     (fx, cases, target_key)
 }

@@ -42,14 +42,12 @@ async fn run(
     id: Option<&str>,
     body: Option<Value>,
 ) -> (u16, Value, Vec<String>) {
-    fx.app.store.settle().await;
     fx.calls.take();
     let answer = invoke(
         endpoint_service(fx.app.clone(), endpoint),
         &event(route, path, query, id, body.as_ref(), &fx.authorization),
     )
     .await;
-    fx.app.store.settle().await;
     (status_of(&answer), body_of(&answer), fx.calls.take())
 }
 
@@ -148,10 +146,8 @@ async fn calls() {
             .unwrap()
     };
     dispatch(&fx.app, CLIENT_IP, request()).await;
-    fx.app.store.settle().await;
     let first = fx.calls.take();
     dispatch(&fx.app, CLIENT_IP, request()).await;
-    fx.app.store.settle().await;
     let again = fx.calls.take();
     row(
         "local server: authorizer + get, first in the minute",
@@ -327,7 +323,6 @@ async fn floor() {
             }));
         }
     }
-    fx.app.store.settle().await;
     write_json("floor.json", &json!({ "rounds": rounds, "per_round": per_round, "results": results }));
 }
 

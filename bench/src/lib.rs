@@ -68,7 +68,6 @@ pub async fn fixture(clock: Arc<dyn Clock>) -> Fixture {
     let created = create_root_key(&app.store, company.clone(), None, app.clock.now()).await.expect("root key");
     let root_key = created.body["key"].as_str().unwrap().to_owned();
     let authorization = format!("Bearer {root_key}");
-    app.store.settle().await;
     calls.take();
     Fixture { app, calls, tape, client, table, company, root_key, authorization }
 }

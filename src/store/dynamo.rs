@@ -96,10 +96,6 @@ impl DynamoStore {
         &self.table
     }
 
-    /// Nothing runs off the answer's path any more (`lastUsedAt` is written before the answer),
-    /// so there is nothing to wait for; kept so that existing callers need no change.
-    pub async fn settle(&self) {}
-
     /// A strongly consistent read of one item: every read the service makes must see the last write.
     async fn get_item(&self, operation: &'static str, key: Item) -> Result<Option<Item>, StoreError> {
         let out = self
