@@ -13,6 +13,8 @@ use http_body_util::Full;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
+
 use crate::domain::keys::create_root_key;
 use crate::model::CompanyId;
 use crate::store::{IdempotencyReader, KeyCreator};
@@ -34,14 +36,12 @@ impl SecretsManager {
 
 impl SecretStore for SecretsManager {
     async fn put_secret(&self, secret_id: &str, value: String) -> Result<(), String> {
-        self.0
-            .put_secret_value()
-            .secret_id(secret_id)
-            .secret_string(value)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string())
+        self.0.put_secret_value().secret_id(secret_id).secret_string(value).send().await.map(|_| ()).map_err(
+            |e| match (e.code(), e.message()) {
+                (Some(code), Some(message)) => format!("{code}: {message}"),
+                _ => aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
+            },
+        )
     }
 }
 
@@ -91,6 +91,9 @@ impl Outcome {
     }
 }
 
+/// Characters of a failure's reason in the answer (CloudFormation's limit is 4096 bytes in all).
+const MAX_REASON: usize = 1500;
+
 /// A request, and where its answer goes.
 #[derive(Debug)]
 pub struct Answer {
@@ -116,9 +119,11 @@ pub async fn handle(
         }
         Some(reason) => tracing::error!(request = %envelope.request_type, %reason, "answered FAILED"),
     }
+    // CloudFormation takes at most 4096 bytes of answer.
+    let reason: String = outcome.failure.as_deref().unwrap_or("done").chars().take(MAX_REASON).collect();
     let body = json!({
         "Status": if outcome.failure.is_none() { "SUCCESS" } else { "FAILED" },
-        "Reason": outcome.failure.as_deref().unwrap_or("done"),
+        "Reason": reason,
         "PhysicalResourceId": outcome.physical_id,
         "StackId": envelope.stack_id,
         "RequestId": envelope.request_id,
