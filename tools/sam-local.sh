@@ -71,22 +71,11 @@ start_dockerd() {
   die "dockerd did not start"
 }
 
-stop_pid() { # pidfile
-  [ -f "$1" ] || return 0
-  local pid
-  pid=$(cat "$1")
-  if kill -0 "$pid" 2>/dev/null; then
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-  fi
-  rm -f "$1"
-}
-
 cleanup() {
   # Containers SAM left (a failed invocation) go with the daemon; it stops them on the way out.
-  stop_pid "$RUN/listener.pid"
-  stop_pid "$RUN/dockerd.pid"
+  $DDB stop "$RUN/listener.pid"
+  # dockerd stops its containers and its containerd first: give it time before a KILL.
+  $DDB stop "$RUN/dockerd.pid" 30
   [ "$made_bridge" = 1 ] && ip link delete "$BRIDGE" 2>/dev/null || true
   $DDB stop "$RUN/dynamodb.pid"
 }

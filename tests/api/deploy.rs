@@ -313,7 +313,6 @@ fn expected_grants(binary: &str) -> BTreeSet<(String, String)> {
         "list_keys" => {
             grants.extend(INDEXES.iter().map(|i| ("dynamodb:Query".to_owned(), format!("KeysTable/index/{}", i.name))))
         }
-        STREAM_FUNCTION => _ = grants.insert(("sqs:SendMessage".into(), "StreamFailureQueue".into())),
         ROOT_KEY_FUNCTION => _ = grants.insert(("secretsmanager:PutSecretValue".into(), "RootKeySecret".into())),
         _ => {}
     }
