@@ -247,6 +247,7 @@ fn template_alarms_on_5xx_throttles_and_failed_stream_records() {
     let serving: BTreeSet<&str> =
         functions(&template).into_iter().filter(|(_, b, _)| *b != ROOT_KEY_FUNCTION).map(|(id, _, _)| id).collect();
     assert_eq!(counted, serving, "the throttles alarm counts every serving function");
+    assert!(counted.len() <= 10, "an alarm's metric math reads at most 10 metrics: split the alarm");
 
     let queue = alarm(&template, "Stream records failed");
     assert_eq!(queue["MetricName"], "ApproximateNumberOfMessagesVisible");
