@@ -17,7 +17,7 @@ use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 
 use crate::domain::keys::create_root_key;
 use crate::model::CompanyId;
-use crate::store::{IdempotencyReader, KeyCreator};
+use crate::store::DynamoStore;
 
 /// Where the minted key goes: Secrets Manager in AWS.
 pub trait SecretStore: Sync {
@@ -105,7 +105,7 @@ pub struct Answer {
 /// Handles one request: the answer to PUT on its response URL. An error only when the request
 /// has no response URL (or is no custom resource request), so that no answer can be sent.
 pub async fn handle(
-    store: &(impl KeyCreator + IdempotencyReader),
+    store: &DynamoStore,
     secrets: &impl SecretStore,
     now: DateTime<Utc>,
     request: Value,
@@ -134,12 +134,7 @@ pub async fn handle(
     Ok(Answer { response_url: envelope.response_url, body })
 }
 
-async fn decide(
-    store: &(impl KeyCreator + IdempotencyReader),
-    secrets: &impl SecretStore,
-    now: DateTime<Utc>,
-    request: &Envelope,
-) -> Outcome {
+async fn decide(store: &DynamoStore, secrets: &impl SecretStore, now: DateTime<Utc>, request: &Envelope) -> Outcome {
     // A physical id for answers that made nothing: CloudFormation's later Delete of it is a no-op.
     let unchanged = request
         .physical_resource_id
@@ -173,7 +168,7 @@ async fn decide(
 
 /// Creates the root key and stores it; the physical id names the key, `Data` its id only.
 async fn mint(
-    store: &(impl KeyCreator + IdempotencyReader),
+    store: &DynamoStore,
     secrets: &impl SecretStore,
     now: DateTime<Utc>,
     properties: &Properties,
@@ -186,15 +181,16 @@ async fn mint(
         .await
         .map_err(|e| format!("could not create the root key of {company}: {e}"))?;
     let key = created.body.get("key").and_then(Value::as_str).ok_or("the created key has no secret")?;
-    let secret = json!({ "companyId": company.as_str(), "keyId": created.id, "key": key }).to_string();
+    let key_id = created.body.get("id").and_then(Value::as_str).ok_or("the created key has no id")?.to_owned();
+    let secret = json!({ "companyId": company.as_str(), "keyId": key_id, "key": key }).to_string();
     secrets.put_secret(&properties.secret_id, secret).await.map_err(|e| {
         format!(
-            "root key {} of {company} was created but not stored in {}: {e}; its secret is lost, delete that key",
-            created.id, properties.secret_id
+            "root key {key_id} of {company} was created but not stored in {}: {e}; its secret is lost, delete that key",
+            properties.secret_id
         )
     })?;
-    tracing::info!(company = %company, key_id = %created.id, "root key minted into Secrets Manager");
-    Ok((format!("{company}/{}", created.id), json!({ "KeyId": created.id, "CompanyId": company.as_str() })))
+    tracing::info!(company = %company, %key_id, "root key minted into Secrets Manager");
+    Ok((format!("{company}/{key_id}"), json!({ "KeyId": key_id, "CompanyId": company.as_str() })))
 }
 
 /// PUTs the answer on the response URL (a presigned S3 URL in AWS; plain http is accepted for
