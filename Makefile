@@ -10,7 +10,7 @@ TABLE_NAME ?= apikeys
 RUN_DIR := .run
 DDB := tools/dynamodb-local.sh
 
-.PHONY: run test deps unit
+.PHONY: run test deps unit lint
 
 deps:
 	@$(DDB) install
@@ -36,8 +36,16 @@ test: deps
 unit:
 	cargo test --lib
 
+## make lint: formatting and clippy, warnings as errors (what every commit of Rust code passes).
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+
 # build, validate, invoke, deploy: the Lambda and SAM side (tools/deploy.mk).
 -include tools/deploy.mk
+
+# sam-local, seed: every function through `sam local invoke` in Docker (tools/sam-local.mk).
+-include tools/sam-local.mk
 
 # soak (20,000 operations with faults injected) and fuzz (cargo-fuzz): tools/reliability.mk.
 -include tools/reliability.mk

@@ -10,5 +10,6 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod model;
+pub mod root_key_resource;
 pub mod store;
 pub mod stream;

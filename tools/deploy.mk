@@ -1,14 +1,19 @@
 # The Lambda and SAM side, included by the Makefile (which sets SHELL, RUN_DIR and DDB):
-#   make tools                              tools/venv from tools/requirements-deploy.txt; the arm64 Rust target
+#   make tools                              tools/venv and tools/venv-checkov from tools/requirements-deploy.txt;
+#                                           the arm64 Rust target
 #   make build                              cargo lambda build --release --arm64: target/lambda/<binary>/bootstrap
-#   make validate                           sam validate --lint and cfn-lint on template.yaml (offline)
+#   make validate                           sam validate --lint, cfn-lint and checkov on template.yaml (offline)
 #   make invoke FN=<binary> EVENT=<file>    one function on a sample event, without Docker, on DynamoDB Local
-#   make deploy                             sam build, then sam deploy (--guided the first time)
+#   make deploy [CONFIG_ENV=prod] [STACK=name] [REGION=region] [PARAMS="Key=Value ..."]
+#                                           sam build, then sam deploy from samconfig.toml; never prompts
 # Every target installs what it needs when it is missing.
 
 VENV := tools/venv
 VENV_BIN := $(CURDIR)/$(VENV)/bin
 VENV_STAMP := $(VENV)/.installed-$(shell cksum < tools/requirements-deploy.txt | cut -d' ' -f1)
+# checkov pins libraries (boto3 among them) that SAM CLI pins otherwise: it gets a virtualenv of its own.
+CHECKOV_VENV := tools/venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cksum < tools/requirements-deploy.txt | cut -d' ' -f1)
 LAMBDA_TARGET := aarch64-unknown-linux-gnu
 # tools/venv/bin first: cargo lambda finds zig there (python3 -m ziglang), and sam and cfn-lint.
 WITH_TOOLS := env PATH="$(VENV_BIN):$$PATH" SAM_CLI_TELEMETRY=0
@@ -27,12 +32,22 @@ INVOKE_TIMEOUT ?= 600
 $(VENV_STAMP): tools/requirements-deploy.txt
 	@echo "installing the deployment tools into $(VENV)" >&2
 	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
-	@$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r tools/requirements-deploy.txt
+	@grep -v '^checkov' tools/requirements-deploy.txt >$(VENV)/requirements.txt
+	@$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $(VENV)/requirements.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-## make tools: the pinned deployment tools in tools/venv, and Rust's arm64 Linux target.
-tools: $(VENV_STAMP)
+$(CHECKOV_STAMP): tools/requirements-deploy.txt
+	@echo "installing checkov into $(CHECKOV_VENV)" >&2
+	@test -x $(CHECKOV_VENV)/bin/python || python3 -m venv $(CHECKOV_VENV)
+	@grep '^checkov' tools/requirements-deploy.txt >$(CHECKOV_VENV)/requirements.txt
+	@$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $(CHECKOV_VENV)/requirements.txt
+	@rm -f $(CHECKOV_VENV)/.installed-*
+	@touch $@
+
+## make tools: the pinned deployment tools in tools/venv (checkov in tools/venv-checkov), and
+## Rust's arm64 Linux target.
+tools: $(VENV_STAMP) $(CHECKOV_STAMP)
 	@rustup target list --installed | grep -qx $(LAMBDA_TARGET) || rustup target add $(LAMBDA_TARGET)
 
 ## make build: every function of template.yaml, release, arm64: target/lambda/<binary>/bootstrap.
@@ -43,14 +58,17 @@ build: tools
 	  echo "target/lambda/$$f/bootstrap  $$(stat -c %s target/lambda/$$f/bootstrap) bytes" >&2; \
 	done
 
-## make validate: the template through SAM's translator and cfn-lint; any warning fails.
+## make validate: the template through SAM's translator, cfn-lint and checkov; any finding fails.
+## checkov's findings are fixed or skipped in the resource's Metadata with a reason; it runs
+## offline (--skip-download).
 validate: tools
 	@$(WITH_TOOLS) AWS_DEFAULT_REGION=$(VALIDATE_REGION) sam validate --lint --template-file template.yaml
 	@$(WITH_TOOLS) cfn-lint --regions $(VALIDATE_REGION) -- template.yaml
-	@echo "template.yaml: valid, no lint findings" >&2
+	@$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
+	@echo "template.yaml: valid, no lint or checkov findings" >&2
 
 ## make invoke FN=<binary> EVENT=events/<file>.json: DynamoDB Local on a free port, the table and
-## a root key of INVOKE_COMPANY (the authorizer event gets it as its Authorization header), the
+## a root key of INVOKE_COMPANY (a route event gets it as its Authorization header), the
 ## function under `cargo lambda watch`, one `cargo lambda invoke`; then both stop, by PID.
 invoke: tools deps
 	@test -n "$(FN)" && test -n "$(EVENT)" || { echo "usage: make invoke FN=<binary> EVENT=events/<file>.json (binaries: $(FUNCTIONS))" >&2; exit 2; }
@@ -73,8 +91,8 @@ invoke: tools deps
 	root_key=$$(printf '%s' "$$root" | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])'); \
 	echo "root key of $(INVOKE_COMPANY) in table $(INVOKE_TABLE): $$root_key" >&2; \
 	event=$(RUN_DIR)/invoke-event-$$invoke_port.json; \
-	ROOT_KEY=$$root_key python3 -c 'import json,os,sys; e=json.load(open(sys.argv[1])); h=e.get("headers") or {}; \
-	  h.update({"authorization": "Bearer " + os.environ["ROOT_KEY"]}) if e.get("type") == "REQUEST" else None; \
+	ROOT_KEY=$$root_key python3 -c 'import json,os,sys; e=json.load(open(sys.argv[1])); \
+	  e["headers"].update({"authorization": "Bearer " + os.environ["ROOT_KEY"]}) if "headers" in e else None; \
 	  json.dump(e, open(sys.argv[2], "w"))' "$(EVENT)" "$$event"; \
 	set -m; \
 	$(WITH_TOOLS) cargo lambda watch --ignore-changes --invoke-address 127.0.0.1 --invoke-port $$invoke_port \
@@ -92,11 +110,17 @@ invoke: tools deps
 	tail -n 20 $(RUN_DIR)/invoke-watch-$$invoke_port.log >&2; \
 	exit $$status
 
-## make deploy: sam build (cargo lambda, arm64), then sam deploy; --guided writes samconfig.toml the first time.
+## make deploy: sam build (cargo lambda, arm64), then sam deploy with samconfig.toml's CONFIG_ENV
+## (default: `default`); STACK, REGION and PARAMS ("Key=Value ...") override the config. Never
+## prompts (stdin is closed for sam, no changeset confirmation); without usable AWS credentials
+## it stops before building.
+CONFIG_ENV ?= default
+STACK ?=
+REGION ?=
+PARAMS ?=
+DEPLOY_FLAGS = --config-env $(CONFIG_ENV) $(if $(STACK),--stack-name $(STACK)) $(if $(REGION),--region $(REGION)) \
+  $(if $(PARAMS),--parameter-overrides $(PARAMS)) --no-confirm-changeset --no-fail-on-empty-changeset
 deploy: tools
-	@$(WITH_TOOLS) SAM_CLI_BETA_RUST_CARGO_LAMBDA=1 sam build --beta-features
-	@if [ -f samconfig.toml ]; then \
-	  $(WITH_TOOLS) sam deploy; \
-	else \
-	  $(WITH_TOOLS) sam deploy --guided; \
-	fi
+	@$(WITH_TOOLS) REGION=$(REGION) CONFIG_ENV=$(CONFIG_ENV) tools/deploy-preflight.sh
+	@$(WITH_TOOLS) SAM_CLI_BETA_RUST_CARGO_LAMBDA=1 sam build --config-env $(CONFIG_ENV) --beta-features </dev/null
+	@$(WITH_TOOLS) sam deploy $(DEPLOY_FLAGS) </dev/null

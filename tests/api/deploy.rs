@@ -1,26 +1,27 @@
 //! The deployment side: template.yaml must match the route table and the table definition,
-//! and every sample event in events/ must work, as it is, through the same handlers and
-//! authorizer the Lambda functions run.
+//! carry what an operator needs (log retention, throttling, tracing, alarms, the stream's failure
+//! handling, DYNAMODB_ENDPOINT), grant each function exactly the actions it uses, and every
+//! sample event in events/ must work through the same handlers the Lambda functions run.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use apikeys::http::routes::{Endpoint, Route};
 use apikeys::http::{ROUTES, handlers};
+use apikeys::root_key_resource::{self, Answer, SecretStore};
 use apikeys::store::table::{INDEXES, PARTITION_KEY, SORT_KEY, STREAM_VIEW, TTL_ATTRIBUTE};
-use lambda_http::aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use lambda_http::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
 
 const FUNCTION: &str = "AWS::Serverless::Function";
-/// Interim: the template still declares the retired authorizer until it is rewritten without it.
-const AUTHORIZER_FUNCTION: &str = "authorizer";
-/// The name of the authorizer in the HTTP API's OpenAPI body.
-const AUTHORIZER_SCHEME: &str = "RootKeyAuthorizer";
 /// The function on the table's stream (src/bin/retention_stream.rs, `apikeys::stream`).
 const STREAM_FUNCTION: &str = "retention_stream";
+/// The custom resource's function (src/bin/root_key_resource.rs, `apikeys::root_key_resource`).
+const ROOT_KEY_FUNCTION: &str = "root_key_resource";
+/// Environment variables every function reads (src/config.rs, src/store/table.rs).
+const FUNCTION_ENVIRONMENT: [&str; 3] = ["TABLE_NAME", "RETENTION_DAYS", "DYNAMODB_ENDPOINT"];
 
 fn project_file(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
@@ -49,6 +50,24 @@ fn names_resource(value: &Value, logical_id: &str) -> bool {
         || value.get("Fn::GetAtt").and_then(|a| a.get(0)).and_then(Value::as_str) == Some(logical_id)
 }
 
+/// Every function of the template: (logical id, binary, resource).
+fn functions(template: &Value) -> Vec<(&str, &str, &Value)> {
+    resources(template)
+        .iter()
+        .filter(|(_, r)| r["Type"] == FUNCTION)
+        .map(|(id, r)| (id.as_str(), text(&r["Metadata"]["BuildProperties"]["Binary"]), r))
+        .collect()
+}
+
+/// The function that builds `binary`: (logical id, resource).
+fn function_of<'t>(template: &'t Value, binary: &str) -> (&'t str, &'t Value) {
+    functions(template)
+        .into_iter()
+        .find(|(_, b, _)| *b == binary)
+        .map(|(id, _, r)| (id, r))
+        .unwrap_or_else(|| panic!("no function builds {binary}"))
+}
+
 /// (method, path) → binary, for every function's HttpApi events; and the binaries of all functions.
 fn template_routes(template: &Value) -> (BTreeMap<(String, String), String>, BTreeSet<String>, String) {
     let (mut routes, mut binaries) = (BTreeMap::new(), BTreeSet::new());
@@ -72,6 +91,7 @@ fn template_routes(template: &Value) -> (BTreeMap<(String, String), String>, BTr
             assert_eq!(event["Type"], "HttpApi", "{id}.{name}: only HttpApi events");
             let props = &event["Properties"];
             assert!(names_resource(&props["ApiId"], &api), "{id}.{name}: ApiId must be Ref {api}");
+            assert!(props.get("Auth").is_none(), "{id}.{name}: the function authenticates its caller itself");
             let key = (text(&props["Method"]).to_ascii_uppercase(), text(&props["Path"]).to_owned());
             assert!(routes.insert(key.clone(), binary.clone()).is_none(), "{key:?} is routed twice");
         }
@@ -89,58 +109,29 @@ fn template_functions_and_routes_match_the_route_table() {
     assert_eq!(routes, expected, "template.yaml's HttpApi events differ from apikeys::http::ROUTES");
 
     let mut expected_binaries: BTreeSet<String> = ROUTES.iter().map(|r| r.function.to_owned()).collect();
-    expected_binaries.insert(AUTHORIZER_FUNCTION.to_owned());
     expected_binaries.insert(STREAM_FUNCTION.to_owned());
-    assert_eq!(binaries, expected_binaries, "template.yaml's functions differ from the routes, authorizer and stream");
-    for binary in binaries.iter().filter(|b| *b != AUTHORIZER_FUNCTION) {
+    expected_binaries.insert(ROOT_KEY_FUNCTION.to_owned());
+    assert_eq!(
+        binaries, expected_binaries,
+        "template.yaml's functions differ from the routes, stream and custom resource"
+    );
+    for binary in &binaries {
         assert!(
             project_file(&format!("src/bin/{binary}.rs")).exists(),
             "src/bin/{binary}.rs, built by template.yaml, is missing"
         );
     }
 
-    // Every route is behind the authorizer, in the OpenAPI body (where its identity source can
-    // depend on the cache setting).
-    let body = &resources(&template)[&api]["Properties"]["DefinitionBody"];
-    let mut secured = BTreeSet::new();
-    for (path, methods) in body["paths"].as_object().expect("DefinitionBody.paths") {
-        for (method, operation) in methods.as_object().expect("path item") {
-            assert_eq!(operation["security"], json!([{ AUTHORIZER_SCHEME: [] }]), "{method} {path}: security");
-            secured.insert((method.to_ascii_uppercase(), path.clone()));
-        }
-    }
-    assert_eq!(secured, expected.keys().cloned().collect::<BTreeSet<_>>(), "DefinitionBody.paths differ from ROUTES");
-
-    let authorizer = &body["components"]["securitySchemes"][AUTHORIZER_SCHEME]["x-amazon-apigateway-authorizer"];
-    assert_eq!(authorizer["type"], "request");
-    assert_eq!(authorizer["authorizerPayloadFormatVersion"], "2.0");
-    assert_eq!(authorizer["enableSimpleResponses"], true);
-    assert!(text(&authorizer["authorizerUri"]["Fn::Sub"]).contains("${AuthorizerFunction.Arn}"));
-    let authorizer_function = &resources(&template)["AuthorizerFunction"];
-    assert_eq!(authorizer_function["Metadata"]["BuildProperties"]["Binary"], AUTHORIZER_FUNCTION);
-    assert!(authorizer_function["Properties"]["Events"].is_null(), "the authorizer has no route of its own");
-    assert_eq!(authorizer["authorizerResultTtlInSeconds"], json!({ "Ref": "AuthorizerCacheTtl" }));
-    assert_eq!(template["Parameters"]["AuthorizerCacheTtl"]["Default"], 0);
-    // Cache off: no identity source, so a key in either Authorization or x-api-key reaches the
-    // authorizer. Cache on: one header (API Gateway demands every listed source).
-    let identity = list(&authorizer["identitySource"]["Fn::If"]);
-    assert_eq!(identity[0], "AuthorizerCacheOn");
-    assert_eq!(identity[1], json!(["$request.header.Authorization"]));
-    assert_eq!(identity[2], json!({ "Ref": "AWS::NoValue" }));
-    let permission = resources(&template)
-        .values()
-        .find(|r| {
-            r["Type"] == "AWS::Lambda::Permission"
-                && names_resource(&r["Properties"]["FunctionName"], "AuthorizerFunction")
-        })
-        .expect("a permission for API Gateway to invoke the authorizer");
-    assert_eq!(permission["Properties"]["Principal"], "apigateway.amazonaws.com");
+    // No authorizer anywhere: every route function authenticates its caller in one invocation.
+    let api_props = &resources(&template)[&api]["Properties"];
+    assert!(api_props.get("Auth").is_none() && api_props.get("DefinitionBody").is_none(), "no authorizer: {api_props}");
+    assert!(
+        !resources(&template).values().any(|r| r["Type"] == "AWS::Lambda::Permission"),
+        "no hand-made invoke permission (an authorizer's) is left"
+    );
 
     // The stream function reads the table's stream, and only TTL removals (what it acts on).
-    let (_, stream_function) = resources(&template)
-        .iter()
-        .find(|(_, r)| r["Metadata"]["BuildProperties"]["Binary"] == STREAM_FUNCTION)
-        .expect("the stream function");
+    let (_, stream_function) = function_of(&template, STREAM_FUNCTION);
     let stream_events: Vec<&Value> = stream_function["Properties"]["Events"].as_object().unwrap().values().collect();
     assert_eq!(stream_events.len(), 1);
     let stream = &stream_events[0]["Properties"];
@@ -157,39 +148,210 @@ fn template_functions_and_routes_match_the_route_table() {
 }
 
 #[test]
-fn template_policies_are_least_privilege() {
+fn every_function_declares_its_environment_and_dynamodb_endpoint_defaults_to_aws() {
     let template = template();
-    let table_arn = json!({ "Fn::GetAtt": ["KeysTable", "Arn"] });
-    let index_arns: Vec<Value> =
-        INDEXES.iter().map(|i| json!({ "Fn::Sub": format!("${{KeysTable.Arn}}/index/{}", i.name) })).collect();
-    for (id, resource) in resources(&template).iter().filter(|(_, r)| r["Type"] == FUNCTION) {
+    let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
+    for (id, _, resource) in functions(&template) {
+        let own = &resource["Properties"]["Environment"]["Variables"];
+        for name in FUNCTION_ENVIRONMENT {
+            assert!(globals.get(name).is_some() || own.get(name).is_some(), "{id}: {name} is not declared");
+        }
+    }
+    // Declared from a parameter that is empty by default: empty means DynamoDB in AWS.
+    assert_eq!(globals["DYNAMODB_ENDPOINT"], json!({ "Ref": "DynamoDbEndpoint" }));
+    assert_eq!(template["Parameters"]["DynamoDbEndpoint"]["Default"], "");
+    // SAM passes `--env-vars` only for variables the template declares: events/env.json must set
+    // no other, and must set the two that point a function at DynamoDB Local.
+    let env: Value = serde_json::from_str(&std::fs::read_to_string(project_file("events/env.json")).unwrap()).unwrap();
+    let set = env["Parameters"].as_object().expect("events/env.json sets Parameters (every function)");
+    for name in set.keys() {
+        assert!(globals.get(name).is_some(), "events/env.json sets {name}, which the template does not declare");
+    }
+    assert!(set.contains_key("TABLE_NAME") && set.contains_key("DYNAMODB_ENDPOINT"), "{env}");
+}
+
+#[test]
+fn template_keeps_logs_for_the_retention_period_and_traces() {
+    let template = template();
+    let retention = json!({ "Ref": "LogRetentionDays" });
+    assert_eq!(template["Parameters"]["LogRetentionDays"]["Default"], 30);
+    assert_eq!(template["Globals"]["Function"]["Tracing"], "Active");
+    assert_eq!(template["Globals"]["Function"]["LoggingConfig"]["LogFormat"], "JSON");
+    // One log group per function, created by the stack (so its retention applies from the first
+    // line) and named in the function's LoggingConfig.
+    for (id, binary, resource) in functions(&template) {
+        let group_ref = &resource["Properties"]["LoggingConfig"]["LogGroup"];
+        let group_id = group_ref["Ref"].as_str().unwrap_or_else(|| panic!("{id}: LoggingConfig.LogGroup is a Ref"));
+        let group = &resources(&template)[group_id];
+        assert_eq!(group["Type"], "AWS::Logs::LogGroup", "{id}: {group_id}");
+        assert_eq!(group["Properties"]["RetentionInDays"], retention, "{group_id}: retention");
+        assert!(text(&group["Properties"]["LogGroupName"]["Fn::Sub"]).ends_with(&format!("/{binary}")));
+        assert_eq!(group.get("Condition"), resource.get("Condition"), "{group_id} exists with {id}");
+    }
+    // The API's access log, with the same retention.
+    let access = &resources(&template)["HttpApi"]["Properties"]["AccessLogSettings"];
+    let group_id = access["DestinationArn"]["Fn::GetAtt"][0].as_str().expect("AccessLogSettings.DestinationArn");
+    assert_eq!(resources(&template)[group_id]["Properties"]["RetentionInDays"], retention);
+    let format: Value = serde_json::from_str(text(&access["Format"])).expect("the access log format is JSON");
+    assert_eq!(format["requestId"], "$context.requestId");
+    assert_eq!(format["status"], "$context.status");
+    assert!(format.as_object().unwrap().values().all(|v| !text(v).contains("header")), "no header is logged");
+}
+
+#[test]
+fn template_throttles_the_api_and_caps_concurrency() {
+    let template = template();
+    let route_settings = &resources(&template)["HttpApi"]["Properties"]["DefaultRouteSettings"];
+    assert_eq!(route_settings["ThrottlingRateLimit"], json!({ "Ref": "ThrottlingRateLimit" }));
+    assert_eq!(route_settings["ThrottlingBurstLimit"], json!({ "Ref": "ThrottlingBurstLimit" }));
+    for name in ["ThrottlingRateLimit", "ThrottlingBurstLimit"] {
+        assert!(template["Parameters"][name]["Default"].as_u64().is_some_and(|d| d > 0), "{name}");
+    }
+    // Reserved concurrency from a parameter; 0 (the default) reserves none rather than stopping
+    // every function.
+    let reserved = list(&template["Globals"]["Function"]["ReservedConcurrentExecutions"]["Fn::If"]);
+    assert_eq!(reserved[0], "ReserveConcurrency");
+    assert_eq!(reserved[1], json!({ "Ref": "ReservedConcurrency" }));
+    assert_eq!(reserved[2], json!({ "Ref": "AWS::NoValue" }));
+    assert_eq!(template["Parameters"]["ReservedConcurrency"]["Default"], 0);
+}
+
+/// The alarm whose description starts with `about`.
+fn alarm<'t>(template: &'t Value, about: &str) -> &'t Value {
+    resources(template)
+        .values()
+        .find(|r| {
+            r["Type"] == "AWS::CloudWatch::Alarm" && text(&r["Properties"]["AlarmDescription"]).starts_with(about)
+        })
+        .map(|r| &r["Properties"])
+        .unwrap_or_else(|| panic!("no alarm about {about}"))
+}
+
+#[test]
+fn template_alarms_on_5xx_throttles_and_failed_stream_records() {
+    let template = template();
+    let errors = alarm(&template, "The HTTP API answered 5xx");
+    assert_eq!((&errors["Namespace"], &errors["MetricName"]), (&json!("AWS/ApiGateway"), &json!("5xx")));
+    assert!(names_resource(&errors["Dimensions"][0]["Value"], "HttpApi"));
+
+    // Throttles of every function that serves traffic (the routes and the stream).
+    let throttles = alarm(&template, "Lambda throttled");
+    let counted: BTreeSet<&str> = list(&throttles["Metrics"])
+        .iter()
+        .filter_map(|m| m.get("MetricStat"))
+        .map(|s| {
+            assert_eq!(s["Metric"]["MetricName"], "Throttles");
+            text(&s["Metric"]["Dimensions"][0]["Value"]["Ref"])
+        })
+        .collect();
+    let serving: BTreeSet<&str> =
+        functions(&template).into_iter().filter(|(_, b, _)| *b != ROOT_KEY_FUNCTION).map(|(id, _, _)| id).collect();
+    assert_eq!(counted, serving, "the throttles alarm counts every serving function");
+    assert!(counted.len() <= 10, "an alarm's metric math reads at most 10 metrics: split the alarm");
+
+    let queue = alarm(&template, "Stream records failed");
+    assert_eq!(queue["MetricName"], "ApproximateNumberOfMessagesVisible");
+    assert_eq!(queue["Dimensions"][0]["Value"], json!({ "Fn::GetAtt": ["StreamFailureQueue", "QueueName"] }));
+}
+
+#[test]
+fn the_stream_reports_failed_records_retries_a_bounded_number_of_times_and_keeps_what_fails() {
+    let template = template();
+    let (_, stream_function) = function_of(&template, STREAM_FUNCTION);
+    let source = &stream_function["Properties"]["Events"]["TtlRemovals"]["Properties"];
+    assert_eq!(source["FunctionResponseTypes"], json!(["ReportBatchItemFailures"]));
+    assert_eq!(source["BisectBatchOnFunctionError"], true);
+    let retries = source["MaximumRetryAttempts"].as_u64().expect("MaximumRetryAttempts");
+    assert!((1..=10).contains(&retries), "a bounded number of retries: {retries}");
+    let on_failure = &source["DestinationConfig"]["OnFailure"];
+    assert_eq!(on_failure["Type"], "SQS");
+    assert!(names_resource(&on_failure["Destination"], "StreamFailureQueue"));
+    let queue = &resources(&template)["StreamFailureQueue"];
+    assert_eq!(queue["Type"], "AWS::SQS::Queue");
+    assert_eq!(queue["Properties"]["SqsManagedSseEnabled"], true, "the queue is encrypted");
+}
+
+#[test]
+fn the_root_key_is_minted_only_when_a_company_is_given_and_kept_in_secrets_manager() {
+    let template = template();
+    assert_eq!(template["Parameters"]["RootKeyCompany"]["Default"], "");
+    let (function_id, function) = function_of(&template, ROOT_KEY_FUNCTION);
+    let resource = resources(&template).values().find(|r| r["Type"] == "Custom::RootKey").expect("a Custom::RootKey");
+    let secret = &resources(&template)["RootKeySecret"];
+    assert_eq!(secret["Type"], "AWS::SecretsManager::Secret");
+    for r in [function, resource, secret] {
+        assert_eq!(r["Condition"], "MintRootKey");
+    }
+    let props = &resource["Properties"];
+    assert!(names_resource(&props["ServiceToken"], function_id));
+    assert_eq!(props["Company"], json!({ "Ref": "RootKeyCompany" }));
+    assert!(names_resource(&props["SecretId"], "RootKeySecret"));
+    let output = &template["Outputs"]["RootKeySecretArn"];
+    assert_eq!(output["Condition"], "MintRootKey");
+    assert_eq!(output["Value"], json!({ "Ref": "RootKeySecret" }));
+}
+
+/// The DynamoDB actions each function's code uses on the table (`*` for the table, an index
+/// name for an index), and its other grants. Every route function first authenticates its caller
+/// (GetItem of the lookup item, UpdateItem of rate window, quota and lastUsedAt).
+fn expected_grants(binary: &str) -> BTreeSet<(String, String)> {
+    const AUTHENTICATE: [&str; 2] = ["GetItem", "UpdateItem"];
+    const WRITE_KEY: [&str; 4] = ["GetItem", "PutItem", "UpdateItem", "DeleteItem"];
+    let on_table: &[&str] = match binary {
+        "create_key" | "create_custom_key" => &["GetItem", "PutItem", "UpdateItem"],
+        "list_keys" => &["GetItem", "UpdateItem", "BatchGetItem"],
+        "verify_key" => &["GetItem", "UpdateItem", "BatchGetItem"],
+        "get_key" => &AUTHENTICATE,
+        "update_key" | "delete_key" | "roll_key" => &WRITE_KEY,
+        "list_key_events" => &["GetItem", "UpdateItem", "BatchGetItem", "Query"],
+        STREAM_FUNCTION => &["PutItem", "UpdateItem"],
+        ROOT_KEY_FUNCTION => &["GetItem", "PutItem", "UpdateItem"],
+        other => panic!("no expected grants for {other}"),
+    };
+    let mut grants: BTreeSet<(String, String)> =
+        on_table.iter().map(|a| (format!("dynamodb:{a}"), "KeysTable".to_owned())).collect();
+    match binary {
+        "list_keys" => {
+            grants.extend(INDEXES.iter().map(|i| ("dynamodb:Query".to_owned(), format!("KeysTable/index/{}", i.name))))
+        }
+        ROOT_KEY_FUNCTION => _ = grants.insert(("secretsmanager:PutSecretValue".into(), "RootKeySecret".into())),
+        _ => {}
+    }
+    grants
+}
+
+/// A policy statement's resource as `expected_grants` writes it.
+fn grant_target(resource: &Value) -> String {
+    if let Some(sub) = resource.get("Fn::Sub").and_then(Value::as_str) {
+        return sub.replace("${KeysTable.Arn}", "KeysTable");
+    }
+    let id = resource.get("Ref").or_else(|| resource.get("Fn::GetAtt").and_then(|a| a.get(0)));
+    let id = id.and_then(Value::as_str).unwrap_or_else(|| panic!("resource {resource}"));
+    if resource.get("Fn::GetAtt").is_some() {
+        assert_eq!(resource["Fn::GetAtt"][1], "Arn", "{resource}");
+    }
+    id.to_owned()
+}
+
+#[test]
+fn each_function_is_granted_exactly_the_actions_it_uses() {
+    let template = template();
+    for (id, binary, resource) in functions(&template) {
+        let mut granted = BTreeSet::new();
         let policies = list(&resource["Properties"]["Policies"]);
-        assert!(!policies.is_empty(), "{id}: no policy");
         for policy in policies {
             let statements =
                 policy.get("Statement").unwrap_or_else(|| panic!("{id}: only inline statements, not {policy}"));
             for statement in list(statements) {
                 assert_eq!(statement["Effect"], "Allow");
                 for action in list(&statement["Action"]).iter().map(text) {
-                    let allowed = [
-                        "GetItem",
-                        "PutItem",
-                        "UpdateItem",
-                        "DeleteItem",
-                        "ConditionCheckItem",
-                        "BatchGetItem",
-                        "Query",
-                    ];
-                    assert!(
-                        action.strip_prefix("dynamodb:").is_some_and(|a| allowed.contains(&a)),
-                        "{id}: action {action} is not one the store uses"
-                    );
-                }
-                for resource in list(&statement["Resource"]) {
-                    assert!(*resource == table_arn || index_arns.contains(resource), "{id}: resource {resource}");
+                    for target in list(&statement["Resource"]) {
+                        assert!(granted.insert((action.to_owned(), grant_target(target))), "{id}: {action} twice");
+                    }
                 }
             }
         }
+        assert_eq!(granted, expected_grants(binary), "{id}: its policy");
     }
 }
 
@@ -281,10 +443,27 @@ fn set_event_body(event: &mut Value, body: &Value) {
     event["body"] = json!(body);
 }
 
-/// The event as the test app's company would send it, through the endpoint's handler.
+/// The event as the test app's company would send it, through the endpoint's handler: its
+/// Authorization header holds the app's root key (the committed events hold a placeholder).
 async fn run_event(app: &TestApp, mut event: Value) -> TestResponse {
     let route = route_of(&event);
     event["headers"]["authorization"] = json!(format!("Bearer {}", app.root_key));
+    send_event(app, route, event).await
+}
+
+#[tokio::test]
+async fn an_authorizer_context_in_an_event_grants_nothing() {
+    // Each function authenticates its caller itself: a context claiming a company and `keys:*`
+    // (as API Gateway would pass from a Lambda authorizer) is ignored.
+    let app = spawn_app().await;
+    let mut event = read_event("get_key");
+    event["requestContext"]["authorizer"] = json!({ "lambda": { "authenticated": true, "companyId": app.company.to_string(), "permissions": "[\"keys:*\"]" } });
+    event["headers"].as_object_mut().unwrap().remove("authorization");
+    let response = send_event(&app, route_of(&event), event).await;
+    assert_eq!((response.status, response.error_code()), (StatusCode::UNAUTHORIZED, "unauthenticated"));
+}
+
+async fn send_event(app: &TestApp, route: &Route, event: Value) -> TestResponse {
     let request = lambda_http::request::from_str(&event.to_string()).expect("lambda_http reads the event");
     let response = handlers::handle(&app.app, route.endpoint, request).await;
     let (parts, body) = response.into_parts();
@@ -303,28 +482,29 @@ async fn create_key_of(app: &TestApp, event: &Value) -> Value {
 }
 
 #[test]
-fn every_route_and_the_authorizer_have_an_event() {
+fn every_function_has_an_event() {
     for route in &ROUTES {
         let event = read_event(route.function);
         assert_eq!(route_of(&event).endpoint, route.endpoint, "events/{}.json", route.function);
         assert!(lambda_http::request::from_str(&event.to_string()).is_ok(), "events/{}.json", route.function);
+        assert!(event["requestContext"].get("authorizer").is_none(), "events/{}.json: no authorizer", route.function);
     }
-    let authorizer = read_event(AUTHORIZER_FUNCTION);
-    serde_json::from_value::<ApiGatewayV2CustomAuthorizerV2Request>(authorizer).expect("events/authorizer.json");
     serde_json::from_value::<aws_lambda_events::event::dynamodb::Event>(read_event(STREAM_FUNCTION))
         .expect("events/retention_stream.json");
+    assert_eq!(read_event(ROOT_KEY_FUNCTION)["RequestType"], "Create");
     let mut names: Vec<String> = std::fs::read_dir(project_file("events"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().trim_end_matches(".json").to_owned())
+        .filter(|name| name != "env")
         .collect();
     names.sort();
     let mut expected: Vec<String> = ROUTES
         .iter()
         .map(|r| r.function.to_owned())
-        .chain([AUTHORIZER_FUNCTION.to_owned(), STREAM_FUNCTION.to_owned()])
+        .chain([STREAM_FUNCTION.to_owned(), ROOT_KEY_FUNCTION.to_owned()])
         .collect();
     expected.sort();
-    assert_eq!(names, expected, "events/ has one event per function");
+    assert_eq!(names, expected, "events/ has one event per function (and env.json)");
 }
 
 #[tokio::test]
@@ -459,20 +639,13 @@ async fn verify_key_event() {
 }
 
 #[tokio::test]
-async fn an_authorizer_context_in_an_event_grants_nothing() {
-    // Each function authenticates its caller itself: a context claiming a company and `keys:*`
-    // (as API Gateway would pass from a Lambda authorizer) is ignored.
+async fn a_committed_event_as_it_is_answers_a_json_401() {
+    // Its Authorization header holds a well-formed key that is in no table.
     let app = spawn_app().await;
-    let mut event = read_event("get_key");
-    event["requestContext"]["authorizer"]["lambda"] =
-        json!({ "authenticated": true, "companyId": app.company.to_string(), "permissions": "[\"keys:*\"]" });
-    event["headers"].as_object_mut().unwrap().remove("authorization");
-    let route = route_of(&event);
-    let request = lambda_http::request::from_str(&event.to_string()).unwrap();
-    let response = handlers::handle(&app.app, route.endpoint, request).await;
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    let body: Value = serde_json::from_slice(response.body()).unwrap();
-    assert_eq!(body["error"]["code"], "unauthenticated", "{body}");
+    let event = read_event("get_key");
+    let response = send_event(&app, route_of(&event), event).await;
+    assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{:?}", response.body);
+    assert!(response.body["error"]["code"].is_string(), "{:?}", response.body);
 }
 
 #[test]
@@ -492,4 +665,219 @@ fn endpoints_are_all_covered() {
     for route in &ROUTES {
         assert!(covered.contains(&route.endpoint), "{:?} has no event test in tests/api/deploy.rs", route.endpoint);
     }
+}
+
+// --- The root key custom resource (Custom::RootKey) ------------------------------------------
+
+/// Secrets Manager's place: what the function wrote, or a refusal like an IAM denial.
+#[derive(Default)]
+struct Secrets {
+    written: std::sync::Mutex<Vec<(String, Value)>>,
+    refuse: bool,
+}
+
+impl SecretStore for Secrets {
+    async fn put_secret(&self, secret_id: &str, value: String) -> Result<(), String> {
+        if self.refuse {
+            return Err("AccessDeniedException: not authorized to perform secretsmanager:PutSecretValue".into());
+        }
+        let value = serde_json::from_str(&value).expect("the secret is JSON");
+        self.written.lock().unwrap().push((secret_id.to_owned(), value));
+        Ok(())
+    }
+}
+
+impl Secrets {
+    fn written(&self) -> Vec<(String, Value)> {
+        self.written.lock().unwrap().clone()
+    }
+}
+
+/// events/root_key_resource.json as `request_type`, for `company`.
+fn resource_request(request_type: &str, company: &str) -> Value {
+    let mut event = read_event(ROOT_KEY_FUNCTION);
+    event["RequestType"] = json!(request_type);
+    event["ResourceProperties"]["Company"] = json!(company);
+    event
+}
+
+/// CloudFormation's request fields every answer repeats.
+fn assert_answers(answer: &Answer, request: &Value, status: &str) {
+    assert_eq!(answer.response_url, text(&request["ResponseURL"]));
+    let body = &answer.body;
+    assert_eq!(body["Status"], status, "{body}");
+    for field in ["StackId", "RequestId", "LogicalResourceId"] {
+        assert_eq!(body[field], request[field], "{field}");
+    }
+    assert!(body["PhysicalResourceId"].as_str().is_some_and(|id| !id.is_empty()), "{body}");
+    assert_eq!(body["NoEcho"], true);
+    assert!(body["Reason"].is_string());
+}
+
+#[tokio::test]
+async fn the_root_key_resource_mints_a_working_root_key_kept_only_in_the_secret() {
+    let app = spawn_app().await;
+    let company = unique("acme");
+    let secrets = Secrets::default();
+    let request = resource_request("Create", &company);
+    let answer =
+        root_key_resource::handle(&app.app.store, &secrets, app.app.clock.now(), request.clone()).await.unwrap();
+    assert_answers(&answer, &request, "SUCCESS");
+
+    let written = secrets.written();
+    assert_eq!(written.len(), 1, "one secret value");
+    let (secret_id, secret) = &written[0];
+    assert_eq!(secret_id, text(&request["ResourceProperties"]["SecretId"]));
+    assert_eq!(secret["companyId"], json!(company));
+    let (key, key_id) = (text(&secret["key"]), text(&secret["keyId"]));
+    assert!(key.starts_with("sk_"), "{secret}");
+    assert_eq!(answer.body["PhysicalResourceId"], json!(format!("{company}/{key_id}")));
+    assert_eq!(answer.body["Data"], json!({ "KeyId": key_id, "CompanyId": company }));
+    assert!(!answer.body.to_string().contains(key), "the key is never in the answer");
+
+    // The key is a root key of that company.
+    let listed = app.send(Method::GET, "/keys?status=all", Some(key), None, &[]).await;
+    assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
+    assert_eq!(listed.body["data"][0]["id"], json!(key_id));
+    assert_eq!(listed.body["data"][0]["companyId"], json!(company));
+}
+
+#[tokio::test]
+async fn the_root_key_resource_mints_again_only_when_its_properties_change_and_delete_keeps_the_key() {
+    let app = spawn_app().await;
+    let secrets = Secrets::default();
+    let company = unique("acme");
+    let created =
+        root_key_resource::handle(&app.app.store, &secrets, app.app.clock.now(), resource_request("Create", &company))
+            .await
+            .unwrap();
+    let physical_id = created.body["PhysicalResourceId"].clone();
+    let key = secrets.written()[0].1["key"].as_str().unwrap().to_owned();
+
+    // An update that changes nothing the resource reads (e.g. the function's code) mints nothing.
+    let mut same = resource_request("Update", &company);
+    same["PhysicalResourceId"] = physical_id.clone();
+    same["OldResourceProperties"] = same["ResourceProperties"].clone();
+    let answer = root_key_resource::handle(&app.app.store, &secrets, app.app.clock.now(), same.clone()).await.unwrap();
+    assert_answers(&answer, &same, "SUCCESS");
+    assert_eq!(answer.body["PhysicalResourceId"], physical_id);
+    assert_eq!(secrets.written().len(), 1);
+
+    // Another company: a new key, a new physical id (CloudFormation then deletes the old one).
+    let other = unique("globex");
+    let mut moved = resource_request("Update", &other);
+    moved["PhysicalResourceId"] = physical_id.clone();
+    moved["OldResourceProperties"] = same["ResourceProperties"].clone();
+    let answer = root_key_resource::handle(&app.app.store, &secrets, app.app.clock.now(), moved.clone()).await.unwrap();
+    assert_answers(&answer, &moved, "SUCCESS");
+    assert_ne!(answer.body["PhysicalResourceId"], physical_id);
+    assert_eq!(secrets.written().len(), 2);
+    assert_eq!(secrets.written()[1].1["companyId"], json!(other));
+
+    // Delete answers at once and leaves the key (and the secret) alone.
+    let mut delete = resource_request("Delete", &company);
+    delete["PhysicalResourceId"] = physical_id.clone();
+    let answer =
+        root_key_resource::handle(&app.app.store, &secrets, app.app.clock.now(), delete.clone()).await.unwrap();
+    assert_answers(&answer, &delete, "SUCCESS");
+    assert_eq!(answer.body["PhysicalResourceId"], physical_id);
+    assert_eq!(secrets.written().len(), 2);
+    assert_eq!(app.send(Method::GET, "/keys", Some(&key), None, &[]).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_root_key_resource_answers_failures_too_without_the_key() {
+    let app = spawn_app().await;
+    // A company id the API would refuse.
+    let request = resource_request("Create", "not a company!");
+    let answer = root_key_resource::handle(&app.app.store, &Secrets::default(), app.app.clock.now(), request.clone())
+        .await
+        .unwrap();
+    assert_answers(&answer, &request, "FAILED");
+    assert!(text(&answer.body["Reason"]).contains("Company"), "{}", answer.body);
+
+    // Properties missing.
+    let mut bare = resource_request("Create", "acme");
+    bare["ResourceProperties"] = json!({ "ServiceToken": "arn:aws:lambda:eu-west-1:123456789012:function:f" });
+    let answer = root_key_resource::handle(&app.app.store, &Secrets::default(), app.app.clock.now(), bare.clone())
+        .await
+        .unwrap();
+    assert_answers(&answer, &bare, "FAILED");
+    // …but deleting such a resource succeeds, so a failed stack can roll back.
+    bare["RequestType"] = json!("Delete");
+    let answer = root_key_resource::handle(&app.app.store, &Secrets::default(), app.app.clock.now(), bare.clone())
+        .await
+        .unwrap();
+    assert_answers(&answer, &bare, "SUCCESS");
+
+    // Secrets Manager refuses: FAILED, naming the key to delete, never its secret.
+    let refusing = Secrets { refuse: true, ..Secrets::default() };
+    let request = resource_request("Create", &unique("acme"));
+    let answer =
+        root_key_resource::handle(&app.app.store, &refusing, app.app.clock.now(), request.clone()).await.unwrap();
+    assert_answers(&answer, &request, "FAILED");
+    let reason = text(&answer.body["Reason"]);
+    assert!(reason.contains("AccessDeniedException") && reason.contains("delete that key"), "{reason}");
+    assert!(!answer.body.to_string().contains("sk_"), "{}", answer.body);
+
+    // Not a custom resource request: there is nowhere to answer.
+    assert!(
+        root_key_resource::handle(&app.app.store, &Secrets::default(), app.app.clock.now(), json!({})).await.is_err()
+    );
+}
+
+/// One HTTP request received on 127.0.0.1, answered `status`: (request line and headers, body).
+async fn receive_one(listener: tokio::net::TcpListener, status: u16) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut socket, _) = listener.accept().await.unwrap();
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = socket.read(&mut chunk).await.unwrap();
+        received.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&received).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            if body.len() >= length || n == 0 {
+                socket.write_all(format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n").as_bytes()).await.unwrap();
+                return (head.to_owned(), body.to_owned());
+            }
+        }
+        assert!(n > 0, "the connection closed early");
+    }
+}
+
+#[tokio::test]
+async fn the_answer_is_put_on_the_response_url() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/stack/RootKey?X-Amz-Signature=example", listener.local_addr().unwrap());
+    let body = json!({ "Status": "SUCCESS", "PhysicalResourceId": "acme/1", "NoEcho": true });
+    let answer = Answer { response_url: url, body: body.clone() };
+    let (received, sent) = tokio::join!(receive_one(listener, 200), root_key_resource::send_answer(&answer));
+    sent.unwrap();
+    let (head, received_body) = received;
+    assert!(head.starts_with("PUT /stack/RootKey?X-Amz-Signature=example HTTP/1.1"), "{head}");
+    // The presigned URL signs no content type: the request must send an empty one.
+    assert!(head.lines().any(|l| l.eq_ignore_ascii_case("content-type: ")), "{head}");
+    assert_eq!(serde_json::from_str::<Value>(&received_body).unwrap(), body);
+
+    // A refusal from the URL is an error for the runner to report.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let answer = Answer { response_url: format!("http://{}/x", listener.local_addr().unwrap()), body };
+    let server = async {
+        for _ in 0..3 {
+            let listener = &listener;
+            let (mut socket, _) = listener.accept().await.unwrap();
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut buf = [0u8; 4096];
+            let _ = socket.read(&mut buf).await;
+            socket.write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n").await.unwrap();
+        }
+    };
+    let (_, sent) = tokio::join!(server, root_key_resource::send_answer(&answer));
+    assert!(sent.unwrap_err().contains("403"));
 }

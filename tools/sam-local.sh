@@ -1,0 +1,312 @@
+#!/usr/bin/env bash
+# `sam local invoke` of every function of template.yaml on its event in events/, against DynamoDB
+# Local, in Docker. Everything it starts it stops, by PID:
+#   run     a private dockerd (own socket, data root and bridge under .run/sam-local), the base
+#           image SAM expects (pulled, or a Debian stand-in made with debootstrap), the functions
+#           built for this machine, a copy of the template that runs them, DynamoDB Local, the
+#           seed data, then each invocation, its answer checked
+#   seed    the table and a root key of company acme on DYNAMODB_ENDPOINT (default
+#           http://127.0.0.1:8000, `make run`'s); the key goes to .run/sam-local/root-key
+# Needs root (dockerd, apt-get when docker.io or debootstrap is missing) and tools/venv (make tools).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUN=.run/sam-local
+IMAGE=public.ecr.aws/lambda/provided:al2023-x86_64
+COMPANY=acme
+TABLE=apikeys
+# The private daemon's bridge; containers reach the host (DynamoDB Local) at its address.
+BRIDGE=${SAM_LOCAL_BRIDGE:-apikeys0}
+BRIDGE_CIDR=${SAM_LOCAL_BRIDGE_CIDR:-172.29.0.1/24}
+DDB=tools/dynamodb-local.sh
+SAM=(env SAM_CLI_TELEMETRY=0 "$PWD/tools/venv/bin/sam")
+PY=$PWD/tools/venv/bin/python
+
+say() { echo "sam-local: $*" >&2; }
+die() { say "$*"; exit 1; }
+
+# --- seed -------------------------------------------------------------------------------------
+
+seed() {
+  local endpoint=${DYNAMODB_ENDPOINT:-http://127.0.0.1:8000}
+  mkdir -p "$RUN"
+  cargo build --quiet --bin apikeys
+  # The CLI creates the table when it is missing (DYNAMODB_ENDPOINT set), then the root key.
+  DYNAMODB_ENDPOINT=$endpoint TABLE_NAME=$TABLE target/debug/apikeys root-key create --company $COMPANY \
+    --description "sam-local seed" | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])' >"$RUN/root-key"
+  say "seeded $endpoint: table $TABLE, a root key of company $COMPANY in $RUN/root-key"
+}
+
+# --- the private Docker daemon ----------------------------------------------------------------
+
+made_bridge=0
+ensure_package() { # command package
+  command -v "$1" >/dev/null 2>&1 && return 0
+  say "$1 not found: installing the Debian package $2"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+}
+
+start_dockerd() {
+  ensure_package dockerd docker.io
+  ensure_package ip iproute2
+  mkdir -p "$RUN/docker"
+  if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
+    ip link add name "$BRIDGE" type bridge
+    ip addr add "$BRIDGE_CIDR" dev "$BRIDGE"
+    made_bridge=1
+  fi
+  ip link set "$BRIDGE" up
+  # No iptables rules: the containers only talk to the host, over the bridge.
+  dockerd --host "unix://$PWD/$RUN/docker/docker.sock" --data-root "$PWD/$RUN/docker/data" \
+    --exec-root "$PWD/$RUN/docker/exec" --pidfile "$PWD/$RUN/docker/dockerd.pid" --bridge "$BRIDGE" \
+    --iptables=false --ip-masq=false >"$RUN/docker/dockerd.log" 2>&1 &
+  echo $! >"$RUN/dockerd.pid"
+  export DOCKER_HOST="unix://$PWD/$RUN/docker/docker.sock"
+  for _ in $(seq 1 100); do
+    docker version >/dev/null 2>&1 && { say "private dockerd (pid $(cat "$RUN/dockerd.pid")) on $DOCKER_HOST"; return 0; }
+    kill -0 "$(cat "$RUN/dockerd.pid")" 2>/dev/null || break
+    sleep 0.3
+  done
+  tail -n 20 "$RUN/docker/dockerd.log" >&2
+  die "dockerd did not start"
+}
+
+cleanup() {
+  # Containers SAM left (a failed invocation) go with the daemon; it stops them on the way out.
+  $DDB stop "$RUN/listener.pid"
+  # dockerd stops its containers and its containerd first: give it time before a KILL.
+  $DDB stop "$RUN/dockerd.pid" 30
+  [ "$made_bridge" = 1 ] && ip link delete "$BRIDGE" 2>/dev/null || true
+  $DDB stop "$RUN/dynamodb.pid"
+}
+
+# --- the base image ---------------------------------------------------------------------------
+
+base_image() {
+  if docker image inspect "$IMAGE" >/dev/null 2>&1; then
+    say "base image $IMAGE: $(cat "$RUN/image-source" 2>/dev/null || echo present) (kept from an earlier run)"
+    return 0
+  fi
+  if timeout 120 docker pull "$IMAGE" >"$RUN/pull.log" 2>&1; then
+    echo "the real image, pulled from public.ecr.aws" >"$RUN/image-source"
+    say "base image $IMAGE: the real image, pulled"
+    return 0
+  fi
+  say "cannot pull $IMAGE ($(tail -n 1 "$RUN/pull.log")): building a stand-in under that name"
+  ensure_package debootstrap debootstrap
+  rm -rf "$RUN/rootfs"
+  # ca-certificates: the functions' TLS client insists on the system's roots, as Lambda has them.
+  debootstrap --variant=minbase --include=ca-certificates bookworm "$RUN/rootfs" http://deb.debian.org/debian \
+    >"$RUN/debootstrap.log" 2>&1 || { tail -n 20 "$RUN/debootstrap.log" >&2; die "debootstrap failed"; }
+  tar -C "$RUN/rootfs" -c . | docker import -c 'WORKDIR /var/task' - "$IMAGE" >/dev/null
+  rm -rf "$RUN/rootfs"
+  echo "a stand-in: Debian bookworm (debootstrap --variant=minbase) imported as $IMAGE" >"$RUN/image-source"
+  say "base image $IMAGE: $(cat "$RUN/image-source")"
+}
+
+# --- the functions and the template that runs them --------------------------------------------
+
+functions() { sed -n 's/^ *Binary: *\([A-Za-z0-9_-]*\).*/\1/p' template.yaml; }
+
+build_functions() {
+  if grep -q "stand-in" "$RUN/image-source"; then
+    # The stand-in is Debian, as this machine: the debug binaries cargo builds here run in it.
+    say "building the functions (debug, $(uname -m), this machine's glibc)"
+    cargo build --quiet $(functions | sed 's/^/--bin /')
+    for f in $(functions); do
+      mkdir -p "$RUN/fn/$f"
+      cp target/debug/"$f" "$RUN/fn/$f/bootstrap"
+    done
+  else
+    # The real image's glibc may be older than this machine's: cargo lambda links for Lambda.
+    say "building the functions (debug, x86_64, cargo lambda)"
+    env PATH="$PWD/tools/venv/bin:$PATH" cargo lambda build --x86-64 --lambda-dir "$RUN/fn" $(functions | sed 's/^/--bin /')
+  fi
+}
+
+# A copy of template.yaml for this machine: x86_64, each function's code the folder built above,
+# no build metadata (sam local invoke runs what is there). The deployed template stays arm64.
+local_template() {
+  "$PY" - "$RUN" <<'PY'
+import os, sys, yaml
+run = sys.argv[1]
+template = yaml.safe_load(open("template.yaml"))
+template["Globals"]["Function"]["Architectures"] = ["x86_64"]
+for resource in template["Resources"].values():
+    if resource["Type"] == "AWS::Serverless::Function":
+        binary = resource["Metadata"]["BuildProperties"]["Binary"]
+        resource["Properties"]["CodeUri"] = os.path.abspath(f"{run}/fn/{binary}")
+        del resource["Metadata"]
+yaml.safe_dump(template, open(f"{run}/template.yaml", "w"), sort_keys=False)
+PY
+}
+
+# --- the invocations --------------------------------------------------------------------------
+
+# events/env.json with DynamoDB Local's port of this run.
+env_file() {
+  python3 - "$RUN" "$1" <<'PY'
+import json, sys
+run, port = sys.argv[1], sys.argv[2]
+env = json.load(open("events/env.json"))
+env["Parameters"]["DYNAMODB_ENDPOINT"] = f"http://host.docker.internal:{port}"
+json.dump(env, open(f"{run}/env.json", "w"), indent=2)
+PY
+}
+
+# A copy of events/<name>.json as this run sends it: route events carry the seeded root key.
+# $3 (optional): JSON of top-level fields to set, or of the body's fields under "body".
+event() { # name out [overrides]
+  local overrides=${3:-}
+  [ -n "$overrides" ] || overrides='{}'
+  python3 - "$RUN" "$1" "$2" "$overrides" <<'PY'
+import json, sys
+run, name, out, overrides = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+event = json.load(open(f"events/{name}.json"))
+if "headers" in event:
+    event["headers"]["authorization"] = "Bearer " + open(f"{run}/root-key").read().strip()
+for field, value in overrides.items():
+    if field == "body":
+        body = json.loads(event["body"]); body.update(value); event["body"] = json.dumps(body)
+        event["headers"]["content-length"] = str(len(event["body"]))
+    else:
+        event[field] = value
+json.dump(event, open(f"{run}/events/{out}.json", "w"))
+PY
+}
+
+invoke() { # logical-id event-copy -> the function's answer in $RUN/answers/<event-copy>.json
+  local started=$SECONDS
+  if ! "${SAM[@]}" local invoke "$1" --template-file "$RUN/template.yaml" --event "$RUN/events/$2.json" \
+    --env-vars "$RUN/env.json" --parameter-overrides "RootKeyCompany=$COMPANY" \
+    --skip-pull-image --add-host host.docker.internal:host-gateway \
+    >"$RUN/answers/$2.json" 2>"$RUN/answers/$2.log"; then
+    tail -n 30 "$RUN/answers/$2.log" >&2
+    die "sam local invoke $1 -e $2 failed"
+  fi
+  say "invoked $1 on $2 ($((SECONDS - started)) s)"
+}
+
+# Checks an answer with a Python expression over `a` (the function's answer) and `b` (an API
+# answer's parsed body); prints the summary line.
+check() { # event-copy description expression
+  "$PY" - "$RUN/answers/$1.json" "$1" "$2" "$3" <<'PY' || exit 1
+import json, sys
+path, name, description, expression = sys.argv[1:]
+text = open(path).read().strip()
+a = json.loads(text[text.index("{"):])
+b = json.loads(a["body"]) if a.get("body") else None
+if not eval(expression):
+    print(f"sam-local: FAILED {name}: expected {description}; got {text}", file=sys.stderr)
+    sys.exit(1)
+print(f"  {name:<28} {description}")
+PY
+}
+
+field() { # event-copy python-expression-over-b
+  "$PY" -c 'import json,sys; a=json.load(open(sys.argv[1])); b=json.loads(a["body"]); print(eval(sys.argv[2]))' \
+    "$RUN/answers/$1.json" "$2"
+}
+
+# Answers CloudFormation's PUT for the custom resource: each body to $RUN/responses/<n>.json.
+start_listener() { # port
+  mkdir -p "$RUN/responses"
+  python3 - "$1" "$RUN/responses" >"$RUN/listener.log" 2>&1 <<'PY' &
+import http.server, os, sys
+port, out = int(sys.argv[1]), sys.argv[2]
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_PUT(self):
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        with open(os.path.join(out, f"{len(os.listdir(out)) + 1}.json"), "wb") as f:
+            f.write(body)
+        self.send_response(200); self.send_header("content-length", "0"); self.end_headers()
+http.server.HTTPServer(("0.0.0.0", port), Handler).serve_forever()
+PY
+  echo $! >"$RUN/listener.pid"
+}
+
+response_check() { # n description expression-over-r
+  "$PY" - "$RUN/responses/$1.json" "$2" "$3" <<'PY' || exit 1
+import json, sys
+path, description, expression = sys.argv[1:]
+r = json.load(open(path))
+if not eval(expression):
+    print(f"sam-local: FAILED: CloudFormation's answer: expected {description}; got {r}", file=sys.stderr)
+    sys.exit(1)
+print(f"  {'  (CloudFormation got)':<28} {description}")
+PY
+}
+
+run() {
+  local started=$SECONDS
+  [ -x tools/venv/bin/sam ] || die "tools/venv is missing: run make tools"
+  mkdir -p "$RUN"
+  trap cleanup EXIT
+  start_dockerd
+  base_image
+  build_functions
+  local_template
+  $DDB install
+  local port listener_port
+  port=$($DDB free-port)
+  $DDB start "$port" "$RUN/dynamodb.pid"
+  DYNAMODB_ENDPOINT=http://127.0.0.1:$port seed
+  env_file "$port"
+  listener_port=$($DDB free-port)
+  start_listener "$listener_port"
+  rm -rf "$RUN/events" "$RUN/answers" "$RUN/responses"
+  mkdir -p "$RUN/events" "$RUN/answers" "$RUN/responses"
+  say "setup took $((SECONDS - started)) s; invoking every function (image: $(cat "$RUN/image-source"))"
+
+  event create_custom_key create_custom_key
+  invoke CreateCustomKeyFunction create_custom_key
+  event get_key get_key
+  invoke GetKeyFunction get_key
+  event update_key update_key
+  invoke UpdateKeyFunction update_key
+  event list_key_events list_key_events
+  invoke ListKeyEventsFunction list_key_events
+  event create_key create_key
+  invoke CreateKeyFunction create_key
+  # verify_key checks the key create_key just made (the committed event holds a placeholder).
+  event verify_key verify_key "{\"body\": {\"key\": \"$(field create_key 'b["key"]')\"}}"
+  invoke VerifyKeyFunction verify_key
+  event list_keys list_keys
+  invoke ListKeysFunction list_keys
+  event roll_key roll_key
+  invoke RollKeyFunction roll_key
+  event delete_key delete_key
+  invoke DeleteKeyFunction delete_key
+  event retention_stream retention_stream
+  invoke RetentionStreamFunction retention_stream
+  local url="http://host.docker.internal:$listener_port/cloudformation-response"
+  event root_key_resource root_key_create "{\"ResponseURL\": \"$url\"}"
+  invoke RootKeyFunction root_key_create
+  event root_key_resource root_key_delete \
+    "{\"ResponseURL\": \"$url\", \"RequestType\": \"Delete\", \"PhysicalResourceId\": \"acme/example\"}"
+  invoke RootKeyFunction root_key_delete
+
+  echo "sam local invoke, every function on its event (answers in $RUN/answers):"
+  check create_custom_key '201, id billing-svc, its key' 'a["statusCode"] == 201 and b["id"] == "billing-svc" and b["key"].startswith("sk_")'
+  check get_key '200, id billing-svc, no key' 'a["statusCode"] == 200 and b["id"] == "billing-svc" and "key" not in b'
+  check update_key '200, the new description' 'a["statusCode"] == 200 and b["description"] == "Billing service, rotated monthly"'
+  check list_key_events '200, total 2 (created, updated)' 'a["statusCode"] == 200 and b["total"] == 2'
+  check create_key '201, a new key of user_42' 'a["statusCode"] == 201 and b["userId"] == "user_42" and b["key"].startswith("sk_")'
+  check verify_key '200, valid, code VALID' 'a["statusCode"] == 200 and b["valid"] is True and b["code"] == "VALID"'
+  check list_keys '200, total 3 (root, billing-svc, the new key)' 'a["statusCode"] == 200 and b["total"] == 3'
+  check roll_key '200, billing-svc with a new key' 'a["statusCode"] == 200 and b["id"] == "billing-svc" and b["key"].startswith("sk_")'
+  check delete_key '204' 'a["statusCode"] == 204'
+  check retention_stream 'no batch item failure' 'a == {"batchItemFailures": []}'
+  check root_key_create 'FAILED answered (Secrets Manager is not reachable here)' 'a == {"Status": "FAILED"}'
+  response_check 1 'FAILED, the key created but not stored, NoEcho' \
+    'r["Status"] == "FAILED" and "not stored" in r["Reason"] and r["NoEcho"] is True and "sk_" not in json.dumps(r)'
+  check root_key_delete 'SUCCESS answered (Delete keeps the key)' 'a == {"Status": "SUCCESS"}'
+  response_check 2 'SUCCESS, the same physical id' 'r["Status"] == "SUCCESS" and r["PhysicalResourceId"] == "acme/example"'
+  say "every answer as documented; $((SECONDS - started)) s in all"
+}
+
+case "${1:-}" in
+  run) run ;;
+  seed) seed ;;
+  *) echo "usage: $0 run | seed" >&2; exit 2 ;;
+esac
