@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use crate::config::{self, App};
+use crate::config;
 use crate::domain::keys::create_root_key;
 use crate::model::CompanyId;
 use crate::store::table::ensure_table;
@@ -37,7 +37,6 @@ fn parse_args(args: &[String]) -> Result<RootKeyArgs, String> {
 }
 
 pub async fn run(args: Vec<String>) -> ExitCode {
-    config::init_logging();
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
@@ -49,8 +48,14 @@ pub async fn run(args: Vec<String>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let app = App::from_env().await;
-    if std::env::var("DYNAMODB_ENDPOINT").is_ok()
+    let (settings, app) = match config::start().await {
+        Ok(started) => started,
+        Err(e) => {
+            eprintln!("apikeys: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if settings.database.endpoint.is_some()
         && let Err(e) = ensure_table(app.store.client(), app.store.table()).await
     {
         eprintln!("apikeys: cannot reach or create table {}: {e}", app.store.table());
@@ -70,13 +75,18 @@ pub async fn run(args: Vec<String>) -> ExitCode {
 
 /// `make run`: table, demo root key (for `DEMO_COMPANY`), then serve on `PORT` until Ctrl-C.
 pub async fn run_local_server() -> ExitCode {
-    config::init_logging();
-    let app = App::from_env().await;
+    let (settings, app) = match config::start().await {
+        Ok(started) => started,
+        Err(e) => {
+            eprintln!("local server: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if let Err(e) = ensure_table(app.store.client(), app.store.table()).await {
         eprintln!("local server: cannot reach or create table {}: {e}", app.store.table());
         return ExitCode::FAILURE;
     }
-    let port = std::env::var("PORT").ok().and_then(|p| p.parse::<u16>().ok()).unwrap_or(3000);
+    let port = settings.port;
     let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
         Ok(listener) => listener,
         Err(e) => {
@@ -84,7 +94,7 @@ pub async fn run_local_server() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Some(company) = std::env::var("DEMO_COMPANY").ok().and_then(|c| CompanyId::parse(&c, "DEMO_COMPANY").ok()) {
+    if let Some(company) = settings.demo_company {
         match create_root_key(&app.store, company.clone(), Some("demo root key from make run".into()), app.clock.now())
             .await
         {

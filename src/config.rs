@@ -15,8 +15,8 @@ use tracing_subscriber::layer::{Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::domain::{Clock, SystemClock};
+use crate::settings::{DatabaseSettings, LogSettings, Settings};
 use crate::store::DynamoStore;
-use crate::store::table::table_name_from_env;
 
 /// Everything a handler needs; built once per process, outside the handler, so the TLS
 /// connection to DynamoDB is reused across invocations.
@@ -24,18 +24,33 @@ use crate::store::table::table_name_from_env;
 pub struct App {
     pub store: DynamoStore,
     pub clock: Arc<dyn Clock>,
+    /// The Lambda function's name (`AWS_LAMBDA_FUNCTION_NAME`), for its metrics; `None` outside
+    /// Lambda, where no metric is printed.
+    pub lambda_function: Option<Arc<str>>,
 }
 
 impl App {
     pub fn new(store: DynamoStore, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+        Self { store, clock, lambda_function: None }
     }
 
-    /// `TABLE_NAME`, `DYNAMODB_ENDPOINT`, `RETENTION_DAYS` from the environment.
-    pub async fn from_env() -> Self {
-        let store = DynamoStore::new(dynamodb_client().await, table_name_from_env()).with_retention_from_env();
-        Self::new(store, Arc::new(SystemClock))
+    /// The table, its endpoint and the retention from the settings; the system clock.
+    pub async fn from_settings(settings: &Settings) -> Self {
+        let client = Client::new(&sdk_config(&settings.database).await);
+        let retention = chrono::TimeDelta::days(settings.retention_days);
+        let store = DynamoStore::new(client, &settings.table_name).with_retention(retention);
+        let lambda_function = settings.lambda_function.as_deref().map(Arc::from);
+        Self { lambda_function, ..Self::new(store, Arc::new(SystemClock)) }
     }
+}
+
+/// What every entry point does first: read the settings (an error names the variable), start
+/// logging, and build the app.
+pub async fn start() -> Result<(Settings, App), crate::settings::SettingsError> {
+    let settings = Settings::from_env()?;
+    init_logging(&settings.logging);
+    let app = App::from_settings(&settings).await;
+    Ok((settings, app))
 }
 
 /// A request to DynamoDB that has not answered by then is a 503, well inside API Gateway's 30 s.
@@ -43,15 +58,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
 
-/// The AWS default chain, or DynamoDB Local when `DYNAMODB_ENDPOINT` is set; then region and
-/// credentials default to dummies so no AWS configuration is needed.
-pub async fn dynamodb_client() -> Client {
-    Client::new(&sdk_config().await)
-}
-
-/// The configuration `dynamodb_client` is built from, for clients with extra interceptors.
-pub async fn sdk_config() -> aws_config::SdkConfig {
-    let endpoint = std::env::var("DYNAMODB_ENDPOINT").ok().filter(|e| !e.is_empty());
+/// The AWS default chain, or DynamoDB Local when an endpoint is set; then region and
+/// credentials default to dummies so no AWS configuration is needed. Tests and tools add their
+/// own interceptors to it.
+pub async fn sdk_config(database: &DatabaseSettings) -> aws_config::SdkConfig {
+    let endpoint = database.endpoint.as_deref();
     let http_client =
         aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
     let timeouts = TimeoutConfig::builder()
@@ -61,11 +72,11 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         .build();
     let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http_client).timeout_config(timeouts);
     if let Some(endpoint) = &endpoint {
-        loader = loader.endpoint_url(endpoint);
-        if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
+        loader = loader.endpoint_url(*endpoint);
+        if !database.region_set {
             loader = loader.region(Region::new("us-east-1"));
         }
-        if std::env::var("AWS_ACCESS_KEY_ID").is_err() {
+        if !database.credentials_set {
             loader = loader.credentials_provider(Credentials::new("local", "local", None, None, "dynamodb-local"));
         }
     }
@@ -92,19 +103,6 @@ pub fn never_logged(meta: &Metadata<'_>) -> bool {
     is_sdk_body_dump(meta) || is_lambda_payload_dump(meta)
 }
 
-/// Lambda's application log level (`AWS_LAMBDA_LOG_LEVEL`, what the template's LoggingConfig
-/// sets) as a filter directive; `FATAL` is `error`, the highest tracing has.
-fn lambda_log_level(value: &str) -> Option<&'static str> {
-    Some(match value.trim().to_ascii_uppercase().as_str() {
-        "TRACE" => "trace",
-        "DEBUG" => "debug",
-        "INFO" => "info",
-        "WARN" => "warn",
-        "ERROR" | "FATAL" => "error",
-        _ => return None,
-    })
-}
-
 /// Logging as Lambda does it. The level: `AWS_LAMBDA_LOG_LEVEL` when set, else `RUST_LOG`
 /// (default `info`). The format: `AWS_LAMBDA_LOG_FORMAT` (`JSON` or `Text`) when set, else JSON
 /// in Lambda (`AWS_LAMBDA_FUNCTION_NAME` set) and text elsewhere. JSON lines carry the
@@ -113,18 +111,15 @@ fn lambda_log_level(value: &str) -> Option<&'static str> {
 /// every line of one request can be found together. Always to stderr,
 /// so stdout carries only the CLI's JSON and the embedded metrics. `never_logged` lines are
 /// dropped at every level.
-pub fn init_logging() {
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().and_then(|l| lambda_log_level(&l));
-    let filter = match level {
-        Some(level) => EnvFilter::new(level),
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-    }
-    .and(filter_fn(|meta| !never_logged(meta)));
-    let in_lambda = std::env::var("AWS_LAMBDA_FUNCTION_NAME").is_ok();
-    let json = match std::env::var("AWS_LAMBDA_LOG_FORMAT") {
-        Ok(format) => format.trim().eq_ignore_ascii_case("json"),
-        Err(_) => in_lambda,
-    };
+pub fn init_logging(settings: &LogSettings) {
+    let directives = settings.lambda_level.or(settings.rust_log.as_deref()).unwrap_or("info");
+    let filter = EnvFilter::try_new(directives).unwrap_or_else(|e| {
+        eprintln!("RUST_LOG: {e}; logging at info");
+        EnvFilter::new("info")
+    });
+    let filter = filter.and(filter_fn(|meta| !never_logged(meta)));
+    let in_lambda = settings.in_lambda;
+    let json = settings.json.unwrap_or(in_lambda);
     let text = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(false);
     let _ = if json {
         let json = text.json().flatten_event(true).with_current_span(false).with_span_list(true);
@@ -135,17 +130,4 @@ pub fn init_logging() {
     } else {
         tracing_subscriber::registry().with(text.with_filter(filter)).try_init()
     };
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lambda_log_levels_map_to_filters() {
-        assert_eq!(lambda_log_level("TRACE"), Some("trace"));
-        assert_eq!(lambda_log_level("warn"), Some("warn"));
-        assert_eq!(lambda_log_level("FATAL"), Some("error"));
-        assert_eq!(lambda_log_level("verbose"), None);
-    }
 }

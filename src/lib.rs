@@ -2,8 +2,9 @@
 //! DynamoDB table.
 //!
 //! Layers, outermost last: `model` (values and their rules), `domain` (what each operation
-//! does), `store` (the DynamoDB adapter behind one trait per capability) and `http` (handlers,
-//! authorizer, routes, local server). `src/bin` holds one small binary per Lambda function.
+//! does), `store` (the DynamoDB adapter behind one trait per capability) and the entry points
+//! (`http`: handlers, routes, local server, Lambda runners; `stream`; `root_key_resource`;
+//! `cli`), which read their `settings` once. `src/bin` holds one small binary per function.
 
 pub mod cli;
 pub mod config;
@@ -11,5 +12,6 @@ pub mod domain;
 pub mod http;
 pub mod model;
 pub mod root_key_resource;
+pub mod settings;
 pub mod store;
 pub mod stream;

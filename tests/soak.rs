@@ -549,21 +549,24 @@ async fn soak_with_faults_leaves_counters_lookups_and_verification_exact() {
     let rate: f64 = env_or("SOAK_FAULT_RATE", 0.01);
     let stats = Arc::new(Stats::default());
 
-    let clean_client = Client::new(&sdk_config().await);
+    let clean_client =
+        Client::new(&sdk_config(&apikeys::settings::Settings::from_env().expect("settings").database).await);
     let table = format!("soak-{}", uuid::Uuid::now_v7().simple());
     create_table(&clean_client, &table).await.expect("create the soak table");
     let clean = App::new(DynamoStore::new(clean_client.clone(), &table), Arc::new(SystemClock));
 
     let proxy = start_proxy(upstream(), rate, stats.clone()).await;
-    let config = aws_sdk_dynamodb::config::Builder::from(&sdk_config().await)
-        .endpoint_url(format!("http://{proxy}"))
-        .interceptor(FailSome { rate, stats: stats.clone() })
-        // The SDK's standard retries, with a shorter first backoff than its 1 s so that
-        // thousands of injected faults cost seconds, not minutes.
-        .retry_config(
-            aws_sdk_dynamodb::config::retry::RetryConfig::standard().with_initial_backoff(Duration::from_millis(50)),
-        )
-        .build();
+    let config = aws_sdk_dynamodb::config::Builder::from(
+        &sdk_config(&apikeys::settings::Settings::from_env().expect("settings").database).await,
+    )
+    .endpoint_url(format!("http://{proxy}"))
+    .interceptor(FailSome { rate, stats: stats.clone() })
+    // The SDK's standard retries, with a shorter first backoff than its 1 s so that
+    // thousands of injected faults cost seconds, not minutes.
+    .retry_config(
+        aws_sdk_dynamodb::config::retry::RetryConfig::standard().with_initial_backoff(Duration::from_millis(50)),
+    )
+    .build();
     let faulty = App::new(DynamoStore::new(Client::from_conf(config), &table), Arc::new(SystemClock));
 
     let mut companies = Vec::new();

@@ -52,7 +52,7 @@ pub async fn fixture(clock: Arc<dyn Clock>) -> Fixture {
         std::env::var("DYNAMODB_ENDPOINT").is_ok(),
         "the benchmarks need DynamoDB Local: run them with `make bench`"
     );
-    let sdk = sdk_config().await;
+    let sdk = sdk_config(&apikeys::settings::Settings::from_env().expect("settings").database).await;
     let real = sdk.http_client().expect("sdk_config sets an HTTP client");
     let tape = Tape::default();
     let calls = CallCounter::default();

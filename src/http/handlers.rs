@@ -200,7 +200,7 @@ async fn verify_key(app: &App, credential: Credential<'_>, req: &Request) -> Res
     };
     let now = app.clock.now();
     let verdict = verify::verify_for_caller(&app.store, now, credential, request).await?;
-    super::metrics::record_verify_outcome(verdict.code, now);
+    super::metrics::record_verify_outcome(app.lambda_function.as_deref(), verdict.code, now);
     Ok(json_response(StatusCode::OK, &verdict_json(&verdict)))
 }
 

@@ -8,14 +8,14 @@ use std::sync::Arc;
 use lambda_http::{Error, Request, RequestExt, service_fn};
 use tracing::Instrument;
 
-use crate::config::{self, App};
+use crate::config;
 
 use super::handlers;
 use super::routes::Endpoint;
 
 pub async fn run_endpoint(endpoint: Endpoint) -> Result<(), Error> {
-    config::init_logging();
-    let app = Arc::new(App::from_env().await);
+    let (_, app) = config::start().await?;
+    let app = Arc::new(app);
     let function = endpoint.route().function;
     lambda_http::run(service_fn(move |req: Request| {
         let app = app.clone();

@@ -5,7 +5,6 @@
 //! is ever a dimension or a field: metrics stay few, and say nothing about a key.
 
 use std::io::Write;
-use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -38,16 +37,10 @@ pub fn verify_outcome(function: &str, code: VerifyCode, at: DateTime<Utc>) -> Va
     document
 }
 
-/// The function's name in Lambda (`AWS_LAMBDA_FUNCTION_NAME`); `None` elsewhere.
-fn lambda_function() -> Option<&'static str> {
-    static NAME: OnceLock<Option<String>> = OnceLock::new();
-    NAME.get_or_init(|| std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok().filter(|n| !n.is_empty())).as_deref()
-}
-
 /// In Lambda, prints the outcome's EMF line to stdout (the logs go to stderr); elsewhere
 /// nothing. A closed stdout loses the metric, never the answer.
-pub fn record_verify_outcome(code: VerifyCode, at: DateTime<Utc>) {
-    let Some(function) = lambda_function() else { return };
+pub fn record_verify_outcome(lambda_function: Option<&str>, code: VerifyCode, at: DateTime<Utc>) {
+    let Some(function) = lambda_function else { return };
     let line = verify_outcome(function, code, at).to_string();
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());

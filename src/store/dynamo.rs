@@ -24,7 +24,8 @@ use super::{
     UsageRecorder, UsageRequest,
 };
 
-/// How long a deleted key (and its lookup items) stays before TTL removes it.
+/// How long a deleted key (and its lookup items) stays before TTL removes it, unless the
+/// settings say otherwise (`RETENTION_DAYS`).
 pub const DEFAULT_RETENTION_DAYS: i64 = 30;
 /// Transactions cancelled by a concurrent transaction on the same item (a company's counter)
 /// are retried this many times, with jittered backoff, before the request gets a 503.
@@ -75,12 +76,6 @@ enum Transaction {
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into(), retention: TimeDelta::days(DEFAULT_RETENTION_DAYS) }
-    }
-
-    /// `RETENTION_DAYS` from the environment, else 30.
-    pub fn with_retention_from_env(self) -> Self {
-        let days = std::env::var("RETENTION_DAYS").ok().and_then(|d| d.parse::<i64>().ok()).filter(|d| *d > 0);
-        self.with_retention(TimeDelta::days(days.unwrap_or(DEFAULT_RETENTION_DAYS)))
     }
 
     pub fn with_retention(mut self, retention: TimeDelta) -> Self {

@@ -28,11 +28,6 @@ pub const COMPANY_INDEX: Index = Index { name: "gsi1", partition_key: "gsi1pk", 
 pub const STATUS_INDEX: Index = Index { name: "gsi2", partition_key: "gsi2pk", sort_key: "gsi2sk" };
 pub const INDEXES: [Index; 2] = [COMPANY_INDEX, STATUS_INDEX];
 
-/// `TABLE_NAME`, else `apikeys`.
-pub fn table_name_from_env() -> String {
-    std::env::var("TABLE_NAME").ok().filter(|n| !n.is_empty()).unwrap_or_else(|| DEFAULT_TABLE_NAME.to_owned())
-}
-
 fn key(name: &str, kind: KeyType) -> KeySchemaElement {
     KeySchemaElement::builder().attribute_name(name).key_type(kind).build().expect("name and type are set")
 }

@@ -326,7 +326,11 @@ impl Intercept for QueryLog {
 /// The same table and clock as `app`, through a client that logs its queries.
 async fn logged(app: &TestApp) -> (App, QueryLog) {
     let log = QueryLog::default();
-    let config = aws_sdk_dynamodb::config::Builder::from(&sdk_config().await).interceptor(log.clone()).build();
+    let config = aws_sdk_dynamodb::config::Builder::from(
+        &sdk_config(&apikeys::settings::Settings::from_env().expect("settings").database).await,
+    )
+    .interceptor(log.clone())
+    .build();
     let client = Client::from_conf(config);
     (App::new(DynamoStore::new(client, &app.table), app.clock.clone()), log)
 }

@@ -132,9 +132,11 @@ async fn unknown_routes_are_404_and_wrong_methods_405_with_allow() {
 #[tokio::test]
 async fn an_unreachable_database_is_503_json_and_never_a_panic() {
     let app = spawn_app().await;
-    let config = aws_sdk_dynamodb::config::Builder::from(&apikeys::config::sdk_config().await)
-        .endpoint_url("http://127.0.0.1:9")
-        .build();
+    let config = aws_sdk_dynamodb::config::Builder::from(
+        &apikeys::config::sdk_config(&apikeys::settings::Settings::from_env().expect("settings").database).await,
+    )
+    .endpoint_url("http://127.0.0.1:9")
+    .build();
     let down = App::new(
         DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), &app.table),
         Arc::new(ManualClock::new(start_time())),

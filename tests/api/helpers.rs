@@ -67,7 +67,11 @@ pub async fn spawn_app() -> TestApp {
         "these tests need DynamoDB Local: run them with `make test`, which starts one"
     );
     let calls = CallCounter::default();
-    let config = aws_sdk_dynamodb::config::Builder::from(&sdk_config().await).interceptor(calls.clone()).build();
+    let config = aws_sdk_dynamodb::config::Builder::from(
+        &sdk_config(&apikeys::settings::Settings::from_env().expect("settings").database).await,
+    )
+    .interceptor(calls.clone())
+    .build();
     let client = Client::from_conf(config);
     let table = unique("test");
     create_table(&client, &table).await.expect("create the test table");
@@ -225,7 +229,7 @@ impl TestApp {
     /// From now on, the client's next `TransactWriteItems` meet `faults`, one each, in order;
     /// then they pass untouched. Other calls always pass.
     pub async fn script_transactions(&mut self, faults: Vec<TransactionFault>) {
-        let base = sdk_config().await;
+        let base = sdk_config(&apikeys::settings::Settings::from_env().expect("settings").database).await;
         let inner = base.http_client().expect("the SDK config carries an HTTP client");
         let injector = transaction_faults::Injector { inner, script: Arc::new(std::sync::Mutex::new(faults.into())) };
         let config = aws_sdk_dynamodb::config::Builder::from(&base)

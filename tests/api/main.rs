@@ -23,5 +23,6 @@ mod retention;
 mod retries;
 mod runtime;
 mod secrets;
+mod settings;
 mod table_reads;
 mod verify;

@@ -5,7 +5,6 @@
 //! made here; the events get that key as their `Authorization` header (their
 //! `requestContext.authorizer` block, where present, is kept as it is).
 
-use apikeys::config::dynamodb_client;
 use apikeys::domain::keys::create_root_key;
 use apikeys::model::{CompanyId, PlaintextKey};
 use apikeys::store::DynamoStore;
@@ -28,7 +27,9 @@ struct Stage {
 impl Stage {
     async fn new() -> Stage {
         assert!(std::env::var("DYNAMODB_ENDPOINT").is_ok(), "run with `make test`, which starts DynamoDB Local");
-        let client = dynamodb_client().await;
+        let client = aws_sdk_dynamodb::Client::new(
+            &apikeys::config::sdk_config(&apikeys::settings::Settings::from_env().expect("settings").database).await,
+        );
         let table = unique("lambda");
         create_table(&client, &table).await.expect("create the table");
         let store = DynamoStore::new(client.clone(), &table);

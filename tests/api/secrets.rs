@@ -218,9 +218,11 @@ async fn lifecycle(app: &TestApp) -> Vec<String> {
     assert_eq!(app.send(Method::GET, "/keys", None, None, &[]).await.status, StatusCode::UNAUTHORIZED);
 
     // The database unreachable: a 503, logged.
-    let config = aws_sdk_dynamodb::config::Builder::from(&apikeys::config::sdk_config().await)
-        .endpoint_url("http://127.0.0.1:9")
-        .build();
+    let config = aws_sdk_dynamodb::config::Builder::from(
+        &apikeys::config::sdk_config(&apikeys::settings::Settings::from_env().expect("settings").database).await,
+    )
+    .endpoint_url("http://127.0.0.1:9")
+    .build();
     let down = App::new(
         DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), &app.table),
         Arc::new(ManualClock::new(start_time())),

@@ -1,0 +1,208 @@
+//! Every environment variable the binaries read, read once at start-up into typed values. A
+//! value that does not parse is an error naming the variable, never a silent default: a
+//! function with `RETENTION_DAYS=abc` fails its init rather than keeping keys 30 days.
+
+use crate::model::CompanyId;
+use crate::store::dynamo::DEFAULT_RETENTION_DAYS;
+use crate::store::table::DEFAULT_TABLE_NAME;
+
+/// The local server's port when `PORT` is not set.
+pub const DEFAULT_PORT: u16 = 3000;
+/// The longest retention accepted: ten years.
+const MAX_RETENTION_DAYS: i64 = 3650;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// `TABLE_NAME`.
+    pub table_name: String,
+    /// `RETENTION_DAYS`: 1 to 3650.
+    pub retention_days: i64,
+    pub database: DatabaseSettings,
+    pub logging: LogSettings,
+    /// `AWS_LAMBDA_FUNCTION_NAME`: set by Lambda, so `Some` exactly when running there.
+    pub lambda_function: Option<String>,
+    /// `PORT`, for the local server.
+    pub port: u16,
+    /// `DEMO_COMPANY`: `make run` prints a root key of this company.
+    pub demo_company: Option<CompanyId>,
+}
+
+/// Where DynamoDB is.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DatabaseSettings {
+    /// `DYNAMODB_ENDPOINT`: DynamoDB Local's URL; empty or unset means AWS.
+    pub endpoint: Option<String>,
+    /// Whether `AWS_REGION` or `AWS_DEFAULT_REGION` is set (else DynamoDB Local gets a dummy one).
+    pub region_set: bool,
+    /// Whether `AWS_ACCESS_KEY_ID` is set (else DynamoDB Local gets dummy credentials).
+    pub credentials_set: bool,
+}
+
+/// How to log, as Lambda's own variables say, else `RUST_LOG`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LogSettings {
+    /// `AWS_LAMBDA_LOG_LEVEL` as a filter directive (`FATAL` is `error`); wins over `rust_log`.
+    pub lambda_level: Option<&'static str>,
+    /// `RUST_LOG`, a tracing filter (checked when logging starts).
+    pub rust_log: Option<String>,
+    /// `AWS_LAMBDA_LOG_FORMAT`: `Some(true)` for JSON, `Some(false)` for Text.
+    pub json: Option<bool>,
+    /// Running in Lambda: JSON by default, and no timestamps of our own in text.
+    pub in_lambda: bool,
+}
+
+/// A variable whose value the service cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct SettingsError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+impl Settings {
+    /// From the process environment. The one place the environment is read.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// From any source of variables (the environment, or a test's map). An empty value is the
+    /// same as an unset one.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let bad = |variable: &'static str, problem: String| SettingsError { variable, problem };
+        let retention_days = match get("RETENTION_DAYS") {
+            None => DEFAULT_RETENTION_DAYS,
+            Some(raw) => {
+                raw.trim().parse::<i64>().ok().filter(|d| (1..=MAX_RETENTION_DAYS).contains(d)).ok_or_else(|| {
+                    bad("RETENTION_DAYS", format!("must be whole days from 1 to {MAX_RETENTION_DAYS}, not '{raw}'"))
+                })?
+            }
+        };
+        let port = match get("PORT") {
+            None => DEFAULT_PORT,
+            Some(raw) => raw
+                .trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| bad("PORT", format!("must be a TCP port from 1 to 65535, not '{raw}'")))?,
+        };
+        let lambda_level = get("AWS_LAMBDA_LOG_LEVEL")
+            .map(|raw| {
+                lambda_log_level(&raw).ok_or_else(|| {
+                    bad(
+                        "AWS_LAMBDA_LOG_LEVEL",
+                        format!("must be TRACE, DEBUG, INFO, WARN, ERROR or FATAL, not '{raw}'"),
+                    )
+                })
+            })
+            .transpose()?;
+        let json = get("AWS_LAMBDA_LOG_FORMAT")
+            .map(|raw| match raw.trim().to_ascii_lowercase().as_str() {
+                "json" => Ok(true),
+                "text" => Ok(false),
+                _ => Err(bad("AWS_LAMBDA_LOG_FORMAT", format!("must be JSON or Text, not '{raw}'"))),
+            })
+            .transpose()?;
+        let demo_company = get("DEMO_COMPANY")
+            .map(|raw| CompanyId::parse(raw.trim(), "DEMO_COMPANY").map_err(|e| bad("DEMO_COMPANY", e.message)))
+            .transpose()?;
+        let table_name = get("TABLE_NAME").map_or_else(|| DEFAULT_TABLE_NAME.to_owned(), |t| t.trim().to_owned());
+        if !(3..=255).contains(&table_name.len())
+            || !table_name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        {
+            return Err(bad("TABLE_NAME", format!("'{table_name}' is not a DynamoDB table name")));
+        }
+        let lambda_function = get("AWS_LAMBDA_FUNCTION_NAME");
+        Ok(Self {
+            table_name,
+            retention_days,
+            database: DatabaseSettings {
+                endpoint: get("DYNAMODB_ENDPOINT").map(|e| e.trim().to_owned()),
+                region_set: get("AWS_REGION").is_some() || get("AWS_DEFAULT_REGION").is_some(),
+                credentials_set: get("AWS_ACCESS_KEY_ID").is_some(),
+            },
+            logging: LogSettings {
+                lambda_level,
+                rust_log: get("RUST_LOG"),
+                json,
+                in_lambda: lambda_function.is_some(),
+            },
+            lambda_function,
+            port,
+            demo_company,
+        })
+    }
+}
+
+/// Lambda's application log level (what the template's LoggingConfig sets) as a filter
+/// directive; `FATAL` is `error`, the highest tracing has.
+fn lambda_log_level(value: &str) -> Option<&'static str> {
+    Some(match value.trim().to_ascii_uppercase().as_str() {
+        "TRACE" => "trace",
+        "DEBUG" => "debug",
+        "INFO" => "info",
+        "WARN" => "warn",
+        "ERROR" | "FATAL" => "error",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_when_nothing_is_set() {
+        let s = settings(&[]).unwrap();
+        assert_eq!((s.table_name.as_str(), s.retention_days, s.port), ("apikeys", 30, 3000));
+        assert_eq!(s.database, DatabaseSettings::default());
+        assert_eq!(s.logging, LogSettings::default());
+        assert_eq!((s.lambda_function, s.demo_company), (None, None));
+    }
+
+    #[test]
+    fn a_bad_value_is_an_error_naming_its_variable() {
+        for (variable, value) in [
+            ("RETENTION_DAYS", "abc"),
+            ("RETENTION_DAYS", "0"),
+            ("RETENTION_DAYS", "99999"),
+            ("PORT", "abc"),
+            ("PORT", "70000"),
+            ("AWS_LAMBDA_LOG_LEVEL", "verbose"),
+            ("AWS_LAMBDA_LOG_FORMAT", "xml"),
+            ("DEMO_COMPANY", "a b"),
+            ("TABLE_NAME", "no spaces"),
+        ] {
+            let error = settings(&[(variable, value)]).unwrap_err();
+            assert_eq!(error.variable, variable, "{value}");
+            assert!(error.to_string().starts_with(variable), "{error}");
+        }
+    }
+
+    #[test]
+    fn set_values_are_read_and_empty_ones_are_unset() {
+        let s = settings(&[
+            ("RETENTION_DAYS", "7"),
+            ("PORT", "8080"),
+            ("TABLE_NAME", "keys-prod"),
+            ("DYNAMODB_ENDPOINT", ""),
+            ("AWS_LAMBDA_LOG_LEVEL", "fatal"),
+            ("AWS_LAMBDA_LOG_FORMAT", "Text"),
+            ("AWS_LAMBDA_FUNCTION_NAME", "verify"),
+            ("DEMO_COMPANY", "demo"),
+        ])
+        .unwrap();
+        assert_eq!((s.retention_days, s.port, s.table_name.as_str()), (7, 8080, "keys-prod"));
+        assert_eq!(s.database.endpoint, None, "empty means AWS");
+        assert_eq!((s.logging.lambda_level, s.logging.json, s.logging.in_lambda), (Some("error"), Some(false), true));
+        assert_eq!(s.demo_company.map(|c| c.to_string()), Some("demo".to_owned()));
+    }
+}

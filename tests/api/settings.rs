@@ -1,0 +1,24 @@
+//! Settings are read once at start-up: a function or the CLI given a value it cannot use stops
+//! at once with a message naming the variable, instead of running on a silent default.
+
+use std::process::Command;
+
+#[test]
+fn a_bad_setting_stops_a_function_and_the_cli_naming_the_variable() {
+    let binaries =
+        [env!("CARGO_BIN_EXE_get_key"), env!("CARGO_BIN_EXE_retention_stream"), env!("CARGO_BIN_EXE_apikeys")];
+    for (variable, value) in [("RETENTION_DAYS", "abc"), ("AWS_LAMBDA_LOG_LEVEL", "loud"), ("TABLE_NAME", "a b")] {
+        for binary in binaries {
+            let output = Command::new(binary)
+                .args(["root-key", "create", "--company", "acme"])
+                .env(variable, value)
+                .env("DYNAMODB_ENDPOINT", "http://127.0.0.1:9")
+                .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
+                .output()
+                .expect("run the binary");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(!output.status.success(), "{binary} with {variable}={value} must not start");
+            assert!(stderr.contains(variable), "{binary} with {variable}={value}: {stderr}");
+        }
+    }
+}
