@@ -7,21 +7,9 @@
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use serde::Deserialize;
 
-use crate::model::{CompanyId, KeyStatus};
-use crate::store::CounterKeeper;
-use crate::store::StoreError;
-use crate::store::items::KEY_SK;
-
-/// What a removed key item's old image tells: whose it was and which counter held it.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RemovedKey {
-    sk: String,
-    company_id: CompanyId,
-    status: KeyStatus,
-}
+use crate::store::items::removed_key;
+use crate::store::{CounterKeeper, StoreError};
 
 /// TTL deletions are REMOVE records made by the DynamoDB service itself.
 fn removed_by_ttl(record: &EventRecord) -> bool {
@@ -38,11 +26,8 @@ async fn handle_record(store: &impl CounterKeeper, record: &EventRecord) -> Resu
     if !removed_by_ttl(record) {
         return Ok(false);
     }
-    let Ok(key) = serde_dynamo::from_item::<_, RemovedKey>(record.change.old_image.clone()) else { return Ok(false) };
-    if key.sk != KEY_SK {
-        return Ok(false);
-    }
-    store.forget_expired_key(&record.event_id, &key.company_id, key.status).await
+    let Some((company, status)) = removed_key(record.change.old_image.clone()) else { return Ok(false) };
+    store.forget_expired_key(&record.event_id, &company, status).await
 }
 
 /// Handles one batch in order and stops at the first record that fails: the answer names that

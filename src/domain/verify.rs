@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::model::{ApiKey, CompanyId, KeyStatus, PlaintextKey, Scope, SecretHash};
@@ -14,8 +14,7 @@ use crate::store::{SecretLookup, SecretRecord, UsageOutcome, UsageRecorder, Usag
 use super::caller::Credential;
 use super::{Caller, DomainError, Need};
 
-/// `lastUsedAt` is written at most this often per key.
-pub const LAST_USED_GRANULARITY: TimeDelta = TimeDelta::minutes(1);
+pub use crate::model::LAST_USED_GRANULARITY;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

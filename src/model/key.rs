@@ -6,6 +6,10 @@ use serde_json::{Map, Value};
 
 use super::{Acl, CompanyId, IpAllowlist, KeyId, KeyType, PlaintextKey, Quota, QuotaUsage, RateLimit, SecretHash};
 
+/// `lastUsedAt` is written at most this often per key: a key verified a thousand times a
+/// minute costs one write for it, not a thousand.
+pub const LAST_USED_GRANULARITY: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyStatus {

@@ -17,7 +17,7 @@ pub use error::{FieldError, FieldProblem};
 pub use ids::{CompanyId, KeyId};
 pub use input::{Change, CreateKeyInput, IdempotencyKey, QuotaInput, RollInput, UpdateKeyInput, VerifyInput};
 pub use ip::IpAllowlist;
-pub use key::{ApiKey, KeyStatus, KeyView, PreviousSecret, QuotaView};
+pub use key::{ApiKey, KeyStatus, KeyView, LAST_USED_GRANULARITY, PreviousSecret, QuotaView};
 pub use limits::{Quota, QuotaUsage, RateLimit, Window};
 pub use page::{Cursor, PageRequest, StatusFilter};
 pub use secret::{KeyType, PlaintextKey, SecretHash};

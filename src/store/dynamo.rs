@@ -67,10 +67,40 @@ impl CounterMoves {
     }
 }
 
-enum Transaction {
+/// The writes of one transaction, each tagged with what its condition failing would mean, so
+/// an outcome is read by name rather than by a write's position in the list.
+struct Writes<T> {
+    items: Vec<TransactWriteItem>,
+    meanings: Vec<Option<T>>,
+}
+
+impl<T: Copy> Writes<T> {
+    fn new() -> Self {
+        Self { items: Vec::new(), meanings: Vec::new() }
+    }
+
+    /// A write with no condition (or none whose failure the caller tells apart).
+    fn push(&mut self, write: TransactWriteItem) {
+        self.items.push(write);
+        self.meanings.push(None);
+    }
+
+    /// A write whose failed condition means `meaning`.
+    fn guarded(&mut self, write: TransactWriteItem, meaning: T) {
+        self.items.push(write);
+        self.meanings.push(Some(meaning));
+    }
+
+    /// What the first failed condition means; `None` if no tagged write's condition failed.
+    fn meaning_of(&self, codes: &[String]) -> Option<T> {
+        codes.iter().zip(&self.meanings).find(|(code, _)| *code == CONDITION_FAILED).and_then(|(_, meaning)| *meaning)
+    }
+}
+
+enum Transaction<T> {
     Committed,
-    /// Cancelled; the reason code of each item in order (`None` where that item was fine).
-    Cancelled(Vec<String>),
+    /// Cancelled by a failed condition: what it meant (`None` for an untagged write's).
+    Refused(Option<T>),
 }
 
 impl DynamoStore {
@@ -117,7 +147,9 @@ impl DynamoStore {
         let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(address(items::counters_pk(company), items::COUNTERS_SK)))
-            .update_expression("ADD #active :active, #inactive :inactive, #admins :admins")
+            .update_expression("ADD #active :active, #inactive :inactive, #admins :admins SET #schema = :schema")
+            .expression_attribute_names("#schema", items::SCHEMA_VERSION_ATTRIBUTE)
+            .expression_attribute_values(":schema", n(items::SCHEMA_VERSION))
             .expression_attribute_names("#active", "active")
             .expression_attribute_names("#inactive", "inactive")
             .expression_attribute_names("#admins", items::ACTIVE_ADMINS)
@@ -140,6 +172,7 @@ impl DynamoStore {
         item.insert("response".into(), AttributeValue::B(record.sealed_response.clone().into()));
         item.insert("expiresAt".into(), n(record.expires_at.timestamp()));
         item.insert(TTL_ATTRIBUTE.into(), n(record.expires_at.timestamp()));
+        item.extend([items::schema_version()]);
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -169,27 +202,27 @@ impl DynamoStore {
     /// A cancelled transaction committed nothing, so the attempt after a `TransactionConflict`
     /// gets a fresh token: it is a new request whatever DynamoDB remembers of the cancelled one
     /// for ten minutes. `TransactionInProgress` (that token still being applied) keeps it.
-    async fn transact(
+    async fn transact<T: Copy>(
         &self,
         operation: &'static str,
-        writes: Vec<TransactWriteItem>,
-    ) -> Result<Transaction, StoreError> {
+        writes: Writes<T>,
+    ) -> Result<Transaction<T>, StoreError> {
         self.transact_within(operation, writes, MAX_TRANSACTION_ATTEMPTS).await
     }
 
     /// `transact` with its own number of attempts at a conflicting transaction.
-    async fn transact_within(
+    async fn transact_within<T: Copy>(
         &self,
         operation: &'static str,
-        writes: Vec<TransactWriteItem>,
+        writes: Writes<T>,
         attempts: u32,
-    ) -> Result<Transaction, StoreError> {
+    ) -> Result<Transaction<T>, StoreError> {
         let mut token = request_token();
         for attempt in 0..attempts {
             let result = self
                 .client
                 .transact_write_items()
-                .set_transact_items(Some(writes.clone()))
+                .set_transact_items(Some(writes.items.clone()))
                 .client_request_token(&token)
                 .send()
                 .await;
@@ -202,7 +235,7 @@ impl DynamoStore {
                     let codes: Vec<String> =
                         cancel.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None").to_owned()).collect();
                     if codes.iter().any(|c| c == CONDITION_FAILED) {
-                        return Ok(Transaction::Cancelled(codes));
+                        return Ok(Transaction::Refused(writes.meaning_of(&codes)));
                     }
                     token = request_token();
                     codes.iter().any(|c| c == "TransactionConflict")
@@ -228,7 +261,9 @@ impl DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(address(items::rate_pk(&key.company_id, &key.id, window.number), items::RATE_SK)))
-            .update_expression("ADD #used :one SET #ttl = :ttl")
+            .update_expression("ADD #used :one SET #ttl = :ttl, #schema = :schema")
+            .expression_attribute_names("#schema", items::SCHEMA_VERSION_ATTRIBUTE)
+            .expression_attribute_values(":schema", n(items::SCHEMA_VERSION))
             .condition_expression("attribute_not_exists(#used) OR #used < :limit")
             .expression_attribute_names("#used", "used")
             .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
@@ -341,43 +376,60 @@ impl DynamoStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
     }
 
+    /// `lastUsedAt` on the key item, only if it is older than the granularity (so concurrent
+    /// uses of one key write it once), then on its lookup items, which verify reads. Plain
+    /// conditional updates, not a transaction: a refused condition is cheap and locks nothing,
+    /// where forty concurrent transactions on one hot key would hold each other up. Best
+    /// effort: a failure is logged by its code and the answer stands.
     async fn write_last_used(&self, key: &ApiKey, now: DateTime<Utc>) {
-        let cutoff = now - crate::domain::verify::LAST_USED_GRANULARITY;
-        let key_update = Update::builder()
+        let cutoff = now - crate::model::LAST_USED_GRANULARITY;
+        let stale_only = "attribute_exists(pk) AND (attribute_not_exists(lastUsedAt) OR \
+                          attribute_type(lastUsedAt, :null) OR lastUsedAt < :cutoff)";
+        let key_update = self
+            .client
+            .update_item()
             .table_name(&self.table)
             .set_key(Some(address(items::key_pk(&key.company_id, &key.id), items::KEY_SK)))
             .update_expression("SET lastUsedAt = :now")
-            .condition_expression(
-                "attribute_exists(pk) AND (attribute_not_exists(lastUsedAt) OR attribute_type(lastUsedAt, :null) OR lastUsedAt < :cutoff)",
-            )
+            .condition_expression(stale_only)
             .expression_attribute_values(":now", timestamp(now))
             .expression_attribute_values(":cutoff", timestamp(cutoff))
             .expression_attribute_values(":null", s("NULL"))
-            .build();
-        let mut writes: Vec<TransactWriteItem> =
-            key_update.into_iter().map(|u| TransactWriteItem::builder().update(u).build()).collect();
-        for hash in live_secrets(key).into_iter().map(|(hash, _)| hash) {
-            let lookup = Update::builder()
+            .send()
+            .await;
+        match key_update {
+            Ok(_) => {}
+            Err(err) if is_condition_failure(&err) => return,
+            Err(err) => {
+                unavailable("last used", &err);
+                return;
+            }
+        }
+        let lookup = |hash: &SecretHash| {
+            self.client
+                .update_item()
                 .table_name(&self.table)
                 .set_key(Some(address(items::secret_pk(hash), items::SECRET_SK)))
                 .update_expression("SET lastUsedAt = :now")
                 .condition_expression("attribute_exists(pk)")
                 .expression_attribute_values(":now", timestamp(now))
-                .build();
-            writes.extend(lookup.into_iter().map(|u| TransactWriteItem::builder().update(u).build()));
-        }
-        // One attempt: a conflict means another request is writing this key right now (often
-        // its own lastUsedAt), and retrying would only add load to a hot key. `transact` logged
-        // a failure by its code; the answer stands without lastUsedAt.
-        if self.transact_within("last used", writes, 1).await.is_err() {
-            tracing::debug!("lastUsedAt not recorded");
+                .send()
+        };
+        let live = live_secrets(key);
+        let (current, previous) = tokio::join!(lookup(live[0].0), async {
+            match live.get(1) {
+                Some((hash, _)) => Some(lookup(hash).await),
+                None => None,
+            }
+        });
+        for result in std::iter::once(current).chain(previous) {
+            if let Err(err) = result
+                && !is_condition_failure(&err)
+            {
+                unavailable("last used", &err);
+            }
         }
     }
-}
-
-/// Whether the write at `index` of a cancelled transaction is the one whose condition failed.
-fn failed_at(codes: &[String], index: Option<usize>) -> bool {
-    index.and_then(|i| codes.get(i)).is_some_and(|code| code == CONDITION_FAILED)
 }
 
 /// The key's secrets that verify: the current one, and the previous one while in grace.
@@ -442,25 +494,22 @@ impl KeyCreator for DynamoStore {
         audit: &crate::model::AuditEvent,
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<InsertOutcome, StoreError> {
-        let mut writes = vec![
-            self.put(items::key_item(key, None)?, Some("attribute_not_exists(pk)")),
-            self.put(items::lookup_item(key, &key.secret_hash, None)?, Some("attribute_not_exists(pk)")),
-            self.counters_update(&key.company_id, CounterMoves::between(None, key, false)),
-            self.put(items::audit_item(audit)?, None),
-        ];
-        let idempotency_at = idempotency.map(|record| {
-            writes.push(self.idempotency_put(record, key.created_at));
-            writes.len() - 1
-        });
+        // The first failed condition names the outcome: a twin request with the same header
+        // (whose custom id is then taken too) must read as that, so its record comes first.
+        let mut writes = Writes::new();
+        if let Some(record) = idempotency {
+            writes.guarded(self.idempotency_put(record, key.created_at), InsertOutcome::IdempotencyKeyTaken);
+        }
+        let new = Some("attribute_not_exists(pk)");
+        writes.guarded(self.put(items::key_item(key, None)?, new), InsertOutcome::IdTaken);
+        // A new secret's hash already filed: 2^-256, but never overwrite another key's lookup.
+        writes.push(self.put(items::lookup_item(key, &key.secret_hash, None)?, new));
+        writes.push(self.counters_update(&key.company_id, CounterMoves::between(None, key, false)));
+        writes.push(self.put(items::audit_item(audit)?, None));
         match self.transact("create key", writes).await? {
             Transaction::Committed => Ok(InsertOutcome::Inserted),
-            Transaction::Cancelled(codes) if failed_at(&codes, idempotency_at) => {
-                Ok(InsertOutcome::IdempotencyKeyTaken)
-            }
-            Transaction::Cancelled(codes) if codes.first().is_some_and(|c| c == CONDITION_FAILED) => {
-                Ok(InsertOutcome::IdTaken)
-            }
-            Transaction::Cancelled(_) => Err(StoreError::Unavailable("create key: secret collision; retry".into())),
+            Transaction::Refused(Some(outcome)) => Ok(outcome),
+            Transaction::Refused(None) => Err(StoreError::Unavailable("create key: secret collision; retry".into())),
         }
     }
 }
@@ -516,7 +565,8 @@ impl KeyWriter for DynamoStore {
             .update_expression(format!("SET {}", assignments.join(", ")))
             .build()
             .expect("table, key and expression are set");
-        let mut writes = vec![TransactWriteItem::builder().update(update).build()];
+        let mut writes = Writes::new();
+        writes.guarded(TransactWriteItem::builder().update(update).build(), SaveOutcome::VersionConflict);
 
         let live_after = live_secrets(after);
         for (hash, grace_end) in &live_after {
@@ -533,21 +583,17 @@ impl KeyWriter for DynamoStore {
             }
         }
         let moves = CounterMoves::between(Some(before), after, change.keep_an_admin);
-        let counters_at = (!moves.is_none()).then_some(writes.len());
-        if counters_at.is_some() {
-            writes.push(self.counters_update(&after.company_id, moves));
+        if !moves.is_none() {
+            writes.guarded(self.counters_update(&after.company_id, moves), SaveOutcome::LastAdmin);
         }
         writes.push(self.put(items::audit_item(change.audit)?, None));
-        let idempotency_at = change.idempotency.map(|record| {
-            writes.push(self.idempotency_put(record, after.updated_at));
-            writes.len() - 1
-        });
+        if let Some(record) = change.idempotency {
+            writes.guarded(self.idempotency_put(record, after.updated_at), SaveOutcome::IdempotencyKeyTaken);
+        }
         match self.transact("save key", writes).await? {
             Transaction::Committed => Ok(SaveOutcome::Saved),
-            Transaction::Cancelled(codes) if failed_at(&codes, Some(0)) => Ok(SaveOutcome::VersionConflict),
-            Transaction::Cancelled(codes) if failed_at(&codes, counters_at) => Ok(SaveOutcome::LastAdmin),
-            Transaction::Cancelled(codes) if failed_at(&codes, idempotency_at) => Ok(SaveOutcome::IdempotencyKeyTaken),
-            Transaction::Cancelled(_) => Err(StoreError::Unavailable("save key: unexpected condition failure".into())),
+            Transaction::Refused(Some(outcome)) => Ok(outcome),
+            Transaction::Refused(None) => Err(StoreError::Unavailable("save key: unexpected condition failure".into())),
         }
     }
 }
@@ -746,6 +792,10 @@ fn secret_record(mut item: Item) -> Result<SecretRecord, StoreError> {
     Ok(SecretRecord { hash, key: from_item(item)? })
 }
 
+/// A stream marker already there: this removal was counted before.
+#[derive(Debug, Clone, Copy)]
+struct AlreadyCounted;
+
 impl CounterKeeper for DynamoStore {
     async fn forget_expired_key(
         &self,
@@ -755,12 +805,15 @@ impl CounterKeeper for DynamoStore {
     ) -> Result<bool, StoreError> {
         let mut marker = address(format!("STREAM#{event_id}"), "STREAM");
         marker.insert(TTL_ATTRIBUTE.to_owned(), n((Utc::now() + TimeDelta::days(2)).timestamp()));
+        marker.extend([items::schema_version()]);
         let (active, inactive) = if status == KeyStatus::Active { (-1, 0) } else { (0, -1) };
         let moves = CounterMoves { active, inactive, ..CounterMoves::default() };
-        let writes = vec![self.put(marker, Some("attribute_not_exists(pk)")), self.counters_update(company, moves)];
+        let mut writes = Writes::new();
+        writes.guarded(self.put(marker, Some("attribute_not_exists(pk)")), AlreadyCounted);
+        writes.push(self.counters_update(company, moves));
         match self.transact("forget expired key", writes).await? {
             Transaction::Committed => Ok(true),
-            Transaction::Cancelled(_) => Ok(false),
+            Transaction::Refused(_) => Ok(false),
         }
     }
 }
@@ -792,6 +845,7 @@ impl UsageRecorder for DynamoStore {
     }
 
     async fn touch_last_used(&self, key: &ApiKey, now: DateTime<Utc>) {
-        self.write_last_used(key, now).await;
+        // Boxed: three SDK calls' futures would otherwise sit inline in every caller's future.
+        Box::pin(self.write_last_used(key, now)).await;
     }
 }

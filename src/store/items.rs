@@ -87,8 +87,20 @@ pub fn address(pk: String, sk: &str) -> Item {
     HashMap::from([(PARTITION_KEY.to_owned(), s(pk)), (SORT_KEY.to_owned(), s(sk))])
 }
 
+/// Every item the service writes carries the version of its layout, so that a later layout
+/// can tell old items apart and read or migrate them; tests/api/item_layout.rs pins the layout.
+pub const SCHEMA_VERSION_ATTRIBUTE: &str = "schemaVersion";
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// `schemaVersion = 1`, for items put whole.
+pub fn schema_version() -> (String, AttributeValue) {
+    (SCHEMA_VERSION_ATTRIBUTE.to_owned(), n(SCHEMA_VERSION))
+}
+
 fn to_item<T: serde::Serialize>(value: &T) -> Result<Item, StoreError> {
-    serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+    let mut item: Item = serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    item.extend([schema_version()]);
+    Ok(item)
 }
 
 pub fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StoreError> {
@@ -149,6 +161,20 @@ pub fn page_position(key: &ApiKey, index: super::table::Index, partition: &str) 
     position.insert(index.partition_key.to_owned(), s(partition));
     position.insert(index.sort_key.to_owned(), s(created_sort(key)));
     position
+}
+
+/// What a key item removed by TTL leaves in the stream's old image: whose it was and which
+/// counter held it. `None` for any other item (lookups, audit, counters…) or an unreadable one.
+pub fn removed_key(old_image: serde_dynamo::Item) -> Option<(CompanyId, KeyStatus)> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct RemovedKey {
+        sk: String,
+        company_id: CompanyId,
+        status: KeyStatus,
+    }
+    let key: RemovedKey = serde_dynamo::from_item(old_image).ok()?;
+    (key.sk == KEY_SK).then_some((key.company_id, key.status))
 }
 
 pub fn number(item: &Item, name: &str) -> Option<i64> {

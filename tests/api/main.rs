@@ -2,6 +2,7 @@
 //! as the local server (and, per function, as Lambda).
 
 mod helpers;
+mod item_layout;
 mod lambda_harness;
 
 mod auth;
