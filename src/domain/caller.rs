@@ -43,6 +43,30 @@ pub struct Caller {
     /// The caller's own key, whose limits a call counts against once it is allowed; `None` for
     /// the operator.
     pub key: Option<Box<ApiKey>>,
+    /// Derived from the secret the caller presented, which the table never holds: it seals the
+    /// caller's idempotent answers, so reading the table and guessing a header opens nothing.
+    pub seal: SealMaterial,
+}
+
+/// A digest of a presented secret; never printed.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct SealMaterial(Option<[u8; 32]>);
+
+impl SealMaterial {
+    pub(crate) fn of(presented: &str) -> Self {
+        use sha2::{Digest, Sha256};
+        Self(Some(Sha256::new().chain_update(b"idempotency seal\0").chain_update(presented).finalize().into()))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_ref().map_or(&[], |bytes| bytes.as_slice())
+    }
+}
+
+impl std::fmt::Debug for SealMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealMaterial(…)")
+    }
 }
 
 /// Why a credential is refused before anything is read or written on its behalf.
@@ -79,7 +103,8 @@ pub async fn authenticate(
     let hash = credential.hash()?;
     let request = VerifyRequest { key: credential.key.unwrap_or_default(), ip: credential.ip, ..Default::default() };
     let found = store.find_secret(&hash).await?;
-    Caller::authenticated(verify::examine_found(found, &hash, now, &request), need)
+    let caller = Caller::authenticated(verify::examine_found(found, &hash, now, &request), need)?;
+    Ok(Caller { seal: SealMaterial::of(request.key), ..caller })
 }
 
 impl Caller {
@@ -101,7 +126,8 @@ impl Caller {
     }
 
     pub fn operator(company: CompanyId) -> Self {
-        Self { company, actor: "operator".into(), permissions: vec![Permission::all_keys()], key: None }
+        let actor = "operator".into();
+        Self { company, actor, permissions: vec![Permission::all_keys()], key: None, seal: SealMaterial::default() }
     }
 
     /// The caller a root key makes: its company, its id as the actor, its management permissions.
@@ -114,7 +140,8 @@ impl Caller {
             .filter(|p| management_share(p).is_some())
             .cloned()
             .collect();
-        Self { company: key.company_id.clone(), actor: key.id.to_string(), permissions, key: Some(key) }
+        let (company, actor) = (key.company_id.clone(), key.id.to_string());
+        Self { company, actor, permissions, key: Some(key), seal: SealMaterial::default() }
     }
 
     pub fn require(&self, need: Need) -> Result<(), DomainError> {
@@ -197,6 +224,7 @@ mod tests {
             actor: "k".into(),
             permissions: perms.iter().map(|s| Permission::parse(s, "p").unwrap()).collect(),
             key: None,
+            seal: SealMaterial::default(),
         }
     }
 

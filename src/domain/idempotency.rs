@@ -26,11 +26,11 @@ pub struct IdempotentRequest {
     seal_key: [u8; 32],
 }
 
-fn digest(parts: &[&str]) -> [u8; 32] {
+fn digest(parts: &[&[u8]]) -> [u8; 32] {
     let mut hasher = Sha256::new();
     for part in parts {
         hasher.update(part.len().to_be_bytes());
-        hasher.update(part.as_bytes());
+        hasher.update(part);
     }
     hasher.finalize().into()
 }
@@ -42,11 +42,12 @@ impl IdempotentRequest {
     /// header from another root key of the company is another request, so no key can replay
     /// (and read the secret of) another key's write.
     pub fn new(caller: &Caller, header: &IdempotencyKey, request: &str, body: &Value) -> Self {
-        let (company, actor, header) = (caller.company.as_str(), caller.actor.as_str(), header.as_str());
+        let (company, actor, header) =
+            (caller.company.as_str().as_bytes(), caller.actor.as_bytes(), header.as_str().as_bytes());
         Self {
-            lookup: hex::encode(digest(&["lookup", company, actor, header])),
-            fingerprint: hex::encode(digest(&["request", request, &body.to_string()])),
-            seal_key: digest(&["seal", company, actor, header]),
+            lookup: hex::encode(digest(&[b"lookup", company, actor, header])),
+            fingerprint: hex::encode(digest(&[b"request", request.as_bytes(), body.to_string().as_bytes()])),
+            seal_key: digest(&[b"seal", company, actor, header, caller.seal.as_bytes()]),
         }
     }
 
@@ -107,5 +108,26 @@ mod tests {
         assert_eq!(retry.replay(&record, now), Some(Ok(answer)));
         assert_eq!(request("abc", json!({ "userId": "v" })).replay(&record, now), Some(Err(())));
         assert_eq!(retry.replay(&record, now + REPLAY_WINDOW), None);
+    }
+
+    #[test]
+    fn the_header_alone_does_not_unseal_an_answer() {
+        // Company, actor and header can all be read or guessed from the table; the secret the
+        // caller presented cannot.
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let header = IdempotencyKey::parse("42").unwrap();
+        let company = crate::model::CompanyId::parse("acme", "c").unwrap();
+        let caller = |presented: &str| Caller {
+            seal: crate::domain::caller::SealMaterial::of(presented),
+            ..Caller::operator(company.clone())
+        };
+        let body = json!({ "userId": "u" });
+        let answer = Answer { body: json!({ "key": "sk_secret" }), version: Some(1) };
+        let record = IdempotentRequest::new(&caller("sk_root"), &header, "create ", &body).record(&answer, now);
+        let guesser = IdempotentRequest::new(&Caller::operator(company.clone()), &header, "create ", &body);
+        assert_eq!(guesser.lookup(), record.lookup, "the same header finds the record");
+        assert_eq!(guesser.replay(&record, now), None, "but cannot open it");
+        let owner = IdempotentRequest::new(&caller("sk_root"), &header, "create ", &body);
+        assert_eq!(owner.replay(&record, now), Some(Ok(answer)));
     }
 }

@@ -65,7 +65,7 @@ impl Answer {
 /// Creates a key. The management rule is checked before anything else, a replay included: a
 /// replayed answer holds a secret, so it goes only to a caller allowed to make that key.
 pub async fn create_key(
-    store: &(impl KeyCreator + IdempotencyReader + UsageRecorder),
+    store: &(impl KeyCreator + KeyReader + IdempotencyReader + UsageRecorder),
     caller: &Caller,
     now: DateTime<Utc>,
     request: NewKey,
@@ -75,7 +75,7 @@ pub async fn create_key(
     let operation = format!("create {}", request.id.as_ref().map_or("", KeyId::as_str));
     let idempotent = request.retry.as_ref().map(|r| IdempotentRequest::new(caller, &r.header, &operation, &r.body));
     if let Some(earlier) = replay(store, idempotent.as_ref(), now).await? {
-        return Ok(earlier);
+        return still_yours(store, caller, earlier).await;
     }
     let (key, plaintext) = new_key(caller, request.id, request.input, now);
     let answer = Answer::key(&key, Some(&plaintext), now)?;
@@ -84,8 +84,20 @@ pub async fn create_key(
     match store.insert_key(&key, &audit, record.as_ref()).await? {
         InsertOutcome::Inserted => Ok(answer),
         InsertOutcome::IdTaken => Err(DomainError::AlreadyExists(key.id.to_string())),
-        InsertOutcome::IdempotencyKeyTaken => replay_after_race(store, idempotent.as_ref(), now).await,
+        InsertOutcome::IdempotencyKeyTaken => {
+            still_yours(store, caller, replay_after_race(store, idempotent.as_ref(), now).await?).await
+        }
     }
+}
+
+/// A replayed create hands out the key's secret again: only while the caller may still manage
+/// that key as it is now (an admin may have given it `keys:*` since), and while it exists.
+async fn still_yours(store: &impl KeyReader, caller: &Caller, earlier: Answer) -> Result<Answer, DomainError> {
+    let id =
+        KeyId::parse(earlier.id(), "id").map_err(|_| DomainError::Internal("a stored answer without id".into()))?;
+    let now_stored = store.get_key(&caller.company, &id).await?.ok_or(DomainError::NotFound)?;
+    caller.may_manage(now_stored.acl.as_ref())?;
+    Ok(earlier)
 }
 
 /// The first answer to this request, if it carried an `Idempotency-Key` already answered;
@@ -145,7 +157,7 @@ fn new_key(caller: &Caller, id: Option<KeyId>, input: CreateKeyInput, now: DateT
 
 /// The operator's way to make a company's first root key: a key whose ACL grants `keys:*`.
 pub async fn create_root_key(
-    store: &(impl KeyCreator + IdempotencyReader + UsageRecorder),
+    store: &(impl KeyCreator + KeyReader + IdempotencyReader + UsageRecorder),
     company: crate::model::CompanyId,
     description: Option<String>,
     now: DateTime<Utc>,
@@ -254,6 +266,11 @@ pub async fn update_key(
         if input.is_empty() {
             return Ok(None);
         }
+        if caller.actor == before.id.as_str() && changes_own_guards(input) {
+            return Err(DomainError::Forbidden(
+                "a key cannot change its own rateLimit, quota, expiresAt or whitelistedIPs; another key must".into(),
+            ));
+        }
         let (after, reset_quota_usage) = apply_update(before, input, now);
         caller.may_manage(after.acl.as_ref())?;
         let action = if input.status.is_set() && after.status != before.status && only_status(input) {
@@ -264,6 +281,12 @@ pub async fn update_key(
         Ok(Some(Planned { after, action, extra: Map::new(), reset_quota_usage, plaintext: None }))
     })
     .await
+}
+
+/// The settings that hold a key back: a key may not change its own, or every root key could
+/// lift what an admin set on it.
+fn changes_own_guards(input: &UpdateKeyInput) -> bool {
+    input.rate_limit.is_set() || input.quota.is_set() || input.expires_at.is_set() || input.whitelisted_ips.is_set()
 }
 
 fn only_status(input: &UpdateKeyInput) -> bool {
@@ -417,20 +440,27 @@ async fn write_with_retry(
         if write.shows_key { Answer::key(key, plaintext, now) } else { Ok(Answer::nothing()) }
     };
     let mut charged = false;
-    for _ in 0..MAX_WRITE_ATTEMPTS {
-        let before = store.get_key(&caller.company, target.id).await?.ok_or(DomainError::NotFound)?;
-        caller.may_manage(before.acl.as_ref())?;
+    let mut charge_once = async || -> Result<(), DomainError> {
         if !charged {
             caller.charge(store, now).await?;
             charged = true;
         }
+        Ok(())
+    };
+    for _ in 0..MAX_WRITE_ATTEMPTS {
+        let before = store.get_key(&caller.company, target.id).await?.ok_or(DomainError::NotFound)?;
+        caller.may_manage(before.acl.as_ref())?;
         if let Some(earlier) = replay(store, idempotent.as_ref(), now).await? {
+            charge_once().await?;
             return Ok(earlier);
         }
         if target.if_match.is_some_and(|v| v != before.version) {
             return Err(DomainError::StaleVersion);
         }
-        let Some(Planned { mut after, action, extra, reset_quota_usage, plaintext }) = plan(&before)? else {
+        // The plan checks the rule on the key as it would be: a refusal there costs nothing.
+        let planned = plan(&before)?;
+        charge_once().await?;
+        let Some(Planned { mut after, action, extra, reset_quota_usage, plaintext }) = planned else {
             return answer_for(&before, None);
         };
         after.updated_at = now;

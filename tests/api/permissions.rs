@@ -353,3 +353,64 @@ fn no_management_operation_hands_its_caller_more_than_it_holds() {
         })
         .unwrap_or_else(|e| panic!("{e}"));
 }
+
+// --- Found in review: each of these passed before its fix. ---
+
+#[tokio::test]
+async fn a_patch_refused_by_the_rule_on_the_new_acl_costs_nothing() {
+    let app = spawn_app().await;
+    let limited = json!({ "limit": 1, "periodSeconds": 3600 });
+    let acl = json!([{ "permissions": ["keys:write"] }]);
+    let (_, writer) = key_from(&app, json!({ "userId": "w", "acl": acl, "rateLimit": limited })).await;
+    let (plain, _) = key_from(&app, json!({ "userId": "svc" })).await;
+    let escalate = json!({ "acl": [{ "permissions": ["keys:*"] }] });
+    let refused = app.send(Method::PATCH, &format!("/keys/{plain}"), Some(&writer), Some(&escalate), &[]).await;
+    assert_refused(&refused, StatusCode::FORBIDDEN, "granting keys:*");
+    let allowed = json!({ "description": "fine" });
+    let patched = app.send(Method::PATCH, &format!("/keys/{plain}"), Some(&writer), Some(&allowed), &[]).await;
+    assert_eq!(patched.status, StatusCode::OK, "the refused call did not use up the limit of 1");
+}
+
+#[tokio::test]
+async fn a_create_replay_does_not_hand_out_a_key_promoted_since() {
+    let app = spawn_app().await;
+    let (_, writer) = key_with(&app, &["keys:write"]).await;
+    let header = [("idempotency-key", "svc-1")];
+    let body = json!({ "userId": "svc" });
+    let first = app.send(Method::POST, "/keys", Some(&writer), Some(&body), &header).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let id = first.body["id"].as_str().unwrap();
+    let promote = json!({ "acl": [{ "permissions": ["keys:*"] }] });
+    assert_eq!(app.patch_key(id, &promote, &[]).await.status, StatusCode::OK);
+    let replay = app.send(Method::POST, "/keys", Some(&writer), Some(&body), &header).await;
+    assert_refused(&replay, StatusCode::FORBIDDEN, "replaying the create of a key that is now an admin");
+}
+
+#[tokio::test]
+async fn no_key_loosens_its_own_limits_expiry_or_allowlist() {
+    let app = spawn_app().await;
+    let body = json!({
+        "userId": "w",
+        "acl": [{ "permissions": ["keys:write", "keys:read"] }],
+        "rateLimit": { "limit": 50, "periodSeconds": 3600 },
+        "quota": { "max": 50 },
+        "expiresAt": "2030-06-01T00:00:00Z",
+        "whitelistedIPs": ["203.0.113.0/24"],
+    });
+    let (id, writer) = key_from(&app, body).await;
+    let before = snapshot(&app, &id).await;
+    for loosen in [
+        json!({ "rateLimit": null }),
+        json!({ "quota": { "max": 1000000 } }),
+        json!({ "expiresAt": null }),
+        json!({ "whitelistedIPs": null }),
+    ] {
+        let response = app.send(Method::PATCH, &format!("/keys/{id}"), Some(&writer), Some(&loosen), &[]).await;
+        assert_refused(&response, StatusCode::FORBIDDEN, &loosen.to_string());
+    }
+    assert_eq!(snapshot(&app, &id).await, before);
+    let described = json!({ "description": "its own description is fine" });
+    let own = app.send(Method::PATCH, &format!("/keys/{id}"), Some(&writer), Some(&described), &[]).await;
+    assert_eq!(own.status, StatusCode::OK);
+    assert_eq!(app.patch_key(&id, &json!({ "rateLimit": null }), &[]).await.status, StatusCode::OK, "another key may");
+}
