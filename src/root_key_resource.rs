@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 
-use crate::domain::keys::create_root_key;
-use crate::model::CompanyId;
+use crate::domain::keys::{Retry, create_root_key_once};
+use crate::model::{CompanyId, IdempotencyKey};
 use crate::store::DynamoStore;
 
 /// Where the minted key goes: Secrets Manager in AWS.
@@ -156,12 +156,10 @@ async fn decide(store: &DynamoStore, secrets: &impl SecretStore, now: DateTime<U
         {
             Outcome::success(unchanged, json!({}))
         }
-        ("Create" | "Update", Ok(properties)) => {
-            match mint(store, secrets, now, &properties, &request.stack_id).await {
-                Ok((physical_id, data)) => Outcome::success(physical_id, data),
-                Err(reason) => Outcome::failed(unchanged, reason),
-            }
-        }
+        ("Create" | "Update", Ok(properties)) => match mint(store, secrets, now, &properties, request).await {
+            Ok((physical_id, data)) => Outcome::success(physical_id, data),
+            Err(reason) => Outcome::failed(unchanged, reason),
+        },
         (other, Ok(_)) => Outcome::failed(unchanged, format!("unknown RequestType {other}")),
     }
 }
@@ -172,12 +170,17 @@ async fn mint(
     secrets: &impl SecretStore,
     now: DateTime<Utc>,
     properties: &Properties,
-    stack: &str,
+    request: &Envelope,
 ) -> Result<(String, Value), String> {
     let company = CompanyId::parse(&properties.company, "Company")
         .map_err(|e| format!("Company {:?}: {}", properties.company, e.message))?;
-    let description = format!("root key minted by CloudFormation stack {stack}");
-    let created = create_root_key(store, company.clone(), Some(description), now)
+    let description = format!("root key minted by CloudFormation stack {}", request.stack_id);
+    // A request delivered again (Lambda's retries, CloudFormation's) gets the same key back,
+    // not a second root key.
+    let header = IdempotencyKey::parse(&format!("cloudformation-{}", request.request_id))
+        .map_err(|e| format!("RequestId {:?}: {}", request.request_id, e.message))?;
+    let retry = Retry { header, body: json!({ "stack": request.stack_id, "resource": request.logical_resource_id }) };
+    let created = create_root_key_once(store, company.clone(), Some(description), now, Some(retry))
         .await
         .map_err(|e| format!("could not create the root key of {company}: {e}"))?;
     let key = created.body.get("key").and_then(Value::as_str).ok_or("the created key has no secret")?;

@@ -162,8 +162,20 @@ pub async fn create_root_key(
     description: Option<String>,
     now: DateTime<Utc>,
 ) -> Result<Answer, DomainError> {
+    create_root_key_once(store, company, description, now, None).await
+}
+
+/// `create_root_key` for a caller that may be asked twice (a redelivered CloudFormation
+/// request): the same `retry` gets the same key and secret again instead of a second key.
+pub async fn create_root_key_once(
+    store: &(impl KeyCreator + KeyReader + IdempotencyReader + UsageRecorder),
+    company: crate::model::CompanyId,
+    description: Option<String>,
+    now: DateTime<Utc>,
+    retry: Option<Retry>,
+) -> Result<Answer, DomainError> {
     let input = CreateKeyInput { user_id: "root".into(), description, acl: Some(Acl::root()), ..Default::default() };
-    create_key(store, &Caller::operator(company), now, NewKey { id: None, input, retry: None }).await
+    create_key(store, &Caller::operator(company), now, NewKey { id: None, input, retry }).await
 }
 
 pub async fn get_key(

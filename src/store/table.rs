@@ -72,8 +72,14 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), aws_sdk_dyn
                     .expect("name and keys are set"),
             );
     }
-    request.send().await?;
-    client
+    // A create retried after its first attempt went through (a timeout on a slow DynamoDB
+    // Local) finds the table there: it is the same table, so carry on.
+    let retried = match request.send().await {
+        Ok(_) => false,
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => true,
+        Err(e) => return Err(e.into()),
+    };
+    let ttl = client
         .update_time_to_live()
         .table_name(name)
         .time_to_live_specification(
@@ -84,8 +90,12 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), aws_sdk_dyn
                 .expect("fields are set"),
         )
         .send()
-        .await?;
-    Ok(())
+        .await;
+    match ttl {
+        // TTL may already be on, if the first attempt got that far too.
+        Err(_) if retried => Ok(()),
+        other => other.map(|_| ()).map_err(Into::into),
+    }
 }
 
 /// Creates the table unless it exists, for `make run` against a long-lived DynamoDB Local.

@@ -786,6 +786,27 @@ async fn the_root_key_resource_mints_again_only_when_its_properties_change_and_d
 }
 
 #[tokio::test]
+async fn a_create_delivered_twice_mints_one_root_key() {
+    // Lambda retries an asynchronous invocation whose answer failed, and CloudFormation may send
+    // a request again: the same RequestId must not leave a second root key behind.
+    let app = spawn_app().await;
+    let secrets = Secrets::default();
+    let company = unique("acme");
+    let request = resource_request("Create", &company);
+    for _ in 0..2 {
+        let answer =
+            root_key_resource::handle(&app.app.store, &secrets, app.app.clock.now(), request.clone()).await.unwrap();
+        assert_answers(&answer, &request, "SUCCESS");
+    }
+    let written = secrets.written();
+    assert_eq!(written.len(), 2, "the secret is written again, with the same value");
+    assert_eq!(written[0].1, written[1].1, "the same key both times");
+    let key = text(&written[0].1["key"]);
+    let listed = app.send(Method::GET, "/keys?status=all", Some(key), None, &[]).await;
+    assert_eq!(listed.body["total"], 1, "one root key: {:?}", listed.body);
+}
+
+#[tokio::test]
 async fn the_root_key_resource_answers_failures_too_without_the_key() {
     let app = spawn_app().await;
     // A company id the API would refuse.
