@@ -22,6 +22,8 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// How long the page may take to show what an action leads to (a few API calls on DynamoDB Local).
 const PATIENCE: Duration = Duration::from_secs(15);
 const XSS: &str = "<img src=x onerror=alert(1)>";
+/// Whether the element `arguments[0]` selects is shown and enabled.
+const READY: &str = "const e = document.querySelector(arguments[0]); return !!e && !e.disabled && e.checkVisibility()";
 
 /// chromedriver on a free port, stopped (by its own PID) when dropped.
 struct Driver {
@@ -111,13 +113,9 @@ async fn text_of(client: &Client, selector: &str) -> String {
     value.as_str().unwrap_or_default().to_owned()
 }
 
+/// Clicks the element once it is shown and enabled (a dialog opens after the API answers).
 async fn click(client: &Client, selector: &str) {
-    client
-        .wait()
-        .at_most(PATIENCE)
-        .for_element(Locator::Css(selector))
-        .await
-        .unwrap_or_else(|e| panic!("{selector}: {e}"));
+    until(client, &format!("{selector} to be clickable"), READY, vec![json!(selector)]).await;
     client
         .find(Locator::Css(selector))
         .await
@@ -127,10 +125,12 @@ async fn click(client: &Client, selector: &str) {
         .unwrap_or_else(|e| panic!("click {selector}: {e}"));
 }
 
+/// Types `value` into the input, once it is shown and enabled (in an opening dialog, say).
 async fn fill(client: &Client, selector: &str, value: &str) {
+    until(client, &format!("{selector} to take input"), READY, vec![json!(selector)]).await;
     let input = client.find(Locator::Css(selector)).await.unwrap_or_else(|e| panic!("{selector}: {e}"));
-    input.clear().await.unwrap();
-    input.send_keys(value).await.unwrap();
+    input.clear().await.unwrap_or_else(|e| panic!("clear {selector}: {e}"));
+    input.send_keys(value).await.unwrap_or_else(|e| panic!("type into {selector}: {e}"));
 }
 
 /// The ids of the rows the key table shows.
@@ -303,11 +303,11 @@ async fn scenario(client: &Client, app: &TestApp, base: &str, inactive_id: &str)
     assert_eq!(description, XSS);
     let injected = js(client, "return document.querySelectorAll('#key-rows img').length", vec![]).await;
     assert_eq!(injected, json!(0), "no element was made from the description");
+    screenshot(client, "console-list").await;
     fill(client, "#search", "console-user").await;
     until(client, "the search", "return document.querySelectorAll('#key-rows tr[data-key-id]').length === 1", vec![])
         .await;
     assert_eq!(row_ids(client).await, vec![id.clone()]);
-    screenshot(client, "console-list").await;
     fill(client, "#search", "").await;
     js(client, "document.querySelector('#search').dispatchEvent(new Event('input'))", vec![]).await;
 
@@ -385,6 +385,21 @@ async fn scenario(client: &Client, app: &TestApp, base: &str, inactive_id: &str)
     until(client, "the dialog by keyboard", "return document.activeElement.id === 'f-id'", vec![]).await;
     client.active_element().await.unwrap().send_keys("\u{E00C}").await.unwrap();
     until(client, "Escape to close it", "return !document.querySelector('#key-dialog').open", vec![]).await;
+
+    // At a phone's width the table becomes one card per key and nothing needs scrolling sideways.
+    client.set_window_size(390, 844).await.unwrap();
+    let overflow = until(
+        client,
+        "the phone layout",
+        "return window.innerWidth <= 420 && [document.documentElement.scrollWidth, window.innerWidth]",
+        vec![],
+    )
+    .await;
+    assert!(overflow[0].as_u64() <= overflow[1].as_u64(), "wider than the phone: {overflow}");
+    let head = js(client, "return getComputedStyle(document.querySelector('#key-table thead')).display", vec![]).await;
+    assert_eq!(head, json!("none"));
+    screenshot(client, "console-phone").await;
+    client.set_window_size(1360, 900).await.unwrap();
 
     // Nothing any value from the API held ever ran.
     let ran = js(client, "return window.__ran", vec![]).await;
