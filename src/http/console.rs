@@ -12,19 +12,16 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
      connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 struct Asset {
-    /// The file name under `/console/` (`""`: the page itself, at `/console`).
+    /// The file name under `/console/`; the page itself is also `/console`.
     name: &'static str,
     content_type: &'static str,
     body: &'static str,
 }
 
-const ASSETS: [Asset; 4] = [
-    Asset { name: "", content_type: "text/html; charset=utf-8", body: include_str!("../../console/index.html") },
-    Asset {
-        name: "index.html",
-        content_type: "text/html; charset=utf-8",
-        body: include_str!("../../console/index.html"),
-    },
+const PAGE: &str = "index.html";
+
+const ASSETS: [Asset; 3] = [
+    Asset { name: PAGE, content_type: "text/html; charset=utf-8", body: include_str!("../../console/index.html") },
     Asset {
         name: "app.js",
         content_type: "text/javascript; charset=utf-8",
@@ -35,14 +32,14 @@ const ASSETS: [Asset; 4] = [
 
 /// The bytes of every asset together (the page loads all of them).
 pub fn total_bytes() -> usize {
-    ASSETS.iter().filter(|a| !a.name.is_empty() && a.name != "index.html").map(|a| a.body.len()).sum::<usize>()
-        + ASSETS[0].body.len()
+    ASSETS.iter().map(|a| a.body.len()).sum()
 }
 
 /// The answer to `method path` for a console path (`/console`, `/console/{asset}`): the asset,
 /// or a JSON 404/405 like the API's, every one with the console's security headers.
 pub fn answer(method: &Method, path: &str) -> Response<Body> {
     let name = path.trim_end_matches('/').strip_prefix("/console").map(|rest| rest.trim_start_matches('/'));
+    let name = name.map(|name| if name.is_empty() { PAGE } else { name });
     let asset = name.and_then(|name| ASSETS.iter().find(|a| a.name == name));
     let mut response = match asset {
         Some(_) if method != Method::GET && method != Method::HEAD => {
