@@ -369,6 +369,18 @@ async fn scenario(client: &Client, app: &TestApp, base: &str, inactive_id: &str)
     screenshot(client, "console-audit").await;
     click(client, "#audit-dialog button.close").await;
 
+    // Create with a custom id: the key gets that id, its secret shown once.
+    click(client, "#new-key").await;
+    fill(client, "#f-id", "console-custom").await;
+    fill(client, "#f-user", "custom-user").await;
+    click(client, "#key-save").await;
+    let (custom_id, custom_secret) = shown_secret(client).await;
+    assert_eq!(custom_id, "console-custom");
+    assert!(custom_secret.starts_with("sk_"));
+    click(client, "#secret-dialog button.close").await;
+    until_total(client, "33 keys").await;
+    assert_eq!(row_ids(client).await[0], "console-custom");
+
     // Keyboard alone: Tab from the status filter goes to the search box, then New key, then the
     // first row's first button; Enter on New key opens the dialog with focus in it; Escape closes it.
     js(client, "document.querySelector('#status-filter').focus()", vec![]).await;
