@@ -7,11 +7,13 @@
 //! leave the committed files alone.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use futures::FutureExt;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
@@ -205,16 +207,21 @@ async fn the_console_runs_the_whole_key_lifecycle_in_chromium() {
 
     let driver = start_driver().await;
     let client = browser(&driver).await;
-    let outcome = scenario(&client, &app, &base, &inactive_id).await;
+    // A failed step still ends the session (which stops chromium; killing chromedriver alone
+    // would leave it running), then fails the test.
+    let outcome = AssertUnwindSafe(scenario(&client, &app, &base, &inactive_id)).catch_unwind().await;
     let _ = client.close().await;
     drop(driver);
     let _ = stop.send(());
-    server.await.unwrap().unwrap();
-    outcome.unwrap_or_else(|problem| panic!("{problem}"));
+    let served = server.await;
+    if let Err(failed) = outcome {
+        std::panic::resume_unwind(failed);
+    }
+    served.unwrap().unwrap();
 }
 
-async fn scenario(client: &Client, app: &TestApp, base: &str, inactive_id: &str) -> Result<(), String> {
-    client.goto(&format!("{base}/console")).await.map_err(|e| e.to_string())?;
+async fn scenario(client: &Client, app: &TestApp, base: &str, inactive_id: &str) {
+    client.goto(&format!("{base}/console")).await.expect("the console loads");
     until(client, "the page's script", "return document.body.dataset.ready === 'true'", vec![]).await;
     // Any alert (or other script the data might smuggle in) is recorded.
     js(client, "window.__ran = []; window.alert = (m) => window.__ran.push(String(m));", vec![]).await;
@@ -295,8 +302,10 @@ async fn scenario(client: &Client, app: &TestApp, base: &str, inactive_id: &str)
     until_total(client, "31 active keys").await;
     screenshot(client, "console-create-secret").await;
     click(client, "#secret-dialog button.close").await;
-    let forgotten = js(client, "return document.querySelector('#secret-value').value", vec![]).await;
-    assert_eq!(forgotten, json!(""), "the secret is gone once the dialog closes");
+    // The dialog's close event (which clears it) runs as its own task: wait for it.
+    let cleared =
+        "return !document.querySelector('#secret-dialog').open && document.querySelector('#secret-value').value === ''";
+    until(client, "the secret to be gone once the dialog closes", cleared, vec![]).await;
 
     // It is in the list, newest first; its description shows as text and ran nothing.
     assert_eq!(row_ids(client).await[0], id);
@@ -422,7 +431,6 @@ async fn scenario(client: &Client, app: &TestApp, base: &str, inactive_id: &str)
     click(client, "#sign-out").await;
     let forgotten = js(client, "return sessionStorage.getItem('apikeys.rootKey')", vec![]).await;
     assert_eq!(forgotten, Value::Null);
-    Ok(())
 }
 
 /// The `console` and `me` binaries under a Lambda Runtime API, on their sample events: the
