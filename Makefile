@@ -10,10 +10,21 @@ TABLE_NAME ?= apikeys
 RUN_DIR := .run
 DDB := tools/dynamodb-local.sh
 
-.PHONY: run test deps unit lint
+.PHONY: run test deps browser unit lint
 
 deps:
 	@$(DDB) install
+
+## The console's browser test drives Debian's chromium through chromedriver: installed here when
+## missing (as root, or through passwordless sudo). Without them that one test says it is skipped.
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then as_root=; elif sudo -n true 2>/dev/null; then as_root="sudo -n"; \
+	  else echo "make: cannot install chromium and chromium-driver (not root, no sudo): the browser test will be skipped" >&2; exit 0; fi; \
+	  echo "Installing chromium and chromium-driver (Debian packages) for the console's browser test"; \
+	  $$as_root apt-get update -qq; \
+	  $$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; \
+	fi
 
 ## make run: DynamoDB Local on DYNAMODB_PORT, the table, a demo root key, the API on PORT. Ctrl-C stops both.
 run: deps
@@ -24,8 +35,9 @@ run: deps
 	DYNAMODB_ENDPOINT=http://127.0.0.1:$(DYNAMODB_PORT) TABLE_NAME=$(TABLE_NAME) PORT=$(PORT) \
 	  DEMO_COMPANY=$(DEMO_COMPANY) target/debug/local_server || true
 
-## make test: unit and integration tests against a DynamoDB Local of their own, on a free port.
-test: deps
+## make test: unit and integration tests against a DynamoDB Local of their own, on a free port,
+## the console's among them in headless chromium.
+test: deps browser
 	@cargo test --lib --test api --no-run
 	@port=$$($(DDB) free-port); pidfile=$(RUN_DIR)/test-dynamodb-$$port.pid; \
 	$(DDB) start $$port $$pidfile; \

@@ -101,6 +101,7 @@ pub async fn run_local_server() -> ExitCode {
             Ok(created) => {
                 let key = created.body.get("key").and_then(|k| k.as_str()).unwrap_or_default();
                 println!("\nA root key for company '{company}':\n\n  export ROOT_KEY={key}\n");
+                println!("The key console: http://127.0.0.1:{port}/console (sign in with that root key)\n");
                 println!(
                     "Try it:\n\n  curl -s -X POST http://127.0.0.1:{port}/keys -H \"Authorization: Bearer $ROOT_KEY\" \\\n    -H 'content-type: application/json' -d '{{\"userId\":\"user-1\"}}'\n"
                 );
@@ -108,7 +109,9 @@ pub async fn run_local_server() -> ExitCode {
             Err(e) => eprintln!("local server: could not create the demo root key: {e}"),
         }
     }
-    println!("Serving the API on http://127.0.0.1:{port} (Ctrl-C stops)");
+    println!(
+        "Serving the API on http://127.0.0.1:{port} and the console on http://127.0.0.1:{port}/console (Ctrl-C stops)"
+    );
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -16,7 +16,7 @@
 //! Not part of `make test`: run with `make soak` (it starts its own DynamoDB Local).
 //! `SOAK_OPS`, `SOAK_CLIENTS` and `SOAK_FAULT_RATE` (per chunk / per call) tune it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,7 +28,7 @@ use apikeys::domain::keys::create_root_key;
 use apikeys::http::local::dispatch;
 use apikeys::model::{ApiKey, CompanyId, KeyStatus};
 use apikeys::store::DynamoStore;
-use apikeys::store::table::{COMPANY_INDEX, STATUS_INDEX, create_table};
+use apikeys::store::table::create_table;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::interceptors::{
     BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
@@ -46,7 +46,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 #[path = "api/table_reads.rs"]
 mod table_reads;
-use table_reads::{count_in_index, number, scan_prefix, text};
+use table_reads::{consistency_problems, scan_prefix};
 
 const CLIENT_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 10));
 /// No answer may take longer: one DynamoDB call gives up within the 8 s operation timeout,
@@ -351,96 +351,6 @@ async fn one_op(app: &App, company: &Company, stats: &Stats, sequence: usize) ->
 
 // ---- the checks afterwards -------------------------------------------------------------------
 
-type Item = HashMap<String, AttributeValue>;
-
-/// Counters against recounts, keys against lookup items, versions against audit events.
-async fn consistency_problems(client: &Client, table: &str, companies: &[Arc<Company>]) -> Vec<String> {
-    let mut problems = Vec::new();
-    let keys = scan_prefix(client, table, "KEY#").await;
-    let lookups = scan_prefix(client, table, "SECRET#").await;
-    let events = scan_prefix(client, table, "EVENTS#").await;
-    for company in companies {
-        let c = company.id.as_str();
-        let counters = scan_prefix(client, table, &format!("COMPANY#{c}")).await;
-        let counter = counters.iter().find(|i| text(i, "sk") == "COUNTERS");
-        let (active, inactive) = counter.map_or((0, 0), |i| (number(i, "active"), number(i, "inactive")));
-        let gsi2 = (
-            count_in_index(client, table, STATUS_INDEX, &format!("COMPANY#{c}#STATUS#active")).await,
-            count_in_index(client, table, STATUS_INDEX, &format!("COMPANY#{c}#STATUS#inactive")).await,
-        );
-        let gsi1 = count_in_index(client, table, COMPANY_INDEX, &format!("COMPANY#{c}")).await;
-        let items = (
-            keys.iter().filter(|k| text(k, "companyId") == c && text(k, "status") == "active").count() as i64,
-            keys.iter().filter(|k| text(k, "companyId") == c && text(k, "status") == "inactive").count() as i64,
-        );
-        eprintln!(
-            "company {c}: counters {active} active / {inactive} inactive; recount gsi2 {gsi2:?}, gsi1 {gsi1}, items {items:?}"
-        );
-        if (active, inactive) != gsi2 || gsi1 != active + inactive || items != (active, inactive) {
-            problems.push(format!(
-                "company {c}: counters ({active}, {inactive}), gsi2 {gsi2:?}, gsi1 {gsi1}, key items {items:?}"
-            ));
-        }
-    }
-    let lookup_by_pk: HashMap<String, &Item> = lookups.iter().map(|l| (text(l, "pk"), l)).collect();
-    let mut events_per_key: HashMap<String, i64> = HashMap::new();
-    for event in &events {
-        *events_per_key.entry(text(event, "pk")).or_default() += 1;
-    }
-    let mut live = HashSet::new();
-    for key in &keys {
-        let name = format!("{}/{}", text(key, "companyId"), text(key, "id"));
-        if key.get("deletedAt").is_some_and(|v| !v.is_null()) && text(key, "status") != "inactive" {
-            problems.push(format!("key {name}: deleted but {}", text(key, "status")));
-        }
-        let mut hashes = vec![text(key, "secretHash")];
-        if let Some(AttributeValue::M(previous)) = key.get("previousSecret") {
-            hashes.push(text(previous, "hash"));
-        }
-        for hash in hashes {
-            let pk = format!("SECRET#{hash}");
-            match lookup_by_pk.get(&pk) {
-                None => problems.push(format!("key {name}: no lookup item for a live secret")),
-                Some(l) if text(l, "id") != text(key, "id") || text(l, "companyId") != text(key, "companyId") => {
-                    problems.push(format!(
-                        "key {name}: its lookup item names {}/{}",
-                        text(l, "companyId"),
-                        text(l, "id")
-                    ))
-                }
-                Some(l)
-                    if number(l, "version") != number(key, "version") || text(l, "status") != text(key, "status") =>
-                {
-                    problems.push(format!(
-                        "key {name}: lookup item at version {} {}, key at version {} {}",
-                        number(l, "version"),
-                        text(l, "status"),
-                        number(key, "version"),
-                        text(key, "status")
-                    ))
-                }
-                Some(_) => {}
-            }
-            live.insert(pk);
-        }
-        let trail =
-            events_per_key.get(&format!("EVENTS#{}#{}", text(key, "companyId"), text(key, "id"))).copied().unwrap_or(0);
-        if trail != number(key, "version") {
-            problems.push(format!("key {name}: version {} but {trail} audit events", number(key, "version")));
-        }
-    }
-    for lookup in &lookups {
-        if !live.contains(&text(lookup, "pk")) {
-            problems.push(format!(
-                "a lookup item of {}/{} is no live secret of it",
-                text(lookup, "companyId"),
-                text(lookup, "id")
-            ));
-        }
-    }
-    problems
-}
-
 fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
@@ -621,7 +531,7 @@ async fn soak_with_faults_leaves_counters_lookups_and_verification_exact() {
         failures.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
     );
 
-    let problems = consistency_problems(&clean_client, &table, &companies).await;
+    let problems = consistency_problems(&clean_client, &table).await;
     assert!(
         problems.is_empty(),
         "{} problems:\n{}",

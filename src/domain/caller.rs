@@ -14,20 +14,24 @@ use super::verify::{self, Examined, VerifyCode, VerifyRequest};
 /// The management API's namespace: the permissions this service itself checks.
 const MANAGEMENT: &str = "keys:";
 
-/// A permission a route needs. `keys:*` and `*` include all three.
+/// A permission a route needs. `keys:*` and `*` include all three. `Authenticated` needs none:
+/// a valid secret root key is enough (`GET /me`, which tells a key what it is).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {
     Read,
     Write,
     Verify,
+    Authenticated,
 }
 
 impl Need {
+    /// The permission's name; empty for `Authenticated`, which names none.
     pub fn as_str(self) -> &'static str {
         match self {
             Need::Read => "keys:read",
             Need::Write => "keys:write",
             Need::Verify => "keys:verify",
+            Need::Authenticated => "",
         }
     }
 }
@@ -146,7 +150,7 @@ impl Caller {
 
     pub fn require(&self, need: Need) -> Result<(), DomainError> {
         let wanted = need.as_str();
-        if self.permissions.iter().any(|p| p.grants(wanted)) {
+        if need == Need::Authenticated || self.permissions.iter().any(|p| p.grants(wanted)) {
             Ok(())
         } else {
             Err(DomainError::Forbidden(format!("this key lacks the permission {wanted}")))
@@ -183,6 +187,36 @@ impl Caller {
             VerifyCode::QuotaExceeded => Err(DomainError::RateLimited("this root key has used up its quota".into())),
             other => Err(DomainError::Internal(format!("admitting a checked key answered {}", other.as_str()))),
         }
+    }
+}
+
+/// What `GET /me` tells a root key about itself: its company, id, user, description and the
+/// permissions it holds on the management API (its `keys:` share: `keys:read`, `keys:*`, `*`…).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Me {
+    pub company_id: String,
+    pub key_id: String,
+    pub user_id: String,
+    pub description: Option<String>,
+    pub permissions: Vec<String>,
+}
+
+impl Caller {
+    /// Who this caller is, counted against its own limits like any other call.
+    pub async fn me(&self, store: &impl UsageRecorder, now: DateTime<Utc>) -> Result<Me, DomainError> {
+        self.charge(store, now).await?;
+        let key = self.key.as_deref();
+        let mut permissions: Vec<String> = self.permissions.iter().map(|p| p.as_str().to_owned()).collect();
+        permissions.sort_unstable();
+        permissions.dedup();
+        Ok(Me {
+            company_id: self.company.to_string(),
+            key_id: self.actor.clone(),
+            user_id: key.map_or_else(|| self.actor.clone(), |k| k.user_id.clone()),
+            description: key.and_then(|k| k.description.clone()),
+            permissions,
+        })
     }
 }
 
@@ -239,6 +273,7 @@ mod tests {
         assert!(caller(&["keys:read"]).require(Need::Write).is_err());
         assert!(caller(&["keys:verify"]).require(Need::Verify).is_ok());
         assert!(caller(&[]).require(Need::Read).is_err());
+        assert!(caller(&[]).require(Need::Authenticated).is_ok(), "any authenticated root key may ask who it is");
     }
 
     #[test]

@@ -7,6 +7,6 @@ pub mod idempotency;
 pub mod keys;
 pub mod verify;
 
-pub use caller::{Caller, Credential, Need, SealMaterial, authenticate};
+pub use caller::{Caller, Credential, Me, Need, SealMaterial, authenticate};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::DomainError;

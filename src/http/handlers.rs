@@ -39,6 +39,7 @@ pub async fn handle(app: &App, endpoint: Endpoint, req: Request) -> Response<Bod
             Endpoint::RollKey => roll_key(app, &caller, &req).await,
             Endpoint::ListKeyEvents => list_key_events(app, &caller, &req).await,
             Endpoint::VerifyKey => verify_key(app, credential, &req).await,
+            Endpoint::Me => me(app, &caller, &req).await,
         }
     }
     .await;
@@ -82,6 +83,13 @@ async fn create_key(app: &App, caller: &Caller, req: &Request, custom_id: bool) 
     let created = keys::create_key(&app.store, caller, now, NewKey { id, input, retry }).await?;
     let location = format!("{KEYS_PATH}/{}", created.id());
     Ok(with_header(answer_response(StatusCode::CREATED, &created), header::LOCATION, &location))
+}
+
+/// Who the calling root key is: its company, id, user, description and management permissions.
+async fn me(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
+    request::no_query(req)?;
+    let me = caller.me(&app.store, app.clock.now()).await?;
+    Ok(json_response(StatusCode::OK, &me))
 }
 
 async fn get_key(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {

@@ -10,8 +10,8 @@ use tracing::Instrument;
 
 use crate::config;
 
-use super::handlers;
-use super::routes::Endpoint;
+use super::routes::{CONSOLE_FUNCTION, Endpoint};
+use super::{console, handlers};
 
 pub async fn run_endpoint(endpoint: Endpoint) -> Result<(), Error> {
     let (_, app) = config::start().await?;
@@ -21,6 +21,17 @@ pub async fn run_endpoint(endpoint: Endpoint) -> Result<(), Error> {
         let app = app.clone();
         let span = request_span(function, req.lambda_context_ref().map_or("", |c| c.request_id.as_str()));
         async move { Ok::<_, Infallible>(handlers::handle(&app, endpoint, req).await) }.instrument(span)
+    }))
+    .await
+}
+
+/// The console's function: its page and assets, for `GET /console` and `GET /console/{asset}`.
+/// It reads no table and needs no state.
+pub async fn run_console() -> Result<(), Error> {
+    config::init_logging(&crate::settings::Settings::from_env()?.logging);
+    lambda_http::run(service_fn(move |req: Request| {
+        let span = request_span(CONSOLE_FUNCTION, req.lambda_context_ref().map_or("", |c| c.request_id.as_str()));
+        async move { Ok::<_, Infallible>(console::answer(req.method(), req.uri().path())) }.instrument(span)
     }))
     .await
 }

@@ -1,5 +1,5 @@
-//! The local server: the route table and the handlers, as API Gateway and Lambda run them, on
-//! one port.
+//! The local server: the route table and the handlers, as API Gateway and Lambda run them, and
+//! the console's page, on one port.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -20,12 +20,15 @@ use tokio::net::TcpListener;
 use crate::config::App;
 
 use super::error::{ApiError, MAX_BODY_BYTES};
-use super::handlers;
-use super::routes::{RouteMatch, match_route};
+use super::routes::{RouteMatch, is_console_path, match_route};
+use super::{console, handlers};
 
 /// One request through route matching and the handler. The tests call this
 /// directly; the TCP server below calls it for every request.
 pub async fn dispatch(app: &App, peer: IpAddr, req: Request) -> Response<Body> {
+    if is_console_path(req.uri().path()) {
+        return console::answer(req.method(), req.uri().path());
+    }
     let (route, params) = match match_route(req.method(), req.uri().path()) {
         RouteMatch::Found(route, params) => (route, params),
         RouteMatch::MethodNotAllowed(allowed) => {

@@ -1,6 +1,7 @@
 //! Entry points: the HTTP handlers (each authenticating its caller), the route table, the local server and the
 //! Lambda runners.
 
+pub mod console;
 pub mod error;
 pub mod handlers;
 pub mod lambda;

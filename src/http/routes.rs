@@ -1,5 +1,6 @@
-//! The one table of routes: method, path, Lambda function and permission of every endpoint.
-//! The local server mounts it; template.yaml and openapi.yaml are checked against it.
+//! The one table of routes: method, path, Lambda function and permission of every endpoint,
+//! and beside it the console's static routes (a public page, not an API endpoint). The local
+//! server mounts both; template.yaml is checked against both, openapi.yaml against the API's.
 
 use lambda_http::http::Method;
 
@@ -16,6 +17,7 @@ pub enum Endpoint {
     RollKey,
     VerifyKey,
     ListKeyEvents,
+    Me,
 }
 
 #[derive(Debug, Clone)]
@@ -29,7 +31,7 @@ pub struct Route {
     pub need: Need,
 }
 
-pub const ROUTES: [Route; 9] = [
+pub const ROUTES: [Route; 10] = [
     Route {
         endpoint: Endpoint::CreateKey,
         method: Method::POST,
@@ -87,7 +89,33 @@ pub const ROUTES: [Route; 9] = [
         function: "list_key_events",
         need: Need::Read,
     },
+    Route { endpoint: Endpoint::Me, method: Method::GET, path: "/me", function: "me", need: Need::Authenticated },
 ];
+
+/// A route of the console: a static file compiled into the `console` function, public (the page
+/// holds no data; the API it calls authenticates every request).
+#[derive(Debug, Clone)]
+pub struct StaticRoute {
+    pub method: Method,
+    /// As API Gateway writes it: `{asset}` is one file name.
+    pub path: &'static str,
+    pub function: &'static str,
+}
+
+/// The Lambda function (and binary) that serves the console.
+pub const CONSOLE_FUNCTION: &str = "console";
+
+pub const STATIC_ROUTES: [StaticRoute; 2] = [
+    StaticRoute { method: Method::GET, path: "/console", function: CONSOLE_FUNCTION },
+    StaticRoute { method: Method::GET, path: "/console/{asset}", function: CONSOLE_FUNCTION },
+];
+
+/// Whether `path` is one of the console's (`/console`, `/console/…`): the console answers it,
+/// never the API.
+pub fn is_console_path(path: &str) -> bool {
+    STATIC_ROUTES.iter().any(|r| bind(r.path, path.trim_end_matches('/')).is_some())
+        || path.strip_prefix("/console/").is_some()
+}
 
 impl Endpoint {
     pub fn route(self) -> &'static Route {
@@ -165,6 +193,17 @@ mod tests {
         assert!(matches!(match_route(&Method::PUT, "/keys/abc"), RouteMatch::MethodNotAllowed(m) if m.len() == 4));
         assert!(matches!(match_route(&Method::GET, "/nope"), RouteMatch::NotFound));
         assert!(matches!(match_route(&Method::GET, "/keys/a/b"), RouteMatch::NotFound));
+        assert_eq!(found(Method::GET, "/me").0, Endpoint::Me);
+    }
+
+    #[test]
+    fn console_paths_are_the_consoles() {
+        for path in ["/console", "/console/", "/console/app.js", "/console/a/b"] {
+            assert!(is_console_path(path), "{path}");
+        }
+        for path in ["/consoles", "/keys", "/", "/me"] {
+            assert!(!is_console_path(path), "{path}");
+        }
     }
 
     #[test]

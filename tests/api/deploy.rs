@@ -6,7 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use apikeys::http::routes::{Endpoint, Route};
+use apikeys::http::console;
+use apikeys::http::routes::{CONSOLE_FUNCTION, Endpoint, Route, STATIC_ROUTES};
 use apikeys::http::{ROUTES, handlers};
 use apikeys::root_key_resource::{self, Answer, SecretStore};
 use apikeys::store::table::{INDEXES, PARTITION_KEY, SORT_KEY, STREAM_VIEW, TTL_ATTRIBUTE};
@@ -104,11 +105,16 @@ fn template_functions_and_routes_match_the_route_table() {
     let template = template();
     let (routes, binaries, api) = template_routes(&template);
 
-    let expected: BTreeMap<(String, String), String> =
-        ROUTES.iter().map(|r| ((r.method.to_string(), r.path.to_owned()), r.function.to_owned())).collect();
-    assert_eq!(routes, expected, "template.yaml's HttpApi events differ from apikeys::http::ROUTES");
+    let expected: BTreeMap<(String, String), String> = ROUTES
+        .iter()
+        .map(|r| (&r.method, r.path, r.function))
+        .chain(STATIC_ROUTES.iter().map(|r| (&r.method, r.path, r.function)))
+        .map(|(method, path, function)| ((method.to_string(), path.to_owned()), function.to_owned()))
+        .collect();
+    assert_eq!(routes, expected, "template.yaml's HttpApi events differ from apikeys::http::ROUTES and STATIC_ROUTES");
 
     let mut expected_binaries: BTreeSet<String> = ROUTES.iter().map(|r| r.function.to_owned()).collect();
+    expected_binaries.insert(CONSOLE_FUNCTION.to_owned());
     expected_binaries.insert(STREAM_FUNCTION.to_owned());
     expected_binaries.insert(ROOT_KEY_FUNCTION.to_owned());
     assert_eq!(
@@ -216,15 +222,20 @@ fn template_throttles_the_api_and_caps_concurrency() {
     assert_eq!(template["Parameters"]["ReservedConcurrency"]["Default"], 0);
 }
 
-/// The alarm whose description starts with `about`.
-fn alarm<'t>(template: &'t Value, about: &str) -> &'t Value {
+/// The alarms whose description starts with `about`.
+fn alarms<'t>(template: &'t Value, about: &str) -> Vec<&'t Value> {
     resources(template)
         .values()
-        .find(|r| {
+        .filter(|r| {
             r["Type"] == "AWS::CloudWatch::Alarm" && text(&r["Properties"]["AlarmDescription"]).starts_with(about)
         })
         .map(|r| &r["Properties"])
-        .unwrap_or_else(|| panic!("no alarm about {about}"))
+        .collect()
+}
+
+/// The alarm whose description starts with `about`.
+fn alarm<'t>(template: &'t Value, about: &str) -> &'t Value {
+    alarms(template, about).into_iter().next().unwrap_or_else(|| panic!("no alarm about {about}"))
 }
 
 #[test]
@@ -234,20 +245,26 @@ fn template_alarms_on_5xx_throttles_and_failed_stream_records() {
     assert_eq!((&errors["Namespace"], &errors["MetricName"]), (&json!("AWS/ApiGateway"), &json!("5xx")));
     assert!(names_resource(&errors["Dimensions"][0]["Value"], "HttpApi"));
 
-    // Throttles of every function that serves traffic (the routes and the stream).
-    let throttles = alarm(&template, "Lambda throttled");
-    let counted: BTreeSet<&str> = list(&throttles["Metrics"])
-        .iter()
-        .filter_map(|m| m.get("MetricStat"))
-        .map(|s| {
-            assert_eq!(s["Metric"]["MetricName"], "Throttles");
-            text(&s["Metric"]["Dimensions"][0]["Value"]["Ref"])
-        })
-        .collect();
+    // Throttles of every function that serves traffic (the routes, the console and the stream),
+    // split over alarms of at most 10 metrics each.
+    let mut counted = BTreeSet::new();
+    for throttles in alarms(&template, "Lambda throttled") {
+        let metrics: Vec<&str> = list(&throttles["Metrics"])
+            .iter()
+            .filter_map(|m| m.get("MetricStat"))
+            .map(|s| {
+                assert_eq!(s["Metric"]["MetricName"], "Throttles");
+                text(&s["Metric"]["Dimensions"][0]["Value"]["Ref"])
+            })
+            .collect();
+        assert!(metrics.len() <= 10, "an alarm's metric math reads at most 10 metrics: split the alarm");
+        for function in metrics {
+            assert!(counted.insert(function), "{function}'s throttles are counted twice");
+        }
+    }
     let serving: BTreeSet<&str> =
         functions(&template).into_iter().filter(|(_, b, _)| *b != ROOT_KEY_FUNCTION).map(|(id, _, _)| id).collect();
-    assert_eq!(counted, serving, "the throttles alarm counts every serving function");
-    assert!(counted.len() <= 10, "an alarm's metric math reads at most 10 metrics: split the alarm");
+    assert_eq!(counted, serving, "the throttles alarms count every serving function");
 
     let queue = alarm(&template, "Stream records failed");
     assert_eq!(queue["MetricName"], "ApproximateNumberOfMessagesVisible");
@@ -301,7 +318,8 @@ fn expected_grants(binary: &str) -> BTreeSet<(String, String)> {
         "create_key" | "create_custom_key" => &["GetItem", "PutItem", "UpdateItem"],
         "list_keys" => &["GetItem", "UpdateItem", "BatchGetItem"],
         "verify_key" => &["GetItem", "UpdateItem", "BatchGetItem"],
-        "get_key" => &AUTHENTICATE,
+        "get_key" | "me" => &AUTHENTICATE,
+        CONSOLE_FUNCTION => &[],
         "update_key" | "delete_key" | "roll_key" => &WRITE_KEY,
         "list_key_events" => &["GetItem", "UpdateItem", "BatchGetItem", "Query"],
         STREAM_FUNCTION => &["PutItem", "UpdateItem"],
@@ -338,7 +356,8 @@ fn each_function_is_granted_exactly_the_actions_it_uses() {
     let template = template();
     for (id, binary, resource) in functions(&template) {
         let mut granted = BTreeSet::new();
-        let policies = list(&resource["Properties"]["Policies"]);
+        // A function with no table access (the console) declares no policy at all.
+        let policies = resource["Properties"].get("Policies").map_or(&[][..], |p| list(p).as_slice());
         for policy in policies {
             let statements =
                 policy.get("Statement").unwrap_or_else(|| panic!("{id}: only inline statements, not {policy}"));
@@ -501,7 +520,7 @@ fn every_function_has_an_event() {
     let mut expected: Vec<String> = ROUTES
         .iter()
         .map(|r| r.function.to_owned())
-        .chain([STREAM_FUNCTION.to_owned(), ROOT_KEY_FUNCTION.to_owned()])
+        .chain([STREAM_FUNCTION.to_owned(), ROOT_KEY_FUNCTION.to_owned(), CONSOLE_FUNCTION.to_owned()])
         .collect();
     expected.sort();
     assert_eq!(names, expected, "events/ has one event per function (and env.json)");
@@ -639,6 +658,28 @@ async fn verify_key_event() {
 }
 
 #[tokio::test]
+async fn me_event() {
+    let app = spawn_app().await;
+    let response = run_event(&app, read_event("me")).await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+    assert_eq!(response.body["companyId"], json!(app.company.to_string()));
+    assert_eq!(response.body["permissions"], json!(["keys:*"]));
+}
+
+#[test]
+fn console_event() {
+    // The console's event, as the `console` function answers it: an asset, with no credential.
+    let event = read_event(CONSOLE_FUNCTION);
+    let route = STATIC_ROUTES.iter().find(|r| format!("{} {}", r.method, r.path) == text(&event["routeKey"]));
+    assert!(route.is_some(), "events/console.json's routeKey is a console route");
+    let request = lambda_http::request::from_str(&event.to_string()).expect("lambda_http reads the event");
+    let response = console::answer(request.method(), request.uri().path());
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/javascript; charset=utf-8");
+    assert_eq!(response.headers()["content-security-policy"], console::CONTENT_SECURITY_POLICY);
+}
+
+#[tokio::test]
 async fn a_committed_event_as_it_is_answers_a_json_401() {
     // Its Authorization header holds a well-formed key that is in no table.
     let app = spawn_app().await;
@@ -661,6 +702,7 @@ fn endpoints_are_all_covered() {
         Endpoint::RollKey,
         Endpoint::VerifyKey,
         Endpoint::ListKeyEvents,
+        Endpoint::Me,
     ];
     for route in &ROUTES {
         assert!(covered.contains(&route.endpoint), "{:?} has no event test in tests/api/deploy.rs", route.endpoint);

@@ -45,6 +45,8 @@ pub fn binary(name: &str) -> &'static str {
         "verify_key" => env!("CARGO_BIN_EXE_verify_key"),
         "list_key_events" => env!("CARGO_BIN_EXE_list_key_events"),
         "retention_stream" => env!("CARGO_BIN_EXE_retention_stream"),
+        "me" => env!("CARGO_BIN_EXE_me"),
+        "console" => env!("CARGO_BIN_EXE_console"),
         other => panic!("no function binary {other}"),
     }
 }

@@ -1,0 +1,473 @@
+// The key console: plain DOM, no framework. Every value from the API is set with textContent or
+// an input's value, never parsed as HTML. The root key lives only in this tab's sessionStorage.
+
+const STORE = 'apikeys.rootKey';
+const PAGE_SIZE = 10;
+const $ = (selector, root = document) => root.querySelector(selector);
+
+const state = { status: 'active', url: null, next: null, previous: null, rows: [], open: null, audit: null };
+
+// --- The API ------------------------------------------------------------------------------------
+
+function requestId() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** One call: {status, ok, etag, data}. Writes carry an Idempotency-Key, so a retried click is safe. */
+async function api(method, path, { body, headers = {} } = {}) {
+  const sent = { Authorization: `Bearer ${sessionStorage.getItem(STORE) ?? ''}`, ...headers };
+  if (body !== undefined) sent['Content-Type'] = 'application/json';
+  if (method !== 'GET') sent['Idempotency-Key'] = requestId();
+  let response;
+  try {
+    response = await fetch(path, { method, headers: sent, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (e) {
+    return { status: 0, ok: false, etag: null, data: { error: { code: 'network', message: `The API did not answer: ${e.message}` } } };
+  }
+  const text = await response.text();
+  let data = null;
+  if (text) {
+    try { data = JSON.parse(text); } catch { data = { error: { code: 'not_json', message: text.slice(0, 300) } }; }
+  }
+  return { status: response.status, ok: response.ok, etag: response.headers.get('ETag'), data };
+}
+
+const errorOf = (res) => res.data?.error ?? { code: `http_${res.status}`, message: `The API answered ${res.status}` };
+
+// --- Forms and errors ---------------------------------------------------------------------------
+
+function clearErrors(root) {
+  root.querySelectorAll('.field-error, .form-error').forEach((p) => { p.textContent = ''; });
+  root.querySelectorAll('[aria-invalid]').forEach((i) => i.removeAttribute('aria-invalid'));
+}
+
+/** Shows a message next to the field it names (`acl[0].permissions` belongs to `acl`), else for the form. */
+function showFieldError(root, field, message) {
+  const base = String(field ?? '').split(/[.[]/)[0];
+  const slot = base && root.querySelector(`[data-error-for="${CSS.escape(base)}"]`);
+  const input = base && root.querySelector(`[data-field="${CSS.escape(base)}"]`);
+  if (slot && input && !input.closest('[hidden]')) {
+    slot.textContent = message;
+    input.setAttribute('aria-invalid', 'true');
+    input.focus();
+    return;
+  }
+  $('.form-error', root).textContent = field ? `${field}: ${message}` : message;
+}
+
+function showApiError(root, res) {
+  const error = errorOf(res);
+  if (res.status === 412) {
+    $('.form-error', root).textContent =
+      `This key changed since you opened it (412 ${error.code}). Close and open it again to see the current version.`;
+    return;
+  }
+  showFieldError(root, error.field, `${error.message} (${res.status} ${error.code})`);
+}
+
+/** A JSON field of a form: undefined when empty; throws a field error when not JSON. */
+function jsonField(form, name) {
+  const raw = form.elements[name].value.trim();
+  if (!raw) return undefined;
+  try { return JSON.parse(raw); } catch { throw { field: name, message: `${name} is not valid JSON` }; }
+}
+
+const listField = (raw) => raw.split(',').map((s) => s.trim()).filter(Boolean);
+
+// --- Rendering ----------------------------------------------------------------------------------
+
+function el(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (className) node.className = className;
+  return node;
+}
+
+const when = (iso) => (iso ? String(iso).replace('T', ' ').replace(/(:\d\d)(\.\d+)?(Z|[+-]00:00)$/, '$1Z') : '—');
+
+function button(label, onClick, name) {
+  const b = el('button', label);
+  b.type = 'button';
+  if (name) b.setAttribute('aria-label', `${label} ${name}`);
+  b.addEventListener('click', onClick);
+  return b;
+}
+
+function renderRows() {
+  const body = $('#key-rows');
+  body.replaceChildren();
+  const query = $('#search').value.trim().toLowerCase();
+  const shown = state.rows.filter((k) => !query || [k.id, k.userId, k.description].some((v) => String(v ?? '').toLowerCase().includes(query)));
+  for (const key of shown) {
+    const tr = el('tr');
+    tr.dataset.keyId = key.id;
+    const cells = [
+      ['Id', el('code', key.id)], ['Description', key.description ?? ''], ['User', key.userId], ['Type', key.type],
+      ['Prefix', el('code', key.keyPrefix)], ['Status', key.status], ['Created', when(key.createdAt)],
+      ['Last used', when(key.lastUsedAt)], ['Expires', when(key.expiresAt)],
+    ];
+    for (const [label, value] of cells) {
+      const td = el('td', typeof value === 'string' ? value : undefined);
+      if (typeof value !== 'string') td.append(value);
+      td.dataset.label = label;
+      if (label === 'Status') td.className = `status-${key.status}`;
+      if (label === 'Description') td.className = 'description';
+      tr.append(td);
+    }
+    const tags = el('td');
+    tags.dataset.label = 'Tags';
+    for (const tag of key.tags ?? []) tags.append(el('span', tag, 'tag'));
+    tr.append(tags);
+    const actions = el('td', undefined, 'actions');
+    actions.append(
+      button('Edit', () => openEdit(key.id), key.id),
+      button('Roll', () => openKeyAction('roll', key.id), key.id),
+      button('Delete', () => openKeyAction('delete', key.id), key.id),
+      button('Audit', () => openAudit(key.id), key.id),
+    );
+    tr.append(actions);
+    body.append(tr);
+  }
+  if (!shown.length) {
+    const td = el('td', state.rows.length ? 'No key on this page matches.' : 'No keys.');
+    td.colSpan = 11;
+    body.append(el('tr')).append(td);
+  }
+}
+
+// --- Sign-in --------------------------------------------------------------------------------------
+
+async function signIn(event) {
+  event.preventDefault();
+  const input = $('#signin-key');
+  $('#signin-error').textContent = '';
+  sessionStorage.setItem(STORE, input.value.trim());
+  if (!(await loadMe())) {
+    input.setAttribute('aria-invalid', 'true');
+    input.focus();
+  }
+}
+
+async function loadMe() {
+  const res = await api('GET', '/me');
+  if (!res.ok) {
+    sessionStorage.removeItem(STORE);
+    const error = errorOf(res);
+    $('#signin-error').textContent = `${error.message} (${res.status} ${error.code})`;
+    return false;
+  }
+  const me = res.data;
+  $('#signin-key').value = '';
+  $('#signin-key').removeAttribute('aria-invalid');
+  $('#who-company').textContent = `company ${me.companyId}`;
+  $('#who-key').textContent = me.keyId;
+  $('#who-permissions').textContent = me.permissions.length ? me.permissions.join(', ') : 'no keys: permission';
+  $('#who').hidden = false;
+  $('#signin').hidden = true;
+  $('#app').hidden = false;
+  await loadList(listUrl());
+  $('#status-filter').focus();
+  return true;
+}
+
+function signOut() {
+  sessionStorage.removeItem(STORE);
+  state.rows = [];
+  renderRows();
+  $('#who').hidden = true;
+  $('#app').hidden = true;
+  $('#signin').hidden = false;
+  $('#signin-key').focus();
+}
+
+// --- The list -------------------------------------------------------------------------------------
+
+const listUrl = () => `/keys?limit=${PAGE_SIZE}&status=${encodeURIComponent(state.status)}`;
+
+async function loadList(url) {
+  $('#list-error').textContent = '';
+  const res = await api('GET', url);
+  if (!res.ok) {
+    const error = errorOf(res);
+    $('#list-error').textContent = `${error.message} (${res.status} ${error.code})`;
+    return;
+  }
+  state.url = url;
+  state.rows = res.data.data;
+  state.next = res.data.nextUrl;
+  state.previous = res.data.previousUrl;
+  $('#total').textContent = `${res.data.total} ${state.status === 'all' ? '' : `${state.status} `}key${res.data.total === 1 ? '' : 's'}, showing ${res.data.count}`;
+  $('#next-page').disabled = !state.next;
+  $('#prev-page').disabled = !state.previous;
+  renderRows();
+}
+
+const reload = () => loadList(state.url ?? listUrl());
+
+// --- Create and edit --------------------------------------------------------------------------------
+
+const keyDialog = () => $('#key-dialog');
+const OPTIONAL_TEXT = ['description', 'expiresAt'];
+
+function openCreate() {
+  const form = $('#key-form');
+  form.reset();
+  clearErrors(form);
+  state.open = null;
+  $('#key-dialog-title').textContent = 'New key';
+  $('#key-save').textContent = 'Create';
+  for (const name of ['id', 'userId', 'type']) form.elements[name].disabled = false;
+  form.elements.status.closest('select').hidden = true;
+  $('label[for=f-status]').hidden = true;
+  keyDialog().showModal();
+  form.elements.id.focus();
+}
+
+async function openEdit(id) {
+  const res = await api('GET', `/keys/${encodeURIComponent(id)}`);
+  if (!res.ok) { $('#list-error').textContent = errorOf(res).message; return; }
+  const key = res.data;
+  const form = $('#key-form');
+  form.reset();
+  clearErrors(form);
+  state.open = { id, etag: res.etag, key };
+  $('#key-dialog-title').textContent = `Edit key ${id}`;
+  $('#key-save').textContent = 'Save';
+  const f = form.elements;
+  f.id.value = key.id;
+  f.userId.value = key.userId;
+  f.type.value = key.type;
+  for (const name of ['id', 'userId', 'type']) f[name].disabled = true;
+  f.status.hidden = false;
+  $('label[for=f-status]').hidden = false;
+  f.status.value = key.status;
+  f.description.value = key.description ?? '';
+  f.expiresAt.value = key.expiresAt ?? '';
+  f.whitelistedIPs.value = (key.whitelistedIPs ?? []).join(', ');
+  f.acl.value = key.acl ? JSON.stringify(key.acl) : '';
+  f.rateLimit.value = key.rateLimit ? JSON.stringify(key.rateLimit) : '';
+  f.quota.value = key.quota ? JSON.stringify({ max: key.quota.max, renewalSeconds: key.quota.renewalSeconds }) : '';
+  f.tags.value = (key.tags ?? []).join(', ');
+  f.metadata.value = key.metadata && Object.keys(key.metadata).length ? JSON.stringify(key.metadata) : '';
+  keyDialog().showModal();
+  f.description.focus();
+}
+
+/** The form as a create body (empty fields left out) or a PATCH body (changed fields only; emptied ones null). */
+function keyBody(form) {
+  const f = form.elements;
+  const values = {
+    description: f.description.value.trim() || undefined,
+    expiresAt: f.expiresAt.value.trim() || undefined,
+    whitelistedIPs: listField(f.whitelistedIPs.value),
+    acl: jsonField(form, 'acl'),
+    rateLimit: jsonField(form, 'rateLimit'),
+    quota: jsonField(form, 'quota'),
+    tags: listField(f.tags.value),
+    metadata: jsonField(form, 'metadata'),
+  };
+  if (!state.open) {
+    const body = { userId: f.userId.value.trim(), type: f.type.value };
+    for (const [name, value] of Object.entries(values)) {
+      if (value !== undefined && !(Array.isArray(value) && !value.length)) body[name] = value;
+    }
+    return body;
+  }
+  const key = state.open.key;
+  const before = {
+    description: key.description ?? undefined, expiresAt: key.expiresAt ?? undefined,
+    whitelistedIPs: key.whitelistedIPs ?? [], acl: key.acl ?? undefined, rateLimit: key.rateLimit ?? undefined,
+    quota: key.quota ? { max: key.quota.max, renewalSeconds: key.quota.renewalSeconds } : undefined,
+    tags: key.tags ?? [], metadata: key.metadata && Object.keys(key.metadata).length ? key.metadata : undefined,
+  };
+  const body = {};
+  for (const [name, value] of Object.entries(values)) {
+    if (JSON.stringify(value) === JSON.stringify(before[name])) continue;
+    if (name === 'tags') body.tags = value;
+    else if (name === 'metadata') body.metadata = value ?? {};
+    else if (name === 'whitelistedIPs') body.whitelistedIPs = value.length ? value : null;
+    else body[name] = value ?? null;
+  }
+  if (f.status.value !== key.status) body.status = f.status.value;
+  return body;
+}
+
+async function saveKey(event) {
+  event.preventDefault();
+  const form = $('#key-form');
+  clearErrors(form);
+  let body;
+  try { body = keyBody(form); } catch (problem) { showFieldError(form, problem.field, problem.message); return; }
+  let res;
+  if (state.open) {
+    if (!Object.keys(body).length) { keyDialog().close(); return; }
+    const headers = state.open.etag ? { 'If-Match': state.open.etag } : {};
+    res = await api('PATCH', `/keys/${encodeURIComponent(state.open.id)}`, { body, headers });
+  } else {
+    const id = form.elements.id.value.trim();
+    res = await api('POST', id ? `/keys/${encodeURIComponent(id)}` : '/keys', { body });
+  }
+  if (!res.ok) { showApiError(form, res); return; }
+  keyDialog().close();
+  if (res.data?.key) showSecret(res.data.id, res.data.key);
+  await reload();
+}
+
+// --- The secret, shown once -------------------------------------------------------------------------
+
+function showSecret(id, secret) {
+  $('#secret-key-id').textContent = id;
+  $('#secret-value').value = secret;
+  $('#copy-status').textContent = '';
+  $('#secret-dialog').showModal();
+  $('#secret-value').select();
+}
+
+async function copySecret() {
+  const input = $('#secret-value');
+  try {
+    await navigator.clipboard.writeText(input.value);
+    $('#copy-status').textContent = 'Copied.';
+  } catch {
+    input.select();
+    $('#copy-status').textContent = document.execCommand('copy') ? 'Copied.' : 'Select it and copy it yourself.';
+  }
+}
+
+function forgetSecret() {
+  $('#secret-value').value = '';
+}
+
+// --- Roll and delete ----------------------------------------------------------------------------------
+
+async function openKeyAction(kind, id) {
+  const res = await api('GET', `/keys/${encodeURIComponent(id)}`);
+  if (!res.ok) { $('#list-error').textContent = errorOf(res).message; return; }
+  state.open = { id, etag: res.etag, key: res.data };
+  const dialog = $(`#${kind}-dialog`);
+  const form = $('form', dialog);
+  form.reset();
+  clearErrors(form);
+  $('.dialog-key', dialog).textContent = id;
+  dialog.showModal();
+  $(kind === 'roll' ? '#roll-grace' : '#delete-force', dialog).focus();
+}
+
+async function roll(event) {
+  event.preventDefault();
+  const form = $('#roll-form');
+  clearErrors(form);
+  const raw = form.elements.gracePeriodSeconds.value.trim();
+  const grace = Number(raw || '0');
+  if (!Number.isInteger(grace)) { showFieldError(form, 'gracePeriodSeconds', 'a whole number of seconds'); return; }
+  const res = await api('POST', `/keys/${encodeURIComponent(state.open.id)}/roll`, {
+    body: { gracePeriodSeconds: grace }, headers: state.open.etag ? { 'If-Match': state.open.etag } : {},
+  });
+  if (!res.ok) { showApiError(form, res); return; }
+  $('#roll-dialog').close();
+  showSecret(res.data.id, res.data.key);
+  await reload();
+}
+
+async function remove(event) {
+  event.preventDefault();
+  const form = $('#delete-form');
+  clearErrors(form);
+  const force = form.elements.force.checked ? '?force=true' : '';
+  const res = await api('DELETE', `/keys/${encodeURIComponent(state.open.id)}${force}`, {
+    headers: state.open.etag ? { 'If-Match': state.open.etag } : {},
+  });
+  if (!res.ok) { showApiError(form, res); return; }
+  $('#delete-dialog').close();
+  await reload();
+}
+
+// --- Audit trail --------------------------------------------------------------------------------------
+
+async function openAudit(id) {
+  state.audit = id;
+  const dialog = $('#audit-dialog');
+  $('.dialog-key', dialog).textContent = id;
+  dialog.showModal();
+  await loadAudit(`/keys/${encodeURIComponent(id)}/events?limit=${PAGE_SIZE}`);
+  $('#audit-dialog .close').focus();
+}
+
+async function loadAudit(url) {
+  const dialog = $('#audit-dialog');
+  clearErrors(dialog);
+  const list = $('#audit-events');
+  list.replaceChildren();
+  const res = await api('GET', url);
+  if (!res.ok) { showApiError(dialog, res); return; }
+  $('#audit-total').textContent = `${res.data.total} event${res.data.total === 1 ? '' : 's'}, newest first`;
+  for (const event of res.data.data) {
+    const li = el('li');
+    const head = el('p');
+    head.append(el('strong', event.action), ` at ${when(event.at)} by `, el('code', event.actor));
+    li.append(head, el('pre', JSON.stringify(event.changes ?? {}, null, 2)));
+    list.append(li);
+  }
+  for (const [which, link] of [['next', res.data.nextUrl], ['prev', res.data.previousUrl]]) {
+    const b = $(`#audit-${which}`);
+    b.disabled = !link;
+    b.dataset.url = link ?? '';
+  }
+}
+
+// --- Verify playground ----------------------------------------------------------------------------------
+
+async function verify(event) {
+  event.preventDefault();
+  const form = $('#verify-form');
+  clearErrors(form);
+  const f = form.elements;
+  const body = { key: f.key.value.trim() };
+  if (f.ip.value.trim()) body.ip = f.ip.value.trim();
+  const permissions = listField(f.permissions.value);
+  if (permissions.length) body.permissions = permissions;
+  try {
+    const scope = jsonField(form, 'scope');
+    if (scope !== undefined) body.scope = scope;
+  } catch (problem) { showFieldError(form, problem.field, problem.message); return; }
+  const res = await api('POST', '/keys/verify', { body });
+  $('#verify-code').textContent = `${res.status}${res.data?.code ? ` ${res.data.code}` : ''}`;
+  $('#verify-answer').textContent = JSON.stringify(res.data, null, 2);
+  if (!res.ok) showApiError(form, res);
+}
+
+// --- Wiring -----------------------------------------------------------------------------------------------
+
+function showTab(which) {
+  for (const name of ['keys', 'verify']) {
+    $(`#${name}`).hidden = name !== which;
+    $(`#tab-${name}`).setAttribute('aria-pressed', String(name === which));
+  }
+}
+
+function init() {
+  $('#signin-form').addEventListener('submit', signIn);
+  $('#sign-out').addEventListener('click', signOut);
+  $('#tab-keys').addEventListener('click', () => showTab('keys'));
+  $('#tab-verify').addEventListener('click', () => showTab('verify'));
+  $('#status-filter').addEventListener('change', (e) => { state.status = e.target.value; loadList(listUrl()); });
+  $('#search').addEventListener('input', renderRows);
+  $('#new-key').addEventListener('click', openCreate);
+  $('#next-page').addEventListener('click', () => state.next && loadList(state.next));
+  $('#prev-page').addEventListener('click', () => state.previous && loadList(state.previous));
+  $('#key-form').addEventListener('submit', saveKey);
+  $('#roll-form').addEventListener('submit', roll);
+  $('#delete-form').addEventListener('submit', remove);
+  $('#verify-form').addEventListener('submit', verify);
+  $('#copy-secret').addEventListener('click', copySecret);
+  $('#secret-dialog').addEventListener('close', forgetSecret);
+  for (const which of ['next', 'prev']) {
+    $(`#audit-${which}`).addEventListener('click', (e) => e.target.dataset.url && loadAudit(e.target.dataset.url));
+  }
+  document.querySelectorAll('dialog .close').forEach((b) => b.addEventListener('click', () => b.closest('dialog').close()));
+  document.body.dataset.ready = 'true';
+  if (sessionStorage.getItem(STORE)) loadMe(); else $('#signin-key').focus();
+}
+
+init();

@@ -1,0 +1,462 @@
+//! The key console in a real browser: Debian's chromium, headless, driven through chromedriver
+//! (WebDriver) against the local server (`serve`, as `make run` runs it) on 127.0.0.1, with a
+//! spawn_app() table on DynamoDB Local. `make test` installs chromium and chromium-driver; the
+//! test is skipped, saying so, only where they cannot be found.
+//!
+//! CONSOLE_SCREENSHOTS=1 rewrites docs/console-*.png (the README's screenshots); other runs
+//! leave the committed files alone.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use futures::FutureExt;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::helpers::*;
+use crate::lambda_harness::Function;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// How long the page may take to show what an action leads to (a few API calls on DynamoDB Local).
+const PATIENCE: Duration = Duration::from_secs(30);
+const XSS: &str = "<img src=x onerror=alert(1)>";
+/// Whether the element `arguments[0]` selects is shown and enabled.
+const READY: &str = "const e = document.querySelector(arguments[0]); return !!e && !e.disabled && e.checkVisibility()";
+
+/// chromedriver on a free port, stopped (by its own PID) when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+    profile: PathBuf,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
+}
+
+async fn start_driver() -> Driver {
+    let port = free_port();
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let profile = std::env::temp_dir().join(unique("console-profile"));
+    let driver = Driver { child, url: format!("http://127.0.0.1:{port}"), profile };
+    // Waits for chromedriver to listen: a process start, nothing a clock could stand in for.
+    let started = Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(started.elapsed() < PATIENCE, "chromedriver did not listen on {port}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    driver
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let args = [
+        "--headless=new".to_owned(),
+        "--no-sandbox".to_owned(),
+        "--disable-gpu".to_owned(),
+        "--disable-dev-shm-usage".to_owned(),
+        "--disable-background-networking".to_owned(),
+        "--disable-component-update".to_owned(),
+        "--disable-sync".to_owned(),
+        "--no-first-run".to_owned(),
+        "--window-size=1360,900".to_owned(),
+        format!("--user-data-dir={}", driver.profile.display()),
+    ];
+    let capabilities = json!({ "goog:chromeOptions": { "binary": CHROMIUM, "args": args } });
+    let Value::Object(capabilities) = capabilities else { unreachable!() };
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    ClientBuilder::new(connector).capabilities(capabilities).connect(&driver.url).await.expect("a chromium session")
+}
+
+/// Runs `script` (a function body) in the page and answers its value.
+async fn js(client: &Client, script: &str, args: Vec<Value>) -> Value {
+    client.execute(script, args).await.unwrap_or_else(|e| panic!("{script}: {e}"))
+}
+
+/// Waits until `script` answers something other than null/false/"", and answers it.
+async fn until(client: &Client, what: &str, script: &str, args: Vec<Value>) -> Value {
+    let started = Instant::now();
+    loop {
+        let value = js(client, script, args.clone()).await;
+        if !matches!(&value, Value::Null | Value::Bool(false)) && value != json!("") {
+            return value;
+        }
+        if started.elapsed() > PATIENCE {
+            let page = js(client, "return document.body.innerText", vec![]).await;
+            panic!("waited for {what}; the page shows:\n{}", page.as_str().unwrap_or_default());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn text_of(client: &Client, selector: &str) -> String {
+    let value = js(
+        client,
+        "const e = document.querySelector(arguments[0]); return e ? e.textContent : null",
+        vec![json!(selector)],
+    )
+    .await;
+    value.as_str().unwrap_or_default().to_owned()
+}
+
+/// Clicks the element once it is shown and enabled (a dialog opens after the API answers).
+async fn click(client: &Client, selector: &str) {
+    until(client, &format!("{selector} to be clickable"), READY, vec![json!(selector)]).await;
+    client
+        .find(Locator::Css(selector))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {selector}: {e}"));
+}
+
+/// Types `value` into the input, once it is shown and enabled (in an opening dialog, say).
+async fn fill(client: &Client, selector: &str, value: &str) {
+    until(client, &format!("{selector} to take input"), READY, vec![json!(selector)]).await;
+    let input = client.find(Locator::Css(selector)).await.unwrap_or_else(|e| panic!("{selector}: {e}"));
+    input.clear().await.unwrap_or_else(|e| panic!("clear {selector}: {e}"));
+    input.send_keys(value).await.unwrap_or_else(|e| panic!("type into {selector}: {e}"));
+}
+
+/// The ids of the rows the key table shows.
+async fn row_ids(client: &Client) -> Vec<String> {
+    let ids = js(
+        client,
+        "return [...document.querySelectorAll('#key-rows tr[data-key-id]')].map(r => r.dataset.keyId)",
+        vec![],
+    )
+    .await;
+    serde_json::from_value(ids).unwrap()
+}
+
+/// Waits for the list to show `total` in its total line.
+async fn until_total(client: &Client, starts_with: &str) {
+    let script = "return document.querySelector('#total').textContent.startsWith(arguments[0])";
+    until(client, &format!("a total of {starts_with}"), script, vec![json!(starts_with)]).await;
+}
+
+fn row_button(id: &str, action: &str) -> String {
+    format!("#key-rows tr[data-key-id='{id}'] button[aria-label='{action} {id}']")
+}
+
+async fn screenshot(client: &Client, name: &str) {
+    if std::env::var("CONSOLE_SCREENSHOTS").is_err() {
+        return;
+    }
+    let png = client.screenshot().await.expect("a screenshot");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs").join(format!("{name}.png"));
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, png).unwrap();
+}
+
+/// The secret the open secret dialog shows, and the key it belongs to.
+async fn shown_secret(client: &Client) -> (String, String) {
+    let secret = until(
+        client,
+        "the secret dialog",
+        "const d = document.querySelector('#secret-dialog'); return d.open && document.querySelector('#secret-value').value",
+        vec![],
+    )
+    .await;
+    (text_of(client, "#secret-key-id").await, secret.as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn the_console_runs_the_whole_key_lifecycle_in_chromium() {
+    if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
+        eprintln!(
+            "SKIPPED the console's browser test: {CHROMIUM} or {CHROMEDRIVER} is missing \
+             (`make test` installs Debian's chromium and chromium-driver)"
+        );
+        return;
+    }
+    let app = spawn_app().await;
+    // 30 keys to page through (3 pages of 10, with the root key a 4th), one of them inactive.
+    let mut bulk = Vec::new();
+    for n in 0..30 {
+        bulk.push(app.create_key(&json!({ "userId": format!("bulk-{n:02}"), "description": "bulk key" })).await);
+    }
+    let inactive_id = bulk[7]["id"].as_str().unwrap().to_owned();
+    let deactivated = app.patch_key(&inactive_id, &json!({ "status": "inactive" }), &[]).await;
+    assert_eq!(deactivated.status, lambda_http::http::StatusCode::OK, "{:?}", deactivated.body);
+
+    let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(apikeys::http::local::serve(app.app.clone(), listener, async {
+        let _ = stopped.await;
+    }));
+
+    let driver = start_driver().await;
+    let client = browser(&driver).await;
+    // A failed step still ends the session (which stops chromium; killing chromedriver alone
+    // would leave it running), then fails the test.
+    let outcome = AssertUnwindSafe(scenario(&client, &app, &base, &inactive_id)).catch_unwind().await;
+    let _ = client.close().await;
+    drop(driver);
+    let _ = stop.send(());
+    let served = server.await;
+    if let Err(failed) = outcome {
+        std::panic::resume_unwind(failed);
+    }
+    served.unwrap().unwrap();
+}
+
+async fn scenario(client: &Client, app: &TestApp, base: &str, inactive_id: &str) {
+    client.goto(&format!("{base}/console")).await.expect("the console loads");
+    until(client, "the page's script", "return document.body.dataset.ready === 'true'", vec![]).await;
+    // Any alert (or other script the data might smuggle in) is recorded.
+    js(client, "window.__ran = []; window.alert = (m) => window.__ran.push(String(m));", vec![]).await;
+
+    // Sign in: a wrong key shows the API's 401 message and is forgotten; the right one is kept
+    // for this tab only, and the page says who it is.
+    fill(client, "#signin-key", "sk_notakeyofanycompany1234567890").await;
+    click(client, "#signin-form button[type=submit]").await;
+    let refused = until(client, "the 401", "return document.querySelector('#signin-error').textContent", vec![]).await;
+    assert!(refused.as_str().unwrap().contains("401 unauthenticated"), "{refused}");
+    let kept = js(client, "return sessionStorage.getItem('apikeys.rootKey')", vec![]).await;
+    assert_eq!(kept, Value::Null, "a refused key is not kept");
+    fill(client, "#signin-key", &app.root_key).await;
+    click(client, "#signin-form button[type=submit]").await;
+    until(client, "signed in", "return !document.querySelector('#who').hidden", vec![]).await;
+    assert_eq!(text_of(client, "#who-company").await, format!("company {}", app.company));
+    assert_eq!(text_of(client, "#who-permissions").await, "keys:*");
+    let stored = js(client, "return sessionStorage.getItem('apikeys.rootKey')", vec![]).await;
+    assert_eq!(stored, json!(app.root_key));
+    let local = js(client, "return localStorage.length + document.cookie.length", vec![]).await;
+    assert_eq!(local, json!(0), "the key is only in sessionStorage");
+    until_total(client, "30 active keys").await;
+
+    // Page through the 30 active keys (and the root key) with next, then back with previous.
+    let mut seen = row_ids(client).await;
+    assert_eq!(seen.len(), 10);
+    while js(client, "return document.querySelector('#next-page').disabled", vec![]).await == json!(false) {
+        let before = row_ids(client).await;
+        click(client, "#next-page").await;
+        let script =
+            "return [...document.querySelectorAll('#key-rows tr[data-key-id]')][0]?.dataset.keyId !== arguments[0]";
+        until(client, "the next page", script, vec![json!(before[0])]).await;
+        seen.extend(row_ids(client).await);
+    }
+    let mut distinct = seen.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!((seen.len(), distinct.len()), (30, 30), "every active key once: {seen:?}");
+    assert!(!seen.contains(&inactive_id.to_owned()));
+    click(client, "#prev-page").await;
+    until(
+        client,
+        "the previous page",
+        "return document.querySelectorAll('#key-rows tr[data-key-id]').length === 10",
+        vec![],
+    )
+    .await;
+
+    // Filter: inactive shows the one inactive key.
+    client.find(Locator::Css("#status-filter")).await.unwrap().select_by_value("inactive").await.unwrap();
+    until_total(client, "1 inactive key").await;
+    assert_eq!(row_ids(client).await, vec![inactive_id.to_owned()]);
+    client.find(Locator::Css("#status-filter")).await.unwrap().select_by_value("active").await.unwrap();
+    until_total(client, "30 active keys").await;
+
+    // Create a key whose description is markup: its secret is shown once, with a copy button.
+    click(client, "#new-key").await;
+    fill(client, "#f-description", XSS).await;
+    fill(client, "#f-user", "console-user").await;
+    fill(client, "#f-tags", "web, beta").await;
+    fill(client, "#f-acl", r#"[{"permissions":["orders:read"]}]"#).await;
+    // A field error from the API is shown next to its field: here a rate limit the API refuses.
+    fill(client, "#f-rate", r#"{"limit":0,"periodSeconds":60}"#).await;
+    click(client, "#key-save").await;
+    let rate_error = until(
+        client,
+        "the rateLimit error",
+        "return document.querySelector('[data-error-for=rateLimit]').textContent",
+        vec![],
+    )
+    .await;
+    assert!(rate_error.as_str().unwrap().contains("400"), "{rate_error}");
+    fill(client, "#f-rate", r#"{"limit":100,"periodSeconds":60}"#).await;
+    click(client, "#key-save").await;
+    let (id, secret) = shown_secret(client).await;
+    assert!(secret.starts_with("sk_"), "{secret}");
+    assert!(text_of(client, "#secret-dialog").await.contains("You will not see it again"));
+    until_total(client, "31 active keys").await;
+    screenshot(client, "console-create-secret").await;
+    click(client, "#secret-dialog button.close").await;
+    // The dialog's close event (which clears it) runs as its own task: wait for it.
+    let cleared =
+        "return !document.querySelector('#secret-dialog').open && document.querySelector('#secret-value').value === ''";
+    until(client, "the secret to be gone once the dialog closes", cleared, vec![]).await;
+
+    // It is in the list, newest first; its description shows as text and ran nothing.
+    assert_eq!(row_ids(client).await[0], id);
+    let description = text_of(client, &format!("#key-rows tr[data-key-id='{id}'] td.description")).await;
+    assert_eq!(description, XSS);
+    let injected = js(client, "return document.querySelectorAll('#key-rows img').length", vec![]).await;
+    assert_eq!(injected, json!(0), "no element was made from the description");
+    screenshot(client, "console-list").await;
+    fill(client, "#search", "console-user").await;
+    until(client, "the search", "return document.querySelectorAll('#key-rows tr[data-key-id]').length === 1", vec![])
+        .await;
+    assert_eq!(row_ids(client).await, vec![id.clone()]);
+    fill(client, "#search", "").await;
+    js(client, "document.querySelector('#search').dispatchEvent(new Event('input'))", vec![]).await;
+
+    // Edit with a stale version: someone else changes the key after the dialog opened.
+    click(client, &row_button(&id, "Edit")).await;
+    until(client, "the edit dialog", "return document.querySelector('#key-dialog').open", vec![]).await;
+    let elsewhere = app.patch_key(&id, &json!({ "tags": ["changed-elsewhere"] }), &[]).await;
+    assert_eq!(elsewhere.status, lambda_http::http::StatusCode::OK);
+    fill(client, "#f-description", "edited in the console").await;
+    click(client, "#key-save").await;
+    let stale =
+        until(client, "the 412", "return document.querySelector('#key-form .form-error').textContent", vec![]).await;
+    assert!(stale.as_str().unwrap().contains("changed since you opened it"), "{stale}");
+    assert!(stale.as_str().unwrap().contains("412"), "{stale}");
+    assert_eq!(app.get_key(&id).await.body["description"], json!(XSS), "the stale edit wrote nothing");
+    click(client, "#key-form button.close").await;
+
+    // Roll with a grace period: the new secret, shown once.
+    click(client, &row_button(&id, "Roll")).await;
+    fill(client, "#roll-grace", "60").await;
+    click(client, "#roll-form button[type=submit]").await;
+    let (rolled_id, rolled) = shown_secret(client).await;
+    assert_eq!(rolled_id, id);
+    assert!(rolled.starts_with("sk_") && rolled != secret, "a new secret");
+    click(client, "#secret-dialog button.close").await;
+
+    // The verify playground: the new secret verifies.
+    click(client, "#tab-verify").await;
+    fill(client, "#verify-key", &rolled).await;
+    fill(client, "#verify-permissions", "orders:read").await;
+    click(client, "#verify-form button[type=submit]").await;
+    let code =
+        until(client, "the verify answer", "return document.querySelector('#verify-code').textContent", vec![]).await;
+    assert_eq!(code, json!("200 VALID"));
+    assert!(text_of(client, "#verify-answer").await.contains(&format!("\"keyId\": \"{id}\"")));
+    click(client, "#tab-keys").await;
+
+    // Delete, confirmed: it leaves the active list.
+    click(client, &row_button(&id, "Delete")).await;
+    click(client, "#delete-form button[type=submit]").await;
+    until_total(client, "30 active keys").await;
+    assert!(!row_ids(client).await.contains(&id));
+    assert_eq!(app.get_key(&id).await.body["status"], json!("inactive"));
+
+    // Its audit trail, from the list of all keys.
+    client.find(Locator::Css("#status-filter")).await.unwrap().select_by_value("all").await.unwrap();
+    until_total(client, "32 keys").await;
+    click(client, &row_button(&id, "Audit")).await;
+    let events = until(
+        client,
+        "the audit trail",
+        "const e = [...document.querySelectorAll('#audit-events li strong')].map(s => s.textContent); return e.length ? e : null",
+        vec![],
+    )
+    .await;
+    assert_eq!(events, json!(["deleted", "rolled", "updated", "created"]), "newest first");
+    assert_eq!(text_of(client, "#audit-total").await, "4 events, newest first");
+    screenshot(client, "console-audit").await;
+    click(client, "#audit-dialog button.close").await;
+
+    // Create with a custom id: the key gets that id, its secret shown once.
+    click(client, "#new-key").await;
+    fill(client, "#f-id", "console-custom").await;
+    fill(client, "#f-user", "custom-user").await;
+    click(client, "#key-save").await;
+    let (custom_id, custom_secret) = shown_secret(client).await;
+    assert_eq!(custom_id, "console-custom");
+    assert!(custom_secret.starts_with("sk_"));
+    click(client, "#secret-dialog button.close").await;
+    until_total(client, "33 keys").await;
+    assert_eq!(row_ids(client).await[0], "console-custom");
+
+    // Keyboard alone: Tab from the status filter goes to the search box, then New key, then the
+    // first row's first button; Enter on New key opens the dialog with focus in it; Escape closes it.
+    js(client, "document.querySelector('#status-filter').focus()", vec![]).await;
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        client.active_element().await.unwrap().send_keys("\u{E004}").await.unwrap();
+        let focused =
+            js(client, "const e = document.activeElement; return e.id || e.getAttribute('aria-label')", vec![]).await;
+        order.push(focused.as_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(order[..2], ["search", "new-key"], "{order:?}");
+    assert!(order[2].starts_with("Edit "), "{order:?}");
+    js(client, "document.querySelector('#new-key').focus()", vec![]).await;
+    client.active_element().await.unwrap().send_keys("\u{E007}").await.unwrap();
+    until(client, "the dialog by keyboard", "return document.activeElement.id === 'f-id'", vec![]).await;
+    client.active_element().await.unwrap().send_keys("\u{E00C}").await.unwrap();
+    until(client, "Escape to close it", "return !document.querySelector('#key-dialog').open", vec![]).await;
+
+    // At a phone's width the table becomes one card per key and nothing needs scrolling sideways.
+    client.set_window_size(390, 844).await.unwrap();
+    let overflow = until(
+        client,
+        "the phone layout",
+        "return window.innerWidth <= 420 && [document.documentElement.scrollWidth, window.innerWidth]",
+        vec![],
+    )
+    .await;
+    assert!(overflow[0].as_u64() <= overflow[1].as_u64(), "wider than the phone: {overflow}");
+    let head = js(client, "return getComputedStyle(document.querySelector('#key-table thead')).display", vec![]).await;
+    assert_eq!(head, json!("none"));
+    screenshot(client, "console-phone").await;
+    client.set_window_size(1360, 900).await.unwrap();
+
+    // Nothing any value from the API held ever ran.
+    let ran = js(client, "return window.__ran", vec![]).await;
+    assert_eq!(ran, json!([]), "script ran from data");
+
+    // Sign-out forgets the key.
+    click(client, "#sign-out").await;
+    let forgotten = js(client, "return sessionStorage.getItem('apikeys.rootKey')", vec![]).await;
+    assert_eq!(forgotten, Value::Null);
+}
+
+/// The `console` and `me` binaries under a Lambda Runtime API, on their sample events: the
+/// console answers its asset with its headers, `/me` the root key's company.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_and_me_functions_answer_their_events_under_the_lambda_runtime() {
+    let app = spawn_app().await;
+    let read = |name: &str| -> Value {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("events/{name}.json"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let mut console = Function::start("console", &app.table, &[]).await;
+    let answer = console.invoke(read("console")).await.expect("the console answers");
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    assert_eq!(answer["headers"]["content-type"], "text/javascript; charset=utf-8");
+    assert_eq!(answer["headers"]["content-security-policy"], apikeys::http::console::CONTENT_SECURITY_POLICY);
+    assert_eq!(answer["headers"]["x-content-type-options"], "nosniff");
+    assert_eq!(answer["headers"]["referrer-policy"], "no-referrer");
+    assert!(answer["body"].as_str().is_some_and(|js| js.contains("sessionStorage")), "the script");
+    console.stop().await;
+
+    let mut event = read("me");
+    event["headers"]["authorization"] = json!(format!("Bearer {}", app.root_key));
+    let mut me = Function::start("me", &app.table, &[]).await;
+    let (status, body) = me.call(event).await;
+    assert_eq!((status, &body["companyId"]), (200, &json!(app.company.to_string())), "{body}");
+    assert_eq!(body["permissions"], json!(["keys:*"]));
+    me.stop().await;
+}
