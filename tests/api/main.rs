@@ -22,6 +22,7 @@ mod permissions;
 mod retention;
 mod retries;
 mod runtime;
+mod schema;
 mod secrets;
 mod table_reads;
 mod verify;
