@@ -114,13 +114,5 @@ pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
 /// version of an existing key, so it pins nothing.
 pub fn if_match(req: &Request) -> Result<Option<u64>, ApiError> {
     let Some(raw) = req.headers().get("if-match") else { return Ok(None) };
-    let raw = std::str::from_utf8(raw.as_bytes()).unwrap_or_default().trim();
-    if raw == "*" {
-        return Ok(None);
-    }
-    let version = raw.trim_start_matches("W/").trim_matches('"');
-    version
-        .parse()
-        .map(Some)
-        .map_err(|_| FieldError::invalid("If-Match", "If-Match must be an ETag this API returned").into())
+    Ok(crate::model::input::if_match(raw.as_bytes())?)
 }

@@ -183,7 +183,7 @@ impl UpdateKeyInput {
                 .try_map(|a: Option<Vec<Value>>| Ok(a.map(acl).transpose()?.flatten()))?,
             expires_at: f
                 .change("expiresAt", "an RFC 3339 date-time")?
-                .try_map(|t: Option<DateTime<Utc>>| t.map(|t| future(t, now)).transpose())?,
+                .try_map(|t: Option<String>| t.map(|t| future(t, now)).transpose())?,
             rate_limit: f
                 .change("rateLimit", "an object {limit, periodSeconds}")?
                 .try_map(|r: Option<Value>| r.map(rate_limit).transpose())?,
@@ -225,6 +225,26 @@ impl IdempotencyKey {
     }
 }
 
+/// The `If-Match` header: `*` (any version, so `None`), or a version the API sent as an ETag:
+/// `"3"`, `W/"3"` or `3`, of 1 to 19 digits (openapi.yaml's pattern). White space around it is
+/// HTTP's, not the value's.
+pub fn if_match(raw: &[u8]) -> Result<Option<u64>, FieldError> {
+    let raw = std::str::from_utf8(raw).unwrap_or_default().trim_matches([' ', '\t']);
+    if raw == "*" {
+        return Ok(None);
+    }
+    let quoted = raw.strip_prefix("W/").unwrap_or(raw).strip_prefix('"').and_then(|v| v.strip_suffix('"'));
+    let digits = quoted.unwrap_or(raw);
+    if (1..=19).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return digits.parse().map(Some).map_err(|_| bad_if_match());
+    }
+    Err(bad_if_match())
+}
+
+fn bad_if_match() -> FieldError {
+    FieldError::invalid("If-Match", "If-Match must be an ETag this API returned")
+}
+
 /// It may be guessable, and it unseals a stored answer that holds a secret: never print it.
 impl std::fmt::Debug for IdempotencyKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -242,10 +262,12 @@ impl RollInput {
     pub fn parse(body: Option<Value>) -> Result<Self, FieldError> {
         let Some(body) = body else { return Ok(Self::default()) };
         let mut f = JsonFields::new(body)?.only(&["gracePeriodSeconds"], &[])?;
-        let grace: u64 = f.optional("gracePeriodSeconds", "a whole number of seconds")?.unwrap_or(0);
-        if grace > MAX_GRACE_PERIOD_SECONDS {
-            return Err(FieldError::invalid("gracePeriodSeconds", "gracePeriodSeconds must be 0 to 86400"));
-        }
+        let grace = match f.0.remove("gracePeriodSeconds") {
+            None | Some(Value::Null) => 0,
+            Some(value) => whole(&value).filter(|n| *n <= MAX_GRACE_PERIOD_SECONDS).ok_or_else(|| {
+                FieldError::invalid("gracePeriodSeconds", "gracePeriodSeconds must be a whole number from 0 to 86400")
+            })?,
+        };
         Ok(Self { grace_period_seconds: grace })
     }
 }
@@ -267,9 +289,7 @@ impl VerifyInput {
         let ip = f
             .optional::<String>("ip", "a string")?
             .map(|raw| {
-                raw.trim()
-                    .parse::<IpAddr>()
-                    .map_err(|_| FieldError::invalid("ip", format!("'{raw}' is not an IP address")))
+                raw.parse::<IpAddr>().map_err(|_| FieldError::invalid("ip", format!("'{raw}' is not an IP address")))
             })
             .transpose()?;
         let permissions: Vec<String> = f.optional("permissions", "an array of strings")?.unwrap_or_default();
@@ -387,18 +407,32 @@ fn acl(entries: Vec<Value>) -> Result<Option<Acl>, FieldError> {
     (!parsed.is_empty()).then(|| Acl::parse(parsed, "acl")).transpose()
 }
 
-fn future(at: DateTime<Utc>, now: DateTime<Utc>) -> Result<DateTime<Utc>, FieldError> {
+/// RFC 3339 exactly, as openapi.yaml's `format: date-time` says (chrono's own reading also
+/// takes white space around it), and after `now`.
+fn future(at: String, now: DateTime<Utc>) -> Result<DateTime<Utc>, FieldError> {
+    let at = DateTime::parse_from_rfc3339(&at)
+        .map_err(|_| FieldError::invalid("expiresAt", "expiresAt must be an RFC 3339 date-time"))?
+        .with_timezone(&Utc);
     if at <= now {
         return Err(FieldError::invalid("expiresAt", "expiresAt must be in the future"));
     }
     Ok(at)
 }
 
+/// A whole number however JSON spells it: `60`, `60.0` and `6e1` are one value, as JSON
+/// Schema's `integer` (openapi.yaml) reads them.
+fn whole(value: &Value) -> Option<u64> {
+    value.as_u64().or_else(|| {
+        let f = value.as_f64()?;
+        (f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&f)).then_some(f as u64)
+    })
+}
+
 fn whole_number(map: &mut Map<String, Value>, parent: &str, name: &str, max: u64) -> Result<Option<u64>, FieldError> {
     let field = format!("{parent}.{name}");
     match map.remove(name) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => match v.as_u64() {
+        Some(v) => match whole(&v) {
             Some(n) if (1..=max).contains(&n) => Ok(Some(n)),
             _ => Err(FieldError::invalid(&field, format!("{field} must be a whole number from 1 to {max}"))),
         },
@@ -570,6 +604,60 @@ mod tests {
         assert_eq!(RollInput::parse(None).unwrap().grace_period_seconds, 0);
         assert_eq!(RollInput::parse(Some(json!({ "gracePeriodSeconds": 60 }))).unwrap().grace_period_seconds, 60);
         assert!(RollInput::parse(Some(json!({ "gracePeriodSeconds": 86_401 }))).is_err());
+        for bad in [json!(1.5), json!(-1), json!("60"), json!(86_401.0)] {
+            assert_eq!(
+                RollInput::parse(Some(json!({ "gracePeriodSeconds": bad }))).unwrap_err().field,
+                "gracePeriodSeconds"
+            );
+        }
+    }
+
+    #[test]
+    fn if_match_is_an_etag_or_a_star() {
+        for (raw, version) in
+            [("*", None), ("\"3\"", Some(3)), ("W/\"3\"", Some(3)), ("3", Some(3)), (" \"12\" ", Some(12))]
+        {
+            assert_eq!(if_match(raw.as_bytes()).unwrap(), version, "{raw}");
+        }
+        for raw in [
+            "",
+            "\"3",
+            "3\"",
+            "\"\"3\"\"",
+            "W/3",
+            "W/W/\"3\"",
+            "+3",
+            "\"\"",
+            "abc",
+            "12345678901234567890",
+            "caf\u{e9}",
+        ] {
+            assert_eq!(if_match(raw.as_bytes()).unwrap_err().field, "If-Match", "{raw}");
+        }
+    }
+
+    #[test]
+    fn expires_at_is_rfc_3339_exactly() {
+        let at = |t: &str| CreateKeyInput::parse(json!({ "userId": "u", "expiresAt": t }), now());
+        assert!(at("2099-01-01T00:00:00Z").is_ok());
+        assert!(at("2099-01-01T00:00:00+02:00").is_ok());
+        for bad in [" 2099-01-01T00:00:00Z", "2099-01-01T00:00:00Z ", "2099-01-01", "tomorrow"] {
+            assert_eq!(at(bad).unwrap_err().field, "expiresAt", "{bad}");
+        }
+        assert_eq!(VerifyInput::parse(json!({ "key": "k", "ip": " 10.0.0.1" })).unwrap_err().field, "ip");
+    }
+
+    #[test]
+    fn whole_numbers_may_be_written_with_a_fraction_of_zero() {
+        assert_eq!(RollInput::parse(Some(json!({ "gracePeriodSeconds": 60.0 }))).unwrap().grace_period_seconds, 60);
+        let input = CreateKeyInput::parse(
+            json!({ "userId": "u", "rateLimit": { "limit": 5.0, "periodSeconds": 6e1 }, "quota": { "max": 1e2 } }),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(input.rate_limit, Some(RateLimit { limit: 5, period_seconds: 60 }));
+        assert_eq!(input.quota, Some(QuotaInput { max: 100, renewal_seconds: None }));
+        assert!(CreateKeyInput::parse(json!({ "userId": "u", "quota": { "max": 2.5 } }), now()).is_err());
         let v = VerifyInput::parse(json!({ "key": "sk_x", "ip": "::1", "scope": { "productId": "p1" } })).unwrap();
         assert_eq!(v.scope.product_id, Some(vec!["p1".to_string()]));
         assert_eq!(VerifyInput::parse(json!({ "key": "k", "ip": "1.2.3" })).unwrap_err().field, "ip");

@@ -45,9 +45,9 @@ impl IpAllowlist {
     }
 }
 
-/// Host bits in a block (`10.1.2.3/8`) are dropped: the rule is the network it names.
+/// Host bits in a block (`10.1.2.3/8`) are dropped: the rule is the network it names. The
+/// entry is read as it is: white space around it is not an address (openapi.yaml, `IpRule`).
 fn parse_rule(entry: &str) -> Option<IpNet> {
-    let entry = entry.trim();
     if let Ok(addr) = entry.parse::<IpAddr>() {
         return Some(IpNet::from(addr));
     }
@@ -133,7 +133,7 @@ mod tests {
         let entries = vec!["10.0.0.1".to_string(), "10.0.0.0/33".to_string()];
         let err = IpAllowlist::parse(&entries, "whitelistedIPs").unwrap_err();
         assert_eq!(err.field, "whitelistedIPs[1]");
-        for bad in ["1.2.3", "::g", "1.2.3.4/", "300.1.1.1", "2001:db8::/129", ""] {
+        for bad in ["1.2.3", "::g", "1.2.3.4/", "300.1.1.1", "2001:db8::/129", "", " 10.0.0.1", "10.0.0.0/8 "] {
             assert!(IpAllowlist::parse(&[bad.to_string()], "w").is_err(), "{bad}");
         }
     }

@@ -25,6 +25,7 @@ mod permissions;
 mod retention;
 mod retries;
 mod runtime;
+mod schema;
 mod secrets;
 mod settings;
 mod table_reads;

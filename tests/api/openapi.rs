@@ -17,7 +17,7 @@ use crate::helpers::*;
 
 const HTTP_METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 
-fn spec() -> &'static Value {
+pub fn spec() -> &'static Value {
     static SPEC: OnceLock<Value> = OnceLock::new();
     SPEC.get_or_init(|| {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml");
@@ -29,10 +29,11 @@ fn spec() -> &'static Value {
 // ---------------------------------------------------------------------------------------------
 // The structural checker (OpenAPI 3.1 schemas): $ref, type (one or a list, 'null' included), enum, allOf/oneOf/anyOf, required,
 // properties, additionalProperties, readOnly/writeOnly, items, min/max (length, items, value),
-// format date-time. `pattern` is not checked (no regex crate).
+// pattern (read as a Rust regex: the document keeps to the subset ECMA-262 and Rust agree on),
+// format date-time.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Direction {
+pub enum Direction {
     /// A body sent to the service: readOnly properties must be absent and are not required.
     Request,
     /// An answer of the service: writeOnly properties must be absent and are not required.
@@ -40,7 +41,7 @@ enum Direction {
 }
 
 /// Follows local `$ref`s (`#/components/...`) until a schema, example, response… is reached.
-fn deref(mut value: &'static Value) -> &'static Value {
+pub fn deref(mut value: &'static Value) -> &'static Value {
     for _ in 0..32 {
         match value.get("$ref").and_then(Value::as_str) {
             Some(reference) => {
@@ -53,7 +54,7 @@ fn deref(mut value: &'static Value) -> &'static Value {
     panic!("$ref loop")
 }
 
-fn conforms(schema: &'static Value, value: &Value, direction: Direction) -> Vec<String> {
+pub fn conforms(schema: &'static Value, value: &Value, direction: Direction) -> Vec<String> {
     let mut errors = Vec::new();
     walk(schema, value, "$", direction, &mut errors);
     errors
@@ -127,6 +128,11 @@ fn walk(schema: &'static Value, value: &Value, at: &str, direction: Direction, e
             if number(schema, "maxLength").is_some_and(|max| chars > max) {
                 errors.push(format!("{at}: '{text}' is longer than maxLength"));
             }
+            if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
+                && !compiled(pattern).is_match(text)
+            {
+                errors.push(format!("{at}: '{text}' does not match the pattern {pattern}"));
+            }
             if schema.get("format").and_then(Value::as_str) == Some("date-time")
                 && chrono::DateTime::parse_from_rfc3339(text).is_err()
             {
@@ -192,6 +198,16 @@ fn service_rules(reference: &str, value: &Value, at: &str, errors: &mut Vec<Stri
         }
         _ => {}
     }
+}
+
+/// Each pattern of the document, compiled once.
+pub fn compiled(pattern: &str) -> regex::Regex {
+    static CACHE: OnceLock<std::sync::Mutex<BTreeMap<String, regex::Regex>>> = OnceLock::new();
+    let mut cache = CACHE.get_or_init(Default::default).lock().unwrap();
+    cache
+        .entry(pattern.to_owned())
+        .or_insert_with(|| regex::Regex::new(pattern).unwrap_or_else(|e| panic!("pattern {pattern}: {e}")))
+        .clone()
 }
 
 fn conforms_at(schema: &'static Value, value: &Value, at: &str, direction: Direction) -> bool {
