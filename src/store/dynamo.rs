@@ -24,6 +24,8 @@ use super::{
     UsageRecorder, UsageRequest,
 };
 
+/// The most a best-effort `lastUsedAt` write may add to an answer.
+const LAST_USED_BUDGET: Duration = Duration::from_secs(1);
 /// How long a deleted key (and its lookup items) stays before TTL removes it, unless the
 /// settings say otherwise (`RETENTION_DAYS`).
 pub const DEFAULT_RETENTION_DAYS: i64 = 30;
@@ -845,7 +847,12 @@ impl UsageRecorder for DynamoStore {
     }
 
     async fn touch_last_used(&self, key: &ApiKey, now: DateTime<Utc>) {
-        // Boxed: three SDK calls' futures would otherwise sit inline in every caller's future.
-        Box::pin(self.write_last_used(key, now)).await;
+        // Best effort, on the answer's path: it may not hold the answer up by more than a
+        // moment, so a database that stops answering mid-request still gets its 503 within the
+        // configured operation timeout. Boxed: three SDK calls' futures would otherwise sit
+        // inline in every caller's future.
+        if tokio::time::timeout(LAST_USED_BUDGET, Box::pin(self.write_last_used(key, now))).await.is_err() {
+            tracing::warn!("lastUsedAt not recorded within its budget");
+        }
     }
 }
