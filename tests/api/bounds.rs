@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use apikeys::config::{App, sdk_config};
+use apikeys::config::App;
 use apikeys::http::local::dispatch;
 use apikeys::model::acl::{
     MAX_ACL_ENTRIES, MAX_ACL_PERMISSIONS, MAX_ACL_SCOPE_VALUES, MAX_PERMISSION_LEN, MAX_REQUESTED_PERMISSIONS,
@@ -326,11 +326,9 @@ impl Intercept for QueryLog {
 /// The same table and clock as `app`, through a client that logs its queries.
 async fn logged(app: &TestApp) -> (App, QueryLog) {
     let log = QueryLog::default();
-    let config = aws_sdk_dynamodb::config::Builder::from(
-        &sdk_config(&apikeys::settings::Settings::from_env().expect("settings").database).await,
-    )
-    .interceptor(log.clone())
-    .build();
+    let config = aws_sdk_dynamodb::config::Builder::from(&crate::helpers::test_sdk_config().await)
+        .interceptor(log.clone())
+        .build();
     let client = Client::from_conf(config);
     (App::new(DynamoStore::new(client, &app.table), app.clock.clone()), log)
 }

@@ -1,17 +1,12 @@
 //! Every error of the contract: its status, a JSON body naming the field, nothing half-written,
 //! and the service still serving afterwards.
 
-use std::sync::Arc;
-
-use apikeys::config::App;
-use apikeys::domain::ManualClock;
 use apikeys::http::local::dispatch;
-use apikeys::store::DynamoStore;
 use lambda_http::Body;
 use lambda_http::http::{Method, Request, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{CLIENT_IP, TestApp, spawn_app, start_time};
+use crate::helpers::{CLIENT_IP, TestApp, spawn_app};
 
 async fn raw(
     app: &TestApp,
@@ -132,15 +127,7 @@ async fn unknown_routes_are_404_and_wrong_methods_405_with_allow() {
 #[tokio::test]
 async fn an_unreachable_database_is_503_json_and_never_a_panic() {
     let app = spawn_app().await;
-    let config = aws_sdk_dynamodb::config::Builder::from(
-        &apikeys::config::sdk_config(&apikeys::settings::Settings::from_env().expect("settings").database).await,
-    )
-    .endpoint_url("http://127.0.0.1:9")
-    .build();
-    let down = App::new(
-        DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), &app.table),
-        Arc::new(ManualClock::new(start_time())),
-    );
+    let down = crate::helpers::app_with_unreachable_database(&app.table).await;
     let request = Request::builder()
         .method(Method::POST)
         .uri("/keys")

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use apikeys::config::{App, sdk_config};
+use apikeys::config::App;
 use apikeys::http::local::dispatch;
 use apikeys::store::DynamoStore;
 use aws_sdk_dynamodb::Client;
@@ -143,7 +143,7 @@ pub fn upstream() -> SocketAddr {
 
 /// An app on the same table, whose DynamoDB client goes through `proxy`.
 async fn app_behind(proxy: &Proxy, app: &TestApp) -> (App, Duration) {
-    let config = sdk_config(&apikeys::settings::Settings::from_env().expect("settings").database).await;
+    let config = crate::helpers::test_sdk_config().await;
     let operation_timeout =
         config.timeout_config().and_then(|t| t.operation_timeout()).expect("an operation timeout is configured");
     let client = Client::from_conf(aws_sdk_dynamodb::config::Builder::from(&config).endpoint_url(proxy.url()).build());

@@ -53,6 +53,20 @@ impl TestResponse {
     }
 }
 
+/// The SDK configuration the service would build from this process's environment (the test
+/// DynamoDB Local that `make test` starts), for clients with interceptors of the tests' own.
+pub async fn test_sdk_config() -> aws_config::SdkConfig {
+    let settings = apikeys::settings::Settings::from_env().expect("the test environment's settings");
+    sdk_config(&settings.database).await
+}
+
+/// The app as it is when DynamoDB cannot be reached: same table name, a port nothing listens on.
+pub async fn app_with_unreachable_database(table: &str) -> App {
+    let config =
+        aws_sdk_dynamodb::config::Builder::from(&test_sdk_config().await).endpoint_url("http://127.0.0.1:9").build();
+    App::new(DynamoStore::new(Client::from_conf(config), table), Arc::new(ManualClock::new(start_time())))
+}
+
 pub fn start_time() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z").unwrap().with_timezone(&Utc)
 }
@@ -67,11 +81,7 @@ pub async fn spawn_app() -> TestApp {
         "these tests need DynamoDB Local: run them with `make test`, which starts one"
     );
     let calls = CallCounter::default();
-    let config = aws_sdk_dynamodb::config::Builder::from(
-        &sdk_config(&apikeys::settings::Settings::from_env().expect("settings").database).await,
-    )
-    .interceptor(calls.clone())
-    .build();
+    let config = aws_sdk_dynamodb::config::Builder::from(&test_sdk_config().await).interceptor(calls.clone()).build();
     let client = Client::from_conf(config);
     let table = unique("test");
     create_table(&client, &table).await.expect("create the test table");
@@ -229,7 +239,7 @@ impl TestApp {
     /// From now on, the client's next `TransactWriteItems` meet `faults`, one each, in order;
     /// then they pass untouched. Other calls always pass.
     pub async fn script_transactions(&mut self, faults: Vec<TransactionFault>) {
-        let base = sdk_config(&apikeys::settings::Settings::from_env().expect("settings").database).await;
+        let base = test_sdk_config().await;
         let inner = base.http_client().expect("the SDK config carries an HTTP client");
         let injector = transaction_faults::Injector { inner, script: Arc::new(std::sync::Mutex::new(faults.into())) };
         let config = aws_sdk_dynamodb::config::Builder::from(&base)

@@ -27,9 +27,7 @@ struct Stage {
 impl Stage {
     async fn new() -> Stage {
         assert!(std::env::var("DYNAMODB_ENDPOINT").is_ok(), "run with `make test`, which starts DynamoDB Local");
-        let client = aws_sdk_dynamodb::Client::new(
-            &apikeys::config::sdk_config(&apikeys::settings::Settings::from_env().expect("settings").database).await,
-        );
+        let client = aws_sdk_dynamodb::Client::new(&crate::helpers::test_sdk_config().await);
         let table = unique("lambda");
         create_table(&client, &table).await.expect("create the table");
         let store = DynamoStore::new(client.clone(), &table);

@@ -6,10 +6,7 @@
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
-use apikeys::config::App;
-use apikeys::domain::ManualClock;
 use apikeys::http::local::dispatch;
-use apikeys::store::DynamoStore;
 use lambda_http::Body;
 use lambda_http::http::{Method, Request, StatusCode};
 use serde_json::{Value, json};
@@ -20,7 +17,7 @@ use tracing::{Event, Id, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::helpers::{CLIENT_IP, TestApp, spawn_app, start_time};
+use crate::helpers::{CLIENT_IP, TestApp, spawn_app};
 
 /// One captured event: its level, target and everything it printed, its spans' fields included.
 #[derive(Debug, Clone)]
@@ -218,15 +215,7 @@ async fn lifecycle(app: &TestApp) -> Vec<String> {
     assert_eq!(app.send(Method::GET, "/keys", None, None, &[]).await.status, StatusCode::UNAUTHORIZED);
 
     // The database unreachable: a 503, logged.
-    let config = aws_sdk_dynamodb::config::Builder::from(
-        &apikeys::config::sdk_config(&apikeys::settings::Settings::from_env().expect("settings").database).await,
-    )
-    .endpoint_url("http://127.0.0.1:9")
-    .build();
-    let down = App::new(
-        DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), &app.table),
-        Arc::new(ManualClock::new(start_time())),
-    );
+    let down = crate::helpers::app_with_unreachable_database(&app.table).await;
     let request = Request::builder()
         .method(Method::POST)
         .uri("/keys/verify")
