@@ -6,6 +6,7 @@
 //! JSON. DynamoDB's answers are recorded once from DynamoDB Local (the `Tape`), then replayed
 //! with no network, so the SDK still builds, signs and parses every call.
 
+use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +18,7 @@ use apikeys::model::{KeyType, PlaintextKey};
 use apikeys_bench::{
     CLIENT_IP, Fixture, Mode, body_of, echo_service, endpoint_service, event, fixture, invoke, status_of,
 };
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use criterion::Criterion;
 use lambda_http::http::{Method, Request as HttpRequest};
 use lambda_http::{Body, Request};
@@ -133,6 +134,19 @@ async fn setup() -> (Fixture, Vec<Case>, String) {
             event: event("POST /keys/verify", "/keys/verify", "", None, Some(&json!({ "key": target_key })), &ctx),
             expect: 200,
         },
+        Case {
+            name: "list_key_events",
+            endpoint: Some(Endpoint::ListKeyEvents),
+            event: event(
+                "GET /keys/{keyId}/events",
+                &format!("/keys/{target_id}/events"),
+                "",
+                Some(&target_id),
+                None,
+                &ctx,
+            ),
+            expect: 200,
+        },
     ];
     // Verify once before recording, so lastUsedAt is fresh for the (frozen) clock and the
     // recorded answers need no background write.
@@ -194,8 +208,8 @@ fn main() {
     }
     lambda.finish();
 
-    // The local server's whole stack for one verify: routes, the authorizer's verify of the root
-    // key (its own GetItem), the handler's verify (another GetItem), all replayed.
+    // The local server's whole stack for one verify, less its HTTP: routes, then the handler,
+    // which authenticates its caller and reads both lookup items in one BatchGetItem, replayed.
     let mut local = c.benchmark_group("local");
     local.bench_function("verify_key", |b| {
         b.to_async(&rt).iter(|| dispatch(&fx.app, CLIENT_IP, verify_request(&fx.root_key, &target_key)))
@@ -219,6 +233,31 @@ fn main() {
                 .send()
                 .await
                 .expect("replayed GetItem");
+            black_box(out)
+        })
+    });
+    // And the one BatchGetItem verify makes: the caller's and the verified key's lookup items.
+    let (_, root) = PlaintextKey::parse(&fx.root_key).expect("the root key parses");
+    let pair = [format!("SECRET#{}", root.hash().as_str()), lookup_pk.clone()];
+    sdk.bench_function("batch_get_item", |b| {
+        b.to_async(&rt).iter(|| async {
+            let keys = pair
+                .iter()
+                .map(|pk| {
+                    HashMap::from([
+                        ("pk".to_owned(), AttributeValue::S(pk.clone())),
+                        ("sk".to_owned(), AttributeValue::S("SECRET".into())),
+                    ])
+                })
+                .collect();
+            let wanted = KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().unwrap();
+            let out = fx
+                .client
+                .batch_get_item()
+                .request_items(&fx.table, wanted)
+                .send()
+                .await
+                .expect("replayed BatchGetItem");
             black_box(out)
         })
     });

@@ -2,9 +2,10 @@
 //! no network, so a handler runs its whole path (routing, parsing, domain, SDK serialization and
 //! deserialization) with the store's round trip taken out.
 //!
-//! Answers are keyed by operation (`x-amz-target`) and, for single-item operations, by the
-//! item's `pk`, so the authorizer's `GetItem` of a root key and a handler's `GetItem` of another
-//! item replay different answers.
+//! Answers are keyed by operation (`x-amz-target`) and, for single-item operations and
+//! `BatchGetItem`, by the (first) item's `pk`, so the caller's `GetItem` of its root key and a
+//! handler's `GetItem` of another item replay different answers, and so do verify's
+//! `BatchGetItem` of two lookup items (the caller's first) and a list page's of its keys.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -70,12 +71,13 @@ impl Tape {
     }
 }
 
-/// `GetItem SECRET#…`, `TransactWriteItems`, …: the operation, and the `pk` of a single-item call.
+/// `GetItem SECRET#…`, `BatchGetItem SECRET#…`, `TransactWriteItems`, …: the operation, and the
+/// `pk` of a single-item call or the first `pk` of a batch read.
 fn tape_key(request: &HttpRequest) -> String {
     let target = request.headers().get("x-amz-target").unwrap_or("unknown");
     let operation = target.rsplit('.').next().unwrap_or(target);
-    let single_item = matches!(operation, "GetItem" | "UpdateItem" | "PutItem" | "DeleteItem");
-    match request.body().bytes().filter(|_| single_item).and_then(pk_of) {
+    let by_item = matches!(operation, "GetItem" | "UpdateItem" | "PutItem" | "DeleteItem" | "BatchGetItem");
+    match request.body().bytes().filter(|_| by_item).and_then(pk_of) {
         Some(pk) => format!("{operation} {pk}"),
         None => operation.to_owned(),
     }
