@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = Path(os.environ.get("BENCH_OUT", ROOT / "target" / "bench-out"))
 CRITERION = ROOT / "target" / "criterion"
-HANDLERS = ["create_key", "get_key", "list_keys", "update_key", "delete_key", "roll_key", "verify_key", "list_key_events"]
+HANDLERS = ["create_key", "get_key", "list_keys", "update_key", "delete_key", "roll_key", "verify_key"]
 # Each handler's row in calls.json (bench/benches/store.rs), for the DynamoDB calls it makes.
 CALLS_ROW = {"create_key": "create", "get_key": "get", "list_keys": "list page (first)", "update_key": "patch",
              "delete_key": "delete", "roll_key": "roll", "verify_key": "verify", "list_key_events": "events"}

@@ -134,19 +134,6 @@ async fn setup() -> (Fixture, Vec<Case>, String) {
             event: event("POST /keys/verify", "/keys/verify", "", None, Some(&json!({ "key": target_key })), &ctx),
             expect: 200,
         },
-        Case {
-            name: "list_key_events",
-            endpoint: Some(Endpoint::ListKeyEvents),
-            event: event(
-                "GET /keys/{keyId}/events",
-                &format!("/keys/{target_id}/events"),
-                "",
-                Some(&target_id),
-                None,
-                &ctx,
-            ),
-            expect: 200,
-        },
     ];
     // Verify once before recording, so lastUsedAt is fresh for the (frozen) clock and the
     // recorded answers need no background write.

@@ -76,11 +76,29 @@ impl Tape {
 fn tape_key(request: &HttpRequest) -> String {
     let target = request.headers().get("x-amz-target").unwrap_or("unknown");
     let operation = target.rsplit('.').next().unwrap_or(target);
-    let by_item = matches!(operation, "GetItem" | "UpdateItem" | "PutItem" | "DeleteItem" | "BatchGetItem");
-    match request.body().bytes().filter(|_| by_item).and_then(pk_of) {
+    let single_item = matches!(operation, "GetItem" | "UpdateItem" | "PutItem" | "DeleteItem");
+    let body = request.body().bytes();
+    if operation == "BatchGetItem" {
+        // Every pk asked, sorted: a batch's order need not be the same from one call to the next.
+        let mut pks = body.map(all_pks).unwrap_or_default();
+        pks.sort();
+        return format!("{operation} {}", pks.join(","));
+    }
+    match body.filter(|_| single_item).and_then(pk_of) {
         Some(pk) => format!("{operation} {pk}"),
         None => operation.to_owned(),
     }
+}
+
+/// Every `"pk":{"S":"…"}` of a request body, in order.
+fn all_pks(mut body: &[u8]) -> Vec<String> {
+    let mut pks = Vec::new();
+    while let Some(pk) = pk_of(body) {
+        let at = body.windows(pk.len()).position(|w| w == pk.as_bytes()).unwrap_or(body.len() - pk.len());
+        body = &body[at + pk.len()..];
+        pks.push(pk);
+    }
+    pks
 }
 
 /// The first `"pk":{"S":"…"}` of a request body, found without parsing the JSON.
