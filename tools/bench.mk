@@ -1,8 +1,10 @@
 # Benchmarks, included by the Makefile (which sets SHELL, RUN_DIR and DDB). Not part of `make test`:
 #   make bench    builds what it needs, starts its own DynamoDB Local on a free port, runs
 #                 - criterion, in process (bench/benches/inprocess.rs): each function vs a lambda_http echo
-#                 - against DynamoDB Local (bench/benches/store.rs): calls per operation, verify vs
-#                   raw GetItem, cold start of target/release/get_key under a fake Runtime API
+#                 - against DynamoDB Local (bench/benches/store.rs): calls per operation; raw GetItem,
+#                   raw BatchGetItem, the verify function in process and target/release/local_server's
+#                   verify over HTTP keep-alive, at concurrency 1 and 4; cold start of
+#                   target/release/get_key under a fake Runtime API
 #                 - wrk (bench/throughput.sh): the local server's mixed workload vs raw GetItem
 #                 - the largest verify the caps allow (bench/benches/bounds.rs), in process
 #               and writes bench/results.md (bench/report.py). Everything it starts it stops, by PID.
@@ -39,13 +41,14 @@ bench: bench-deps
 	port=$$($(DDB) free-port); pidfile=$(RUN_DIR)/bench-dynamodb-$$port.pid; \
 	$(DDB) start $$port $$pidfile; \
 	trap '$(DDB) stop '$$pidfile EXIT; \
-	export DYNAMODB_ENDPOINT=http://127.0.0.1:$$port BENCH_OUT=$(CURDIR)/$(BENCH_OUT) BENCH_COLD_BIN=$(CURDIR)/target/release/get_key; \
+	export DYNAMODB_ENDPOINT=http://127.0.0.1:$$port BENCH_OUT=$(CURDIR)/$(BENCH_OUT) BENCH_COLD_BIN=$(CURDIR)/target/release/get_key \
+	  BENCH_LOCAL_SERVER=$(CURDIR)/target/release/local_server; \
 	echo "== in process (criterion)" >&2; \
 	cargo bench -q -p apikeys-bench --bench inprocess 2>&1 | tee $(BENCH_OUT)/inprocess.txt | grep -vE '^\s*$$|Found [0-9]+ outliers|^\s+[0-9]+ \(' >&2; \
 	echo "== the largest verify the caps allow (criterion)" >&2; \
 	cargo bench -q -p apikeys-bench --bench bounds 2>&1 | tee $(BENCH_OUT)/bounds.txt | grep -vE '^\s*$$|Found [0-9]+ outliers|^\s+[0-9]+ \(' >&2; \
 	during="$$(busy)"; \
-	echo "== against DynamoDB Local: calls per operation, verify vs GetItem, cold start" >&2; \
+	echo "== against DynamoDB Local: calls per operation, verify vs GetItem and BatchGetItem, cold start" >&2; \
 	cargo bench -q -p apikeys-bench --bench store -- calls floor cold 2>&1 | tee $(BENCH_OUT)/store.txt >&2; \
 	echo "== throughput (wrk)" >&2; \
 	bench/throughput.sh $$port; \

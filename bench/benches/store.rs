@@ -1,7 +1,9 @@
 //! Against DynamoDB Local (`make bench` starts one and sets DYNAMODB_ENDPOINT):
 //!   calls  DynamoDB calls per operation, counted by the SDK interceptor (CallCounter)
-//!   floor  verify of a key without limits against a raw GetItem of the same lookup item with
-//!          the same client, at concurrency 1 and 4, p50 and p99
+//!   floor  verify of a key without limits (the domain call, the verify_key function in process,
+//!          and a release-built local server over HTTP with keep-alive, BENCH_LOCAL_SERVER)
+//!          against a raw GetItem of the verified key's lookup item and a raw BatchGetItem of the
+//!          two lookup items verify reads, at concurrency 1 and 4, p50 and p99, in one run
 //!   cold   process start to first answered request of one function binary (BENCH_COLD_BIN)
 //!          under a fake Lambda Runtime API on 127.0.0.1
 //! `cargo bench --bench store -- calls floor cold` runs those named (all when none is).
@@ -12,21 +14,23 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use apikeys::domain::verify::{VerifyRequest, verify};
-use apikeys::domain::{ManualClock, SystemClock};
+use apikeys::domain::verify::{VerifyRequest, verify_for_caller};
+use apikeys::domain::{Credential, ManualClock, SystemClock};
 use apikeys::http::local::dispatch;
 use apikeys::http::routes::Endpoint;
 use apikeys::model::{PlaintextKey, Scope};
 use apikeys_bench::{
     CLIENT_IP, Fixture, body_of, endpoint_service, event, fixture, invoke, micros, percentile, status_of, write_json,
 };
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use lambda_http::Body;
 use lambda_http::http::{Method, Request as HttpRequest};
-use lambda_http::{Body, Request};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -90,7 +94,7 @@ async fn calls() {
     let verify_body = |k: String| Some(json!({ "key": k }));
     let (status, _, calls) =
         run(&fx, Endpoint::VerifyKey, "POST /keys/verify", "/keys/verify", "", None, verify_body(key(2))).await;
-    row("verify, first in the minute", "no limits; lastUsedAt written off the answer's path", status, calls);
+    row("verify, first in the minute", "no limits; lastUsedAt written before the answer", status, calls);
     let (status, _, calls) =
         run(&fx, Endpoint::VerifyKey, "POST /keys/verify", "/keys/verify", "", None, verify_body(key(2))).await;
     row("verify", "no limits, lastUsedAt fresh", status, calls);
@@ -134,28 +138,42 @@ async fn calls() {
     )
     .await;
     row("roll", "POST /keys/{keyId}/roll, 60 s grace", status, calls);
-    // The authorizer, in front of every management call (its own Lambda in AWS).
+    let (status, _, calls) = run(
+        &fx,
+        Endpoint::ListKeyEvents,
+        "GET /keys/{keyId}/events",
+        &format!("/keys/{}/events", id(3)),
+        "",
+        Some(&id(3)),
+        None,
+    )
+    .await;
+    row("events", "GET /keys/{keyId}/events (a key's audit events)", status, calls);
+    // The local server routes each call to the same handler, which authenticates its caller
+    // itself: no separate authorizer read. Two minutes on, so the root key's and the verified
+    // key's lastUsedAt are due again on the first call.
     clock.advance(chrono::TimeDelta::minutes(2));
     fx.calls.take();
-    let request = || {
-        HttpRequest::builder()
-            .method(Method::GET)
-            .uri(format!("/keys/{}", id(0)))
-            .header("x-api-key", &fx.root_key)
-            .body(Body::Empty)
-            .unwrap()
+    let local = |method: Method, uri: String, body: Option<Value>| {
+        let builder = HttpRequest::builder().method(method).uri(uri).header("x-api-key", &fx.root_key);
+        match body {
+            Some(body) => builder.header("content-type", "application/json").body(Body::Text(body.to_string())),
+            None => builder.body(Body::Empty),
+        }
+        .unwrap()
     };
-    dispatch(&fx.app, CLIENT_IP, request()).await;
-    let first = fx.calls.take();
-    dispatch(&fx.app, CLIENT_IP, request()).await;
-    let again = fx.calls.take();
+    let verify = || local(Method::POST, "/keys/verify".into(), verify_body(key(2)));
+    let status = dispatch(&fx.app, CLIENT_IP, verify()).await.status().as_u16();
     row(
-        "local server: authorizer + get, first in the minute",
-        "authorizer GetItem + lastUsedAt of the root key + handler",
-        200,
-        first,
+        "local server: verify, first in the minute",
+        "lastUsedAt of the root key and of the verified key",
+        status,
+        fx.calls.take(),
     );
-    row("local server: authorizer + get", "authorizer GetItem + handler GetItem", 200, again);
+    let status = dispatch(&fx.app, CLIENT_IP, verify()).await.status().as_u16();
+    row("local server: verify", "POST /keys/verify, lastUsedAt fresh", status, fx.calls.take());
+    let status = dispatch(&fx.app, CLIENT_IP, local(Method::GET, format!("/keys/{}", id(0)), None)).await.status();
+    row("local server: get", "GET /keys/{keyId}, lastUsedAt fresh", status.as_u16(), fx.calls.take());
     write_json("calls.json", &Value::Array(rows));
 }
 
@@ -187,6 +205,50 @@ async fn timed(op: &Op, concurrency: usize, total: usize) -> (Vec<Duration>, Dur
     (all, started.elapsed())
 }
 
+/// A release-built local server (`BENCH_LOCAL_SERVER`, default target/release/local_server) on
+/// the fixture's own table of DynamoDB Local, so it verifies the very items the raw reads read.
+struct LocalServer {
+    child: tokio::process::Child,
+    base: String,
+}
+
+async fn local_server(table: &str) -> LocalServer {
+    use tokio::io::AsyncBufReadExt;
+    let bin = std::env::var("BENCH_LOCAL_SERVER")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/local_server").to_owned());
+    assert!(std::path::Path::new(&bin).exists(), "{bin} is missing: cargo build --release --bin local_server");
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        probe.local_addr().unwrap().port()
+    };
+    let mut child = tokio::process::Command::new(&bin)
+        .env("DYNAMODB_ENDPOINT", std::env::var("DYNAMODB_ENDPOINT").unwrap())
+        .env("TABLE_NAME", table)
+        .env("PORT", port.to_string())
+        .env("RUST_LOG", "warn")
+        .env_remove("DEMO_COMPANY")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the local server");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("Serving the API") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(ready, Ok(true), "the local server ({bin}) did not start");
+    // Keep draining its stdout, so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    LocalServer { child, base: format!("http://127.0.0.1:{port}") }
+}
+
 async fn floor() {
     let fx = Arc::new(fixture(Arc::new(SystemClock)).await);
     let body = invoke(
@@ -195,12 +257,13 @@ async fn floor() {
     )
     .await;
     let key = body_of(&body)["key"].as_str().unwrap().to_owned();
-    let (_, plaintext) = PlaintextKey::parse(&key).unwrap();
-    let lookup_pk = format!("SECRET#{}", plaintext.hash().as_str());
+    let lookup_pk = |key: &str| format!("SECRET#{}", PlaintextKey::parse(key).unwrap().1.hash().as_str());
+    let (target_pk, caller_pk) = (lookup_pk(&key), lookup_pk(&fx.root_key));
+    let mut server = local_server(&fx.table).await;
 
     let get_item: Op = {
         let fx = fx.clone();
-        let pk = lookup_pk.clone();
+        let pk = target_pk.clone();
         Arc::new(move || {
             let (client, table, pk) = (fx.client.clone(), fx.table.clone(), pk.clone());
             Box::pin(async move {
@@ -217,6 +280,29 @@ async fn floor() {
             })
         })
     };
+    let batch_get_item: Op = {
+        let fx = fx.clone();
+        let pks = [caller_pk.clone(), target_pk.clone()];
+        Arc::new(move || {
+            let (client, table, pks) = (fx.client.clone(), fx.table.clone(), pks.clone());
+            Box::pin(async move {
+                let keys = pks
+                    .into_iter()
+                    .map(|pk| {
+                        std::collections::HashMap::from([
+                            ("pk".to_owned(), AttributeValue::S(pk)),
+                            ("sk".to_owned(), AttributeValue::S("SECRET".into())),
+                        ])
+                    })
+                    .collect();
+                let wanted = KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().unwrap();
+                let out =
+                    client.batch_get_item().request_items(table.clone(), wanted).send().await.expect("BatchGetItem");
+                let found = out.responses.and_then(|mut r| r.remove(&table)).map(|items| items.len());
+                assert_eq!(found, Some(2));
+            })
+        })
+    };
     let domain_verify: Op = {
         let fx = fx.clone();
         let key = key.clone();
@@ -224,14 +310,16 @@ async fn floor() {
             let (fx, key) = (fx.clone(), key.clone());
             Box::pin(async move {
                 let scope = Scope::default();
+                let caller = Credential { key: Some(&fx.root_key), ip: Some(CLIENT_IP) };
                 let request = VerifyRequest {
                     key: &key,
-                    company: Some(&fx.company),
+                    company: None,
                     ip: Some(CLIENT_IP),
                     permissions: &[],
                     scope: Some(&scope),
                 };
-                let verdict = verify(&fx.app.store, fx.app.clock.now(), request).await.expect("verify");
+                let verdict =
+                    verify_for_caller(&fx.app.store, fx.app.clock.now(), caller, request).await.expect("verify");
                 assert!(verdict.is_valid());
             })
         })
@@ -255,36 +343,45 @@ async fn floor() {
             })
         })
     };
-    let local_verify: Op = {
-        let fx = fx.clone();
-        let key = key.clone();
+    let http_verify: Op = {
+        // hyper's pooling client: each concurrent task keeps its connection alive between calls.
+        let client: HyperClient<HttpConnector, Full<Bytes>> =
+            HyperClient::builder(TokioExecutor::new()).pool_max_idle_per_host(8).build_http();
+        let uri: hyper::Uri = format!("{}/keys/verify", server.base).parse().unwrap();
+        let body = Bytes::from(json!({ "key": key }).to_string());
+        let authorization = fx.authorization.clone();
         Arc::new(move || {
-            let (fx, key) = (fx.clone(), key.clone());
+            let request = hyper::Request::post(uri.clone())
+                .header("authorization", &authorization)
+                .header("content-type", "application/json")
+                .body(Full::new(body.clone()))
+                .unwrap();
+            let client = client.clone();
             Box::pin(async move {
-                let request: Request = HttpRequest::builder()
-                    .method(Method::POST)
-                    .uri("/keys/verify")
-                    .header("authorization", format!("Bearer {}", fx.root_key))
-                    .header("content-type", "application/json")
-                    .body(Body::Text(json!({ "key": key }).to_string()))
-                    .unwrap();
-                let answer = dispatch(&fx.app, CLIENT_IP, request).await;
-                assert_eq!(answer.status(), 200);
+                let answer = client.request(request).await.expect("the local server answers");
+                let status = answer.status();
+                let body = answer.into_body().collect().await.expect("the answer's body").to_bytes();
+                assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
             })
         })
     };
     let variants: Vec<(&str, &str, Op)> = vec![
-        ("get_item", "raw GetItem of the lookup item (consistent), same client", get_item),
-        ("verify_domain", "apikeys::domain::verify::verify", domain_verify),
+        ("get_item", "raw GetItem of the verified key's lookup item (consistent), SDK, same client", get_item),
+        (
+            "batch_get_item",
+            "raw BatchGetItem of the two lookup items verify reads (caller's root key, verified key; consistent)",
+            batch_get_item,
+        ),
+        ("verify_domain", "apikeys::domain::verify::verify_for_caller (the caller's check included)", domain_verify),
         (
             "verify_function",
-            "the verify_key function: event JSON → lambda_http → handler → answer JSON",
+            "the verify_key function: event JSON → lambda_http → handler (caller's check included) → answer JSON",
             function_verify,
         ),
         (
-            "verify_local_stack",
-            "local server stack: routes + authorizer (GetItem of the root key) + handler (GetItem)",
-            local_verify,
+            "verify_http",
+            "the local server (release build, own process) over HTTP/1.1 with keep-alive: POST /keys/verify",
+            http_verify,
         ),
     ];
     let rounds: usize = std::env::var("FLOOR_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(6);
@@ -323,6 +420,7 @@ async fn floor() {
             }));
         }
     }
+    let _ = server.child.kill().await;
     write_json("floor.json", &json!({ "rounds": rounds, "per_round": per_round, "results": results }));
 }
 

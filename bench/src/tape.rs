@@ -2,9 +2,10 @@
 //! no network, so a handler runs its whole path (routing, parsing, domain, SDK serialization and
 //! deserialization) with the store's round trip taken out.
 //!
-//! Answers are keyed by operation (`x-amz-target`) and, for single-item operations, by the
-//! item's `pk`, so the authorizer's `GetItem` of a root key and a handler's `GetItem` of another
-//! item replay different answers.
+//! Answers are keyed by operation (`x-amz-target`) and, for single-item operations and
+//! `BatchGetItem`, by the (first) item's `pk`, so the caller's `GetItem` of its root key and a
+//! handler's `GetItem` of another item replay different answers, and so do verify's
+//! `BatchGetItem` of two lookup items (the caller's first) and a list page's of its keys.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -70,15 +71,34 @@ impl Tape {
     }
 }
 
-/// `GetItem SECRET#…`, `TransactWriteItems`, …: the operation, and the `pk` of a single-item call.
+/// `GetItem SECRET#…`, `BatchGetItem SECRET#…`, `TransactWriteItems`, …: the operation, and the
+/// `pk` of a single-item call or the first `pk` of a batch read.
 fn tape_key(request: &HttpRequest) -> String {
     let target = request.headers().get("x-amz-target").unwrap_or("unknown");
     let operation = target.rsplit('.').next().unwrap_or(target);
     let single_item = matches!(operation, "GetItem" | "UpdateItem" | "PutItem" | "DeleteItem");
-    match request.body().bytes().filter(|_| single_item).and_then(pk_of) {
+    let body = request.body().bytes();
+    if operation == "BatchGetItem" {
+        // Every pk asked, sorted: a batch's order need not be the same from one call to the next.
+        let mut pks = body.map(all_pks).unwrap_or_default();
+        pks.sort();
+        return format!("{operation} {}", pks.join(","));
+    }
+    match body.filter(|_| single_item).and_then(pk_of) {
         Some(pk) => format!("{operation} {pk}"),
         None => operation.to_owned(),
     }
+}
+
+/// Every `"pk":{"S":"…"}` of a request body, in order.
+fn all_pks(mut body: &[u8]) -> Vec<String> {
+    let mut pks = Vec::new();
+    while let Some(pk) = pk_of(body) {
+        let at = body.windows(pk.len()).position(|w| w == pk.as_bytes()).unwrap_or(body.len() - pk.len());
+        body = &body[at + pk.len()..];
+        pks.push(pk);
+    }
+    pks
 }
 
 /// The first `"pk":{"S":"…"}` of a request body, found without parsing the JSON.

@@ -2,13 +2,15 @@
 //! with the route's permission, then the operation. Each turns a `lambda_http::Request` into a
 //! response, in one invocation: there is no separate authorizer.
 
+use chrono::{DateTime, Utc};
 use lambda_http::http::{StatusCode, header};
 use lambda_http::{Body, Request, Response};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::config::App;
 use crate::domain::keys::{self, NewKey, Page, Retry, Target};
-use crate::domain::verify::{self, Verdict, VerifyCode, VerifyRequest};
+use crate::domain::verify::{self, RateState, Verdict, VerifyCode, VerifyRequest};
 use crate::domain::{Caller, Credential, authenticate};
 use crate::model::{
     CreateKeyInput, Cursor, IdempotencyKey, KeyId, PageRequest, RollInput, UpdateKeyInput, VerifyInput,
@@ -209,35 +211,59 @@ async fn verify_key(app: &App, credential: Credential<'_>, req: &Request) -> Res
     let now = app.clock.now();
     let verdict = verify::verify_for_caller(&app.store, now, credential, request).await?;
     super::metrics::record_verify_outcome(app.lambda_function.as_deref(), verdict.code, now);
-    Ok(json_response(StatusCode::OK, &verdict_json(&verdict)))
+    Ok(json_response(StatusCode::OK, &verdict_body(&verdict)))
 }
 
 /// `{valid, code, …}`: a found key adds its id and user; a valid one its permissions, expiry
-/// and what remains of its limits.
-pub fn verdict_json(verdict: &Verdict) -> Value {
-    let mut body = json!({ "valid": verdict.is_valid(), "code": verdict.code });
-    if let Some(key) = &verdict.key {
-        body["keyId"] = json!(key.id);
-        body["userId"] = json!(key.user_id);
-        if verdict.code == VerifyCode::Valid {
-            let mut permissions: Vec<&str> = key
-                .acl
-                .iter()
-                .flat_map(|acl| acl.entries())
-                .flat_map(|e| e.permissions.iter())
-                .map(|p| p.as_str())
-                .collect();
-            permissions.sort_unstable();
-            permissions.dedup();
-            body["permissions"] = json!(permissions);
-            body["expiresAt"] = json!(key.expires_at);
-        }
+/// and what remains of its limits. Serialized straight from the verdict, with no JSON tree in
+/// between (verify is the hot path).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerdictBody<'a> {
+    valid: bool,
+    code: VerifyCode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_id: Option<&'a KeyId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    permissions: Option<Vec<&'a str>>,
+    /// Present (possibly `null`) on a valid key only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<Option<DateTime<Utc>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate_limit: Option<&'a RateState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quota: Option<QuotaLeft>,
+}
+
+#[derive(Serialize)]
+struct QuotaLeft {
+    remaining: u64,
+}
+
+pub fn verdict_body(verdict: &Verdict) -> VerdictBody<'_> {
+    let valid_key = verdict.key.as_ref().filter(|_| verdict.code == VerifyCode::Valid);
+    let permissions = valid_key.map(|key| {
+        let mut permissions: Vec<&str> = key
+            .acl
+            .iter()
+            .flat_map(|acl| acl.entries())
+            .flat_map(|e| e.permissions.iter())
+            .map(|p| p.as_str())
+            .collect();
+        permissions.sort_unstable();
+        permissions.dedup();
+        permissions
+    });
+    VerdictBody {
+        valid: verdict.is_valid(),
+        code: verdict.code,
+        key_id: verdict.key.as_ref().map(|key| &key.id),
+        user_id: verdict.key.as_ref().map(|key| key.user_id.as_str()),
+        permissions,
+        expires_at: valid_key.map(|key| key.expires_at),
+        rate_limit: verdict.rate.as_ref(),
+        quota: verdict.quota_remaining.map(|remaining| QuotaLeft { remaining }),
     }
-    if let Some(rate) = &verdict.rate {
-        body["rateLimit"] = json!(rate);
-    }
-    if let Some(remaining) = verdict.quota_remaining {
-        body["quota"] = json!({ "remaining": remaining });
-    }
-    body
 }
