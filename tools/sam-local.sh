@@ -195,7 +195,10 @@ import json, sys
 path, name, description, expression = sys.argv[1:]
 text = open(path).read().strip()
 a = json.loads(text[text.index("{"):])
-b = json.loads(a["body"]) if a.get("body") else None
+try:
+    b = json.loads(a["body"]) if a.get("body") else None
+except ValueError:
+    b = a["body"]  # not JSON: the console's page and assets
 if not eval(expression):
     print(f"sam-local: FAILED {name}: expected {description}; got {text}", file=sys.stderr)
     sys.exit(1)
@@ -277,6 +280,10 @@ run() {
   invoke RollKeyFunction roll_key
   event delete_key delete_key
   invoke DeleteKeyFunction delete_key
+  event me me
+  invoke MeFunction me
+  event console console
+  invoke ConsoleFunction console
   event retention_stream retention_stream
   invoke RetentionStreamFunction retention_stream
   local url="http://host.docker.internal:$listener_port/cloudformation-response"
@@ -296,6 +303,9 @@ run() {
   check list_keys '200, total 3 (root, billing-svc, the new key)' 'a["statusCode"] == 200 and b["total"] == 3'
   check roll_key '200, billing-svc with a new key' 'a["statusCode"] == 200 and b["id"] == "billing-svc" and b["key"].startswith("sk_")'
   check delete_key '204' 'a["statusCode"] == 204'
+  check me '200, company acme, keys:*' 'a["statusCode"] == 200 and b["companyId"] == "acme" and "keys:*" in b["permissions"]'
+  check console '200, the console script under a strict CSP' \
+    'a["statusCode"] == 200 and "javascript" in a["headers"]["content-type"] and "script-src '"'"'self'"'"'" in a["headers"]["content-security-policy"]'
   check retention_stream 'no batch item failure' 'a == {"batchItemFailures": []}'
   check root_key_create 'FAILED answered (Secrets Manager is not reachable here)' 'a == {"Status": "FAILED"}'
   response_check 1 'FAILED, the key created but not stored, NoEcho' \
