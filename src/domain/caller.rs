@@ -11,8 +11,7 @@ use crate::store::{SecretLookup, UsageRecorder};
 use super::DomainError;
 use super::verify::{self, Examined, VerifyCode, VerifyRequest};
 
-/// The management API's namespace: the permissions this service itself checks.
-const MANAGEMENT: &str = "keys:";
+use crate::model::acl::MANAGEMENT_NAMESPACE as MANAGEMENT;
 
 /// A permission a route needs. `keys:*` and `*` include all three. `Authenticated` needs none:
 /// a valid secret root key is enough (`GET /me`, which tells a key what it is).
@@ -229,9 +228,11 @@ enum Share<'a> {
 }
 
 fn management_share(permission: &Permission) -> Option<Share<'_>> {
+    if permission.reaches_all_of(MANAGEMENT) {
+        return Some(Share::Prefix(MANAGEMENT));
+    }
     let raw = permission.as_str();
     match raw.strip_suffix('*') {
-        Some(prefix) if MANAGEMENT.starts_with(prefix) => Some(Share::Prefix(MANAGEMENT)),
         Some(prefix) if prefix.starts_with(MANAGEMENT) => Some(Share::Prefix(prefix)),
         Some(_) => None,
         None if raw.starts_with(MANAGEMENT) => Some(Share::Name(raw)),

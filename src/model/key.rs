@@ -77,7 +77,6 @@ impl ApiKey {
     /// A live secret key whose ACL reaches the whole management API (`keys:*`, `*`, `k*`…): one of
     /// the keys a company cannot do without, counted so the last one is not lost by accident.
     pub fn is_company_admin(&self) -> bool {
-        const MANAGEMENT: &str = "keys:";
         self.status == KeyStatus::Active
             && !self.is_deleted()
             && self.key_type == KeyType::Secret
@@ -86,7 +85,7 @@ impl ApiKey {
                 .iter()
                 .flat_map(|acl| acl.entries())
                 .flat_map(|entry| entry.permissions.iter())
-                .any(|p| p.as_str().strip_suffix('*').is_some_and(|prefix| MANAGEMENT.starts_with(prefix)))
+                .any(|p| p.reaches_all_of(super::acl::MANAGEMENT_NAMESPACE))
     }
 
     pub fn etag(&self) -> String {
