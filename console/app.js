@@ -185,9 +185,17 @@ function signOut() {
 
 const listUrl = () => `/keys?limit=${PAGE_SIZE}&status=${encodeURIComponent(state.status)}`;
 
+/** Numbers each list request: an answer that is not the newest one asked for is dropped, so a slow
+ * page never paints over a newer filter or page (the label names the status the answer is for). */
+let listRequest = 0;
+
 async function loadList(url) {
+  const request = ++listRequest;
+  // The filter this page is of, from its own link (links leave out the default, active).
+  const status = new URL(url, location.href).searchParams.get('status') ?? 'active';
   $('#list-error').textContent = '';
   const res = await api('GET', url);
+  if (request !== listRequest) return;
   if (!res.ok) {
     const error = errorOf(res);
     $('#list-error').textContent = `${error.message} (${res.status} ${error.code})`;
@@ -197,7 +205,7 @@ async function loadList(url) {
   state.rows = res.data.data;
   state.next = res.data.nextUrl;
   state.previous = res.data.previousUrl;
-  $('#total').textContent = `${res.data.total} ${state.status === 'all' ? '' : `${state.status} `}key${res.data.total === 1 ? '' : 's'}, showing ${res.data.count}`;
+  $('#total').textContent = `${res.data.total} ${status === 'all' ? '' : `${status} `}key${res.data.total === 1 ? '' : 's'}, showing ${res.data.count}`;
   $('#next-page').disabled = !state.next;
   $('#prev-page').disabled = !state.previous;
   renderRows();
@@ -394,12 +402,17 @@ async function openAudit(id) {
   $('#audit-dialog .close').focus();
 }
 
+/** Numbered like the list's requests: only the newest audit page asked for is shown. */
+let auditRequest = 0;
+
 async function loadAudit(url) {
+  const request = ++auditRequest;
   const dialog = $('#audit-dialog');
   clearErrors(dialog);
   const list = $('#audit-events');
   list.replaceChildren();
   const res = await api('GET', url);
+  if (request !== auditRequest) return;
   if (!res.ok) { showApiError(dialog, res); return; }
   $('#audit-total').textContent = `${res.data.total} event${res.data.total === 1 ? '' : 's'}, newest first`;
   for (const event of res.data.data) {

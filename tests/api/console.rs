@@ -26,6 +26,37 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const PATIENCE: Duration = Duration::from_secs(30);
 const XSS: &str = "<img src=x onerror=alert(1)>";
 /// Whether the element `arguments[0]` selects is shown and enabled.
+/// Holds the answer of the next `endingBefore` page request until `RELEASE_THE_HELD_PAGE`, and
+/// marks when the page has read it.
+const HOLD_THE_NEXT_PREVIOUS_PAGE: &str = r#"
+window.__held = [];
+const realFetch = window.fetch;
+window.fetch = (path, init) => {
+  const answer = realFetch(path, init);
+  if (!String(path).includes('endingBefore=')) return answer;
+  window.fetch = realFetch;
+  return new Promise((resolve) => window.__held.push(async () => {
+    const response = await answer;
+    const text = await response.text();
+    const held = new Response(text, { status: response.status, headers: response.headers });
+    held.text = async () => { window.__read = true; return text; };
+    resolve(held);
+  }));
+};"#;
+
+/// Lets the held answer through and returns once the page has read it and run every step that
+/// follows without waiting (the render, when it renders): those are microtasks, done before the
+/// next timer.
+const RELEASE_THE_HELD_PAGE: &str = r#"
+const done = arguments[arguments.length - 1];
+window.__held[0]();
+const wait = () => setTimeout(window.__read ? done : wait, 0);
+wait();"#;
+
+/// True once the table's first row is another key than `arguments[0]`: a new page has come.
+const FIRST_ROW_IS_NOT: &str =
+    "return [...document.querySelectorAll('#key-rows tr[data-key-id]')][0]?.dataset.keyId !== arguments[0]";
+
 const READY: &str = "const e = document.querySelector(arguments[0]); return !!e && !e.disabled && e.checkVisibility()";
 
 /// chromedriver on a free port, stopped (by its own PID) when dropped.
@@ -251,9 +282,7 @@ async fn scenario(client: &Client, app: &TestApp, base: &str, inactive_id: &str)
     while js(client, "return document.querySelector('#next-page').disabled", vec![]).await == json!(false) {
         let before = row_ids(client).await;
         click(client, "#next-page").await;
-        let script =
-            "return [...document.querySelectorAll('#key-rows tr[data-key-id]')][0]?.dataset.keyId !== arguments[0]";
-        until(client, "the next page", script, vec![json!(before[0])]).await;
+        until(client, "the next page", FIRST_ROW_IS_NOT, vec![json!(before[0])]).await;
         seen.extend(row_ids(client).await);
     }
     let mut distinct = seen.clone();
@@ -261,18 +290,20 @@ async fn scenario(client: &Client, app: &TestApp, base: &str, inactive_id: &str)
     distinct.dedup();
     assert_eq!((seen.len(), distinct.len()), (30, 30), "every active key once: {seen:?}");
     assert!(!seen.contains(&inactive_id.to_owned()));
+    let last_page = row_ids(client).await;
     click(client, "#prev-page").await;
-    until(
-        client,
-        "the previous page",
-        "return document.querySelectorAll('#key-rows tr[data-key-id]').length === 10",
-        vec![],
-    )
-    .await;
+    until(client, "the previous page", FIRST_ROW_IS_NOT, vec![json!(last_page[0])]).await;
+    assert_eq!(row_ids(client).await, seen[10..20]);
 
-    // Filter: inactive shows the one inactive key.
+    // Filter: inactive shows the one inactive key, even when the answer of a page asked for
+    // before comes after it: that answer is held back until the filter has answered.
+    js(client, HOLD_THE_NEXT_PREVIOUS_PAGE, vec![]).await;
+    click(client, "#prev-page").await;
+    until(client, "the held previous page", "return window.__held.length === 1", vec![]).await;
     client.find(Locator::Css("#status-filter")).await.unwrap().select_by_value("inactive").await.unwrap();
     until_total(client, "1 inactive key").await;
+    client.execute_async(RELEASE_THE_HELD_PAGE, vec![]).await.expect("the held page is let through");
+    assert!(text_of(client, "#total").await.starts_with("1 inactive key"), "{}", text_of(client, "#total").await);
     assert_eq!(row_ids(client).await, vec![inactive_id.to_owned()]);
     client.find(Locator::Css("#status-filter")).await.unwrap().select_by_value("active").await.unwrap();
     until_total(client, "30 active keys").await;
