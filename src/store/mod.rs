@@ -12,6 +12,8 @@ use crate::model::{
 pub mod calls;
 pub mod dynamo;
 pub mod items;
+#[cfg(test)]
+pub mod memory;
 pub mod table;
 
 pub use dynamo::DynamoStore;
