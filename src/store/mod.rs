@@ -12,11 +12,12 @@ use crate::model::{
 pub mod calls;
 pub mod dynamo;
 pub mod items;
-#[cfg(test)]
-pub mod memory;
 pub mod table;
 
 pub use dynamo::DynamoStore;
+
+#[cfg(test)]
+pub mod memory;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
