@@ -7,6 +7,9 @@ pub mod idempotency;
 pub mod keys;
 pub mod verify;
 
+#[cfg(test)]
+mod tests;
+
 pub use caller::{Caller, Credential, Me, Need, SealMaterial, authenticate};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::DomainError;

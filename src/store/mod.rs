@@ -16,6 +16,9 @@ pub mod table;
 
 pub use dynamo::DynamoStore;
 
+#[cfg(test)]
+pub mod memory;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database did not answer, or refused for capacity; nothing was written.

@@ -1,0 +1,255 @@
+//! The store traits over a few maps behind one mutex, for the domain's unit tests only: they
+//! test the domain's rules with no database. Each write is checked and applied under one lock,
+//! so it is all or nothing, as a DynamoDB transaction is. It keeps the conditions the domain
+//! relies on (a version check, a taken id, a taken `Idempotency-Key`, the last active admin, the
+//! limits that refuse a use and count nothing then) and nothing else: no TTL, no paging, no
+//! call counts. DynamoDB Local stays the test of the real store (`tests/api`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use chrono::{DateTime, Utc};
+
+use crate::model::{ApiKey, AuditEvent, CompanyId, KeyId, LAST_USED_GRANULARITY, QuotaUsage, SecretHash};
+
+use super::{
+    IdempotencyReader, IdempotencyRecord, InsertOutcome, KeyChange, KeyCreator, KeyReader, KeyWriter, SaveOutcome,
+    SecretLookup, SecretRecord, StoreError, UsageOutcome, UsageRecorder, UsageRequest,
+};
+
+/// Everything the memory store holds, in the shape a test asserts on: the same items the
+/// DynamoDB table keeps, one map per kind of item.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MemoryState {
+    /// Key items by company and id, as `KeyReader::get_key` reads them.
+    pub keys: BTreeMap<(CompanyId, KeyId), ApiKey>,
+    /// Lookup items by the hash they are filed under: a copy of the key as of its last
+    /// management write, as verify reads it.
+    pub lookups: HashMap<SecretHash, ApiKey>,
+    /// Audit events in the order they were written.
+    pub audit: Vec<AuditEvent>,
+    /// Idempotency records by their lookup.
+    pub idempotency: HashMap<String, IdempotencyRecord>,
+    /// Uses counted per key and rate window number.
+    pub rate_used: HashMap<(CompanyId, KeyId, i64), u64>,
+}
+
+impl MemoryState {
+    /// The company's active admin keys, as the DynamoDB store's counters item counts them.
+    fn active_admins(&self, company: &CompanyId) -> usize {
+        self.keys.iter().filter(|((c, _), key)| c == company && key.is_company_admin()).count()
+    }
+
+    /// Whether a live (unexpired) record holds this lookup at `now`.
+    fn idempotency_taken(&self, record: Option<&IdempotencyRecord>, now: DateTime<Utc>) -> bool {
+        record.is_some_and(|r| self.idempotency.get(&r.lookup).is_some_and(|held| held.expires_at > now))
+    }
+
+    /// Puts a key item and a lookup item (a copy of `key`) for each of its live secrets.
+    fn put_key_and_lookups(&mut self, key: ApiKey) {
+        for hash in live_secrets(&key) {
+            self.lookups.insert(hash.clone(), key.clone());
+        }
+        self.keys.insert((key.company_id.clone(), key.id.clone()), key);
+    }
+}
+
+/// The store traits in memory; see the module's doc for what it keeps and what it leaves out.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<MemoryState>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stores a key as it is, with its lookup items and no audit event: how a test sets up a
+    /// key in a state no API call makes directly (expired, over its quota, with an old secret).
+    pub fn put_key(&self, key: &ApiKey) {
+        self.lock().put_key_and_lookups(key.clone());
+    }
+
+    /// The stored key item, as the next management call would read it.
+    pub fn key(&self, company: &CompanyId, id: &KeyId) -> Option<ApiKey> {
+        self.lock().keys.get(&(company.clone(), id.clone())).cloned()
+    }
+
+    /// Sets the uses already counted in a key's rate window (one already full, say).
+    pub fn set_rate_used(&self, key: &ApiKey, window: i64, used: u64) {
+        self.lock().rate_used.insert((key.company_id.clone(), key.id.clone(), window), used);
+    }
+
+    /// The uses counted in a key's rate window.
+    pub fn rate_used(&self, key: &ApiKey, window: i64) -> u64 {
+        self.lock().rate_used.get(&(key.company_id.clone(), key.id.clone(), window)).copied().unwrap_or(0)
+    }
+
+    /// A copy of everything stored, to compare before and after a call that must write nothing.
+    pub fn snapshot(&self) -> MemoryState {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, MemoryState> {
+        // A test that panicked while holding the lock has failed already; its state is still readable.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The hashes a key's lookup items are filed under: the current secret, and the previous one
+/// while the key keeps it (its grace period is checked by verify, as in the real store, where
+/// TTL removes the item some time after).
+fn live_secrets(key: &ApiKey) -> impl Iterator<Item = &SecretHash> {
+    std::iter::once(&key.secret_hash).chain(key.previous_secret.as_ref().map(|old| &old.hash))
+}
+
+impl KeyReader for MemoryStore {
+    async fn get_key(&self, company: &CompanyId, id: &KeyId) -> Result<Option<ApiKey>, StoreError> {
+        Ok(self.key(company, id))
+    }
+}
+
+impl IdempotencyReader for MemoryStore {
+    async fn find_idempotency(&self, lookup: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        Ok(self.lock().idempotency.get(lookup).cloned())
+    }
+}
+
+impl KeyCreator for MemoryStore {
+    async fn insert_key(
+        &self,
+        key: &ApiKey,
+        audit: &AuditEvent,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<InsertOutcome, StoreError> {
+        let mut state = self.lock();
+        // The same order of conditions as the DynamoDB store: a twin request is told as such.
+        if state.idempotency_taken(idempotency, key.created_at) {
+            return Ok(InsertOutcome::IdempotencyKeyTaken);
+        }
+        if state.keys.contains_key(&(key.company_id.clone(), key.id.clone())) {
+            return Ok(InsertOutcome::IdTaken);
+        }
+        if state.lookups.contains_key(&key.secret_hash) {
+            return Err(StoreError::Unavailable("create key: secret collision; retry".into()));
+        }
+        state.put_key_and_lookups(key.clone());
+        state.audit.push(audit.clone());
+        if let Some(record) = idempotency {
+            state.idempotency.insert(record.lookup.clone(), record.clone());
+        }
+        Ok(InsertOutcome::Inserted)
+    }
+}
+
+impl KeyWriter for MemoryStore {
+    async fn save_change(&self, change: KeyChange<'_>) -> Result<SaveOutcome, StoreError> {
+        let (before, after) = (change.before, change.after);
+        let mut state = self.lock();
+        let address = (after.company_id.clone(), after.id.clone());
+        let Some(stored) = state.keys.get(&address).cloned() else { return Ok(SaveOutcome::VersionConflict) };
+        if stored.version != before.version {
+            return Ok(SaveOutcome::VersionConflict);
+        }
+        let admins_lost = usize::from(before.is_company_admin()).saturating_sub(usize::from(after.is_company_admin()));
+        if change.keep_an_admin && admins_lost > 0 && state.active_admins(&after.company_id) <= admins_lost {
+            return Ok(SaveOutcome::LastAdmin);
+        }
+        if state.idempotency_taken(change.idempotency, after.updated_at) {
+            return Ok(SaveOutcome::IdempotencyKeyTaken);
+        }
+        for hash in live_secrets(before) {
+            state.lookups.remove(hash);
+        }
+        for hash in live_secrets(after) {
+            state.lookups.insert(hash.clone(), after.clone());
+        }
+        // What verify counts on the key item is not a management write's to overwrite.
+        let key_item = ApiKey {
+            quota_usage: if change.reset_quota_usage { after.quota_usage } else { stored.quota_usage },
+            last_used_at: stored.last_used_at,
+            ..after.clone()
+        };
+        state.keys.insert(address, key_item);
+        state.audit.push(change.audit.clone());
+        if let Some(record) = change.idempotency {
+            state.idempotency.insert(record.lookup.clone(), record.clone());
+        }
+        Ok(SaveOutcome::Saved)
+    }
+}
+
+impl SecretLookup for MemoryStore {
+    async fn find_secret(&self, hash: &SecretHash) -> Result<Option<SecretRecord>, StoreError> {
+        let key = self.lock().lookups.get(hash).cloned();
+        Ok(key.map(|key| SecretRecord { hash: hash.clone(), key }))
+    }
+
+    async fn find_secret_pair(
+        &self,
+        first: &SecretHash,
+        second: &SecretHash,
+    ) -> Result<(Option<SecretRecord>, Option<SecretRecord>), StoreError> {
+        Ok((self.find_secret(first).await?, self.find_secret(second).await?))
+    }
+}
+
+impl UsageRecorder for MemoryStore {
+    /// The rate window first, then the quota on the key item; a quota refusal gives the rate
+    /// slot back, so a refused use counts against neither limit.
+    async fn consume(&self, request: UsageRequest<'_>) -> Result<UsageOutcome, StoreError> {
+        let mut state = self.lock();
+        let key = request.key;
+        let rate = request.rate.map(|(limit, window)| ((key.company_id.clone(), key.id.clone(), window.number), limit));
+        let rate_used = match &rate {
+            Some((slot, limit)) => {
+                let used = state.rate_used.get(slot).copied().unwrap_or(0);
+                if used >= limit.limit {
+                    return Ok(UsageOutcome::RateLimited);
+                }
+                Some(used + 1)
+            }
+            None => None,
+        };
+        let quota_used = match request.quota {
+            Some((quota, period)) => {
+                let Some(stored) = state.keys.get_mut(&(key.company_id.clone(), key.id.clone())) else {
+                    return Ok(UsageOutcome::QuotaExceeded);
+                };
+                // A period counted by a clock ahead of this one is counted in, as in the real store.
+                let usage = match stored.quota_usage {
+                    usage if usage.period >= period => usage,
+                    _ => QuotaUsage { period, used: 0 },
+                };
+                if usage.used >= quota.max {
+                    return Ok(UsageOutcome::QuotaExceeded);
+                }
+                stored.quota_usage = QuotaUsage { used: usage.used + 1, ..usage };
+                stored.last_used_at = Some(request.now);
+                Some(usage.used + 1)
+            }
+            None => None,
+        };
+        if let (Some((slot, _)), Some(used)) = (rate, rate_used) {
+            state.rate_used.insert(slot, used);
+        }
+        Ok(UsageOutcome::Admitted { rate_used, quota_used })
+    }
+
+    async fn touch_last_used(&self, key: &ApiKey, now: DateTime<Utc>) {
+        let mut state = self.lock();
+        let Some(stored) = state.keys.get_mut(&(key.company_id.clone(), key.id.clone())) else { return };
+        if stored.last_used_at.is_some_and(|at| at >= now - LAST_USED_GRANULARITY) {
+            return;
+        }
+        stored.last_used_at = Some(now);
+        for hash in live_secrets(key) {
+            if let Some(copy) = state.lookups.get_mut(hash) {
+                copy.last_used_at = Some(now);
+            }
+        }
+    }
+}
