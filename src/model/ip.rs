@@ -39,7 +39,7 @@ impl IpAllowlist {
     pub fn allows(&self, caller: IpAddr) -> bool {
         let caller = match caller {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(caller, IpAddr::V4),
-            v4 => v4,
+            v4 @ IpAddr::V4(_) => v4,
         };
         self.0.iter().any(|net| net.contains(&caller))
     }
