@@ -12,11 +12,20 @@ use super::acl::{self, MAX_ACL_ENTRIES, MAX_REQUESTED_PERMISSIONS, MAX_REQUESTED
 use super::limits::MAX_WINDOW_SECONDS;
 use super::{Acl, AclEntry, FieldError, IpAllowlist, KeyStatus, KeyType, Permission, RateLimit, Scope};
 
+// Caps on what a key carries: every view, list page and audit record repeats these fields, so
+// they bound the item (DynamoDB's 400 KB) and a page (Lambda's 6 MB answer).
+/// Characters of `description`.
 pub const MAX_DESCRIPTION_CHARS: usize = 255;
+/// Characters of `userId`.
 pub const MAX_USER_ID_CHARS: usize = 255;
+/// Entries of `tags`.
 pub const MAX_TAGS: usize = 50;
+/// Characters of one tag.
 pub const MAX_TAG_CHARS: usize = 128;
+/// Bytes of `metadata` written as JSON.
 pub const MAX_METADATA_BYTES: usize = 4096;
+/// The longest a rolled-away secret keeps verifying: a day is enough to deploy the new one, and
+/// a leaked secret must not live on for long.
 pub const MAX_GRACE_PERIOD_SECONDS: u64 = 86_400;
 
 /// Fields the server sets; naming one in a body is a 400 that says so.
@@ -27,6 +36,7 @@ const SERVER_SET: &[&str] =
 pub struct JsonFields(Map<String, Value>);
 
 impl JsonFields {
+    /// Anything but a JSON object is refused as a whole, under the name `body`.
     pub fn new(body: Value) -> Result<Self, FieldError> {
         match body {
             Value::Object(map) => Ok(Self(map)),
@@ -74,8 +84,10 @@ fn decode<T: DeserializeOwned>(value: Value, name: &str, expected: &str) -> Resu
 /// A PATCH field: left as it is, or set (to a value or to null).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub enum Change<T> {
+    /// The field was absent: the stored value stays.
     #[default]
     Keep,
+    /// The field was present: the stored value becomes this (`None` for a `null` that clears).
     Set(T),
 }
 
@@ -87,6 +99,7 @@ impl<T> Change<T> {
         }
     }
 
+    /// Whether the body named the field at all.
     pub fn is_set(&self) -> bool {
         matches!(self, Change::Set(_))
     }
@@ -95,21 +108,35 @@ impl<T> Change<T> {
 /// Quota settings as a caller gives them; `remaining` and `renewsAt` are the server's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuotaInput {
+    /// Verifies per period, 1 to 2^32 - 1.
     pub max: u64,
+    /// The period, 1 second to a year; `None`: the quota never renews.
     pub renewal_seconds: Option<u64>,
 }
 
+/// A create body, every field checked: the domain builds the key from it without checking again.
+/// Fields are as on [`ApiKey`](super::ApiKey); absent and `null` mean the same here.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CreateKeyInput {
+    /// Required: who the key is for, 1 to 255 characters.
     pub user_id: String,
+    /// Up to 255 characters.
     pub description: Option<String>,
+    /// Secret unless the body says publishable.
     pub key_type: KeyType,
+    /// `None` also for `[]`: no restriction.
     pub whitelisted_ips: Option<IpAllowlist>,
+    /// `None` also for `[]`: no permissions.
     pub acl: Option<Acl>,
+    /// In the future, if set.
     pub expires_at: Option<DateTime<Utc>>,
+    /// Verifies per window.
     pub rate_limit: Option<RateLimit>,
+    /// Verifies per period; the quota starts when the key is made.
     pub quota: Option<QuotaInput>,
+    /// Empty when absent.
     pub tags: Vec<String>,
+    /// Empty when absent; only what DynamoDB can store.
     pub metadata: Map<String, Value>,
 }
 
@@ -128,6 +155,8 @@ impl CreateKeyInput {
         "metadata",
     ];
 
+    /// Reads a create body at `now` (which `expiresAt` must be after); the error names the first
+    /// bad field, server-set and unknown fields before any value.
     pub fn parse(body: Value, now: DateTime<Utc>) -> Result<Self, FieldError> {
         let mut f = JsonFields::new(body)?.only(Self::FIELDS, SERVER_SET)?;
         let user_id: String = f.required("userId", "a string")?;
@@ -149,14 +178,23 @@ impl CreateKeyInput {
 /// A PATCH body: only the fields it names change.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct UpdateKeyInput {
+    /// `null` clears it.
     pub description: Change<Option<String>>,
+    /// `null` or `[]` lifts the restriction.
     pub whitelisted_ips: Change<Option<IpAllowlist>>,
+    /// `null` or `[]` takes every permission away.
     pub acl: Change<Option<Acl>>,
+    /// `null`: the key never expires.
     pub expires_at: Change<Option<DateTime<Utc>>>,
+    /// `null`: no rate limit.
     pub rate_limit: Change<Option<RateLimit>>,
+    /// `null`: no quota. A new renewal starts a new period; a new `max` alone keeps the uses.
     pub quota: Change<Option<QuotaInput>>,
+    /// Replaced whole; cannot be `null` (`[]` empties it).
     pub tags: Change<Vec<String>>,
+    /// Replaced whole; cannot be `null` (`{}` empties it).
     pub metadata: Change<Map<String, Value>>,
+    /// Activates or deactivates; cannot be `null`.
     pub status: Change<KeyStatus>,
 }
 
@@ -168,6 +206,7 @@ impl UpdateKeyInput {
     const FIXED: &[&str] =
         &["id", "companyId", "key", "keyPrefix", "createdAt", "updatedAt", "deletedAt", "lastUsedAt", "userId", "type"];
 
+    /// Reads a PATCH body at `now`, telling absent (keep), `null` (clear) and a value apart.
     pub fn parse(body: Value, now: DateTime<Utc>) -> Result<Self, FieldError> {
         let mut f = JsonFields::new(body)?.only(Self::FIELDS, Self::FIXED)?;
         let not_null = |name: &str| FieldError::invalid(name, format!("{name} cannot be null"));
@@ -200,6 +239,7 @@ impl UpdateKeyInput {
         })
     }
 
+    /// A PATCH that names no field: answered with the key as it is, with no write.
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
     }
@@ -210,6 +250,8 @@ impl UpdateKeyInput {
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
+    /// The header's value; visible ASCII only, so there is no white space to trim and a retry
+    /// matches only the exact same value.
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         if raw.is_empty() || raw.len() > 255 || !raw.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(FieldError::invalid(
@@ -220,6 +262,7 @@ impl IdempotencyKey {
         Ok(Self(raw.to_owned()))
     }
 
+    /// The value, for deriving the record's address and seal; never for a log.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -255,10 +298,12 @@ impl std::fmt::Debug for IdempotencyKey {
 /// The body of `POST /keys/{keyId}/roll`; an empty body means no grace period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RollInput {
+    /// How long the old secret keeps verifying, 0 to `MAX_GRACE_PERIOD_SECONDS`.
     pub grace_period_seconds: u64,
 }
 
 impl RollInput {
+    /// Reads a roll body; `None` (no body) and `{}` both mean no grace period.
     pub fn parse(body: Option<Value>) -> Result<Self, FieldError> {
         let Some(body) = body else { return Ok(Self::default()) };
         let mut f = JsonFields::new(body)?.only(&["gracePeriodSeconds"], &[])?;
@@ -276,13 +321,18 @@ impl RollInput {
 /// answer (`NOT_FOUND`), not a bad request.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct VerifyInput {
+    /// The presented key, unchecked: verify decides what a malformed one answers.
     pub key: String,
+    /// Where the key's user called from, checked against the key's allowlist.
     pub ip: Option<IpAddr>,
+    /// What the call needs the key to grant, each a name without `*`.
     pub permissions: Vec<String>,
+    /// Where the call acts; empty restricts nothing.
     pub scope: Scope,
 }
 
 impl VerifyInput {
+    /// Reads a verify body; the caps on what it may ask keep verify's work bounded.
     pub fn parse(body: Value) -> Result<Self, FieldError> {
         let mut f = JsonFields::new(body)?.only(&["key", "ip", "permissions", "scope"], &[])?;
         let key: String = f.required("key", "a string")?;

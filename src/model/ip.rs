@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::FieldError;
 
+/// Entries of one allowlist: verify checks each, so the list is capped (README, "Bounded work
+/// per request").
 pub const MAX_IP_RULES: usize = 100;
 
 /// A non-empty list of networks; an exact address is kept as a /32 or /128.
