@@ -17,9 +17,13 @@ use crate::model::acl::MANAGEMENT_NAMESPACE as MANAGEMENT;
 /// a valid secret root key is enough (`GET /me`, which tells a key what it is).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {
+    /// `keys:read`: get, list, the audit trail.
     Read,
+    /// `keys:write`: create, change, roll, delete.
     Write,
+    /// `keys:verify`: `POST /keys/verify`.
     Verify,
+    /// No permission: any secret root key that verifies.
     Authenticated,
 }
 
@@ -35,8 +39,11 @@ impl Need {
     }
 }
 
+/// An authenticated caller: what every operation takes instead of a request, so none can act
+/// without one and none can take its company from the request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Caller {
+    /// The only company the call can see or change.
     pub company: CompanyId,
     /// The root key that made the call, or `operator` for the CLI; recorded in audit events.
     pub actor: String,
@@ -61,6 +68,7 @@ impl SealMaterial {
         Self(Some(Sha256::new().chain_update(b"idempotency seal\0").chain_update(presented).finalize().into()))
     }
 
+    /// The digest, empty for the operator (who presents no secret), to derive a seal key from.
     pub fn as_bytes(&self) -> &[u8] {
         self.0.as_ref().map_or(&[], |bytes| bytes.as_slice())
     }
@@ -78,7 +86,9 @@ const SEND_A_KEY: &str = "send a root key as Authorization: Bearer <key> or x-ap
 /// What a management call presents: the root key it carries (if any) and where it comes from.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Credential<'a> {
+    /// The root key from `Authorization: Bearer` or `x-api-key`, unchecked; `None` if neither.
     pub key: Option<&'a str>,
+    /// The caller's source address, which the root key's own allowlist must admit.
     pub ip: Option<IpAddr>,
 }
 
@@ -128,6 +138,8 @@ impl Caller {
         Ok(caller)
     }
 
+    /// The operator CLI (and the root-key custom resource) acting for `company`: every `keys:`
+    /// permission, no key of its own to count against, and `operator` as the audit actor.
     pub fn operator(company: CompanyId) -> Self {
         let actor = "operator".into();
         Self { company, actor, permissions: vec![Permission::all_keys()], key: None, seal: SealMaterial::default() }
@@ -147,6 +159,7 @@ impl Caller {
         Self { company, actor, permissions, key: Some(key), seal: SealMaterial::default() }
     }
 
+    /// A 403 unless the caller holds the route's permission (directly or by a wildcard).
     pub fn require(&self, need: Need) -> Result<(), DomainError> {
         let wanted = need.as_str();
         if need == Need::Authenticated || self.permissions.iter().any(|p| p.grants(wanted)) {
@@ -194,10 +207,15 @@ impl Caller {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Me {
+    /// The caller's company.
     pub company_id: String,
+    /// The root key's id (the audit actor).
     pub key_id: String,
+    /// The root key's `userId`.
     pub user_id: String,
+    /// The root key's description, for a person picking among keys.
     pub description: Option<String>,
+    /// Its `keys:` permissions, sorted and without repeats: what it may do here.
     pub permissions: Vec<String>,
 }
 
