@@ -104,9 +104,10 @@ fn refused(code: VerifyCode) -> DomainError {
     DomainError::Unauthenticated(format!("the credential was refused ({})", code.as_str()))
 }
 
-/// Authenticates a management call: the presented root key must verify (known, active, not
-/// expired, from an allowed IP), be a secret key, and hold the route's permission. Nothing is
-/// counted or written here: a refused call costs the caller nothing.
+/// Authenticates a management call, or refuses it at no cost to the caller.
+///
+/// The presented root key must verify (known, active, not expired, from an allowed IP), be a
+/// secret key, and hold the route's permission. Nothing is counted or written here.
 pub async fn authenticate(
     store: &impl SecretLookup,
     now: DateTime<Utc>,

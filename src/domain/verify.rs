@@ -172,10 +172,12 @@ pub fn examine_found(
     }
 }
 
-/// `POST /keys/verify` in one round trip: the caller's root key and the verified key are both
-/// addressed by the hash of what was presented, so both lookup items come in one read. The
-/// caller is authenticated from its item exactly as every management call is (401/403 before
-/// anything of the other item is looked at; its own limits, 429), then the key is verified.
+/// `POST /keys/verify` in one round trip: the caller's check and the key's, from one read.
+///
+/// The caller's root key and the verified key are both addressed by the hash of what was
+/// presented, so both lookup items come in one read. The caller is authenticated from its item
+/// exactly as every management call is (401/403 before anything of the other item is looked
+/// at; its own limits, 429), then the key is verified.
 pub async fn verify_for_caller(
     store: &(impl SecretLookup + UsageRecorder),
     now: DateTime<Utc>,

@@ -28,9 +28,10 @@ pub const MAX_SCOPE_VALUE_LEN: usize = 128;
 /// The management API's namespace: the permissions this service itself checks.
 pub const MANAGEMENT_NAMESPACE: &str = "keys:";
 
-/// `*`, an exact name, or a prefix ending in `*` (`invoices:*`). A name is made of
-/// `A-Z a-z 0-9 . _ : -` only, so a permission can never hold a separator (`,`, space, quote)
-/// that a later join and split could read as two permissions.
+/// A permission an ACL grants: `*`, an exact name, or a prefix ending in `*` (`invoices:*`).
+///
+/// A name is made of `A-Z a-z 0-9 . _ : -` only, so a permission can never hold a separator
+/// (`,`, space, quote) that a later join and split could read as two permissions.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Permission(String);

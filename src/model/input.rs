@@ -268,9 +268,10 @@ impl IdempotencyKey {
     }
 }
 
-/// The `If-Match` header: `*` (any version, so `None`), or a version the API sent as an ETag:
-/// `"3"`, `W/"3"` or `3`, of 1 to 19 digits (openapi.yaml's pattern). White space around it is
-/// HTTP's, not the value's.
+/// Reads the `If-Match` header: `None` for `*` (any version), else the version it names.
+///
+/// A version is written as the API sent it as an ETag: `"3"`, `W/"3"` or `3`, of 1 to 19
+/// digits (openapi.yaml's pattern). White space around it is HTTP's, not the value's.
 pub fn if_match(raw: &[u8]) -> Result<Option<u64>, FieldError> {
     let raw = std::str::from_utf8(raw).unwrap_or_default().trim_matches([' ', '\t']);
     if raw == "*" {
