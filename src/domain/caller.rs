@@ -151,7 +151,7 @@ impl Caller {
         let permissions = key
             .acl
             .iter()
-            .flat_map(|acl| acl.entries())
+            .flat_map(Acl::entries)
             .flat_map(|entry| entry.permissions.iter())
             .filter(|p| management_share(p).is_some())
             .cloned()
@@ -174,7 +174,7 @@ impl Caller {
     /// if it could grant every `keys:` permission that key holds, so no key can act on (or make)
     /// a key stronger than itself. Called with the key's ACL before and after the change.
     pub fn may_manage(&self, acl: Option<&Acl>) -> Result<(), DomainError> {
-        let held = acl.into_iter().flat_map(|acl| acl.entries()).flat_map(|entry| entry.permissions.iter());
+        let held = acl.into_iter().flat_map(Acl::entries).flat_map(|entry| entry.permissions.iter());
         for permission in held {
             let Some(share) = management_share(permission) else { continue };
             if !self.permissions.iter().any(|own| covers(own, share)) {
@@ -253,9 +253,8 @@ fn management_share(permission: &Permission) -> Option<Share<'_>> {
     let raw = permission.as_str();
     match raw.strip_suffix('*') {
         Some(prefix) if prefix.starts_with(MANAGEMENT) => Some(Share::Prefix(prefix)),
-        Some(_) => None,
         None if raw.starts_with(MANAGEMENT) => Some(Share::Name(raw)),
-        None => None,
+        Some(_) | None => None,
     }
 }
 

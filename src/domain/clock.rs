@@ -1,6 +1,6 @@
 //! Time, injected: tests move it instead of sleeping.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -35,13 +35,13 @@ impl ManualClock {
     /// Moves time on by `by` for every holder of the clock: how tests reach an expiry, a new
     /// rate window or the end of a grace period without sleeping.
     pub fn advance(&self, by: TimeDelta) {
-        let mut now = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut now = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         *now += by;
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

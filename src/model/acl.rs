@@ -354,7 +354,7 @@ mod tests {
     }
 
     fn asked(ps: &[&str]) -> Vec<String> {
-        ps.iter().map(|s| s.to_string()).collect()
+        ps.iter().map(ToString::to_string).collect()
     }
 
     #[test]

@@ -164,9 +164,17 @@ impl CreateKeyInput {
             user_id: bounded_text(user_id, "userId", MAX_USER_ID_CHARS, false)?,
             description: f.optional("description", "a string")?.map(description).transpose()?,
             key_type: f.optional("type", "\"secret\" or \"publishable\"")?.unwrap_or_default(),
-            whitelisted_ips: f.optional("whitelistedIPs", "an array of strings")?.map(ip_list).transpose()?.flatten(),
+            whitelisted_ips: f
+                .optional::<Vec<String>>("whitelistedIPs", "an array of strings")?
+                .as_deref()
+                .map(ip_list)
+                .transpose()?
+                .flatten(),
             acl: f.optional("acl", "an array of ACL entries")?.map(acl).transpose()?.flatten(),
-            expires_at: f.optional("expiresAt", "an RFC 3339 date-time")?.map(|t| future(t, now)).transpose()?,
+            expires_at: f
+                .optional::<String>("expiresAt", "an RFC 3339 date-time")?
+                .map(|t| future(&t, now))
+                .transpose()?,
             rate_limit: f.optional("rateLimit", "an object {limit, periodSeconds}")?.map(rate_limit).transpose()?,
             quota: f.optional("quota", "an object {max, renewalSeconds}")?.map(quota).transpose()?,
             tags: f.optional("tags", "an array of strings")?.map(tags).transpose()?.unwrap_or_default(),
@@ -216,13 +224,13 @@ impl UpdateKeyInput {
                 .try_map(|d: Option<String>| d.map(description).transpose())?,
             whitelisted_ips: f
                 .change("whitelistedIPs", "an array of strings")?
-                .try_map(|l: Option<Vec<String>>| Ok(l.map(ip_list).transpose()?.flatten()))?,
+                .try_map(|l: Option<Vec<String>>| Ok(l.as_deref().map(ip_list).transpose()?.flatten()))?,
             acl: f
                 .change("acl", "an array of ACL entries")?
                 .try_map(|a: Option<Vec<Value>>| Ok(a.map(acl).transpose()?.flatten()))?,
             expires_at: f
                 .change("expiresAt", "an RFC 3339 date-time")?
-                .try_map(|t: Option<String>| t.map(|t| future(t, now)).transpose())?,
+                .try_map(|t: Option<String>| t.map(|t| future(&t, now)).transpose())?,
             rate_limit: f
                 .change("rateLimit", "an object {limit, periodSeconds}")?
                 .try_map(|r: Option<Value>| r.map(rate_limit).transpose())?,
@@ -403,8 +411,8 @@ fn description(text: String) -> Result<String, FieldError> {
     bounded_text(text, "description", MAX_DESCRIPTION_CHARS, true)
 }
 
-fn ip_list(entries: Vec<String>) -> Result<Option<IpAllowlist>, FieldError> {
-    IpAllowlist::parse(&entries, "whitelistedIPs")
+fn ip_list(entries: &[String]) -> Result<Option<IpAllowlist>, FieldError> {
+    IpAllowlist::parse(entries, "whitelistedIPs")
 }
 
 /// `None` for an empty list: `[]` means the same as `null` (no permissions, no scope limit),
@@ -460,8 +468,8 @@ fn acl(entries: Vec<Value>) -> Result<Option<Acl>, FieldError> {
 
 /// RFC 3339 exactly, as openapi.yaml's `format: date-time` says (chrono's own reading also
 /// takes white space around it), and after `now`.
-fn future(at: String, now: DateTime<Utc>) -> Result<DateTime<Utc>, FieldError> {
-    let at = DateTime::parse_from_rfc3339(&at)
+fn future(at: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, FieldError> {
+    let at = DateTime::parse_from_rfc3339(at)
         .map_err(|_| FieldError::invalid("expiresAt", "expiresAt must be an RFC 3339 date-time"))?
         .with_timezone(&Utc);
     if at <= now {
@@ -472,6 +480,12 @@ fn future(at: String, now: DateTime<Utc>) -> Result<DateTime<Utc>, FieldError> {
 
 /// A whole number however JSON spells it: `60`, `60.0` and `6e1` are one value, as JSON
 /// Schema's `integer` (openapi.yaml) reads them.
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss,
+    reason = "the cast runs only on a whole f64 within 0..=2^64, and `as` saturates at 2^64"
+)]
 fn whole(value: &Value) -> Option<u64> {
     value.as_u64().or_else(|| {
         let f = value.as_f64()?;
@@ -505,7 +519,7 @@ fn object(value: Value, field: &str, allowed: &[&str], read_only: &[&str]) -> Re
 
 fn rate_limit(value: Value) -> Result<RateLimit, FieldError> {
     let mut map = object(value, "rateLimit", &["limit", "periodSeconds"], &["remaining", "resetAt"])?;
-    let limit = whole_number(&mut map, "rateLimit", "limit", u32::MAX as u64)?
+    let limit = whole_number(&mut map, "rateLimit", "limit", u64::from(u32::MAX))?
         .ok_or_else(|| FieldError::missing("rateLimit.limit"))?;
     let period_seconds = whole_number(&mut map, "rateLimit", "periodSeconds", MAX_WINDOW_SECONDS)?
         .ok_or_else(|| FieldError::missing("rateLimit.periodSeconds"))?;
@@ -515,7 +529,7 @@ fn rate_limit(value: Value) -> Result<RateLimit, FieldError> {
 fn quota(value: Value) -> Result<QuotaInput, FieldError> {
     let mut map = object(value, "quota", &["max", "renewalSeconds"], &["remaining", "renewsAt"])?;
     let max =
-        whole_number(&mut map, "quota", "max", u32::MAX as u64)?.ok_or_else(|| FieldError::missing("quota.max"))?;
+        whole_number(&mut map, "quota", "max", u64::from(u32::MAX))?.ok_or_else(|| FieldError::missing("quota.max"))?;
     let renewal_seconds = whole_number(&mut map, "quota", "renewalSeconds", MAX_WINDOW_SECONDS)?;
     Ok(QuotaInput { max, renewal_seconds })
 }

@@ -79,7 +79,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn list(entries: &[&str]) -> IpAllowlist {
-        let owned: Vec<String> = entries.iter().map(|s| s.to_string()).collect();
+        let owned: Vec<String> = entries.iter().map(ToString::to_string).collect();
         IpAllowlist::parse(&owned, "whitelistedIPs").unwrap().unwrap()
     }
 

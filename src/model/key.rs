@@ -111,7 +111,7 @@ impl ApiKey {
             && self
                 .acl
                 .iter()
-                .flat_map(|acl| acl.entries())
+                .flat_map(Acl::entries)
                 .flat_map(|entry| entry.permissions.iter())
                 .any(|p| p.reaches_all_of(super::acl::MANAGEMENT_NAMESPACE))
     }
@@ -203,6 +203,7 @@ pub struct KeyView<'a> {
 
 impl<'a> KeyView<'a> {
     /// The one answer that carries a secret key's plaintext: create and roll.
+    #[must_use]
     pub fn with_plaintext(mut self, key: &'a PlaintextKey) -> Self {
         self.key = Some(key.expose());
         self
