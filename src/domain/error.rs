@@ -11,10 +11,11 @@ pub enum DomainError {
     #[error(transparent)]
     Invalid(#[from] FieldError),
     /// No usable credential: missing, malformed, unknown, inactive, expired, from a refused IP,
-    /// or publishable (401). The message says which only as a verify code.
+    /// or publishable (401). A refused key is named only by its verify code.
     #[error("{0}")]
     Unauthenticated(String),
-    /// A known caller without the permission, or acting on a key stronger than itself (403).
+    /// A known caller without the route's permission, acting on a key stronger than itself, or
+    /// changing its own limits (403).
     #[error("{0}")]
     Forbidden(String),
     /// Absent, or another company's: the two are never told apart.

@@ -33,7 +33,7 @@ pub enum VerifyCode {
     Expired,
     /// The request's `ip` is missing or outside the key's allowlist.
     IpNotAllowed,
-    /// The ACL does not grant a requested permission within the requested scope.
+    /// The ACL (or the lack of one) does not grant what the request asks, in the scope it names.
     Forbidden,
     /// Over the rate limit in the current window; `rateLimit.resetAt` says when it lifts.
     RateLimited,

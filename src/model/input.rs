@@ -110,7 +110,7 @@ impl<T> Change<T> {
 pub struct QuotaInput {
     /// Verifies per period, 1 to 2^32 - 1.
     pub max: u64,
-    /// The period, 1 second to a year; `None`: the quota never renews.
+    /// The period, 1 second to `MAX_WINDOW_SECONDS` (366 days); `None`: the quota never renews.
     pub renewal_seconds: Option<u64>,
 }
 
