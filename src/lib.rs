@@ -6,6 +6,11 @@
 //! (`http`: handlers, routes, local server, Lambda runners; `stream`; `root_key_resource`;
 //! `cli`), which read their `settings` once. `src/bin` holds one small binary per function.
 
+// "Never panic on input": outside tests, no `unwrap()` and no `panic!` in the library (an
+// invariant that cannot fail says why in an `expect`). Here rather than in Cargo.toml's
+// [lints], which would also hold every test and test helper to it.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::panic))]
+
 pub mod cli;
 pub mod config;
 pub mod domain;

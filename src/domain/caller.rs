@@ -17,9 +17,13 @@ use crate::model::acl::MANAGEMENT_NAMESPACE as MANAGEMENT;
 /// a valid secret root key is enough (`GET /me`, which tells a key what it is).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {
+    /// `keys:read`: get, list, the audit trail.
     Read,
+    /// `keys:write`: create, change, roll, delete.
     Write,
+    /// `keys:verify`: `POST /keys/verify`.
     Verify,
+    /// No permission: any secret root key that verifies.
     Authenticated,
 }
 
@@ -35,8 +39,11 @@ impl Need {
     }
 }
 
+/// An authenticated caller: what every operation takes instead of a request, so none can act
+/// without one and none can take its company from the request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Caller {
+    /// The only company the call can see or change.
     pub company: CompanyId,
     /// The root key that made the call, or `operator` for the CLI; recorded in audit events.
     pub actor: String,
@@ -61,6 +68,7 @@ impl SealMaterial {
         Self(Some(Sha256::new().chain_update(b"idempotency seal\0").chain_update(presented).finalize().into()))
     }
 
+    /// The digest, empty for the operator (who presents no secret), to derive a seal key from.
     pub fn as_bytes(&self) -> &[u8] {
         self.0.as_ref().map_or(&[], |bytes| bytes.as_slice())
     }
@@ -78,7 +86,9 @@ const SEND_A_KEY: &str = "send a root key as Authorization: Bearer <key> or x-ap
 /// What a management call presents: the root key it carries (if any) and where it comes from.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Credential<'a> {
+    /// The root key from `Authorization: Bearer` or `x-api-key`, unchecked; `None` if neither.
     pub key: Option<&'a str>,
+    /// The caller's source address, which the root key's own allowlist must admit.
     pub ip: Option<IpAddr>,
 }
 
@@ -94,9 +104,10 @@ fn refused(code: VerifyCode) -> DomainError {
     DomainError::Unauthenticated(format!("the credential was refused ({})", code.as_str()))
 }
 
-/// Authenticates a management call: the presented root key must verify (known, active, not
-/// expired, from an allowed IP), be a secret key, and hold the route's permission. Nothing is
-/// counted or written here: a refused call costs the caller nothing.
+/// Authenticates a management call, or refuses it at no cost to the caller.
+///
+/// The presented root key must verify (known, active, not expired, from an allowed IP), be a
+/// secret key, and hold the route's permission. Nothing is counted or written here.
 pub async fn authenticate(
     store: &impl SecretLookup,
     now: DateTime<Utc>,
@@ -128,6 +139,8 @@ impl Caller {
         Ok(caller)
     }
 
+    /// The operator CLI (and the root-key custom resource) acting for `company`: every `keys:`
+    /// permission, no key of its own to count against, and `operator` as the audit actor.
     pub fn operator(company: CompanyId) -> Self {
         let actor = "operator".into();
         Self { company, actor, permissions: vec![Permission::all_keys()], key: None, seal: SealMaterial::default() }
@@ -138,7 +151,7 @@ impl Caller {
         let permissions = key
             .acl
             .iter()
-            .flat_map(|acl| acl.entries())
+            .flat_map(Acl::entries)
             .flat_map(|entry| entry.permissions.iter())
             .filter(|p| management_share(p).is_some())
             .cloned()
@@ -147,6 +160,7 @@ impl Caller {
         Self { company, actor, permissions, key: Some(key), seal: SealMaterial::default() }
     }
 
+    /// A 403 unless the caller holds the route's permission (directly or by a wildcard).
     pub fn require(&self, need: Need) -> Result<(), DomainError> {
         let wanted = need.as_str();
         if need == Need::Authenticated || self.permissions.iter().any(|p| p.grants(wanted)) {
@@ -160,7 +174,7 @@ impl Caller {
     /// if it could grant every `keys:` permission that key holds, so no key can act on (or make)
     /// a key stronger than itself. Called with the key's ACL before and after the change.
     pub fn may_manage(&self, acl: Option<&Acl>) -> Result<(), DomainError> {
-        let held = acl.into_iter().flat_map(|acl| acl.entries()).flat_map(|entry| entry.permissions.iter());
+        let held = acl.into_iter().flat_map(Acl::entries).flat_map(|entry| entry.permissions.iter());
         for permission in held {
             let Some(share) = management_share(permission) else { continue };
             if !self.permissions.iter().any(|own| covers(own, share)) {
@@ -194,10 +208,15 @@ impl Caller {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Me {
+    /// The caller's company.
     pub company_id: String,
+    /// The root key's id (the audit actor).
     pub key_id: String,
+    /// The root key's `userId`.
     pub user_id: String,
+    /// The root key's description, for a person picking among keys.
     pub description: Option<String>,
+    /// Its `keys:` permissions, sorted and without repeats: what it may do here.
     pub permissions: Vec<String>,
 }
 
@@ -234,9 +253,8 @@ fn management_share(permission: &Permission) -> Option<Share<'_>> {
     let raw = permission.as_str();
     match raw.strip_suffix('*') {
         Some(prefix) if prefix.starts_with(MANAGEMENT) => Some(Share::Prefix(prefix)),
-        Some(_) => None,
         None if raw.starts_with(MANAGEMENT) => Some(Share::Name(raw)),
-        None => None,
+        Some(_) | None => None,
     }
 }
 

@@ -1,7 +1,9 @@
-//! Verification, shared by `POST /keys/verify` and the authorizer. Checks run in a fixed order,
-//! cheapest first, and the first that fails is the answer:
+//! Verification, shared by `POST /keys/verify` and the authentication of every management call.
+//!
+//! Checks run in a fixed order, cheapest first, and the first that fails is the answer:
 //! format → secret known → same company → old secret still in grace → status → expiry → IP →
-//! permissions and scope → rate limit → quota.
+//! permissions and scope → rate limit → quota. Only the limits (and a valid verify's
+//! `lastUsedAt`) write, so a refused verify uses up neither limit.
 
 use std::net::IpAddr;
 
@@ -16,16 +18,26 @@ use super::{Caller, DomainError, Need};
 
 pub use crate::model::LAST_USED_GRANULARITY;
 
+/// A verify's answer, as `code` in its body. Only `Valid` is `valid: true`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum VerifyCode {
+    /// Every check passed, and the use was counted.
     Valid,
+    /// Not a key, not one of the caller's company, or an old secret past its grace period: one
+    /// code for all, so a refusal tells nothing about other companies' keys.
     NotFound,
+    /// Deactivated or deleted.
     Inactive,
+    /// Past its `expiresAt`.
     Expired,
+    /// The request's `ip` is missing or outside the key's allowlist.
     IpNotAllowed,
+    /// The ACL (or the lack of one) does not grant what the request asks, in the scope it names.
     Forbidden,
+    /// Over the rate limit in the current window; `rateLimit.resetAt` says when it lifts.
     RateLimited,
+    /// The quota is used up for the current period.
     QuotaExceeded,
 }
 
@@ -48,28 +60,43 @@ impl VerifyCode {
 /// What the caller asks of the key.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct VerifyRequest<'a> {
+    /// The presented key as sent; a malformed one is `NotFound` with no read.
     pub key: &'a str,
-    /// The company whose keys may answer; `None` for the authorizer, which finds the company.
+    /// The company whose keys may answer; `None` when authenticating a root key, whose
+    /// company is what the lookup finds out.
     pub company: Option<&'a CompanyId>,
+    /// Where the key is used from, for its allowlist.
     pub ip: Option<IpAddr>,
+    /// Permissions the key must grant; none asked, none needed.
     pub permissions: &'a [String],
+    /// Where the permissions are needed; `None` restricts nothing.
     pub scope: Option<&'a Scope>,
 }
 
+/// A key's rate limit as verify answers it, so a caller can pace itself without asking again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RateState {
+    /// Verifies allowed per window.
     pub limit: u64,
+    /// What is left of the current window after this verify.
     pub remaining: u64,
+    /// When the window ends and the count starts again.
     pub reset_at: DateTime<Utc>,
 }
 
+/// The outcome of one verify: the code, the key it concerns, and what is left of its limits.
 #[derive(Debug, Clone)]
 pub struct Verdict {
+    /// The first check that failed, or `Valid`.
     pub code: VerifyCode,
     /// The key that answered, for every code but `NotFound`.
     pub key: Option<ApiKey>,
+    /// The rate limit's state, when the key has one and verify got to count it (`Valid`,
+    /// `RateLimited`).
     pub rate: Option<RateState>,
+    /// What is left of the quota, when the key has one and verify got to count it (`Valid`,
+    /// `QuotaExceeded`).
     pub quota_remaining: Option<u64>,
 }
 
@@ -78,11 +105,14 @@ impl Verdict {
         Self { code, key, rate: None, quota_remaining: None }
     }
 
+    /// `valid` in the answer.
     pub fn is_valid(&self) -> bool {
         self.code == VerifyCode::Valid
     }
 }
 
+/// Every check of a verify, then its limits, for a key of any company: the rule with no caller
+/// to authenticate (the API's verify is `verify_for_caller`, which authenticates one first).
 pub async fn verify(
     store: &(impl SecretLookup + UsageRecorder),
     now: DateTime<Utc>,
@@ -142,10 +172,12 @@ pub fn examine_found(
     }
 }
 
-/// `POST /keys/verify` in one round trip: the caller's root key and the verified key are both
-/// addressed by the hash of what was presented, so both lookup items come in one read. The
-/// caller is authenticated from its item exactly as every management call is (401/403 before
-/// anything of the other item is looked at; its own limits, 429), then the key is verified.
+/// `POST /keys/verify` in one round trip: the caller's check and the key's, from one read.
+///
+/// The caller's root key and the verified key are both addressed by the hash of what was
+/// presented, so both lookup items come in one read. The caller is authenticated from its item
+/// exactly as every management call is (401/403 before anything of the other item is looked
+/// at; its own limits, 429), then the key is verified.
 pub async fn verify_for_caller(
     store: &(impl SecretLookup + UsageRecorder),
     now: DateTime<Utc>,

@@ -20,15 +20,18 @@ pub const MAX_ACL_SCOPE_VALUES: usize = 64;
 pub const MAX_REQUESTED_PERMISSIONS: usize = 50;
 /// Values one verify may name in each scope dimension.
 pub const MAX_REQUESTED_SCOPE_VALUES: usize = 100;
+/// Characters of one permission: a name, not a document.
 pub const MAX_PERMISSION_LEN: usize = 128;
+/// Characters of one scope value: an id of the company's product, plan or organization.
 pub const MAX_SCOPE_VALUE_LEN: usize = 128;
 
 /// The management API's namespace: the permissions this service itself checks.
 pub const MANAGEMENT_NAMESPACE: &str = "keys:";
 
-/// `*`, an exact name, or a prefix ending in `*` (`invoices:*`). A name is made of
-/// `A-Z a-z 0-9 . _ : -` only, so a permission can never hold a separator (`,`, space, quote)
-/// that a later join and split could read as two permissions.
+/// A permission an ACL grants: `*`, an exact name, or a prefix ending in `*` (`invoices:*`).
+///
+/// A name is made of `A-Z a-z 0-9 . _ : -` only, so a permission can never hold a separator
+/// (`,`, space, quote) that a later join and split could read as two permissions.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Permission(String);
@@ -39,6 +42,7 @@ pub fn is_permission_char(c: char) -> bool {
 }
 
 impl Permission {
+    /// A permission of an ACL, as a body gives it; `field` names it in the error.
     pub fn parse(raw: &str, field: &str) -> Result<Self, FieldError> {
         let name = raw.strip_suffix('*').unwrap_or(raw);
         let well_formed = raw.len() <= MAX_PERMISSION_LEN && (raw == "*" || !name.is_empty());
@@ -59,6 +63,7 @@ impl Permission {
         Self("keys:*".into())
     }
 
+    /// The permission as written, `*` included: what the API shows and verify answers.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -128,12 +133,16 @@ pub fn scope_value(raw: &str, field: &str, wildcard_ok: bool) -> Result<(), Fiel
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Scope {
+    /// A dimension the company defines for itself; the contract gives it no fixed meaning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_field_name: Option<Vec<String>>,
+    /// The company's product ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub product_id: Option<Vec<String>>,
+    /// The company's plan ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan_id: Option<Vec<String>>,
+    /// The company's organization ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub organization_id: Option<Vec<String>>,
 }
@@ -169,17 +178,21 @@ impl Scope {
     #[cfg(test)]
     fn admits(&self, requested: &Scope) -> bool {
         self.dimensions().iter().zip(requested.dimensions()).all(|((_, allowed), (_, asked))| match (allowed, asked) {
-            (_, None) | (None, _) | (Some([]), _) => true,
+            (_, None) | (None | Some([]), _) => true,
             (Some(allowed), Some(asked)) => asked.iter().all(|value| allowed.iter().any(|a| a == "*" || a == value)),
         })
     }
 }
 
+/// Permissions granted together, and where they apply: a key made for two products with
+/// different rights holds two entries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AclEntry {
+    /// Where the permissions apply; the default restricts nothing.
     #[serde(default)]
     pub scope: Scope,
+    /// What the entry grants, within its scope.
     pub permissions: Vec<Permission>,
 }
 
@@ -222,6 +235,7 @@ impl Acl {
         Self(vec![AclEntry { scope: Scope::default(), permissions: vec![Permission::all_keys()] }])
     }
 
+    /// The entries in the order they were given, as the API shows them.
     pub fn entries(&self) -> &[AclEntry] {
         &self.0
     }
@@ -340,7 +354,7 @@ mod tests {
     }
 
     fn asked(ps: &[&str]) -> Vec<String> {
-        ps.iter().map(|s| s.to_string()).collect()
+        ps.iter().map(ToString::to_string).collect()
     }
 
     #[test]

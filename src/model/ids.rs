@@ -20,6 +20,7 @@ macro_rules! safe_id {
         pub struct $name(String);
 
         impl $name {
+            /// The id as it appears in paths, item keys and answers.
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -40,7 +41,8 @@ macro_rules! safe_id {
 }
 
 safe_id!(
-    /// The company that owns keys; taken only from the authorizer's context or the operator CLI.
+    /// The company that owns keys. A call's company comes only from its root key (or the
+    /// operator's own inputs), never from the request, so no caller can name another company.
     CompanyId
 );
 safe_id!(
@@ -49,6 +51,7 @@ safe_id!(
 );
 
 impl CompanyId {
+    /// A company id from an operator's input or a stored value; `field` names it in the error.
     pub fn parse(raw: &str, field: &str) -> Result<Self, FieldError> {
         if is_safe_id(raw) {
             Ok(Self(raw.to_owned()))

@@ -12,11 +12,20 @@ use super::acl::{self, MAX_ACL_ENTRIES, MAX_REQUESTED_PERMISSIONS, MAX_REQUESTED
 use super::limits::MAX_WINDOW_SECONDS;
 use super::{Acl, AclEntry, FieldError, IpAllowlist, KeyStatus, KeyType, Permission, RateLimit, Scope};
 
+// Caps on what a key carries: every view, list page and audit record repeats these fields, so
+// they bound the item (DynamoDB's 400 KB) and a page (Lambda's 6 MB answer).
+/// Characters of `description`.
 pub const MAX_DESCRIPTION_CHARS: usize = 255;
+/// Characters of `userId`.
 pub const MAX_USER_ID_CHARS: usize = 255;
+/// Entries of `tags`.
 pub const MAX_TAGS: usize = 50;
+/// Characters of one tag.
 pub const MAX_TAG_CHARS: usize = 128;
+/// Bytes of `metadata` written as JSON.
 pub const MAX_METADATA_BYTES: usize = 4096;
+/// The longest a rolled-away secret keeps verifying: a day is enough to deploy the new one, and
+/// a leaked secret must not live on for long.
 pub const MAX_GRACE_PERIOD_SECONDS: u64 = 86_400;
 
 /// Fields the server sets; naming one in a body is a 400 that says so.
@@ -27,6 +36,7 @@ const SERVER_SET: &[&str] =
 pub struct JsonFields(Map<String, Value>);
 
 impl JsonFields {
+    /// Anything but a JSON object is refused as a whole, under the name `body`.
     pub fn new(body: Value) -> Result<Self, FieldError> {
         match body {
             Value::Object(map) => Ok(Self(map)),
@@ -74,8 +84,10 @@ fn decode<T: DeserializeOwned>(value: Value, name: &str, expected: &str) -> Resu
 /// A PATCH field: left as it is, or set (to a value or to null).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub enum Change<T> {
+    /// The field was absent: the stored value stays.
     #[default]
     Keep,
+    /// The field was present: the stored value becomes this (`None` for a `null` that clears).
     Set(T),
 }
 
@@ -87,6 +99,7 @@ impl<T> Change<T> {
         }
     }
 
+    /// Whether the body named the field at all.
     pub fn is_set(&self) -> bool {
         matches!(self, Change::Set(_))
     }
@@ -95,21 +108,35 @@ impl<T> Change<T> {
 /// Quota settings as a caller gives them; `remaining` and `renewsAt` are the server's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuotaInput {
+    /// Verifies per period, 1 to 2^32 - 1.
     pub max: u64,
+    /// The period, 1 second to `MAX_WINDOW_SECONDS` (366 days); `None`: the quota never renews.
     pub renewal_seconds: Option<u64>,
 }
 
+/// A create body, every field checked: the domain builds the key from it without checking again.
+/// Fields are as on [`ApiKey`](super::ApiKey); absent and `null` mean the same here.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CreateKeyInput {
+    /// Required: who the key is for, 1 to 255 characters.
     pub user_id: String,
+    /// Up to 255 characters.
     pub description: Option<String>,
+    /// Secret unless the body says publishable.
     pub key_type: KeyType,
+    /// `None` also for `[]`: no restriction.
     pub whitelisted_ips: Option<IpAllowlist>,
+    /// `None` also for `[]`: no permissions.
     pub acl: Option<Acl>,
+    /// In the future, if set.
     pub expires_at: Option<DateTime<Utc>>,
+    /// Verifies per window.
     pub rate_limit: Option<RateLimit>,
+    /// Verifies per period; the quota starts when the key is made.
     pub quota: Option<QuotaInput>,
+    /// Empty when absent.
     pub tags: Vec<String>,
+    /// Empty when absent; only what DynamoDB can store.
     pub metadata: Map<String, Value>,
 }
 
@@ -128,6 +155,8 @@ impl CreateKeyInput {
         "metadata",
     ];
 
+    /// Reads a create body at `now` (which `expiresAt` must be after); the error names the first
+    /// bad field, server-set and unknown fields before any value.
     pub fn parse(body: Value, now: DateTime<Utc>) -> Result<Self, FieldError> {
         let mut f = JsonFields::new(body)?.only(Self::FIELDS, SERVER_SET)?;
         let user_id: String = f.required("userId", "a string")?;
@@ -135,9 +164,17 @@ impl CreateKeyInput {
             user_id: bounded_text(user_id, "userId", MAX_USER_ID_CHARS, false)?,
             description: f.optional("description", "a string")?.map(description).transpose()?,
             key_type: f.optional("type", "\"secret\" or \"publishable\"")?.unwrap_or_default(),
-            whitelisted_ips: f.optional("whitelistedIPs", "an array of strings")?.map(ip_list).transpose()?.flatten(),
+            whitelisted_ips: f
+                .optional::<Vec<String>>("whitelistedIPs", "an array of strings")?
+                .as_deref()
+                .map(ip_list)
+                .transpose()?
+                .flatten(),
             acl: f.optional("acl", "an array of ACL entries")?.map(acl).transpose()?.flatten(),
-            expires_at: f.optional("expiresAt", "an RFC 3339 date-time")?.map(|t| future(t, now)).transpose()?,
+            expires_at: f
+                .optional::<String>("expiresAt", "an RFC 3339 date-time")?
+                .map(|t| future(&t, now))
+                .transpose()?,
             rate_limit: f.optional("rateLimit", "an object {limit, periodSeconds}")?.map(rate_limit).transpose()?,
             quota: f.optional("quota", "an object {max, renewalSeconds}")?.map(quota).transpose()?,
             tags: f.optional("tags", "an array of strings")?.map(tags).transpose()?.unwrap_or_default(),
@@ -149,14 +186,23 @@ impl CreateKeyInput {
 /// A PATCH body: only the fields it names change.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct UpdateKeyInput {
+    /// `null` clears it.
     pub description: Change<Option<String>>,
+    /// `null` or `[]` lifts the restriction.
     pub whitelisted_ips: Change<Option<IpAllowlist>>,
+    /// `null` or `[]` takes every permission away.
     pub acl: Change<Option<Acl>>,
+    /// `null`: the key never expires.
     pub expires_at: Change<Option<DateTime<Utc>>>,
+    /// `null`: no rate limit.
     pub rate_limit: Change<Option<RateLimit>>,
+    /// `null`: no quota. A new renewal starts a new period; a new `max` alone keeps the uses.
     pub quota: Change<Option<QuotaInput>>,
+    /// Replaced whole; cannot be `null` (`[]` empties it).
     pub tags: Change<Vec<String>>,
+    /// Replaced whole; cannot be `null` (`{}` empties it).
     pub metadata: Change<Map<String, Value>>,
+    /// Activates or deactivates; cannot be `null`.
     pub status: Change<KeyStatus>,
 }
 
@@ -168,6 +214,7 @@ impl UpdateKeyInput {
     const FIXED: &[&str] =
         &["id", "companyId", "key", "keyPrefix", "createdAt", "updatedAt", "deletedAt", "lastUsedAt", "userId", "type"];
 
+    /// Reads a PATCH body at `now`, telling absent (keep), `null` (clear) and a value apart.
     pub fn parse(body: Value, now: DateTime<Utc>) -> Result<Self, FieldError> {
         let mut f = JsonFields::new(body)?.only(Self::FIELDS, Self::FIXED)?;
         let not_null = |name: &str| FieldError::invalid(name, format!("{name} cannot be null"));
@@ -177,13 +224,13 @@ impl UpdateKeyInput {
                 .try_map(|d: Option<String>| d.map(description).transpose())?,
             whitelisted_ips: f
                 .change("whitelistedIPs", "an array of strings")?
-                .try_map(|l: Option<Vec<String>>| Ok(l.map(ip_list).transpose()?.flatten()))?,
+                .try_map(|l: Option<Vec<String>>| Ok(l.as_deref().map(ip_list).transpose()?.flatten()))?,
             acl: f
                 .change("acl", "an array of ACL entries")?
                 .try_map(|a: Option<Vec<Value>>| Ok(a.map(acl).transpose()?.flatten()))?,
             expires_at: f
                 .change("expiresAt", "an RFC 3339 date-time")?
-                .try_map(|t: Option<String>| t.map(|t| future(t, now)).transpose())?,
+                .try_map(|t: Option<String>| t.map(|t| future(&t, now)).transpose())?,
             rate_limit: f
                 .change("rateLimit", "an object {limit, periodSeconds}")?
                 .try_map(|r: Option<Value>| r.map(rate_limit).transpose())?,
@@ -200,6 +247,7 @@ impl UpdateKeyInput {
         })
     }
 
+    /// A PATCH that names no field: answered with the key as it is, with no write.
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
     }
@@ -210,6 +258,8 @@ impl UpdateKeyInput {
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
+    /// The header's value; visible ASCII only, so there is no white space to trim and a retry
+    /// matches only the exact same value.
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         if raw.is_empty() || raw.len() > 255 || !raw.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(FieldError::invalid(
@@ -220,14 +270,16 @@ impl IdempotencyKey {
         Ok(Self(raw.to_owned()))
     }
 
+    /// The value, for deriving the record's address and seal; never for a log.
     pub fn as_str(&self) -> &str {
         &self.0
     }
 }
 
-/// The `If-Match` header: `*` (any version, so `None`), or a version the API sent as an ETag:
-/// `"3"`, `W/"3"` or `3`, of 1 to 19 digits (openapi.yaml's pattern). White space around it is
-/// HTTP's, not the value's.
+/// Reads the `If-Match` header: `None` for `*` (any version), else the version it names.
+///
+/// A version is written as the API sent it as an ETag: `"3"`, `W/"3"` or `3`, of 1 to 19
+/// digits (openapi.yaml's pattern). White space around it is HTTP's, not the value's.
 pub fn if_match(raw: &[u8]) -> Result<Option<u64>, FieldError> {
     let raw = std::str::from_utf8(raw).unwrap_or_default().trim_matches([' ', '\t']);
     if raw == "*" {
@@ -255,10 +307,12 @@ impl std::fmt::Debug for IdempotencyKey {
 /// The body of `POST /keys/{keyId}/roll`; an empty body means no grace period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RollInput {
+    /// How long the old secret keeps verifying, 0 to `MAX_GRACE_PERIOD_SECONDS`.
     pub grace_period_seconds: u64,
 }
 
 impl RollInput {
+    /// Reads a roll body; `None` (no body) and `{}` both mean no grace period.
     pub fn parse(body: Option<Value>) -> Result<Self, FieldError> {
         let Some(body) = body else { return Ok(Self::default()) };
         let mut f = JsonFields::new(body)?.only(&["gracePeriodSeconds"], &[])?;
@@ -276,13 +330,18 @@ impl RollInput {
 /// answer (`NOT_FOUND`), not a bad request.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct VerifyInput {
+    /// The presented key, unchecked: verify decides what a malformed one answers.
     pub key: String,
+    /// Where the key's user called from, checked against the key's allowlist.
     pub ip: Option<IpAddr>,
+    /// What the call needs the key to grant, each a name without `*`.
     pub permissions: Vec<String>,
+    /// Where the call acts; empty restricts nothing.
     pub scope: Scope,
 }
 
 impl VerifyInput {
+    /// Reads a verify body; the caps on what it may ask keep verify's work bounded.
     pub fn parse(body: Value) -> Result<Self, FieldError> {
         let mut f = JsonFields::new(body)?.only(&["key", "ip", "permissions", "scope"], &[])?;
         let key: String = f.required("key", "a string")?;
@@ -352,8 +411,8 @@ fn description(text: String) -> Result<String, FieldError> {
     bounded_text(text, "description", MAX_DESCRIPTION_CHARS, true)
 }
 
-fn ip_list(entries: Vec<String>) -> Result<Option<IpAllowlist>, FieldError> {
-    IpAllowlist::parse(&entries, "whitelistedIPs")
+fn ip_list(entries: &[String]) -> Result<Option<IpAllowlist>, FieldError> {
+    IpAllowlist::parse(entries, "whitelistedIPs")
 }
 
 /// `None` for an empty list: `[]` means the same as `null` (no permissions, no scope limit),
@@ -409,8 +468,8 @@ fn acl(entries: Vec<Value>) -> Result<Option<Acl>, FieldError> {
 
 /// RFC 3339 exactly, as openapi.yaml's `format: date-time` says (chrono's own reading also
 /// takes white space around it), and after `now`.
-fn future(at: String, now: DateTime<Utc>) -> Result<DateTime<Utc>, FieldError> {
-    let at = DateTime::parse_from_rfc3339(&at)
+fn future(at: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, FieldError> {
+    let at = DateTime::parse_from_rfc3339(at)
         .map_err(|_| FieldError::invalid("expiresAt", "expiresAt must be an RFC 3339 date-time"))?
         .with_timezone(&Utc);
     if at <= now {
@@ -421,6 +480,12 @@ fn future(at: String, now: DateTime<Utc>) -> Result<DateTime<Utc>, FieldError> {
 
 /// A whole number however JSON spells it: `60`, `60.0` and `6e1` are one value, as JSON
 /// Schema's `integer` (openapi.yaml) reads them.
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss,
+    reason = "the cast runs only on a whole f64 within 0..=2^64, and `as` saturates at 2^64"
+)]
 fn whole(value: &Value) -> Option<u64> {
     value.as_u64().or_else(|| {
         let f = value.as_f64()?;
@@ -454,7 +519,7 @@ fn object(value: Value, field: &str, allowed: &[&str], read_only: &[&str]) -> Re
 
 fn rate_limit(value: Value) -> Result<RateLimit, FieldError> {
     let mut map = object(value, "rateLimit", &["limit", "periodSeconds"], &["remaining", "resetAt"])?;
-    let limit = whole_number(&mut map, "rateLimit", "limit", u32::MAX as u64)?
+    let limit = whole_number(&mut map, "rateLimit", "limit", u64::from(u32::MAX))?
         .ok_or_else(|| FieldError::missing("rateLimit.limit"))?;
     let period_seconds = whole_number(&mut map, "rateLimit", "periodSeconds", MAX_WINDOW_SECONDS)?
         .ok_or_else(|| FieldError::missing("rateLimit.periodSeconds"))?;
@@ -464,7 +529,7 @@ fn rate_limit(value: Value) -> Result<RateLimit, FieldError> {
 fn quota(value: Value) -> Result<QuotaInput, FieldError> {
     let mut map = object(value, "quota", &["max", "renewalSeconds"], &["remaining", "renewsAt"])?;
     let max =
-        whole_number(&mut map, "quota", "max", u32::MAX as u64)?.ok_or_else(|| FieldError::missing("quota.max"))?;
+        whole_number(&mut map, "quota", "max", u64::from(u32::MAX))?.ok_or_else(|| FieldError::missing("quota.max"))?;
     let renewal_seconds = whole_number(&mut map, "quota", "renewalSeconds", MAX_WINDOW_SECONDS)?;
     Ok(QuotaInput { max, renewal_seconds })
 }

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::FieldError;
 
+/// Entries of one allowlist: verify checks each, so the list is capped (README, "Bounded work
+/// per request").
 pub const MAX_IP_RULES: usize = 100;
 
 /// A non-empty list of networks; an exact address is kept as a /32 or /128.
@@ -39,7 +41,7 @@ impl IpAllowlist {
     pub fn allows(&self, caller: IpAddr) -> bool {
         let caller = match caller {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(caller, IpAddr::V4),
-            v4 => v4,
+            v4 @ IpAddr::V4(_) => v4,
         };
         self.0.iter().any(|net| net.contains(&caller))
     }
@@ -77,7 +79,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn list(entries: &[&str]) -> IpAllowlist {
-        let owned: Vec<String> = entries.iter().map(|s| s.to_string()).collect();
+        let owned: Vec<String> = entries.iter().map(ToString::to_string).collect();
         IpAllowlist::parse(&owned, "whitelistedIPs").unwrap().unwrap()
     }
 

@@ -10,14 +10,18 @@ use super::{Acl, CompanyId, IpAllowlist, KeyId, KeyType, PlaintextKey, Quota, Qu
 /// minute costs one write for it, not a thousand.
 pub const LAST_USED_GRANULARITY: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
 
+/// Whether a key may verify. Switchable both ways by PATCH; a deleted key stays `Inactive`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyStatus {
+    /// Verifies (if nothing else refuses it).
     Active,
+    /// Refused with `INACTIVE`, but kept: it can be re-activated, unless deleted.
     Inactive,
 }
 
 impl KeyStatus {
+    /// The status as the API and the list filter write it.
     pub fn as_str(self) -> &'static str {
         match self {
             KeyStatus::Active => "active",
@@ -30,7 +34,9 @@ impl KeyStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PreviousSecret {
+    /// The replaced secret's hash; its lookup item stays until the grace period ends.
     pub hash: SecretHash,
+    /// The end of the grace period: from then on the old secret is `NOT_FOUND`.
     pub valid_until: DateTime<Utc>,
 }
 
@@ -38,29 +44,50 @@ pub struct PreviousSecret {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKey {
+    /// Unique within the company; fixed at creation.
     pub id: KeyId,
+    /// The owner, and the only company whose root keys can see or change the key.
     pub company_id: CompanyId,
+    /// Who the key was issued to, in the company's own terms; fixed at creation.
     pub user_id: String,
+    /// Free text for people, up to 255 characters.
     pub description: Option<String>,
+    /// Secret or publishable; fixed at creation (a different kind is a different key).
     #[serde(rename = "type")]
     pub key_type: KeyType,
+    /// The plaintext's first characters, so a person can tell keys apart without the secret.
     pub key_prefix: String,
+    /// What verify compares the presented key with; the plaintext is never kept.
     pub secret_hash: SecretHash,
     /// Publishable keys are not secrets and may be shown again; secret keys never are.
     pub publishable_key: Option<PlaintextKey>,
+    /// The secret a roll replaced, while it still verifies; a later roll ends it.
     pub previous_secret: Option<PreviousSecret>,
+    /// Callers' addresses a verify must come from; `None`: any.
     #[serde(rename = "whitelistedIPs")]
     pub whitelisted_ips: Option<IpAllowlist>,
+    /// What the key may do and where; `None` grants nothing.
     pub acl: Option<Acl>,
+    /// From then on the key is `EXPIRED`; `None`: never.
     pub expires_at: Option<DateTime<Utc>>,
+    /// Verifies per fixed window; `None`: unlimited.
     pub rate_limit: Option<RateLimit>,
+    /// Verifies per period (or in all); `None`: unlimited.
     pub quota: Option<Quota>,
+    /// The company's labels, up to 50; stored and shown, never interpreted.
     pub tags: Vec<String>,
+    /// The company's own JSON, up to 4 KiB; stored and shown, never interpreted.
     pub metadata: Map<String, Value>,
+    /// Whether the key may verify; a deleted key is `Inactive` for good.
     pub status: KeyStatus,
+    /// When the key was made; lists sort by it, newest first.
     pub created_at: DateTime<Utc>,
+    /// The last management write (not verify's counting).
     pub updated_at: DateTime<Utc>,
+    /// Set by DELETE: the key is soft-deleted and leaves the table when its retention ends.
     pub deleted_at: Option<DateTime<Utc>>,
+    /// The last successful verify (or management call) made with it, written at most once per
+    /// `LAST_USED_GRANULARITY`, so it may lag by that much.
     pub last_used_at: Option<DateTime<Utc>>,
     /// Counted by verify, not by management writes; see `QuotaUsage`.
     #[serde(default)]
@@ -70,6 +97,7 @@ pub struct ApiKey {
 }
 
 impl ApiKey {
+    /// Deleted keys stay in the table (inactive, unchangeable) until their retention ends.
     pub fn is_deleted(&self) -> bool {
         self.deleted_at.is_some()
     }
@@ -83,15 +111,18 @@ impl ApiKey {
             && self
                 .acl
                 .iter()
-                .flat_map(|acl| acl.entries())
+                .flat_map(Acl::entries)
                 .flat_map(|entry| entry.permissions.iter())
                 .any(|p| p.reaches_all_of(super::acl::MANAGEMENT_NAMESPACE))
     }
 
+    /// The `ETag` of the key's current version, which `If-Match` must name.
     pub fn etag(&self) -> String {
         format!("\"{}\"", self.version)
     }
 
+    /// The key as the API shows it at `now` (a quota's `remaining` depends on the time), with
+    /// no secret: only a publishable key's plaintext appears.
     pub fn view(&self, now: DateTime<Utc>) -> KeyView<'_> {
         KeyView {
             id: &self.id,
@@ -126,43 +157,69 @@ impl ApiKey {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KeyView<'a> {
+    /// As [`ApiKey::id`].
     pub id: &'a KeyId,
+    /// As [`ApiKey::company_id`].
     pub company_id: &'a CompanyId,
+    /// As [`ApiKey::user_id`].
     pub user_id: &'a str,
+    /// As [`ApiKey::description`].
     pub description: Option<&'a str>,
+    /// As [`ApiKey::key_type`].
     #[serde(rename = "type")]
     pub key_type: KeyType,
+    /// A publishable key's plaintext, always; a secret key's only in the answer that made it
+    /// (`with_plaintext`). Absent from the JSON otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<&'a str>,
+    /// As [`ApiKey::key_prefix`].
     pub key_prefix: &'a str,
+    /// As [`ApiKey::whitelisted_ips`].
     #[serde(rename = "whitelistedIPs")]
     pub whitelisted_ips: Option<&'a IpAllowlist>,
+    /// As [`ApiKey::acl`].
     pub acl: Option<&'a Acl>,
+    /// As [`ApiKey::expires_at`].
     pub expires_at: Option<DateTime<Utc>>,
+    /// As [`ApiKey::rate_limit`].
     pub rate_limit: Option<&'a RateLimit>,
+    /// The quota's settings with what remains of it now, not the stored usage counter.
     pub quota: Option<QuotaView>,
+    /// As [`ApiKey::tags`].
     pub tags: &'a [String],
+    /// As [`ApiKey::metadata`].
     pub metadata: &'a Map<String, Value>,
+    /// As [`ApiKey::status`].
     pub status: KeyStatus,
+    /// As [`ApiKey::created_at`].
     pub created_at: DateTime<Utc>,
+    /// As [`ApiKey::updated_at`].
     pub updated_at: DateTime<Utc>,
+    /// As [`ApiKey::deleted_at`].
     pub deleted_at: Option<DateTime<Utc>>,
+    /// As [`ApiKey::last_used_at`].
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
 impl<'a> KeyView<'a> {
     /// The one answer that carries a secret key's plaintext: create and roll.
+    #[must_use]
     pub fn with_plaintext(mut self, key: &'a PlaintextKey) -> Self {
         self.key = Some(key.expose());
         self
     }
 }
 
+/// A quota as the API shows it: the settings, and what they leave at the time of the answer.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QuotaView {
+    /// As [`Quota::max`].
     pub max: u64,
+    /// Verifies left in the current period.
     pub remaining: u64,
+    /// As [`Quota::renewal_seconds`].
     pub renewal_seconds: Option<u64>,
+    /// When the quota is full again; `None` if it never renews.
     pub renews_at: Option<DateTime<Utc>>,
 }

@@ -10,20 +10,25 @@ pub const MAX_WINDOW_SECONDS: u64 = 366 * 24 * 3600;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RateLimit {
+    /// Verifies allowed per window, 1 to 2^32 - 1.
     pub limit: u64,
+    /// The window's length, 1 second to `MAX_WINDOW_SECONDS`; windows align to the epoch.
     pub period_seconds: u64,
 }
 
 /// The fixed window `now` falls in: its number (epoch seconds / period) and when it ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
+    /// Names the window's counter item: a new window starts from zero without a reset write.
     pub number: i64,
+    /// When the next window starts: the `resetAt` verify answers.
     pub ends_at: DateTime<Utc>,
 }
 
 impl RateLimit {
+    /// The window `now` counts in; every process computes the same one, with no stored state.
     pub fn window_at(&self, now: DateTime<Utc>) -> Window {
-        let period = self.period_seconds as i64;
+        let period = signed_seconds(self.period_seconds);
         let number = now.timestamp().div_euclid(period);
         let ends_at = DateTime::from_timestamp((number + 1) * period, 0).unwrap_or(now);
         Window { number, ends_at }
@@ -34,8 +39,11 @@ impl RateLimit {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Quota {
+    /// Verifies allowed per period, 1 to 2^32 - 1.
     pub max: u64,
+    /// The period's length; `None`: the quota never renews.
     pub renewal_seconds: Option<u64>,
+    /// When the quota was set (or its renewal changed): periods count from here.
     pub started_at: DateTime<Utc>,
 }
 
@@ -44,7 +52,9 @@ pub struct Quota {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QuotaUsage {
+    /// The period `used` was counted in; uses of an older period no longer count.
     pub period: i64,
+    /// Verifies admitted in that period.
     pub used: u64,
 }
 
@@ -52,13 +62,14 @@ impl Quota {
     /// Periods are numbered from 0 at `started_at`; a quota without renewal stays in period 0.
     pub fn period_at(&self, now: DateTime<Utc>) -> i64 {
         match self.renewal_seconds {
-            Some(renewal) => (now - self.started_at).num_seconds().max(0).div_euclid(renewal as i64),
+            Some(renewal) => (now - self.started_at).num_seconds().max(0).div_euclid(signed_seconds(renewal)),
             None => 0,
         }
     }
 
+    /// When the current period ends and the quota is full again; `None` if it never renews.
     pub fn renews_at(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let renewal = self.renewal_seconds? as i64;
+        let renewal = signed_seconds(self.renewal_seconds?);
         Some(self.started_at + TimeDelta::seconds((self.period_at(now) + 1) * renewal))
     }
 
@@ -66,6 +77,13 @@ impl Quota {
     pub fn remaining(&self, usage: QuotaUsage, now: DateTime<Utc>) -> u64 {
         if usage.period == self.period_at(now) { self.max.saturating_sub(usage.used) } else { self.max }
     }
+}
+
+/// A window length for chrono's signed arithmetic. Parsing holds lengths to
+/// `MAX_WINDOW_SECONDS`, so the conversion is exact for every length a key can carry; it
+/// saturates rather than wraps to a negative length for anything larger.
+fn signed_seconds(seconds: u64) -> i64 {
+    i64::try_from(seconds).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

@@ -14,11 +14,15 @@ const BASE58: &[u8; 58] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrst
 /// Characters of the plaintext kept in the clear to recognise a key: `sk_` plus four.
 const VISIBLE_PREFIX_LEN: usize = 7;
 
+/// Whether a key is a secret (kept only as a hash) or publishable (meant for browsers and apps,
+/// so shown again); the plaintext's `sk_`/`pk_` marker says which.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyType {
+    /// The default: shown once at create or roll, and the only kind that can be a root key.
     #[default]
     Secret,
+    /// Not a secret: stored in plaintext and shown in every view of the key.
     Publishable,
 }
 
@@ -73,14 +77,19 @@ impl PlaintextKey {
         (random.len() == RANDOM_BYTES && checksum_matches).then(|| (kind, Self(raw.to_owned())))
     }
 
+    /// The plaintext itself, for the one answer that carries it; named so every use stands out.
     pub fn expose(&self) -> &str {
         &self.0
     }
 
+    /// The `keyPrefix` shown in lists and logs (`sk_` plus four characters): enough to
+    /// recognise a key, far too little to guess it.
     pub fn visible_prefix(&self) -> &str {
         &self.0[..VISIBLE_PREFIX_LEN]
     }
 
+    /// What the table keeps of the key and looks it up by: one SHA-256, enough for 256 random
+    /// bits (no salt or slow hash is needed for a secret nobody chose).
     pub fn hash(&self) -> SecretHash {
         SecretHash(hex::encode(Sha256::digest(self.0.as_bytes())))
     }
@@ -102,6 +111,7 @@ fn checksum_of(text: &str) -> String {
 pub struct SecretHash(String);
 
 impl SecretHash {
+    /// The hex digest, for the store's item keys; never for a log.
     pub fn as_str(&self) -> &str {
         &self.0
     }
