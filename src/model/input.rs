@@ -4,8 +4,8 @@
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::acl::{self, MAX_ACL_ENTRIES, MAX_REQUESTED_PERMISSIONS, MAX_REQUESTED_SCOPE_VALUES};
@@ -72,7 +72,7 @@ fn decode<T: DeserializeOwned>(value: Value, name: &str, expected: &str) -> Resu
 }
 
 /// A PATCH field: left as it is, or set (to a value or to null).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub enum Change<T> {
     #[default]
     Keep,
@@ -93,13 +93,13 @@ impl<T> Change<T> {
 }
 
 /// Quota settings as a caller gives them; `remaining` and `renewsAt` are the server's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct QuotaInput {
     pub max: u64,
     pub renewal_seconds: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct CreateKeyInput {
     pub user_id: String,
     pub description: Option<String>,
@@ -147,7 +147,7 @@ impl CreateKeyInput {
 }
 
 /// A PATCH body: only the fields it names change.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct UpdateKeyInput {
     pub description: Change<Option<String>>,
     pub whitelisted_ips: Change<Option<IpAllowlist>>,
@@ -253,7 +253,7 @@ impl std::fmt::Debug for IdempotencyKey {
 }
 
 /// The body of `POST /keys/{keyId}/roll`; an empty body means no grace period.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct RollInput {
     pub grace_period_seconds: u64,
 }
