@@ -4,15 +4,16 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Map, Value};
 
 use crate::model::{
-    Acl, ApiKey, AuditAction, AuditEvent, Change, CreateKeyInput, Cursor, FieldError, IdempotencyKey, KeyId, KeyStatus,
-    KeyType, PageRequest, PlaintextKey, PreviousSecret, Quota, QuotaUsage, RollInput, UpdateKeyInput,
+    Acl, ApiKey, AuditAction, AuditEvent, Change, CreateKeyInput, IdempotencyKey, KeyId, KeyStatus, KeyType,
+    PageRequest, PlaintextKey, PreviousSecret, Quota, QuotaUsage, RollInput, UpdateKeyInput,
 };
 use crate::store::{
-    AuditReader, IdempotencyReader, InsertOutcome, KeyChange, KeyCreator, KeyLister, KeyReader, KeyWriter, PageOutcome,
-    PageWindow, SaveOutcome, UsageRecorder,
+    AuditReader, IdempotencyReader, InsertOutcome, KeyChange, KeyCreator, KeyLister, KeyReader, KeyWriter, PageWindow,
+    SaveOutcome, UsageRecorder,
 };
 
 use super::idempotency::IdempotentRequest;
+use super::paging::{Page, page};
 use super::{Caller, DomainError};
 
 /// Optimistic writes retry on a fresh read this many times before giving up with 409.
@@ -188,55 +189,7 @@ pub async fn get_key(
     store.get_key(&caller.company, id).await?.ok_or(DomainError::NotFound)
 }
 
-/// A page of a list with the cursors of its neighbours.
-#[derive(Debug)]
-pub struct Page<T> {
-    pub total: u64,
-    pub items: Vec<T>,
-    pub next: Option<Cursor>,
-    /// An offset page's previous page is another offset (`Err(offset)`), else a cursor.
-    pub previous: Option<Result<Cursor, u32>>,
-}
-
-/// Turns what a page window read into a page, newest first, with its neighbours' cursors.
-fn page<T>(
-    page: &PageRequest,
-    outcome: PageOutcome<T>,
-    what: &str,
-    id: impl Fn(&T) -> &KeyId,
-) -> Result<Page<T>, DomainError> {
-    let (total, mut items) = match outcome {
-        PageOutcome::Listed { total, items } => (total, items),
-        PageOutcome::UnknownOwner => return Err(DomainError::NotFound),
-        PageOutcome::UnknownStart => {
-            let parameter = page.cursor.parameter();
-            return Err(FieldError::invalid(parameter, format!("{parameter} is not {what}")).into());
-        }
-    };
-    let more = items.len() > page.limit as usize;
-    items.truncate(page.limit as usize);
-    if matches!(page.cursor, Cursor::Before(_)) {
-        items.reverse();
-    }
-    let newest = items.first().map(|k| id(k).clone());
-    let oldest = items.last().map(|k| id(k).clone());
-    let (next, previous) = match &page.cursor {
-        Cursor::Newest => (
-            oldest.filter(|_| more).map(Cursor::After),
-            (page.offset > 0).then(|| Err(page.offset.saturating_sub(page.limit))),
-        ),
-        Cursor::After(start) => (
-            oldest.filter(|_| more).map(Cursor::After),
-            Some(Ok(Cursor::Before(newest.unwrap_or_else(|| start.clone())))),
-        ),
-        Cursor::Before(start) => (
-            Some(Cursor::After(oldest.unwrap_or_else(|| start.clone()))),
-            newest.filter(|_| more).map(|id| Ok(Cursor::Before(id))),
-        ),
-    };
-    Ok(Page { total, items, next, previous })
-}
-
+/// A page of the company's keys, newest first, of the status the request asks for.
 pub async fn list_keys(
     store: &(impl KeyLister + UsageRecorder),
     caller: &Caller,

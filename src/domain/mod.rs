@@ -5,6 +5,7 @@ mod clock;
 mod error;
 pub mod idempotency;
 pub mod keys;
+pub mod paging;
 pub mod verify;
 
 pub use caller::{Caller, Credential, Me, Need, SealMaterial, authenticate};

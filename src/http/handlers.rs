@@ -9,7 +9,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::App;
-use crate::domain::keys::{self, NewKey, Page, Retry, Target};
+use crate::domain::keys::{self, NewKey, Retry, Target};
+use crate::domain::paging::{Page, PreviousPage};
 use crate::domain::verify::{self, RateState, Verdict, VerifyCode, VerifyRequest};
 use crate::domain::{Caller, Credential, authenticate};
 use crate::model::{
@@ -136,9 +137,9 @@ fn page_response<T>(page: &PageRequest, path: &str, listed: &Page<T>, data: &imp
         total: listed.total,
         count: listed.items.len(),
         next_url: listed.next.as_ref().map(link),
-        previous_url: listed.previous.as_ref().map(|p| match p {
-            Ok(cursor) => link(cursor),
-            Err(offset) => page.offset_link(path, *offset),
+        previous_url: listed.previous.as_ref().map(|previous| match previous {
+            PreviousPage::Cursor(cursor) => link(cursor),
+            PreviousPage::Offset(offset) => page.offset_link(path, *offset),
         }),
         data,
     };
