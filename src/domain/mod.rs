@@ -1,5 +1,6 @@
 //! What each operation does, in terms of the model and the store traits: no HTTP, no DynamoDB.
 
+mod audit;
 mod caller;
 mod clock;
 mod error;
