@@ -132,3 +132,106 @@ impl<'a> KeyChanges<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{CompanyId, KeyId, PlaintextKey, PreviousSecret, Quota, QuotaUsage};
+    use serde_json::json;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + seconds, 0).unwrap()
+    }
+
+    fn key() -> ApiKey {
+        let plaintext = PlaintextKey::generate(KeyType::Secret);
+        ApiKey {
+            id: KeyId::parse("k1", "id").unwrap(),
+            company_id: CompanyId::parse("acme", "c").unwrap(),
+            user_id: "u".into(),
+            description: Some("first".into()),
+            key_type: KeyType::Secret,
+            key_prefix: plaintext.visible_prefix().to_owned(),
+            secret_hash: plaintext.hash(),
+            publishable_key: None,
+            previous_secret: None,
+            whitelisted_ips: None,
+            acl: None,
+            expires_at: None,
+            rate_limit: None,
+            quota: Some(Quota { max: 10, renewal_seconds: Some(60), started_at: at(0) }),
+            tags: vec!["a".into()],
+            metadata: Map::new(),
+            status: KeyStatus::Active,
+            created_at: at(0),
+            updated_at: at(0),
+            deleted_at: None,
+            last_used_at: None,
+            quota_usage: QuotaUsage { period: 0, used: 3 },
+            version: 1,
+        }
+    }
+
+    fn map(changes: KeyChanges<'_>) -> Value {
+        Value::Object(changes.into_map().unwrap())
+    }
+
+    #[test]
+    fn a_creation_records_every_field_but_ids_times_and_secrets() {
+        let key = key();
+        let recorded = map(KeyChanges::whole(&key, at(10)));
+        let names: Vec<&str> = recorded.as_object().unwrap().keys().map(String::as_str).collect();
+        let expected = [
+            "acl",
+            "deletedAt",
+            "description",
+            "expiresAt",
+            "keyPrefix",
+            "metadata",
+            "quota",
+            "rateLimit",
+            "status",
+            "tags",
+            "type",
+            "userId",
+            "whitelistedIPs",
+        ];
+        assert_eq!(names, expected);
+        assert_eq!(recorded["quota"], json!({ "max": 10, "remaining": 7, "renewalSeconds": 60, "renewsAt": at(60) }));
+        assert!(!recorded.to_string().contains(key.secret_hash.as_str()), "no hash in a record");
+    }
+
+    #[test]
+    fn a_change_records_only_what_differs_with_its_new_value() {
+        let before = key();
+        assert_eq!(map(KeyChanges::between(&before, &before, at(10))), json!({}));
+        let mut after = before.clone();
+        after.description = None;
+        after.updated_at = at(10);
+        after.last_used_at = Some(at(10));
+        after.version = 2;
+        assert_eq!(map(KeyChanges::between(&before, &after, at(10))), json!({ "description": null }));
+        after.status = KeyStatus::Inactive;
+        after.deleted_at = Some(at(10));
+        assert_eq!(
+            map(KeyChanges::between(&before, &after, at(10))),
+            json!({ "description": null, "status": "inactive", "deletedAt": at(10) })
+        );
+    }
+
+    #[test]
+    fn a_roll_records_its_grace() {
+        let before = key();
+        let mut after = before.clone();
+        after.key_prefix = "sk_other".into();
+        after.previous_secret = Some(PreviousSecret { hash: before.secret_hash.clone(), valid_until: at(70) });
+        let rolled = map(KeyChanges::between(&before, &after, at(10)).rolled(60, &after));
+        assert_eq!(
+            rolled,
+            json!({ "keyPrefix": "sk_other", "gracePeriodSeconds": 60, "previousSecretValidUntil": at(70) })
+        );
+        after.previous_secret = None;
+        let at_once = map(KeyChanges::between(&before, &after, at(10)).rolled(0, &after));
+        assert_eq!(at_once["previousSecretValidUntil"], Value::Null);
+    }
+}
