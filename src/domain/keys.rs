@@ -161,7 +161,8 @@ pub async fn create_root_key(
 }
 
 /// `create_root_key` for a caller that may be asked twice (a redelivered CloudFormation
-/// request): the same `retry` gets the same key and secret again instead of a second key.
+/// request): the same `retry` header with the same description gets the same key and secret
+/// again instead of a second key.
 pub async fn create_root_key_once(
     store: &(impl KeyCreator + KeyReader + IdempotencyReader + UsageRecorder),
     company: crate::model::CompanyId,
