@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use crate::config;
 use crate::domain::keys::create_root_key;
-use crate::model::CompanyId;
+use crate::model::{CompanyId, PlaintextKey};
 use crate::store::table::ensure_table;
 
 const USAGE: &str = "usage: apikeys root-key create --company <companyId> [--description TEXT]
@@ -63,7 +63,9 @@ pub async fn run(args: Vec<String>) -> ExitCode {
     }
     match create_root_key(&app.store, parsed.company, parsed.description, app.clock.now()).await {
         Ok(created) => {
-            println!("{}", serde_json::to_string_pretty(&created.body).unwrap_or_default());
+            // As a JSON tree, so with its fields in alphabetical order, as it has always printed.
+            let shown = serde_json::to_value(created.view()).unwrap_or_default();
+            println!("{}", serde_json::to_string_pretty(&shown).unwrap_or_default());
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -99,7 +101,7 @@ pub async fn run_local_server() -> ExitCode {
             .await
         {
             Ok(created) => {
-                let key = created.body.get("key").and_then(|k| k.as_str()).unwrap_or_default();
+                let key = created.plaintext.as_ref().map(PlaintextKey::expose).unwrap_or_default();
                 println!("\nA root key for company '{company}':\n\n  export ROOT_KEY={key}\n");
                 println!("The key console: http://127.0.0.1:{port}/console (sign in with that root key)\n");
                 println!(

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 
-use crate::domain::keys::{Retry, create_root_key_once};
+use crate::domain::keys::create_root_key_once;
 use crate::model::{CompanyId, IdempotencyKey};
 use crate::store::DynamoStore;
 
@@ -179,12 +179,11 @@ async fn mint(
     // not a second root key.
     let header = IdempotencyKey::parse(&format!("cloudformation-{}", request.request_id))
         .map_err(|e| format!("RequestId {:?}: {}", request.request_id, e.message))?;
-    let retry = Retry { header, body: json!({ "stack": request.stack_id, "resource": request.logical_resource_id }) };
-    let created = create_root_key_once(store, company.clone(), Some(description), now, Some(retry))
+    let created = create_root_key_once(store, company.clone(), Some(description), now, Some(header))
         .await
         .map_err(|e| format!("could not create the root key of {company}: {e}"))?;
-    let key = created.body.get("key").and_then(Value::as_str).ok_or("the created key has no secret")?;
-    let key_id = created.body.get("id").and_then(Value::as_str).ok_or("the created key has no id")?.to_owned();
+    let key = created.plaintext.as_ref().ok_or("the created key has no secret")?.expose();
+    let key_id = created.key.id.as_str();
     let secret = json!({ "companyId": company.as_str(), "keyId": key_id, "key": key }).to_string();
     secrets.put_secret(&properties.secret_id, secret).await.map_err(|e| {
         format!(

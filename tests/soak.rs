@@ -483,7 +483,7 @@ async fn soak_with_faults_leaves_counters_lookups_and_verification_exact() {
     for i in 0..4 {
         let id = CompanyId::parse(&format!("soak{i}-{}", uuid::Uuid::now_v7().simple()), "company").unwrap();
         let root = create_root_key(&clean.store, id.clone(), None, Utc::now()).await.expect("root key");
-        let root = root.body["key"].as_str().unwrap().to_owned();
+        let root = root.plaintext.expect("a new key's secret").expose().to_owned();
         companies.push(Arc::new(Company { id, root, keys: Mutex::new(HashMap::new()) }));
     }
 

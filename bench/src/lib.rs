@@ -66,7 +66,7 @@ pub async fn fixture(clock: Arc<dyn Clock>) -> Fixture {
     let app = Arc::new(App::new(DynamoStore::new(client.clone(), &table), clock));
     let company = CompanyId::parse(&unique("acme"), "company").unwrap();
     let created = create_root_key(&app.store, company.clone(), None, app.clock.now()).await.expect("root key");
-    let root_key = created.body["key"].as_str().unwrap().to_owned();
+    let root_key = created.plaintext.expect("a new key's secret").expose().to_owned();
     let authorization = format!("Bearer {root_key}");
     calls.take();
     Fixture { app, calls, tape, client, table, company, root_key, authorization }

@@ -2,24 +2,41 @@
 //! (create, roll, update, delete) may carry an `Idempotency-Key`, and a retry within 24 hours
 //! gets the first answer. An answer can hold a plaintext secret, so the table keeps it only
 //! sealed with a key derived from the header, which the table never stores.
+//!
+//! Both halves are typed: a request is recognised by its parsed input (not the bytes of its
+//! body), and what is sealed is the operation's typed answer (`keys::WrittenKey`, or nothing for
+//! a delete), never the HTTP answer: the http layer shows a replay as it shows a first answer.
 
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use chrono::{DateTime, TimeDelta, Utc};
-use serde_json::Value;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::model::IdempotencyKey;
 use crate::store::IdempotencyRecord;
 
 use super::Caller;
-use super::keys::Answer;
 
 /// How long a first answer is replayed, as Stripe does.
 pub const REPLAY_WINDOW: TimeDelta = TimeDelta::hours(24);
 const NONCE_LEN: usize = 12;
 
-/// A write request that carried an `Idempotency-Key`.
+/// The format of what is sealed, stored inside it. Format 1 (before 2026-11) sealed the HTTP
+/// answer as a JSON tree; it was never deployed, and a record of another format is not opened
+/// (a retry under its header is then answered 409 until the record lapses, never written twice).
+const SEALED_FORMAT: u32 = 2;
+
+/// What a record seals: an answer, with the format it is written in.
+#[derive(Serialize, Deserialize)]
+struct Sealed<A> {
+    format: u32,
+    answer: A,
+}
+
+/// A write request that carried an `Idempotency-Key`: where its record is, what identifies the
+/// request, and the key that seals its answer.
 pub struct IdempotentRequest {
     lookup: String,
     fingerprint: String,
@@ -36,30 +53,37 @@ fn digest(parts: &[&[u8]]) -> [u8; 32] {
 }
 
 impl IdempotentRequest {
-    /// `request` names the operation and its target (`PATCH /keys/abc`), so the same header on
-    /// another operation or key is another request; `body` is compared as parsed JSON (keys
-    /// sorted), so spacing and key order do not matter. A header is the caller's own: the same
-    /// header from another root key of the company is another request, so no key can replay
-    /// (and read the secret of) another key's write.
-    pub fn new(caller: &Caller, header: &IdempotencyKey, request: &str, body: &Value) -> Self {
+    /// `request` names the operation and its target (`update abc`), so the same header on
+    /// another operation or key is another request; `input` is the request's parsed input,
+    /// so two bodies that mean the same (spacing, key order, a default spelled out) are the same
+    /// request. A header is the caller's own: the same header from another root key of the
+    /// company is another request, so no key can replay (and read the secret of) another key's
+    /// write.
+    pub fn new(caller: &Caller, header: &IdempotencyKey, request: &str, input: &impl Serialize) -> Self {
         let (company, actor, header) =
             (caller.company.as_str().as_bytes(), caller.actor.as_bytes(), header.as_str().as_bytes());
+        // The derived serde form of an input is canonical: fields in declaration order, maps
+        // (metadata) with sorted keys.
+        let input = serde_json::to_vec(input).unwrap_or_default();
         Self {
             lookup: hex::encode(digest(&[b"lookup", company, actor, header])),
-            fingerprint: hex::encode(digest(&[b"request", request.as_bytes(), body.to_string().as_bytes()])),
+            fingerprint: hex::encode(digest(&[b"request", request.as_bytes(), &input])),
             seal_key: digest(&[b"seal", company, actor, header, caller.seal.as_bytes()]),
         }
     }
 
+    /// Where the record of this request is stored: company, caller and header hashed, so the
+    /// table holds no header in clear.
     pub fn lookup(&self) -> &str {
         &self.lookup
     }
 
-    pub fn record(&self, answer: &Answer, now: DateTime<Utc>) -> IdempotencyRecord {
+    /// The record to save with the write: its fingerprint and its answer, sealed.
+    pub fn record(&self, answer: &impl Serialize, now: DateTime<Utc>) -> IdempotencyRecord {
         let mut nonce = [0u8; NONCE_LEN];
         rand::fill(&mut nonce);
         let cipher = ChaCha20Poly1305::new(&Key::from(self.seal_key));
-        let plain = serde_json::to_vec(answer).unwrap_or_default();
+        let plain = serde_json::to_vec(&Sealed { format: SEALED_FORMAT, answer }).unwrap_or_default();
         let sealed = cipher.encrypt(&Nonce::from(nonce), plain.as_slice()).unwrap_or_default();
         IdempotencyRecord {
             lookup: self.lookup.clone(),
@@ -70,8 +94,8 @@ impl IdempotentRequest {
     }
 
     /// `Some(Ok(answer))` for a retry, `Some(Err(()))` for another request under the same header,
-    /// `None` when the record has lapsed.
-    pub fn replay(&self, record: &IdempotencyRecord, now: DateTime<Utc>) -> Option<Result<Answer, ()>> {
+    /// `None` when the record has lapsed or cannot be opened (another caller's, another format).
+    pub fn replay<A: DeserializeOwned>(&self, record: &IdempotencyRecord, now: DateTime<Utc>) -> Option<Result<A, ()>> {
         if record.expires_at <= now {
             return None;
         }
@@ -82,32 +106,33 @@ impl IdempotentRequest {
         let nonce: [u8; NONCE_LEN] = nonce.try_into().ok()?;
         let cipher = ChaCha20Poly1305::new(&Key::from(self.seal_key));
         let plain = cipher.decrypt(&Nonce::from(nonce), sealed).ok()?;
-        serde_json::from_slice(&plain).ok().map(Ok)
+        let sealed: Sealed<A> = serde_json::from_slice(&plain).ok()?;
+        (sealed.format == SEALED_FORMAT).then_some(Ok(sealed.answer))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
-    fn request(header: &str, body: Value) -> IdempotentRequest {
+    fn request(header: &str, input: Value) -> IdempotentRequest {
         let caller = Caller::operator(crate::model::CompanyId::parse("acme", "c").unwrap());
-        IdempotentRequest::new(&caller, &IdempotencyKey::parse(header).unwrap(), "POST /keys", &body)
+        IdempotentRequest::new(&caller, &IdempotencyKey::parse(header).unwrap(), "create ", &input)
     }
 
     #[test]
     fn a_retry_gets_the_sealed_answer_back_and_the_record_hides_it() {
         let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
         let first = request("abc", json!({ "userId": "u" }));
-        let answer = Answer { body: json!({ "id": "k", "key": "sk_secret" }), version: Some(1) };
+        let answer = json!({ "id": "k", "key": "sk_secret" });
         let record = first.record(&answer, now);
         assert!(!String::from_utf8_lossy(&record.sealed_response).contains("sk_secret"));
         assert!(!record.lookup.contains("abc"));
         let retry = request("abc", json!({ "userId": "u" }));
         assert_eq!(retry.replay(&record, now), Some(Ok(answer)));
-        assert_eq!(request("abc", json!({ "userId": "v" })).replay(&record, now), Some(Err(())));
-        assert_eq!(retry.replay(&record, now + REPLAY_WINDOW), None);
+        assert_eq!(request("abc", json!({ "userId": "v" })).replay::<Value>(&record, now), Some(Err(())));
+        assert_eq!(retry.replay::<Value>(&record, now + REPLAY_WINDOW), None);
     }
 
     #[test]
@@ -121,13 +146,28 @@ mod tests {
             seal: crate::domain::caller::SealMaterial::of(presented),
             ..Caller::operator(company.clone())
         };
-        let body = json!({ "userId": "u" });
-        let answer = Answer { body: json!({ "key": "sk_secret" }), version: Some(1) };
-        let record = IdempotentRequest::new(&caller("sk_root"), &header, "create ", &body).record(&answer, now);
-        let guesser = IdempotentRequest::new(&Caller::operator(company.clone()), &header, "create ", &body);
+        let input = json!({ "userId": "u" });
+        let answer = json!({ "key": "sk_secret" });
+        let record = IdempotentRequest::new(&caller("sk_root"), &header, "create ", &input).record(&answer, now);
+        let guesser = IdempotentRequest::new(&Caller::operator(company.clone()), &header, "create ", &input);
         assert_eq!(guesser.lookup(), record.lookup, "the same header finds the record");
-        assert_eq!(guesser.replay(&record, now), None, "but cannot open it");
-        let owner = IdempotentRequest::new(&caller("sk_root"), &header, "create ", &body);
+        assert_eq!(guesser.replay::<Value>(&record, now), None, "but cannot open it");
+        let owner = IdempotentRequest::new(&caller("sk_root"), &header, "create ", &input);
         assert_eq!(owner.replay(&record, now), Some(Ok(answer)));
+    }
+
+    #[test]
+    fn a_record_sealed_in_another_format_is_not_opened() {
+        // Format 1 sealed the HTTP answer itself: `{"body": …, "version": …}`.
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let request = request("abc", json!({ "userId": "u" }));
+        let mut record = request.record(&(), now);
+        let nonce = [7u8; NONCE_LEN];
+        let cipher = ChaCha20Poly1305::new(&Key::from(request.seal_key));
+        let old = json!({ "body": { "id": "k" }, "version": 1 }).to_string();
+        let sealed = cipher.encrypt(&Nonce::from(nonce), old.as_bytes()).unwrap();
+        record.sealed_response = [nonce.as_slice(), &sealed].concat();
+        assert_eq!(request.replay::<Value>(&record, now), None);
+        assert_eq!(request.replay::<()>(&request.record(&(), now), now), Some(Ok(())), "a delete's record opens");
     }
 }

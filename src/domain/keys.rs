@@ -1,18 +1,22 @@
-//! The management operations: create, get, list, update, delete and roll.
+//! The management operations: create, get, list, update, delete and roll. Each answers with
+//! typed values (a key, a page, a `WrittenKey`); how they are shown is the entry points' business.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use serde_json::{Map, Value};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Acl, ApiKey, AuditAction, AuditEvent, Change, CreateKeyInput, Cursor, FieldError, IdempotencyKey, KeyId, KeyStatus,
-    KeyType, PageRequest, PlaintextKey, PreviousSecret, Quota, QuotaUsage, RollInput, UpdateKeyInput,
+    Acl, ApiKey, AuditAction, AuditEvent, Change, CreateKeyInput, IdempotencyKey, KeyId, KeyStatus, KeyType, KeyView,
+    PageRequest, PlaintextKey, PreviousSecret, Quota, QuotaUsage, RollInput, UpdateKeyInput,
 };
 use crate::store::{
-    AuditReader, IdempotencyReader, InsertOutcome, KeyChange, KeyCreator, KeyLister, KeyReader, KeyWriter, PageOutcome,
-    PageWindow, SaveOutcome, UsageRecorder,
+    AuditReader, IdempotencyReader, InsertOutcome, KeyChange, KeyCreator, KeyLister, KeyReader, KeyWriter, PageWindow,
+    SaveOutcome, UsageRecorder,
 };
 
+use super::audit::KeyChanges;
 use super::idempotency::IdempotentRequest;
+use super::paging::{Page, page};
 use super::{Caller, DomainError};
 
 /// Optimistic writes retry on a fresh read this many times before giving up with 409.
@@ -20,45 +24,38 @@ const MAX_WRITE_ATTEMPTS: usize = 10;
 
 /// A create as the API received it.
 pub struct NewKey {
+    /// The id the caller chose (`PUT /keys/{keyId}`), or `None` for a generated one.
     pub id: Option<KeyId>,
+    /// The parsed body.
     pub input: CreateKeyInput,
-    pub retry: Option<Retry>,
+    /// The request's `Idempotency-Key`: a retry under it gets the first answer, not a second key.
+    pub retry: Option<IdempotencyKey>,
 }
 
-/// What a write request carries to be recognised when retried: its `Idempotency-Key` and its
-/// JSON body (`Null` without one).
-#[derive(Debug, Clone)]
-pub struct Retry {
-    pub header: IdempotencyKey,
-    pub body: Value,
+/// A key as a write answers it (create, update, roll). A retry with the same `Idempotency-Key`
+/// gets exactly this again, so it is made before the write and stored sealed with it; this
+/// type's serde form is what is sealed (see `idempotency`), never the HTTP answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WrittenKey {
+    /// The key as the write left it (as it was, for a PATCH that changed nothing).
+    pub key: ApiKey,
+    /// The new secret, shown this once: after a create or a roll; `None` after an update.
+    pub plaintext: Option<PlaintextKey>,
+    /// When the answer was made. What a key shows that moves with time (its quota's remaining
+    /// uses and renewal) is shown as of then, so a replay shows what the first answer showed.
+    pub as_of: DateTime<Utc>,
 }
 
-/// What a write answers: the key as shown (with its plaintext after a create or roll; `Null`
-/// for a delete) and its version for the `ETag`. A retry with the same `Idempotency-Key` gets
-/// exactly this again, so it is built before the write and stored sealed with it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Answer {
-    pub body: Value,
-    pub version: Option<u64>,
-}
-
-impl Answer {
-    fn key(key: &ApiKey, plaintext: Option<&PlaintextKey>, now: DateTime<Utc>) -> Result<Self, DomainError> {
-        let view = key.view(now);
-        let body = match plaintext {
-            Some(plaintext) => to_json(view.with_plaintext(plaintext))?,
-            None => to_json(view)?,
-        };
-        Ok(Self { body, version: Some(key.version) })
-    }
-
-    fn nothing() -> Self {
-        Self { body: Value::Null, version: None }
-    }
-
-    /// The id of the key answered, for `Location`.
-    pub fn id(&self) -> &str {
-        self.body.get("id").and_then(Value::as_str).unwrap_or_default()
+impl WrittenKey {
+    /// The key as the API shows it in this answer: as of the write, with its new secret if the
+    /// write made one.
+    pub fn view(&self) -> KeyView<'_> {
+        let view = self.key.view(self.as_of);
+        match &self.plaintext {
+            Some(plaintext) => view.with_plaintext(plaintext),
+            None => view,
+        }
     }
 }
 
@@ -69,21 +66,21 @@ pub async fn create_key(
     caller: &Caller,
     now: DateTime<Utc>,
     request: NewKey,
-) -> Result<Answer, DomainError> {
+) -> Result<WrittenKey, DomainError> {
     caller.may_manage(request.input.acl.as_ref())?;
     caller.charge(store, now).await?;
     let operation = format!("create {}", request.id.as_ref().map_or("", KeyId::as_str));
-    let idempotent = request.retry.as_ref().map(|r| IdempotentRequest::new(caller, &r.header, &operation, &r.body));
+    let idempotent = request.retry.as_ref().map(|h| IdempotentRequest::new(caller, h, &operation, &request.input));
     if let Some(earlier) = replay(store, idempotent.as_ref(), now).await? {
         return still_yours(store, caller, earlier).await;
     }
     let (key, plaintext) = new_key(caller, request.id, request.input, now);
-    let answer = Answer::key(&key, Some(&plaintext), now)?;
-    let audit = audit(caller, &key, AuditAction::Created, without_volatile(answer.body.clone()), now);
+    let audit = audit(caller, &key, AuditAction::Created, KeyChanges::whole(&key, now), now)?;
+    let answer = WrittenKey { key, plaintext: Some(plaintext), as_of: now };
     let record = idempotent.as_ref().map(|r| r.record(&answer, now));
-    match store.insert_key(&key, &audit, record.as_ref()).await? {
+    match store.insert_key(&answer.key, &audit, record.as_ref()).await? {
         InsertOutcome::Inserted => Ok(answer),
-        InsertOutcome::IdTaken => Err(DomainError::AlreadyExists(key.id.to_string())),
+        InsertOutcome::IdTaken => Err(DomainError::AlreadyExists(answer.key.id.to_string())),
         InsertOutcome::IdempotencyKeyTaken => {
             still_yours(store, caller, replay_after_race(store, idempotent.as_ref(), now).await?).await
         }
@@ -92,21 +89,19 @@ pub async fn create_key(
 
 /// A replayed create hands out the key's secret again: only while the caller may still manage
 /// that key as it is now (an admin may have given it `keys:*` since), and while it exists.
-async fn still_yours(store: &impl KeyReader, caller: &Caller, earlier: Answer) -> Result<Answer, DomainError> {
-    let id =
-        KeyId::parse(earlier.id(), "id").map_err(|_| DomainError::Internal("a stored answer without id".into()))?;
-    let now_stored = store.get_key(&caller.company, &id).await?.ok_or(DomainError::NotFound)?;
+async fn still_yours(store: &impl KeyReader, caller: &Caller, earlier: WrittenKey) -> Result<WrittenKey, DomainError> {
+    let now_stored = store.get_key(&caller.company, &earlier.key.id).await?.ok_or(DomainError::NotFound)?;
     caller.may_manage(now_stored.acl.as_ref())?;
     Ok(earlier)
 }
 
 /// The first answer to this request, if it carried an `Idempotency-Key` already answered;
 /// 422 if that header was used for another request.
-async fn replay(
+async fn replay<A: DeserializeOwned>(
     store: &impl IdempotencyReader,
     request: Option<&IdempotentRequest>,
     now: DateTime<Utc>,
-) -> Result<Option<Answer>, DomainError> {
+) -> Result<Option<A>, DomainError> {
     let Some(request) = request else { return Ok(None) };
     let Some(record) = store.find_idempotency(request.lookup()).await? else { return Ok(None) };
     match request.replay(&record, now) {
@@ -117,11 +112,11 @@ async fn replay(
 }
 
 /// A concurrent request with the same header committed first: its answer, once readable.
-async fn replay_after_race(
+async fn replay_after_race<A: DeserializeOwned>(
     store: &impl IdempotencyReader,
     request: Option<&IdempotentRequest>,
     now: DateTime<Utc>,
-) -> Result<Answer, DomainError> {
+) -> Result<A, DomainError> {
     replay(store, request, now).await?.ok_or(DomainError::RequestInProgress)
 }
 
@@ -161,23 +156,25 @@ pub async fn create_root_key(
     company: crate::model::CompanyId,
     description: Option<String>,
     now: DateTime<Utc>,
-) -> Result<Answer, DomainError> {
+) -> Result<WrittenKey, DomainError> {
     create_root_key_once(store, company, description, now, None).await
 }
 
 /// `create_root_key` for a caller that may be asked twice (a redelivered CloudFormation
-/// request): the same `retry` gets the same key and secret again instead of a second key.
+/// request): the same `retry` header with the same description gets the same key and secret
+/// again instead of a second key.
 pub async fn create_root_key_once(
     store: &(impl KeyCreator + KeyReader + IdempotencyReader + UsageRecorder),
     company: crate::model::CompanyId,
     description: Option<String>,
     now: DateTime<Utc>,
-    retry: Option<Retry>,
-) -> Result<Answer, DomainError> {
+    retry: Option<IdempotencyKey>,
+) -> Result<WrittenKey, DomainError> {
     let input = CreateKeyInput { user_id: "root".into(), description, acl: Some(Acl::root()), ..Default::default() };
     create_key(store, &Caller::operator(company), now, NewKey { id: None, input, retry }).await
 }
 
+/// One key of the caller's company; another company's is as absent as a key that never was.
 pub async fn get_key(
     store: &(impl KeyReader + UsageRecorder),
     caller: &Caller,
@@ -188,55 +185,7 @@ pub async fn get_key(
     store.get_key(&caller.company, id).await?.ok_or(DomainError::NotFound)
 }
 
-/// A page of a list with the cursors of its neighbours.
-#[derive(Debug)]
-pub struct Page<T> {
-    pub total: u64,
-    pub items: Vec<T>,
-    pub next: Option<Cursor>,
-    /// An offset page's previous page is another offset (`Err(offset)`), else a cursor.
-    pub previous: Option<Result<Cursor, u32>>,
-}
-
-/// Turns what a page window read into a page, newest first, with its neighbours' cursors.
-fn page<T>(
-    page: &PageRequest,
-    outcome: PageOutcome<T>,
-    what: &str,
-    id: impl Fn(&T) -> &KeyId,
-) -> Result<Page<T>, DomainError> {
-    let (total, mut items) = match outcome {
-        PageOutcome::Listed { total, items } => (total, items),
-        PageOutcome::UnknownOwner => return Err(DomainError::NotFound),
-        PageOutcome::UnknownStart => {
-            let parameter = page.cursor.parameter();
-            return Err(FieldError::invalid(parameter, format!("{parameter} is not {what}")).into());
-        }
-    };
-    let more = items.len() > page.limit as usize;
-    items.truncate(page.limit as usize);
-    if matches!(page.cursor, Cursor::Before(_)) {
-        items.reverse();
-    }
-    let newest = items.first().map(|k| id(k).clone());
-    let oldest = items.last().map(|k| id(k).clone());
-    let (next, previous) = match &page.cursor {
-        Cursor::Newest => (
-            oldest.filter(|_| more).map(Cursor::After),
-            (page.offset > 0).then(|| Err(page.offset.saturating_sub(page.limit))),
-        ),
-        Cursor::After(start) => (
-            oldest.filter(|_| more).map(Cursor::After),
-            Some(Ok(Cursor::Before(newest.unwrap_or_else(|| start.clone())))),
-        ),
-        Cursor::Before(start) => (
-            Some(Cursor::After(oldest.unwrap_or_else(|| start.clone()))),
-            newest.filter(|_| more).map(|id| Ok(Cursor::Before(id))),
-        ),
-    };
-    Ok(Page { total, items, next, previous })
-}
-
+/// A page of the company's keys, newest first, of the status the request asks for.
 pub async fn list_keys(
     store: &(impl KeyLister + UsageRecorder),
     caller: &Caller,
@@ -269,8 +218,8 @@ pub async fn update_key(
     now: DateTime<Utc>,
     target: Target<'_>,
     input: &UpdateKeyInput,
-) -> Result<Answer, DomainError> {
-    let write = Write { operation: "update", shows_key: true };
+) -> Result<WrittenKey, DomainError> {
+    let write = Write { operation: "update", input, answer: shown_as_of(now) };
     write_with_retry(store, caller, now, target, write, |before| {
         if before.is_deleted() {
             return Err(DomainError::Conflict("a deleted key cannot be changed or re-activated".into()));
@@ -290,7 +239,7 @@ pub async fn update_key(
         } else {
             AuditAction::Updated
         };
-        Ok(Some(Planned { after, action, extra: Map::new(), reset_quota_usage, plaintext: None }))
+        Ok(Some(Planned { after, action, reset_quota_usage, rolled: None }))
     })
     .await
 }
@@ -347,8 +296,9 @@ pub async fn delete_key(
     caller: &Caller,
     now: DateTime<Utc>,
     target: Target<'_>,
-) -> Result<Answer, DomainError> {
-    let write = Write { operation: "delete", shows_key: false };
+) -> Result<(), DomainError> {
+    // A delete shows nothing, so nothing but its success is sealed for a retry.
+    let write = Write { operation: "delete", input: &(), answer: |_: ApiKey, _: Option<PlaintextKey>| () };
     write_with_retry(store, caller, now, target, write, |before| {
         if before.is_deleted() {
             return Ok(None);
@@ -358,7 +308,7 @@ pub async fn delete_key(
         after.deleted_at = Some(now);
         after.previous_secret = None;
         let action = AuditAction::Deleted;
-        Ok(Some(Planned { after, action, extra: Map::new(), reset_quota_usage: false, plaintext: None }))
+        Ok(Some(Planned { after, action, reset_quota_usage: false, rolled: None }))
     })
     .await
 }
@@ -371,8 +321,8 @@ pub async fn roll_key(
     now: DateTime<Utc>,
     target: Target<'_>,
     input: RollInput,
-) -> Result<Answer, DomainError> {
-    let write = Write { operation: "roll", shows_key: true };
+) -> Result<WrittenKey, DomainError> {
+    let write = Write { operation: "roll", input: &input, answer: shown_as_of(now) };
     write_with_retry(store, caller, now, target, write, |before| {
         if before.is_deleted() {
             return Err(DomainError::Conflict("a deleted key cannot be rolled".into()));
@@ -386,38 +336,40 @@ pub async fn roll_key(
         let valid_until = before.expires_at.map_or(grace_end, |expiry| expiry.min(grace_end));
         after.previous_secret =
             (valid_until > now).then(|| PreviousSecret { hash: before.secret_hash.clone(), valid_until });
-        let mut extra = Map::new();
-        extra.insert("gracePeriodSeconds".into(), input.grace_period_seconds.into());
-        extra.insert(
-            "previousSecretValidUntil".into(),
-            serde_json::json!(after.previous_secret.as_ref().map(|p| p.valid_until)),
-        );
-        let action = AuditAction::Rolled;
-        Ok(Some(Planned { after, action, extra, reset_quota_usage: false, plaintext: Some(plaintext) }))
+        let rolled = Rolled { plaintext, grace_period_seconds: input.grace_period_seconds };
+        Ok(Some(Planned { after, action: AuditAction::Rolled, reset_quota_usage: false, rolled: Some(rolled) }))
     })
     .await
 }
 
-/// A write planned from the key as read: the new state, what to record of it, and the new
-/// secret a roll hands out.
+/// A write planned from the key as read: the new state, what to record of it, and what a roll
+/// adds.
 struct Planned {
     after: ApiKey,
     action: AuditAction,
-    extra: Map<String, Value>,
     reset_quota_usage: bool,
-    plaintext: Option<PlaintextKey>,
+    rolled: Option<Rolled>,
+}
+
+/// What a roll adds to its write: the new secret it hands out, and the grace it gave the old
+/// one, which its audit record shows.
+struct Rolled {
+    plaintext: PlaintextKey,
+    grace_period_seconds: u64,
 }
 
 /// The key a write acts on, and how the request guards it.
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {
+    /// The key written.
     pub id: &'a KeyId,
     /// The version from `If-Match`: a write on any other version is refused, not merged.
     pub if_match: Option<u64>,
     /// The request says it means to remove the company's last active admin key (`?force=true`).
     pub force: bool,
-    /// The request's `Idempotency-Key` and body, to answer a retry with the first answer.
-    pub retry: Option<&'a Retry>,
+    /// The request's `Idempotency-Key`, to answer a retry with the first answer. The request
+    /// is told from another under the same header by its parsed input, not its bytes.
+    pub retry: Option<&'a IdempotencyKey>,
 }
 
 impl<'a> Target<'a> {
@@ -427,10 +379,17 @@ impl<'a> Target<'a> {
     }
 }
 
-/// Which write, for idempotency fingerprints, and whether its answer shows the key.
-struct Write {
+/// Which write: its name and parsed input (what tells a retry from another request under the
+/// same `Idempotency-Key`), and what it answers, given the key it leaves and a roll's secret.
+struct Write<'a, I, F> {
     operation: &'static str,
-    shows_key: bool,
+    input: &'a I,
+    answer: F,
+}
+
+/// The answer of a write that shows the key, made at `now`.
+fn shown_as_of(now: DateTime<Utc>) -> impl Fn(ApiKey, Option<PlaintextKey>) -> WrittenKey {
+    move |key, plaintext| WrittenKey { key, plaintext, as_of: now }
 }
 
 /// Read, check, plan, write only if the key did not change meanwhile; on a conflict, read and
@@ -438,19 +397,16 @@ struct Write {
 /// The checks, in order: the management rule on the key as it is, the caller's own limits
 /// (counted once), a replay of an earlier answer to the same `Idempotency-Key`, `If-Match`,
 /// then the write's own plan (which checks the rule on the key as it would be).
-async fn write_with_retry(
+async fn write_with_retry<A: Serialize + DeserializeOwned>(
     store: &(impl KeyReader + KeyWriter + IdempotencyReader + UsageRecorder),
     caller: &Caller,
     now: DateTime<Utc>,
     target: Target<'_>,
-    write: Write,
+    write: Write<'_, impl Serialize, impl Fn(ApiKey, Option<PlaintextKey>) -> A>,
     mut plan: impl FnMut(&ApiKey) -> Result<Option<Planned>, DomainError>,
-) -> Result<Answer, DomainError> {
+) -> Result<A, DomainError> {
     let operation = format!("{} {}", write.operation, target.id);
-    let idempotent = target.retry.map(|r| IdempotentRequest::new(caller, &r.header, &operation, &r.body));
-    let answer_for = |key: &ApiKey, plaintext: Option<&PlaintextKey>| {
-        if write.shows_key { Answer::key(key, plaintext, now) } else { Ok(Answer::nothing()) }
-    };
+    let idempotent = target.retry.map(|header| IdempotentRequest::new(caller, header, &operation, write.input));
     let mut charged = false;
     let mut charge_once = async || -> Result<(), DomainError> {
         if !charged {
@@ -472,15 +428,17 @@ async fn write_with_retry(
         // The plan checks the rule on the key as it would be: a refusal there costs nothing.
         let planned = plan(&before)?;
         charge_once().await?;
-        let Some(Planned { mut after, action, extra, reset_quota_usage, plaintext }) = planned else {
-            return answer_for(&before, None);
+        let Some(Planned { mut after, action, reset_quota_usage, rolled }) = planned else {
+            return Ok((write.answer)(before, None));
         };
         after.updated_at = now;
         after.version = before.version + 1;
-        let mut changes = changed_fields(&before, &after, now)?;
-        changes.extend(extra);
-        let audit = audit(caller, &after, action, changes, now);
-        let answer = answer_for(&after, plaintext.as_ref())?;
+        let mut changes = KeyChanges::between(&before, &after, now);
+        if let Some(rolled) = &rolled {
+            changes = changes.rolled(rolled.grace_period_seconds, &after);
+        }
+        let audit = audit(caller, &after, action, changes, now)?;
+        let answer = (write.answer)(after.clone(), rolled.map(|r| r.plaintext));
         let record = idempotent.as_ref().map(|r| r.record(&answer, now));
         let change = KeyChange {
             before: &before,
@@ -508,40 +466,21 @@ async fn write_with_retry(
 pub const LAST_ADMIN: &str = "this is the company's last active key holding keys:*: without it no key could manage \
      the others. Send ?force=true to do it anyway (the operator CLI can always mint a new root key)";
 
-fn to_json(value: impl serde::Serialize) -> Result<Value, DomainError> {
-    serde_json::to_value(value).map_err(|e| DomainError::Internal(e.to_string()))
-}
-
-/// Fields that change by themselves or hold secrets are not changes worth recording.
-fn without_volatile(view: Value) -> Map<String, Value> {
-    let Value::Object(mut map) = view else { return Map::new() };
-    for field in ["key", "updatedAt", "lastUsedAt", "createdAt", "companyId", "id"] {
-        map.remove(field);
-    }
-    map
-}
-
-/// The fields whose shown value differs between two versions, with their new values.
-fn changed_fields(before: &ApiKey, after: &ApiKey, now: DateTime<Utc>) -> Result<Map<String, Value>, DomainError> {
-    let old = without_volatile(to_json(before.view(now))?);
-    let new = without_volatile(to_json(after.view(now))?);
-    Ok(new.into_iter().filter(|(field, value)| old.get(field) != Some(value)).collect())
-}
-
+/// The record of a write, made with the write so that both are saved or neither is.
 fn audit(
     caller: &Caller,
     key: &ApiKey,
     action: AuditAction,
-    changes: Map<String, Value>,
+    changes: KeyChanges<'_>,
     now: DateTime<Utc>,
-) -> AuditEvent {
-    AuditEvent {
+) -> Result<AuditEvent, DomainError> {
+    Ok(AuditEvent {
         id: KeyId::generate(),
         company_id: key.company_id.clone(),
         key_id: key.id.clone(),
         action,
         actor: caller.actor.clone(),
         at: now,
-        changes,
-    }
+        changes: changes.into_map()?,
+    })
 }

@@ -1,10 +1,12 @@
 //! What each operation does, in terms of the model and the store traits: no HTTP, no DynamoDB.
 
+mod audit;
 mod caller;
 mod clock;
 mod error;
 pub mod idempotency;
 pub mod keys;
+pub mod paging;
 pub mod verify;
 
 #[cfg(test)]

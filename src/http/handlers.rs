@@ -6,10 +6,10 @@ use chrono::{DateTime, Utc};
 use lambda_http::http::{StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::config::App;
-use crate::domain::keys::{self, NewKey, Page, Retry, Target};
+use crate::domain::keys::{self, NewKey, Target, WrittenKey};
+use crate::domain::paging::{Page, PreviousPage};
 use crate::domain::verify::{self, RateState, Verdict, VerifyCode, VerifyRequest};
 use crate::domain::{Caller, Credential, authenticate};
 use crate::model::{
@@ -59,32 +59,32 @@ fn key_response(status: StatusCode, view: &impl serde::Serialize, etag: String) 
     with_header(json_response(status, view), header::ETAG, &etag)
 }
 
-/// An `Answer` as HTTP: its body (none for `Null`) and its version as the `ETag`.
-fn answer_response(status: StatusCode, answer: &keys::Answer) -> Response<Body> {
-    let mut response = if answer.body.is_null() {
-        let mut empty = Response::new(Body::Empty);
-        *empty.status_mut() = status;
-        empty
-    } else {
-        json_response(status, &answer.body)
-    };
-    if let Some(version) = answer.version {
-        response = with_header(response, header::ETAG, &format!("\"{version}\""));
-    }
-    response
+/// A written key as HTTP: the key as the write shows it, and its version as the `ETag`. A
+/// replay is shown as the first answer was, from the same typed answer.
+fn written_response(status: StatusCode, written: &WrittenKey) -> Response<Body> {
+    // Write answers have always left as a JSON tree, so with their fields in alphabetical order
+    // (a GET's follow the view's): kept, so that not a byte of them changes.
+    let body = serde_json::to_value(written.view()).unwrap_or_default();
+    key_response(status, &body, written.key.etag())
+}
+
+/// An answer with a status and no body: a delete's.
+fn empty_response(status: StatusCode) -> Response<Body> {
+    let mut empty = Response::new(Body::Empty);
+    *empty.status_mut() = status;
+    empty
 }
 
 async fn create_key(app: &App, caller: &Caller, req: &Request, custom_id: bool) -> Result<Response<Body>, ApiError> {
     let id = if custom_id { Some(path_key_id(req)?) } else { None };
     request::no_query(req)?;
-    let retry_header = request::idempotency_key(req)?;
+    let retry = request::idempotency_key(req)?;
     let body = required_body(req)?;
     let now = app.clock.now();
-    let input = CreateKeyInput::parse(body.clone(), now)?;
-    let retry = retry_header.map(|header| Retry { header, body });
+    let input = CreateKeyInput::parse(body, now)?;
     let created = keys::create_key(&app.store, caller, now, NewKey { id, input, retry }).await?;
-    let location = format!("{KEYS_PATH}/{}", created.id());
-    Ok(with_header(answer_response(StatusCode::CREATED, &created), header::LOCATION, &location))
+    let location = format!("{KEYS_PATH}/{}", created.key.id);
+    Ok(with_header(written_response(StatusCode::CREATED, &created), header::LOCATION, &location))
 }
 
 /// Who the calling root key is: its company, id, user, description and management permissions.
@@ -136,9 +136,9 @@ fn page_response<T>(page: &PageRequest, path: &str, listed: &Page<T>, data: &imp
         total: listed.total,
         count: listed.items.len(),
         next_url: listed.next.as_ref().map(link),
-        previous_url: listed.previous.as_ref().map(|p| match p {
-            Ok(cursor) => link(cursor),
-            Err(offset) => page.offset_link(path, *offset),
+        previous_url: listed.previous.as_ref().map(|previous| match previous {
+            PreviousPage::Cursor(cursor) => link(cursor),
+            PreviousPage::Offset(offset) => page.offset_link(path, *offset),
         }),
         data,
     };
@@ -161,39 +161,30 @@ impl KeyWrite {
         Ok(Self { id, force, if_match: request::if_match(req)?, retry_header: request::idempotency_key(req)? })
     }
 
-    fn retry(&self, body: Value) -> Option<Retry> {
-        self.retry_header.clone().map(|header| Retry { header, body })
-    }
-
-    fn target<'a>(&'a self, retry: Option<&'a Retry>) -> Target<'a> {
-        Target { id: &self.id, if_match: self.if_match, force: self.force, retry }
+    fn target(&self) -> Target<'_> {
+        Target { id: &self.id, if_match: self.if_match, force: self.force, retry: self.retry_header.as_ref() }
     }
 }
 
 async fn update_key(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
     let write = KeyWrite::parse(req, true)?;
     let now = app.clock.now();
-    let body = required_body(req)?;
-    let input = UpdateKeyInput::parse(body.clone(), now)?;
-    let retry = write.retry(body);
-    let answer = keys::update_key(&app.store, caller, now, write.target(retry.as_ref()), &input).await?;
-    Ok(answer_response(StatusCode::OK, &answer))
+    let input = UpdateKeyInput::parse(required_body(req)?, now)?;
+    let updated = keys::update_key(&app.store, caller, now, write.target(), &input).await?;
+    Ok(written_response(StatusCode::OK, &updated))
 }
 
 async fn delete_key(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
     let write = KeyWrite::parse(req, true)?;
-    let retry = write.retry(Value::Null);
-    let answer = keys::delete_key(&app.store, caller, app.clock.now(), write.target(retry.as_ref())).await?;
-    Ok(answer_response(StatusCode::NO_CONTENT, &answer))
+    keys::delete_key(&app.store, caller, app.clock.now(), write.target()).await?;
+    Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
 async fn roll_key(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
     let write = KeyWrite::parse(req, false)?;
-    let body = json_body(req)?;
-    let input = RollInput::parse(body.clone())?;
-    let retry = write.retry(body.unwrap_or(Value::Null));
-    let answer = keys::roll_key(&app.store, caller, app.clock.now(), write.target(retry.as_ref()), input).await?;
-    Ok(answer_response(StatusCode::OK, &answer))
+    let input = RollInput::parse(json_body(req)?)?;
+    let rolled = keys::roll_key(&app.store, caller, app.clock.now(), write.target(), input).await?;
+    Ok(written_response(StatusCode::OK, &rolled))
 }
 
 /// A missing or malformed credential is refused before the body is read; a well-formed one is

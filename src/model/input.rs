@@ -4,8 +4,8 @@
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::acl::{self, MAX_ACL_ENTRIES, MAX_REQUESTED_PERMISSIONS, MAX_REQUESTED_SCOPE_VALUES};
@@ -82,7 +82,7 @@ fn decode<T: DeserializeOwned>(value: Value, name: &str, expected: &str) -> Resu
 }
 
 /// A PATCH field: left as it is, or set (to a value or to null).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub enum Change<T> {
     /// The field was absent: the stored value stays.
     #[default]
@@ -106,7 +106,7 @@ impl<T> Change<T> {
 }
 
 /// Quota settings as a caller gives them; `remaining` and `renewsAt` are the server's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct QuotaInput {
     /// Verifies per period, 1 to 2^32 - 1.
     pub max: u64,
@@ -116,7 +116,7 @@ pub struct QuotaInput {
 
 /// A create body, every field checked: the domain builds the key from it without checking again.
 /// Fields are as on [`ApiKey`](super::ApiKey); absent and `null` mean the same here.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct CreateKeyInput {
     /// Required: who the key is for, 1 to 255 characters.
     pub user_id: String,
@@ -184,7 +184,7 @@ impl CreateKeyInput {
 }
 
 /// A PATCH body: only the fields it names change.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct UpdateKeyInput {
     /// `null` clears it.
     pub description: Change<Option<String>>,
@@ -305,7 +305,7 @@ impl std::fmt::Debug for IdempotencyKey {
 }
 
 /// The body of `POST /keys/{keyId}/roll`; an empty body means no grace period.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct RollInput {
     /// How long the old secret keeps verifying, 0 to `MAX_GRACE_PERIOD_SECONDS`.
     pub grace_period_seconds: u64,

@@ -1,8 +1,12 @@
-//! The query of a list call, parsed once, and the links to its neighbouring pages.
+//! The model's paging: the query of a list call, parsed once, and the links to its neighbouring
+//! pages. Which page a window of items makes is the domain's (`domain::paging`), how the store
+//! reads a window the store's (`store::PageWindow`), and the answer's envelope the http layer's.
 
 use super::{FieldError, KeyId, KeyStatus};
 
+/// Items on a page when the query does not say.
 pub const DEFAULT_LIMIT: u32 = 25;
+/// The most items a page may ask for: a page is read in one query.
 pub const MAX_LIMIT: u32 = 100;
 /// DynamoDB has no server-side skip: an offset reads that many extra items, so it is capped.
 pub const MAX_OFFSET: u32 = 1000;
@@ -10,13 +14,17 @@ pub const MAX_OFFSET: u32 = 1000;
 /// Which keys a list shows; `all` reads the company index, the others the status index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum StatusFilter {
+    /// Keys whose status is active: what a list shows by default.
     #[default]
     Active,
+    /// Keys turned off, deleted ones included.
     Inactive,
+    /// Every key of the company, whatever its status.
     All,
 }
 
 impl StatusFilter {
+    /// The filter as the query spells it (`status=...`), for the links to other pages.
     pub fn as_str(self) -> &'static str {
         match self {
             StatusFilter::Active => "active",
@@ -25,6 +33,7 @@ impl StatusFilter {
         }
     }
 
+    /// The one status the filter keeps, `None` for all of them.
     pub fn status(self) -> Option<KeyStatus> {
         match self {
             StatusFilter::Active => Some(KeyStatus::Active),
@@ -37,13 +46,17 @@ impl StatusFilter {
 /// Where a page starts: after an item (older than it), or before one (newer than it).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Cursor {
+    /// The first page: the newest items.
     #[default]
     Newest,
+    /// The page of items older than this one (`startingAfter`).
     After(KeyId),
+    /// The page of items newer than this one (`endingBefore`).
     Before(KeyId),
 }
 
 impl Cursor {
+    /// The query parameter that gave this cursor, to name it in an error.
     pub fn parameter(&self) -> &'static str {
         match self {
             Cursor::Before(_) => "endingBefore",
@@ -52,11 +65,17 @@ impl Cursor {
     }
 }
 
+/// A list call's query, parsed: every parameter is checked once here, so nothing below reads
+/// the raw query again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageRequest {
+    /// Which keys (always the default for lists without a status, such as a key's events).
     pub status: StatusFilter,
+    /// How many items a page holds, 1 to `MAX_LIMIT`.
     pub limit: u32,
+    /// Where the page starts.
     pub cursor: Cursor,
+    /// Items skipped from the newest, 0 to `MAX_OFFSET` (the store reads every skipped item).
     pub offset: u32,
 }
 

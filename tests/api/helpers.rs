@@ -95,7 +95,7 @@ pub async fn spawn_app() -> TestApp {
 
 async fn root_key_of(app: &App, company: &CompanyId) -> String {
     let created = create_root_key(&app.store, company.clone(), None, app.clock.now()).await.expect("root key");
-    created.body["key"].as_str().unwrap().to_owned()
+    created.plaintext.expect("a new key's secret").expose().to_owned()
 }
 
 impl TestApp {

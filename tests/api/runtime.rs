@@ -38,7 +38,7 @@ impl Stage {
     async fn root_key_of(store: &DynamoStore) -> String {
         let company = CompanyId::parse("acme", "company").unwrap();
         let created = create_root_key(store, company, None, chrono::Utc::now()).await.expect("a root key of acme");
-        created.body["key"].as_str().unwrap().to_owned()
+        created.plaintext.expect("a new key's secret").expose().to_owned()
     }
 
     async fn start(&self, function: &str, extra: &[(&str, &str)]) -> Function {
