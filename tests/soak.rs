@@ -22,10 +22,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use apikeys::config::{App, sdk_config};
 use apikeys::domain::SystemClock;
 use apikeys::domain::keys::create_root_key;
-use apikeys::http::local::dispatch;
+use apikeys::entry::config::{App, sdk_config};
+use apikeys::entry::local::dispatch;
 use apikeys::model::{ApiKey, CompanyId, KeyStatus};
 use apikeys::store::DynamoStore;
 use apikeys::store::table::create_table;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apikeys::domain::ManualClock;
-use apikeys::http::routes::Endpoint;
+use apikeys::entry::http::routes::Endpoint;
 use apikeys::model::acl::{
     MAX_ACL_ENTRIES, MAX_ACL_PERMISSIONS, MAX_ACL_SCOPE_VALUES, MAX_PERMISSION_LEN, MAX_REQUESTED_PERMISSIONS,
     MAX_REQUESTED_SCOPE_VALUES, MAX_SCOPE_VALUE_LEN,

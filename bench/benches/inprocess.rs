@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apikeys::domain::ManualClock;
-use apikeys::http::local::dispatch;
-use apikeys::http::routes::Endpoint;
+use apikeys::entry::http::routes::Endpoint;
+use apikeys::entry::local::dispatch;
 use apikeys::model::{KeyType, PlaintextKey};
 use apikeys_bench::{
     CLIENT_IP, Fixture, Mode, body_of, echo_service, endpoint_service, event, fixture, invoke, status_of,

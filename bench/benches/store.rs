@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use apikeys::domain::verify::{VerifyRequest, verify_for_caller};
 use apikeys::domain::{Credential, ManualClock, SystemClock};
-use apikeys::http::local::dispatch;
-use apikeys::http::routes::Endpoint;
+use apikeys::entry::http::routes::Endpoint;
+use apikeys::entry::local::dispatch;
 use apikeys::model::{PlaintextKey, Scope};
 use apikeys_bench::{
     CLIENT_IP, Fixture, body_of, endpoint_service, event, fixture, invoke, micros, percentile, status_of, write_json,

@@ -10,11 +10,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use apikeys::config::{App, sdk_config};
 use apikeys::domain::Clock;
 use apikeys::domain::keys::create_root_key;
-use apikeys::http::handlers;
-use apikeys::http::routes::Endpoint;
+use apikeys::entry::config::{App, sdk_config};
+use apikeys::entry::http::handlers;
+use apikeys::entry::http::routes::Endpoint;
 use apikeys::model::CompanyId;
 use apikeys::store::DynamoStore;
 use apikeys::store::calls::CallCounter;

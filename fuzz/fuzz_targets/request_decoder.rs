@@ -4,8 +4,8 @@
 
 #![no_main]
 
-use apikeys::http::error::ApiError;
-use apikeys::http::request::json_body;
+use apikeys::entry::http::error::ApiError;
+use apikeys::entry::http::request::json_body;
 use apikeys::model::{CreateKeyInput, FieldError, PageRequest, PlaintextKey, RollInput, UpdateKeyInput, VerifyInput};
 use chrono::{DateTime, Utc};
 use lambda_http::http::Request;

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    apikeys::cli::run(std::env::args().skip(1).collect()).await
+    apikeys::entry::cli::run(std::env::args().skip(1).collect()).await
 }

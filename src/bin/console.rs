@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    apikeys::http::lambda::run_console().await
+    apikeys::entry::lambda::run_console().await
 }

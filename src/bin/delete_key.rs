@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    apikeys::http::lambda::run_endpoint(apikeys::http::Endpoint::DeleteKey).await
+    apikeys::entry::lambda::run_endpoint(apikeys::entry::http::Endpoint::DeleteKey).await
 }

@@ -1,6 +1,6 @@
-//! Every endpoint on one port, through the real authorizer and handlers: `make run`.
+//! Every endpoint and the console on one port, through the same handlers as the functions: `make run`.
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    apikeys::cli::run_local_server().await
+    apikeys::entry::cli::run_local_server().await
 }

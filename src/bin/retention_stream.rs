@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    apikeys::stream::run().await
+    apikeys::entry::stream::run().await
 }

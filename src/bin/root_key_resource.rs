@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    apikeys::root_key_resource::run().await
+    apikeys::entry::root_key_resource::run().await
 }

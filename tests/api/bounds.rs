@@ -4,8 +4,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use apikeys::config::App;
-use apikeys::http::local::dispatch;
+use apikeys::entry::config::App;
+use apikeys::entry::local::dispatch;
 use apikeys::model::acl::{
     MAX_ACL_ENTRIES, MAX_ACL_PERMISSIONS, MAX_ACL_SCOPE_VALUES, MAX_PERMISSION_LEN, MAX_REQUESTED_PERMISSIONS,
     MAX_REQUESTED_SCOPE_VALUES, MAX_SCOPE_VALUE_LEN,

@@ -232,7 +232,7 @@ async fn the_console_runs_the_whole_key_lifecycle_in_chromium() {
     let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(apikeys::http::local::serve(app.app.clone(), listener, async {
+    let server = tokio::spawn(apikeys::entry::local::serve(app.app.clone(), listener, async {
         let _ = stopped.await;
     }));
 
@@ -477,7 +477,7 @@ async fn the_console_and_me_functions_answer_their_events_under_the_lambda_runti
     let answer = console.invoke(read("console")).await.expect("the console answers");
     assert_eq!(answer["statusCode"], 200, "{answer}");
     assert_eq!(answer["headers"]["content-type"], "text/javascript; charset=utf-8");
-    assert_eq!(answer["headers"]["content-security-policy"], apikeys::http::console::CONTENT_SECURITY_POLICY);
+    assert_eq!(answer["headers"]["content-security-policy"], apikeys::entry::http::console::CONTENT_SECURITY_POLICY);
     assert_eq!(answer["headers"]["x-content-type-options"], "nosniff");
     assert_eq!(answer["headers"]["referrer-policy"], "no-referrer");
     assert!(answer["body"].as_str().is_some_and(|js| js.contains("sessionStorage")), "the script");

@@ -6,10 +6,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use apikeys::http::console;
-use apikeys::http::routes::{CONSOLE_FUNCTION, Endpoint, Route, STATIC_ROUTES};
-use apikeys::http::{ROUTES, handlers};
-use apikeys::root_key_resource::{self, Answer, SecretStore};
+use apikeys::entry::http::console;
+use apikeys::entry::http::routes::{CONSOLE_FUNCTION, Endpoint, Route, STATIC_ROUTES};
+use apikeys::entry::http::{ROUTES, handlers};
+use apikeys::entry::root_key_resource::{self, Answer, SecretStore};
 use apikeys::store::table::{INDEXES, PARTITION_KEY, SORT_KEY, STREAM_VIEW, TTL_ATTRIBUTE};
 use lambda_http::http::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -17,11 +17,11 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 const FUNCTION: &str = "AWS::Serverless::Function";
-/// The function on the table's stream (src/bin/retention_stream.rs, `apikeys::stream`).
+/// The function on the table's stream (src/bin/retention_stream.rs, `apikeys::entry::stream`).
 const STREAM_FUNCTION: &str = "retention_stream";
-/// The custom resource's function (src/bin/root_key_resource.rs, `apikeys::root_key_resource`).
+/// The custom resource's function (src/bin/root_key_resource.rs, `apikeys::entry::root_key_resource`).
 const ROOT_KEY_FUNCTION: &str = "root_key_resource";
-/// Environment variables every function reads (src/config.rs, src/store/table.rs).
+/// Environment variables every function reads (src/settings.rs).
 const FUNCTION_ENVIRONMENT: [&str; 3] = ["TABLE_NAME", "RETENTION_DAYS", "DYNAMODB_ENDPOINT"];
 
 fn project_file(relative: &str) -> PathBuf {
@@ -111,7 +111,10 @@ fn template_functions_and_routes_match_the_route_table() {
         .chain(STATIC_ROUTES.iter().map(|r| (&r.method, r.path, r.function)))
         .map(|(method, path, function)| ((method.to_string(), path.to_owned()), function.to_owned()))
         .collect();
-    assert_eq!(routes, expected, "template.yaml's HttpApi events differ from apikeys::http::ROUTES and STATIC_ROUTES");
+    assert_eq!(
+        routes, expected,
+        "template.yaml's HttpApi events differ from apikeys::entry::http::ROUTES and STATIC_ROUTES"
+    );
 
     let mut expected_binaries: BTreeSet<String> = ROUTES.iter().map(|r| r.function.to_owned()).collect();
     expected_binaries.insert(CONSOLE_FUNCTION.to_owned());

@@ -1,7 +1,7 @@
 //! Every error of the contract: its status, a JSON body naming the field, nothing half-written,
 //! and the service still serving afterwards.
 
-use apikeys::http::local::dispatch;
+use apikeys::entry::local::dispatch;
 use lambda_http::Body;
 use lambda_http::http::{Method, Request, StatusCode};
 use serde_json::{Value, json};

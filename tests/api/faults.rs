@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use apikeys::config::App;
-use apikeys::http::local::dispatch;
+use apikeys::entry::config::App;
+use apikeys::entry::local::dispatch;
 use apikeys::store::DynamoStore;
 use aws_sdk_dynamodb::Client;
 use lambda_http::Body;

@@ -6,9 +6,9 @@
 //! seconds. (Key parsing, the checksum and CIDR matching have their own properties in
 //! src/model/secret.rs and src/model/ip.rs.)
 
-use apikeys::http::error::ApiError;
-use apikeys::http::local::dispatch;
-use apikeys::http::request::json_body;
+use apikeys::entry::http::error::ApiError;
+use apikeys::entry::http::request::json_body;
+use apikeys::entry::local::dispatch;
 use apikeys::model::{CreateKeyInput, PageRequest, RollInput, UpdateKeyInput, VerifyInput};
 use lambda_http::Body;
 use lambda_http::http::{HeaderValue, Method, Request};

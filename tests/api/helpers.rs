@@ -4,10 +4,10 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use apikeys::config::{App, sdk_config};
 use apikeys::domain::ManualClock;
 use apikeys::domain::keys::create_root_key;
-use apikeys::http::local::dispatch;
+use apikeys::entry::config::{App, sdk_config};
+use apikeys::entry::local::dispatch;
 use apikeys::model::CompanyId;
 use apikeys::store::DynamoStore;
 use apikeys::store::calls::CallCounter;

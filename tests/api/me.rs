@@ -1,6 +1,6 @@
 //! `GET /me`: who the calling root key is. Needs no permission beyond a secret key that verifies.
 
-use apikeys::http::local::dispatch;
+use apikeys::entry::local::dispatch;
 use lambda_http::http::{Method, Request, StatusCode};
 use lambda_http::{Body, Response};
 use serde_json::json;
@@ -71,7 +71,7 @@ async fn the_console_is_served_with_its_security_headers_and_no_credential() {
         assert_eq!(response.status(), StatusCode::OK, "{path}");
         let header = |name: &str| response.headers()[name].to_str().unwrap().to_owned();
         assert_eq!(header("content-type"), content_type, "{path}");
-        assert_eq!(header("content-security-policy"), apikeys::http::console::CONTENT_SECURITY_POLICY);
+        assert_eq!(header("content-security-policy"), apikeys::entry::http::console::CONTENT_SECURITY_POLICY);
         assert!(header("content-security-policy").contains("script-src 'self'"));
         assert!(header("content-security-policy").contains("connect-src 'self'"));
         assert_eq!(header("x-content-type-options"), "nosniff");

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
-use apikeys::http::ROUTES;
+use apikeys::entry::http::ROUTES;
 use apikeys::model::{KeyId, Permission, PlaintextKey};
 use lambda_http::Body;
 use lambda_http::http::{Method, Request as HttpRequest, StatusCode};
@@ -443,7 +443,7 @@ fn the_error_codes_are_those_the_service_uses() {
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    // src/http/error.rs, status_and_code.
+    // src/entry/http/error.rs, status_and_code.
     let expected = BTreeSet::from([
         "invalid_field",
         "missing_field",

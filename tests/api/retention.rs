@@ -1,8 +1,8 @@
 //! Retention: deleted keys expire through TTL, and the stream function keeps counters exact,
 //! reporting the first record it could not handle as a batch item failure.
 
+use apikeys::entry::stream::handle_batch;
 use apikeys::store::DynamoStore;
-use apikeys::stream::handle_batch;
 use aws_lambda_events::event::dynamodb::Event;
 use serde_json::{Value, json};
 

@@ -19,8 +19,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 
 use apikeys::domain::Clock;
-use apikeys::http::ROUTES;
-use apikeys::http::local::dispatch;
+use apikeys::entry::http::ROUTES;
+use apikeys::entry::local::dispatch;
 use chrono::{DateTime, TimeDelta, Utc};
 use lambda_http::Body;
 use lambda_http::http::{HeaderValue, Method, Request};
@@ -35,7 +35,7 @@ use crate::openapi::{Direction, conforms, deref, spec};
 /// Random valid requests per operation in the proptest; each is also sent with `BREAKS` breaks.
 const CASES: u32 = 16;
 const BREAKS: usize = 3;
-/// The service's own body limit (src/http/error.rs).
+/// The service's own body limit (src/entry/http/error.rs).
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
 // ---------------------------------------------------------------------------------------------

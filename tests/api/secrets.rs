@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
-use apikeys::http::local::dispatch;
+use apikeys::entry::local::dispatch;
 use lambda_http::Body;
 use lambda_http::http::{Method, Request, StatusCode};
 use serde_json::{Value, json};
@@ -255,7 +255,7 @@ async fn captured_run(as_deployed: bool) -> (Vec<Line>, Vec<String>) {
     let app = spawn_app().await;
     let capture = Capture::default();
     let layer = capture.clone().with_filter(tracing_subscriber::filter::filter_fn(move |meta| {
-        !(as_deployed && apikeys::config::is_sdk_body_dump(meta))
+        !(as_deployed && apikeys::entry::config::is_sdk_body_dump(meta))
     }));
     let guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
     tracing::info!(target: "apikeys::secrets_test", "capture started");

@@ -21,13 +21,13 @@ struct Asset {
 const PAGE: &str = "index.html";
 
 const ASSETS: [Asset; 3] = [
-    Asset { name: PAGE, content_type: "text/html; charset=utf-8", body: include_str!("../../console/index.html") },
+    Asset { name: PAGE, content_type: "text/html; charset=utf-8", body: include_str!("../../../console/index.html") },
     Asset {
         name: "app.js",
         content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../console/app.js"),
+        body: include_str!("../../../console/app.js"),
     },
-    Asset { name: "app.css", content_type: "text/css; charset=utf-8", body: include_str!("../../console/app.css") },
+    Asset { name: "app.css", content_type: "text/css; charset=utf-8", body: include_str!("../../../console/app.css") },
 ];
 
 /// The bytes of every asset together (the page loads all of them).

@@ -229,8 +229,8 @@ pub async fn send_answer(answer: &Answer) -> Result<(), String> {
 
 /// The Lambda runner for the custom resource's function.
 pub async fn run() -> Result<(), lambda_http::Error> {
-    let (settings, app) = crate::config::start().await?;
-    let config = crate::config::sdk_config(&settings.database).await;
+    let (settings, app) = crate::entry::config::start().await?;
+    let config = crate::entry::config::sdk_config(&settings.database).await;
     let app = std::sync::Arc::new(app);
     let secrets = std::sync::Arc::new(SecretsManager::new(&config));
     lambda_http::lambda_runtime::run(lambda_http::service_fn(move |event: lambda_http::LambdaEvent<Value>| {

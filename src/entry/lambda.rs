@@ -8,10 +8,10 @@ use std::sync::Arc;
 use lambda_http::{Error, Request, RequestExt, service_fn};
 use tracing::Instrument;
 
-use crate::config;
+use crate::entry::config;
 
-use super::routes::{CONSOLE_FUNCTION, Endpoint};
-use super::{console, handlers};
+use super::http::routes::{CONSOLE_FUNCTION, Endpoint};
+use super::http::{console, handlers};
 
 pub async fn run_endpoint(endpoint: Endpoint) -> Result<(), Error> {
     let (_, app) = config::start().await?;

@@ -64,7 +64,7 @@ pub async fn handle_batch(store: &impl CounterKeeper, event: Event) -> Result<Dy
 
 /// The Lambda runner for the stream function.
 pub async fn run() -> Result<(), lambda_http::Error> {
-    let (_, app) = crate::config::start().await?;
+    let (_, app) = crate::entry::config::start().await?;
     let app = std::sync::Arc::new(app);
     // Boxed: the runtime's future type is deep enough to overflow the compiler's layout query.
     Box::pin(lambda_http::lambda_runtime::run(lambda_http::service_fn(

@@ -2,8 +2,8 @@
 
 use std::process::ExitCode;
 
-use crate::config;
 use crate::domain::keys::create_root_key;
+use crate::entry::config;
 use crate::model::{CompanyId, PlaintextKey};
 use crate::store::table::ensure_table;
 
@@ -117,7 +117,7 @@ pub async fn run_local_server() -> ExitCode {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    let served = crate::http::local::serve(app, listener, shutdown).await;
+    let served = crate::entry::local::serve(app, listener, shutdown).await;
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -17,11 +17,11 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::config::App;
+use crate::entry::config::App;
 
-use super::error::{ApiError, MAX_BODY_BYTES};
-use super::routes::{RouteMatch, is_console_path, match_route};
-use super::{console, handlers};
+use super::http::error::{ApiError, MAX_BODY_BYTES};
+use super::http::routes::{RouteMatch, is_console_path, match_route};
+use super::http::{console, handlers};
 
 /// One request through route matching and the handler. The tests call this
 /// directly; the TCP server below calls it for every request.

@@ -107,7 +107,7 @@ pub fn never_logged(meta: &Metadata<'_>) -> bool {
 /// (default `info`). The format: `AWS_LAMBDA_LOG_FORMAT` (`JSON` or `Text`) when set, else JSON
 /// in Lambda (`AWS_LAMBDA_FUNCTION_NAME` set) and text elsewhere. JSON lines carry the
 /// message at the top level and the spans they were logged in (`spans`: the invocation's
-/// `request` span with `function` and `requestId`, see `http::lambda`, then the SDK's own), so
+/// `request` span with `function` and `requestId`, see `entry::lambda`, then the SDK's own), so
 /// every line of one request can be found together. Always to stderr,
 /// so stdout carries only the CLI's JSON and the embedded metrics. `never_logged` lines are
 /// dropped at every level.

@@ -7,11 +7,11 @@ use lambda_http::http::{StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
-use crate::config::App;
 use crate::domain::keys::{self, NewKey, Target, WrittenKey};
 use crate::domain::paging::{Page, PreviousPage};
 use crate::domain::verify::{self, RateState, Verdict, VerifyCode, VerifyRequest};
 use crate::domain::{Caller, Credential, authenticate};
+use crate::entry::config::App;
 use crate::model::{
     CreateKeyInput, Cursor, IdempotencyKey, KeyId, PageRequest, RollInput, UpdateKeyInput, VerifyInput,
 };

@@ -1,0 +1,13 @@
+//! Entry points, every way into the service in one place: the HTTP handlers with their route
+//! table (`http`), the Lambda runners that serve them one function per route (`lambda`), the
+//! local server that serves them all on one port (`local`), the TTL stream consumer
+//! (`stream`), the CloudFormation root-key resource (`root_key_resource`) and the operator CLI
+//! (`cli`). `config` builds what they share from the settings read once at start-up.
+
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod lambda;
+pub mod local;
+pub mod root_key_resource;
+pub mod stream;
