@@ -1,5 +1,8 @@
 //! What each operation does, in terms of the model and the store traits: no HTTP, no DynamoDB.
 
+// Every public operation says what it does and what it refuses.
+#![warn(missing_docs)]
+
 mod audit;
 mod caller;
 mod clock;

@@ -1,5 +1,8 @@
 //! The key and its parts, with the rules that make a value valid. No I/O here.
 
+// Every public value and rule says what it is for: the next engineer reads these first.
+#![warn(missing_docs)]
+
 pub mod acl;
 mod audit;
 mod error;
