@@ -12,6 +12,7 @@ use crate::model::{
 pub mod calls;
 pub mod dynamo;
 pub mod items;
+pub mod records;
 pub mod table;
 
 pub use dynamo::DynamoStore;
