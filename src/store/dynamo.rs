@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, KeysAndAttributes, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, Select,
+    AttributeValue, Delete, KeysAndAttributes, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
     TransactWriteItem, Update,
 };
 use chrono::{DateTime, TimeDelta, Utc};
@@ -18,7 +18,7 @@ use crate::model::{
 
 use super::items::{self, Item, address, n, s, timestamp};
 use super::records::{CountersRecord, IdempotencyItem, KeyRecord, QuotaUsageRecord, RateWindowRecord, StreamMarker};
-use super::table::{COMPANY_INDEX, PARTITION_KEY, SORT_KEY, STATUS_INDEX, TTL_ATTRIBUTE};
+use super::table::{COMPANY_INDEX, PARTITION_KEY, STATUS_INDEX, TTL_ATTRIBUTE};
 use super::{
     AuditReader, CounterKeeper, IdempotencyReader, IdempotencyRecord, InsertOutcome, KeyChange, KeyCreator, KeyLister,
     KeyReader, KeyWriter, PageOutcome, PageWindow, SaveOutcome, SecretLookup, SecretRecord, StoreError, UsageOutcome,
@@ -462,7 +462,7 @@ async fn backoff(attempt: u32) {
 
 /// Logs the failure by its error code only: DynamoDB messages can quote item keys, which for
 /// lookup items embed a secret's hash.
-fn unavailable<E: ProvideErrorMetadata, R>(operation: &'static str, err: &SdkError<E, R>) -> StoreError {
+pub(super) fn unavailable<E: ProvideErrorMetadata, R>(operation: &'static str, err: &SdkError<E, R>) -> StoreError {
     let code = match err {
         SdkError::ServiceError(service) => service.err().code().unwrap_or("unknown service error").to_owned(),
         SdkError::TimeoutError(_) => "timeout".to_owned(),
@@ -599,7 +599,7 @@ impl DynamoStore {
     /// A strongly consistent BatchGetItem of a few items of the table, in one round trip; the
     /// items found, in no particular order. Keys DynamoDB leaves unprocessed (throttling) make
     /// the read unavailable rather than half-answered.
-    async fn batch_get(&self, operation: &'static str, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+    pub(super) async fn batch_get(&self, operation: &'static str, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
         let wanted =
             KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().expect("keys are set");
         let out = self
@@ -613,95 +613,6 @@ impl DynamoStore {
             return Err(StoreError::Unavailable(format!("{operation}: read throttled")));
         }
         Ok(out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default())
-    }
-
-    /// Reads a page's context (counters or owner item) and its cursor item in one call:
-    /// `(context, cursor)`, each `None` if absent.
-    async fn page_context(
-        &self,
-        operation: &'static str,
-        context: Item,
-        cursor: Option<Item>,
-    ) -> Result<(Option<Item>, Option<Item>), StoreError> {
-        let context_sk = items::string(&context, SORT_KEY);
-        let mut found = self.batch_get(operation, std::iter::once(context).chain(cursor).collect()).await?;
-        let context = found.iter().position(|i| items::string(i, SORT_KEY) == context_sk).map(|i| found.remove(i));
-        Ok((context, found.pop()))
-    }
-
-    /// Queries from `position` on until the window is read or the partition ends (`Query` pages
-    /// at 1 MB, so a page of large items can take more than one call), each item decoded by
-    /// `decode`. The skipped part is only
-    /// counted (`skip_past`), so whatever the offset, no more than the window's `take` items
-    /// are ever held.
-    async fn query_pages<T>(
-        &self,
-        operation: &'static str,
-        index: Option<&str>,
-        partition: (&str, String),
-        window: PageWindow<'_>,
-        position: Option<Item>,
-        decode: fn(Item) -> Result<T, StoreError>,
-    ) -> Result<Vec<T>, StoreError> {
-        let query = || {
-            self.client
-                .query()
-                .table_name(&self.table)
-                .set_index_name(index.map(str::to_owned))
-                .key_condition_expression("#p = :p")
-                .expression_attribute_names("#p", partition.0)
-                .expression_attribute_values(":p", s(&partition.1))
-                .scan_index_forward(!window.newest_first)
-        };
-        let Some(mut position) = self.skip_past(operation, &query, window.skip, position).await? else {
-            return Ok(Vec::new());
-        };
-        let wanted = window.take as usize;
-        let mut found: Vec<T> = Vec::with_capacity(wanted);
-        loop {
-            let out = query()
-                .limit((wanted - found.len()) as i32)
-                .set_exclusive_start_key(position.take())
-                .send()
-                .await
-                .map_err(|e| unavailable(operation, &e))?;
-            for item in out.items.unwrap_or_default() {
-                found.push(decode(item)?);
-            }
-            position = out.last_evaluated_key;
-            if position.is_none() || found.len() >= wanted {
-                return Ok(found);
-            }
-        }
-    }
-
-    /// Where a page starts once `skip` items after `position` are passed: counted by DynamoDB
-    /// (`Select=COUNT` answers no items, only how many it passed and the key of the last), so
-    /// an offset costs calls, never memory. `Some(None)`: from the start of the partition;
-    /// `None`: the partition ends within the skipped part, so the page is empty.
-    async fn skip_past<F: Fn() -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder>(
-        &self,
-        operation: &'static str,
-        query: &F,
-        skip: u32,
-        mut position: Option<Item>,
-    ) -> Result<Option<Option<Item>>, StoreError> {
-        let mut left = skip as i64;
-        while left > 0 {
-            let out = query()
-                .select(Select::Count)
-                .limit(left as i32)
-                .set_exclusive_start_key(position.take())
-                .send()
-                .await
-                .map_err(|e| unavailable(operation, &e))?;
-            left -= out.count as i64;
-            position = out.last_evaluated_key;
-            if position.is_none() {
-                return Ok(None);
-            }
-        }
-        Ok(Some(position))
     }
 }
 

@@ -5,17 +5,17 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{
-    ApiKey, AuditEvent, CompanyId, Cursor, KeyId, PageRequest, Quota, RateLimit, SecretHash, StatusFilter, Window,
-};
+use crate::model::{ApiKey, AuditEvent, CompanyId, KeyId, Quota, RateLimit, SecretHash, StatusFilter, Window};
 
 pub mod calls;
 pub mod dynamo;
 pub mod items;
+pub mod paging;
 pub mod records;
 pub mod table;
 
 pub use dynamo::DynamoStore;
+pub use paging::{PageOutcome, PageWindow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -103,38 +103,6 @@ pub trait KeyWriter: Sync {
     /// Key, lookup items (added, refreshed, removed), counters and audit record, all or nothing,
     /// only if the key is still at `before.version`.
     fn save_change(&self, change: KeyChange<'_>) -> impl Future<Output = Result<SaveOutcome, StoreError>> + Send;
-}
-
-/// Which items a page reads: `take` after `start` (exclusive) in the given direction, less the
-/// first `skip`.
-#[derive(Debug, Clone, Copy)]
-pub struct PageWindow<'a> {
-    pub start: Option<&'a KeyId>,
-    pub newest_first: bool,
-    pub skip: u32,
-    pub take: u32,
-}
-
-impl<'a> PageWindow<'a> {
-    /// The window of a page request: one item more than the page, to know if another follows.
-    pub fn of(page: &'a PageRequest) -> Self {
-        let (start, newest_first) = match &page.cursor {
-            Cursor::Newest => (None, true),
-            Cursor::After(id) => (Some(id), true),
-            Cursor::Before(id) => (Some(id), false),
-        };
-        Self { start, newest_first, skip: page.offset, take: page.limit + 1 }
-    }
-}
-
-#[derive(Debug)]
-pub enum PageOutcome<T> {
-    /// `total` counts every item of the list, not just this page.
-    Listed { total: u64, items: Vec<T> },
-    /// `start` is not an item of this list.
-    UnknownStart,
-    /// The list belongs to something that does not exist (a key's events, without the key).
-    UnknownOwner,
 }
 
 pub trait KeyLister: Sync {
