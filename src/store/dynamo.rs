@@ -35,6 +35,7 @@ pub const DEFAULT_RETENTION_DAYS: i64 = 30;
 const MAX_TRANSACTION_ATTEMPTS: u32 = 6;
 const CONDITION_FAILED: &str = "ConditionalCheckFailed";
 
+/// Every store trait on one DynamoDB table (`table::create_table`), through one SDK client.
 #[derive(Clone, Debug)]
 pub struct DynamoStore {
     client: Client,
@@ -107,19 +108,23 @@ enum Transaction<T> {
 }
 
 impl DynamoStore {
+    /// The store of table `table`, keeping deleted keys `DEFAULT_RETENTION_DAYS`.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into(), retention: TimeDelta::days(DEFAULT_RETENTION_DAYS) }
     }
 
+    /// How long a deleted key (and its lookup items) stays before TTL removes it.
     pub fn with_retention(mut self, retention: TimeDelta) -> Self {
         self.retention = retention;
         self
     }
 
+    /// The SDK client, for the callers that need the table itself (the local server, tests).
     pub fn client(&self) -> &Client {
         &self.client
     }
 
+    /// The table's name.
     pub fn table(&self) -> &str {
         &self.table
     }
