@@ -33,6 +33,48 @@ fn corrupt(what: &str, problem: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {problem}"))
 }
 
+/// A model enum as stored: each variant's stored text, and the mapping both ways, so a variant
+/// added to or renamed in the model is a compile error here (a match left short), never a value
+/// written under a name the store did not choose.
+macro_rules! stored_enum {
+    ($(#[$doc:meta])* $name:ident for $model:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        pub enum $name {
+            $(
+                #[doc = concat!("`", $text, "`")]
+                #[serde(rename = $text)]
+                $variant,
+            )+
+        }
+
+        impl $name {
+            /// The stored text, for the keys built from it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text,)+
+                }
+            }
+        }
+
+        impl From<$model> for $name {
+            fn from(value: $model) -> Self {
+                match value {
+                    $($model::$variant => Self::$variant,)+
+                }
+            }
+        }
+
+        impl From<$name> for $model {
+            fn from(value: $name) -> Self {
+                match value {
+                    $($name::$variant => Self::$variant,)+
+                }
+            }
+        }
+    };
+}
+
 /// A model value that is a string, from its stored string. `SecretHash` and `PlaintextKey` offer
 /// no constructor from a string but their transparent serde form (`PlaintextKey::parse` would
 /// check again, on verify's path, what was checked when the key was made), so the string alone
@@ -208,73 +250,15 @@ impl RemovedKeyRecord {
     }
 }
 
-/// `KeyType` as stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum StoredKeyType {
-    /// `secret`
-    #[serde(rename = "secret")]
-    Secret,
-    /// `publishable`
-    #[serde(rename = "publishable")]
-    Publishable,
-}
+stored_enum!(
+    /// `KeyType` as stored.
+    StoredKeyType for KeyType { Secret = "secret", Publishable = "publishable" }
+);
 
-impl From<KeyType> for StoredKeyType {
-    fn from(kind: KeyType) -> Self {
-        match kind {
-            KeyType::Secret => Self::Secret,
-            KeyType::Publishable => Self::Publishable,
-        }
-    }
-}
-
-impl From<StoredKeyType> for KeyType {
-    fn from(kind: StoredKeyType) -> Self {
-        match kind {
-            StoredKeyType::Secret => Self::Secret,
-            StoredKeyType::Publishable => Self::Publishable,
-        }
-    }
-}
-
-/// `KeyStatus` as stored (also in the status index's partition key, `items::status_index_pk`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum StoredStatus {
-    /// `active`
-    #[serde(rename = "active")]
-    Active,
-    /// `inactive`
-    #[serde(rename = "inactive")]
-    Inactive,
-}
-
-impl StoredStatus {
-    /// The stored text, for the index keys built from it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Inactive => "inactive",
-        }
-    }
-}
-
-impl From<KeyStatus> for StoredStatus {
-    fn from(status: KeyStatus) -> Self {
-        match status {
-            KeyStatus::Active => Self::Active,
-            KeyStatus::Inactive => Self::Inactive,
-        }
-    }
-}
-
-impl From<StoredStatus> for KeyStatus {
-    fn from(status: StoredStatus) -> Self {
-        match status {
-            StoredStatus::Active => Self::Active,
-            StoredStatus::Inactive => Self::Inactive,
-        }
-    }
-}
+stored_enum!(
+    /// `KeyStatus` as stored (also in the status index's partition key, `items::status_index_pk`).
+    StoredStatus for KeyStatus { Active = "active", Inactive = "inactive" }
+);
 
 /// `PreviousSecret` as stored: the hash a roll replaced and until when it still verifies.
 #[derive(Debug, Serialize, Deserialize)]
@@ -477,49 +461,16 @@ impl<'a> AuditRecord<'a> {
     }
 }
 
-/// `AuditAction` as stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum StoredAction {
-    /// `created`
-    #[serde(rename = "created")]
-    Created,
-    /// `updated`
-    #[serde(rename = "updated")]
-    Updated,
-    /// `status_changed`
-    #[serde(rename = "status_changed")]
-    StatusChanged,
-    /// `rolled`
-    #[serde(rename = "rolled")]
-    Rolled,
-    /// `deleted`
-    #[serde(rename = "deleted")]
-    Deleted,
-}
-
-impl From<AuditAction> for StoredAction {
-    fn from(action: AuditAction) -> Self {
-        match action {
-            AuditAction::Created => Self::Created,
-            AuditAction::Updated => Self::Updated,
-            AuditAction::StatusChanged => Self::StatusChanged,
-            AuditAction::Rolled => Self::Rolled,
-            AuditAction::Deleted => Self::Deleted,
-        }
+stored_enum!(
+    /// `AuditAction` as stored.
+    StoredAction for AuditAction {
+        Created = "created",
+        Updated = "updated",
+        StatusChanged = "status_changed",
+        Rolled = "rolled",
+        Deleted = "deleted",
     }
-}
-
-impl From<StoredAction> for AuditAction {
-    fn from(action: StoredAction) -> Self {
-        match action {
-            StoredAction::Created => Self::Created,
-            StoredAction::Updated => Self::Updated,
-            StoredAction::StatusChanged => Self::StatusChanged,
-            StoredAction::Rolled => Self::Rolled,
-            StoredAction::Deleted => Self::Deleted,
-        }
-    }
-}
+);
 
 /// A company's counters item (`COMPANY#<company>` / `COUNTERS`): never put whole, only moved by
 /// `ADD` updates in the same transaction as the write that moves a key between them.
