@@ -18,10 +18,9 @@ pub mod records;
 pub mod table;
 
 pub use dynamo::DynamoStore;
-pub use paging::{PageOutcome, PageWindow};
 
-/// Why a store call gave no answer; the domain turns either into a 503 or a 500.
 #[derive(Debug, thiserror::Error)]
+/// Why a store call gave no answer; the domain turns either into a 503 or a 500.
 pub enum StoreError {
     /// The database did not answer, or refused for capacity; nothing was written.
     #[error("database unavailable: {0}")]
@@ -123,6 +122,9 @@ pub trait KeyWriter: Sync {
     /// only if the key is still at `before.version`.
     fn save_change(&self, change: KeyChange<'_>) -> impl Future<Output = Result<SaveOutcome, StoreError>> + Send;
 }
+
+/// Which items a list reads and what it answers: defined with the rest of paging.
+pub use paging::{PageOutcome, PageWindow};
 
 /// Lists a company's keys.
 pub trait KeyLister: Sync {

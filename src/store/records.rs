@@ -8,12 +8,11 @@
 
 use std::borrow::Cow;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use serde::de::IntoDeserializer;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-
-use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::model::{
     Acl, AclEntry, ApiKey, AuditAction, AuditEvent, CompanyId, IpAllowlist, KeyId, KeyStatus, KeyType, Permission,
