@@ -8,6 +8,8 @@ use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 
+/// The DynamoDB operations a client sent, shared by its clones; registered on the client's
+/// config as an interceptor.
 #[derive(Debug, Clone, Default)]
 pub struct CallCounter(Arc<Mutex<Vec<String>>>);
 

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, KeysAndAttributes, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, Select,
+    AttributeValue, Delete, KeysAndAttributes, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
     TransactWriteItem, Update,
 };
 use chrono::{DateTime, TimeDelta, Utc};
@@ -16,8 +16,9 @@ use crate::model::{
     ApiKey, AuditEvent, CompanyId, KeyId, KeyStatus, Quota, RateLimit, SecretHash, StatusFilter, Window,
 };
 
-use super::items::{self, Item, address, from_item, n, s, timestamp};
-use super::table::{COMPANY_INDEX, PARTITION_KEY, SORT_KEY, STATUS_INDEX, TTL_ATTRIBUTE};
+use super::items::{self, Item, address, n, s, timestamp};
+use super::records::{CountersRecord, IdempotencyItem, KeyRecord, QuotaUsageRecord, RateWindowRecord, StreamMarker};
+use super::table::{COMPANY_INDEX, PARTITION_KEY, STATUS_INDEX, TTL_ATTRIBUTE};
 use super::{
     AuditReader, CounterKeeper, IdempotencyReader, IdempotencyRecord, InsertOutcome, KeyChange, KeyCreator, KeyLister,
     KeyReader, KeyWriter, PageOutcome, PageWindow, SaveOutcome, SecretLookup, SecretRecord, StoreError, UsageOutcome,
@@ -34,6 +35,7 @@ pub const DEFAULT_RETENTION_DAYS: i64 = 30;
 const MAX_TRANSACTION_ATTEMPTS: u32 = 6;
 const CONDITION_FAILED: &str = "ConditionalCheckFailed";
 
+/// Every store trait on one DynamoDB table (`table::create_table`), through one SDK client.
 #[derive(Clone, Debug)]
 pub struct DynamoStore {
     client: Client,
@@ -106,19 +108,23 @@ enum Transaction<T> {
 }
 
 impl DynamoStore {
+    /// The store of table `table`, keeping deleted keys `DEFAULT_RETENTION_DAYS`.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into(), retention: TimeDelta::days(DEFAULT_RETENTION_DAYS) }
     }
 
+    /// How long a deleted key (and its lookup items) stays before TTL removes it.
     pub fn with_retention(mut self, retention: TimeDelta) -> Self {
         self.retention = retention;
         self
     }
 
+    /// The SDK client, for the callers that need the table itself (the local server, tests).
     pub fn client(&self) -> &Client {
         &self.client
     }
 
+    /// The table's name.
     pub fn table(&self) -> &str {
         &self.table
     }
@@ -152,9 +158,9 @@ impl DynamoStore {
             .update_expression("ADD #active :active, #inactive :inactive, #admins :admins SET #schema = :schema")
             .expression_attribute_names("#schema", items::SCHEMA_VERSION_ATTRIBUTE)
             .expression_attribute_values(":schema", n(items::SCHEMA_VERSION))
-            .expression_attribute_names("#active", "active")
-            .expression_attribute_names("#inactive", "inactive")
-            .expression_attribute_names("#admins", items::ACTIVE_ADMINS)
+            .expression_attribute_names("#active", CountersRecord::ACTIVE)
+            .expression_attribute_names("#inactive", CountersRecord::INACTIVE)
+            .expression_attribute_names("#admins", CountersRecord::ACTIVE_ADMINS)
             .expression_attribute_values(":active", n(moves.active))
             .expression_attribute_values(":inactive", n(moves.inactive))
             .expression_attribute_values(":admins", n(moves.admins));
@@ -169,16 +175,11 @@ impl DynamoStore {
 
     /// The record of a first answer, put only if no live record holds its header.
     fn idempotency_put(&self, record: &IdempotencyRecord, now: DateTime<Utc>) -> TransactWriteItem {
-        let mut item = address(items::idempotency_pk(&record.lookup), items::IDEMPOTENCY_SK);
-        item.insert("fingerprint".into(), s(&record.fingerprint));
-        item.insert("response".into(), AttributeValue::B(record.sealed_response.clone().into()));
-        item.insert("expiresAt".into(), n(record.expires_at.timestamp()));
-        item.insert(TTL_ATTRIBUTE.into(), n(record.expires_at.timestamp()));
-        item.extend([items::schema_version()]);
         let put = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk) OR expiresAt <= :now")
+            .set_item(Some(IdempotencyItem::from_model(record)))
+            .condition_expression("attribute_not_exists(pk) OR #expires <= :now")
+            .expression_attribute_names("#expires", IdempotencyItem::EXPIRES_AT)
             .expression_attribute_values(":now", n(now.timestamp()))
             .build()
             .expect("table and item are set");
@@ -267,7 +268,7 @@ impl DynamoStore {
             .expression_attribute_names("#schema", items::SCHEMA_VERSION_ATTRIBUTE)
             .expression_attribute_values(":schema", n(items::SCHEMA_VERSION))
             .condition_expression("attribute_not_exists(#used) OR #used < :limit")
-            .expression_attribute_names("#used", "used")
+            .expression_attribute_names("#used", RateWindowRecord::USED)
             .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":limit", n(limit.limit))
@@ -276,7 +277,9 @@ impl DynamoStore {
             .send()
             .await;
         match result {
-            Ok(out) => Ok(Some(out.attributes().and_then(|a| items::number(a, "used")).unwrap_or(1) as u64)),
+            Ok(out) => {
+                Ok(Some(out.attributes().and_then(|a| items::number(a, RateWindowRecord::USED)).unwrap_or(1) as u64))
+            }
             Err(err) if is_condition_failure(&err) => Ok(None),
             Err(err) => Err(unavailable("rate limit", &err)),
         }
@@ -289,7 +292,7 @@ impl DynamoStore {
             .set_key(Some(address(items::rate_pk(&key.company_id, &key.id, window.number), items::RATE_SK)))
             .update_expression("ADD #used :minus_one")
             .condition_expression("attribute_exists(#used)")
-            .expression_attribute_names("#used", "used")
+            .expression_attribute_names("#used", RateWindowRecord::USED)
             .expression_attribute_values(":minus_one", n(-1))
             .send()
             .await
@@ -312,11 +315,9 @@ impl DynamoStore {
         for _ in 0..3 {
             let same_period = self
                 .quota_update(key, now, period)
-                .update_expression("SET quotaUsage.#used = quotaUsage.#used + :one, lastUsedAt = :now")
-                .condition_expression(
-                    "attribute_exists(pk) AND quotaUsage.#period = :period AND quotaUsage.#used < :max",
-                )
-                .expression_attribute_names("#used", "used")
+                .update_expression("SET #usage.#used = #usage.#used + :one, #last = :now")
+                .condition_expression("attribute_exists(pk) AND #usage.#period = :period AND #usage.#used < :max")
+                .expression_attribute_names("#used", QuotaUsageRecord::USED)
                 .expression_attribute_values(":one", n(1))
                 .expression_attribute_values(":max", n(quota.max))
                 .send()
@@ -325,17 +326,20 @@ impl DynamoStore {
                 Ok(out) => {
                     let used = out
                         .attributes()
-                        .and_then(|a| a.get("quotaUsage"))
+                        .and_then(|a| a.get(KeyRecord::QUOTA_USAGE))
                         .and_then(|u| u.as_m().ok())
-                        .and_then(|m| items::number(m, "used"));
+                        .and_then(|m| items::number(m, QuotaUsageRecord::USED));
                     return Ok(Some(used.unwrap_or(1) as u64));
                 }
                 Err(err) if is_condition_failure(&err) => condition_failure_item(&err),
                 Err(err) => return Err(unavailable("quota", &err)),
             };
             let Some(old) = old else { return Ok(None) };
-            let stored_period =
-                old.get("quotaUsage").and_then(|u| u.as_m().ok()).and_then(|m| items::number(m, "period")).unwrap_or(0);
+            let stored_period = old
+                .get(KeyRecord::QUOTA_USAGE)
+                .and_then(|u| u.as_m().ok())
+                .and_then(|m| items::number(m, QuotaUsageRecord::PERIOD))
+                .unwrap_or(0);
             if stored_period == period {
                 return Ok(None);
             }
@@ -344,11 +348,14 @@ impl DynamoStore {
                 period = stored_period;
                 continue;
             }
-            let fresh = HashMap::from([("period".to_owned(), n(period)), ("used".to_owned(), n(1))]);
+            let fresh = HashMap::from([
+                (QuotaUsageRecord::PERIOD.to_owned(), n(period)),
+                (QuotaUsageRecord::USED.to_owned(), n(1)),
+            ]);
             let renewed = self
                 .quota_update(key, now, period)
-                .update_expression("SET quotaUsage = :fresh, lastUsedAt = :now")
-                .condition_expression("attribute_exists(pk) AND quotaUsage.#period < :period")
+                .update_expression("SET #usage = :fresh, #last = :now")
+                .condition_expression("attribute_exists(pk) AND #usage.#period < :period")
                 .expression_attribute_values(":fresh", AttributeValue::M(fresh))
                 .send()
                 .await;
@@ -371,7 +378,9 @@ impl DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(address(items::key_pk(&key.company_id, &key.id), items::KEY_SK)))
-            .expression_attribute_names("#period", "period")
+            .expression_attribute_names("#usage", KeyRecord::QUOTA_USAGE)
+            .expression_attribute_names("#period", QuotaUsageRecord::PERIOD)
+            .expression_attribute_names("#last", KeyRecord::LAST_USED_AT)
             .expression_attribute_values(":period", n(period))
             .expression_attribute_values(":now", timestamp(now))
             .return_values(ReturnValue::UpdatedNew)
@@ -385,15 +394,16 @@ impl DynamoStore {
     /// effort: a failure is logged by its code and the answer stands.
     async fn write_last_used(&self, key: &ApiKey, now: DateTime<Utc>) {
         let cutoff = now - crate::model::LAST_USED_GRANULARITY;
-        let stale_only = "attribute_exists(pk) AND (attribute_not_exists(lastUsedAt) OR \
-                          attribute_type(lastUsedAt, :null) OR lastUsedAt < :cutoff)";
+        let stale_only =
+            "attribute_exists(pk) AND (attribute_not_exists(#last) OR attribute_type(#last, :null) OR #last < :cutoff)";
         let key_update = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(address(items::key_pk(&key.company_id, &key.id), items::KEY_SK)))
-            .update_expression("SET lastUsedAt = :now")
+            .update_expression("SET #last = :now")
             .condition_expression(stale_only)
+            .expression_attribute_names("#last", KeyRecord::LAST_USED_AT)
             .expression_attribute_values(":now", timestamp(now))
             .expression_attribute_values(":cutoff", timestamp(cutoff))
             .expression_attribute_values(":null", s("NULL"))
@@ -412,8 +422,9 @@ impl DynamoStore {
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(address(items::secret_pk(hash), items::SECRET_SK)))
-                .update_expression("SET lastUsedAt = :now")
+                .update_expression("SET #last = :now")
                 .condition_expression("attribute_exists(pk)")
+                .expression_attribute_names("#last", KeyRecord::LAST_USED_AT)
                 .expression_attribute_values(":now", timestamp(now))
                 .send()
         };
@@ -456,7 +467,7 @@ async fn backoff(attempt: u32) {
 
 /// Logs the failure by its error code only: DynamoDB messages can quote item keys, which for
 /// lookup items embed a secret's hash.
-fn unavailable<E: ProvideErrorMetadata, R>(operation: &'static str, err: &SdkError<E, R>) -> StoreError {
+pub(super) fn unavailable<E: ProvideErrorMetadata, R>(operation: &'static str, err: &SdkError<E, R>) -> StoreError {
     let code = match err {
         SdkError::ServiceError(service) => service.err().code().unwrap_or("unknown service error").to_owned(),
         SdkError::TimeoutError(_) => "timeout".to_owned(),
@@ -485,7 +496,8 @@ fn condition_failure_item<R>(
 
 impl KeyReader for DynamoStore {
     async fn get_key(&self, company: &CompanyId, id: &KeyId) -> Result<Option<ApiKey>, StoreError> {
-        self.get_item("get key", address(items::key_pk(company, id), items::KEY_SK)).await?.map(from_item).transpose()
+        let found = self.get_item("get key", address(items::key_pk(company, id), items::KEY_SK)).await?;
+        found.map(items::key_from_item).transpose()
     }
 }
 
@@ -520,19 +532,7 @@ impl IdempotencyReader for DynamoStore {
     async fn find_idempotency(&self, lookup: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         let found =
             self.get_item("idempotency record", address(items::idempotency_pk(lookup), items::IDEMPOTENCY_SK)).await?;
-        let Some(item) = found else { return Ok(None) };
-        let sealed = match item.get("response") {
-            Some(AttributeValue::B(blob)) => blob.clone().into_inner(),
-            _ => Vec::new(),
-        };
-        Ok(Some(IdempotencyRecord {
-            lookup: lookup.to_owned(),
-            fingerprint: items::string(&item, "fingerprint").unwrap_or_default(),
-            sealed_response: sealed,
-            expires_at: items::number(&item, "expiresAt")
-                .and_then(|t| DateTime::from_timestamp(t, 0))
-                .unwrap_or_default(),
-        }))
+        Ok(found.map(|item| IdempotencyItem::into_model(lookup, item)))
     }
 }
 
@@ -543,7 +543,7 @@ impl KeyWriter for DynamoStore {
         let mut attributes = items::key_attributes(after)?;
         attributes.extend(items::index_attributes(after));
         for usage in items::USAGE_ATTRIBUTES {
-            if !(usage == "quotaUsage" && change.reset_quota_usage) {
+            if !(usage == KeyRecord::QUOTA_USAGE && change.reset_quota_usage) {
                 attributes.remove(usage);
             }
         }
@@ -554,7 +554,7 @@ impl KeyWriter for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(address(items::key_pk(&after.company_id, &after.id), items::KEY_SK)))
             .condition_expression("#version = :expected")
-            .expression_attribute_names("#version", "version")
+            .expression_attribute_names("#version", KeyRecord::VERSION)
             .expression_attribute_values(":expected", n(before.version));
         let mut assignments = Vec::with_capacity(attributes.len());
         for (i, (name, value)) in attributes.into_iter().enumerate() {
@@ -604,7 +604,7 @@ impl DynamoStore {
     /// A strongly consistent BatchGetItem of a few items of the table, in one round trip; the
     /// items found, in no particular order. Keys DynamoDB leaves unprocessed (throttling) make
     /// the read unavailable rather than half-answered.
-    async fn batch_get(&self, operation: &'static str, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+    pub(super) async fn batch_get(&self, operation: &'static str, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
         let wanted =
             KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().expect("keys are set");
         let out = self
@@ -618,93 +618,6 @@ impl DynamoStore {
             return Err(StoreError::Unavailable(format!("{operation}: read throttled")));
         }
         Ok(out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default())
-    }
-
-    /// Reads a page's context (counters or owner item) and its cursor item in one call:
-    /// `(context, cursor)`, each `None` if absent.
-    async fn page_context(
-        &self,
-        operation: &'static str,
-        context: Item,
-        cursor: Option<Item>,
-    ) -> Result<(Option<Item>, Option<Item>), StoreError> {
-        let context_sk = items::string(&context, SORT_KEY);
-        let mut found = self.batch_get(operation, std::iter::once(context).chain(cursor).collect()).await?;
-        let context = found.iter().position(|i| items::string(i, SORT_KEY) == context_sk).map(|i| found.remove(i));
-        Ok((context, found.pop()))
-    }
-
-    /// Queries from `position` on until the window is read or the partition ends (`Query` pages
-    /// at 1 MB, so a page of large items can take more than one call). The skipped part is only
-    /// counted (`skip_past`), so whatever the offset, no more than the window's `take` items
-    /// are ever held.
-    async fn query_pages<T: serde::de::DeserializeOwned>(
-        &self,
-        operation: &'static str,
-        index: Option<&str>,
-        partition: (&str, String),
-        window: PageWindow<'_>,
-        position: Option<Item>,
-    ) -> Result<Vec<T>, StoreError> {
-        let query = || {
-            self.client
-                .query()
-                .table_name(&self.table)
-                .set_index_name(index.map(str::to_owned))
-                .key_condition_expression("#p = :p")
-                .expression_attribute_names("#p", partition.0)
-                .expression_attribute_values(":p", s(&partition.1))
-                .scan_index_forward(!window.newest_first)
-        };
-        let Some(mut position) = self.skip_past(operation, &query, window.skip, position).await? else {
-            return Ok(Vec::new());
-        };
-        let wanted = window.take as usize;
-        let mut found: Vec<T> = Vec::with_capacity(wanted);
-        loop {
-            let out = query()
-                .limit((wanted - found.len()) as i32)
-                .set_exclusive_start_key(position.take())
-                .send()
-                .await
-                .map_err(|e| unavailable(operation, &e))?;
-            for item in out.items.unwrap_or_default() {
-                found.push(from_item(item)?);
-            }
-            position = out.last_evaluated_key;
-            if position.is_none() || found.len() >= wanted {
-                return Ok(found);
-            }
-        }
-    }
-
-    /// Where a page starts once `skip` items after `position` are passed: counted by DynamoDB
-    /// (`Select=COUNT` answers no items, only how many it passed and the key of the last), so
-    /// an offset costs calls, never memory. `Some(None)`: from the start of the partition;
-    /// `None`: the partition ends within the skipped part, so the page is empty.
-    async fn skip_past<F: Fn() -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder>(
-        &self,
-        operation: &'static str,
-        query: &F,
-        skip: u32,
-        mut position: Option<Item>,
-    ) -> Result<Option<Option<Item>>, StoreError> {
-        let mut left = skip as i64;
-        while left > 0 {
-            let out = query()
-                .select(Select::Count)
-                .limit(left as i32)
-                .set_exclusive_start_key(position.take())
-                .send()
-                .await
-                .map_err(|e| unavailable(operation, &e))?;
-            left -= out.count as i64;
-            position = out.last_evaluated_key;
-            if position.is_none() {
-                return Ok(None);
-            }
-        }
-        Ok(Some(position))
     }
 }
 
@@ -723,8 +636,9 @@ impl AuditReader for DynamoStore {
         if window.start.is_some() && start.is_none() {
             return Ok(PageOutcome::UnknownStart);
         }
-        let items = self.query_pages("list events", None, (PARTITION_KEY, pk), window, cursor).await?;
-        let total = items::number(&key, "version").unwrap_or(0).max(0) as u64;
+        let items =
+            self.query_pages("list events", None, (PARTITION_KEY, pk), window, cursor, items::event_from_item).await?;
+        let total = items::number(&key, KeyRecord::VERSION).unwrap_or(0).max(0) as u64;
         Ok(PageOutcome::Listed { total, items })
     }
 }
@@ -739,20 +653,20 @@ impl KeyLister for DynamoStore {
         let counters_address = address(items::counters_pk(company), items::COUNTERS_SK);
         let start_address = window.start.map(|id| address(items::key_pk(company, id), items::KEY_SK));
         let (counters, start) = self.page_context("list keys", counters_address, start_address).await?;
-        let start: Option<ApiKey> = start.map(from_item).transpose()?;
+        let start = start.map(items::key_from_item).transpose()?;
         if window.start.is_some() && start.is_none() {
             return Ok(PageOutcome::UnknownStart);
         }
-        let count = |name| counters.as_ref().and_then(|c| items::number(c, name)).unwrap_or(0).max(0) as u64;
-        let (active, inactive) = (count("active"), count("inactive"));
+        let CountersRecord { active, inactive } = CountersRecord::from_item(counters.as_ref());
         let (index, partition, total) = match status.status() {
             Some(KeyStatus::Active) => (STATUS_INDEX, items::status_index_pk(company, KeyStatus::Active), active),
             Some(KeyStatus::Inactive) => (STATUS_INDEX, items::status_index_pk(company, KeyStatus::Inactive), inactive),
             None => (COMPANY_INDEX, items::company_index_pk(company), active + inactive),
         };
         let position = start.as_ref().map(|k| items::page_position(k, index, &partition));
+        let partition = (index.partition_key, partition);
         let items =
-            self.query_pages("list keys", Some(index.name), (index.partition_key, partition), window, position).await?;
+            self.query_pages("list keys", Some(index.name), partition, window, position, items::key_from_item).await?;
         Ok(PageOutcome::Listed { total, items })
     }
 }
@@ -760,7 +674,7 @@ impl KeyLister for DynamoStore {
 impl SecretLookup for DynamoStore {
     async fn find_secret(&self, hash: &SecretHash) -> Result<Option<SecretRecord>, StoreError> {
         let found = self.get_item("find secret", address(items::secret_pk(hash), items::SECRET_SK)).await?;
-        found.map(secret_record).transpose()
+        found.map(items::secret_record).transpose()
     }
 
     async fn find_secret_pair(
@@ -781,17 +695,8 @@ impl SecretLookup for DynamoStore {
         };
         let first_item = take(&first_pk);
         let second_item = if second_pk == first_pk { first_item.clone() } else { take(&second_pk) };
-        Ok((first_item.map(secret_record).transpose()?, second_item.map(secret_record).transpose()?))
+        Ok((first_item.map(items::secret_record).transpose()?, second_item.map(items::secret_record).transpose()?))
     }
-}
-
-/// A lookup item read back: the hash it is filed under and the copy of its key.
-fn secret_record(mut item: Item) -> Result<SecretRecord, StoreError> {
-    let stored =
-        item.remove(items::LOOKUP_HASH).ok_or_else(|| StoreError::Corrupt("lookup item without hash".into()))?;
-    let hash: SecretHash =
-        serde_dynamo::from_attribute_value(stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    Ok(SecretRecord { hash, key: from_item(item)? })
 }
 
 /// A stream marker already there: this removal was counted before.
@@ -805,9 +710,7 @@ impl CounterKeeper for DynamoStore {
         company: &CompanyId,
         status: KeyStatus,
     ) -> Result<bool, StoreError> {
-        let mut marker = address(format!("STREAM#{event_id}"), "STREAM");
-        marker.insert(TTL_ATTRIBUTE.to_owned(), n((Utc::now() + TimeDelta::days(2)).timestamp()));
-        marker.extend([items::schema_version()]);
+        let marker = StreamMarker::item(event_id, Utc::now());
         let (active, inactive) = if status == KeyStatus::Active { (-1, 0) } else { (0, -1) };
         let moves = CounterMoves { active, inactive, ..CounterMoves::default() };
         let mut writes = Writes::new();

@@ -1,4 +1,5 @@
-//! How each kind of item is laid out: its keys and its attributes.
+//! How each kind of item is addressed (its keys, index keys and TTL), and the items built from
+//! the records of `records`, which alone name the attributes. Every item carries `schemaVersion`.
 //!
 //! | item | pk | sk | also |
 //! |---|---|---|---|
@@ -17,41 +18,53 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::model::{ApiKey, AuditEvent, CompanyId, KeyId, KeyStatus, SecretHash};
 
-use super::StoreError;
+use super::records::{self, AuditRecord, KeyRecord, RemovedKeyRecord, StoredStatus};
 use super::table::{COMPANY_INDEX, PARTITION_KEY, SORT_KEY, STATUS_INDEX, TTL_ATTRIBUTE};
+use super::{SecretRecord, StoreError};
 
+/// An item as the SDK reads and writes it.
 pub type Item = HashMap<String, AttributeValue>;
 
+/// Sort key of a key item.
 pub const KEY_SK: &str = "KEY";
+/// Sort key of a secret's lookup item.
 pub const SECRET_SK: &str = "SECRET";
+/// Sort key of a company's counters item.
 pub const COUNTERS_SK: &str = "COUNTERS";
-/// On the counters item: how many of the company's keys are active admin keys (`ApiKey::is_company_admin`).
-pub const ACTIVE_ADMINS: &str = "activeAdmins";
+/// Sort key of a rate window item.
 pub const RATE_SK: &str = "RATE";
+/// Sort key of an idempotency record.
 pub const IDEMPOTENCY_SK: &str = "IDEMPOTENCY";
+/// Sort key of a stream marker.
+pub const STREAM_SK: &str = "STREAM";
 /// Attributes verify writes; management writes leave them alone so no count is lost.
-pub const USAGE_ATTRIBUTES: [&str; 2] = ["quotaUsage", "lastUsedAt"];
+pub const USAGE_ATTRIBUTES: [&str; 2] = [KeyRecord::QUOTA_USAGE, KeyRecord::LAST_USED_AT];
 /// The lookup item's own copy of the hash it is addressed by.
 pub const LOOKUP_HASH: &str = "lookupHash";
 
+/// Partition key of a key item.
 pub fn key_pk(company: &CompanyId, id: &KeyId) -> String {
     format!("KEY#{company}#{id}")
 }
 
+/// Partition key of a secret's lookup item: the hash alone, so verify needs nothing else.
 pub fn secret_pk(hash: &SecretHash) -> String {
     format!("SECRET#{}", hash.as_str())
 }
 
+/// Partition key of a company's counters item.
 pub fn counters_pk(company: &CompanyId) -> String {
     format!("COMPANY#{company}")
 }
 
+/// Partition key of a company's keys in the company index.
 pub fn company_index_pk(company: &CompanyId) -> String {
     format!("COMPANY#{company}")
 }
 
+/// Partition key of a company's keys of one status in the status index.
 pub fn status_index_pk(company: &CompanyId, status: KeyStatus) -> String {
-    format!("COMPANY#{company}#STATUS#{}", status.as_str())
+    format!("COMPANY#{company}#STATUS#{}", StoredStatus::from(status).as_str())
 }
 
 /// Sorts by creation, then id; fixed-width time so that text order is time order.
@@ -59,30 +72,47 @@ pub fn created_sort(key: &ApiKey) -> String {
     format!("{}#{}", key.created_at.format("%Y-%m-%dT%H:%M:%S%.6fZ"), key.id)
 }
 
+/// Partition key of a key's rate window number `window`.
 pub fn rate_pk(company: &CompanyId, id: &KeyId, window: i64) -> String {
     format!("RATE#{company}#{id}#{window}")
 }
 
+/// Partition key of an idempotency record, by the hash of company and header.
 pub fn idempotency_pk(lookup: &str) -> String {
     format!("IDEMPOTENCY#{lookup}")
 }
 
+/// Partition key of a key's audit events.
 pub fn events_pk(company: &CompanyId, id: &KeyId) -> String {
     format!("EVENTS#{company}#{id}")
 }
 
+/// Partition key of a stream marker.
+pub fn stream_pk(event_id: &str) -> String {
+    format!("STREAM#{event_id}")
+}
+
+/// Sort key of an audit event: its time-ordered id.
+pub fn event_sk(id: &KeyId) -> String {
+    format!("EVENT#{id}")
+}
+
+/// A string attribute.
 pub fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
+/// A number attribute.
 pub fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
+/// A time as stored: RFC 3339 in UTC, as the records write their times.
 pub fn timestamp(at: DateTime<Utc>) -> AttributeValue {
     s(at.to_rfc3339_opts(SecondsFormat::AutoSi, true))
 }
 
+/// An item's primary key.
 pub fn address(pk: String, sk: &str) -> Item {
     HashMap::from([(PARTITION_KEY.to_owned(), s(pk)), (SORT_KEY.to_owned(), s(sk))])
 }
@@ -90,26 +120,31 @@ pub fn address(pk: String, sk: &str) -> Item {
 /// Every item the service writes carries the version of its layout, so that a later layout
 /// can tell old items apart and read or migrate them; tests/api/item_layout.rs pins the layout.
 pub const SCHEMA_VERSION_ATTRIBUTE: &str = "schemaVersion";
+/// The layout the records of `records` write.
 pub const SCHEMA_VERSION: i64 = 1;
 
-/// `schemaVersion = 1`, for items put whole.
+/// `schemaVersion = 1`, for items built attribute by attribute.
 pub fn schema_version() -> (String, AttributeValue) {
     (SCHEMA_VERSION_ATTRIBUTE.to_owned(), n(SCHEMA_VERSION))
 }
 
-fn to_item<T: serde::Serialize>(value: &T) -> Result<Item, StoreError> {
-    let mut item: Item = serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    item.extend([schema_version()]);
-    Ok(item)
+fn to_item(record: impl serde::Serialize) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(record).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-pub fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StoreError> {
     serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// The key's attributes without its addresses.
 pub fn key_attributes(key: &ApiKey) -> Result<Item, StoreError> {
-    to_item(key)
+    to_item(KeyRecord::from_model(key))
+}
+
+/// The key a key item (or any item holding a key's attributes) holds: decoded straight into
+/// its record, then moved into the model once.
+pub fn key_from_item(item: Item) -> Result<ApiKey, StoreError> {
+    from_item::<KeyRecord<'static>>(item)?.into_model()
 }
 
 /// The index attributes that place a key in the company and status listings.
@@ -123,6 +158,7 @@ pub fn index_attributes(key: &ApiKey) -> Item {
     ])
 }
 
+/// A key's item: its attributes, its listing index attributes, and a TTL once deleted.
 pub fn key_item(key: &ApiKey, expires: Option<DateTime<Utc>>) -> Result<Item, StoreError> {
     let mut item = key_attributes(key)?;
     item.extend(index_attributes(key));
@@ -144,15 +180,27 @@ pub fn lookup_item(key: &ApiKey, hash: &SecretHash, expires: Option<DateTime<Utc
     Ok(item)
 }
 
-pub fn event_sk(id: &KeyId) -> String {
-    format!("EVENT#{id}")
+/// A lookup item read back: the hash it is filed under and the copy of its key.
+pub fn secret_record(mut item: Item) -> Result<SecretRecord, StoreError> {
+    let hash = match item.remove(LOOKUP_HASH) {
+        Some(AttributeValue::S(hash)) => hash,
+        _ => return Err(StoreError::Corrupt("lookup item without hash".into())),
+    };
+    let key = key_from_item(item)?;
+    let hash = records::stored_hash(hash)?;
+    Ok(SecretRecord { hash, key })
 }
 
 /// Audit records have no TTL: who did what may need to outlive the key.
 pub fn audit_item(event: &AuditEvent) -> Result<Item, StoreError> {
-    let mut item = to_item(event)?;
+    let mut item = to_item(AuditRecord::from_model(event))?;
     item.extend(address(events_pk(&event.company_id, &event.key_id), &event_sk(&event.id)));
     Ok(item)
+}
+
+/// The audit event an `EVENTS#` item holds.
+pub fn event_from_item(item: Item) -> Result<AuditEvent, StoreError> {
+    from_item::<AuditRecord<'static>>(item)?.into_model()
 }
 
 /// The table and index keys of a key's item: what a query page continues after.
@@ -166,17 +214,11 @@ pub fn page_position(key: &ApiKey, index: super::table::Index, partition: &str) 
 /// What a key item removed by TTL leaves in the stream's old image: whose it was and which
 /// counter held it. `None` for any other item (lookups, audit, counters…) or an unreadable one.
 pub fn removed_key(old_image: serde_dynamo::Item) -> Option<(CompanyId, KeyStatus)> {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct RemovedKey {
-        sk: String,
-        company_id: CompanyId,
-        status: KeyStatus,
-    }
-    let key: RemovedKey = serde_dynamo::from_item(old_image).ok()?;
-    (key.sk == KEY_SK).then_some((key.company_id, key.status))
+    let removed: RemovedKeyRecord = serde_dynamo::from_item(old_image).ok()?;
+    removed.into_model(KEY_SK)
 }
 
+/// A number attribute of an item, if it is one.
 pub fn number(item: &Item, name: &str) -> Option<i64> {
     match item.get(name) {
         Some(AttributeValue::N(v)) => v.parse().ok(),
@@ -184,6 +226,7 @@ pub fn number(item: &Item, name: &str) -> Option<i64> {
     }
 }
 
+/// A string attribute of an item, if it is one.
 pub fn string(item: &Item, name: &str) -> Option<String> {
     match item.get(name) {
         Some(AttributeValue::S(v)) => Some(v.clone()),

@@ -1,17 +1,20 @@
+#![warn(missing_docs)]
+
 //! Storage, one trait per capability so each operation asks for only what it uses.
-//! `dynamo` implements them all on one DynamoDB table; `table` defines that table.
+//! `dynamo` implements them all on one DynamoDB table; `table` defines that table, `items` how
+//! each item is addressed, `records` what each item holds, `paging` how lists are read.
 
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{
-    ApiKey, AuditEvent, CompanyId, Cursor, KeyId, PageRequest, Quota, RateLimit, SecretHash, StatusFilter, Window,
-};
+use crate::model::{ApiKey, AuditEvent, CompanyId, KeyId, Quota, RateLimit, SecretHash, StatusFilter, Window};
 
 pub mod calls;
 pub mod dynamo;
 pub mod items;
+pub mod paging;
+pub mod records;
 pub mod table;
 
 pub use dynamo::DynamoStore;
@@ -20,6 +23,7 @@ pub use dynamo::DynamoStore;
 pub mod memory;
 
 #[derive(Debug, thiserror::Error)]
+/// Why a store call gave no answer; the domain turns either into a 503 or a 500.
 pub enum StoreError {
     /// The database did not answer, or refused for capacity; nothing was written.
     #[error("database unavailable: {0}")]
@@ -29,6 +33,7 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// Reads one key by its company and id (get, and every management write's read before it).
 pub trait KeyReader: Sync {
     /// Strongly consistent: a key just written is seen.
     fn get_key(
@@ -47,17 +52,22 @@ pub struct IdempotencyRecord {
     pub fingerprint: String,
     /// The first answer, sealed with a key derived from the header so the table alone cannot open it.
     pub sealed_response: Vec<u8>,
+    /// When the record lapses: a request after it is a new request, whatever TTL has removed yet.
     pub expires_at: DateTime<Utc>,
 }
 
+/// What a create's transaction did, named by the write whose condition refused it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InsertOutcome {
+    /// Every item was written.
     Inserted,
+    /// A key of the company already has the (custom) id; nothing was written.
     IdTaken,
     /// Another request with the same `Idempotency-Key` got there first.
     IdempotencyKeyTaken,
 }
 
+/// Creates keys.
 pub trait KeyCreator: Sync {
     /// The key, its lookup item, the company counter, the audit record and the idempotency
     /// record, all or nothing.
@@ -69,7 +79,10 @@ pub trait KeyCreator: Sync {
     ) -> impl Future<Output = Result<InsertOutcome, StoreError>> + Send;
 }
 
+/// Reads the first answer stored for an `Idempotency-Key`.
 pub trait IdempotencyReader: Sync {
+    /// Strongly consistent, by `IdempotencyRecord::lookup`; a lapsed record may still be found
+    /// (TTL removes it late): the caller compares `expires_at`.
     fn find_idempotency(
         &self,
         lookup: &str,
@@ -78,8 +91,11 @@ pub trait IdempotencyReader: Sync {
 
 /// A change from one saved version of a key to the next.
 pub struct KeyChange<'a> {
+    /// The key as read, whose `version` the write is conditioned on.
     pub before: &'a ApiKey,
+    /// The key to save, its `version` one more.
     pub after: &'a ApiKey,
+    /// The record of the change, written in the same transaction.
     pub audit: &'a AuditEvent,
     /// The quota's settings changed so that uses counted so far no longer apply.
     pub reset_quota_usage: bool,
@@ -90,8 +106,10 @@ pub struct KeyChange<'a> {
     pub idempotency: Option<&'a IdempotencyRecord>,
 }
 
+/// What a management write's transaction did, named by the write whose condition refused it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SaveOutcome {
+    /// Every item was written.
     Saved,
     /// The key is no longer at `before.version`.
     VersionConflict,
@@ -101,44 +119,17 @@ pub enum SaveOutcome {
     IdempotencyKeyTaken,
 }
 
+/// Saves changes to existing keys (update, status, roll, delete).
 pub trait KeyWriter: Sync {
     /// Key, lookup items (added, refreshed, removed), counters and audit record, all or nothing,
     /// only if the key is still at `before.version`.
     fn save_change(&self, change: KeyChange<'_>) -> impl Future<Output = Result<SaveOutcome, StoreError>> + Send;
 }
 
-/// Which items a page reads: `take` after `start` (exclusive) in the given direction, less the
-/// first `skip`.
-#[derive(Debug, Clone, Copy)]
-pub struct PageWindow<'a> {
-    pub start: Option<&'a KeyId>,
-    pub newest_first: bool,
-    pub skip: u32,
-    pub take: u32,
-}
+/// Which items a list reads and what it answers: defined with the rest of paging.
+pub use paging::{PageOutcome, PageWindow};
 
-impl<'a> PageWindow<'a> {
-    /// The window of a page request: one item more than the page, to know if another follows.
-    pub fn of(page: &'a PageRequest) -> Self {
-        let (start, newest_first) = match &page.cursor {
-            Cursor::Newest => (None, true),
-            Cursor::After(id) => (Some(id), true),
-            Cursor::Before(id) => (Some(id), false),
-        };
-        Self { start, newest_first, skip: page.offset, take: page.limit + 1 }
-    }
-}
-
-#[derive(Debug)]
-pub enum PageOutcome<T> {
-    /// `total` counts every item of the list, not just this page.
-    Listed { total: u64, items: Vec<T> },
-    /// `start` is not an item of this list.
-    UnknownStart,
-    /// The list belongs to something that does not exist (a key's events, without the key).
-    UnknownOwner,
-}
-
+/// Lists a company's keys.
 pub trait KeyLister: Sync {
     /// A company's keys of a status (or all), by creation; `total` from the counters.
     fn list_keys(
@@ -149,6 +140,7 @@ pub trait KeyLister: Sync {
     ) -> impl Future<Output = Result<PageOutcome<ApiKey>, StoreError>> + Send;
 }
 
+/// Lists a key's audit events.
 pub trait AuditReader: Sync {
     /// A key's audit events, by time; `total` is one per saved version of the key.
     fn list_events(
@@ -159,6 +151,7 @@ pub trait AuditReader: Sync {
     ) -> impl Future<Output = Result<PageOutcome<AuditEvent>, StoreError>> + Send;
 }
 
+/// Keeps the company counters exact when keys leave the table by TTL rather than by a write.
 pub trait CounterKeeper: Sync {
     /// Takes a key that TTL removed out of the company's counters, once per stream event
     /// however often the stream delivers it. `false` if that event was already counted.
@@ -173,10 +166,14 @@ pub trait CounterKeeper: Sync {
 /// What a secret's lookup item holds: a copy of its key as of the last management write.
 #[derive(Debug, Clone)]
 pub struct SecretRecord {
+    /// The hash the lookup item is filed under: the key's current secret, or its previous one
+    /// during a roll's grace period.
     pub hash: SecretHash,
+    /// The key as of the last management write (usage attributes as of the last verify).
     pub key: ApiKey,
 }
 
+/// Finds keys by the hash of a presented secret: verify's and the caller check's one read.
 pub trait SecretLookup: Sync {
     /// Strongly consistent: a key deleted or rolled a moment ago already answers so.
     fn find_secret(&self, hash: &SecretHash) -> impl Future<Output = Result<Option<SecretRecord>, StoreError>> + Send;
@@ -193,19 +190,33 @@ pub trait SecretLookup: Sync {
 /// The limits a verify must pass, with the window and period `now` falls in.
 #[derive(Debug, Clone, Copy)]
 pub struct UsageRequest<'a> {
+    /// The key used.
     pub key: &'a ApiKey,
+    /// When it is used (the clock's time, for `lastUsedAt`).
     pub now: DateTime<Utc>,
+    /// The key's rate limit and the window `now` falls in, if it has one.
     pub rate: Option<(RateLimit, Window)>,
+    /// The key's quota and the period `now` falls in, if it has one.
     pub quota: Option<(Quota, i64)>,
 }
 
+/// Whether a use was counted, and if so how much of each limit it leaves used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UsageOutcome {
-    Admitted { rate_used: Option<u64>, quota_used: Option<u64> },
+    /// Counted against every limit the key has.
+    Admitted {
+        /// Uses of the rate window so far, this one included (`None`: no rate limit).
+        rate_used: Option<u64>,
+        /// Uses of the quota period so far, this one included (`None`: no quota).
+        quota_used: Option<u64>,
+    },
+    /// The rate window is full; nothing was counted.
     RateLimited,
+    /// The quota period is used up; nothing was counted.
     QuotaExceeded,
 }
 
+/// Counts verifies against a key's limits and records when it was last used.
 pub trait UsageRecorder: Sync {
     /// Counts one use against each limit, or none if any limit is reached.
     fn consume(&self, request: UsageRequest<'_>) -> impl Future<Output = Result<UsageOutcome, StoreError>> + Send;

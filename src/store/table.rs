@@ -7,18 +7,25 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 
+/// The table's name when the settings name none (`TABLE_NAME`).
 pub const DEFAULT_TABLE_NAME: &str = "apikeys";
+/// The table's partition key attribute (a string).
 pub const PARTITION_KEY: &str = "pk";
+/// The table's sort key attribute (a string).
 pub const SORT_KEY: &str = "sk";
 /// Epoch seconds after which DynamoDB may delete an item (retention, lapsed idempotency records).
 pub const TTL_ATTRIBUTE: &str = "ttl";
+/// The stream carries old images: the stream function reads a TTL-removed key's company and status.
 pub const STREAM_VIEW: &str = "NEW_AND_OLD_IMAGES";
 
 /// A global secondary index: its name and key attributes (both strings), projecting all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Index {
+    /// The index's name, as queries give it.
     pub name: &'static str,
+    /// Its partition key attribute.
     pub partition_key: &'static str,
+    /// Its sort key attribute.
     pub sort_key: &'static str,
 }
 
@@ -26,6 +33,7 @@ pub struct Index {
 pub const COMPANY_INDEX: Index = Index { name: "gsi1", partition_key: "gsi1pk", sort_key: "gsi1sk" };
 /// A company's keys of one status by creation time.
 pub const STATUS_INDEX: Index = Index { name: "gsi2", partition_key: "gsi2pk", sort_key: "gsi2sk" };
+/// Every index of the table, as created and as template.yaml declares them.
 pub const INDEXES: [Index; 2] = [COMPANY_INDEX, STATUS_INDEX];
 
 fn key(name: &str, kind: KeyType) -> KeySchemaElement {

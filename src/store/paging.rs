@@ -1,0 +1,144 @@
+//! Paging, in one place: which items a page reads (`PageWindow`), what a list answers
+//! (`PageOutcome`), and how the DynamoDB adapter reads a window with `Query` (its context and
+//! cursor in one read, the offset only counted, the 1 MB pages of `Query` followed).
+
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::types::Select;
+
+use crate::model::{Cursor, KeyId, PageRequest};
+
+use super::StoreError;
+use super::dynamo::{DynamoStore, unavailable};
+use super::items::{self, Item, s};
+use super::table::SORT_KEY;
+
+/// Which items a page reads: `take` after `start` (exclusive) in the given direction, less the
+/// first `skip`.
+#[derive(Debug, Clone, Copy)]
+pub struct PageWindow<'a> {
+    /// The item the page continues after (exclusive); `None`: from the newest.
+    pub start: Option<&'a KeyId>,
+    /// Newest first (a page forward), or oldest first (a page back, from a `before` cursor).
+    pub newest_first: bool,
+    /// Items passed over before the page, from the request's offset.
+    pub skip: u32,
+    /// Items read: the page's limit and one more, to know if another page follows.
+    pub take: u32,
+}
+
+impl<'a> PageWindow<'a> {
+    /// The window of a page request: one item more than the page, to know if another follows.
+    pub fn of(page: &'a PageRequest) -> Self {
+        let (start, newest_first) = match &page.cursor {
+            Cursor::Newest => (None, true),
+            Cursor::After(id) => (Some(id), true),
+            Cursor::Before(id) => (Some(id), false),
+        };
+        Self { start, newest_first, skip: page.offset, take: page.limit + 1 }
+    }
+}
+
+/// What a list read answers.
+#[derive(Debug)]
+pub enum PageOutcome<T> {
+    /// `total` counts every item of the list, not just this page.
+    Listed {
+        /// Every item of the list, whatever the window.
+        total: u64,
+        /// The window's items, in its direction.
+        items: Vec<T>,
+    },
+    /// `start` is not an item of this list.
+    UnknownStart,
+    /// The list belongs to something that does not exist (a key's events, without the key).
+    UnknownOwner,
+}
+
+impl DynamoStore {
+    /// Reads a page's context (counters or owner item) and its cursor item in one call:
+    /// `(context, cursor)`, each `None` if absent.
+    pub(super) async fn page_context(
+        &self,
+        operation: &'static str,
+        context: Item,
+        cursor: Option<Item>,
+    ) -> Result<(Option<Item>, Option<Item>), StoreError> {
+        let context_sk = items::string(&context, SORT_KEY);
+        let mut found = self.batch_get(operation, std::iter::once(context).chain(cursor).collect()).await?;
+        let context = found.iter().position(|i| items::string(i, SORT_KEY) == context_sk).map(|i| found.remove(i));
+        Ok((context, found.pop()))
+    }
+
+    /// Queries from `position` on until the window is read or the partition ends (`Query` pages
+    /// at 1 MB, so a page of large items can take more than one call), each item decoded by
+    /// `decode`. The skipped part is only counted (`skip_past`), so whatever the offset, no more
+    /// than the window's `take` items are ever held.
+    pub(super) async fn query_pages<T>(
+        &self,
+        operation: &'static str,
+        index: Option<&str>,
+        partition: (&str, String),
+        window: PageWindow<'_>,
+        position: Option<Item>,
+        decode: fn(Item) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let query = || {
+            self.client()
+                .query()
+                .table_name(self.table())
+                .set_index_name(index.map(str::to_owned))
+                .key_condition_expression("#p = :p")
+                .expression_attribute_names("#p", partition.0)
+                .expression_attribute_values(":p", s(&partition.1))
+                .scan_index_forward(!window.newest_first)
+        };
+        let Some(mut position) = skip_past(operation, &query, window.skip, position).await? else {
+            return Ok(Vec::new());
+        };
+        let wanted = window.take as usize;
+        let mut found: Vec<T> = Vec::with_capacity(wanted);
+        loop {
+            let out = query()
+                .limit((wanted - found.len()) as i32)
+                .set_exclusive_start_key(position.take())
+                .send()
+                .await
+                .map_err(|e| unavailable(operation, &e))?;
+            for item in out.items.unwrap_or_default() {
+                found.push(decode(item)?);
+            }
+            position = out.last_evaluated_key;
+            if position.is_none() || found.len() >= wanted {
+                return Ok(found);
+            }
+        }
+    }
+}
+
+/// Where a page starts once `skip` items after `position` are passed: counted by DynamoDB
+/// (`Select=COUNT` answers no items, only how many it passed and the key of the last), so
+/// an offset costs calls, never memory. `Some(None)`: from the start of the partition;
+/// `None`: the partition ends within the skipped part, so the page is empty.
+async fn skip_past<F: Fn() -> QueryFluentBuilder>(
+    operation: &'static str,
+    query: &F,
+    skip: u32,
+    mut position: Option<Item>,
+) -> Result<Option<Option<Item>>, StoreError> {
+    let mut left = skip as i64;
+    while left > 0 {
+        let out = query()
+            .select(Select::Count)
+            .limit(left as i32)
+            .set_exclusive_start_key(position.take())
+            .send()
+            .await
+            .map_err(|e| unavailable(operation, &e))?;
+        left -= out.count as i64;
+        position = out.last_evaluated_key;
+        if position.is_none() {
+            return Ok(None);
+        }
+    }
+    Ok(Some(position))
+}

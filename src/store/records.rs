@@ -1,0 +1,697 @@
+//! The stored shape of each item, owned by the store: every attribute is named here, never by
+//! the model's serde attributes, and each record maps to and from its model type field by field.
+//! A renamed or added model field is then a compile error in this file, not a silent change of
+//! what the table holds (tests/api/item_layout.rs pins the result). One exception on reading
+//! only: a key's ACL is written by the store's records but read back by the model's own
+//! `Deserialize` (`StoredAcl` says why); the round-trip test holds the two together.
+//!
+//! Records borrow from the model when written (`from_model`: no copy of the key's strings) and
+//! own what they read (`into_model`: each stored value moves into the model once, no clone).
+
+use std::borrow::Cow;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use serde::de::IntoDeserializer;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::model::{
+    Acl, AclEntry, ApiKey, AuditAction, AuditEvent, CompanyId, IpAllowlist, KeyId, KeyStatus, KeyType, Permission,
+    PlaintextKey, PreviousSecret, Quota, QuotaUsage, RateLimit, Scope, SecretHash,
+};
+
+use super::items::{self, Item, SCHEMA_VERSION, address, n, s};
+use super::table::TTL_ATTRIBUTE;
+use super::{IdempotencyRecord, StoreError};
+
+/// What an item written before `schemaVersion` existed is read as.
+fn schema_version() -> i64 {
+    SCHEMA_VERSION
+}
+
+fn corrupt(what: &str, problem: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {problem}"))
+}
+
+/// A model enum as stored: each variant's stored text, and the mapping both ways, so a variant
+/// added to or renamed in the model is a compile error here (a match left short), never a value
+/// written under a name the store did not choose.
+macro_rules! stored_enum {
+    ($(#[$doc:meta])* $name:ident for $model:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        pub enum $name {
+            $(
+                #[doc = concat!("`", $text, "`")]
+                #[serde(rename = $text)]
+                $variant,
+            )+
+        }
+
+        impl $name {
+            /// The stored text, for the keys built from it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text,)+
+                }
+            }
+        }
+
+        impl From<$model> for $name {
+            fn from(value: $model) -> Self {
+                match value {
+                    $($model::$variant => Self::$variant,)+
+                }
+            }
+        }
+
+        impl From<$name> for $model {
+            fn from(value: $name) -> Self {
+                match value {
+                    $($name::$variant => Self::$variant,)+
+                }
+            }
+        }
+    };
+}
+
+/// A model value that is a string, from its stored string. `SecretHash` and `PlaintextKey` offer
+/// no constructor from a string but their transparent serde form (`PlaintextKey::parse` would
+/// check again, on verify's path, what was checked when the key was made), so the string alone
+/// is given to it: the stored shape stays the store's (a string attribute), whatever the
+/// model's serde would write, and a model whose serde stopped taking a string fails the
+/// round-trip test below rather than changing an item.
+fn from_stored_string<T: serde::de::DeserializeOwned>(what: &str, text: String) -> Result<T, StoreError> {
+    let text: serde::de::value::StringDeserializer<serde::de::value::Error> = text.into_deserializer();
+    T::deserialize(text).map_err(|e| corrupt(what, e))
+}
+
+/// A stored hash as the model's type.
+pub(super) fn stored_hash(hash: String) -> Result<SecretHash, StoreError> {
+    from_stored_string("secret hash", hash)
+}
+
+/// A key's attributes in its key item and in each of its `SECRET#` lookup items (the one-read
+/// verify reads the copy). Addresses, index attributes and TTL are added by `items`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct KeyRecord<'a> {
+    #[serde(rename = "id")]
+    id: Cow<'a, str>,
+    #[serde(rename = "companyId")]
+    company_id: Cow<'a, str>,
+    #[serde(rename = "userId")]
+    user_id: Cow<'a, str>,
+    #[serde(rename = "description")]
+    description: Option<Cow<'a, str>>,
+    #[serde(rename = "type")]
+    key_type: StoredKeyType,
+    #[serde(rename = "keyPrefix")]
+    key_prefix: Cow<'a, str>,
+    #[serde(rename = "secretHash")]
+    secret_hash: Cow<'a, str>,
+    #[serde(rename = "publishableKey")]
+    publishable_key: Option<Cow<'a, str>>,
+    #[serde(rename = "previousSecret")]
+    previous_secret: Option<PreviousSecretRecord<'a>>,
+    #[serde(rename = "whitelistedIPs")]
+    whitelisted_ips: Option<Vec<String>>,
+    #[serde(rename = "acl")]
+    acl: Option<StoredAcl<'a>>,
+    #[serde(rename = "expiresAt")]
+    expires_at: Option<DateTime<Utc>>,
+    #[serde(rename = "rateLimit")]
+    rate_limit: Option<RateLimitRecord>,
+    #[serde(rename = "quota")]
+    quota: Option<QuotaRecord>,
+    #[serde(rename = "tags")]
+    tags: Cow<'a, [String]>,
+    #[serde(rename = "metadata")]
+    metadata: Cow<'a, Map<String, Value>>,
+    #[serde(rename = "status")]
+    status: StoredStatus,
+    #[serde(rename = "createdAt")]
+    created_at: DateTime<Utc>,
+    #[serde(rename = "updatedAt")]
+    updated_at: DateTime<Utc>,
+    #[serde(rename = "deletedAt")]
+    deleted_at: Option<DateTime<Utc>>,
+    #[serde(rename = "lastUsedAt")]
+    last_used_at: Option<DateTime<Utc>>,
+    /// Absent from items written before quotas were counted on the key: nothing used yet.
+    #[serde(rename = "quotaUsage", default)]
+    quota_usage: QuotaUsageRecord,
+    #[serde(rename = "version")]
+    version: u64,
+    #[serde(rename = "schemaVersion", default = "schema_version")]
+    schema_version: i64,
+}
+
+impl<'a> KeyRecord<'a> {
+    /// `lastUsedAt`: written by verify's own updates, not only with the whole record.
+    pub const LAST_USED_AT: &'static str = "lastUsedAt";
+    /// `quotaUsage` (a map of `QuotaUsageRecord::PERIOD` and `QuotaUsageRecord::USED`),
+    /// counted by verify's own updates.
+    pub const QUOTA_USAGE: &'static str = "quotaUsage";
+    /// `version`: the management writes' optimistic lock, and the count of a key's audit events.
+    pub const VERSION: &'static str = "version";
+    /// `companyId`: also read alone from a TTL removal's old image (`RemovedKeyRecord`).
+    pub const COMPANY_ID: &'static str = "companyId";
+    /// `status`: also read alone from a TTL removal's old image (`RemovedKeyRecord`).
+    pub const STATUS: &'static str = "status";
+
+    /// The stored attributes of `key`, borrowing its strings.
+    pub fn from_model(key: &'a ApiKey) -> Self {
+        Self {
+            id: Cow::Borrowed(key.id.as_str()),
+            company_id: Cow::Borrowed(key.company_id.as_str()),
+            user_id: Cow::Borrowed(&key.user_id),
+            description: key.description.as_deref().map(Cow::Borrowed),
+            key_type: key.key_type.into(),
+            key_prefix: Cow::Borrowed(&key.key_prefix),
+            secret_hash: Cow::Borrowed(key.secret_hash.as_str()),
+            publishable_key: key.publishable_key.as_ref().map(|k| Cow::Borrowed(k.expose())),
+            previous_secret: key.previous_secret.as_ref().map(PreviousSecretRecord::from_model),
+            whitelisted_ips: key.whitelisted_ips.clone().map(Vec::from),
+            acl: key.acl.as_ref().map(|acl| StoredAcl(Cow::Borrowed(acl))),
+            expires_at: key.expires_at,
+            rate_limit: key.rate_limit.map(RateLimitRecord::from_model),
+            quota: key.quota.map(QuotaRecord::from_model),
+            tags: Cow::Borrowed(&key.tags),
+            metadata: Cow::Borrowed(&key.metadata),
+            status: key.status.into(),
+            created_at: key.created_at,
+            updated_at: key.updated_at,
+            deleted_at: key.deleted_at,
+            last_used_at: key.last_used_at,
+            quota_usage: QuotaUsageRecord::from_model(key.quota_usage),
+            version: key.version,
+            schema_version: SCHEMA_VERSION,
+        }
+    }
+
+    /// The key these attributes hold, each value parsed by the model's own rules; a value the
+    /// model refuses makes the item `Corrupt`.
+    pub fn into_model(self) -> Result<ApiKey, StoreError> {
+        Ok(ApiKey {
+            id: KeyId::try_from(self.id.into_owned()).map_err(|e| corrupt("key id", e))?,
+            company_id: CompanyId::try_from(self.company_id.into_owned()).map_err(|e| corrupt("company id", e))?,
+            user_id: self.user_id.into_owned(),
+            description: self.description.map(Cow::into_owned),
+            key_type: self.key_type.into(),
+            key_prefix: self.key_prefix.into_owned(),
+            secret_hash: stored_hash(self.secret_hash.into_owned())?,
+            publishable_key: self
+                .publishable_key
+                .map(|key| from_stored_string::<PlaintextKey>("publishable key", key.into_owned()))
+                .transpose()?,
+            previous_secret: self.previous_secret.map(PreviousSecretRecord::into_model).transpose()?,
+            whitelisted_ips: self
+                .whitelisted_ips
+                .map(IpAllowlist::try_from)
+                .transpose()
+                .map_err(|e| corrupt("whitelisted IPs", e))?,
+            acl: self.acl.map(|acl| acl.0.into_owned()),
+            expires_at: self.expires_at,
+            rate_limit: self.rate_limit.map(RateLimitRecord::into_model),
+            quota: self.quota.map(QuotaRecord::into_model),
+            tags: self.tags.into_owned(),
+            metadata: self.metadata.into_owned(),
+            status: self.status.into(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            deleted_at: self.deleted_at,
+            last_used_at: self.last_used_at,
+            quota_usage: self.quota_usage.into_model(),
+            version: self.version,
+        })
+    }
+}
+
+/// What a TTL removal's old image must hold for the stream to take a key out of the counters:
+/// the key item's sort key, company and status, named as `KeyRecord` names them. Only these are
+/// read, so an image holding just them (or a key item of an older layout) still counts.
+#[derive(Debug, Deserialize)]
+pub struct RemovedKeyRecord {
+    #[serde(rename = "sk")]
+    sk: String,
+    #[serde(rename = "companyId")]
+    company_id: String,
+    #[serde(rename = "status")]
+    status: StoredStatus,
+}
+
+impl RemovedKeyRecord {
+    /// Whose key it was and which counter held it; `None` for any item but a key item.
+    pub fn into_model(self, key_sk: &str) -> Option<(CompanyId, KeyStatus)> {
+        if self.sk != key_sk {
+            return None;
+        }
+        Some((CompanyId::try_from(self.company_id).ok()?, self.status.into()))
+    }
+}
+
+stored_enum!(
+    /// `KeyType` as stored.
+    StoredKeyType for KeyType { Secret = "secret", Publishable = "publishable" }
+);
+
+stored_enum!(
+    /// `KeyStatus` as stored (also in the status index's partition key, `items::status_index_pk`).
+    StoredStatus for KeyStatus { Active = "active", Inactive = "inactive" }
+);
+
+/// `PreviousSecret` as stored: the hash a roll replaced and until when it still verifies.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PreviousSecretRecord<'a> {
+    #[serde(rename = "hash")]
+    hash: Cow<'a, str>,
+    #[serde(rename = "validUntil")]
+    valid_until: DateTime<Utc>,
+}
+
+impl<'a> PreviousSecretRecord<'a> {
+    fn from_model(previous: &'a PreviousSecret) -> Self {
+        Self { hash: Cow::Borrowed(previous.hash.as_str()), valid_until: previous.valid_until }
+    }
+
+    fn into_model(self) -> Result<PreviousSecret, StoreError> {
+        Ok(PreviousSecret { hash: stored_hash(self.hash.into_owned())?, valid_until: self.valid_until })
+    }
+}
+
+/// A key's ACL as stored. Written through `AclEntryRecord` and `ScopeRecord`, so the names in
+/// the item are the store's own. Read back through the model's `Deserialize` for `Acl`, which
+/// takes the same names (the round-trip test below holds the two together, so a model rename
+/// fails it, never changes an item) and, as the decoding before the records did, does not check
+/// again on each read what `Acl::parse` checked when the ACL was made: `Acl` has no other
+/// constructor, and `Acl::parse` names every field it checks, which for an ACL at every cap is
+/// about 20 µs per lookup item on verify's path (a fifth of decoding the item), and would turn a
+/// key stored before a cap was lowered unreadable.
+#[derive(Debug)]
+pub struct StoredAcl<'a>(Cow<'a, Acl>);
+
+impl Serialize for StoredAcl<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.entries().iter().map(AclEntryRecord::from_model))
+    }
+}
+
+impl<'de> Deserialize<'de> for StoredAcl<'_> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Acl::deserialize(deserializer).map(|acl| Self(Cow::Owned(acl)))
+    }
+}
+
+/// One `AclEntry` as written.
+#[derive(Debug, Serialize)]
+pub struct AclEntryRecord<'a> {
+    #[serde(rename = "scope")]
+    scope: ScopeRecord<'a>,
+    #[serde(rename = "permissions")]
+    permissions: Vec<&'a str>,
+}
+
+impl<'a> AclEntryRecord<'a> {
+    fn from_model(entry: &'a AclEntry) -> Self {
+        Self {
+            scope: ScopeRecord::from_model(&entry.scope),
+            permissions: entry.permissions.iter().map(Permission::as_str).collect(),
+        }
+    }
+}
+
+/// A `Scope` as written: a dimension left out is not written at all (not written as null).
+#[derive(Debug, Serialize)]
+pub struct ScopeRecord<'a> {
+    #[serde(rename = "customFieldName", skip_serializing_if = "Option::is_none")]
+    custom_field_name: Option<&'a [String]>,
+    #[serde(rename = "productId", skip_serializing_if = "Option::is_none")]
+    product_id: Option<&'a [String]>,
+    #[serde(rename = "planId", skip_serializing_if = "Option::is_none")]
+    plan_id: Option<&'a [String]>,
+    #[serde(rename = "organizationId", skip_serializing_if = "Option::is_none")]
+    organization_id: Option<&'a [String]>,
+}
+
+impl<'a> ScopeRecord<'a> {
+    fn from_model(scope: &'a Scope) -> Self {
+        Self {
+            custom_field_name: scope.custom_field_name.as_deref(),
+            product_id: scope.product_id.as_deref(),
+            plan_id: scope.plan_id.as_deref(),
+            organization_id: scope.organization_id.as_deref(),
+        }
+    }
+}
+
+/// A `RateLimit` as stored.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct RateLimitRecord {
+    #[serde(rename = "limit")]
+    limit: u64,
+    #[serde(rename = "periodSeconds")]
+    period_seconds: u64,
+}
+
+impl RateLimitRecord {
+    fn from_model(limit: RateLimit) -> Self {
+        Self { limit: limit.limit, period_seconds: limit.period_seconds }
+    }
+
+    fn into_model(self) -> RateLimit {
+        RateLimit { limit: self.limit, period_seconds: self.period_seconds }
+    }
+}
+
+/// A `Quota`'s settings as stored (its uses are `QuotaUsageRecord`, apart).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct QuotaRecord {
+    #[serde(rename = "max")]
+    max: u64,
+    #[serde(rename = "renewalSeconds")]
+    renewal_seconds: Option<u64>,
+    #[serde(rename = "startedAt")]
+    started_at: DateTime<Utc>,
+}
+
+impl QuotaRecord {
+    fn from_model(quota: Quota) -> Self {
+        Self { max: quota.max, renewal_seconds: quota.renewal_seconds, started_at: quota.started_at }
+    }
+
+    fn into_model(self) -> Quota {
+        Quota { max: self.max, renewal_seconds: self.renewal_seconds, started_at: self.started_at }
+    }
+}
+
+/// `QuotaUsage` as stored, under `KeyRecord::QUOTA_USAGE`; verify updates its two attributes in place.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct QuotaUsageRecord {
+    #[serde(rename = "period")]
+    period: i64,
+    #[serde(rename = "used")]
+    used: u64,
+}
+
+impl QuotaUsageRecord {
+    /// The quota period the uses were counted in.
+    pub const PERIOD: &'static str = "period";
+    /// The uses counted in that period.
+    pub const USED: &'static str = "used";
+
+    fn from_model(usage: QuotaUsage) -> Self {
+        Self { period: usage.period, used: usage.used }
+    }
+
+    fn into_model(self) -> QuotaUsage {
+        QuotaUsage { period: self.period, used: self.used }
+    }
+}
+
+/// An `AuditEvent` as stored in its `EVENTS#` item. Audit items have no TTL.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AuditRecord<'a> {
+    #[serde(rename = "id")]
+    id: Cow<'a, str>,
+    #[serde(rename = "companyId")]
+    company_id: Cow<'a, str>,
+    #[serde(rename = "keyId")]
+    key_id: Cow<'a, str>,
+    #[serde(rename = "action")]
+    action: StoredAction,
+    #[serde(rename = "actor")]
+    actor: Cow<'a, str>,
+    #[serde(rename = "at")]
+    at: DateTime<Utc>,
+    #[serde(rename = "changes")]
+    changes: Cow<'a, Map<String, Value>>,
+    #[serde(rename = "schemaVersion", default = "schema_version")]
+    schema_version: i64,
+}
+
+impl<'a> AuditRecord<'a> {
+    /// The stored attributes of `event`, borrowing its strings.
+    pub fn from_model(event: &'a AuditEvent) -> Self {
+        Self {
+            id: Cow::Borrowed(event.id.as_str()),
+            company_id: Cow::Borrowed(event.company_id.as_str()),
+            key_id: Cow::Borrowed(event.key_id.as_str()),
+            action: event.action.into(),
+            actor: Cow::Borrowed(&event.actor),
+            at: event.at,
+            changes: Cow::Borrowed(&event.changes),
+            schema_version: SCHEMA_VERSION,
+        }
+    }
+
+    /// The event these attributes hold.
+    pub fn into_model(self) -> Result<AuditEvent, StoreError> {
+        Ok(AuditEvent {
+            id: KeyId::try_from(self.id.into_owned()).map_err(|e| corrupt("event id", e))?,
+            company_id: CompanyId::try_from(self.company_id.into_owned()).map_err(|e| corrupt("company id", e))?,
+            key_id: KeyId::try_from(self.key_id.into_owned()).map_err(|e| corrupt("key id", e))?,
+            action: self.action.into(),
+            actor: self.actor.into_owned(),
+            at: self.at,
+            changes: self.changes.into_owned(),
+        })
+    }
+}
+
+stored_enum!(
+    /// `AuditAction` as stored.
+    StoredAction for AuditAction {
+        Created = "created",
+        Updated = "updated",
+        StatusChanged = "status_changed",
+        Rolled = "rolled",
+        Deleted = "deleted",
+    }
+);
+
+/// A company's counters item (`COMPANY#<company>` / `COUNTERS`): never put whole, only moved by
+/// `ADD` updates in the same transaction as the write that moves a key between them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CountersRecord {
+    /// The company's active keys (deleted keys are inactive).
+    pub active: u64,
+    /// The company's inactive keys, deleted ones included until TTL removes them.
+    pub inactive: u64,
+}
+
+impl CountersRecord {
+    /// Attribute of the active keys' count.
+    pub const ACTIVE: &'static str = "active";
+    /// Attribute of the inactive keys' count.
+    pub const INACTIVE: &'static str = "inactive";
+    /// Attribute of the count of active admin keys (`ApiKey::is_company_admin`), so the last one
+    /// is not taken away by accident.
+    pub const ACTIVE_ADMINS: &'static str = "activeAdmins";
+
+    /// The counts of a counters item; a company with no item yet has none of either.
+    pub fn from_item(item: Option<&Item>) -> Self {
+        let count = |name| item.and_then(|i| items::number(i, name)).unwrap_or(0).max(0) as u64;
+        Self { active: count(Self::ACTIVE), inactive: count(Self::INACTIVE) }
+    }
+}
+
+/// A key's rate window item (`RATE#<company>#<id>#<window>` / `RATE`): the uses counted in one
+/// fixed window, by `ADD` updates, removed by TTL an hour after the window ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateWindowRecord;
+
+impl RateWindowRecord {
+    /// Attribute of the uses counted in the window.
+    pub const USED: &'static str = "used";
+}
+
+/// A stored first answer (`IDEMPOTENCY#<lookup>` / `IDEMPOTENCY`), put whole, removed by TTL
+/// once it lapses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdempotencyItem;
+
+impl IdempotencyItem {
+    /// Attribute of the request's fingerprint.
+    pub const FINGERPRINT: &'static str = "fingerprint";
+    /// Attribute of the sealed answer (binary).
+    pub const RESPONSE: &'static str = "response";
+    /// Attribute of when the record lapses (epoch seconds): the put's condition reads it, as
+    /// TTL removal may come days late.
+    pub const EXPIRES_AT: &'static str = "expiresAt";
+
+    /// The item of `record`, addressed by its lookup hash.
+    pub fn from_model(record: &IdempotencyRecord) -> Item {
+        let expires = record.expires_at.timestamp();
+        let mut item = address(items::idempotency_pk(&record.lookup), items::IDEMPOTENCY_SK);
+        item.insert(Self::FINGERPRINT.to_owned(), s(&record.fingerprint));
+        item.insert(Self::RESPONSE.to_owned(), AttributeValue::B(record.sealed_response.clone().into()));
+        item.insert(Self::EXPIRES_AT.to_owned(), n(expires));
+        item.insert(TTL_ATTRIBUTE.to_owned(), n(expires));
+        item.extend([items::schema_version()]);
+        item
+    }
+
+    /// The record an item read back by `lookup` holds; an attribute missing reads as empty or
+    /// lapsed, never as an error (the caller then treats the record as no match).
+    pub fn into_model(lookup: &str, mut item: Item) -> IdempotencyRecord {
+        let sealed_response = match item.remove(Self::RESPONSE) {
+            Some(AttributeValue::B(blob)) => blob.into_inner(),
+            _ => Vec::new(),
+        };
+        IdempotencyRecord {
+            lookup: lookup.to_owned(),
+            fingerprint: items::string(&item, Self::FINGERPRINT).unwrap_or_default(),
+            sealed_response,
+            expires_at: items::number(&item, Self::EXPIRES_AT)
+                .and_then(|t| DateTime::from_timestamp(t, 0))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// A stream marker (`STREAM#<eventId>` / `STREAM`): a TTL removal already taken out of the
+/// counters, kept two days (longer than the stream keeps a record) so a redelivery counts once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamMarker;
+
+impl StreamMarker {
+    /// How long a marker outlives the stream record it stands for.
+    pub const KEPT: chrono::TimeDelta = chrono::TimeDelta::days(2);
+
+    /// The marker of stream event `event_id`, written at `now`.
+    pub fn item(event_id: &str, now: DateTime<Utc>) -> Item {
+        let mut marker = address(items::stream_pk(event_id), items::STREAM_SK);
+        marker.insert(TTL_ATTRIBUTE.to_owned(), n((now + Self::KEPT).timestamp()));
+        marker.extend([items::schema_version()]);
+        marker
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{PlaintextKey, Quota};
+    use serde_json::json;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(secs, 0).unwrap()
+    }
+
+    /// A key with every optional value set, so every nested record is written.
+    fn full_key() -> ApiKey {
+        let secret = PlaintextKey::generate(KeyType::Secret);
+        let old = PlaintextKey::generate(KeyType::Secret);
+        let acl_entry = AclEntry {
+            scope: Scope { product_id: Some(vec!["p1".into()]), plan_id: Some(vec!["*".into()]), ..Scope::default() },
+            permissions: vec![Permission::parse("orders:*", "p").unwrap(), Permission::all_keys()],
+        };
+        ApiKey {
+            id: KeyId::generate(),
+            company_id: CompanyId::parse("acme", "c").unwrap(),
+            user_id: "user-1".into(),
+            description: Some("every field".into()),
+            key_type: KeyType::Publishable,
+            key_prefix: secret.visible_prefix().to_owned(),
+            secret_hash: secret.hash(),
+            publishable_key: Some(PlaintextKey::generate(KeyType::Publishable)),
+            previous_secret: Some(PreviousSecret { hash: old.hash(), valid_until: at(2_000) }),
+            whitelisted_ips: IpAllowlist::parse(&["203.0.113.0/24".into(), "2001:db8::1".into()], "w").unwrap(),
+            acl: Some(Acl::parse(vec![acl_entry], "acl").unwrap()),
+            expires_at: Some(at(3_000)),
+            rate_limit: Some(RateLimit { limit: 100, period_seconds: 60 }),
+            quota: Some(Quota { max: 1000, renewal_seconds: Some(86_400), started_at: at(1_000) }),
+            tags: vec!["a".into(), "b".into()],
+            metadata: json!({ "plan": "gold", "seats": 3, "nested": { "on": true } }).as_object().unwrap().clone(),
+            status: KeyStatus::Inactive,
+            created_at: at(1_000),
+            updated_at: at(1_500),
+            deleted_at: Some(at(1_600)),
+            last_used_at: Some(at(1_550)),
+            quota_usage: QuotaUsage { period: 0, used: 7 },
+            version: 4,
+        }
+    }
+
+    fn written(key: &ApiKey) -> Item {
+        serde_dynamo::to_item(KeyRecord::from_model(key)).unwrap()
+    }
+
+    /// Also what holds `StoredAcl`'s two sides together: the model must read the ACL the
+    /// records write.
+    #[test]
+    fn a_key_reads_back_as_it_was_written() {
+        let key = full_key();
+        let record: KeyRecord<'static> = serde_dynamo::from_item(written(&key)).unwrap();
+        assert_eq!(record.into_model().unwrap(), key);
+    }
+
+    #[test]
+    fn an_audit_event_reads_back_as_it_was_written() {
+        let event = AuditEvent {
+            id: KeyId::generate(),
+            company_id: CompanyId::parse("acme", "c").unwrap(),
+            key_id: KeyId::parse("custom-id", "id").unwrap(),
+            action: AuditAction::StatusChanged,
+            actor: "operator".into(),
+            at: at(1_000),
+            changes: json!({ "status": "inactive" }).as_object().unwrap().clone(),
+        };
+        let item: Item = serde_dynamo::to_item(AuditRecord::from_model(&event)).unwrap();
+        assert_eq!(items::string(&item, "action").as_deref(), Some("status_changed"));
+        let record: AuditRecord<'static> = serde_dynamo::from_item(item).unwrap();
+        assert_eq!(record.into_model().unwrap(), event);
+    }
+
+    #[test]
+    fn the_named_attributes_are_the_ones_the_records_write() {
+        let item = written(&full_key());
+        for name in [
+            KeyRecord::LAST_USED_AT,
+            KeyRecord::QUOTA_USAGE,
+            KeyRecord::VERSION,
+            KeyRecord::COMPANY_ID,
+            KeyRecord::STATUS,
+            items::SCHEMA_VERSION_ATTRIBUTE,
+        ] {
+            assert!(item.contains_key(name), "{name}");
+        }
+        let usage = item[KeyRecord::QUOTA_USAGE].as_m().unwrap();
+        assert_eq!(items::number(usage, QuotaUsageRecord::USED), Some(7));
+        assert_eq!(items::number(usage, QuotaUsageRecord::PERIOD), Some(0));
+        assert_eq!(items::number(&item, items::SCHEMA_VERSION_ATTRIBUTE), Some(SCHEMA_VERSION));
+    }
+
+    #[test]
+    fn a_removed_key_is_read_by_the_names_the_key_record_writes() {
+        let key = full_key();
+        let mut item = written(&key);
+        item.insert("sk".into(), s(items::KEY_SK));
+        let removed: RemovedKeyRecord = serde_dynamo::from_item(item.clone()).unwrap();
+        assert_eq!(removed.into_model(items::KEY_SK), Some((key.company_id.clone(), KeyStatus::Inactive)));
+        item.insert("sk".into(), s(items::SECRET_SK));
+        let lookup: RemovedKeyRecord = serde_dynamo::from_item(item).unwrap();
+        assert_eq!(lookup.into_model(items::KEY_SK), None);
+    }
+
+    #[test]
+    fn a_value_the_model_refuses_makes_the_item_corrupt() {
+        let mut item = written(&full_key());
+        item.insert("companyId".into(), s("not a company"));
+        let record: KeyRecord<'static> = serde_dynamo::from_item(item).unwrap();
+        assert!(matches!(record.into_model(), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn an_idempotency_record_reads_back_as_it_was_written() {
+        let record = IdempotencyRecord {
+            lookup: "abc".into(),
+            fingerprint: "f".into(),
+            sealed_response: vec![1, 2, 3],
+            expires_at: at(5_000),
+        };
+        let item = IdempotencyItem::from_model(&record);
+        assert_eq!(items::number(&item, TTL_ATTRIBUTE), Some(5_000));
+        assert_eq!(IdempotencyItem::into_model("abc", item), record);
+    }
+}
