@@ -399,7 +399,7 @@ async fn read_key(client: &Client, table: &str, company: &CompanyId, id: &str) -
         .send()
         .await
         .expect("get item");
-    out.item.map(|item| serde_dynamo::from_item(item).expect("a key item reads as ApiKey"))
+    out.item.map(|item| apikeys::store::items::key_from_item(item).expect("a key item reads as ApiKey"))
 }
 
 /// Verifies every plaintext the clients hold for the company's keys against the key's stored
