@@ -136,7 +136,7 @@ impl<'a> KeyChanges<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{CompanyId, KeyId, PlaintextKey, PreviousSecret, Quota, QuotaUsage};
+    use crate::model::{CompanyId, KeyId, PreviousSecret, Quota, QuotaUsage};
     use serde_json::json;
 
     fn at(seconds: i64) -> DateTime<Utc> {
@@ -144,31 +144,15 @@ mod tests {
     }
 
     fn key() -> ApiKey {
-        let plaintext = PlaintextKey::generate(KeyType::Secret);
+        let (key, _) =
+            ApiKey::plain_for_tests(CompanyId::parse("acme", "c").unwrap(), KeyId::parse("k1", "id").unwrap(), at(0));
         ApiKey {
-            id: KeyId::parse("k1", "id").unwrap(),
-            company_id: CompanyId::parse("acme", "c").unwrap(),
             user_id: "u".into(),
             description: Some("first".into()),
-            key_type: KeyType::Secret,
-            key_prefix: plaintext.visible_prefix().to_owned(),
-            secret_hash: plaintext.hash(),
-            publishable_key: None,
-            previous_secret: None,
-            whitelisted_ips: None,
-            acl: None,
-            expires_at: None,
-            rate_limit: None,
             quota: Some(Quota { max: 10, renewal_seconds: Some(60), started_at: at(0) }),
             tags: vec!["a".into()],
-            metadata: Map::new(),
-            status: KeyStatus::Active,
-            created_at: at(0),
-            updated_at: at(0),
-            deleted_at: None,
-            last_used_at: None,
             quota_usage: QuotaUsage { period: 0, used: 3 },
-            version: 1,
+            ..key
         }
     }
 

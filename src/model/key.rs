@@ -223,3 +223,39 @@ pub struct QuotaView {
     /// When the quota is full again; `None` if it never renews.
     pub renews_at: Option<DateTime<Utc>>,
 }
+
+#[cfg(test)]
+impl ApiKey {
+    /// For unit tests of every layer: an active secret key of `company` with no optional
+    /// setting, created and updated `at`, and the plaintext that verifies it. Tests change the
+    /// fields they are about with `ApiKey { field, ..key }`.
+    pub(crate) fn plain_for_tests(company: CompanyId, id: KeyId, at: DateTime<Utc>) -> (Self, PlaintextKey) {
+        let plaintext = PlaintextKey::generate(KeyType::Secret);
+        let key = Self {
+            user_id: format!("user-{id}"),
+            id,
+            company_id: company,
+            description: None,
+            key_type: KeyType::Secret,
+            key_prefix: plaintext.visible_prefix().to_owned(),
+            secret_hash: plaintext.hash(),
+            publishable_key: None,
+            previous_secret: None,
+            whitelisted_ips: None,
+            acl: None,
+            expires_at: None,
+            rate_limit: None,
+            quota: None,
+            tags: Vec::new(),
+            metadata: Map::new(),
+            status: KeyStatus::Active,
+            created_at: at,
+            updated_at: at,
+            deleted_at: None,
+            last_used_at: None,
+            quota_usage: QuotaUsage::default(),
+            version: 1,
+        };
+        (key, plaintext)
+    }
+}

@@ -50,33 +50,8 @@ fn acl_of(permissions: &[&str]) -> Option<Acl> {
 /// An active secret key of `company()` created a day ago, with the given permissions and no
 /// other setting, and the plaintext that verifies it.
 fn secret_key(raw_id: &str, permissions: &[&str]) -> (ApiKey, PlaintextKey) {
-    let plaintext = PlaintextKey::generate(KeyType::Secret);
-    let created = now() - TimeDelta::days(1);
-    let key = ApiKey {
-        id: id(raw_id),
-        company_id: company(),
-        user_id: format!("user-{raw_id}"),
-        description: None,
-        key_type: KeyType::Secret,
-        key_prefix: plaintext.visible_prefix().to_owned(),
-        secret_hash: plaintext.hash(),
-        publishable_key: None,
-        previous_secret: None,
-        whitelisted_ips: None,
-        acl: acl_of(permissions),
-        expires_at: None,
-        rate_limit: None,
-        quota: None,
-        tags: Vec::new(),
-        metadata: serde_json::Map::new(),
-        status: KeyStatus::Active,
-        created_at: created,
-        updated_at: created,
-        deleted_at: None,
-        last_used_at: None,
-        quota_usage: QuotaUsage::default(),
-        version: 1,
-    };
+    let (key, plaintext) = ApiKey::plain_for_tests(company(), id(raw_id), now() - TimeDelta::days(1));
+    let key = ApiKey { acl: acl_of(permissions), ..key };
     (key, plaintext)
 }
 
