@@ -8,15 +8,13 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
 use crate::domain::keys::{self, NewKey, Target, WrittenKey};
-use crate::domain::paging::{Page, PreviousPage};
 use crate::domain::verify::{self, RateState, Verdict, VerifyCode, VerifyRequest};
 use crate::domain::{Caller, Credential, authenticate};
 use crate::entry::config::App;
-use crate::model::{
-    CreateKeyInput, Cursor, IdempotencyKey, KeyId, PageRequest, RollInput, UpdateKeyInput, VerifyInput,
-};
+use crate::model::{CreateKeyInput, IdempotencyKey, KeyId, PageRequest, RollInput, UpdateKeyInput, VerifyInput};
 
 use super::error::{ApiError, json_response};
+use super::paging::page_response;
 use super::request::{self, existing_key_id, json_body, path_key_id, required_body};
 use super::routes::Endpoint;
 
@@ -115,34 +113,6 @@ async fn list_key_events(app: &App, caller: &Caller, req: &Request) -> Result<Re
     let page = PageRequest::parse_without_status(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
     let listed = keys::list_events(&app.store, caller, app.clock.now(), &id, &page).await?;
     Ok(page_response(&page, &format!("{KEYS_PATH}/{id}/events"), &listed, &listed.items))
-}
-
-/// The list envelope: `{status, total, count, nextUrl, previousUrl, data}`, links relative to
-/// the API root.
-fn page_response<T>(page: &PageRequest, path: &str, listed: &Page<T>, data: &impl serde::Serialize) -> Response<Body> {
-    #[derive(serde::Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Envelope<'a, D> {
-        status: u16,
-        total: u64,
-        count: usize,
-        next_url: Option<String>,
-        previous_url: Option<String>,
-        data: &'a D,
-    }
-    let link = |cursor: &Cursor| page.link(path, cursor);
-    let body = Envelope {
-        status: 200,
-        total: listed.total,
-        count: listed.items.len(),
-        next_url: listed.next.as_ref().map(link),
-        previous_url: listed.previous.as_ref().map(|previous| match previous {
-            PreviousPage::Cursor(cursor) => link(cursor),
-            PreviousPage::Offset(offset) => page.offset_link(path, *offset),
-        }),
-        data,
-    };
-    json_response(StatusCode::OK, &body)
 }
 
 /// Everything a write to an existing key reads from its request, validated before any of it

@@ -5,6 +5,7 @@ pub mod console;
 pub mod error;
 pub mod handlers;
 pub mod metrics;
+mod paging;
 pub mod request;
 pub mod routes;
 
