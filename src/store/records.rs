@@ -87,6 +87,19 @@ fn from_stored_string<T: serde::de::DeserializeOwned>(what: &str, text: String) 
     T::deserialize(text).map_err(|e| corrupt(what, e))
 }
 
+/// A secret's hash or a publishable key as stored: plain text to serde, redacted in `Debug` as the
+/// model's `SecretHash` and `PlaintextKey` are, so no record printed for a bug report or at
+/// TRACE shows one.
+#[derive(Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Redacted<'a>(Cow<'a, str>);
+
+impl std::fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Redacted(…)")
+    }
+}
+
 /// A stored hash as the model's type.
 pub(super) fn stored_hash(hash: String) -> Result<SecretHash, StoreError> {
     from_stored_string("secret hash", hash)
@@ -109,9 +122,9 @@ pub struct KeyRecord<'a> {
     #[serde(rename = "keyPrefix")]
     key_prefix: Cow<'a, str>,
     #[serde(rename = "secretHash")]
-    secret_hash: Cow<'a, str>,
+    secret_hash: Redacted<'a>,
     #[serde(rename = "publishableKey")]
-    publishable_key: Option<Cow<'a, str>>,
+    publishable_key: Option<Redacted<'a>>,
     #[serde(rename = "previousSecret")]
     previous_secret: Option<PreviousSecretRecord<'a>>,
     #[serde(rename = "whitelistedIPs")]
@@ -169,8 +182,8 @@ impl<'a> KeyRecord<'a> {
             description: key.description.as_deref().map(Cow::Borrowed),
             key_type: key.key_type.into(),
             key_prefix: Cow::Borrowed(&key.key_prefix),
-            secret_hash: Cow::Borrowed(key.secret_hash.as_str()),
-            publishable_key: key.publishable_key.as_ref().map(|k| Cow::Borrowed(k.expose())),
+            secret_hash: Redacted(Cow::Borrowed(key.secret_hash.as_str())),
+            publishable_key: key.publishable_key.as_ref().map(|k| Redacted(Cow::Borrowed(k.expose()))),
             previous_secret: key.previous_secret.as_ref().map(PreviousSecretRecord::from_model),
             whitelisted_ips: key.whitelisted_ips.clone().map(Vec::from),
             acl: key.acl.as_ref().map(|acl| StoredAcl(Cow::Borrowed(acl))),
@@ -200,10 +213,10 @@ impl<'a> KeyRecord<'a> {
             description: self.description.map(Cow::into_owned),
             key_type: self.key_type.into(),
             key_prefix: self.key_prefix.into_owned(),
-            secret_hash: stored_hash(self.secret_hash.into_owned())?,
+            secret_hash: stored_hash(self.secret_hash.0.into_owned())?,
             publishable_key: self
                 .publishable_key
-                .map(|key| from_stored_string::<PlaintextKey>("publishable key", key.into_owned()))
+                .map(|key| from_stored_string::<PlaintextKey>("publishable key", key.0.into_owned()))
                 .transpose()?,
             previous_secret: self.previous_secret.map(PreviousSecretRecord::into_model).transpose()?,
             whitelisted_ips: self
@@ -265,18 +278,18 @@ stored_enum!(
 #[derive(Debug, Serialize, Deserialize)]
 pub struct PreviousSecretRecord<'a> {
     #[serde(rename = "hash")]
-    hash: Cow<'a, str>,
+    hash: Redacted<'a>,
     #[serde(rename = "validUntil")]
     valid_until: DateTime<Utc>,
 }
 
 impl<'a> PreviousSecretRecord<'a> {
     fn from_model(previous: &'a PreviousSecret) -> Self {
-        Self { hash: Cow::Borrowed(previous.hash.as_str()), valid_until: previous.valid_until }
+        Self { hash: Redacted(Cow::Borrowed(previous.hash.as_str())), valid_until: previous.valid_until }
     }
 
     fn into_model(self) -> Result<PreviousSecret, StoreError> {
-        Ok(PreviousSecret { hash: stored_hash(self.hash.into_owned())?, valid_until: self.valid_until })
+        Ok(PreviousSecret { hash: stored_hash(self.hash.0.into_owned())?, valid_until: self.valid_until })
     }
 }
 
@@ -615,6 +628,18 @@ mod tests {
 
     fn written(key: &ApiKey) -> Item {
         serde_dynamo::to_item(KeyRecord::from_model(key)).unwrap()
+    }
+
+    #[test]
+    fn a_record_printed_shows_no_hash_or_key() {
+        let key = full_key();
+        let printed = format!("{:?}", KeyRecord::from_model(&key));
+        let previous = key.previous_secret.as_ref().unwrap();
+        let publishable = key.publishable_key.as_ref().unwrap();
+        for secret in [key.secret_hash.as_str(), previous.hash.as_str(), publishable.expose()] {
+            assert!(!printed.contains(secret), "{secret} printed");
+        }
+        assert!(printed.contains("Redacted(…)"));
     }
 
     /// Also what holds `StoredAcl`'s two sides together: the model must read the ACL the
