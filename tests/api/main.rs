@@ -17,6 +17,7 @@ mod errors;
 mod faults;
 mod fuzz;
 mod get;
+mod hand_edited;
 mod lifecycle;
 mod list;
 mod me;
