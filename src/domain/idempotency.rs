@@ -198,4 +198,46 @@ mod tests {
         let other = IdempotentRequest::new(&caller, &header, "create ", &Unserializable("other"));
         assert_eq!(other.replay::<Value>(&record, now), Some(Err(())), "another request under the header: 422");
     }
+
+    #[test]
+    fn the_sealed_answer_s_field_names_are_pinned() {
+        // A sealed `WrittenKey` is stored data (24 hours) written by the model's own serde: a
+        // renamed field would leave earlier records unopenable (409 until they lapse) or, with
+        // a serde default, read back wrong. Changing these names must bump `SEALED_FORMAT`.
+        let company = crate::model::CompanyId::parse("acme", "c").unwrap();
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let (key, plaintext) = crate::model::ApiKey::plain_for_tests(company, crate::model::KeyId::generate(), now);
+        let written = crate::domain::keys::WrittenKey { key, plaintext: Some(plaintext), as_of: now };
+        let sealed = serde_json::to_value(Sealed { format: SEALED_FORMAT, answer: &written }).unwrap();
+        let names = |value: &Value| value.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(names(&sealed), ["answer", "format"]);
+        assert_eq!(names(&sealed["answer"]), ["asOf", "key", "plaintext"]);
+        let key_fields = [
+            "acl",
+            "companyId",
+            "createdAt",
+            "deletedAt",
+            "description",
+            "expiresAt",
+            "id",
+            "keyPrefix",
+            "lastUsedAt",
+            "metadata",
+            "previousSecret",
+            "publishableKey",
+            "quota",
+            "quotaUsage",
+            "rateLimit",
+            "secretHash",
+            "status",
+            "tags",
+            "type",
+            "updatedAt",
+            "userId",
+            "version",
+            "whitelistedIPs",
+        ];
+        assert_eq!(names(&sealed["answer"]["key"]), key_fields);
+        assert_eq!(SEALED_FORMAT, 2, "bump it with the names above, and this line with it");
+    }
 }
