@@ -63,8 +63,14 @@ impl IdempotentRequest {
         let (company, actor, header) =
             (caller.company.as_str().as_bytes(), caller.actor.as_bytes(), header.as_str().as_bytes());
         // The derived serde form of an input is canonical: fields in declaration order, maps
-        // (metadata) with sorted keys.
-        let input = serde_json::to_vec(input).unwrap_or_default();
+        // (metadata) with sorted keys. An input that cannot be serialized (none can today) gets
+        // a fingerprint of its own, never a shared empty one: another request under the same
+        // header is then 422, never answered with this one's answer (and secret).
+        let input = serde_json::to_vec(input).unwrap_or_else(|_| {
+            let mut unique = [0u8; 32];
+            rand::fill(&mut unique);
+            unique.to_vec()
+        });
         Self {
             lookup: hex::encode(digest(&[b"lookup", company, actor, header])),
             fingerprint: hex::encode(digest(&[b"request", request.as_bytes(), &input])),
@@ -169,5 +175,69 @@ mod tests {
         record.sealed_response = [nonce.as_slice(), &sealed].concat();
         assert_eq!(request.replay::<Value>(&record, now), None);
         assert_eq!(request.replay::<()>(&request.record(&(), now), now), Some(Ok(())), "a delete's record opens");
+    }
+
+    /// An input the fingerprint cannot serialize, standing for any two different requests.
+    struct Unserializable(&'static str);
+
+    impl Serialize for Unserializable {
+        fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+            Err(serde::ser::Error::custom(self.0))
+        }
+    }
+
+    #[test]
+    fn two_inputs_that_cannot_be_serialized_are_never_the_same_request() {
+        // If serializing an input ever fails, the fingerprint must not fall back to one shared
+        // value: the second request would then be answered with the first one's answer.
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let caller = Caller::operator(crate::model::CompanyId::parse("acme", "c").unwrap());
+        let header = IdempotencyKey::parse("abc").unwrap();
+        let first = IdempotentRequest::new(&caller, &header, "create ", &Unserializable("first"));
+        let record = first.record(&json!({ "key": "sk_first" }), now);
+        let other = IdempotentRequest::new(&caller, &header, "create ", &Unserializable("other"));
+        assert_eq!(other.replay::<Value>(&record, now), Some(Err(())), "another request under the header: 422");
+    }
+
+    #[test]
+    fn the_sealed_answer_s_field_names_are_pinned() {
+        // A sealed `WrittenKey` is stored data (24 hours) written by the model's own serde: a
+        // renamed field would leave earlier records unopenable (409 until they lapse) or, with
+        // a serde default, read back wrong. Changing these names must bump `SEALED_FORMAT`.
+        let company = crate::model::CompanyId::parse("acme", "c").unwrap();
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let (key, plaintext) = crate::model::ApiKey::plain_for_tests(company, crate::model::KeyId::generate(), now);
+        let written = crate::domain::keys::WrittenKey { key, plaintext: Some(plaintext), as_of: now };
+        let sealed = serde_json::to_value(Sealed { format: SEALED_FORMAT, answer: &written }).unwrap();
+        let names = |value: &Value| value.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(names(&sealed), ["answer", "format"]);
+        assert_eq!(names(&sealed["answer"]), ["asOf", "key", "plaintext"]);
+        let key_fields = [
+            "acl",
+            "companyId",
+            "createdAt",
+            "deletedAt",
+            "description",
+            "expiresAt",
+            "id",
+            "keyPrefix",
+            "lastUsedAt",
+            "metadata",
+            "previousSecret",
+            "publishableKey",
+            "quota",
+            "quotaUsage",
+            "rateLimit",
+            "secretHash",
+            "status",
+            "tags",
+            "type",
+            "updatedAt",
+            "userId",
+            "version",
+            "whitelistedIPs",
+        ];
+        assert_eq!(names(&sealed["answer"]["key"]), key_fields);
+        assert_eq!(SEALED_FORMAT, 2, "bump it with the names above, and this line with it");
     }
 }

@@ -719,4 +719,24 @@ mod tests {
         assert_eq!(items::number(&item, TTL_ATTRIBUTE), Some(5_000));
         assert_eq!(IdempotencyItem::into_model("abc", item), record);
     }
+
+    #[test]
+    fn a_corrupt_item_s_error_never_quotes_a_secret_hash() {
+        // StoreError::Corrupt's text is logged (as an internal error's detail): an item whose
+        // hash sits where another shape is expected must not put the hash into it.
+        let key = full_key();
+        let hash = key.previous_secret.as_ref().unwrap().hash.as_str().to_owned();
+        let current = key.secret_hash.as_str().to_owned();
+        for (name, value) in [
+            ("previousSecret", s(&hash)),
+            ("previousSecret", AttributeValue::L(vec![s(&hash)])),
+            ("secretHash", AttributeValue::M(Item::from([("hash".to_owned(), s(&current))]))),
+            ("secretHash", AttributeValue::L(vec![s(&current)])),
+        ] {
+            let mut item = written(&key);
+            item.insert(name.to_owned(), value);
+            let Err(StoreError::Corrupt(text)) = items::key_from_item(item) else { panic!("{name} read as a key") };
+            assert!(!text.contains(&hash) && !text.contains(&current), "{name}: {text}");
+        }
+    }
 }

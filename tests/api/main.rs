@@ -22,6 +22,7 @@ mod list;
 mod me;
 mod openapi;
 mod permissions;
+mod refactor_guards;
 mod retention;
 mod retries;
 mod runtime;
