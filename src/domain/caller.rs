@@ -63,7 +63,9 @@ pub struct Caller {
 pub struct SealMaterial(Option<[u8; 32]>);
 
 impl SealMaterial {
-    pub(crate) fn of(presented: &str) -> Self {
+    /// From a secret the caller holds and the table does not: a presented key, or for the
+    /// root-key resource its request's presigned response URL.
+    pub fn of(presented: &str) -> Self {
         use sha2::{Digest, Sha256};
         Self(Some(Sha256::new().chain_update(b"idempotency seal\0").chain_update(presented).finalize().into()))
     }

@@ -17,7 +17,7 @@ use crate::store::{
 use super::audit::KeyChanges;
 use super::idempotency::IdempotentRequest;
 use super::paging::{Page, page};
-use super::{Caller, DomainError};
+use super::{Caller, DomainError, SealMaterial};
 
 /// Optimistic writes retry on a fresh read this many times before giving up with 409.
 const MAX_WRITE_ATTEMPTS: usize = 10;
@@ -162,16 +162,21 @@ pub async fn create_root_key(
 
 /// `create_root_key` for a caller that may be asked twice (a redelivered CloudFormation
 /// request): the same `retry` header with the same description gets the same key and secret
-/// again instead of a second key.
+/// again instead of a second key. The operator presents no secret, so `seal` must be one the
+/// asker holds and the table does not (a CloudFormation request's presigned `ResponseURL`):
+/// the replayed answer holds the root key's plaintext, and the header alone (a RequestId) must
+/// not open it for whoever can read the table.
 pub async fn create_root_key_once(
     store: &(impl KeyCreator + KeyReader + IdempotencyReader + UsageRecorder),
     company: crate::model::CompanyId,
     description: Option<String>,
     now: DateTime<Utc>,
-    retry: Option<IdempotencyKey>,
+    retry: Option<(IdempotencyKey, SealMaterial)>,
 ) -> Result<WrittenKey, DomainError> {
     let input = CreateKeyInput { user_id: "root".into(), description, acl: Some(Acl::root()), ..Default::default() };
-    create_key(store, &Caller::operator(company), now, NewKey { id: None, input, retry }).await
+    let (retry, seal) = retry.map_or((None, SealMaterial::default()), |(header, seal)| (Some(header), seal));
+    let caller = Caller { seal, ..Caller::operator(company) };
+    create_key(store, &caller, now, NewKey { id: None, input, retry }).await
 }
 
 /// One key of the caller's company; another company's is as absent as a key that never was.

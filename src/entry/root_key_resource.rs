@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 
+use crate::domain::SealMaterial;
 use crate::domain::keys::create_root_key_once;
 use crate::model::{CompanyId, IdempotencyKey};
 use crate::store::DynamoStore;
@@ -179,7 +180,10 @@ async fn mint(
     // not a second root key.
     let header = IdempotencyKey::parse(&format!("cloudformation-{}", request.request_id))
         .map_err(|e| format!("RequestId {:?}: {}", request.request_id, e.message))?;
-    let created = create_root_key_once(store, company.clone(), Some(description), now, Some(header))
+    // The redelivered request carries the same presigned ResponseURL, which the table never
+    // holds: it seals the replayed plaintext, so a table reader who learns the RequestId opens nothing.
+    let seal = SealMaterial::of(&request.response_url);
+    let created = create_root_key_once(store, company.clone(), Some(description), now, Some((header, seal)))
         .await
         .map_err(|e| format!("could not create the root key of {company}: {e}"))?;
     let key = created.plaintext.as_ref().ok_or("the created key has no secret")?.expose();

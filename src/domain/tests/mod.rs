@@ -6,6 +6,7 @@
 
 mod management;
 mod patch;
+mod root_key;
 mod verify;
 
 use chrono::{DateTime, TimeDelta, Utc};
