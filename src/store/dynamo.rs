@@ -210,18 +210,8 @@ impl DynamoStore {
         operation: &'static str,
         writes: Writes<T>,
     ) -> Result<Transaction<T>, StoreError> {
-        self.transact_within(operation, writes, MAX_TRANSACTION_ATTEMPTS).await
-    }
-
-    /// `transact` with its own number of attempts at a conflicting transaction.
-    async fn transact_within<T: Copy>(
-        &self,
-        operation: &'static str,
-        writes: Writes<T>,
-        attempts: u32,
-    ) -> Result<Transaction<T>, StoreError> {
         let mut token = request_token();
-        for attempt in 0..attempts {
+        for attempt in 0..MAX_TRANSACTION_ATTEMPTS {
             let result = self
                 .client
                 .transact_write_items()
@@ -249,7 +239,7 @@ impl DynamoStore {
             if !retry {
                 return Err(unavailable(operation, &err));
             }
-            if attempt + 1 == attempts {
+            if attempt + 1 == MAX_TRANSACTION_ATTEMPTS {
                 break;
             }
             tracing::info!(operation, attempt, "transaction conflicted; retrying");
@@ -409,13 +399,11 @@ impl DynamoStore {
             .expression_attribute_values(":null", s("NULL"))
             .send()
             .await;
-        match key_update {
-            Ok(_) => {}
-            Err(err) if is_condition_failure(&err) => return,
-            Err(err) => {
+        if let Err(err) = key_update {
+            if !is_condition_failure(&err) {
                 unavailable("last used", &err);
-                return;
             }
+            return;
         }
         let lookup = |hash: &SecretHash| {
             self.client
@@ -428,10 +416,9 @@ impl DynamoStore {
                 .expression_attribute_values(":now", timestamp(now))
                 .send()
         };
-        let live = live_secrets(key);
-        let (current, previous) = tokio::join!(lookup(live[0].0), async {
-            match live.get(1) {
-                Some((hash, _)) => Some(lookup(hash).await),
+        let (current, previous) = tokio::join!(lookup(&key.secret_hash), async {
+            match &key.previous_secret {
+                Some(old) => Some(lookup(&old.hash).await),
                 None => None,
             }
         });
@@ -446,7 +433,7 @@ impl DynamoStore {
 }
 
 /// The key's secrets that verify: the current one, and the previous one while in grace.
-fn live_secrets(key: &ApiKey) -> Vec<(&SecretHash, Option<DateTime<Utc>>)> {
+pub(super) fn live_secrets(key: &ApiKey) -> Vec<(&SecretHash, Option<DateTime<Utc>>)> {
     let mut live = vec![(&key.secret_hash, None)];
     if let Some(old) = &key.previous_secret {
         live.push((&old.hash, Some(old.valid_until)));
@@ -690,12 +677,14 @@ impl SecretLookup for DynamoStore {
         }
         let mut found = self.batch_get("find secrets", keys).await?;
         let mut take = |pk: &str| {
-            let at = found.iter().position(|item| items::string(item, PARTITION_KEY).as_deref() == Some(pk));
-            at.map(|i| found.swap_remove(i))
+            let at = found
+                .iter()
+                .position(|item| item.get(PARTITION_KEY).and_then(|v| v.as_s().ok()).map(String::as_str) == Some(pk));
+            at.map(|i| found.swap_remove(i)).map(items::secret_record).transpose()
         };
-        let first_item = take(&first_pk);
-        let second_item = if second_pk == first_pk { first_item.clone() } else { take(&second_pk) };
-        Ok((first_item.map(items::secret_record).transpose()?, second_item.map(items::secret_record).transpose()?))
+        let first_record = take(&first_pk)?;
+        let second_record = if second_pk == first_pk { first_record.clone() } else { take(&second_pk)? };
+        Ok((first_record, second_record))
     }
 }
 

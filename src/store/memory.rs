@@ -103,7 +103,7 @@ impl MemoryStore {
 /// while the key keeps it (its grace period is checked by verify, as in the real store, where
 /// TTL removes the item some time after).
 fn live_secrets(key: &ApiKey) -> impl Iterator<Item = &SecretHash> {
-    std::iter::once(&key.secret_hash).chain(key.previous_secret.as_ref().map(|old| &old.hash))
+    super::dynamo::live_secrets(key).into_iter().map(|(hash, _)| hash)
 }
 
 impl KeyReader for MemoryStore {
