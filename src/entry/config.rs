@@ -34,9 +34,10 @@ impl App {
         Self { store, clock, lambda_function: None }
     }
 
-    /// The table, its endpoint and the retention from the settings; the system clock.
-    pub async fn from_settings(settings: &Settings) -> Self {
-        let client = Client::new(&sdk_config(&settings.database).await);
+    /// The table and the retention from the settings, its client from `config` (built from the
+    /// same settings by `sdk_config`); the system clock.
+    pub fn from_settings(settings: &Settings, config: &aws_config::SdkConfig) -> Self {
+        let client = Client::new(config);
         let retention = chrono::TimeDelta::days(settings.retention_days);
         let store = DynamoStore::new(client, &settings.table_name).with_retention(retention);
         let lambda_function = settings.lambda_function.as_deref().map(Arc::from);
@@ -47,10 +48,19 @@ impl App {
 /// What every entry point does first: read the settings (an error names the variable), start
 /// logging, and build the app.
 pub async fn start() -> Result<(Settings, App), crate::settings::SettingsError> {
+    let (settings, app, _) = start_with_sdk_config().await?;
+    Ok((settings, app))
+}
+
+/// `start`, also answering the SDK configuration the app's client was built from, for an entry
+/// point with another AWS client (the root-key resource's Secrets Manager): the credential
+/// chain, region and HTTPS client are set up once per cold start.
+pub async fn start_with_sdk_config() -> Result<(Settings, App, aws_config::SdkConfig), crate::settings::SettingsError> {
     let settings = Settings::from_env()?;
     init_logging(&settings.logging);
-    let app = App::from_settings(&settings).await;
-    Ok((settings, app))
+    let config = sdk_config(&settings.database).await;
+    let app = App::from_settings(&settings, &config);
+    Ok((settings, app, config))
 }
 
 /// A request to DynamoDB that has not answered by then is a 503, well inside API Gateway's 30 s.

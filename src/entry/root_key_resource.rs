@@ -233,8 +233,7 @@ pub async fn send_answer(answer: &Answer) -> Result<(), String> {
 
 /// The Lambda runner for the custom resource's function.
 pub async fn run() -> Result<(), lambda_http::Error> {
-    let (settings, app) = crate::entry::config::start().await?;
-    let config = crate::entry::config::sdk_config(&settings.database).await;
+    let (_, app, config) = crate::entry::config::start_with_sdk_config().await?;
     let app = std::sync::Arc::new(app);
     let secrets = std::sync::Arc::new(SecretsManager::new(&config));
     lambda_http::lambda_runtime::run(lambda_http::service_fn(move |event: lambda_http::LambdaEvent<Value>| {

@@ -42,11 +42,9 @@ pub fn answer(method: &Method, path: &str) -> Response<Body> {
     let name = name.map(|name| if name.is_empty() { PAGE } else { name });
     let asset = name.and_then(|name| ASSETS.iter().find(|a| a.name == name));
     let mut response = match asset {
+        // The error's response carries `Allow: GET`.
         Some(_) if method != Method::GET && method != Method::HEAD => {
-            let mut refused =
-                ApiError::MethodNotAllowed { method: method.to_string(), allowed: "GET".into() }.into_response();
-            refused.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("GET"));
-            refused
+            ApiError::MethodNotAllowed { method: method.to_string(), allowed: "GET".into() }.into_response()
         }
         Some(asset) => {
             let body = if method == Method::HEAD { Body::Empty } else { Body::Text(asset.body.to_owned()) };

@@ -24,22 +24,20 @@ const KEYS_PATH: &str = "/keys";
 pub async fn handle(app: &App, endpoint: Endpoint, req: Request) -> Response<Body> {
     let result = async {
         let credential = request::credential(&req);
-        if endpoint == Endpoint::VerifyKey {
-            // Authenticates its caller in the same read as the key it verifies.
-            return verify_key(app, credential, &req).await;
-        }
-        let caller = authenticate(&app.store, app.clock.now(), credential, endpoint.route().need).await?;
+        // Every route but verify authenticates its caller first; verify does it in the same
+        // read as the key it verifies.
+        let caller = || authenticate(&app.store, app.clock.now(), credential, endpoint.route().need);
         match endpoint {
-            Endpoint::CreateKey => create_key(app, &caller, &req, false).await,
-            Endpoint::CreateCustomKey => create_key(app, &caller, &req, true).await,
-            Endpoint::GetKey => get_key(app, &caller, &req).await,
-            Endpoint::ListKeys => list_keys(app, &caller, &req).await,
-            Endpoint::UpdateKey => update_key(app, &caller, &req).await,
-            Endpoint::DeleteKey => delete_key(app, &caller, &req).await,
-            Endpoint::RollKey => roll_key(app, &caller, &req).await,
-            Endpoint::ListKeyEvents => list_key_events(app, &caller, &req).await,
+            Endpoint::CreateKey => create_key(app, &caller().await?, &req, false).await,
+            Endpoint::CreateCustomKey => create_key(app, &caller().await?, &req, true).await,
+            Endpoint::GetKey => get_key(app, &caller().await?, &req).await,
+            Endpoint::ListKeys => list_keys(app, &caller().await?, &req).await,
+            Endpoint::UpdateKey => update_key(app, &caller().await?, &req).await,
+            Endpoint::DeleteKey => delete_key(app, &caller().await?, &req).await,
+            Endpoint::RollKey => roll_key(app, &caller().await?, &req).await,
+            Endpoint::ListKeyEvents => list_key_events(app, &caller().await?, &req).await,
+            Endpoint::Me => me(app, &caller().await?, &req).await,
             Endpoint::VerifyKey => verify_key(app, credential, &req).await,
-            Endpoint::Me => me(app, &caller, &req).await,
         }
     }
     .await;

@@ -14,14 +14,10 @@ use crate::domain::verify::VerifyCode;
 pub const NAMESPACE: &str = "ApiKeys/Verify";
 pub const DIMENSION: &str = "FunctionName";
 
-/// The metric name of an outcome: its code as the API writes it.
-pub fn metric_name(code: VerifyCode) -> &'static str {
-    code.as_str()
-}
-
 /// The EMF document of one verify outcome.
 pub fn verify_outcome(function: &str, code: VerifyCode, at: DateTime<Utc>) -> Value {
-    let name = metric_name(code);
+    // The metric name of an outcome: its code as the API writes it.
+    let name = code.as_str();
     let mut document = json!({
         "_aws": {
             "Timestamp": at.timestamp_millis(),

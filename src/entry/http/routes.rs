@@ -113,8 +113,7 @@ pub const STATIC_ROUTES: [StaticRoute; 2] = [
 /// Whether `path` is one of the console's (`/console`, `/console/…`): the console answers it,
 /// never the API.
 pub fn is_console_path(path: &str) -> bool {
-    STATIC_ROUTES.iter().any(|r| bind(r.path, path.trim_end_matches('/')).is_some())
-        || path.strip_prefix("/console/").is_some()
+    path == "/console" || path.starts_with("/console/")
 }
 
 impl Endpoint {
