@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 
 use crate::model::{Acl, ApiKey, CompanyId, KeyType, Permission, SecretHash};
-use crate::store::{SecretLookup, UsageRecorder};
+use crate::store::{SecretLookup, SecretRecord, UsageRecorder};
 
 use super::DomainError;
 use super::verify::{self, Examined, VerifyCode, VerifyRequest};
@@ -100,6 +100,19 @@ impl Credential<'_> {
         let key = self.key.ok_or_else(|| DomainError::Unauthenticated(SEND_A_KEY.into()))?;
         verify::presented_hash(key).ok_or_else(|| refused(VerifyCode::NotFound))
     }
+
+    /// The caller this credential makes, from the lookup item read for its `hash`: the one
+    /// authentication step of every management call and of verify's caller.
+    pub(super) fn caller(
+        &self,
+        found: Option<SecretRecord>,
+        hash: &SecretHash,
+        now: DateTime<Utc>,
+        need: Need,
+    ) -> Result<Caller, DomainError> {
+        let request = VerifyRequest { key: self.key.unwrap_or_default(), ip: self.ip, ..Default::default() };
+        Caller::authenticated(verify::examine_found(found, hash, now, &request), need)
+    }
 }
 
 fn refused(code: VerifyCode) -> DomainError {
@@ -117,10 +130,9 @@ pub async fn authenticate(
     need: Need,
 ) -> Result<Caller, DomainError> {
     let hash = credential.hash()?;
-    let request = VerifyRequest { key: credential.key.unwrap_or_default(), ip: credential.ip, ..Default::default() };
     let found = store.find_secret(&hash).await?;
-    let caller = Caller::authenticated(verify::examine_found(found, &hash, now, &request), need)?;
-    Ok(Caller { seal: SealMaterial::of(request.key), ..caller })
+    let caller = credential.caller(found, &hash, now, need)?;
+    Ok(Caller { seal: SealMaterial::of(credential.key.unwrap_or_default()), ..caller })
 }
 
 impl Caller {
@@ -150,14 +162,8 @@ impl Caller {
 
     /// The caller a root key makes: its company, its id as the actor, its management permissions.
     pub fn of_key(key: Box<ApiKey>) -> Self {
-        let permissions = key
-            .acl
-            .iter()
-            .flat_map(Acl::entries)
-            .flat_map(|entry| entry.permissions.iter())
-            .filter(|p| management_share(p).is_some())
-            .cloned()
-            .collect();
+        let permissions =
+            key.acl.iter().flat_map(Acl::permissions).filter(|p| management_share(p).is_some()).cloned().collect();
         let (company, actor) = (key.company_id.clone(), key.id.to_string());
         Self { company, actor, permissions, key: Some(key), seal: SealMaterial::default() }
     }
@@ -176,8 +182,7 @@ impl Caller {
     /// if it could grant every `keys:` permission that key holds, so no key can act on (or make)
     /// a key stronger than itself. Called with the key's ACL before and after the change.
     pub fn may_manage(&self, acl: Option<&Acl>) -> Result<(), DomainError> {
-        let held = acl.into_iter().flat_map(Acl::entries).flat_map(|entry| entry.permissions.iter());
-        for permission in held {
+        for permission in acl.into_iter().flat_map(Acl::permissions) {
             let Some(share) = management_share(permission) else { continue };
             if !self.permissions.iter().any(|own| covers(own, share)) {
                 return Err(DomainError::Forbidden(format!(
@@ -195,7 +200,7 @@ impl Caller {
     /// check and before it takes effect: refused calls are not counted, over-limit calls do nothing.
     pub async fn charge(&self, store: &impl UsageRecorder, now: DateTime<Utc>) -> Result<(), DomainError> {
         let Some(key) = &self.key else { return Ok(()) };
-        let verdict = verify::admit(store, (**key).clone(), now).await?;
+        let verdict = verify::count_use(store, key, now).await?;
         match verdict.code {
             VerifyCode::Valid => Ok(()),
             VerifyCode::RateLimited => Err(DomainError::RateLimited("this root key is over its rate limit".into())),
@@ -262,10 +267,9 @@ fn management_share(permission: &Permission) -> Option<Share<'_>> {
 
 /// Whether holding `own` grants every name in `share`.
 fn covers(own: &Permission, share: Share<'_>) -> bool {
-    match (own.as_str().strip_suffix('*'), share) {
-        (Some(prefix), Share::Name(name) | Share::Prefix(name)) => name.starts_with(prefix),
-        (None, Share::Name(name)) => own.as_str() == name,
-        (None, Share::Prefix(_)) => false,
+    match share {
+        Share::Name(name) => own.grants(name),
+        Share::Prefix(prefix) => own.reaches_all_of(prefix),
     }
 }
 

@@ -14,7 +14,7 @@ use crate::model::{ApiKey, CompanyId, KeyStatus, PlaintextKey, Scope, SecretHash
 use crate::store::{SecretLookup, SecretRecord, UsageOutcome, UsageRecorder, UsageRequest};
 
 use super::caller::Credential;
-use super::{Caller, DomainError, Need};
+use super::{DomainError, Need};
 
 pub use crate::model::LAST_USED_GRANULARITY;
 
@@ -112,7 +112,8 @@ impl Verdict {
 }
 
 /// Every check of a verify, then its limits, for a key of any company: the rule with no caller
-/// to authenticate (the API's verify is `verify_for_caller`, which authenticates one first).
+/// to authenticate, for the domain's unit tests (the API's verify is `verify_for_caller`).
+#[cfg(test)]
 pub async fn verify(
     store: &(impl SecretLookup + UsageRecorder),
     now: DateTime<Utc>,
@@ -134,6 +135,7 @@ pub enum Examined {
 }
 
 /// The checks in order up to, not including, the limits: the read and nothing else.
+#[cfg(test)]
 pub async fn examine(
     store: &impl SecretLookup,
     now: DateTime<Utc>,
@@ -181,17 +183,16 @@ pub fn examine_found(
 pub async fn verify_for_caller(
     store: &(impl SecretLookup + UsageRecorder),
     now: DateTime<Utc>,
-    caller: Credential<'_>,
+    credential: Credential<'_>,
     request: VerifyRequest<'_>,
 ) -> Result<Verdict, DomainError> {
-    let caller_hash = caller.hash()?;
+    let caller_hash = credential.hash()?;
     let target_hash = presented_hash(request.key);
     let (caller_found, target_found) = match &target_hash {
         Some(target_hash) => store.find_secret_pair(&caller_hash, target_hash).await?,
         None => (store.find_secret(&caller_hash).await?, None),
     };
-    let caller_request = VerifyRequest { key: caller.key.unwrap_or_default(), ip: caller.ip, ..Default::default() };
-    let caller = Caller::authenticated(examine_found(caller_found, &caller_hash, now, &caller_request), Need::Verify)?;
+    let caller = credential.caller(caller_found, &caller_hash, now, Need::Verify)?;
     caller.charge(store, now).await?;
     let Some(target_hash) = target_hash else { return Ok(Verdict::of(VerifyCode::NotFound, None)) };
     let request = VerifyRequest { company: Some(&caller.company), ..request };
@@ -204,8 +205,19 @@ pub async fn verify_for_caller(
 /// Counts one use of a key that passed every other check against its rate limit and quota, and
 /// refreshes its `lastUsedAt`: the last step of a verify, and of every management call's caller.
 pub async fn admit(store: &impl UsageRecorder, key: ApiKey, now: DateTime<Utc>) -> Result<Verdict, DomainError> {
+    let verdict = count_use(store, &key, now).await?;
+    Ok(Verdict { key: Some(key), ..verdict })
+}
+
+/// `admit` without handing the key on: a verdict with no key, for a management call's caller,
+/// whose key is counted, never answered.
+pub(super) async fn count_use(
+    store: &impl UsageRecorder,
+    key: &ApiKey,
+    now: DateTime<Utc>,
+) -> Result<Verdict, DomainError> {
     let usage = UsageRequest {
-        key: &key,
+        key,
         now,
         rate: key.rate_limit.map(|r| (r, r.window_at(now))),
         quota: key.quota.map(|q| (q, q.period_at(now))),
@@ -233,7 +245,7 @@ pub async fn admit(store: &impl UsageRecorder, key: ApiKey, now: DateTime<Utc>) 
             // A quota write already set lastUsedAt; otherwise refresh it before answering.
             let stale = key.last_used_at.is_none_or(|at| now - at >= LAST_USED_GRANULARITY);
             if quota_used.is_none() && stale {
-                store.touch_last_used(&key, now).await;
+                store.touch_last_used(key, now).await;
             }
             Verdict {
                 rate: rate_used.and_then(rate_state),
@@ -242,7 +254,7 @@ pub async fn admit(store: &impl UsageRecorder, key: ApiKey, now: DateTime<Utc>) 
             }
         }
     };
-    Ok(Verdict { key: Some(key), ..verdict })
+    Ok(verdict)
 }
 
 /// A lookup item is found by hash; the key says whether that hash is its current secret or an

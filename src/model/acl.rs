@@ -240,6 +240,11 @@ impl Acl {
         &self.0
     }
 
+    /// Every permission the ACL lists, entry after entry.
+    pub fn permissions(&self) -> impl Iterator<Item = &Permission> {
+        self.0.iter().flat_map(|entry| entry.permissions.iter())
+    }
+
     /// Each requested permission needs one entry that grants it and whose scope admits the request;
     /// with no permission requested, a scope alone needs one entry admitting it.
     pub fn allows(&self, requested: &[String], scope: &Scope) -> bool {
@@ -325,7 +330,7 @@ impl Acl {
 
     /// How many permissions the ACL lists, all entries together.
     pub fn permission_count(&self) -> usize {
-        self.0.iter().map(|entry| entry.permissions.len()).sum()
+        self.permissions().count()
     }
 }
 

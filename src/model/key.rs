@@ -108,12 +108,7 @@ impl ApiKey {
         self.status == KeyStatus::Active
             && !self.is_deleted()
             && self.key_type == KeyType::Secret
-            && self
-                .acl
-                .iter()
-                .flat_map(Acl::entries)
-                .flat_map(|entry| entry.permissions.iter())
-                .any(|p| p.reaches_all_of(super::acl::MANAGEMENT_NAMESPACE))
+            && self.acl.iter().flat_map(Acl::permissions).any(|p| p.reaches_all_of(super::acl::MANAGEMENT_NAMESPACE))
     }
 
     /// The `ETag` of the key's current version, which `If-Match` must name.
