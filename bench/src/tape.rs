@@ -2,10 +2,10 @@
 //! no network, so a handler runs its whole path (routing, parsing, domain, SDK serialization and
 //! deserialization) with the store's round trip taken out.
 //!
-//! Answers are keyed by operation (`x-amz-target`) and, for single-item operations and
-//! `BatchGetItem`, by the (first) item's `pk`, so the caller's `GetItem` of its root key and a
-//! handler's `GetItem` of another item replay different answers, and so do verify's
-//! `BatchGetItem` of two lookup items (the caller's first) and a list page's of its keys.
+//! Answers are keyed by operation (`x-amz-target`) and, for single-item operations, by the
+//! item's `pk`, for `BatchGetItem` by every `pk` it asks (sorted), so the caller's `GetItem` of
+//! its root key and a handler's `GetItem` of another item replay different answers, and so do
+//! verify's `BatchGetItem` of two lookup items and a list page's of its keys.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -71,8 +71,8 @@ impl Tape {
     }
 }
 
-/// `GetItem SECRET#…`, `BatchGetItem SECRET#…`, `TransactWriteItems`, …: the operation, and the
-/// `pk` of a single-item call or the first `pk` of a batch read.
+/// `GetItem SECRET#…`, `BatchGetItem SECRET#…,SECRET#…`, `TransactWriteItems`, …: the operation,
+/// and the `pk` of a single-item call or every `pk` of a batch read, sorted.
 fn tape_key(request: &HttpRequest) -> String {
     let target = request.headers().get("x-amz-target").unwrap_or("unknown");
     let operation = target.rsplit('.').next().unwrap_or(target);
@@ -93,9 +93,8 @@ fn tape_key(request: &HttpRequest) -> String {
 /// Every `"pk":{"S":"…"}` of a request body, in order.
 fn all_pks(mut body: &[u8]) -> Vec<String> {
     let mut pks = Vec::new();
-    while let Some(pk) = pk_of(body) {
-        let at = body.windows(pk.len()).position(|w| w == pk.as_bytes()).unwrap_or(body.len() - pk.len());
-        body = &body[at + pk.len()..];
+    while let Some((pk, end)) = next_pk(body) {
+        body = &body[end..];
         pks.push(pk);
     }
     pks
@@ -103,10 +102,15 @@ fn all_pks(mut body: &[u8]) -> Vec<String> {
 
 /// The first `"pk":{"S":"…"}` of a request body, found without parsing the JSON.
 fn pk_of(body: &[u8]) -> Option<String> {
+    next_pk(body).map(|(pk, _)| pk)
+}
+
+/// The first `"pk":{"S":"…"}` of a request body and where its value ends.
+fn next_pk(body: &[u8]) -> Option<(String, usize)> {
     const NEEDLE: &[u8] = b"\"pk\":{\"S\":\"";
     let start = body.windows(NEEDLE.len()).position(|w| w == NEEDLE)? + NEEDLE.len();
     let len = body[start..].iter().position(|&b| b == b'"')?;
-    Some(String::from_utf8_lossy(&body[start..start + len]).into_owned())
+    Some((String::from_utf8_lossy(&body[start..start + len]).into_owned(), start + len))
 }
 
 fn response_of(recorded: &Recorded) -> HttpResponse {
@@ -179,12 +183,19 @@ impl HttpConnector for TapeConnector {
 
 #[cfg(test)]
 mod tests {
-    use super::pk_of;
+    use super::{all_pks, pk_of};
 
     #[test]
     fn finds_the_partition_key() {
         let body = br#"{"TableName":"t","Key":{"pk":{"S":"SECRET#ab12"},"sk":{"S":"SECRET"}},"ConsistentRead":true}"#;
         assert_eq!(pk_of(body).as_deref(), Some("SECRET#ab12"));
         assert_eq!(pk_of(b"{}"), None);
+    }
+
+    #[test]
+    fn finds_every_partition_key_of_a_batch_in_order() {
+        let body = br#"{"RequestItems":{"t":{"Keys":[{"pk":{"S":"SECRET#b"},"sk":{"S":"SECRET"}},{"pk":{"S":"SECRET#a"},"sk":{"S":"SECRET"}}]}}}"#;
+        assert_eq!(all_pks(body), ["SECRET#b", "SECRET#a"]);
+        assert!(all_pks(b"{}").is_empty());
     }
 }

@@ -28,7 +28,7 @@ use chrono::TimeDelta;
 use lambda_http::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{CLIENT_IP, TestApp, TestResponse, spawn_app};
+use crate::helpers::{CLIENT_IP, TestApp, TestResponse, ids, spawn_app};
 
 /// Lambda's limit on a synchronous function's answer, the whole JSON it returns to API Gateway.
 const LAMBDA_RESPONSE_LIMIT: usize = 6 * 1024 * 1024;
@@ -379,10 +379,6 @@ async fn get(app: &App, root_key: &str, path: &str) -> Value {
     let response = dispatch(app, CLIENT_IP, request).await;
     assert_eq!(response.status(), StatusCode::OK, "{path}");
     serde_json::from_slice(response.body()).unwrap()
-}
-
-fn ids(page: &Value) -> Vec<String> {
-    page["data"].as_array().unwrap().iter().map(|k| k["id"].as_str().unwrap().to_owned()).collect()
 }
 
 #[tokio::test]

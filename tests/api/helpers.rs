@@ -67,6 +67,11 @@ pub async fn app_with_unreachable_database(table: &str) -> App {
     App::new(DynamoStore::new(Client::from_conf(config), table), Arc::new(ManualClock::new(start_time())))
 }
 
+/// The ids a list page shows, in its order.
+pub fn ids(page: &Value) -> Vec<String> {
+    page["data"].as_array().unwrap().iter().map(|k| k["id"].as_str().unwrap().to_owned()).collect()
+}
+
 pub fn start_time() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z").unwrap().with_timezone(&Utc)
 }
@@ -166,6 +171,12 @@ impl TestApp {
         let response = self.post_keys(body).await;
         assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
         response.body
+    }
+
+    /// Creates a key (201 asserted) and answers its id and its secret.
+    pub async fn create_key_pair(&self, body: &Value) -> (String, String) {
+        let created = self.create_key(body).await;
+        (created["id"].as_str().unwrap().to_owned(), created["key"].as_str().unwrap().to_owned())
     }
 
     pub async fn get_key(&self, id: &str) -> TestResponse {

@@ -3,7 +3,7 @@
 use lambda_http::http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, ids, spawn_app};
 
 /// Creates `n` keys a second apart; returns their ids oldest first.
 async fn keys_in_order(app: &TestApp, n: usize) -> Vec<String> {
@@ -13,10 +13,6 @@ async fn keys_in_order(app: &TestApp, n: usize) -> Vec<String> {
         ids.push(app.create_key(&json!({ "userId": format!("u{i}") })).await["id"].as_str().unwrap().to_owned());
     }
     ids
-}
-
-fn ids(page: &Value) -> Vec<String> {
-    page["data"].as_array().unwrap().iter().map(|k| k["id"].as_str().unwrap().to_owned()).collect()
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ use lambda_http::http::{Method, StatusCode};
 use serde_json::json;
 
 use crate::helpers::{TestApp, spawn_app};
+use crate::table_reads::scan_prefix;
 
 /// Takes `acl` out of a key's item and out of its secret's lookup item (verify reads the copy).
 async fn remove_acl(app: &TestApp, key_id: &str, secret: &str) {
@@ -91,11 +92,7 @@ async fn no_audit_record_holds_a_secret_or_its_hash() {
     let hashes: Vec<String> =
         needles.iter().map(|n| PlaintextKey::parse(n).unwrap().1.hash().as_str().to_owned()).collect();
     needles.extend(hashes);
-    let items = app.client.scan().table_name(&app.table).send().await.unwrap().items.unwrap_or_default();
-    let events: Vec<_> = items
-        .iter()
-        .filter(|item| item.get("pk").and_then(|pk| pk.as_s().ok()).is_some_and(|pk| pk.starts_with("EVENTS#")))
-        .collect();
+    let events = scan_prefix(&app.client, &app.table, "EVENTS#").await;
     assert_eq!(
         events.len(),
         1 + 2 * 6,
@@ -124,11 +121,7 @@ async fn an_idempotency_record_holds_no_secret_or_hash_in_clear() {
     let second = rolled.body["key"].as_str().unwrap();
     let mut needles: Vec<String> = vec![first.into(), second.into()];
     needles.extend([first, second].map(|k| PlaintextKey::parse(k).unwrap().1.hash().as_str().to_owned()));
-    let items = app.client.scan().table_name(&app.table).send().await.unwrap().items.unwrap_or_default();
-    let records: Vec<_> = items
-        .iter()
-        .filter(|item| item.get("pk").and_then(|pk| pk.as_s().ok()).is_some_and(|pk| pk.starts_with("IDEMPOTENCY#")))
-        .collect();
+    let records = scan_prefix(&app.client, &app.table, "IDEMPOTENCY#").await;
     assert_eq!(records.len(), 1);
     for record in records {
         let mut text = format!("{record:?}");

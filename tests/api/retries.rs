@@ -8,8 +8,7 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, TestResponse, spawn_app};
 
 async fn new_key(app: &TestApp) -> (String, String) {
-    let created = app.create_key(&json!({ "userId": "svc" })).await;
-    (created["id"].as_str().unwrap().to_owned(), created["key"].as_str().unwrap().to_owned())
+    app.create_key_pair(&json!({ "userId": "svc" })).await
 }
 
 async fn send(

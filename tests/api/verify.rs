@@ -8,8 +8,7 @@ use crate::helpers::{TestApp, spawn_app};
 async fn key(app: &TestApp, fields: Value) -> (String, String) {
     let mut body = json!({ "userId": "user-7" });
     body.as_object_mut().unwrap().extend(fields.as_object().unwrap().clone());
-    let created = app.create_key(&body).await;
-    (created["id"].as_str().unwrap().to_owned(), created["key"].as_str().unwrap().to_owned())
+    app.create_key_pair(&body).await
 }
 
 async fn code(app: &TestApp, body: Value) -> String {
