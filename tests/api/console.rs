@@ -469,12 +469,8 @@ async fn scenario(client: &Client, app: &TestApp, base: &str, inactive_id: &str)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_and_me_functions_answer_their_events_under_the_lambda_runtime() {
     let app = spawn_app().await;
-    let read = |name: &str| -> Value {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("events/{name}.json"));
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-    };
     let mut console = Function::start("console", &app.table, &[]).await;
-    let answer = console.invoke(read("console")).await.expect("the console answers");
+    let answer = console.invoke(read_event("console")).await.expect("the console answers");
     assert_eq!(answer["statusCode"], 200, "{answer}");
     assert_eq!(answer["headers"]["content-type"], "text/javascript; charset=utf-8");
     assert_eq!(answer["headers"]["content-security-policy"], apikeys::entry::http::console::CONTENT_SECURITY_POLICY);
@@ -483,8 +479,7 @@ async fn the_console_and_me_functions_answer_their_events_under_the_lambda_runti
     assert!(answer["body"].as_str().is_some_and(|js| js.contains("sessionStorage")), "the script");
     console.stop().await;
 
-    let mut event = read("me");
-    event["headers"]["authorization"] = json!(format!("Bearer {}", app.root_key));
+    let event = with_root_key(read_event("me"), &app.root_key);
     let mut me = Function::start("me", &app.table, &[]).await;
     let (status, body) = me.call(event).await;
     assert_eq!((status, &body["companyId"]), (200, &json!(app.company.to_string())), "{body}");

@@ -436,12 +436,6 @@ fn template_table_matches_the_table_definition() {
 
 // --- events/ --------------------------------------------------------------------------------
 
-fn read_event(name: &str) -> Value {
-    let path = project_file(&format!("events/{name}.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
 fn route_of(event: &Value) -> &'static Route {
     let route_key = text(&event["routeKey"]);
     let route = ROUTES
@@ -467,10 +461,9 @@ fn set_event_body(event: &mut Value, body: &Value) {
 
 /// The event as the test app's company would send it, through the endpoint's handler: its
 /// Authorization header holds the app's root key (the committed events hold a placeholder).
-async fn run_event(app: &TestApp, mut event: Value) -> TestResponse {
+async fn run_event(app: &TestApp, event: Value) -> TestResponse {
     let route = route_of(&event);
-    event["headers"]["authorization"] = json!(format!("Bearer {}", app.root_key));
-    send_event(app, route, event).await
+    send_event(app, route, with_root_key(event, &app.root_key)).await
 }
 
 #[tokio::test]

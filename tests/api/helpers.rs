@@ -67,6 +67,22 @@ pub async fn app_with_unreachable_database(table: &str) -> App {
     App::new(DynamoStore::new(Client::from_conf(config), table), Arc::new(ManualClock::new(start_time())))
 }
 
+/// A committed sample event, `events/<name>.json`.
+pub fn read_event(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("events/{name}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// An HTTP event with `root_key` as its credential (the committed events hold a placeholder);
+/// an event without headers (the stream's, the custom resource's) is left as it is.
+pub fn with_root_key(mut event: Value, root_key: &str) -> Value {
+    if event.get("headers").is_some() {
+        event["headers"]["authorization"] = serde_json::json!(format!("Bearer {root_key}"));
+    }
+    event
+}
+
 /// The ids a list page shows, in its order.
 pub fn ids(page: &Value) -> Vec<String> {
     page["data"].as_array().unwrap().iter().map(|k| k["id"].as_str().unwrap().to_owned()).collect()

@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 
-use crate::helpers::unique;
+use crate::helpers::{read_event, unique, with_root_key};
 use crate::lambda_harness::Function;
 
 /// A table of its own with company `acme` and a root key of it.
@@ -47,13 +47,7 @@ impl Stage {
 
     /// events/<name>.json with this stage's root key as its credential.
     fn event(&self, name: &str) -> Value {
-        let path = format!("{}/events/{name}.json", env!("CARGO_MANIFEST_DIR"));
-        let mut event: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("a sample event"))
-            .unwrap_or_else(|e| panic!("{path}: {e}"));
-        if event.get("headers").is_some() {
-            event["headers"]["authorization"] = json!(format!("Bearer {}", self.root_key));
-        }
-        event
+        with_root_key(read_event(name), &self.root_key)
     }
 
     async fn last_used_at(&self, key_id: &str) -> Option<String> {
