@@ -16,7 +16,6 @@ use apikeys::model::page::MAX_LIMIT;
 use apikeys::model::{ApiKey, KeyId};
 use apikeys::store::items;
 use apikeys::store::{DynamoStore, KeyReader};
-use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::interceptors::{
     BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef,
 };
@@ -326,10 +325,7 @@ impl Intercept for QueryLog {
 /// The same table and clock as `app`, through a client that logs its queries.
 async fn logged(app: &TestApp) -> (App, QueryLog) {
     let log = QueryLog::default();
-    let config = aws_sdk_dynamodb::config::Builder::from(&crate::helpers::test_sdk_config().await)
-        .interceptor(log.clone())
-        .build();
-    let client = Client::from_conf(config);
+    let client = crate::helpers::test_client(|b| b.interceptor(log.clone())).await;
     (App::new(DynamoStore::new(client, &app.table), app.clock.clone()), log)
 }
 

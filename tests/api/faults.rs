@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use apikeys::entry::config::App;
 use apikeys::entry::local::dispatch;
 use apikeys::store::DynamoStore;
-use aws_sdk_dynamodb::Client;
 use lambda_http::Body;
 use lambda_http::http::{Method, Request, StatusCode};
 use serde_json::{Value, json};
@@ -143,10 +142,12 @@ pub fn upstream() -> SocketAddr {
 
 /// An app on the same table, whose DynamoDB client goes through `proxy`.
 async fn app_behind(proxy: &Proxy, app: &TestApp) -> (App, Duration) {
-    let config = crate::helpers::test_sdk_config().await;
-    let operation_timeout =
-        config.timeout_config().and_then(|t| t.operation_timeout()).expect("an operation timeout is configured");
-    let client = Client::from_conf(aws_sdk_dynamodb::config::Builder::from(&config).endpoint_url(proxy.url()).build());
+    let client = crate::helpers::test_client(|b| b.endpoint_url(proxy.url())).await;
+    let operation_timeout = client
+        .config()
+        .timeout_config()
+        .and_then(|t| t.operation_timeout())
+        .expect("an operation timeout is configured");
     (App::new(DynamoStore::new(client, &app.table), app.clock.clone()), operation_timeout)
 }
 

@@ -60,11 +60,18 @@ pub async fn test_sdk_config() -> aws_config::SdkConfig {
     sdk_config(&settings.database).await
 }
 
+/// A client as the service would build it, changed by `configure` (an interceptor, another
+/// endpoint): for an app of a test's own on a test's table.
+pub async fn test_client(
+    configure: impl FnOnce(aws_sdk_dynamodb::config::Builder) -> aws_sdk_dynamodb::config::Builder,
+) -> Client {
+    Client::from_conf(configure(aws_sdk_dynamodb::config::Builder::from(&test_sdk_config().await)).build())
+}
+
 /// The app as it is when DynamoDB cannot be reached: same table name, a port nothing listens on.
 pub async fn app_with_unreachable_database(table: &str) -> App {
-    let config =
-        aws_sdk_dynamodb::config::Builder::from(&test_sdk_config().await).endpoint_url("http://127.0.0.1:9").build();
-    App::new(DynamoStore::new(Client::from_conf(config), table), Arc::new(ManualClock::new(start_time())))
+    let client = test_client(|b| b.endpoint_url("http://127.0.0.1:9")).await;
+    App::new(DynamoStore::new(client, table), Arc::new(ManualClock::new(start_time())))
 }
 
 /// A committed sample event, `events/<name>.json`.
