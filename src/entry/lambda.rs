@@ -38,6 +38,6 @@ pub async fn run_console() -> Result<(), Error> {
 
 /// The span of one invocation: the function (the binary's name, as in the route table) and the
 /// Lambda request id.
-pub fn request_span(function: &'static str, request_id: &str) -> tracing::Span {
+fn request_span(function: &'static str, request_id: &str) -> tracing::Span {
     tracing::info_span!("request", function, requestId = request_id)
 }

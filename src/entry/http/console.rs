@@ -31,7 +31,8 @@ const ASSETS: [Asset; 3] = [
 ];
 
 /// The bytes of every asset together (the page loads all of them).
-pub fn total_bytes() -> usize {
+#[cfg(test)]
+fn total_bytes() -> usize {
     ASSETS.iter().map(|a| a.body.len()).sum()
 }
 

@@ -178,7 +178,7 @@ async fn verify_key(app: &App, credential: Credential<'_>, req: &Request) -> Res
 /// between (verify is the hot path).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct VerdictBody<'a> {
+struct VerdictBody<'a> {
     valid: bool,
     code: VerifyCode,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -201,7 +201,7 @@ struct QuotaLeft {
     remaining: u64,
 }
 
-pub fn verdict_body(verdict: &Verdict) -> VerdictBody<'_> {
+fn verdict_body(verdict: &Verdict) -> VerdictBody<'_> {
     let valid_key = verdict.key.as_ref().filter(|_| verdict.code == VerifyCode::Valid);
     let permissions = valid_key.map(|key| {
         let mut permissions: Vec<&str> = key

@@ -106,7 +106,7 @@ pub fn query_pairs(req: &Request) -> Vec<(String, String)> {
     form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes()).into_owned().collect()
 }
 
-pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
