@@ -208,7 +208,11 @@ mod tests {
         let before = key();
         let mut after = before.clone();
         after.key_prefix = "sk_other".into();
-        after.previous_secret = Some(PreviousSecret { hash: before.secret_hash.clone(), valid_until: at(70) });
+        after.previous_secret = Some(PreviousSecret {
+            hash: before.secret_hash.clone(),
+            valid_until: at(70),
+            key_prefix: before.key_prefix.clone(),
+        });
         let rolled = map(KeyChanges::between(&before, &after, at(10)).rolled(60, &after));
         assert_eq!(
             rolled,

@@ -5,7 +5,9 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{Acl, ApiKey, CompanyId, KeyType, Permission, SecretHash};
+use crate::model::{
+    Acl, ActingSecret, ActorType, ApiKey, CompanyId, KeyStatus, KeyType, Permission, SecretHash, SecretRole,
+};
 use crate::store::{SecretLookup, SecretRecord, UsageRecorder};
 
 use super::DomainError;
@@ -53,6 +55,9 @@ pub struct Caller {
     /// The caller's own key, whose limits a call counts against once it is allowed; `None` for
     /// the operator.
     pub key: Option<Box<ApiKey>>,
+    /// Which of its key's secrets the caller presented; `None` for the operator. A previous
+    /// secret (in its grace period) serves but does not govern: see `may_manage`.
+    pub secret: Option<ActingSecret>,
     /// Derived from the secret the caller presented, which the table never holds: it seals the
     /// caller's idempotent answers, so reading the table and guessing a header opens nothing.
     pub seal: SealMaterial,
@@ -138,8 +143,8 @@ pub async fn authenticate(
 impl Caller {
     /// The caller a root key's verification makes, if it passed and holds `need`.
     pub fn authenticated(examined: Examined, need: Need) -> Result<Self, DomainError> {
-        let key = match examined {
-            Examined::Passed(key) => key,
+        let (key, role) = match examined {
+            Examined::Passed(key, role) => (key, role),
             Examined::Refused(verdict) => return Err(refused(verdict.code)),
         };
         // Publishable keys are shown again and meant for browsers and apps: never a root key.
@@ -148,7 +153,7 @@ impl Caller {
                 "a publishable key cannot call the management API; use a secret root key".into(),
             ));
         }
-        let caller = Caller::of_key(Box::new(key));
+        let caller = Caller::of_key(Box::new(key), role);
         caller.require(need)?;
         Ok(caller)
     }
@@ -157,15 +162,37 @@ impl Caller {
     /// permission, no key of its own to count against, and `operator` as the audit actor.
     pub fn operator(company: CompanyId) -> Self {
         let actor = "operator".into();
-        Self { company, actor, permissions: vec![Permission::all_keys()], key: None, seal: SealMaterial::default() }
+        Self {
+            company,
+            actor,
+            permissions: vec![Permission::all_keys()],
+            key: None,
+            secret: None,
+            seal: SealMaterial::default(),
+        }
     }
 
-    /// The caller a root key makes: its company, its id as the actor, its management permissions.
-    pub fn of_key(key: Box<ApiKey>) -> Self {
+    /// The caller a root key makes when it presents the secret of `role`: its company, its id
+    /// as the actor, its management permissions.
+    pub fn of_key(key: Box<ApiKey>, role: SecretRole) -> Self {
         let permissions =
             key.acl.iter().flat_map(Acl::permissions).filter(|p| management_share(p).is_some()).cloned().collect();
         let (company, actor) = (key.company_id.clone(), key.id.to_string());
-        Self { company, actor, permissions, key: Some(key), seal: SealMaterial::default() }
+        let key_prefix = match (role, &key.previous_secret) {
+            (SecretRole::Previous, Some(previous)) => previous.key_prefix.clone(),
+            _ => key.key_prefix.clone(),
+        };
+        let secret = Some(ActingSecret { secret: role, key_prefix });
+        Self { company, actor, permissions, key: Some(key), secret, seal: SealMaterial::default() }
+    }
+
+    /// Whether the audit trail names a key or the operator as this caller.
+    pub fn actor_type(&self) -> ActorType {
+        if self.key.is_some() { ActorType::Key } else { ActorType::Operator }
+    }
+
+    fn presents_previous_secret(&self) -> bool {
+        self.secret.as_ref().is_some_and(|acting| acting.secret == SecretRole::Previous)
     }
 
     /// A 403 unless the caller holds the route's permission (directly or by a wildcard).
@@ -181,9 +208,22 @@ impl Caller {
     /// The management rule: a caller may create, change, roll, delete or re-activate a key only
     /// if it could grant every `keys:` permission that key holds, so no key can act on (or make)
     /// a key stronger than itself. Called with the key's ACL before and after the change.
+    ///
+    /// A previous secret in its grace period serves but does not govern: it may not write any
+    /// key that holds a `keys:` permission (its own key among them, since a writer holds
+    /// `keys:write`), so a leaked secret, once rolled, cannot mint or change a key that outlives
+    /// its grace or end its owner's new secret.
     pub fn may_manage(&self, acl: Option<&Acl>) -> Result<(), DomainError> {
         for permission in acl.into_iter().flat_map(Acl::permissions) {
             let Some(share) = management_share(permission) else { continue };
+            if self.presents_previous_secret() {
+                return Err(DomainError::SecretRetiring(
+                    "this secret was replaced by a roll and is only serving out its grace period: it may read \
+                     and verify, and write keys without keys: permissions, but not create or change a key that \
+                     holds one (its own included)"
+                        .into(),
+                ));
+            }
             if !self.permissions.iter().any(|own| covers(own, share)) {
                 return Err(DomainError::Forbidden(format!(
                     "this key may only create or manage keys whose management permissions it holds itself, \
@@ -191,6 +231,59 @@ impl Caller {
                     permission.as_str()
                 )));
             }
+        }
+        Ok(())
+    }
+
+    /// What a key holding `keys:` permissions must be, once a caller has created, changed,
+    /// rolled or re-activated it: bounded by the caller, so nothing a key makes outlives or
+    /// outranges it. Its `expiresAt` no later than the caller's, its allowlist inside the
+    /// caller's, its rate limit and quota no looser than the caller's, each wherever the caller
+    /// has one (a missing one is refused, not filled in). Keys without `keys:` permissions and
+    /// inactive keys (which authenticate nothing until re-activated) are not bounded.
+    pub fn bounds(&self, key: &ApiKey) -> Result<(), DomainError> {
+        let Some(own) = self.key.as_deref() else { return Ok(()) };
+        let holds_management = key.acl.iter().flat_map(Acl::permissions).any(|p| management_share(p).is_some());
+        if !holds_management || key.status != KeyStatus::Active || key.is_deleted() {
+            return Ok(());
+        }
+        let out_of_bounds = |field: &'static str, rule: &str| {
+            Err(DomainError::OutOfBounds {
+                field,
+                message: format!(
+                    "a key that holds keys: permissions cannot be made looser than the key that makes or changes \
+                     it: {rule}"
+                ),
+            })
+        };
+        if let Some(limit) = own.expires_at
+            && key.expires_at.is_none_or(|at| at > limit)
+        {
+            return out_of_bounds("expiresAt", &format!("it must expire no later than {}", limit.to_rfc3339()));
+        }
+        if let Some(allowed) = &own.whitelisted_ips
+            && key.whitelisted_ips.as_ref().is_none_or(|list| !list.within(allowed))
+        {
+            return out_of_bounds("whitelistedIPs", "it must allow only addresses this key's allowlist allows");
+        }
+        if let Some(limit) = &own.rate_limit
+            && key.rate_limit.as_ref().is_none_or(|rate| !rate.within(limit))
+        {
+            return out_of_bounds(
+                "rateLimit",
+                &format!(
+                    "it needs a rate limit of at most {} per {} seconds or longer",
+                    limit.limit, limit.period_seconds
+                ),
+            );
+        }
+        if let Some(limit) = &own.quota
+            && key.quota.as_ref().is_none_or(|quota| !quota.within(limit))
+        {
+            let renewal = limit
+                .renewal_seconds
+                .map_or("never renewing".to_owned(), |s| format!("renewing every {s} seconds or longer"));
+            return out_of_bounds("quota", &format!("it needs a quota of at most {}, {renewal}", limit.max));
         }
         Ok(())
     }
@@ -283,6 +376,7 @@ mod tests {
             actor: "k".into(),
             permissions: perms.iter().map(|s| Permission::parse(s, "p").unwrap()).collect(),
             key: None,
+            secret: None,
             seal: SealMaterial::default(),
         }
     }

@@ -18,6 +18,19 @@ pub enum DomainError {
     /// changing its own limits (403).
     #[error("{0}")]
     Forbidden(String),
+    /// A previous secret, in its grace period, asked to govern: to create or change a key that
+    /// holds a `keys:` permission (403 `secret_retiring`).
+    #[error("{0}")]
+    SecretRetiring(String),
+    /// A key holding `keys:` permissions would be looser than the caller that makes or changes
+    /// it (403 `forbidden`, naming the field).
+    #[error("{message}")]
+    OutOfBounds {
+        /// The field that must be tightened.
+        field: &'static str,
+        /// What it must be.
+        message: String,
+    },
     /// Absent, or another company's: the two are never told apart.
     #[error("no key with this id")]
     NotFound,

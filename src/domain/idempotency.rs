@@ -60,8 +60,15 @@ impl IdempotentRequest {
     /// company is another request, so no key can replay (and read the secret of) another key's
     /// write.
     pub fn new(caller: &Caller, header: &IdempotencyKey, request: &str, input: &impl Serialize) -> Self {
-        let (company, actor, header) =
-            (caller.company.as_str().as_bytes(), caller.actor.as_bytes(), header.as_str().as_bytes());
+        // The actor's type is hashed with its id: the operator's requests and a key's never
+        // share a namespace, whatever the ids.
+        let actor_type: &[u8] = match caller.actor_type() {
+            crate::model::ActorType::Key => b"key",
+            crate::model::ActorType::Operator => b"operator",
+        };
+        let (company, header) = (caller.company.as_str().as_bytes(), header.as_str().as_bytes());
+        let actor = [actor_type, b"\0", caller.actor.as_bytes()].concat();
+        let actor = actor.as_slice();
         // The derived serde form of an input is canonical: fields in declaration order, maps
         // (metadata) with sorted keys. An input that cannot be serialized (none can today) gets
         // a fingerprint of its own, never a shared empty one: another request under the same

@@ -59,8 +59,9 @@ impl WrittenKey {
     }
 }
 
-/// Creates a key. The management rule is checked before anything else, a replay included: a
-/// replayed answer holds a secret, so it goes only to a caller allowed to make that key.
+/// Creates a key. The management rule and the caller's bounds are checked before anything else,
+/// a replay included (a replayed answer holds a secret, so it goes only to a caller allowed to
+/// make that key); the caller is charged only once the call is allowed.
 pub async fn create_key(
     store: &(impl KeyCreator + KeyReader + IdempotencyReader + UsageRecorder),
     caller: &Caller,
@@ -68,13 +69,17 @@ pub async fn create_key(
     request: NewKey,
 ) -> Result<WrittenKey, DomainError> {
     caller.may_manage(request.input.acl.as_ref())?;
-    caller.charge(store, now).await?;
     let operation = format!("create {}", request.id.as_ref().map_or("", KeyId::as_str));
     let idempotent = request.retry.as_ref().map(|h| IdempotentRequest::new(caller, h, &operation, &request.input));
-    if let Some(earlier) = replay(store, idempotent.as_ref(), now).await? {
-        return still_yours(store, caller, earlier).await;
-    }
     let (key, plaintext) = new_key(caller, request.id, request.input, now);
+    caller.bounds(&key)?;
+    // A replay is authorized like the first request before it is charged: refused, it is free.
+    if let Some(earlier) = replay(store, idempotent.as_ref(), now).await? {
+        let earlier = still_yours(store, caller, earlier).await?;
+        caller.charge(store, now).await?;
+        return Ok(earlier);
+    }
+    caller.charge(store, now).await?;
     let audit = audit(caller, &key, AuditAction::Created, KeyChanges::whole(&key, now), now)?;
     let answer = WrittenKey { key, plaintext: Some(plaintext), as_of: now };
     let record = idempotent.as_ref().map(|r| r.record(&answer, now));
@@ -239,6 +244,7 @@ pub async fn update_key(
         }
         let (after, reset_quota_usage) = apply_update(before, input, now);
         caller.may_manage(after.acl.as_ref())?;
+        caller.bounds(&after)?;
         let action = if input.status.is_set() && after.status != before.status && only_status(input) {
             AuditAction::StatusChanged
         } else {
@@ -339,8 +345,12 @@ pub async fn roll_key(
         after.publishable_key = (before.key_type == KeyType::Publishable).then(|| plaintext.clone());
         let grace_end = now + TimeDelta::seconds(input.grace_period_seconds as i64);
         let valid_until = before.expires_at.map_or(grace_end, |expiry| expiry.min(grace_end));
-        after.previous_secret =
-            (valid_until > now).then(|| PreviousSecret { hash: before.secret_hash.clone(), valid_until });
+        after.previous_secret = (valid_until > now).then(|| PreviousSecret {
+            hash: before.secret_hash.clone(),
+            valid_until,
+            key_prefix: before.key_prefix.clone(),
+        });
+        caller.bounds(&after)?;
         let rolled = Rolled { plaintext, grace_period_seconds: input.grace_period_seconds };
         Ok(Some(Planned { after, action: AuditAction::Rolled, reset_quota_usage: false, rolled: Some(rolled) }))
     })
@@ -399,9 +409,10 @@ fn shown_as_of(now: DateTime<Utc>) -> impl Fn(ApiKey, Option<PlaintextKey>) -> W
 
 /// Read, check, plan, write only if the key did not change meanwhile; on a conflict, read and
 /// plan again, unless the caller pinned a version (then the conflict is theirs to resolve).
-/// The checks, in order: the management rule on the key as it is, the caller's own limits
-/// (counted once), a replay of an earlier answer to the same `Idempotency-Key`, `If-Match`,
-/// then the write's own plan (which checks the rule on the key as it would be).
+/// The checks, in order: the management rule on the key as it is, a replay of an earlier answer
+/// to the same `Idempotency-Key`, `If-Match`, then the write's own plan (which checks the rule
+/// and the caller's bounds on the key as it would be); the caller's own limits are counted
+/// (once) only after all of them pass.
 async fn write_with_retry<A: Serialize + DeserializeOwned>(
     store: &(impl KeyReader + KeyWriter + IdempotencyReader + UsageRecorder),
     caller: &Caller,
@@ -485,6 +496,8 @@ fn audit(
         key_id: key.id.clone(),
         action,
         actor: caller.actor.clone(),
+        actor_type: caller.actor_type(),
+        actor_secret: caller.secret.clone(),
         at: now,
         changes: changes.into_map()?,
     })

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::model::{ApiKey, CompanyId, KeyStatus, PlaintextKey, Scope, SecretHash};
+use crate::model::{ApiKey, CompanyId, KeyStatus, PlaintextKey, Scope, SecretHash, SecretRole};
 use crate::store::{SecretLookup, SecretRecord, UsageOutcome, UsageRecorder, UsageRequest};
 
 use super::caller::Credential;
@@ -121,7 +121,7 @@ pub async fn verify(
 ) -> Result<Verdict, DomainError> {
     match examine(store, now, &request).await? {
         Examined::Refused(verdict) => Ok(verdict),
-        Examined::Passed(key) => admit(store, key, now).await,
+        Examined::Passed(key, _) => admit(store, key, now).await,
     }
 }
 
@@ -130,8 +130,9 @@ pub async fn verify(
 pub enum Examined {
     /// A check failed: this is the answer, and nothing was counted.
     Refused(Verdict),
-    /// Every check passed; what remains is to count the use against the key's limits.
-    Passed(ApiKey),
+    /// Every check passed, with the key's current or previous secret; what remains is to count
+    /// the use against the key's limits.
+    Passed(ApiKey, SecretRole),
 }
 
 /// The checks in order up to, not including, the limits: the read and nothing else.
@@ -165,12 +166,13 @@ pub fn examine_found(
 ) -> Examined {
     let Some(record) = found else { return not_found() };
     let key = record.key;
-    if request.company.is_some_and(|c| *c != key.company_id) || !secret_still_valid(&key, &record.hash, hash, now) {
+    if request.company.is_some_and(|c| *c != key.company_id) {
         return not_found();
     }
+    let Some(role) = live_secret_role(&key, &record.hash, hash, now) else { return not_found() };
     match static_refusal(&key, request, now) {
         Some(code) => Examined::Refused(Verdict::of(code, Some(key))),
-        None => Examined::Passed(key),
+        None => Examined::Passed(key, role),
     }
 }
 
@@ -198,7 +200,7 @@ pub async fn verify_for_caller(
     let request = VerifyRequest { company: Some(&caller.company), ..request };
     match examine_found(target_found, &target_hash, now, &request) {
         Examined::Refused(verdict) => Ok(verdict),
-        Examined::Passed(key) => admit(store, key, now).await,
+        Examined::Passed(key, _) => admit(store, key, now).await,
     }
 }
 
@@ -258,15 +260,21 @@ pub(super) async fn count_use(
 }
 
 /// A lookup item is found by hash; the key says whether that hash is its current secret or an
-/// old one still in its grace period.
-fn secret_still_valid(key: &ApiKey, stored: &SecretHash, presented: &SecretHash, now: DateTime<Utc>) -> bool {
+/// old one still in its grace period (`None`: neither, or the grace has ended).
+fn live_secret_role(
+    key: &ApiKey,
+    stored: &SecretHash,
+    presented: &SecretHash,
+    now: DateTime<Utc>,
+) -> Option<SecretRole> {
     if !stored.matches(presented) {
-        return false;
+        return None;
     }
     if key.secret_hash.matches(presented) {
-        return true;
+        return Some(SecretRole::Current);
     }
-    key.previous_secret.as_ref().is_some_and(|old| old.hash.matches(presented) && now < old.valid_until)
+    let in_grace = key.previous_secret.as_ref().is_some_and(|old| old.hash.matches(presented) && now < old.valid_until);
+    in_grace.then_some(SecretRole::Previous)
 }
 
 /// The checks that need nothing but the key and the request.

@@ -23,6 +23,37 @@ pub enum AuditAction {
     Deleted,
 }
 
+/// Who made a change: one of the company's keys, or the operator (who presents no key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorType {
+    /// A root key of the company; `actor` is its id.
+    Key,
+    /// The operator CLI or the root-key resource; `actor` is `operator`.
+    Operator,
+}
+
+/// Which secret of its key a caller presented: after a roll, the old one keeps serving until
+/// its grace period ends, and the trail tells what it did apart from what the new one did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretRole {
+    /// The key's current secret.
+    Current,
+    /// The secret a roll replaced, still in its grace period.
+    Previous,
+}
+
+/// The secret a key acted with: its role and its visible prefix (never the secret or its hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActingSecret {
+    /// Current or previous.
+    pub secret: SecretRole,
+    /// The first characters of that secret, as `keyPrefix` shows them.
+    pub key_prefix: String,
+}
+
 /// One change to a key. `changes` holds field names and new values, never a secret or a hash.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -35,8 +66,13 @@ pub struct AuditEvent {
     pub key_id: KeyId,
     /// What kind of change this was.
     pub action: AuditAction,
-    /// The root key that made the change (or `operator` for the CLI).
+    /// The root key that made the change, or `operator` for the CLI and the root-key resource
+    /// (a word no key can take as its id).
     pub actor: String,
+    /// Whether `actor` is a key or the operator, so the two can never be read as each other.
+    pub actor_type: ActorType,
+    /// Which of the acting key's secrets made the change; `None` for the operator.
+    pub actor_secret: Option<ActingSecret>,
     /// When the write took effect, by the domain's clock.
     pub at: DateTime<Utc>,
     /// Field names (as the API writes them) and their new values.

@@ -68,8 +68,11 @@ impl TryFrom<String> for CompanyId {
     }
 }
 
-/// Words that are routes of their own under /keys/, so they can never name a key.
-const RESERVED_KEY_IDS: &[&str] = &["verify"];
+/// Words the service uses for itself, so they can never name a key: the operator's audit actor,
+/// and the route words under and beside `/keys/` (taken or planned), so no key's id reads as
+/// a route or as the operator.
+pub const RESERVED_KEY_IDS: &[&str] =
+    &["operator", "verify", "import", "events", "roll", "usage", "me", "keys", "identities", "company", "console"];
 
 impl KeyId {
     /// Time-ordered, so ids sort roughly by creation and index writes spread.
@@ -111,8 +114,12 @@ mod tests {
     }
 
     #[test]
-    fn verify_is_reserved_as_a_key_id() {
+    fn the_services_own_words_are_reserved_as_key_ids() {
+        for word in RESERVED_KEY_IDS {
+            assert_eq!(KeyId::parse(word, "keyId").unwrap_err().field, "keyId", "{word}");
+        }
         assert!(KeyId::parse("verify", "keyId").is_err());
+        assert!(KeyId::parse("operator", "keyId").is_err());
         assert!(CompanyId::parse("verify", "companyId").is_ok());
     }
 

@@ -37,6 +37,12 @@ impl IpAllowlist {
         Ok((!rules.is_empty()).then_some(Self(rules)))
     }
 
+    /// Every network of this list lies inside one of `bound`'s: it admits no address `bound`
+    /// refuses.
+    pub fn within(&self, bound: &IpAllowlist) -> bool {
+        self.0.iter().all(|net| bound.0.iter().any(|outer| outer.contains(net)))
+    }
+
     /// An IPv4-mapped IPv6 caller (`::ffff:a.b.c.d`) is matched as the IPv4 address it carries.
     pub fn allows(&self, caller: IpAddr) -> bool {
         let caller = match caller {

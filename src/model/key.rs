@@ -38,6 +38,8 @@ pub struct PreviousSecret {
     pub hash: SecretHash,
     /// The end of the grace period: from then on the old secret is `NOT_FOUND`.
     pub valid_until: DateTime<Utc>,
+    /// The replaced secret's visible prefix, so the audit trail can name it when it acts.
+    pub key_prefix: String,
 }
 
 /// Everything the service keeps of a key. Secret keys keep only their hash.

@@ -58,7 +58,25 @@ pub struct QuotaUsage {
     pub used: u64,
 }
 
+impl RateLimit {
+    /// No looser than `bound`: at most as many verifies, over a window at least as long.
+    pub fn within(&self, bound: &RateLimit) -> bool {
+        self.limit <= bound.limit && self.period_seconds >= bound.period_seconds
+    }
+}
+
 impl Quota {
+    /// No looser than `bound`: at most as many uses, renewed no more often (never renewing is
+    /// the tightest).
+    pub fn within(&self, bound: &Quota) -> bool {
+        let renews_no_sooner = match (self.renewal_seconds, bound.renewal_seconds) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(own), Some(bound)) => own >= bound,
+        };
+        self.max <= bound.max && renews_no_sooner
+    }
+
     /// Periods are numbered from 0 at `started_at`; a quota without renewal stays in period 0.
     pub fn period_at(&self, now: DateTime<Utc>) -> i64 {
         match self.renewal_seconds {

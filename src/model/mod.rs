@@ -15,7 +15,7 @@ pub mod page;
 mod secret;
 
 pub use acl::{Acl, AclEntry, Permission, Scope};
-pub use audit::{AuditAction, AuditEvent};
+pub use audit::{ActingSecret, ActorType, AuditAction, AuditEvent, SecretRole};
 pub use error::{FieldError, FieldProblem};
 pub use ids::{CompanyId, KeyId};
 pub use input::{Change, CreateKeyInput, IdempotencyKey, QuotaInput, RollInput, UpdateKeyInput, VerifyInput};

@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::model::{
-    Acl, AclEntry, ApiKey, AuditAction, AuditEvent, CompanyId, IpAllowlist, KeyId, KeyStatus, KeyType, Permission,
-    PlaintextKey, PreviousSecret, Quota, QuotaUsage, RateLimit, Scope, SecretHash,
+    Acl, AclEntry, ActingSecret, ActorType, ApiKey, AuditAction, AuditEvent, CompanyId, IpAllowlist, KeyId, KeyStatus,
+    KeyType, Permission, PlaintextKey, PreviousSecret, Quota, QuotaUsage, RateLimit, Scope, SecretHash, SecretRole,
 };
 
 use super::items::{self, Item, SCHEMA_VERSION, address, n, s};
@@ -281,15 +281,25 @@ pub struct PreviousSecretRecord<'a> {
     hash: Redacted<'a>,
     #[serde(rename = "validUntil")]
     valid_until: DateTime<Utc>,
+    #[serde(rename = "keyPrefix")]
+    key_prefix: Cow<'a, str>,
 }
 
 impl<'a> PreviousSecretRecord<'a> {
     fn from_model(previous: &'a PreviousSecret) -> Self {
-        Self { hash: Redacted(Cow::Borrowed(previous.hash.as_str())), valid_until: previous.valid_until }
+        Self {
+            hash: Redacted(Cow::Borrowed(previous.hash.as_str())),
+            valid_until: previous.valid_until,
+            key_prefix: Cow::Borrowed(&previous.key_prefix),
+        }
     }
 
     fn into_model(self) -> Result<PreviousSecret, StoreError> {
-        Ok(PreviousSecret { hash: stored_hash(self.hash.0.into_owned())?, valid_until: self.valid_until })
+        Ok(PreviousSecret {
+            hash: stored_hash(self.hash.0.into_owned())?,
+            valid_until: self.valid_until,
+            key_prefix: self.key_prefix.into_owned(),
+        })
     }
 }
 
@@ -435,6 +445,10 @@ pub struct AuditRecord<'a> {
     action: StoredAction,
     #[serde(rename = "actor")]
     actor: Cow<'a, str>,
+    #[serde(rename = "actorType")]
+    actor_type: StoredActorType,
+    #[serde(rename = "actorSecret")]
+    actor_secret: Option<ActingSecretRecord<'a>>,
     #[serde(rename = "at")]
     at: DateTime<Utc>,
     #[serde(rename = "changes")]
@@ -452,6 +466,11 @@ impl<'a> AuditRecord<'a> {
             key_id: Cow::Borrowed(event.key_id.as_str()),
             action: event.action.into(),
             actor: Cow::Borrowed(&event.actor),
+            actor_type: event.actor_type.into(),
+            actor_secret: event.actor_secret.as_ref().map(|acting| ActingSecretRecord {
+                secret: acting.secret.into(),
+                key_prefix: Cow::Borrowed(&acting.key_prefix),
+            }),
             at: event.at,
             changes: Cow::Borrowed(&event.changes),
             schema_version: SCHEMA_VERSION,
@@ -466,11 +485,35 @@ impl<'a> AuditRecord<'a> {
             key_id: KeyId::try_from(self.key_id.into_owned()).map_err(|e| corrupt("key id", e))?,
             action: self.action.into(),
             actor: self.actor.into_owned(),
+            actor_type: self.actor_type.into(),
+            actor_secret: self.actor_secret.map(|acting| ActingSecret {
+                secret: acting.secret.into(),
+                key_prefix: acting.key_prefix.into_owned(),
+            }),
             at: self.at,
             changes: self.changes.into_owned(),
         })
     }
 }
+
+/// `ActingSecret` as stored: which secret of the actor's key acted, and its visible prefix.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ActingSecretRecord<'a> {
+    #[serde(rename = "secret")]
+    secret: StoredSecretRole,
+    #[serde(rename = "keyPrefix")]
+    key_prefix: Cow<'a, str>,
+}
+
+stored_enum!(
+    /// `ActorType` as stored.
+    StoredActorType for ActorType { Key = "key", Operator = "operator" }
+);
+
+stored_enum!(
+    /// `SecretRole` as stored.
+    StoredSecretRole for SecretRole { Current = "current", Previous = "previous" }
+);
 
 stored_enum!(
     /// `AuditAction` as stored.
@@ -608,7 +651,11 @@ mod tests {
             key_prefix: secret.visible_prefix().to_owned(),
             secret_hash: secret.hash(),
             publishable_key: Some(PlaintextKey::generate(KeyType::Publishable)),
-            previous_secret: Some(PreviousSecret { hash: old.hash(), valid_until: at(2_000) }),
+            previous_secret: Some(PreviousSecret {
+                hash: old.hash(),
+                valid_until: at(2_000),
+                key_prefix: old.visible_prefix().to_owned(),
+            }),
             whitelisted_ips: IpAllowlist::parse(&["203.0.113.0/24".into(), "2001:db8::1".into()], "w").unwrap(),
             acl: Some(Acl::parse(vec![acl_entry], "acl").unwrap()),
             expires_at: Some(at(3_000)),
@@ -659,6 +706,8 @@ mod tests {
             key_id: KeyId::parse("custom-id", "id").unwrap(),
             action: AuditAction::StatusChanged,
             actor: "operator".into(),
+            actor_type: ActorType::Operator,
+            actor_secret: None,
             at: at(1_000),
             changes: json!({ "status": "inactive" }).as_object().unwrap().clone(),
         };

@@ -89,7 +89,10 @@ proptest! {
         let (mut caller_key, _) = secret_key("caller", &refs(&own));
         caller_key.rate_limit = Some(RateLimit { limit: 100, period_seconds: 60 });
         store.put_key(&caller_key);
-        let target = stored_key(&store, "target", &refs(&before));
+        // The target is within the caller's bounds (the same rate limit): only the rule is tested.
+        let (target, _) = secret_key("target", &refs(&before));
+        let target = ApiKey { rate_limit: caller_key.rate_limit, ..target };
+        store.put_key(&target);
         let snapshot = store.snapshot();
         let acl_body = if after.is_empty() { Value::Null } else { json!([{ "permissions": after }]) };
         let result = block_on(patch(&store, &caller_of(&caller_key), &target.id, json!({ "acl": acl_body }), true));

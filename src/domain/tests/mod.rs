@@ -65,7 +65,7 @@ fn stored_key(store: &MemoryStore, raw_id: &str, permissions: &[&str]) -> ApiKey
 
 /// The caller a stored root key makes once authenticated.
 fn caller_of(key: &ApiKey) -> Caller {
-    Caller::of_key(Box::new(key.clone()))
+    Caller::of_key(Box::new(key.clone()), crate::model::SecretRole::Current)
 }
 
 /// The operator CLI: `keys:*` and no key of its own.

@@ -95,7 +95,11 @@ impl Scenario {
         key.quota_usage = QuotaUsage { period: 0, used: 1 };
         // Rolled with a grace period: the old secret verifies until `valid_until`, not at it.
         let grace_end = if has(Fault::OldSecretPastGrace) { now() } else { now() + TimeDelta::hours(1) };
-        key.previous_secret = Some(PreviousSecret { hash: old.hash(), valid_until: grace_end });
+        key.previous_secret = Some(PreviousSecret {
+            hash: old.hash(),
+            valid_until: grace_end,
+            key_prefix: old.visible_prefix().to_owned(),
+        });
         if has(Fault::Inactive) {
             key.status = KeyStatus::Inactive;
         }

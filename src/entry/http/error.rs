@@ -47,7 +47,8 @@ impl ApiError {
                 },
             ),
             ApiError::Domain(D::Unauthenticated(_)) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-            ApiError::Domain(D::Forbidden(_)) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::Domain(D::Forbidden(_) | D::OutOfBounds { .. }) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::Domain(D::SecretRetiring(_)) => (StatusCode::FORBIDDEN, "secret_retiring"),
             ApiError::Domain(D::NotFound) | ApiError::NoRoute => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Domain(D::AlreadyExists(_)) => (StatusCode::CONFLICT, "key_exists"),
             ApiError::Domain(D::Conflict(_)) => (StatusCode::CONFLICT, "conflict"),
@@ -79,6 +80,9 @@ impl ApiError {
         if let ApiError::Domain(DomainError::Invalid(e)) = &self {
             error["field"] = json!(e.field);
             error["message"] = json!(e.message);
+        }
+        if let ApiError::Domain(DomainError::OutOfBounds { field, .. }) = &self {
+            error["field"] = json!(field);
         }
         let mut response = json_response(status, &json!({ "error": error }));
         if let ApiError::MethodNotAllowed { allowed, .. } = &self
