@@ -10,8 +10,8 @@ use crate::model::{
     PageRequest, PlaintextKey, PreviousSecret, Quota, QuotaUsage, RollInput, UpdateKeyInput,
 };
 use crate::store::{
-    AuditReader, IdempotencyReader, InsertOutcome, KeyChange, KeyCreator, KeyLister, KeyReader, KeyWriter, PageWindow,
-    SaveOutcome, UsageRecorder,
+    AdminCounter, AuditReader, IdempotencyReader, InsertOutcome, KeyChange, KeyCreator, KeyLister, KeyReader,
+    KeyWriter, PageWindow, SaveOutcome, UsageRecorder,
 };
 
 use super::audit::KeyChanges;
@@ -223,7 +223,7 @@ pub async fn list_events(
 /// Applies a PATCH. Without `If-Match`, a concurrent change is merged by reapplying on the
 /// fresh key; with it, a stale version is refused.
 pub async fn update_key(
-    store: &(impl KeyReader + KeyWriter + IdempotencyReader + UsageRecorder),
+    store: &(impl KeyReader + KeyWriter + AdminCounter + IdempotencyReader + UsageRecorder),
     caller: &Caller,
     now: DateTime<Utc>,
     target: Target<'_>,
@@ -303,7 +303,7 @@ fn apply_update(before: &ApiKey, input: &UpdateKeyInput, now: DateTime<Utc>) -> 
 /// Soft delete: the key turns inactive for good and stops verifying, old secrets included.
 /// Deleting a deleted key succeeds again.
 pub async fn delete_key(
-    store: &(impl KeyReader + KeyWriter + IdempotencyReader + UsageRecorder),
+    store: &(impl KeyReader + KeyWriter + AdminCounter + IdempotencyReader + UsageRecorder),
     caller: &Caller,
     now: DateTime<Utc>,
     target: Target<'_>,
@@ -327,7 +327,7 @@ pub async fn delete_key(
 /// A new secret for the same key; the old one keeps verifying for the grace period, never past
 /// the key's own expiry. Only one old secret is kept: rolling again ends the previous grace.
 pub async fn roll_key(
-    store: &(impl KeyReader + KeyWriter + IdempotencyReader + UsageRecorder),
+    store: &(impl KeyReader + KeyWriter + AdminCounter + IdempotencyReader + UsageRecorder),
     caller: &Caller,
     now: DateTime<Utc>,
     target: Target<'_>,
@@ -414,7 +414,7 @@ fn shown_as_of(now: DateTime<Utc>) -> impl Fn(ApiKey, Option<PlaintextKey>) -> W
 /// and the caller's bounds on the key as it would be); the caller's own limits are counted
 /// (once) only after all of them pass.
 async fn write_with_retry<A: Serialize + DeserializeOwned>(
-    store: &(impl KeyReader + KeyWriter + IdempotencyReader + UsageRecorder),
+    store: &(impl KeyReader + KeyWriter + AdminCounter + IdempotencyReader + UsageRecorder),
     caller: &Caller,
     now: DateTime<Utc>,
     target: Target<'_>,
@@ -443,6 +443,12 @@ async fn write_with_retry<A: Serialize + DeserializeOwned>(
         }
         // The plan checks the rule on the key as it would be: a refusal there costs nothing.
         let planned = plan(&before)?;
+        if let Some(planned) = &planned
+            && takes_an_admin_away(&before, &planned.after, target.force)
+            && store.active_admins(&caller.company).await? <= 1
+        {
+            return Err(DomainError::Conflict(LAST_ADMIN.into()));
+        }
         charge_once().await?;
         let Some(Planned { mut after, action, reset_quota_usage, rolled }) = planned else {
             return Ok((write.answer)(before, None));
@@ -476,6 +482,13 @@ async fn write_with_retry<A: Serialize + DeserializeOwned>(
         }
     }
     Err(DomainError::Conflict("the key kept changing concurrently; try again".into()))
+}
+
+/// Whether a write turns an active admin key into something else without `?force=true`: then
+/// the company's admin count is read first, so taking the last one away is refused for free
+/// (the write's own condition on the counters still decides a race).
+fn takes_an_admin_away(before: &ApiKey, after: &ApiKey, force: bool) -> bool {
+    !force && before.is_company_admin() && !after.is_company_admin()
 }
 
 /// Why a write that would leave the company without an active admin key is refused.

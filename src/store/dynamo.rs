@@ -20,9 +20,9 @@ use super::items::{self, Item, address, n, s, timestamp};
 use super::records::{CountersRecord, IdempotencyItem, KeyRecord, QuotaUsageRecord, RateWindowRecord, StreamMarker};
 use super::table::{COMPANY_INDEX, PARTITION_KEY, STATUS_INDEX, TTL_ATTRIBUTE};
 use super::{
-    AuditReader, CounterKeeper, IdempotencyReader, IdempotencyRecord, InsertOutcome, KeyChange, KeyCreator, KeyLister,
-    KeyReader, KeyWriter, PageOutcome, PageWindow, SaveOutcome, SecretLookup, SecretRecord, StoreError, UsageOutcome,
-    UsageRecorder, UsageRequest,
+    AdminCounter, AuditReader, CounterKeeper, IdempotencyReader, IdempotencyRecord, InsertOutcome, KeyChange,
+    KeyCreator, KeyLister, KeyReader, KeyWriter, PageOutcome, PageWindow, SaveOutcome, SecretLookup, SecretRecord,
+    StoreError, UsageOutcome, UsageRecorder, UsageRequest,
 };
 
 /// The most a best-effort `lastUsedAt` write may add to an answer.
@@ -485,6 +485,13 @@ impl KeyReader for DynamoStore {
     async fn get_key(&self, company: &CompanyId, id: &KeyId) -> Result<Option<ApiKey>, StoreError> {
         let found = self.get_item("get key", address(items::key_pk(company, id), items::KEY_SK)).await?;
         found.map(items::key_from_item).transpose()
+    }
+}
+
+impl AdminCounter for DynamoStore {
+    async fn active_admins(&self, company: &CompanyId) -> Result<u64, StoreError> {
+        let counters = self.get_item("count admins", address(items::counters_pk(company), items::COUNTERS_SK)).await?;
+        Ok(CountersRecord::count(counters.as_ref(), CountersRecord::ACTIVE_ADMINS))
     }
 }
 

@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use crate::model::{ApiKey, AuditEvent, CompanyId, KeyId, LAST_USED_GRANULARITY, QuotaUsage, SecretHash};
 
 use super::{
-    IdempotencyReader, IdempotencyRecord, InsertOutcome, KeyChange, KeyCreator, KeyReader, KeyWriter, SaveOutcome,
-    SecretLookup, SecretRecord, StoreError, UsageOutcome, UsageRecorder, UsageRequest,
+    AdminCounter, IdempotencyReader, IdempotencyRecord, InsertOutcome, KeyChange, KeyCreator, KeyReader, KeyWriter,
+    SaveOutcome, SecretLookup, SecretRecord, StoreError, UsageOutcome, UsageRecorder, UsageRequest,
 };
 
 /// Everything the memory store holds, in the shape a test asserts on: the same items the
@@ -109,6 +109,12 @@ fn live_secrets(key: &ApiKey) -> impl Iterator<Item = &SecretHash> {
 impl KeyReader for MemoryStore {
     async fn get_key(&self, company: &CompanyId, id: &KeyId) -> Result<Option<ApiKey>, StoreError> {
         Ok(self.key(company, id))
+    }
+}
+
+impl AdminCounter for MemoryStore {
+    async fn active_admins(&self, company: &CompanyId) -> Result<u64, StoreError> {
+        Ok(self.lock().active_admins(company) as u64)
     }
 }
 

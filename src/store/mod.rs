@@ -126,6 +126,13 @@ pub trait KeyWriter: Sync {
     fn save_change(&self, change: KeyChange<'_>) -> impl Future<Output = Result<SaveOutcome, StoreError>> + Send;
 }
 
+/// Counts a company's active admin keys, so a write that would take the last one away can be
+/// refused before it costs the caller anything (the write's own condition still decides races).
+pub trait AdminCounter: Sync {
+    /// The company's active secret keys that reach all of `keys:`, as its counters item holds them.
+    fn active_admins(&self, company: &CompanyId) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
 /// Which items a list reads and what it answers: defined with the rest of paging.
 pub use paging::{PageOutcome, PageWindow};
 

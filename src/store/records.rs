@@ -547,8 +547,12 @@ impl CountersRecord {
 
     /// The counts of a counters item; a company with no item yet has none of either.
     pub fn from_item(item: Option<&Item>) -> Self {
-        let count = |name| item.and_then(|i| items::number(i, name)).unwrap_or(0).max(0) as u64;
-        Self { active: count(Self::ACTIVE), inactive: count(Self::INACTIVE) }
+        Self { active: Self::count(item, Self::ACTIVE), inactive: Self::count(item, Self::INACTIVE) }
+    }
+
+    /// One count of a counters item; 0 if the item or the count is missing.
+    pub fn count(item: Option<&Item>, name: &str) -> u64 {
+        item.and_then(|i| items::number(i, name)).unwrap_or(0).max(0) as u64
     }
 }
 

@@ -30,4 +30,5 @@ mod schema;
 mod secrets;
 mod settings;
 mod table_reads;
+mod takeover;
 mod verify;

@@ -7,6 +7,7 @@
 mod management;
 mod patch;
 mod root_key;
+mod takeover;
 mod verify;
 
 use chrono::{DateTime, TimeDelta, Utc};

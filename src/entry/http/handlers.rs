@@ -27,14 +27,16 @@ pub async fn handle(app: &App, endpoint: Endpoint, req: Request) -> Response<Bod
         // Every route but verify authenticates its caller first; verify does it in the same
         // read as the key it verifies.
         let caller = || authenticate(&app.store, app.clock.now(), credential, endpoint.route().need);
+        // The writes' futures are large (a read, a plan and a transaction, retried): boxed, so
+        // the one future every request awaits stays small on the stack.
         match endpoint {
-            Endpoint::CreateKey => create_key(app, &caller().await?, &req, false).await,
-            Endpoint::CreateCustomKey => create_key(app, &caller().await?, &req, true).await,
+            Endpoint::CreateKey => Box::pin(create_key(app, &caller().await?, &req, false)).await,
+            Endpoint::CreateCustomKey => Box::pin(create_key(app, &caller().await?, &req, true)).await,
             Endpoint::GetKey => get_key(app, &caller().await?, &req).await,
             Endpoint::ListKeys => list_keys(app, &caller().await?, &req).await,
-            Endpoint::UpdateKey => update_key(app, &caller().await?, &req).await,
-            Endpoint::DeleteKey => delete_key(app, &caller().await?, &req).await,
-            Endpoint::RollKey => roll_key(app, &caller().await?, &req).await,
+            Endpoint::UpdateKey => Box::pin(update_key(app, &caller().await?, &req)).await,
+            Endpoint::DeleteKey => Box::pin(delete_key(app, &caller().await?, &req)).await,
+            Endpoint::RollKey => Box::pin(roll_key(app, &caller().await?, &req)).await,
             Endpoint::ListKeyEvents => list_key_events(app, &caller().await?, &req).await,
             Endpoint::Me => me(app, &caller().await?, &req).await,
             Endpoint::VerifyKey => verify_key(app, credential, &req).await,
