@@ -1,5 +1,7 @@
 # The two commands of the README: `make run` and `make test`. Everything they need is installed
-# here when missing. DynamoDB Local is started and stopped by PID, never by name.
+# here when missing. DynamoDB Local is started and stopped by PID, never by name: each start has a
+# pid file of its own (the recipe shell's $$ in its name), and the trap that stops it is set
+# before the start, so Ctrl-C at any moment leaves nothing running (tools/dynamodb-local.sh).
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
@@ -10,7 +12,7 @@ TABLE_NAME ?= apikeys
 RUN_DIR := .run
 DDB := tools/dynamodb-local.sh
 
-.PHONY: run test deps browser unit lint
+.PHONY: run test deps browser unit lint tools-test
 
 deps:
 	@$(DDB) install
@@ -29,20 +31,26 @@ browser:
 ## make run: DynamoDB Local on DYNAMODB_PORT, the table, a demo root key, the API on PORT. Ctrl-C stops both.
 run: deps
 	@cargo build --bin local_server
-	@pidfile=$(RUN_DIR)/run-dynamodb-$(DYNAMODB_PORT).pid; \
+	@pidfile=$(RUN_DIR)/run-dynamodb-$(DYNAMODB_PORT)-$$$$.pid; \
+	trap '$(DDB) stop "$$pidfile"' EXIT; \
 	$(DDB) start $(DYNAMODB_PORT) $$pidfile; \
-	trap '$(DDB) stop '$$pidfile EXIT; \
 	DYNAMODB_ENDPOINT=http://127.0.0.1:$(DYNAMODB_PORT) TABLE_NAME=$(TABLE_NAME) PORT=$(PORT) \
 	  DEMO_COMPANY=$(DEMO_COMPANY) target/debug/local_server || true
 
 ## make test: unit and integration tests against a DynamoDB Local of their own, on a free port,
-## the console's among them in headless chromium.
-test: deps browser
+## the console's among them in headless chromium; first the tools' own test (tools-test).
+test: deps browser tools-test
 	@cargo test --lib --test api --no-run
-	@port=$$($(DDB) free-port); pidfile=$(RUN_DIR)/test-dynamodb-$$port.pid; \
+	@port=$$($(DDB) free-port); pidfile=$(RUN_DIR)/test-dynamodb-$$port-$$$$.pid; \
+	trap '$(DDB) stop "$$pidfile"' EXIT; \
 	$(DDB) start $$port $$pidfile; \
-	trap '$(DDB) stop '$$pidfile EXIT; \
 	DYNAMODB_ENDPOINT=http://127.0.0.1:$$port cargo test --lib --test api
+
+## make tools-test: DynamoDB Local started and stopped on one port back to back, twenty times,
+## and started again while the previous one still shuts down; each start answered by its own
+## instance, nothing left running (tools/dynamodb-local-test.sh, about a minute or more on a busy machine).
+tools-test: deps
+	@tools/dynamodb-local-test.sh
 
 ## make unit: the tests that need no database.
 unit:

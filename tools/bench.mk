@@ -38,9 +38,9 @@ bench: bench-deps
 	  $(MAKE) --no-print-directory build || echo "make build failed: results.md lists the sizes as not built" >&2; \
 	fi; \
 	echo "before the run: $$(busy)" >$(BENCH_OUT)/busy-start.txt; \
-	port=$$($(DDB) free-port); pidfile=$(RUN_DIR)/bench-dynamodb-$$port.pid; \
+	port=$$($(DDB) free-port); pidfile=$(RUN_DIR)/bench-dynamodb-$$port-$$$$.pid; \
+	trap '$(DDB) stop "$$pidfile"' EXIT; \
 	$(DDB) start $$port $$pidfile; \
-	trap '$(DDB) stop '$$pidfile EXIT; \
 	export DYNAMODB_ENDPOINT=http://127.0.0.1:$$port BENCH_OUT=$(CURDIR)/$(BENCH_OUT) BENCH_COLD_BIN=$(CURDIR)/target/release/get_key \
 	  BENCH_LOCAL_SERVER=$(CURDIR)/target/release/local_server; \
 	echo "== in process (criterion)" >&2; \
@@ -60,8 +60,8 @@ bench: bench-deps
 bench-verify: deps
 	@cargo bench -p apikeys-bench --bench bounds --no-run
 	@mkdir -p $(BENCH_OUT) $(RUN_DIR); rm -rf target/criterion/bounds; \
-	port=$$($(DDB) free-port); pidfile=$(RUN_DIR)/bench-verify-dynamodb-$$port.pid; \
+	port=$$($(DDB) free-port); pidfile=$(RUN_DIR)/bench-verify-dynamodb-$$port-$$$$.pid; \
+	trap '$(DDB) stop "$$pidfile"' EXIT; \
 	$(DDB) start $$port $$pidfile; \
-	trap '$(DDB) stop '$$pidfile EXIT; \
 	DYNAMODB_ENDPOINT=http://127.0.0.1:$$port BENCH_OUT=$(CURDIR)/$(BENCH_OUT) \
 	  cargo bench -q -p apikeys-bench --bench bounds 2>&1 | tee $(BENCH_OUT)/bounds.txt | grep -vE '^\s*$$|Found [0-9]+ outliers|^\s+[0-9]+ \(' >&2

@@ -75,7 +75,7 @@ invoke: tools deps
 	@test -f "$(EVENT)" || { echo "no such event file: $(EVENT)" >&2; exit 2; }
 	@cargo build --quiet --bin apikeys --bin $(FN)
 	@mkdir -p $(RUN_DIR); \
-	port=$$($(DDB) free-port); pidfile=$(RUN_DIR)/invoke-dynamodb-$$port.pid; \
+	port=$$($(DDB) free-port); pidfile=$(RUN_DIR)/invoke-dynamodb-$$port-$$$$.pid; \
 	invoke_port=; watch_pidfile=/nonexistent; event=/nonexistent; \
 	stop_watch() { \
 	  [ -f "$$watch_pidfile" ] || return 0; pid=$$(cat "$$watch_pidfile"); \
@@ -83,7 +83,7 @@ invoke: tools deps
 	  for _ in $$(seq 1 50); do kill -0 "$$pid" 2>/dev/null || break; sleep 0.1; done; \
 	  kill -9 -- -"$$pid" 2>/dev/null || true; rm -f "$$watch_pidfile"; \
 	}; \
-	trap 'stop_watch; rm -f "$$event"; $(DDB) stop '$$pidfile EXIT; \
+	trap 'stop_watch; rm -f "$$event"; $(DDB) stop "$$pidfile"' EXIT; \
 	$(DDB) start $$port $$pidfile; \
 	invoke_port=$$($(DDB) free-port); watch_pidfile=$(RUN_DIR)/invoke-watch-$$invoke_port.pid; \
 	export DYNAMODB_ENDPOINT=http://127.0.0.1:$$port TABLE_NAME=$(INVOKE_TABLE) RUST_LOG=$${RUST_LOG:-info}; \

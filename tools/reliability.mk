@@ -19,9 +19,9 @@ FUZZ_TARGET ?= request_decoder
 
 soak: deps
 	@cargo test --test soak --no-run
-	@port=$$($(DDB) free-port); pidfile=$(RUN_DIR)/soak-dynamodb-$$port.pid; \
+	@port=$$($(DDB) free-port); pidfile=$(RUN_DIR)/soak-dynamodb-$$port-$$$$.pid; \
+	trap '$(DDB) stop "$$pidfile"' EXIT; \
 	$(DDB) start $$port $$pidfile; \
-	trap '$(DDB) stop '$$pidfile EXIT; \
 	DYNAMODB_ENDPOINT=http://127.0.0.1:$$port SOAK_OPS=$(SOAK_OPS) SOAK_CLIENTS=$(SOAK_CLIENTS) \
 	  SOAK_FAULT_RATE=$(SOAK_FAULT_RATE) cargo test --test soak -- --ignored --nocapture
 

@@ -19,6 +19,8 @@ TABLE=apikeys
 BRIDGE=${SAM_LOCAL_BRIDGE:-apikeys0}
 BRIDGE_CIDR=${SAM_LOCAL_BRIDGE_CIDR:-172.29.0.1/24}
 DDB=tools/dynamodb-local.sh
+# This run's DynamoDB Local: a pid file of its own, as tools/dynamodb-local.sh start requires.
+DDB_PIDFILE=$RUN/dynamodb-$$.pid
 SAM=(env SAM_CLI_TELEMETRY=0 "$PWD/tools/venv/bin/sam")
 PY=$PWD/tools/venv/bin/python
 
@@ -77,7 +79,7 @@ cleanup() {
   # dockerd stops its containers and its containerd first: give it time before a KILL.
   $DDB stop "$RUN/dockerd.pid" 30
   [ "$made_bridge" = 1 ] && ip link delete "$BRIDGE" 2>/dev/null || true
-  $DDB stop "$RUN/dynamodb.pid"
+  $DDB stop "$DDB_PIDFILE"
 }
 
 # --- the base image ---------------------------------------------------------------------------
@@ -252,7 +254,7 @@ run() {
   $DDB install
   local port listener_port
   port=$($DDB free-port)
-  $DDB start "$port" "$RUN/dynamodb.pid"
+  $DDB start "$port" "$DDB_PIDFILE"
   DYNAMODB_ENDPOINT=http://127.0.0.1:$port seed
   env_file "$port"
   listener_port=$($DDB free-port)
