@@ -25,6 +25,15 @@ pub struct Settings {
     pub port: u16,
     /// `DEMO_COMPANY`: `make run` prints a root key of this company.
     pub demo_company: Option<CompanyId>,
+    /// `ROOT_KEY_COMPANY`: the one company whose root key the root-key resource function mints
+    /// (template.yaml sets it from the stack's `RootKeyCompany`); required by that function
+    /// only, see `root_key_company`.
+    pub root_key_company: Option<CompanyId>,
+    /// `ROOT_KEY_LOCAL_RESPONSE_HOST`: for `make sam-local` only, a `host:port` the root-key
+    /// resource may answer on over plain http (its local listener). Unset (the default and
+    /// every deployment: template.yaml does not declare it) means presigned https S3 URLs only.
+    /// Refused unless `DYNAMODB_ENDPOINT` is set too, so it can only be on beside DynamoDB Local.
+    pub root_key_local_response_host: Option<String>,
 }
 
 /// Where DynamoDB is.
@@ -107,6 +116,28 @@ impl Settings {
         let demo_company = get("DEMO_COMPANY")
             .map(|raw| CompanyId::parse(raw.trim(), "DEMO_COMPANY").map_err(|e| bad("DEMO_COMPANY", e.message)))
             .transpose()?;
+        let root_key_company = get("ROOT_KEY_COMPANY")
+            .map(|raw| CompanyId::parse(raw.trim(), "ROOT_KEY_COMPANY").map_err(|e| bad("ROOT_KEY_COMPANY", e.message)))
+            .transpose()?;
+        let endpoint = get("DYNAMODB_ENDPOINT").map(|e| e.trim().to_owned());
+        let root_key_local_response_host = get("ROOT_KEY_LOCAL_RESPONSE_HOST")
+            .map(|raw| {
+                let host = raw.trim().to_owned();
+                let authority = host.rsplit_once(':').filter(|(name, port)| {
+                    !name.is_empty()
+                        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'))
+                        && port.parse::<u16>().is_ok_and(|p| p > 0)
+                });
+                match (authority, &endpoint) {
+                    (None, _) => Err(bad("ROOT_KEY_LOCAL_RESPONSE_HOST", format!("must be host:port, not '{raw}'"))),
+                    (Some(_), None) => Err(bad(
+                        "ROOT_KEY_LOCAL_RESPONSE_HOST",
+                        "is for local testing beside DynamoDB Local only: DYNAMODB_ENDPOINT is not set".into(),
+                    )),
+                    (Some(_), Some(_)) => Ok(host),
+                }
+            })
+            .transpose()?;
         let table_name = get("TABLE_NAME").map_or_else(|| DEFAULT_TABLE_NAME.to_owned(), |t| t.trim().to_owned());
         if !(3..=255).contains(&table_name.len())
             || !table_name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
@@ -118,7 +149,7 @@ impl Settings {
             table_name,
             retention_days,
             database: DatabaseSettings {
-                endpoint: get("DYNAMODB_ENDPOINT").map(|e| e.trim().to_owned()),
+                endpoint,
                 region_set: get("AWS_REGION").is_some() || get("AWS_DEFAULT_REGION").is_some(),
                 credentials_set: get("AWS_ACCESS_KEY_ID").is_some(),
             },
@@ -131,6 +162,16 @@ impl Settings {
             lambda_function,
             port,
             demo_company,
+            root_key_company,
+            root_key_local_response_host,
+        })
+    }
+
+    /// `ROOT_KEY_COMPANY`, which the root-key resource function cannot start without.
+    pub fn root_key_company(&self) -> Result<CompanyId, SettingsError> {
+        self.root_key_company.clone().ok_or_else(|| SettingsError {
+            variable: "ROOT_KEY_COMPANY",
+            problem: "must be set for the root-key resource function (the company whose root key it mints)".into(),
         })
     }
 }
@@ -165,7 +206,9 @@ mod tests {
         assert_eq!((s.table_name.as_str(), s.retention_days, s.port), ("apikeys", 30, 3000));
         assert_eq!(s.database, DatabaseSettings::default());
         assert_eq!(s.logging, LogSettings::default());
+        assert_eq!(s.root_key_company().unwrap_err().variable, "ROOT_KEY_COMPANY", "required by its function");
         assert_eq!((s.lambda_function, s.demo_company), (None, None));
+        assert_eq!((s.root_key_company, s.root_key_local_response_host), (None, None));
     }
 
     #[test]
@@ -180,6 +223,10 @@ mod tests {
             ("AWS_LAMBDA_LOG_FORMAT", "xml"),
             ("DEMO_COMPANY", "a b"),
             ("TABLE_NAME", "no spaces"),
+            ("ROOT_KEY_COMPANY", "not a company!"),
+            ("ROOT_KEY_LOCAL_RESPONSE_HOST", "http://listener:8080"),
+            // Without DYNAMODB_ENDPOINT: never beside DynamoDB in AWS.
+            ("ROOT_KEY_LOCAL_RESPONSE_HOST", "host.docker.internal:8080"),
         ] {
             let error = settings(&[(variable, value)]).unwrap_err();
             assert_eq!(error.variable, variable, "{value}");
@@ -198,11 +245,19 @@ mod tests {
             ("AWS_LAMBDA_LOG_FORMAT", "Text"),
             ("AWS_LAMBDA_FUNCTION_NAME", "verify"),
             ("DEMO_COMPANY", "demo"),
+            ("ROOT_KEY_COMPANY", "acme"),
         ])
         .unwrap();
+        assert_eq!(s.root_key_company().map(|c| c.to_string()), Ok("acme".to_owned()));
         assert_eq!((s.retention_days, s.port, s.table_name.as_str()), (7, 8080, "keys-prod"));
         assert_eq!(s.database.endpoint, None, "empty means AWS");
         assert_eq!((s.logging.lambda_level, s.logging.json, s.logging.in_lambda), (Some("error"), Some(false), true));
         assert_eq!(s.demo_company.map(|c| c.to_string()), Some("demo".to_owned()));
+        let local = settings(&[
+            ("DYNAMODB_ENDPOINT", "http://host.docker.internal:8000"),
+            ("ROOT_KEY_LOCAL_RESPONSE_HOST", "host.docker.internal:8080"),
+        ])
+        .unwrap();
+        assert_eq!(local.root_key_local_response_host.as_deref(), Some("host.docker.internal:8080"));
     }
 }

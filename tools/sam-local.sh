@@ -128,6 +128,9 @@ build_functions() {
 
 # A copy of template.yaml for this machine: x86_64, each function's code the folder built above,
 # no build metadata (sam local invoke runs what is there). The deployed template stays arm64.
+# The root-key function also declares ROOT_KEY_LOCAL_RESPONSE_HOST here, and only here, so that
+# env_file can let it answer this run's plain-http listener; the deployed template has no such
+# variable and answers presigned https S3 URLs only.
 local_template() {
   "$PY" - "$RUN" <<'PY'
 import os, sys, yaml
@@ -138,6 +141,9 @@ for resource in template["Resources"].values():
     if resource["Type"] == "AWS::Serverless::Function":
         binary = resource["Metadata"]["BuildProperties"]["Binary"]
         resource["Properties"]["CodeUri"] = os.path.abspath(f"{run}/fn/{binary}")
+        if binary == "root_key_resource":
+            variables = resource["Properties"].setdefault("Environment", {}).setdefault("Variables", {})
+            variables["ROOT_KEY_LOCAL_RESPONSE_HOST"] = ""
         del resource["Metadata"]
 yaml.safe_dump(template, open(f"{run}/template.yaml", "w"), sort_keys=False)
 PY
@@ -145,13 +151,15 @@ PY
 
 # --- the invocations --------------------------------------------------------------------------
 
-# events/env.json with DynamoDB Local's port of this run.
-env_file() {
-  python3 - "$RUN" "$1" <<'PY'
+# events/env.json with DynamoDB Local's port of this run, and the listener's host the root-key
+# function may answer on over plain http (local testing only: see local_template).
+env_file() { # dynamodb-port listener-port
+  python3 - "$RUN" "$1" "$2" <<'PY'
 import json, sys
-run, port = sys.argv[1], sys.argv[2]
+run, port, listener_port = sys.argv[1], sys.argv[2], sys.argv[3]
 env = json.load(open("events/env.json"))
 env["Parameters"]["DYNAMODB_ENDPOINT"] = f"http://host.docker.internal:{port}"
+env["RootKeyFunction"] = {"ROOT_KEY_LOCAL_RESPONSE_HOST": f"host.docker.internal:{listener_port}"}
 json.dump(env, open(f"{run}/env.json", "w"), indent=2)
 PY
 }
@@ -256,8 +264,8 @@ run() {
   port=$($DDB free-port)
   $DDB start "$port" "$DDB_PIDFILE"
   DYNAMODB_ENDPOINT=http://127.0.0.1:$port seed
-  env_file "$port"
   listener_port=$($DDB free-port)
+  env_file "$port" "$listener_port"
   start_listener "$listener_port"
   rm -rf "$RUN/events" "$RUN/answers" "$RUN/responses"
   mkdir -p "$RUN/events" "$RUN/answers" "$RUN/responses"
@@ -288,7 +296,8 @@ run() {
   invoke ConsoleFunction console
   event retention_stream retention_stream
   invoke RetentionStreamFunction retention_stream
-  local url="http://host.docker.internal:$listener_port/cloudformation-response"
+  # Presigned like CloudFormation's (the function refuses an unsigned URL), on the local listener.
+  local url="http://host.docker.internal:$listener_port/cloudformation-response?X-Amz-Signature=local"
   event root_key_resource root_key_create "{\"ResponseURL\": \"$url\"}"
   invoke RootKeyFunction root_key_create
   event root_key_resource root_key_delete \

@@ -234,7 +234,7 @@ pub(super) async fn count_use(
     let outcome = if usage.rate.is_some() || usage.quota.is_some() {
         store.consume(usage).await?
     } else {
-        UsageOutcome::Admitted { rate_used: None, quota_used: None }
+        UsageOutcome::Admitted { rate_used: None, quota_used: None, last_used_written: false }
     };
     let verdict = match outcome {
         UsageOutcome::RateLimited => {
@@ -243,10 +243,10 @@ pub(super) async fn count_use(
         UsageOutcome::QuotaExceeded => {
             Verdict { quota_remaining: Some(0), ..Verdict::of(VerifyCode::QuotaExceeded, None) }
         }
-        UsageOutcome::Admitted { rate_used, quota_used } => {
-            // A quota write already set lastUsedAt; otherwise refresh it before answering.
+        UsageOutcome::Admitted { rate_used, quota_used, last_used_written } => {
+            // Unless the store's writes already set lastUsedAt, refresh it before answering.
             let stale = key.last_used_at.is_none_or(|at| now - at >= LAST_USED_GRANULARITY);
-            if quota_used.is_none() && stale {
+            if !last_used_written && stale {
                 store.touch_last_used(key, now).await;
             }
             Verdict {

@@ -4,6 +4,16 @@
 //! the key is kept; Delete leaves both alone (the table outlives the stack). Every request is
 //! answered on its `ResponseURL`, failures included, so a stack never hangs on it; the key is
 //! never logged nor put in the answer (`NoEcho`, and `Data` holds only its id).
+//!
+//! Anyone allowed to invoke the function can send it a request, so the request decides
+//! neither whose key is minted nor where the answer goes. The company is the stack's
+//! (`ROOT_KEY_COMPANY`, set by template.yaml from `RootKeyCompany`): a request whose `Company`
+//! property names another is answered FAILED and mints nothing. An equal `Company` is
+//! tolerated, and template.yaml keeps passing it, because a change of `RootKeyCompany` must
+//! reach the resource as an Update (a changed environment alone sends none), and because
+//! existing stacks then see no change of properties. The answer goes only to a presigned https
+//! S3 URL (`ResponseUrl`); to anything else no answer is sent, nothing is minted, and the
+//! handler fails, logging the URL without its query string (which holds the signature).
 
 use std::time::Duration;
 
@@ -18,6 +28,7 @@ use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 use crate::domain::SealMaterial;
 use crate::domain::keys::create_root_key_once;
 use crate::model::{CompanyId, IdempotencyKey};
+use crate::settings::Settings;
 use crate::store::DynamoStore;
 
 /// Where the minted key goes: Secrets Manager in AWS.
@@ -46,6 +57,147 @@ impl SecretStore for SecretsManager {
     }
 }
 
+/// Where answers may be sent besides presigned https S3 URLs: nowhere in AWS.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResponseUrlPolicy {
+    /// A `host:port` also answered on over plain http: a test's or `make sam-local`'s listener.
+    local_http_host: Option<String>,
+}
+
+impl ResponseUrlPolicy {
+    /// Presigned https S3 URLs only: what a deployed function runs with.
+    pub fn s3_only() -> Self {
+        Self::default()
+    }
+
+    /// Also `http://<host:port>/…` (still with a presign parameter): for tests, which call
+    /// this, and for `make sam-local`, whose generated template alone sets
+    /// `ROOT_KEY_LOCAL_RESPONSE_HOST` (see `Settings`).
+    pub fn allowing_local_http(host_and_port: &str) -> Self {
+        Self { local_http_host: Some(host_and_port.to_ascii_lowercase()) }
+    }
+
+    /// From the settings: `ROOT_KEY_LOCAL_RESPONSE_HOST` when set (beside DynamoDB Local only).
+    pub fn from_settings(settings: &Settings) -> Self {
+        settings.root_key_local_response_host.as_deref().map_or_else(Self::s3_only, Self::allowing_local_http)
+    }
+}
+
+/// A `ResponseURL` the function may answer on: https, an S3 endpoint's host
+/// (`<bucket>.s3.amazonaws.com`, `<bucket>.s3.<region>.amazonaws.com`,
+/// `<bucket>.s3-<region>.amazonaws.com`, the same under `amazonaws.com.cn`), no user info, no
+/// port but 443, and a query carrying a presign signature (`X-Amz-Signature` or `Signature`).
+/// Its `Debug` leaves the query out: the signature is never logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ResponseUrl(String);
+
+impl std::fmt::Debug for ResponseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ResponseUrl").field(&without_query(&self.0)).finish()
+    }
+}
+
+impl ResponseUrl {
+    /// Checks `raw`; an error says why, showing the URL without its query string.
+    pub fn parse(raw: &str, policy: &ResponseUrlPolicy) -> Result<Self, String> {
+        let refuse = |why: &str| format!("ResponseURL {} refused: {why}", without_query(raw));
+        let uri: hyper::Uri = raw.parse().map_err(|_| refuse("not a URL"))?;
+        let authority = uri.authority().ok_or_else(|| refuse("no host"))?;
+        if authority.as_str().contains('@') {
+            return Err(refuse("user info in the URL"));
+        }
+        match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
+            Some("https") => {
+                if authority.port_u16().is_some_and(|p| p != 443) {
+                    return Err(refuse("a port other than 443"));
+                }
+                if !is_s3_host(&authority.host().to_ascii_lowercase()) {
+                    return Err(refuse("the host is not an S3 endpoint"));
+                }
+            }
+            Some("http")
+                if policy.local_http_host.as_deref() == Some(authority.as_str().to_ascii_lowercase().as_str()) => {}
+            _ => return Err(refuse("not https")),
+        }
+        let query = uri.query().unwrap_or_default();
+        let signed = form_urlencoded::parse(query.as_bytes())
+            .any(|(name, value)| matches!(&*name, "X-Amz-Signature" | "Signature") && !value.is_empty());
+        if !signed {
+            return Err(refuse("not presigned (no X-Amz-Signature or Signature in the query)"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A URL as it may be logged: without its query string or fragment, which carry the signature,
+/// nor any user info (a password).
+fn without_query(raw: &str) -> String {
+    let shown = raw.split(['?', '#']).next().unwrap_or_default();
+    let shown = match shown.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+            format!("{scheme}://{host}{path}")
+        }
+        None => shown.to_owned(),
+    };
+    shown.chars().take(200).collect()
+}
+
+/// `<bucket>.s3[.<region>|-<region>].amazonaws.com[.cn]`, lower case.
+fn is_s3_host(host: &str) -> bool {
+    let Some(prefix) = host.strip_suffix(".amazonaws.com").or_else(|| host.strip_suffix(".amazonaws.com.cn")) else {
+        return false;
+    };
+    let labels: Vec<&str> = prefix.split('.').collect();
+    let label_ok =
+        |l: &&str| !l.is_empty() && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !labels.iter().all(label_ok) {
+        return false;
+    }
+    let endpoint_labels = match labels.as_slice() {
+        [.., "s3", region] if is_region(region) => 2,
+        [.., "s3"] => 1,
+        [.., last] if last.strip_prefix("s3-").is_some_and(is_region) => 1,
+        _ => return false,
+    };
+    // A bucket before the endpoint: the S3 service's own host is no presigned object URL.
+    labels.len() > endpoint_labels
+}
+
+/// `us-east-1`, `us-gov-west-1`, `cn-north-1`: letters, then words, then a number.
+fn is_region(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('-').collect();
+    match parts.as_slice() {
+        [area, words @ .., number] if !words.is_empty() => {
+            area.len() == 2
+                && area.bytes().all(|b| b.is_ascii_lowercase())
+                && words.iter().all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
+                && !number.is_empty()
+                && number.bytes().all(|b| b.is_ascii_digit())
+        }
+        _ => false,
+    }
+}
+
+/// What a function instance mints, and where it may answer: from its settings, never from a
+/// request.
+#[derive(Debug, Clone)]
+pub struct RootKeyResource {
+    company: CompanyId,
+    response_urls: ResponseUrlPolicy,
+}
+
+impl RootKeyResource {
+    pub fn new(company: CompanyId, response_urls: ResponseUrlPolicy) -> Self {
+        Self { company, response_urls }
+    }
+}
+
 /// The fields of a CloudFormation custom resource request this resource reads.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -64,11 +216,14 @@ struct Envelope {
     old_resource_properties: Option<Value>,
 }
 
-/// The resource's properties in template.yaml.
+/// The resource's properties in template.yaml. `Company`, when there, must be the function's own
+/// company (see the module's comment); it is compared with the old properties all the same, so
+/// a change of company is an Update that mints.
 #[derive(Debug, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 struct Properties {
-    company: String,
+    #[serde(default)]
+    company: Option<String>,
     secret_id: String,
     #[serde(default)]
     table_name: Option<String>,
@@ -98,14 +253,16 @@ const MAX_REASON: usize = 1500;
 /// A request, and where its answer goes.
 #[derive(Debug)]
 pub struct Answer {
-    pub response_url: String,
+    pub response_url: ResponseUrl,
     /// The JSON CloudFormation expects on the response URL.
     pub body: Value,
 }
 
-/// Handles one request: the answer to PUT on its response URL. An error only when the request
-/// has no response URL (or is no custom resource request), so that no answer can be sent.
+/// Handles one request: the answer to PUT on its response URL. An error, with nothing minted,
+/// when no answer can be sent: the request is no custom resource request, or its response URL
+/// is not one `resource` may answer on (logged without its query string).
 pub async fn handle(
+    resource: &RootKeyResource,
     store: &DynamoStore,
     secrets: &impl SecretStore,
     now: DateTime<Utc>,
@@ -113,7 +270,10 @@ pub async fn handle(
 ) -> Result<Answer, String> {
     let envelope: Envelope =
         serde_json::from_value(request).map_err(|e| format!("not a CloudFormation custom resource request: {e}"))?;
-    let outcome = decide(store, secrets, now, &envelope).await;
+    let response_url = ResponseUrl::parse(&envelope.response_url, &resource.response_urls).inspect_err(|problem| {
+        tracing::error!(request = %envelope.request_type, %problem, "no answer can be sent: nothing minted");
+    })?;
+    let outcome = decide(&resource.company, store, secrets, now, &envelope).await;
     match &outcome.failure {
         None => {
             tracing::info!(request = %envelope.request_type, physical_id = %outcome.physical_id, "answered SUCCESS")
@@ -132,10 +292,16 @@ pub async fn handle(
         "NoEcho": true,
         "Data": outcome.data,
     });
-    Ok(Answer { response_url: envelope.response_url, body })
+    Ok(Answer { response_url, body })
 }
 
-async fn decide(store: &DynamoStore, secrets: &impl SecretStore, now: DateTime<Utc>, request: &Envelope) -> Outcome {
+async fn decide(
+    company: &CompanyId,
+    store: &DynamoStore,
+    secrets: &impl SecretStore,
+    now: DateTime<Utc>,
+    request: &Envelope,
+) -> Outcome {
     // A physical id for answers that made nothing: CloudFormation's later Delete of it is a no-op.
     let unchanged = request
         .physical_resource_id
@@ -145,8 +311,15 @@ async fn decide(store: &DynamoStore, secrets: &impl SecretStore, now: DateTime<U
     match (request.request_type.as_str(), properties) {
         // The key and the secret outlive the stack, as the table does.
         ("Delete", _) => Outcome::success(unchanged, json!({})),
-        (_, Err(e)) => {
-            Outcome::failed(unchanged, format!("ResourceProperties: {e} (Company and SecretId are required)"))
+        (_, Err(e)) => Outcome::failed(unchanged, format!("ResourceProperties: {e} (SecretId is required)")),
+        ("Create" | "Update", Ok(Properties { company: Some(named), .. })) if named != company.as_str() => {
+            let named: String = named.chars().take(64).collect();
+            Outcome::failed(
+                unchanged,
+                format!(
+                    "Company {named:?} is not the company this function mints for (ROOT_KEY_COMPANY): nothing minted"
+                ),
+            )
         }
         ("Update", Ok(properties))
             if request
@@ -157,7 +330,7 @@ async fn decide(store: &DynamoStore, secrets: &impl SecretStore, now: DateTime<U
         {
             Outcome::success(unchanged, json!({}))
         }
-        ("Create" | "Update", Ok(properties)) => match mint(store, secrets, now, &properties, request).await {
+        ("Create" | "Update", Ok(properties)) => match mint(company, store, secrets, now, &properties, request).await {
             Ok((physical_id, data)) => Outcome::success(physical_id, data),
             Err(reason) => Outcome::failed(unchanged, reason),
         },
@@ -167,14 +340,13 @@ async fn decide(store: &DynamoStore, secrets: &impl SecretStore, now: DateTime<U
 
 /// Creates the root key and stores it; the physical id names the key, `Data` its id only.
 async fn mint(
+    company: &CompanyId,
     store: &DynamoStore,
     secrets: &impl SecretStore,
     now: DateTime<Utc>,
     properties: &Properties,
     request: &Envelope,
 ) -> Result<(String, Value), String> {
-    let company = CompanyId::parse(&properties.company, "Company")
-        .map_err(|e| format!("Company {:?}: {}", properties.company, e.message))?;
     let description = format!("root key minted by CloudFormation stack {}", request.stack_id);
     // A request delivered again (Lambda's retries, CloudFormation's) gets the same key back,
     // not a second root key.
@@ -199,8 +371,8 @@ async fn mint(
     Ok((format!("{company}/{key_id}"), json!({ "KeyId": key_id, "CompanyId": company.as_str() })))
 }
 
-/// PUTs the answer on the response URL (a presigned S3 URL in AWS; plain http is accepted for
-/// tests), three attempts.
+/// PUTs the answer on the response URL (a presigned https S3 URL; plain http only to the local
+/// listener a `ResponseUrlPolicy` allowed), three attempts.
 pub async fn send_answer(answer: &Answer) -> Result<(), String> {
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
@@ -233,17 +405,93 @@ pub async fn send_answer(answer: &Answer) -> Result<(), String> {
 
 /// The Lambda runner for the custom resource's function.
 pub async fn run() -> Result<(), lambda_http::Error> {
-    let (_, app, config) = crate::entry::config::start_with_sdk_config().await?;
+    let (settings, app, config) = crate::entry::config::start_with_sdk_config().await?;
+    let response_urls = ResponseUrlPolicy::from_settings(&settings);
+    if let Some(host) = &settings.root_key_local_response_host {
+        tracing::warn!(%host, "ROOT_KEY_LOCAL_RESPONSE_HOST: answers may go over plain http to this host (local testing)");
+    }
+    let resource = std::sync::Arc::new(RootKeyResource::new(settings.root_key_company()?, response_urls));
     let app = std::sync::Arc::new(app);
     let secrets = std::sync::Arc::new(SecretsManager::new(&config));
     lambda_http::lambda_runtime::run(lambda_http::service_fn(move |event: lambda_http::LambdaEvent<Value>| {
-        let (app, secrets) = (app.clone(), secrets.clone());
+        let (resource, app, secrets) = (resource.clone(), app.clone(), secrets.clone());
         // Boxed: the future of the whole key creation is too deep a type for the runtime's.
         Box::pin(async move {
-            let answer = handle(&app.store, secrets.as_ref(), app.clock.now(), event.payload).await?;
+            let answer = handle(&resource, &app.store, secrets.as_ref(), app.clock.now(), event.payload).await?;
             send_answer(&answer).await?;
             Ok::<_, lambda_http::Error>(json!({ "Status": answer.body["Status"] }))
         })
     }))
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SIGNED: &str = "?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=7200&X-Amz-Signature=c0ffee";
+
+    #[test]
+    fn presigned_https_s3_urls_are_answered_on() {
+        for host in [
+            "cloudformation-custom-resource-response-euwest1.s3-eu-west-1.amazonaws.com",
+            "cloudformation-custom-resource-response-useast1.s3.amazonaws.com",
+            "cloudformation-custom-resource-response-uswest2.s3.us-west-2.amazonaws.com",
+            "cloudformation-custom-resource-response-cnnorth1.s3.cn-north-1.amazonaws.com.cn",
+            "cloudformation-custom-resource-response-govwest1.s3-us-gov-west-1.amazonaws.com",
+            "Bucket.S3.EU-WEST-1.AmazonAWS.com",
+        ] {
+            let url = format!("https://{host}/arn%3Aaws%3Acloudformation/stack%7CRootKey%7C1{SIGNED}");
+            assert_eq!(ResponseUrl::parse(&url, &ResponseUrlPolicy::s3_only()).map(|u| u.0), Ok(url.clone()));
+        }
+        let v2 = "https://b.s3.amazonaws.com/x?AWSAccessKeyId=A&Expires=1&Signature=abc%3D";
+        let parsed = ResponseUrl::parse(v2, &ResponseUrlPolicy::s3_only()).unwrap();
+        assert_eq!(format!("{parsed:?}"), r#"ResponseUrl("https://b.s3.amazonaws.com/x")"#, "no signature");
+        let port = format!("https://b.s3.amazonaws.com:443/x{SIGNED}");
+        assert!(ResponseUrl::parse(&port, &ResponseUrlPolicy::s3_only()).is_ok());
+    }
+
+    #[test]
+    fn anything_else_is_refused_without_showing_the_query() {
+        for url in [
+            format!("http://b.s3.amazonaws.com/x{SIGNED}"),
+            format!("https://example.com/x{SIGNED}"),
+            format!("https://s3.amazonaws.com.example.com/x{SIGNED}"),
+            format!("https://b.s3.amazonaws.com.evil/x{SIGNED}"),
+            format!("https://b.amazonaws.com/x{SIGNED}"),
+            format!("https://s3.amazonaws.com/x{SIGNED}"),
+            format!("https://s3.eu-west-1.amazonaws.com/x{SIGNED}"),
+            format!("https://b.s3.notaregion.amazonaws.com/x{SIGNED}"),
+            format!("https://b.s3-eu.amazonaws.com/x{SIGNED}"),
+            format!("https://b.lambda.eu-west-1.amazonaws.com/x{SIGNED}"),
+            format!("https://user:c0ffee@b.s3.amazonaws.com/x{SIGNED}"),
+            format!("https://b.s3.amazonaws.com:8443/x{SIGNED}"),
+            format!("ftp://b.s3.amazonaws.com/x{SIGNED}"),
+            format!("http://127.0.0.1:9000/x{SIGNED}"),
+            "https://b.s3.amazonaws.com/x".to_owned(),
+            "https://b.s3.amazonaws.com/x?X-Amz-Signature=".to_owned(),
+            "https://b.s3.amazonaws.com/x?x-amz-signature-not=c0ffee".to_owned(),
+            "not a url".to_owned(),
+            String::new(),
+        ] {
+            let error = ResponseUrl::parse(&url, &ResponseUrlPolicy::s3_only()).unwrap_err();
+            assert!(error.starts_with("ResponseURL "), "{error}");
+            assert!(!error.contains("Signature=") && !error.contains("c0ffee"), "{url}: {error}");
+        }
+    }
+
+    #[test]
+    fn plain_http_only_to_the_allowed_local_host_and_still_presigned() {
+        let local = ResponseUrlPolicy::allowing_local_http("127.0.0.1:9000");
+        assert!(ResponseUrl::parse(&format!("http://127.0.0.1:9000/x{SIGNED}"), &local).is_ok());
+        assert!(ResponseUrl::parse(&format!("https://b.s3.amazonaws.com/x{SIGNED}"), &local).is_ok());
+        for refused in [
+            format!("http://127.0.0.1:9001/x{SIGNED}"),
+            format!("http://127.0.0.1/x{SIGNED}"),
+            format!("http://localhost:9000/x{SIGNED}"),
+            "http://127.0.0.1:9000/x".to_owned(),
+        ] {
+            assert!(ResponseUrl::parse(&refused, &local).is_err(), "{refused}");
+        }
+    }
 }

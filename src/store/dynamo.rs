@@ -275,37 +275,31 @@ impl DynamoStore {
         }
     }
 
-    async fn give_back_rate_slot(&self, key: &ApiKey, window: Window) -> Result<(), StoreError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(address(items::rate_pk(&key.company_id, &key.id, window.number), items::RATE_SK)))
-            .update_expression("ADD #used :minus_one")
-            .condition_expression("attribute_exists(#used)")
-            .expression_attribute_names("#used", RateWindowRecord::USED)
-            .expression_attribute_values(":minus_one", n(-1))
-            .send()
-            .await
-            .map(|_| ())
-            .or_else(
-                |err| if is_condition_failure(&err) { Ok(()) } else { Err(unavailable("rate limit refund", &err)) },
-            )
+    /// Whether the rate window is full, read strongly consistent: asked only when the quota
+    /// refused a use, to answer what the documented order puts first.
+    async fn rate_window_full(&self, key: &ApiKey, limit: RateLimit, window: Window) -> Result<bool, StoreError> {
+        let address = address(items::rate_pk(&key.company_id, &key.id, window.number), items::RATE_SK);
+        let item = self.get_item("rate limit", address).await?;
+        let used = item.as_ref().and_then(|i| items::number(i, RateWindowRecord::USED)).unwrap_or(0);
+        Ok(used.max(0) as u64 >= limit.limit)
     }
 
     /// Counts one use in the quota's current period on the key item, renewing the period if the
-    /// item still counts an earlier one. `Ok(None)`: quota reached (or key gone).
+    /// item still counts an earlier one; with `touch`, the same write sets `lastUsedAt`. The
+    /// uses counted and the period they count in; `Ok(None)`: quota reached (or key gone).
     async fn take_quota_use(
         &self,
         key: &ApiKey,
         quota: Quota,
         period: i64,
         now: DateTime<Utc>,
-    ) -> Result<Option<u64>, StoreError> {
+        touch: bool,
+    ) -> Result<Option<(u64, i64)>, StoreError> {
         let mut period = period;
         for _ in 0..3 {
             let same_period = self
-                .quota_update(key, now, period)
-                .update_expression("SET #usage.#used = #usage.#used + :one, #last = :now")
+                .quota_update(key, touch.then_some(now), period)
+                .update_expression(with_touch("SET #usage.#used = #usage.#used + :one", touch))
                 .condition_expression("attribute_exists(pk) AND #usage.#period = :period AND #usage.#used < :max")
                 .expression_attribute_names("#used", QuotaUsageRecord::USED)
                 .expression_attribute_values(":one", n(1))
@@ -319,7 +313,7 @@ impl DynamoStore {
                         .and_then(|a| a.get(KeyRecord::QUOTA_USAGE))
                         .and_then(|u| u.as_m().ok())
                         .and_then(|m| items::number(m, QuotaUsageRecord::USED));
-                    return Ok(Some(used.unwrap_or(1) as u64));
+                    return Ok(Some((used.unwrap_or(1) as u64, period)));
                 }
                 Err(err) if is_condition_failure(&err) => condition_failure_item(&err),
                 Err(err) => return Err(unavailable("quota", &err)),
@@ -343,14 +337,14 @@ impl DynamoStore {
                 (QuotaUsageRecord::USED.to_owned(), n(1)),
             ]);
             let renewed = self
-                .quota_update(key, now, period)
-                .update_expression("SET #usage = :fresh, #last = :now")
+                .quota_update(key, touch.then_some(now), period)
+                .update_expression(with_touch("SET #usage = :fresh", touch))
                 .condition_expression("attribute_exists(pk) AND #usage.#period < :period")
                 .expression_attribute_values(":fresh", AttributeValue::M(fresh))
                 .send()
                 .await;
             match renewed {
-                Ok(_) => return Ok(Some(1)),
+                Ok(_) => return Ok(Some((1, period))),
                 Err(err) if is_condition_failure(&err) => continue,
                 Err(err) => return Err(unavailable("quota renewal", &err)),
             }
@@ -358,23 +352,45 @@ impl DynamoStore {
         Ok(None)
     }
 
+    /// An update of the key item's quota usage; with `touch`, `#last` and `:now` for
+    /// `with_touch`'s clause (DynamoDB refuses names and values an expression does not use).
     fn quota_update(
         &self,
         key: &ApiKey,
-        now: DateTime<Utc>,
+        touch: Option<DateTime<Utc>>,
         period: i64,
     ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
-        self.client
+        let update = self
+            .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(address(items::key_pk(&key.company_id, &key.id), items::KEY_SK)))
             .expression_attribute_names("#usage", KeyRecord::QUOTA_USAGE)
             .expression_attribute_names("#period", QuotaUsageRecord::PERIOD)
-            .expression_attribute_names("#last", KeyRecord::LAST_USED_AT)
             .expression_attribute_values(":period", n(period))
-            .expression_attribute_values(":now", timestamp(now))
             .return_values(ReturnValue::UpdatedNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        match touch {
+            Some(now) => update
+                .expression_attribute_names("#last", KeyRecord::LAST_USED_AT)
+                .expression_attribute_values(":now", timestamp(now)),
+            None => update,
+        }
+    }
+
+    /// Gives back a use `take_quota_use` counted in `period`, for a verify the rate limit then
+    /// refused. Nothing to give back once the period has moved on or the key is gone.
+    async fn give_back_quota_use(&self, key: &ApiKey, period: i64) -> Result<(), StoreError> {
+        self.quota_update(key, None, period)
+            .update_expression("SET #usage.#used = #usage.#used - :one")
+            .condition_expression("attribute_exists(pk) AND #usage.#period = :period AND #usage.#used > :zero")
+            .expression_attribute_names("#used", QuotaUsageRecord::USED)
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await
+            .map(|_| ())
+            .or_else(|err| if is_condition_failure(&err) { Ok(()) } else { Err(unavailable("quota refund", &err)) })
     }
 
     /// `lastUsedAt` on the key item, only if it is older than the granularity (so concurrent
@@ -439,6 +455,11 @@ pub(super) fn live_secrets(key: &ApiKey) -> Vec<(&SecretHash, Option<DateTime<Ut
         live.push((&old.hash, Some(old.valid_until)));
     }
     live
+}
+
+/// A quota update's expression, setting `lastUsedAt` too when `touch` (see `quota_update`).
+fn with_touch(update: &str, touch: bool) -> String {
+    if touch { format!("{update}, #last = :now") } else { update.to_owned() }
 }
 
 /// A `ClientRequestToken` (at most 36 characters), unique per call: 32 hex digits of a UUIDv7.
@@ -720,29 +741,49 @@ impl CounterKeeper for DynamoStore {
 }
 
 impl UsageRecorder for DynamoStore {
+    /// The quota first, then the rate window, each a conditional update of its own item. The
+    /// rate window is taken only for a use the quota has admitted, and is never given back, so
+    /// it counts admitted uses exactly and a full window is full for good: no verify is refused
+    /// `RATE_LIMITED` for another's slot held a moment. A quota refusal reads the window to
+    /// answer in the documented order (`RATE_LIMITED` if it is full); a rate refusal gives the
+    /// quota use back, and can only hold it while the window is full, when every verify is
+    /// `RATE_LIMITED` anyway. A refused use counts against neither limit.
     async fn consume(&self, request: UsageRequest<'_>) -> Result<UsageOutcome, StoreError> {
         let key = request.key;
-        let rate_used = match request.rate {
-            Some((limit, window)) => match self.take_rate_slot(key, limit, window).await? {
-                Some(used) => Some(used),
-                None => return Ok(UsageOutcome::RateLimited),
-            },
-            None => None,
-        };
-        let quota_used = match request.quota {
-            Some((quota, period)) => match self.take_quota_use(key, quota, period, request.now).await? {
-                Some(used) => Some(used),
+        // With a rate limit still to pass, the quota write does not set `lastUsedAt`: the use
+        // may yet be refused.
+        let touch = request.rate.is_none();
+        let quota_taken = match request.quota {
+            Some((quota, period)) => match self.take_quota_use(key, quota, period, request.now, touch).await? {
+                Some(taken) => Some(taken),
                 None => {
-                    // A refused call must not use up the rate limit either.
-                    if let Some((_, window)) = request.rate {
-                        self.give_back_rate_slot(key, window).await?;
+                    if let Some((limit, window)) = request.rate
+                        && self.rate_window_full(key, limit, window).await?
+                    {
+                        return Ok(UsageOutcome::RateLimited);
                     }
                     return Ok(UsageOutcome::QuotaExceeded);
                 }
             },
             None => None,
         };
-        Ok(UsageOutcome::Admitted { rate_used, quota_used })
+        let rate_used = match request.rate {
+            Some((limit, window)) => match self.take_rate_slot(key, limit, window).await? {
+                Some(used) => Some(used),
+                None => {
+                    if let Some((_, period)) = quota_taken {
+                        self.give_back_quota_use(key, period).await?;
+                    }
+                    return Ok(UsageOutcome::RateLimited);
+                }
+            },
+            None => None,
+        };
+        Ok(UsageOutcome::Admitted {
+            rate_used,
+            quota_used: quota_taken.map(|(used, _)| used),
+            last_used_written: quota_taken.is_some() && touch,
+        })
     }
 
     async fn touch_last_used(&self, key: &ApiKey, now: DateTime<Utc>) {

@@ -204,8 +204,8 @@ impl SecretLookup for MemoryStore {
 }
 
 impl UsageRecorder for MemoryStore {
-    /// The rate window first, then the quota on the key item; a quota refusal gives the rate
-    /// slot back, so a refused use counts against neither limit.
+    /// The rate window first, then the quota on the key item, both under one lock, so the
+    /// order is exact and a refused use counts against neither limit.
     async fn consume(&self, request: UsageRequest<'_>) -> Result<UsageOutcome, StoreError> {
         let mut state = self.lock();
         let key = request.key;
@@ -242,7 +242,7 @@ impl UsageRecorder for MemoryStore {
         if let (Some((slot, _)), Some(used)) = (rate, rate_used) {
             state.rate_used.insert(slot, used);
         }
-        Ok(UsageOutcome::Admitted { rate_used, quota_used })
+        Ok(UsageOutcome::Admitted { rate_used, quota_used, last_used_written: quota_used.is_some() })
     }
 
     async fn touch_last_used(&self, key: &ApiKey, now: DateTime<Utc>) {

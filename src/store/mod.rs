@@ -216,6 +216,8 @@ pub enum UsageOutcome {
         rate_used: Option<u64>,
         /// Uses of the quota period so far, this one included (`None`: no quota).
         quota_used: Option<u64>,
+        /// Whether the same writes set the key's `lastUsedAt` (else the caller refreshes it).
+        last_used_written: bool,
     },
     /// The rate window is full; nothing was counted.
     RateLimited,

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use apikeys::entry::http::console;
 use apikeys::entry::http::routes::{CONSOLE_FUNCTION, Endpoint, Route, STATIC_ROUTES};
 use apikeys::entry::http::{ROUTES, handlers};
-use apikeys::entry::root_key_resource::{self, Answer, SecretStore};
+use apikeys::entry::root_key_resource::{self, Answer, ResponseUrl, ResponseUrlPolicy, RootKeyResource, SecretStore};
+use apikeys::model::CompanyId;
 use apikeys::store::table::{INDEXES, PARTITION_KEY, SORT_KEY, STREAM_VIEW, TTL_ATTRIBUTE};
 use lambda_http::http::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -305,6 +306,11 @@ fn the_root_key_is_minted_only_when_a_company_is_given_and_kept_in_secrets_manag
     let props = &resource["Properties"];
     assert!(names_resource(&props["ServiceToken"], function_id));
     assert_eq!(props["Company"], json!({ "Ref": "RootKeyCompany" }));
+    // The company minted comes from the function's environment, not from a request; and no
+    // setting of the deployed template lets it answer anywhere but a presigned S3 URL.
+    let environment = &function["Properties"]["Environment"]["Variables"];
+    assert_eq!(environment["ROOT_KEY_COMPANY"], json!({ "Ref": "RootKeyCompany" }));
+    assert!(!serde_json::to_string(&template).unwrap().contains("ROOT_KEY_LOCAL_RESPONSE_HOST"));
     assert!(names_resource(&props["SecretId"], "RootKeySecret"));
     let output = &template["Outputs"]["RootKeySecretArn"];
     assert_eq!(output["Condition"], "MintRootKey");
@@ -731,6 +737,11 @@ impl Secrets {
     }
 }
 
+/// The function of a stack whose `RootKeyCompany` is `company`, answering on S3 only.
+fn stack_of(company: &str) -> RootKeyResource {
+    RootKeyResource::new(CompanyId::parse(company, "company").unwrap(), ResponseUrlPolicy::s3_only())
+}
+
 /// events/root_key_resource.json as `request_type`, for `company`.
 fn resource_request(request_type: &str, company: &str) -> Value {
     let mut event = read_event(ROOT_KEY_FUNCTION);
@@ -741,7 +752,7 @@ fn resource_request(request_type: &str, company: &str) -> Value {
 
 /// CloudFormation's request fields every answer repeats.
 fn assert_answers(answer: &Answer, request: &Value, status: &str) {
-    assert_eq!(answer.response_url, text(&request["ResponseURL"]));
+    assert_eq!(answer.response_url.as_str(), text(&request["ResponseURL"]));
     let body = &answer.body;
     assert_eq!(body["Status"], status, "{body}");
     for field in ["StackId", "RequestId", "LogicalResourceId"] {
@@ -759,7 +770,9 @@ async fn the_root_key_resource_mints_a_working_root_key_kept_only_in_the_secret(
     let secrets = Secrets::default();
     let request = resource_request("Create", &company);
     let answer =
-        root_key_resource::handle(&app.app.store, &secrets, app.app.clock.now(), request.clone()).await.unwrap();
+        root_key_resource::handle(&stack_of(&company), &app.app.store, &secrets, app.app.clock.now(), request.clone())
+            .await
+            .unwrap();
     assert_answers(&answer, &request, "SUCCESS");
 
     let written = secrets.written();
@@ -785,10 +798,15 @@ async fn the_root_key_resource_mints_again_only_when_its_properties_change_and_d
     let app = spawn_app().await;
     let secrets = Secrets::default();
     let company = unique("acme");
-    let created =
-        root_key_resource::handle(&app.app.store, &secrets, app.app.clock.now(), resource_request("Create", &company))
-            .await
-            .unwrap();
+    let created = root_key_resource::handle(
+        &stack_of(&company),
+        &app.app.store,
+        &secrets,
+        app.app.clock.now(),
+        resource_request("Create", &company),
+    )
+    .await
+    .unwrap();
     let physical_id = created.body["PhysicalResourceId"].clone();
     let key = secrets.written()[0].1["key"].as_str().unwrap().to_owned();
 
@@ -796,7 +814,10 @@ async fn the_root_key_resource_mints_again_only_when_its_properties_change_and_d
     let mut same = resource_request("Update", &company);
     same["PhysicalResourceId"] = physical_id.clone();
     same["OldResourceProperties"] = same["ResourceProperties"].clone();
-    let answer = root_key_resource::handle(&app.app.store, &secrets, app.app.clock.now(), same.clone()).await.unwrap();
+    let answer =
+        root_key_resource::handle(&stack_of(&company), &app.app.store, &secrets, app.app.clock.now(), same.clone())
+            .await
+            .unwrap();
     assert_answers(&answer, &same, "SUCCESS");
     assert_eq!(answer.body["PhysicalResourceId"], physical_id);
     assert_eq!(secrets.written().len(), 1);
@@ -806,7 +827,10 @@ async fn the_root_key_resource_mints_again_only_when_its_properties_change_and_d
     let mut moved = resource_request("Update", &other);
     moved["PhysicalResourceId"] = physical_id.clone();
     moved["OldResourceProperties"] = same["ResourceProperties"].clone();
-    let answer = root_key_resource::handle(&app.app.store, &secrets, app.app.clock.now(), moved.clone()).await.unwrap();
+    let answer =
+        root_key_resource::handle(&stack_of(&other), &app.app.store, &secrets, app.app.clock.now(), moved.clone())
+            .await
+            .unwrap();
     assert_answers(&answer, &moved, "SUCCESS");
     assert_ne!(answer.body["PhysicalResourceId"], physical_id);
     assert_eq!(secrets.written().len(), 2);
@@ -816,7 +840,9 @@ async fn the_root_key_resource_mints_again_only_when_its_properties_change_and_d
     let mut delete = resource_request("Delete", &company);
     delete["PhysicalResourceId"] = physical_id.clone();
     let answer =
-        root_key_resource::handle(&app.app.store, &secrets, app.app.clock.now(), delete.clone()).await.unwrap();
+        root_key_resource::handle(&stack_of(&company), &app.app.store, &secrets, app.app.clock.now(), delete.clone())
+            .await
+            .unwrap();
     assert_answers(&answer, &delete, "SUCCESS");
     assert_eq!(answer.body["PhysicalResourceId"], physical_id);
     assert_eq!(secrets.written().len(), 2);
@@ -832,8 +858,15 @@ async fn a_create_delivered_twice_mints_one_root_key() {
     let company = unique("acme");
     let request = resource_request("Create", &company);
     for _ in 0..2 {
-        let answer =
-            root_key_resource::handle(&app.app.store, &secrets, app.app.clock.now(), request.clone()).await.unwrap();
+        let answer = root_key_resource::handle(
+            &stack_of(&company),
+            &app.app.store,
+            &secrets,
+            app.app.clock.now(),
+            request.clone(),
+        )
+        .await
+        .unwrap();
         assert_answers(&answer, &request, "SUCCESS");
     }
     let written = secrets.written();
@@ -849,31 +882,52 @@ async fn the_root_key_resource_answers_failures_too_without_the_key() {
     let app = spawn_app().await;
     // A company id the API would refuse.
     let request = resource_request("Create", "not a company!");
-    let answer = root_key_resource::handle(&app.app.store, &Secrets::default(), app.app.clock.now(), request.clone())
-        .await
-        .unwrap();
+    let answer = root_key_resource::handle(
+        &stack_of("acme"),
+        &app.app.store,
+        &Secrets::default(),
+        app.app.clock.now(),
+        request.clone(),
+    )
+    .await
+    .unwrap();
     assert_answers(&answer, &request, "FAILED");
     assert!(text(&answer.body["Reason"]).contains("Company"), "{}", answer.body);
 
     // Properties missing.
     let mut bare = resource_request("Create", "acme");
     bare["ResourceProperties"] = json!({ "ServiceToken": "arn:aws:lambda:eu-west-1:123456789012:function:f" });
-    let answer = root_key_resource::handle(&app.app.store, &Secrets::default(), app.app.clock.now(), bare.clone())
-        .await
-        .unwrap();
+    let answer = root_key_resource::handle(
+        &stack_of("acme"),
+        &app.app.store,
+        &Secrets::default(),
+        app.app.clock.now(),
+        bare.clone(),
+    )
+    .await
+    .unwrap();
     assert_answers(&answer, &bare, "FAILED");
     // …but deleting such a resource succeeds, so a failed stack can roll back.
     bare["RequestType"] = json!("Delete");
-    let answer = root_key_resource::handle(&app.app.store, &Secrets::default(), app.app.clock.now(), bare.clone())
-        .await
-        .unwrap();
+    let answer = root_key_resource::handle(
+        &stack_of("acme"),
+        &app.app.store,
+        &Secrets::default(),
+        app.app.clock.now(),
+        bare.clone(),
+    )
+    .await
+    .unwrap();
     assert_answers(&answer, &bare, "SUCCESS");
 
     // Secrets Manager refuses: FAILED, naming the key to delete, never its secret.
     let refusing = Secrets { refuse: true, ..Secrets::default() };
-    let request = resource_request("Create", &unique("acme"));
+    let company = unique("acme");
+    let request = resource_request("Create", &company);
     let answer =
-        root_key_resource::handle(&app.app.store, &refusing, app.app.clock.now(), request.clone()).await.unwrap();
+        root_key_resource::handle(&stack_of(&company), &app.app.store, &refusing, app.app.clock.now(), request.clone())
+            .await
+            .unwrap();
     assert_answers(&answer, &request, "FAILED");
     let reason = text(&answer.body["Reason"]);
     assert!(reason.contains("AccessDeniedException") && reason.contains("delete that key"), "{reason}");
@@ -881,8 +935,81 @@ async fn the_root_key_resource_answers_failures_too_without_the_key() {
 
     // Not a custom resource request: there is nowhere to answer.
     assert!(
-        root_key_resource::handle(&app.app.store, &Secrets::default(), app.app.clock.now(), json!({})).await.is_err()
+        root_key_resource::handle(
+            &stack_of("acme"),
+            &app.app.store,
+            &Secrets::default(),
+            app.app.clock.now(),
+            json!({})
+        )
+        .await
+        .is_err()
     );
+}
+
+/// No key item of `company` in the table.
+async fn nothing_minted_for(app: &TestApp, company: &str) -> bool {
+    crate::table_reads::scan_prefix(&app.client, &app.table, &format!("KEY#{company}#")).await.is_empty()
+}
+
+/// A request cannot choose whose root key is minted: a `Company` property naming another
+/// company than the stack's (`ROOT_KEY_COMPANY`) is answered FAILED with nothing minted, on
+/// Create as on Update; without a `Company` property the stack's own company's key is minted.
+#[tokio::test]
+async fn the_root_key_resource_mints_only_the_stacks_company() {
+    let app = spawn_app().await;
+    let (ours, theirs) = (unique("acme"), unique("globex"));
+    let stack = stack_of(&ours);
+    let secrets = Secrets::default();
+    for request_type in ["Create", "Update"] {
+        let mut request = resource_request(request_type, &theirs);
+        if request_type == "Update" {
+            request["PhysicalResourceId"] = json!(format!("{ours}/earlier"));
+            request["OldResourceProperties"] = resource_request("Create", &ours)["ResourceProperties"].clone();
+        }
+        let answer = root_key_resource::handle(&stack, &app.app.store, &secrets, app.app.clock.now(), request.clone())
+            .await
+            .unwrap();
+        assert_answers(&answer, &request, "FAILED");
+        assert!(text(&answer.body["Reason"]).contains("ROOT_KEY_COMPANY"), "{}", answer.body);
+    }
+    assert!(secrets.written().is_empty(), "no secret written");
+    assert!(nothing_minted_for(&app, &theirs).await && nothing_minted_for(&app, &ours).await);
+
+    let mut request = resource_request("Create", &ours);
+    request["ResourceProperties"].as_object_mut().unwrap().remove("Company");
+    let answer = root_key_resource::handle(&stack, &app.app.store, &secrets, app.app.clock.now(), request.clone())
+        .await
+        .unwrap();
+    assert_answers(&answer, &request, "SUCCESS");
+    assert_eq!(secrets.written()[0].1["companyId"], json!(ours));
+}
+
+/// The answer goes only to a presigned https S3 URL. To any other (plain http, another host,
+/// no signature) no answer can be sent: the handler fails, nothing is minted, and the error
+/// shows the URL without its query string.
+#[tokio::test]
+async fn the_root_key_resource_answers_only_on_a_presigned_s3_url() {
+    let app = spawn_app().await;
+    let company = unique("acme");
+    let secrets = Secrets::default();
+    for url in [
+        "http://cloudformation-custom-resource-response-euwest1.s3-eu-west-1.amazonaws.com/stack?X-Amz-Signature=c0ffee",
+        "https://attacker.example.com/stack?X-Amz-Signature=c0ffee",
+        "https://cloudformation-custom-resource-response-euwest1.s3-eu-west-1.amazonaws.com.attacker.example/s?Signature=c0ffee",
+        "https://cloudformation-custom-resource-response-euwest1.s3-eu-west-1.amazonaws.com/stack",
+        "http://127.0.0.1:9/stack?X-Amz-Signature=c0ffee",
+    ] {
+        let mut request = resource_request("Create", &company);
+        request["ResponseURL"] = json!(url);
+        let error =
+            root_key_resource::handle(&stack_of(&company), &app.app.store, &secrets, app.app.clock.now(), request)
+                .await
+                .unwrap_err();
+        assert!(error.contains("ResponseURL") && !error.contains("c0ffee"), "{url}: {error}");
+    }
+    assert!(secrets.written().is_empty(), "no secret written");
+    assert!(nothing_minted_for(&app, &company).await);
 }
 
 /// One HTTP request received on 127.0.0.1, answered `status`: (request line and headers, body).
@@ -913,9 +1040,10 @@ async fn receive_one(listener: tokio::net::TcpListener, status: u16) -> (String,
 #[tokio::test]
 async fn the_answer_is_put_on_the_response_url() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let local = ResponseUrlPolicy::allowing_local_http(&listener.local_addr().unwrap().to_string());
     let url = format!("http://{}/stack/RootKey?X-Amz-Signature=example", listener.local_addr().unwrap());
     let body = json!({ "Status": "SUCCESS", "PhysicalResourceId": "acme/1", "NoEcho": true });
-    let answer = Answer { response_url: url, body: body.clone() };
+    let answer = Answer { response_url: ResponseUrl::parse(&url, &local).unwrap(), body: body.clone() };
     let (received, sent) = tokio::join!(receive_one(listener, 200), root_key_resource::send_answer(&answer));
     sent.unwrap();
     let (head, received_body) = received;
@@ -926,7 +1054,9 @@ async fn the_answer_is_put_on_the_response_url() {
 
     // A refusal from the URL is an error for the runner to report.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let answer = Answer { response_url: format!("http://{}/x", listener.local_addr().unwrap()), body };
+    let local = ResponseUrlPolicy::allowing_local_http(&listener.local_addr().unwrap().to_string());
+    let url = format!("http://{}/x?X-Amz-Signature=example", listener.local_addr().unwrap());
+    let answer = Answer { response_url: ResponseUrl::parse(&url, &local).unwrap(), body };
     let server = async {
         for _ in 0..3 {
             let listener = &listener;

@@ -244,6 +244,63 @@ async fn a_quota_refusal_gives_the_rate_limit_back() {
     assert_eq!((answer["code"].as_str(), answer["rateLimit"]["remaining"].as_u64()), (Some("VALID"), Some(0)));
 }
 
+/// A key with both limits, verified concurrently past its quota: the rate window always has
+/// room for the uses the quota admits, so every refusal is `QUOTA_EXCEEDED`, never a
+/// `RATE_LIMITED` caused by another refused verify's slot held for a moment; and the window
+/// counts only the admitted uses. A rate limit just above the quota (11) is where a slot held
+/// by a refused verify would fill the window; 1000 is the loose case.
+#[tokio::test]
+async fn sixty_parallel_verifies_past_a_quota_under_a_rate_limit_are_all_quota_exceeded() {
+    let app = spawn_app().await;
+    for rate_limit in [11, 1000] {
+        let limits = json!({ "quota": { "max": 10 }, "rateLimit": { "limit": rate_limit, "periodSeconds": 3600 } });
+        let (id, secret) = key(&app, limits).await;
+        let body = json!({ "key": secret });
+        let answers = futures::future::join_all((0..60).map(|_| app.verify(&body))).await;
+        let count = |code: &str| answers.iter().filter(|a| a.body["code"] == code).count();
+        assert_eq!(
+            (count("VALID"), count("QUOTA_EXCEEDED"), count("RATE_LIMITED")),
+            (10, 50, 0),
+            "rate limit {rate_limit}"
+        );
+        let window =
+            apikeys::model::RateLimit { limit: rate_limit, period_seconds: 3600 }.window_at(app.app.clock.now());
+        let pk = apikeys::store::items::rate_pk(
+            &app.company,
+            &apikeys::model::KeyId::parse(&id, "id").unwrap(),
+            window.number,
+        );
+        let stored = app.stored_item(&pk, apikeys::store::items::RATE_SK).await.expect("the rate window");
+        assert_eq!(stored["used"].as_n().map(String::as_str), Ok("10"), "rate limit {rate_limit}: admitted uses only");
+    }
+}
+
+/// Both limits used up: the rate limit comes first, so `RATE_LIMITED`; a verify the rate limit
+/// refuses uses none of the quota; a use both admit still refreshes `lastUsedAt`.
+#[tokio::test]
+async fn with_both_limits_a_full_window_answers_first_and_keeps_the_quota() {
+    let app = spawn_app().await;
+    let limits = json!({ "quota": { "max": 3 }, "rateLimit": { "limit": 2, "periodSeconds": 60 } });
+    let (id, secret) = key(&app, limits).await;
+    for _ in 0..2 {
+        assert_eq!(code(&app, json!({ "key": secret })).await, "VALID");
+    }
+    assert_eq!(app.get_key(&id).await.body["lastUsedAt"], "2030-01-01T00:00:00Z");
+    for _ in 0..3 {
+        assert_eq!(code(&app, json!({ "key": secret })).await, "RATE_LIMITED");
+    }
+    assert_eq!(app.get_key(&id).await.body["quota"]["remaining"], 1, "refused verifies used none of the quota");
+    app.advance(60);
+    assert_eq!(code(&app, json!({ "key": secret })).await, "VALID");
+    assert_eq!(code(&app, json!({ "key": secret })).await, "QUOTA_EXCEEDED", "the window has room");
+    // Quota and window both used up: the window is checked first.
+    let (id2, secret2) =
+        key(&app, json!({ "quota": { "max": 1 }, "rateLimit": { "limit": 1, "periodSeconds": 60 } })).await;
+    assert_eq!(code(&app, json!({ "key": secret2 })).await, "VALID");
+    assert_eq!(code(&app, json!({ "key": secret2 })).await, "RATE_LIMITED");
+    assert_eq!(app.get_key(&id2).await.body["quota"]["remaining"], 0);
+}
+
 #[tokio::test]
 async fn last_used_at_is_written_at_most_once_a_minute() {
     let app = spawn_app().await;
