@@ -453,6 +453,7 @@ fn the_error_codes_are_those_the_service_uses() {
         "invalid_json",
         "unauthenticated",
         "forbidden",
+        "secret_retiring",
         "not_found",
         "method_not_allowed",
         "key_exists",
