@@ -14,7 +14,8 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use apikeys::domain::verify::{VerifyRequest, verify_for_caller};
+use apikeys::domain::verify::VerifyRequest;
+use apikeys::domain::verify_key::verify_for_caller;
 use apikeys::domain::{Credential, ManualClock, SystemClock};
 use apikeys::entry::http::routes::Endpoint;
 use apikeys::entry::local::dispatch;
@@ -372,7 +373,11 @@ async fn floor() {
             "raw BatchGetItem of the two lookup items verify reads (caller's root key, verified key; consistent)",
             batch_get_item,
         ),
-        ("verify_domain", "apikeys::domain::verify::verify_for_caller (the caller's check included)", domain_verify),
+        (
+            "verify_domain",
+            "apikeys::domain::verify_key::verify_for_caller (the caller's check included)",
+            domain_verify,
+        ),
         (
             "verify_function",
             "the verify_key function: event JSON → lambda_http → handler (caller's check included) → answer JSON",

@@ -11,6 +11,7 @@ pub mod idempotency;
 pub mod keys;
 pub mod paging;
 pub mod verify;
+pub mod verify_key;
 
 #[cfg(test)]
 mod tests;

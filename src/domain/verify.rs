@@ -1,4 +1,5 @@
-//! Verification, shared by `POST /keys/verify` and the authentication of every management call.
+//! Verification, shared by `POST /keys/verify` (`verify_key`) and the authentication of every
+//! management call (`caller`).
 //!
 //! Checks run in a fixed order, cheapest first, and the first that fails is the answer:
 //! format → secret known → same company → old secret still in grace → status → expiry → IP →
@@ -11,10 +12,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::model::{ApiKey, CompanyId, KeyStatus, PlaintextKey, Scope, SecretHash, SecretRole};
-use crate::store::{SecretLookup, SecretRecord, UsageOutcome, UsageRecorder, UsageRequest};
+use crate::store::{SecretRecord, UsageOutcome, UsageRecorder, UsageRequest};
 
-use super::caller::Credential;
-use super::{DomainError, Need};
+use super::DomainError;
 
 pub use crate::model::LAST_USED_GRANULARITY;
 
@@ -105,6 +105,11 @@ impl Verdict {
         Self { code, key, rate: None, quota_remaining: None }
     }
 
+    /// The answer for a string that is no key of the caller's company: nothing to tell.
+    pub fn not_found() -> Self {
+        Self::of(VerifyCode::NotFound, None)
+    }
+
     /// `valid` in the answer.
     pub fn is_valid(&self) -> bool {
         self.code == VerifyCode::Valid
@@ -112,10 +117,10 @@ impl Verdict {
 }
 
 /// Every check of a verify, then its limits, for a key of any company: the rule with no caller
-/// to authenticate, for the domain's unit tests (the API's verify is `verify_for_caller`).
+/// to authenticate, for the domain's unit tests (the API's verify is `verify_key::verify_for_caller`).
 #[cfg(test)]
 pub async fn verify(
-    store: &(impl SecretLookup + UsageRecorder),
+    store: &(impl crate::store::SecretLookup + UsageRecorder),
     now: DateTime<Utc>,
     request: VerifyRequest<'_>,
 ) -> Result<Verdict, DomainError> {
@@ -138,7 +143,7 @@ pub enum Examined {
 /// The checks in order up to, not including, the limits: the read and nothing else.
 #[cfg(test)]
 pub async fn examine(
-    store: &impl SecretLookup,
+    store: &impl crate::store::SecretLookup,
     now: DateTime<Utc>,
     request: &VerifyRequest<'_>,
 ) -> Result<Examined, DomainError> {
@@ -173,34 +178,6 @@ pub fn examine_found(
     match static_refusal(&key, request, now) {
         Some(code) => Examined::Refused(Verdict::of(code, Some(key))),
         None => Examined::Passed(key, role),
-    }
-}
-
-/// `POST /keys/verify` in one round trip: the caller's check and the key's, from one read.
-///
-/// The caller's root key and the verified key are both addressed by the hash of what was
-/// presented, so both lookup items come in one read. The caller is authenticated from its item
-/// exactly as every management call is (401/403 before anything of the other item is looked
-/// at; its own limits, 429), then the key is verified.
-pub async fn verify_for_caller(
-    store: &(impl SecretLookup + UsageRecorder),
-    now: DateTime<Utc>,
-    credential: Credential<'_>,
-    request: VerifyRequest<'_>,
-) -> Result<Verdict, DomainError> {
-    let caller_hash = credential.hash()?;
-    let target_hash = presented_hash(request.key);
-    let (caller_found, target_found) = match &target_hash {
-        Some(target_hash) => store.find_secret_pair(&caller_hash, target_hash).await?,
-        None => (store.find_secret(&caller_hash).await?, None),
-    };
-    let caller = credential.caller(caller_found, &caller_hash, now, Need::Verify)?;
-    caller.charge(store, now).await?;
-    let Some(target_hash) = target_hash else { return Ok(Verdict::of(VerifyCode::NotFound, None)) };
-    let request = VerifyRequest { company: Some(&caller.company), ..request };
-    match examine_found(target_found, &target_hash, now, &request) {
-        Examined::Refused(verdict) => Ok(verdict),
-        Examined::Passed(key, _) => admit(store, key, now).await,
     }
 }
 

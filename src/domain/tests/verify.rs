@@ -298,7 +298,7 @@ async fn the_caller_of_a_verify_is_checked_and_charged_before_the_key() {
     let target_window = scenario.key.rate_limit.expect("a rate limit").window_at(now()).number;
     let verify_as = async |caller: &PlaintextKey| {
         let credential = Credential { key: Some(caller.expose()), ip: None };
-        verify::verify_for_caller(&scenario.store, now(), credential, scenario.request()).await
+        crate::domain::verify_key::verify_for_caller(&scenario.store, now(), credential, scenario.request()).await
     };
 
     let before = scenario.store.snapshot();

@@ -8,7 +8,8 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
 use crate::domain::keys::{self, NewKey, Target, WrittenKey};
-use crate::domain::verify::{self, RateState, Verdict, VerifyCode, VerifyRequest};
+use crate::domain::verify::{RateState, Verdict, VerifyCode, VerifyRequest};
+use crate::domain::verify_key;
 use crate::domain::{Caller, Credential, authenticate};
 use crate::entry::config::App;
 use crate::model::{CreateKeyInput, IdempotencyKey, KeyId, PageRequest, RollInput, UpdateKeyInput, VerifyInput};
@@ -170,7 +171,7 @@ async fn verify_key(app: &App, credential: Credential<'_>, req: &Request) -> Res
         scope: Some(&input.scope),
     };
     let now = app.clock.now();
-    let verdict = verify::verify_for_caller(&app.store, now, credential, request).await?;
+    let verdict = verify_key::verify_for_caller(&app.store, now, credential, request).await?;
     super::metrics::record_verify_outcome(app.lambda_function.as_deref(), verdict.code, now);
     Ok(json_response(StatusCode::OK, &verdict_body(&verdict)))
 }
