@@ -5,7 +5,10 @@
 //! eventually consistent reads, 8 KB a unit; strongly consistent, 1 MB would be 256) whatever
 //! the items weigh; counting the items themselves would read about 28 MB, in some 50 calls.
 //! The seeded copies are written through the store's own items, entries included, as a create
-//! writes them.
+//! writes them. Writing some 200 MB (with the indexes' copies) into DynamoDB Local while the
+//! other tests run starves them into timeouts, so these tests are `#[ignore]`d and `make test`
+//! runs them after the rest, on their own (`cargo test --test api offset_cost:: -- --ignored
+//! --skip bench`).
 
 use apikeys::entry::config::App;
 use apikeys::entry::local::dispatch;
@@ -188,6 +191,7 @@ async fn seed_events_at_caps(app: &TestApp) -> (String, Vec<String>) {
 }
 
 #[tokio::test]
+#[ignore = "heavy (about 150 MB into DynamoDB Local): make test runs it after the other tests, alone"]
 async fn an_offset_of_1000_keys_at_every_cap_costs_at_most_two_calls_and_1_mb_more() {
     let app = spawn_app().await;
     let listed = seed_keys_at_caps(&app).await;
@@ -198,6 +202,7 @@ async fn an_offset_of_1000_keys_at_every_cap_costs_at_most_two_calls_and_1_mb_mo
 }
 
 #[tokio::test]
+#[ignore = "heavy (about 55 MB into DynamoDB Local): make test runs it after the other tests, alone"]
 async fn an_offset_of_1000_events_at_every_cap_costs_at_most_two_calls_and_1_mb_more() {
     let app = spawn_app().await;
     let (id, expected) = seed_events_at_caps(&app).await;
