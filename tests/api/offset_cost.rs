@@ -63,16 +63,27 @@ async fn get_costed(app: &TestApp, metered: &(App, CallCounter, CapacityMeter), 
     (serde_json::from_slice(response.body()).unwrap(), Cost { calls: calls.take(), units })
 }
 
+/// Writes `all` in batches of 10 (about 0.5 MB of items at the caps), each batch tried up to
+/// three times: a batch of puts is safe to repeat, and DynamoDB Local under the whole suite's
+/// load can take longer than the client's timeout over a large one.
 async fn write_items(app: &TestApp, all: Vec<Item>) {
-    for batch in all.chunks(25) {
-        let writes = batch
+    for batch in all.chunks(10) {
+        let writes: Vec<WriteRequest> = batch
             .iter()
             .map(|item| {
                 let put = PutRequest::builder().set_item(Some(item.clone())).build().unwrap();
                 WriteRequest::builder().put_request(put).build()
             })
             .collect();
-        let out = app.client.batch_write_item().request_items(&app.table, writes).send().await.unwrap();
+        let mut attempt = 0;
+        let out = loop {
+            attempt += 1;
+            match app.client.batch_write_item().request_items(&app.table, writes.clone()).send().await {
+                Ok(out) => break out,
+                Err(e) if attempt < 3 => eprintln!("seeding batch failed ({e}); again"),
+                Err(e) => panic!("seeding batch failed three times: {e:?}"),
+            }
+        };
         assert!(out.unprocessed_items().is_none_or(|u| u.is_empty()), "DynamoDB Local took the whole batch");
     }
 }
