@@ -8,6 +8,9 @@
 #                 - wrk (bench/throughput.sh): the local server's mixed workload vs raw GetItem
 #                 - the largest verify the caps allow (bench/benches/bounds.rs), in process
 #               and writes bench/results.md (bench/report.py). Everything it starts it stops, by PID.
+#   make bench-offset   offset=1000 against offset=0 over 1,010 keys (and events) at the caps: calls,
+#               read capacity, p50 (an ignored test of tests/api/offset_cost.rs, its own DynamoDB
+#               Local); writes target/bench-out/offset.json and that section of bench/results.md.
 #   make bench-verify   only the largest allowed verify (criterion, its own DynamoDB Local to
 #               record the one read it replays); prints the figures, writes target/bench-out/.
 # BENCH_ARM64=0 skips building the arm64 functions (for their sizes) when target/lambda/ lacks them.
@@ -16,7 +19,7 @@
 BENCH_ARM64 ?= 1
 BENCH_OUT := target/bench-out
 
-.PHONY: bench bench-deps bench-verify
+.PHONY: bench bench-deps bench-verify bench-offset
 
 bench-deps: deps
 	@command -v wrk >/dev/null 2>&1 || { echo "wrk not found: installing it with apt-get" >&2; \
@@ -50,6 +53,8 @@ bench: bench-deps
 	during="$$(busy)"; \
 	echo "== against DynamoDB Local: calls per operation, verify vs GetItem and BatchGetItem, cold start" >&2; \
 	cargo bench -q -p apikeys-bench --bench store -- calls floor cold 2>&1 | tee $(BENCH_OUT)/store.txt >&2; \
+	echo "== offset=1000 against offset=0 (tests/api/offset_cost.rs, ignored)" >&2; \
+	cargo test -q --test api offset_cost::bench -- --ignored --nocapture 2>&1 | tee $(BENCH_OUT)/offset.txt | grep -E 'calls|test result' >&2; \
 	echo "== throughput (wrk)" >&2; \
 	bench/throughput.sh $$port; \
 	printf 'at the start: %s; during: %s; at the end: %s\n' "$$(sed 's/^before the run: //' $(BENCH_OUT)/busy-start.txt)" "$$during" "$$(busy)" >$(BENCH_OUT)/busy.txt; \
@@ -65,3 +70,14 @@ bench-verify: deps
 	$(DDB) start $$port $$pidfile; \
 	DYNAMODB_ENDPOINT=http://127.0.0.1:$$port BENCH_OUT=$(CURDIR)/$(BENCH_OUT) \
 	  cargo bench -q -p apikeys-bench --bench bounds 2>&1 | tee $(BENCH_OUT)/bounds.txt | grep -vE '^\s*$$|Found [0-9]+ outliers|^\s+[0-9]+ \(' >&2
+
+## make bench-offset: offset=1000 against offset=0 alone; rewrites its section of bench/results.md.
+bench-offset: deps
+	@cargo test --test api --no-run
+	@mkdir -p $(BENCH_OUT) $(RUN_DIR); \
+	port=$$($(DDB) free-port); pidfile=$(RUN_DIR)/bench-offset-dynamodb-$$port.pid; \
+	$(DDB) start $$port $$pidfile; \
+	trap '$(DDB) stop '$$pidfile EXIT; \
+	DYNAMODB_ENDPOINT=http://127.0.0.1:$$port BENCH_OUT=$(CURDIR)/$(BENCH_OUT) \
+	  cargo test -q --test api offset_cost::bench -- --ignored --nocapture 2>&1 | tee $(BENCH_OUT)/offset.txt | grep -E 'calls|test result' >&2; \
+	python3 bench/report.py --offset-only

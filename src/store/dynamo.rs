@@ -17,6 +17,7 @@ use crate::model::{
 };
 
 use super::items::{self, Item, address, n, s, timestamp};
+use super::paging::Listing;
 use super::records::{CountersRecord, IdempotencyItem, KeyRecord, QuotaUsageRecord, RateWindowRecord, StreamMarker};
 use super::table::{COMPANY_INDEX, PARTITION_KEY, STATUS_INDEX, TTL_ATTRIBUTE};
 use super::{
@@ -535,6 +536,10 @@ impl KeyCreator for DynamoStore {
         writes.push(self.put(items::lookup_item(key, &key.secret_hash, None)?, new));
         writes.push(self.counters_update(&key.company_id, CounterMoves::between(None, key, false)));
         writes.push(self.put(items::audit_item(audit)?, None));
+        for entry in items::key_listing_entries(key, None) {
+            writes.push(self.put(entry, None));
+        }
+        writes.push(self.put(items::event_listing_entry(audit), None));
         match self.transact("create key", writes).await? {
             Transaction::Committed => Ok(InsertOutcome::Inserted),
             Transaction::Refused(Some(outcome)) => Ok(outcome),
@@ -603,7 +608,23 @@ impl KeyWriter for DynamoStore {
         if !moves.is_none() {
             writes.guarded(self.counters_update(&after.company_id, moves), SaveOutcome::LastAdmin);
         }
+        // The listing entries follow the key's status and retention; other changes leave them.
+        if before.status != after.status {
+            let pk = items::key_listing_pk(&before.company_id, Some(before.status));
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(address(pk, &items::key_listing_sk(before))))
+                .build()
+                .expect("table and key are set");
+            writes.push(TransactWriteItem::builder().delete(delete).build());
+        }
+        if before.status != after.status || self.retention_end(before) != retention_end {
+            for entry in items::key_listing_entries(after, retention_end) {
+                writes.push(self.put(entry, None));
+            }
+        }
         writes.push(self.put(items::audit_item(change.audit)?, None));
+        writes.push(self.put(items::event_listing_entry(change.audit), None));
         if let Some(record) = change.idempotency {
             writes.guarded(self.idempotency_put(record, after.updated_at), SaveOutcome::IdempotencyKeyTaken);
         }
@@ -645,15 +666,25 @@ impl AuditReader for DynamoStore {
     ) -> Result<PageOutcome<AuditEvent>, StoreError> {
         let pk = items::events_pk(company, key);
         let cursor = window.start.map(|id| address(pk.clone(), &items::event_sk(id)));
-        let key = address(items::key_pk(company, key), items::KEY_SK);
-        let (key, start) = self.page_context("list events", key, cursor.clone()).await?;
-        let Some(key) = key else { return Ok(PageOutcome::UnknownOwner) };
+        let owner = address(items::key_pk(company, key), items::KEY_SK);
+        let (owner, start) = self.page_context("list events", owner, cursor.clone()).await?;
+        let Some(owner) = owner else { return Ok(PageOutcome::UnknownOwner) };
         if window.start.is_some() && start.is_none() {
             return Ok(PageOutcome::UnknownStart);
         }
-        let items =
-            self.query_pages("list events", None, (PARTITION_KEY, pk), window, cursor, items::event_from_item).await?;
-        let total = items::number(&key, KeyRecord::VERSION).unwrap_or(0).max(0) as u64;
+        let entries = items::event_listing_pk(company, key);
+        let entries_position = window.start.map(|id| address(entries.clone(), &items::event_listing_sk(id)));
+        let after_entry = |entry: &Item| items::event_position_of_entry(entry, company, key);
+        let listing = Listing {
+            index: None,
+            partition: pk,
+            position: cursor,
+            entries,
+            entries_position,
+            after_entry: &after_entry,
+        };
+        let items = self.query_pages("list events", listing, window, items::event_from_item).await?;
+        let total = items::number(&owner, KeyRecord::VERSION).unwrap_or(0).max(0) as u64;
         Ok(PageOutcome::Listed { total, items })
     }
 }
@@ -679,9 +710,18 @@ impl KeyLister for DynamoStore {
             None => (COMPANY_INDEX, items::company_index_pk(company), active + inactive),
         };
         let position = start.as_ref().map(|k| items::page_position(k, index, &partition));
-        let partition = (index.partition_key, partition);
-        let items =
-            self.query_pages("list keys", Some(index.name), partition, window, position, items::key_from_item).await?;
+        let entries = items::key_listing_pk(company, status.status());
+        let entries_position = start.as_ref().map(|k| address(entries.clone(), &items::key_listing_sk(k)));
+        let after_entry = |entry: &Item| items::key_position_of_entry(entry, company, index, &partition);
+        let listing = Listing {
+            index: Some(index),
+            partition: partition.clone(),
+            position,
+            entries,
+            entries_position,
+            after_entry: &after_entry,
+        };
+        let items = self.query_pages("list keys", listing, window, items::key_from_item).await?;
         Ok(PageOutcome::Listed { total, items })
     }
 }

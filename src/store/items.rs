@@ -10,6 +10,8 @@
 //! | idempotency | `IDEMPOTENCY#<hash>` | `IDEMPOTENCY` | fingerprint, sealed answer, ttl |
 //! | stream marker | `STREAM#<eventId>` | `STREAM` | a TTL removal already counted; ttl 2 days |
 //! | audit event | `EVENTS#<company>#<id>` | `EVENT#<eventId>` (UUID v7, time-ordered) | the event; kept after the key |
+//! | key listing entry | `LISTING#<company>` and `LISTING#<company>#STATUS#<status>` | `LISTED#<created>#<id>` | nothing else (an offset is counted over these); the key's ttl |
+//! | event listing entry | `EVENTLISTING#<company>#<id>` | `LISTED#<eventId>` | nothing else; kept like the event |
 
 use std::collections::HashMap;
 
@@ -18,7 +20,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::model::{ApiKey, AuditEvent, CompanyId, KeyId, KeyStatus, SecretHash};
 
-use super::records::{self, AuditRecord, KeyRecord, RemovedKeyRecord, StoredStatus};
+use super::records::{self, AuditRecord, KeyRecord, ListingEntry, RemovedKeyRecord, StoredStatus};
 use super::table::{COMPANY_INDEX, PARTITION_KEY, SORT_KEY, STATUS_INDEX, TTL_ATTRIBUTE};
 use super::{SecretRecord, StoreError};
 
@@ -201,6 +203,76 @@ pub fn audit_item(event: &AuditEvent) -> Result<Item, StoreError> {
 /// The audit event an `EVENTS#` item holds.
 pub fn event_from_item(item: Item) -> Result<AuditEvent, StoreError> {
     from_item::<AuditRecord<'static>>(item)?.into_model()
+}
+
+/// The sort key prefix of every listing entry.
+pub const LISTED_PREFIX: &str = "LISTED#";
+
+/// Partition of a company's key listing entries: all its keys, or those of one status.
+pub fn key_listing_pk(company: &CompanyId, status: Option<KeyStatus>) -> String {
+    match status {
+        None => format!("LISTING#{company}"),
+        Some(status) => format!("LISTING#{company}#STATUS#{}", StoredStatus::from(status).as_str()),
+    }
+}
+
+/// A key's listing entry's sort key: its index sort key, so entries run in the lists' order.
+pub fn key_listing_sk(key: &ApiKey) -> String {
+    format!("{LISTED_PREFIX}{}", created_sort(key))
+}
+
+/// A key's entry in one of its company's lists (`status`: that status's; `None`: all keys).
+pub fn key_listing_entry(key: &ApiKey, status: Option<KeyStatus>, expires: Option<DateTime<Utc>>) -> Item {
+    ListingEntry::item(key_listing_pk(&key.company_id, status), &key_listing_sk(key), expires)
+}
+
+/// A key's two listing entries, in the list of all its company's keys and in its status's.
+pub fn key_listing_entries(key: &ApiKey, expires: Option<DateTime<Utc>>) -> [Item; 2] {
+    [key_listing_entry(key, None, expires), key_listing_entry(key, Some(key.status), expires)]
+}
+
+/// The position in the company or status index (`index`, partition `partition`) of the key a
+/// listing entry stands for: where a page continues once the offset is counted to that entry.
+pub fn key_position_of_entry(
+    entry: &Item,
+    company: &CompanyId,
+    index: super::table::Index,
+    partition: &str,
+) -> Result<Item, StoreError> {
+    let sort = string(entry, SORT_KEY).and_then(|sk| sk.strip_prefix(LISTED_PREFIX).map(str::to_owned));
+    let id = sort.as_deref().and_then(|s| s.split_once('#')).map(|(_, id)| id.to_owned());
+    let (Some(sort), Some(id)) = (sort, id) else {
+        return Err(StoreError::Corrupt("key listing entry without a sort key".into()));
+    };
+    let id = KeyId::try_from(id).map_err(|e| StoreError::Corrupt(format!("key listing entry: {e}")))?;
+    let mut position = address(key_pk(company, &id), KEY_SK);
+    position.insert(index.partition_key.to_owned(), s(partition));
+    position.insert(index.sort_key.to_owned(), s(sort));
+    Ok(position)
+}
+
+/// Partition of a key's audit event listing entries.
+pub fn event_listing_pk(company: &CompanyId, key: &KeyId) -> String {
+    format!("EVENTLISTING#{company}#{key}")
+}
+
+/// An event listing entry's sort key: the event's id, so entries run in the trail's order.
+pub fn event_listing_sk(event: &KeyId) -> String {
+    format!("{LISTED_PREFIX}{event}")
+}
+
+/// An audit event's listing entry; like the event, it has no TTL.
+pub fn event_listing_entry(event: &AuditEvent) -> Item {
+    ListingEntry::item(event_listing_pk(&event.company_id, &event.key_id), &event_listing_sk(&event.id), None)
+}
+
+/// The table position of the event a listing entry stands for: where a page of the trail
+/// continues once the offset is counted to that entry.
+pub fn event_position_of_entry(entry: &Item, company: &CompanyId, key: &KeyId) -> Result<Item, StoreError> {
+    let id = string(entry, SORT_KEY).and_then(|sk| sk.strip_prefix(LISTED_PREFIX).map(str::to_owned));
+    let Some(id) = id else { return Err(StoreError::Corrupt("event listing entry without a sort key".into())) };
+    let id = KeyId::try_from(id).map_err(|e| StoreError::Corrupt(format!("event listing entry: {e}")))?;
+    Ok(address(events_pk(company, key), &event_sk(&id)))
 }
 
 /// The table and index keys of a key's item: what a query page continues after.

@@ -628,6 +628,26 @@ impl StreamMarker {
     }
 }
 
+/// A listing entry: a few bytes standing for one key in one of its company's lists (all keys,
+/// keys of its status) or for one audit event in its key's trail, under the same sort order.
+/// An offset is counted over these rather than over the keys or events themselves, so skipping
+/// an item reads about 100 bytes whatever the item weighs. Written in the same transaction as
+/// what it stands for, with that item's TTL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListingEntry;
+
+impl ListingEntry {
+    /// The entry `pk` / `sk`, removed by TTL at `expires` if set.
+    pub fn item(pk: String, sk: &str, expires: Option<DateTime<Utc>>) -> Item {
+        let mut entry = address(pk, sk);
+        if let Some(at) = expires {
+            entry.insert(TTL_ATTRIBUTE.to_owned(), n(at.timestamp()));
+        }
+        entry.extend([items::schema_version()]);
+        entry
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

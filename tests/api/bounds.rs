@@ -66,7 +66,7 @@ fn maximal_acl() -> Value {
 /// A create body at every cap, in the characters that take the most room once the answer is
 /// escaped for Lambda: 4-byte characters in free text, quotes in metadata (2 bytes each in the
 /// 4096 of its JSON, 4 once escaped again).
-fn maximal_key() -> Value {
+pub(crate) fn maximal_key() -> Value {
     let ips: Vec<String> =
         (0..MAX_IP_RULES).map(|i| format!("fd12:3456:789a:bcde:f012:3456:{:04x}:ffff", 0x1000 + i)).collect();
     let quotes = (MAX_METADATA_BYTES - r#"{"m":""}"#.len()) / 2;
@@ -330,7 +330,8 @@ async fn logged(app: &TestApp) -> (App, QueryLog) {
 }
 
 /// Writes `n` copies of a real key straight to the table (a second apart, each its own id) and
-/// counts them as active: what a thousand creates would leave, in 25-item batches.
+/// counts them as active: what a thousand creates would leave (key items and their listing
+/// entries), in 25-item batches.
 async fn seed_keys(app: &TestApp, n: usize) {
     let template = app.create_key(&json!({ "userId": "seed", "tags": ["t"] })).await;
     let id = KeyId::parse(template["id"].as_str().unwrap(), "id").unwrap();
@@ -342,11 +343,15 @@ async fn seed_keys(app: &TestApp, n: usize) {
             ..key.clone()
         })
         .collect();
-    for batch in copies.chunks(25) {
+    let written: Vec<_> = copies
+        .iter()
+        .flat_map(|k| [items::key_item(k, None).unwrap()].into_iter().chain(items::key_listing_entries(k, None)))
+        .collect();
+    for batch in written.chunks(25) {
         let writes = batch
             .iter()
-            .map(|k| {
-                let put = PutRequest::builder().set_item(Some(items::key_item(k, None).unwrap())).build().unwrap();
+            .map(|item| {
+                let put = PutRequest::builder().set_item(Some(item.clone())).build().unwrap();
                 WriteRequest::builder().put_request(put).build()
             })
             .collect();

@@ -20,6 +20,7 @@ mod get;
 mod lifecycle;
 mod list;
 mod me;
+mod offset_cost;
 mod openapi;
 mod permissions;
 mod refactor_guards;

@@ -79,7 +79,7 @@ fn is_admin(key: &HashMap<String, AttributeValue>) -> bool {
 }
 
 /// What would show a half-written write: counters (admin keys included) that differ from a recount through both
-/// indexes, a key without the lookup items of its live secrets, a lookup item of no live
+/// indexes or from the listing entries, a key's audit events without their listing entries, a key without the lookup items of its live secrets, a lookup item of no live
 /// secret or out of step with its key, a key version without its audit event.
 pub async fn consistency_problems(client: &Client, table: &str) -> Vec<String> {
     let mut problems = Vec::new();
@@ -87,6 +87,9 @@ pub async fn consistency_problems(client: &Client, table: &str) -> Vec<String> {
     let lookups = scan_prefix(client, table, "SECRET#").await;
     let events = scan_prefix(client, table, "EVENTS#").await;
     let counters = scan_prefix(client, table, "COMPANY#").await;
+    let listed = scan_prefix(client, table, "LISTING#").await;
+    let events_listed = scan_prefix(client, table, "EVENTLISTING#").await;
+    let entries_in = |pk: String| listed.iter().filter(|e| text(e, "pk") == pk).count() as i64;
 
     let mut companies: HashSet<String> =
         counters.iter().map(|c| text(c, "pk").trim_start_matches("COMPANY#").to_owned()).collect();
@@ -108,6 +111,17 @@ pub async fn consistency_problems(client: &Client, table: &str) -> Vec<String> {
             keys.iter().filter(|k| text(k, "companyId") == *company && text(k, "status") == "active").count() as i64,
             keys.iter().filter(|k| text(k, "companyId") == *company && text(k, "status") == "inactive").count() as i64,
         );
+        let entries = (
+            entries_in(format!("LISTING#{company}#STATUS#active")),
+            entries_in(format!("LISTING#{company}#STATUS#inactive")),
+            entries_in(format!("LISTING#{company}")),
+        );
+        if entries != (active, inactive, active + inactive) {
+            problems.push(format!(
+                "company {company}: counters {active}/{inactive}, listing entries {}/{}, {} in all",
+                entries.0, entries.1, entries.2
+            ));
+        }
         if (active, inactive) != (recount_active, recount_inactive)
             || recount_all != active + inactive
             || by_status != (active, inactive)
@@ -160,6 +174,13 @@ pub async fn consistency_problems(client: &Client, table: &str) -> Vec<String> {
             .count() as i64;
         if trail != number(key, "version") {
             problems.push(format!("key {id}: version {} but {trail} audit events", number(key, "version")));
+        }
+        let trail_entries = events_listed
+            .iter()
+            .filter(|e| text(e, "pk") == format!("EVENTLISTING#{}#{}", text(key, "companyId"), text(key, "id")))
+            .count() as i64;
+        if trail_entries != trail {
+            problems.push(format!("key {id}: {trail} audit events but {trail_entries} listing entries"));
         }
     }
     for lookup in &lookups {
