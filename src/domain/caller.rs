@@ -5,9 +5,7 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{
-    Acl, ActingSecret, ActorType, ApiKey, CompanyId, KeyStatus, KeyType, Permission, SecretHash, SecretRole,
-};
+use crate::model::{Acl, ActingSecret, ActorType, ApiKey, CompanyId, KeyType, Permission, SecretHash, SecretRole};
 use crate::store::{SecretLookup, SecretRecord, UsageRecorder};
 
 use super::DomainError;
@@ -239,12 +237,12 @@ impl Caller {
     /// rolled or re-activated it: bounded by the caller, so nothing a key makes outlives or
     /// outranges it. Its `expiresAt` no later than the caller's, its allowlist inside the
     /// caller's, its rate limit and quota no looser than the caller's, each wherever the caller
-    /// has one (a missing one is refused, not filled in). Keys without `keys:` permissions and
-    /// inactive keys (which authenticate nothing until re-activated) are not bounded.
+    /// has one (a missing one is refused, not filled in). Keys without `keys:` permissions are
+    /// not bounded; an inactive key is (it may be re-activated by anyone later), except by a
+    /// change that only deactivates it, which the caller of `bounds` leaves out.
     pub fn bounds(&self, key: &ApiKey) -> Result<(), DomainError> {
         let Some(own) = self.key.as_deref() else { return Ok(()) };
-        let holds_management = key.acl.iter().flat_map(Acl::permissions).any(|p| management_share(p).is_some());
-        if !holds_management || key.status != KeyStatus::Active || key.is_deleted() {
+        if !holds_management(key) {
             return Ok(());
         }
         let out_of_bounds = |field: &'static str, rule: &str| {
@@ -284,6 +282,23 @@ impl Caller {
                 .renewal_seconds
                 .map_or("never renewing".to_owned(), |s| format!("renewing every {s} seconds or longer"));
             return out_of_bounds("quota", &format!("it needs a quota of at most {}, {renewal}", limit.max));
+        }
+        Ok(())
+    }
+
+    /// A change that starts a key's quota count afresh (a new renewal, or the quota cleared and
+    /// set again) gives it its whole quota back: a caller held to a quota may not do that to a
+    /// key that holds `keys:` permissions, or a key could refill its own quota through a key it
+    /// made.
+    pub fn may_reset_quota_of(&self, key: &ApiKey) -> Result<(), DomainError> {
+        let bounded = self.key.as_deref().is_some_and(|own| own.quota.is_some());
+        if bounded && holds_management(key) {
+            return Err(DomainError::OutOfBounds {
+                field: "quota",
+                message: "a key held to a quota cannot start the quota count of a key that holds keys: permissions \
+                          afresh (a new renewalSeconds, or the quota cleared): that would give it its uses back"
+                    .into(),
+            });
         }
         Ok(())
     }
@@ -336,6 +351,11 @@ impl Caller {
             permissions,
         })
     }
+}
+
+/// Whether a key holds any permission that reaches into `keys:`: a management key.
+fn holds_management(key: &ApiKey) -> bool {
+    key.acl.iter().flat_map(Acl::permissions).any(|p| management_share(p).is_some())
 }
 
 /// The part of the management API a permission reaches: one name (`keys:read`), or every name

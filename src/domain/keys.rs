@@ -71,6 +71,7 @@ pub async fn create_key(
     caller.may_manage(request.input.acl.as_ref())?;
     let operation = format!("create {}", request.id.as_ref().map_or("", KeyId::as_str));
     let idempotent = request.retry.as_ref().map(|h| IdempotentRequest::new(caller, h, &operation, &request.input));
+    let custom = request.id.is_some();
     let (key, plaintext) = new_key(caller, request.id, request.input, now);
     caller.bounds(&key)?;
     // A replay is authorized like the first request before it is charged: refused, it is free.
@@ -78,6 +79,11 @@ pub async fn create_key(
         let earlier = still_yours(store, caller, earlier).await?;
         caller.charge(store, now).await?;
         return Ok(earlier);
+    }
+    // A custom id the company already uses is refused before the call is charged (the insert's
+    // condition still decides a race).
+    if custom && store.get_key(&caller.company, &key.id).await?.is_some() {
+        return Err(DomainError::AlreadyExists(key.id.to_string()));
     }
     caller.charge(store, now).await?;
     let audit = audit(caller, &key, AuditAction::Created, KeyChanges::whole(&key, now), now)?;
@@ -110,6 +116,9 @@ async fn replay<A: DeserializeOwned>(
     let Some(request) = request else { return Ok(None) };
     let Some(record) = store.find_idempotency(request.lookup()).await? else { return Ok(None) };
     match request.replay(&record, now) {
+        // A live record this caller cannot open (sealed under a secret since rolled): refused
+        // here, before the call is charged, as the write's own condition would refuse it later.
+        None if record.expires_at > now => Err(DomainError::RequestInProgress),
         None => Ok(None),
         Some(Err(())) => Err(DomainError::IdempotencyMismatch),
         Some(Ok(answer)) => Ok(Some(answer)),
@@ -244,7 +253,14 @@ pub async fn update_key(
         }
         let (after, reset_quota_usage) = apply_update(before, input, now);
         caller.may_manage(after.acl.as_ref())?;
-        caller.bounds(&after)?;
+        // Deactivating takes power away: it is the one change a bounded caller may make to a
+        // key looser than itself.
+        if !(only_status(input) && after.status == KeyStatus::Inactive) {
+            caller.bounds(&after)?;
+        }
+        if reset_quota_usage {
+            caller.may_reset_quota_of(&after)?;
+        }
         let action = if input.status.is_set() && after.status != before.status && only_status(input) {
             AuditAction::StatusChanged
         } else {

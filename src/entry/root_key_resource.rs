@@ -148,7 +148,8 @@ fn without_query(raw: &str) -> String {
     shown.chars().take(200).collect()
 }
 
-/// `<bucket>.s3[.<region>|-<region>].amazonaws.com[.cn]`, lower case.
+/// `cloudformation-custom-resource-response-<region>.s3[.<region>|-<region>].amazonaws.com[.cn]`,
+/// lower case.
 fn is_s3_host(host: &str) -> bool {
     let Some(prefix) = host.strip_suffix(".amazonaws.com").or_else(|| host.strip_suffix(".amazonaws.com.cn")) else {
         return false;
@@ -165,9 +166,13 @@ fn is_s3_host(host: &str) -> bool {
         [.., last] if last.strip_prefix("s3-").is_some_and(is_region) => 1,
         _ => return false,
     };
-    // A bucket before the endpoint: the S3 service's own host is no presigned object URL.
-    labels.len() > endpoint_labels
+    // One bucket before the endpoint, and CloudFormation's own: a presigned URL into any other
+    // bucket (an attacker's) is not where a stack's answer goes.
+    labels.len() == endpoint_labels + 1 && labels[0].starts_with(CLOUDFORMATION_RESPONSE_BUCKET)
 }
+
+/// The prefix of the buckets CloudFormation hands custom resources their presigned answer URLs in.
+const CLOUDFORMATION_RESPONSE_BUCKET: &str = "cloudformation-custom-resource-response-";
 
 /// `us-east-1`, `us-gov-west-1`, `cn-north-1`: letters, then words, then a number.
 fn is_region(name: &str) -> bool {
@@ -439,15 +444,19 @@ mod tests {
             "cloudformation-custom-resource-response-uswest2.s3.us-west-2.amazonaws.com",
             "cloudformation-custom-resource-response-cnnorth1.s3.cn-north-1.amazonaws.com.cn",
             "cloudformation-custom-resource-response-govwest1.s3-us-gov-west-1.amazonaws.com",
-            "Bucket.S3.EU-WEST-1.AmazonAWS.com",
+            "CloudFormation-Custom-Resource-Response-EUWest1.S3.EU-WEST-1.AmazonAWS.com",
         ] {
             let url = format!("https://{host}/arn%3Aaws%3Acloudformation/stack%7CRootKey%7C1{SIGNED}");
             assert_eq!(ResponseUrl::parse(&url, &ResponseUrlPolicy::s3_only()).map(|u| u.0), Ok(url.clone()));
         }
-        let v2 = "https://b.s3.amazonaws.com/x?AWSAccessKeyId=A&Expires=1&Signature=abc%3D";
+        let v2 = "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/x?AWSAccessKeyId=A&Expires=1&Signature=abc%3D";
         let parsed = ResponseUrl::parse(v2, &ResponseUrlPolicy::s3_only()).unwrap();
-        assert_eq!(format!("{parsed:?}"), r#"ResponseUrl("https://b.s3.amazonaws.com/x")"#, "no signature");
-        let port = format!("https://b.s3.amazonaws.com:443/x{SIGNED}");
+        assert_eq!(
+            format!("{parsed:?}"),
+            r#"ResponseUrl("https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/x")"#,
+            "no signature"
+        );
+        let port = format!("https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com:443/x{SIGNED}");
         assert!(ResponseUrl::parse(&port, &ResponseUrlPolicy::s3_only()).is_ok());
     }
 
@@ -459,6 +468,8 @@ mod tests {
             format!("https://s3.amazonaws.com.example.com/x{SIGNED}"),
             format!("https://b.s3.amazonaws.com.evil/x{SIGNED}"),
             format!("https://b.amazonaws.com/x{SIGNED}"),
+            format!("https://attacker-bucket.s3.amazonaws.com/x{SIGNED}"),
+            format!("https://x.cloudformation-custom-resource-response-useast1.s3.amazonaws.com/x{SIGNED}"),
             format!("https://s3.amazonaws.com/x{SIGNED}"),
             format!("https://s3.eu-west-1.amazonaws.com/x{SIGNED}"),
             format!("https://b.s3.notaregion.amazonaws.com/x{SIGNED}"),
@@ -484,7 +495,8 @@ mod tests {
     fn plain_http_only_to_the_allowed_local_host_and_still_presigned() {
         let local = ResponseUrlPolicy::allowing_local_http("127.0.0.1:9000");
         assert!(ResponseUrl::parse(&format!("http://127.0.0.1:9000/x{SIGNED}"), &local).is_ok());
-        assert!(ResponseUrl::parse(&format!("https://b.s3.amazonaws.com/x{SIGNED}"), &local).is_ok());
+        let s3 = format!("https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/x{SIGNED}");
+        assert!(ResponseUrl::parse(&s3, &local).is_ok());
         for refused in [
             format!("http://127.0.0.1:9001/x{SIGNED}"),
             format!("http://127.0.0.1/x{SIGNED}"),

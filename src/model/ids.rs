@@ -80,13 +80,20 @@ impl KeyId {
         Self(uuid::Uuid::now_v7().to_string())
     }
 
-    /// A custom id chosen by the caller (or an id from a path or cursor).
+    /// A custom id chosen by the caller (or an id from a path or cursor): the alphabet, and
+    /// none of the reserved words.
     pub fn parse(raw: &str, field: &str) -> Result<Self, FieldError> {
-        if !is_safe_id(raw) {
-            return Err(FieldError::invalid(field, "must be 1 to 64 characters of A-Z, a-z, 0-9, _ or -"));
-        }
         if RESERVED_KEY_IDS.contains(&raw) {
             return Err(FieldError::invalid(field, format!("'{raw}' is reserved")));
+        }
+        Self::parse_stored(raw, field)
+    }
+
+    /// An id as stored: the alphabet only, so an item written before a word was reserved
+    /// still reads.
+    fn parse_stored(raw: &str, field: &str) -> Result<Self, FieldError> {
+        if !is_safe_id(raw) {
+            return Err(FieldError::invalid(field, "must be 1 to 64 characters of A-Z, a-z, 0-9, _ or -"));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -95,7 +102,7 @@ impl KeyId {
 impl TryFrom<String> for KeyId {
     type Error = FieldError;
     fn try_from(s: String) -> Result<Self, FieldError> {
-        Self::parse(&s, "id")
+        Self::parse_stored(&s, "id")
     }
 }
 
@@ -120,6 +127,7 @@ mod tests {
         }
         assert!(KeyId::parse("verify", "keyId").is_err());
         assert!(KeyId::parse("operator", "keyId").is_err());
+        assert!(KeyId::try_from("operator".to_owned()).is_ok(), "a stored id reads whatever is reserved since");
         assert!(CompanyId::parse("verify", "companyId").is_ok());
     }
 

@@ -281,7 +281,8 @@ pub struct PreviousSecretRecord<'a> {
     hash: Redacted<'a>,
     #[serde(rename = "validUntil")]
     valid_until: DateTime<Utc>,
-    #[serde(rename = "keyPrefix")]
+    /// Empty for a secret replaced before prefixes were kept with it.
+    #[serde(rename = "keyPrefix", default)]
     key_prefix: Cow<'a, str>,
 }
 
@@ -445,9 +446,10 @@ pub struct AuditRecord<'a> {
     action: StoredAction,
     #[serde(rename = "actor")]
     actor: Cow<'a, str>,
-    #[serde(rename = "actorType")]
-    actor_type: StoredActorType,
-    #[serde(rename = "actorSecret")]
+    /// Missing from events recorded before it was kept: read from `actor` then.
+    #[serde(rename = "actorType", default)]
+    actor_type: Option<StoredActorType>,
+    #[serde(rename = "actorSecret", default)]
     actor_secret: Option<ActingSecretRecord<'a>>,
     #[serde(rename = "at")]
     at: DateTime<Utc>,
@@ -466,7 +468,7 @@ impl<'a> AuditRecord<'a> {
             key_id: Cow::Borrowed(event.key_id.as_str()),
             action: event.action.into(),
             actor: Cow::Borrowed(&event.actor),
-            actor_type: event.actor_type.into(),
+            actor_type: Some(event.actor_type.into()),
             actor_secret: event.actor_secret.as_ref().map(|acting| ActingSecretRecord {
                 secret: acting.secret.into(),
                 key_prefix: Cow::Borrowed(&acting.key_prefix),
@@ -484,8 +486,11 @@ impl<'a> AuditRecord<'a> {
             company_id: CompanyId::try_from(self.company_id.into_owned()).map_err(|e| corrupt("company id", e))?,
             key_id: KeyId::try_from(self.key_id.into_owned()).map_err(|e| corrupt("key id", e))?,
             action: self.action.into(),
+            actor_type: self.actor_type.map_or_else(
+                || if self.actor == OPERATOR_ACTOR { ActorType::Operator } else { ActorType::Key },
+                Into::into,
+            ),
             actor: self.actor.into_owned(),
-            actor_type: self.actor_type.into(),
             actor_secret: self.actor_secret.map(|acting| ActingSecret {
                 secret: acting.secret.into(),
                 key_prefix: acting.key_prefix.into_owned(),
@@ -495,6 +500,9 @@ impl<'a> AuditRecord<'a> {
         })
     }
 }
+
+/// The actor the operator's events name.
+const OPERATOR_ACTOR: &str = "operator";
 
 /// `ActingSecret` as stored: which secret of the actor's key acted, and its visible prefix.
 #[derive(Debug, Serialize, Deserialize)]

@@ -287,3 +287,70 @@ impl TestApp {
         self.clock.now()
     }
 }
+
+#[tokio::test]
+async fn an_inactive_management_key_is_bounded_too_and_a_quota_is_not_refilled_through_a_child() {
+    let app = spawn_app().await;
+    let expires = (app.clock_now() + TimeDelta::minutes(10)).to_rfc3339();
+    let quota = json!({ "max": 100, "renewalSeconds": 3600 });
+    let (_, bounded) = admin_made(&app, json!({ "acl": [{ "permissions": ["keys:*"] }], "expiresAt": expires })).await;
+    let (admin_id, _) = admin_made(&app, json!({ "acl": [{ "permissions": ["keys:*"] }] })).await;
+    let path = format!("/keys/{admin_id}");
+    // Deactivating a looser key takes power away: allowed.
+    let deactivated = as_key(&app, &bounded, Method::PATCH, &path, Some(&json!({ "status": "inactive" }))).await;
+    assert_eq!(deactivated.status, StatusCode::OK, "{:?}", deactivated.body);
+    // Rolling or changing it while it is inactive would hand the bounded key an unbounded one,
+    // once anyone re-activates it.
+    let before = app.get_key(&admin_id).await.body;
+    let rolled = as_key(&app, &bounded, Method::POST, &format!("{path}/roll"), None).await;
+    assert_eq!((rolled.status, rolled.error_field()), (StatusCode::FORBIDDEN, "expiresAt"), "{:?}", rolled.body);
+    let changed = as_key(&app, &bounded, Method::PATCH, &path, Some(&json!({ "description": "mine" }))).await;
+    assert_eq!((changed.status, changed.error_field()), (StatusCode::FORBIDDEN, "expiresAt"));
+    assert_eq!(app.get_key(&admin_id).await.body, before);
+
+    // A key held to a quota cannot give a management key its uses back through a key it made.
+    let (held_id, held) =
+        admin_made(&app, json!({ "acl": [{ "permissions": ["keys:*"] }], "quota": quota.clone() })).await;
+    let child = as_key(
+        &app,
+        &held,
+        Method::POST,
+        "/keys",
+        Some(&json!({ "userId": "child", "acl": [{ "permissions": ["keys:*"] }], "quota": quota })),
+    )
+    .await;
+    assert_eq!(child.status, StatusCode::CREATED, "{:?}", child.body);
+    let child_key = child.body["key"].as_str().unwrap();
+    let refill = json!({ "quota": { "max": 100, "renewalSeconds": 7200 } });
+    let refused = as_key(&app, child_key, Method::PATCH, &format!("/keys/{held_id}"), Some(&refill)).await;
+    assert_eq!((refused.status, refused.error_field()), (StatusCode::FORBIDDEN, "quota"), "{:?}", refused.body);
+}
+
+#[tokio::test]
+async fn a_replay_sealed_under_a_rolled_secret_and_a_taken_custom_id_cost_nothing() {
+    let app = spawn_app().await;
+    let (writer_id, old_secret) = admin_made(
+        &app,
+        json!({ "acl": [{ "permissions": ["keys:write"] }], "rateLimit": { "limit": 3, "periodSeconds": 3600 } }),
+    )
+    .await;
+    let body = json!({ "userId": "customer" });
+    let headers = [("idempotency-key", "signup-1")];
+    let first = app.send(Method::POST, "/keys", Some(&old_secret), Some(&body), &headers).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let rolled = app.roll_key(&writer_id, None).await;
+    let secret = rolled.body["key"].as_str().unwrap().to_owned();
+    // The record is sealed under the old secret: the new one cannot open it, and is not charged.
+    let again = app.send(Method::POST, "/keys", Some(&secret), Some(&body), &headers).await;
+    assert_eq!((again.status, again.error_code()), (StatusCode::CONFLICT, "request_in_progress"));
+    let custom = |id: &'static str| {
+        let (app, secret, body) = (&app, &secret, &body);
+        async move { app.send(Method::POST, &format!("/keys/{id}"), Some(secret), Some(body), &[]).await }
+    };
+    assert_eq!(custom("dup").await.status, StatusCode::CREATED);
+    let taken = custom("dup").await;
+    assert_eq!((taken.status, taken.error_code()), (StatusCode::CONFLICT, "key_exists"));
+    // One use left of three: the 409s cost nothing.
+    assert_eq!(custom("third").await.status, StatusCode::CREATED);
+    assert_eq!(custom("fourth").await.status, StatusCode::TOO_MANY_REQUESTS);
+}
