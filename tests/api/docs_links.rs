@@ -28,7 +28,7 @@ fn prose(text: &str) -> String {
             fenced = !fenced;
             continue;
         }
-        if fenced || line.starts_with("    ") && !line.trim_start().starts_with(['-', '|', '[', '!']) {
+        if fenced || (line.starts_with("    ") && !line.trim_start().starts_with(['-', '|', '[', '!'])) {
             continue;
         }
         let mut in_code = false;
