@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::FieldError;
 
-// The caps on every list that verify or a write iterates (README, "Bounded work"). Verify's work
+// The caps on every list that verify or a write iterates (docs/api.md, "Bounded work per request"). Verify's work
 // is linear in what it is given (`Acl::allows_counted`); these keep that small, keep a key's
 // item well under DynamoDB's 400 KB, and keep a page of 100 keys or events under Lambda's 6 MB
 // answer (tests/api/bounds.rs).

@@ -11,7 +11,7 @@ pub enum FieldProblem {
     Unknown,
     /// Set by the server (`id`, `createdAt`…) or fixed at creation (`userId`, `type`).
     ReadOnly,
-    /// A list longer than its cap (README, "Bounded work per request").
+    /// A list longer than its cap (docs/api.md, "Bounded work per request").
     TooMany,
 }
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::FieldError;
 
-/// Entries of one allowlist: verify checks each, so the list is capped (README, "Bounded work
+/// Entries of one allowlist: verify checks each, so the list is capped (docs/api.md, "Bounded work
 /// per request").
 pub const MAX_IP_RULES: usize = 100;
 

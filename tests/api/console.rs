@@ -3,7 +3,7 @@
 //! spawn_app() table on DynamoDB Local. `make test` installs chromium and chromium-driver; the
 //! test is skipped, saying so, only where they cannot be found.
 //!
-//! CONSOLE_SCREENSHOTS=1 rewrites docs/console-*.png (the README's screenshots); other runs
+//! CONSOLE_SCREENSHOTS=1 rewrites docs/console-*.png (docs/console.md's screenshots); other runs
 //! leave the committed files alone.
 
 use std::net::{Ipv4Addr, SocketAddr};

@@ -13,6 +13,7 @@ mod console;
 mod create;
 mod delete;
 mod deploy;
+mod docs_links;
 mod errors;
 mod faults;
 mod fuzz;

@@ -199,7 +199,7 @@ fn key_kind() -> impl Strategy<Value = KeyKind> {
 }
 
 impl KeyKind {
-    /// What the README counts as an admin key, said without `ApiKey::is_company_admin`.
+    /// What docs/security.md counts as an admin key, said without `ApiKey::is_company_admin`.
     fn is_admin(&self) -> bool {
         self.active && !self.deleted && !self.publishable && ["keys:*", "*", "k*"].contains(&self.permission)
     }

@@ -80,7 +80,7 @@ async fn an_empty_list_clears_as_null_does() {
 }
 
 /// A quota set with another renewal starts a new period from now with the full quota; one set
-/// with the same renewal keeps the uses counted so far under its new max (README, "Choices").
+/// with the same renewal keeps the uses counted so far under its new max (docs/api.md, "Choices").
 #[tokio::test]
 async fn a_new_quota_renewal_starts_afresh_and_the_same_one_keeps_the_count() {
     let before = patch_target("target");

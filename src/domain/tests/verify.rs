@@ -11,7 +11,7 @@ use crate::domain::Credential;
 use crate::domain::verify::{self, Verdict, VerifyCode, VerifyRequest};
 use crate::model::{IpAllowlist, PreviousSecret, Quota, RateLimit, Scope};
 
-/// Everything that can make a verify fail, each alone enough to fail it, in the order the README
+/// Everything that can make a verify fail, each alone enough to fail it, in the order docs/api.md
 /// and openapi.yaml give the checks, with the code each answers when it is the first to fail.
 const FAULTS: [(Fault, VerifyCode); 12] = [
     (Fault::Malformed, VerifyCode::NotFound),
@@ -184,17 +184,17 @@ async fn the_first_failing_check_in_the_documented_order_is_the_answer() {
     }
 }
 
-/// The checks the contract gives in words, in order, by their codes: the README's paragraph,
+/// The checks the contract gives in words, in order, by their codes: docs/api.md's paragraph,
 /// openapi.yaml's list on `POST /keys/verify` and its `VerifyCode` schema. Each must name the
 /// codes in the order `FAULTS` tests the code in.
 #[test]
 fn the_contract_gives_the_order_the_code_follows() {
     let mut tested: Vec<&str> = FAULTS.iter().map(|(_, code)| code.as_str()).collect();
     tested.dedup();
-    let readme = include_str!("../../../README.md");
+    let readme = include_str!("../../../docs/api.md");
     let openapi = include_str!("../../../openapi.yaml");
     let passages = [
-        ("README.md", between(readme, "Verify checks, in this order", "\n\n")),
+        ("docs/api.md", between(readme, "Verify checks, in this order", "\n\n")),
         ("openapi.yaml POST /keys/verify", between(openapi, "Checks run in this fixed order", "Only a `VALID`")),
         ("openapi.yaml VerifyCode", between(openapi, "The first check that failed, in this order", "VALID when")),
     ];
@@ -257,7 +257,7 @@ async fn a_verify_without_an_ip_is_refused_by_an_allowlist_only() {
     assert_eq!(verdict.code, VerifyCode::Valid);
 }
 
-/// A key without an ACL grants no permission and restricts no scope (README, "Choices"): a
+/// A key without an ACL grants no permission and restricts no scope (docs/api.md, "Choices"): a
 /// request that asks for no permission verifies whatever scope it names; one that asks for a
 /// permission is `FORBIDDEN`.
 #[tokio::test]
