@@ -29,13 +29,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-starttime() { local s; { s=$(<"/proc/$1/stat"); } 2>/dev/null || return 1; read -ra f <<<"${s##*) }"; echo "${f[19]}"; }
+starttime() { local s; s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; read -ra f <<<"${s##*) }"; echo "${f[19]}"; }
 # running PID STARTTIME: a thread of that process has not exited.
 running() {
   [ "$(starttime "$1" || true)" = "$2" ] || return 1
   local t s
   for t in /proc/"$1"/task/*/stat; do
-    { s=$(<"$t"); } 2>/dev/null || continue
+    s=$(cat "$t" 2>/dev/null) || continue
     s=${s##*) }
     case ${s%% *} in Z | X | x) ;; *) return 0 ;; esac
   done

@@ -53,7 +53,7 @@ answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # starttime PID: field 22 of /proc/PID/stat (after the command name, which may hold spaces).
 starttime() {
   local stat fields
-  { stat=$(<"/proc/$1/stat"); } 2>/dev/null || return 1
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
   read -ra fields <<<"${stat##*) }"
   echo "${fields[19]}"
 }
@@ -66,7 +66,9 @@ running() {
   [[ $pid =~ ^[0-9]+$ ]] || return 1
   if [ -n "$start" ] && [ "$(starttime "$pid" || true)" != "$start" ]; then return 1; fi
   for task in /proc/"$pid"/task/*/stat; do
-    { stat=$(<"$task"); } 2>/dev/null || continue
+    # A task (or the whole process) may go between the glob and the read: not running then.
+    [ -r "$task" ] || continue
+    stat=$(cat "$task" 2>/dev/null) || continue
     stat=${stat##*) }
     case ${stat%% *} in Z | X | x) ;; *) return 0 ;; esac
   done
