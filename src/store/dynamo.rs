@@ -15,6 +15,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use crate::model::{
     ApiKey, AuditEvent, CompanyId, KeyId, KeyStatus, Quota, RateLimit, SecretHash, StatusFilter, Window,
 };
+use crate::settings::DEFAULT_RETENTION_DAYS;
 
 use super::items::{self, Item, address, n, s, timestamp};
 use super::paging::Listing;
@@ -28,9 +29,6 @@ use super::{
 
 /// The most a best-effort `lastUsedAt` write may add to an answer.
 const LAST_USED_BUDGET: Duration = Duration::from_secs(1);
-/// How long a deleted key (and its lookup items) stays before TTL removes it, unless the
-/// settings say otherwise (`RETENTION_DAYS`).
-pub const DEFAULT_RETENTION_DAYS: i64 = 30;
 /// Transactions cancelled by a concurrent transaction on the same item (a company's counter)
 /// are retried this many times, with jittered backoff, before the request gets a 503.
 const MAX_TRANSACTION_ATTEMPTS: u32 = 6;
@@ -449,15 +447,6 @@ impl DynamoStore {
     }
 }
 
-/// The key's secrets that verify: the current one, and the previous one while in grace.
-pub(super) fn live_secrets(key: &ApiKey) -> Vec<(&SecretHash, Option<DateTime<Utc>>)> {
-    let mut live = vec![(&key.secret_hash, None)];
-    if let Some(old) = &key.previous_secret {
-        live.push((&old.hash, Some(old.valid_until)));
-    }
-    live
-}
-
 /// A quota update's expression, setting `lastUsedAt` too when `touch` (see `quota_update`).
 fn with_touch(update: &str, touch: bool) -> String {
     if touch { format!("{update}, #last = :now") } else { update.to_owned() }
@@ -590,11 +579,11 @@ impl KeyWriter for DynamoStore {
         let mut writes = Writes::new();
         writes.guarded(TransactWriteItem::builder().update(update).build(), SaveOutcome::VersionConflict);
 
-        let live_after = live_secrets(after);
+        let live_after = after.live_secrets();
         for (hash, grace_end) in &live_after {
             writes.push(self.put(items::lookup_item(after, hash, retention_end.or(*grace_end))?, None));
         }
-        for (hash, _) in live_secrets(before) {
+        for (hash, _) in before.live_secrets() {
             if !live_after.iter().any(|(h, _)| *h == hash) {
                 let delete = Delete::builder()
                     .table_name(&self.table)
