@@ -2,7 +2,7 @@
 
 //! Storage, one trait per capability so each operation asks for only what it uses.
 //! `dynamo` implements them all on one DynamoDB table; `table` defines that table, `items` how
-//! each item is addressed, `records` what each item holds, `paging` how lists are read.
+//! each item is addressed, `records` what each item holds, `paging` which items a list reads.
 
 use std::future::Future;
 

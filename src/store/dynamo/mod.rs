@@ -1,4 +1,4 @@
-//! The DynamoDB adapter: every store trait on one table.
+//! The DynamoDB adapter: every store trait on one table; `paging` reads its lists.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -17,8 +17,8 @@ use crate::model::{
 };
 use crate::settings::DEFAULT_RETENTION_DAYS;
 
+use self::paging::Listing;
 use super::items::{self, Item, address, n, s, timestamp};
-use super::paging::Listing;
 use super::records::{CountersRecord, IdempotencyItem, KeyRecord, QuotaUsageRecord, RateWindowRecord, StreamMarker};
 use super::table::{COMPANY_INDEX, PARTITION_KEY, STATUS_INDEX, TTL_ATTRIBUTE};
 use super::{
@@ -26,6 +26,8 @@ use super::{
     KeyCreator, KeyLister, KeyReader, KeyWriter, PageOutcome, PageWindow, SaveOutcome, SecretLookup, SecretRecord,
     StoreError, UsageOutcome, UsageRecorder, UsageRequest,
 };
+
+mod paging;
 
 /// The most a best-effort `lastUsedAt` write may add to an answer.
 const LAST_USED_BUDGET: Duration = Duration::from_secs(1);
