@@ -19,7 +19,7 @@ use crate::settings::DEFAULT_RETENTION_DAYS;
 
 use self::paging::Listing;
 use super::items::{self, Item, address, n, s, timestamp};
-use super::records::{CountersRecord, IdempotencyItem, KeyRecord, QuotaUsageRecord, RateWindowRecord, StreamMarker};
+use super::records::{CountersRecord, IdempotencyItem, KeyRecord, QuotaUsageRecord, RateWindowRecord};
 use super::table::{COMPANY_INDEX, PARTITION_KEY, STATUS_INDEX, TTL_ATTRIBUTE};
 use super::{
     AdminCounter, AuditReader, CounterKeeper, IdempotencyReader, IdempotencyRecord, InsertOutcome, KeyChange,
@@ -178,7 +178,7 @@ impl DynamoStore {
     fn idempotency_put(&self, record: &IdempotencyRecord, now: DateTime<Utc>) -> TransactWriteItem {
         let put = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(IdempotencyItem::from_model(record)))
+            .set_item(Some(items::idempotency_item(record)))
             .condition_expression("attribute_not_exists(pk) OR #expires <= :now")
             .expression_attribute_names("#expires", IdempotencyItem::EXPIRES_AT)
             .expression_attribute_values(":now", n(now.timestamp()))
@@ -758,7 +758,7 @@ impl CounterKeeper for DynamoStore {
         company: &CompanyId,
         status: KeyStatus,
     ) -> Result<bool, StoreError> {
-        let marker = StreamMarker::item(event_id, Utc::now());
+        let marker = items::stream_marker_item(event_id, Utc::now());
         let (active, inactive) = if status == KeyStatus::Active { (-1, 0) } else { (0, -1) };
         let moves = CounterMoves { active, inactive, ..CounterMoves::default() };
         let mut writes = Writes::new();
