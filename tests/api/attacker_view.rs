@@ -1,5 +1,5 @@
-//! What the typed records, fingerprints and sealed answers of issue 13 must not do, seen as an
-//! attacker would: an item changed by hand (or left by an older layout) is read as no more than
+//! What the typed records, fingerprints and sealed answers must not do, seen as an attacker
+//! would: an item changed by hand (or left by an older layout) is read as no more than
 //! it says (a key item without an `acl` holds no permission, never every permission); the same
 //! `Idempotency-Key` on another target is another request; no audit record or idempotency
 //! record holds a secret or its hash in clear.
