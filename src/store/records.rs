@@ -25,7 +25,7 @@ use super::attributes::{self, Item, SCHEMA_VERSION, address, n, s};
 use super::table::TTL_ATTRIBUTE;
 use super::{IdempotencyRecord, StoreError};
 
-/// What an item written before `schemaVersion` existed is read as.
+/// The layout of an item without `schemaVersion`.
 fn schema_version() -> i64 {
     SCHEMA_VERSION
 }
@@ -151,7 +151,7 @@ pub struct KeyRecord<'a> {
     deleted_at: Option<DateTime<Utc>>,
     #[serde(rename = "lastUsedAt")]
     last_used_at: Option<DateTime<Utc>>,
-    /// Absent from items written before quotas were counted on the key: nothing used yet.
+    /// Absent: nothing used yet.
     #[serde(rename = "quotaUsage", default)]
     quota_usage: QuotaUsageRecord,
     #[serde(rename = "version")]
@@ -306,11 +306,9 @@ impl<'a> PreviousSecretRecord<'a> {
 /// A key's ACL as stored. Written through `AclEntryRecord` and `ScopeRecord`, so the names in
 /// the item are the store's own. Read back through the model's `Deserialize` for `Acl`, which
 /// takes the same names (the round-trip test below holds the two together, so a model rename
-/// fails it, never changes an item) and, as the decoding before the records did, does not check
-/// again on each read what `Acl::parse` checked when the ACL was made: `Acl` has no other
-/// constructor, and `Acl::parse` names every field it checks, which for an ACL at every cap is
-/// about 20 µs per lookup item on verify's path (a fifth of decoding the item), and would turn a
-/// key stored before a cap was lowered unreadable.
+/// fails it, never changes an item) and does not check again on each read what `Acl::parse`
+/// checked when the ACL was made: that would cost verify's path a fifth of decoding the item,
+/// and would make a key whose ACL exceeds a cap lowered since unreadable.
 #[derive(Debug)]
 pub struct StoredAcl<'a>(Cow<'a, Acl>);
 

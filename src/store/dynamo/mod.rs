@@ -773,12 +773,9 @@ impl CounterKeeper for DynamoStore {
 
 impl UsageRecorder for DynamoStore {
     /// The quota first, then the rate window, each a conditional update of its own item. The
-    /// rate window is taken only for a use the quota has admitted, and is never given back, so
-    /// it counts admitted uses exactly and a full window is full for good: no verify is refused
-    /// `RATE_LIMITED` for another's slot held a moment. A quota refusal reads the window to
-    /// answer in the documented order (`RATE_LIMITED` if it is full); a rate refusal gives the
-    /// quota use back, and can only hold it while the window is full, when every verify is
-    /// `RATE_LIMITED` anyway. A refused use counts against neither limit.
+    /// window is taken only for a use the quota admitted and never given back, so it counts
+    /// admitted uses exactly; a rate refusal gives the quota use back, and a quota refusal reads
+    /// the window to answer in the documented order. A refused use counts against neither.
     async fn consume(&self, request: UsageRequest<'_>) -> Result<UsageOutcome, StoreError> {
         let key = request.key;
         // With a rate limit still to pass, the quota write does not set `lastUsedAt`: the use
