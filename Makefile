@@ -60,10 +60,17 @@ tools-test: deps
 unit:
 	cargo test --lib
 
-## make lint: formatting and clippy, warnings as errors (what every commit of Rust code passes).
+## make lint: formatting, clippy and the docs, warnings as errors (what every commit of Rust code
+## passes); then the dependencies' licenses, bans and sources against deny.toml (cargo-deny,
+## installed here when missing; offline, as these checks need no advisory database).
+CARGO_DENY_VERSION := 0.20.2
+
 lint:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
+	@command -v cargo-deny >/dev/null || cargo install --locked cargo-deny@$(CARGO_DENY_VERSION)
+	cargo deny --offline check licenses bans sources
 
 # build, validate, invoke, deploy: the Lambda and SAM side (tools/deploy.mk).
 -include tools/deploy.mk

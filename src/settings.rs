@@ -3,9 +3,12 @@
 //! function with `RETENTION_DAYS=abc` fails its init rather than keeping keys 30 days.
 
 use crate::model::CompanyId;
-use crate::store::dynamo::DEFAULT_RETENTION_DAYS;
-use crate::store::table::DEFAULT_TABLE_NAME;
 
+/// The table's name when `TABLE_NAME` is not set.
+pub const DEFAULT_TABLE_NAME: &str = "apikeys";
+/// How long a deleted key (and its lookup items) stays before TTL removes it when
+/// `RETENTION_DAYS` is not set.
+pub const DEFAULT_RETENTION_DAYS: i64 = 30;
 /// The local server's port when `PORT` is not set.
 pub const DEFAULT_PORT: u16 = 3000;
 /// The longest retention accepted: ten years.

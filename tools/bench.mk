@@ -26,7 +26,7 @@ bench-deps: deps
 	  apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 	@command -v zip >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq zip >/dev/null; }
 
-## make bench: every benchmark of issue 6, then bench/results.md.
+## make bench: every benchmark (criterion, calls per operation, cold start, wrk), then bench/results.md.
 bench: bench-deps
 	@started=$$(date +%s); \
 	rm -rf $(BENCH_OUT) target/criterion/keys target/criterion/lambda target/criterion/local target/criterion/sdk target/criterion/bounds; mkdir -p $(BENCH_OUT) $(RUN_DIR); \

@@ -1,4 +1,4 @@
-# Reliability targets of issue 6, included by the Makefile (`-include tools/reliability.mk`);
+# Reliability targets (soak, fuzz), included by the Makefile (`-include tools/reliability.mk`);
 # they use its DDB, RUN_DIR and deps.
 #   make soak   20,000 mixed operations from 8 clients with faults injected between the service
 #               and DynamoDB (tests/soak.rs), against a DynamoDB Local of its own on a free port,

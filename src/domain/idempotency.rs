@@ -23,9 +23,8 @@ use super::Caller;
 pub const REPLAY_WINDOW: TimeDelta = TimeDelta::hours(24);
 const NONCE_LEN: usize = 12;
 
-/// The format of what is sealed, stored inside it. Format 1 (before 2026-11) sealed the HTTP
-/// answer as a JSON tree; it was never deployed, and a record of another format is not opened
-/// (a retry under its header is then answered 409 until the record lapses, never written twice).
+/// The format of what is sealed, stored inside it. A record of another format is not opened (a
+/// retry under its header is then answered 409 until the record lapses, never written twice).
 const SEALED_FORMAT: u32 = 2;
 
 /// What a record seals: an answer, with the format it is written in.

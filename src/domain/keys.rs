@@ -24,7 +24,7 @@ const MAX_WRITE_ATTEMPTS: usize = 10;
 
 /// A create as the API received it.
 pub struct NewKey {
-    /// The id the caller chose (`PUT /keys/{keyId}`), or `None` for a generated one.
+    /// The id the caller chose (`POST /keys/{keyId}`), or `None` for a generated one.
     pub id: Option<KeyId>,
     /// The parsed body.
     pub input: CreateKeyInput,

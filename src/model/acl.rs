@@ -521,7 +521,8 @@ mod tests {
         let size = size(&acl, &requested, &scope);
         eprintln!("worst verify: {work} lookups, size {size}");
         assert!(work <= 2 * size, "{work} lookups for a request and ACL of size {size}");
-        // The nested loops of before compared up to permissions x entries x asked x allowed values.
+        // Comparing every pair, as `allows_by_loops` does, costs up to permissions x entries x asked
+        // x allowed values.
         let loops = requested.len() * acl.entries().len() * scope.values() * acl.scope_values();
         assert!(work * 1000 < loops, "{work} lookups, where the loops made up to {loops} comparisons");
     }

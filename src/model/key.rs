@@ -113,6 +113,16 @@ impl ApiKey {
             && self.acl.iter().flat_map(Acl::permissions).any(|p| p.reaches_all_of(super::acl::MANAGEMENT_NAMESPACE))
     }
 
+    /// The key's secrets that verify, each with when it stops: the current one (`None`: until
+    /// rolled), and the previous one while in its grace period.
+    pub fn live_secrets(&self) -> Vec<(&SecretHash, Option<DateTime<Utc>>)> {
+        let mut live = vec![(&self.secret_hash, None)];
+        if let Some(old) = &self.previous_secret {
+            live.push((&old.hash, Some(old.valid_until)));
+        }
+        live
+    }
+
     /// The `ETag` of the key's current version, which `If-Match` must name.
     pub fn etag(&self) -> String {
         format!("\"{}\"", self.version)

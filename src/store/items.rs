@@ -5,7 +5,7 @@
 //! |---|---|---|---|
 //! | key | `KEY#<company>#<id>` | `KEY` | gsi1 `COMPANY#<company>` / created, gsi2 `COMPANY#<company>#STATUS#<status>` / created |
 //! | secret lookup | `SECRET#<sha256>` | `SECRET` | a copy of the key, for the one-read verify |
-//! | counters | `COMPANY#<company>` | `COUNTERS` | `active`, `inactive` |
+//! | counters | `COMPANY#<company>` | `COUNTERS` | `active`, `inactive`, `activeAdmins` |
 //! | rate window | `RATE#<company>#<id>#<window>` | `RATE` | `used`, ttl at window end |
 //! | idempotency | `IDEMPOTENCY#<hash>` | `IDEMPOTENCY` | fingerprint, sealed answer, ttl |
 //! | stream marker | `STREAM#<eventId>` | `STREAM` | a TTL removal already counted; ttl 2 days |
@@ -16,16 +16,18 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::model::{ApiKey, AuditEvent, CompanyId, KeyId, KeyStatus, SecretHash};
 
-use super::records::{self, AuditRecord, KeyRecord, ListingEntry, RemovedKeyRecord, StoredStatus};
-use super::table::{COMPANY_INDEX, PARTITION_KEY, SORT_KEY, STATUS_INDEX, TTL_ATTRIBUTE};
-use super::{SecretRecord, StoreError};
-
-/// An item as the SDK reads and writes it.
-pub type Item = HashMap<String, AttributeValue>;
+pub use super::attributes::{
+    Item, SCHEMA_VERSION, SCHEMA_VERSION_ATTRIBUTE, address, n, number, s, schema_version, string, timestamp,
+};
+use super::records::{
+    self, AuditRecord, IdempotencyItem, KeyRecord, ListingEntry, RemovedKeyRecord, StoredStatus, StreamMarker,
+};
+use super::table::{COMPANY_INDEX, SORT_KEY, STATUS_INDEX, TTL_ATTRIBUTE};
+use super::{IdempotencyRecord, SecretRecord, StoreError};
 
 /// Sort key of a key item.
 pub const KEY_SK: &str = "KEY";
@@ -97,37 +99,6 @@ pub fn stream_pk(event_id: &str) -> String {
 /// Sort key of an audit event: its time-ordered id.
 pub fn event_sk(id: &KeyId) -> String {
     format!("EVENT#{id}")
-}
-
-/// A string attribute.
-pub fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-/// A number attribute.
-pub fn n(value: impl ToString) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
-/// A time as stored: RFC 3339 in UTC, as the records write their times.
-pub fn timestamp(at: DateTime<Utc>) -> AttributeValue {
-    s(at.to_rfc3339_opts(SecondsFormat::AutoSi, true))
-}
-
-/// An item's primary key.
-pub fn address(pk: String, sk: &str) -> Item {
-    HashMap::from([(PARTITION_KEY.to_owned(), s(pk)), (SORT_KEY.to_owned(), s(sk))])
-}
-
-/// Every item the service writes carries the version of its layout, so that a later layout
-/// can tell old items apart and read or migrate them; tests/api/item_layout.rs pins the layout.
-pub const SCHEMA_VERSION_ATTRIBUTE: &str = "schemaVersion";
-/// The layout the records of `records` write.
-pub const SCHEMA_VERSION: i64 = 1;
-
-/// `schemaVersion = 1`, for items built attribute by attribute.
-pub fn schema_version() -> (String, AttributeValue) {
-    (SCHEMA_VERSION_ATTRIBUTE.to_owned(), n(SCHEMA_VERSION))
 }
 
 fn to_item(record: impl serde::Serialize) -> Result<Item, StoreError> {
@@ -290,18 +261,16 @@ pub fn removed_key(old_image: serde_dynamo::Item) -> Option<(CompanyId, KeyStatu
     removed.into_model(KEY_SK)
 }
 
-/// A number attribute of an item, if it is one.
-pub fn number(item: &Item, name: &str) -> Option<i64> {
-    match item.get(name) {
-        Some(AttributeValue::N(v)) => v.parse().ok(),
-        _ => None,
-    }
+/// An idempotency record's item: its attributes under the address of its lookup hash.
+pub fn idempotency_item(record: &IdempotencyRecord) -> Item {
+    let mut item = IdempotencyItem::from_model(record);
+    item.extend(address(idempotency_pk(&record.lookup), IDEMPOTENCY_SK));
+    item
 }
 
-/// A string attribute of an item, if it is one.
-pub fn string(item: &Item, name: &str) -> Option<String> {
-    match item.get(name) {
-        Some(AttributeValue::S(v)) => Some(v.clone()),
-        _ => None,
-    }
+/// The stream marker of stream event `event_id`, written at `now`.
+pub fn stream_marker_item(event_id: &str, now: DateTime<Utc>) -> Item {
+    let mut marker = StreamMarker::attributes(now);
+    marker.extend(address(stream_pk(event_id), STREAM_SK));
+    marker
 }

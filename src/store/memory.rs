@@ -103,7 +103,7 @@ impl MemoryStore {
 /// while the key keeps it (its grace period is checked by verify, as in the real store, where
 /// TTL removes the item some time after).
 fn live_secrets(key: &ApiKey) -> impl Iterator<Item = &SecretHash> {
-    super::dynamo::live_secrets(key).into_iter().map(|(hash, _)| hash)
+    key.live_secrets().into_iter().map(|(hash, _)| hash)
 }
 
 impl KeyReader for MemoryStore {

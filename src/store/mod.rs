@@ -2,7 +2,7 @@
 
 //! Storage, one trait per capability so each operation asks for only what it uses.
 //! `dynamo` implements them all on one DynamoDB table; `table` defines that table, `items` how
-//! each item is addressed, `records` what each item holds, `paging` how lists are read.
+//! each item is addressed, `records` what each item holds, `attributes` what both build on, `paging` which items a list reads.
 
 use std::future::Future;
 
@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 
 use crate::model::{ApiKey, AuditEvent, CompanyId, KeyId, Quota, RateLimit, SecretHash, StatusFilter, Window};
 
+pub mod attributes;
 pub mod calls;
 pub mod dynamo;
 pub mod items;

@@ -21,11 +21,11 @@ use crate::model::{
     KeyType, Permission, PlaintextKey, PreviousSecret, Quota, QuotaUsage, RateLimit, Scope, SecretHash, SecretRole,
 };
 
-use super::items::{self, Item, SCHEMA_VERSION, address, n, s};
+use super::attributes::{self, Item, SCHEMA_VERSION, address, n, s};
 use super::table::TTL_ATTRIBUTE;
 use super::{IdempotencyRecord, StoreError};
 
-/// What an item written before `schemaVersion` existed is read as.
+/// The layout of an item without `schemaVersion`.
 fn schema_version() -> i64 {
     SCHEMA_VERSION
 }
@@ -151,7 +151,7 @@ pub struct KeyRecord<'a> {
     deleted_at: Option<DateTime<Utc>>,
     #[serde(rename = "lastUsedAt")]
     last_used_at: Option<DateTime<Utc>>,
-    /// Absent from items written before quotas were counted on the key: nothing used yet.
+    /// Absent: nothing used yet.
     #[serde(rename = "quotaUsage", default)]
     quota_usage: QuotaUsageRecord,
     #[serde(rename = "version")]
@@ -307,11 +307,9 @@ impl<'a> PreviousSecretRecord<'a> {
 /// A key's ACL as stored. Written through `AclEntryRecord` and `ScopeRecord`, so the names in
 /// the item are the store's own. Read back through the model's `Deserialize` for `Acl`, which
 /// takes the same names (the round-trip test below holds the two together, so a model rename
-/// fails it, never changes an item) and, as the decoding before the records did, does not check
-/// again on each read what `Acl::parse` checked when the ACL was made: `Acl` has no other
-/// constructor, and `Acl::parse` names every field it checks, which for an ACL at every cap is
-/// about 20 µs per lookup item on verify's path (a fifth of decoding the item), and would turn a
-/// key stored before a cap was lowered unreadable.
+/// fails it, never changes an item) and does not check again on each read what `Acl::parse`
+/// checked when the ACL was made: that would cost verify's path a fifth of decoding the item,
+/// and would make a key whose ACL exceeds a cap lowered since unreadable.
 #[derive(Debug)]
 pub struct StoredAcl<'a>(Cow<'a, Acl>);
 
@@ -560,7 +558,7 @@ impl CountersRecord {
 
     /// One count of a counters item; 0 if the item or the count is missing.
     pub fn count(item: Option<&Item>, name: &str) -> u64 {
-        item.and_then(|i| items::number(i, name)).unwrap_or(0).max(0) as u64
+        item.and_then(|i| attributes::number(i, name)).unwrap_or(0).max(0) as u64
     }
 }
 
@@ -588,15 +586,15 @@ impl IdempotencyItem {
     /// TTL removal may come days late.
     pub const EXPIRES_AT: &'static str = "expiresAt";
 
-    /// The item of `record`, addressed by its lookup hash.
+    /// The attributes of `record`; `items::idempotency_item` adds its address.
     pub fn from_model(record: &IdempotencyRecord) -> Item {
         let expires = record.expires_at.timestamp();
-        let mut item = address(items::idempotency_pk(&record.lookup), items::IDEMPOTENCY_SK);
+        let mut item = Item::new();
         item.insert(Self::FINGERPRINT.to_owned(), s(&record.fingerprint));
         item.insert(Self::RESPONSE.to_owned(), AttributeValue::B(record.sealed_response.clone().into()));
         item.insert(Self::EXPIRES_AT.to_owned(), n(expires));
         item.insert(TTL_ATTRIBUTE.to_owned(), n(expires));
-        item.extend([items::schema_version()]);
+        item.extend([attributes::schema_version()]);
         item
     }
 
@@ -609,9 +607,9 @@ impl IdempotencyItem {
         };
         IdempotencyRecord {
             lookup: lookup.to_owned(),
-            fingerprint: items::string(&item, Self::FINGERPRINT).unwrap_or_default(),
+            fingerprint: attributes::string(&item, Self::FINGERPRINT).unwrap_or_default(),
             sealed_response,
-            expires_at: items::number(&item, Self::EXPIRES_AT)
+            expires_at: attributes::number(&item, Self::EXPIRES_AT)
                 .and_then(|t| DateTime::from_timestamp(t, 0))
                 .unwrap_or_default(),
         }
@@ -627,11 +625,11 @@ impl StreamMarker {
     /// How long a marker outlives the stream record it stands for.
     pub const KEPT: chrono::TimeDelta = chrono::TimeDelta::days(2);
 
-    /// The marker of stream event `event_id`, written at `now`.
-    pub fn item(event_id: &str, now: DateTime<Utc>) -> Item {
-        let mut marker = address(items::stream_pk(event_id), items::STREAM_SK);
+    /// A marker's attributes, written at `now`; `items::stream_marker_item` adds its address.
+    pub fn attributes(now: DateTime<Utc>) -> Item {
+        let mut marker = Item::new();
         marker.insert(TTL_ATTRIBUTE.to_owned(), n((now + Self::KEPT).timestamp()));
-        marker.extend([items::schema_version()]);
+        marker.extend([attributes::schema_version()]);
         marker
     }
 }
@@ -651,7 +649,7 @@ impl ListingEntry {
         if let Some(at) = expires {
             entry.insert(TTL_ATTRIBUTE.to_owned(), n(at.timestamp()));
         }
-        entry.extend([items::schema_version()]);
+        entry.extend([attributes::schema_version()]);
         entry
     }
 }
@@ -660,6 +658,7 @@ impl ListingEntry {
 mod tests {
     use super::*;
     use crate::model::{PlaintextKey, Quota};
+    use crate::store::items;
     use serde_json::json;
 
     fn at(secs: i64) -> DateTime<Utc> {
@@ -744,7 +743,7 @@ mod tests {
             changes: json!({ "status": "inactive" }).as_object().unwrap().clone(),
         };
         let item: Item = serde_dynamo::to_item(AuditRecord::from_model(&event)).unwrap();
-        assert_eq!(items::string(&item, "action").as_deref(), Some("status_changed"));
+        assert_eq!(attributes::string(&item, "action").as_deref(), Some("status_changed"));
         let record: AuditRecord<'static> = serde_dynamo::from_item(item).unwrap();
         assert_eq!(record.into_model().unwrap(), event);
     }
@@ -763,9 +762,9 @@ mod tests {
             assert!(item.contains_key(name), "{name}");
         }
         let usage = item[KeyRecord::QUOTA_USAGE].as_m().unwrap();
-        assert_eq!(items::number(usage, QuotaUsageRecord::USED), Some(7));
-        assert_eq!(items::number(usage, QuotaUsageRecord::PERIOD), Some(0));
-        assert_eq!(items::number(&item, items::SCHEMA_VERSION_ATTRIBUTE), Some(SCHEMA_VERSION));
+        assert_eq!(attributes::number(usage, QuotaUsageRecord::USED), Some(7));
+        assert_eq!(attributes::number(usage, QuotaUsageRecord::PERIOD), Some(0));
+        assert_eq!(attributes::number(&item, items::SCHEMA_VERSION_ATTRIBUTE), Some(SCHEMA_VERSION));
     }
 
     #[test]
@@ -797,7 +796,7 @@ mod tests {
             expires_at: at(5_000),
         };
         let item = IdempotencyItem::from_model(&record);
-        assert_eq!(items::number(&item, TTL_ATTRIBUTE), Some(5_000));
+        assert_eq!(attributes::number(&item, TTL_ATTRIBUTE), Some(5_000));
         assert_eq!(IdempotencyItem::into_model("abc", item), record);
     }
 

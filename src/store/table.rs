@@ -7,8 +7,6 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 
-/// The table's name when the settings name none (`TABLE_NAME`).
-pub const DEFAULT_TABLE_NAME: &str = "apikeys";
 /// The table's partition key attribute (a string).
 pub const PARTITION_KEY: &str = "pk";
 /// The table's sort key attribute (a string).

@@ -1,4 +1,4 @@
-//! Bounded work per request (issue 9): the caps on every list a write or a verify iterates,
+//! Bounded work per request: the caps on every list a write or a verify iterates,
 //! pages that hold at most one page of items whatever the offset, and answers that stay under
 //! Lambda's 6 MB response limit however large the caps let keys and audit events grow.
 

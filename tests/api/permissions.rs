@@ -353,7 +353,8 @@ fn no_management_operation_hands_its_caller_more_than_it_holds() {
         .unwrap_or_else(|e| panic!("{e}"));
 }
 
-// --- Found in review: each of these passed before its fix. ---
+// --- Edges of the rule: a refused patch costs nothing, a replay hands out no key promoted
+// since, no key loosens its own guards. ---
 
 #[tokio::test]
 async fn a_patch_refused_by_the_rule_on_the_new_acl_costs_nothing() {

@@ -1,6 +1,6 @@
 //! Paging as HTTP: a domain page becomes the list envelope, with its neighbours as links. The
 //! other layers' paging: `model::page` (the request), `domain::paging` (the page and its
-//! neighbours), `store::paging` (the queries).
+//! neighbours), `store::paging` (the window) and `store::dynamo::paging` (the queries).
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};

@@ -1,5 +1,5 @@
-//! What the typed records, fingerprints and sealed answers of issue 13 must not do, seen as an
-//! attacker would: an item changed by hand (or left by an older layout) is read as no more than
+//! What the typed records, fingerprints and sealed answers must not do, seen as an attacker
+//! would: an item changed by hand (or left by an older layout) is read as no more than
 //! it says (a key item without an `acl` holds no permission, never every permission); the same
 //! `Idempotency-Key` on another target is another request; no audit record or idempotency
 //! record holds a secret or its hash in clear.
@@ -70,8 +70,8 @@ async fn the_same_header_and_body_on_another_custom_id_is_another_request() {
 }
 
 /// Every audit record a key's life writes (create, roll with grace, patch, roll again, delete),
-/// for a secret and a publishable key: no plaintext and no hash of any of its secrets, as the
-/// records are now computed from the typed key rather than from its view.
+/// for a secret and a publishable key: no plaintext and no hash of any of its secrets, though
+/// the records are computed from the typed key rather than from its view.
 #[tokio::test]
 async fn no_audit_record_holds_a_secret_or_its_hash() {
     let app = spawn_app().await;
@@ -106,7 +106,7 @@ async fn no_audit_record_holds_a_secret_or_its_hash() {
     }
 }
 
-/// A sealed answer now holds the whole key (its hashes included): none of it is in clear in the
+/// A sealed answer holds the whole key (its hashes included): none of it is in clear in the
 /// idempotency record, whose only other attributes are hashes of the request.
 #[tokio::test]
 async fn an_idempotency_record_holds_no_secret_or_hash_in_clear() {

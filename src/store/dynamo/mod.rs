@@ -1,4 +1,4 @@
-//! The DynamoDB adapter: every store trait on one table.
+//! The DynamoDB adapter: every store trait on one table; `paging` reads its lists.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -15,10 +15,11 @@ use chrono::{DateTime, TimeDelta, Utc};
 use crate::model::{
     ApiKey, AuditEvent, CompanyId, KeyId, KeyStatus, Quota, RateLimit, SecretHash, StatusFilter, Window,
 };
+use crate::settings::DEFAULT_RETENTION_DAYS;
 
+use self::paging::Listing;
 use super::items::{self, Item, address, n, s, timestamp};
-use super::paging::Listing;
-use super::records::{CountersRecord, IdempotencyItem, KeyRecord, QuotaUsageRecord, RateWindowRecord, StreamMarker};
+use super::records::{CountersRecord, IdempotencyItem, KeyRecord, QuotaUsageRecord, RateWindowRecord};
 use super::table::{COMPANY_INDEX, PARTITION_KEY, STATUS_INDEX, TTL_ATTRIBUTE};
 use super::{
     AdminCounter, AuditReader, CounterKeeper, IdempotencyReader, IdempotencyRecord, InsertOutcome, KeyChange,
@@ -26,11 +27,10 @@ use super::{
     StoreError, UsageOutcome, UsageRecorder, UsageRequest,
 };
 
+mod paging;
+
 /// The most a best-effort `lastUsedAt` write may add to an answer.
 const LAST_USED_BUDGET: Duration = Duration::from_secs(1);
-/// How long a deleted key (and its lookup items) stays before TTL removes it, unless the
-/// settings say otherwise (`RETENTION_DAYS`).
-pub const DEFAULT_RETENTION_DAYS: i64 = 30;
 /// Transactions cancelled by a concurrent transaction on the same item (a company's counter)
 /// are retried this many times, with jittered backoff, before the request gets a 503.
 const MAX_TRANSACTION_ATTEMPTS: u32 = 6;
@@ -178,7 +178,7 @@ impl DynamoStore {
     fn idempotency_put(&self, record: &IdempotencyRecord, now: DateTime<Utc>) -> TransactWriteItem {
         let put = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(IdempotencyItem::from_model(record)))
+            .set_item(Some(items::idempotency_item(record)))
             .condition_expression("attribute_not_exists(pk) OR #expires <= :now")
             .expression_attribute_names("#expires", IdempotencyItem::EXPIRES_AT)
             .expression_attribute_values(":now", n(now.timestamp()))
@@ -449,15 +449,6 @@ impl DynamoStore {
     }
 }
 
-/// The key's secrets that verify: the current one, and the previous one while in grace.
-pub(super) fn live_secrets(key: &ApiKey) -> Vec<(&SecretHash, Option<DateTime<Utc>>)> {
-    let mut live = vec![(&key.secret_hash, None)];
-    if let Some(old) = &key.previous_secret {
-        live.push((&old.hash, Some(old.valid_until)));
-    }
-    live
-}
-
 /// A quota update's expression, setting `lastUsedAt` too when `touch` (see `quota_update`).
 fn with_touch(update: &str, touch: bool) -> String {
     if touch { format!("{update}, #last = :now") } else { update.to_owned() }
@@ -590,11 +581,11 @@ impl KeyWriter for DynamoStore {
         let mut writes = Writes::new();
         writes.guarded(TransactWriteItem::builder().update(update).build(), SaveOutcome::VersionConflict);
 
-        let live_after = live_secrets(after);
+        let live_after = after.live_secrets();
         for (hash, grace_end) in &live_after {
             writes.push(self.put(items::lookup_item(after, hash, retention_end.or(*grace_end))?, None));
         }
-        for (hash, _) in live_secrets(before) {
+        for (hash, _) in before.live_secrets() {
             if !live_after.iter().any(|(h, _)| *h == hash) {
                 let delete = Delete::builder()
                     .table_name(&self.table)
@@ -767,7 +758,7 @@ impl CounterKeeper for DynamoStore {
         company: &CompanyId,
         status: KeyStatus,
     ) -> Result<bool, StoreError> {
-        let marker = StreamMarker::item(event_id, Utc::now());
+        let marker = items::stream_marker_item(event_id, Utc::now());
         let (active, inactive) = if status == KeyStatus::Active { (-1, 0) } else { (0, -1) };
         let moves = CounterMoves { active, inactive, ..CounterMoves::default() };
         let mut writes = Writes::new();
@@ -782,12 +773,9 @@ impl CounterKeeper for DynamoStore {
 
 impl UsageRecorder for DynamoStore {
     /// The quota first, then the rate window, each a conditional update of its own item. The
-    /// rate window is taken only for a use the quota has admitted, and is never given back, so
-    /// it counts admitted uses exactly and a full window is full for good: no verify is refused
-    /// `RATE_LIMITED` for another's slot held a moment. A quota refusal reads the window to
-    /// answer in the documented order (`RATE_LIMITED` if it is full); a rate refusal gives the
-    /// quota use back, and can only hold it while the window is full, when every verify is
-    /// `RATE_LIMITED` anyway. A refused use counts against neither limit.
+    /// window is taken only for a use the quota admitted and never given back, so it counts
+    /// admitted uses exactly; a rate refusal gives the quota use back, and a quota refusal reads
+    /// the window to answer in the documented order. A refused use counts against neither.
     async fn consume(&self, request: UsageRequest<'_>) -> Result<UsageOutcome, StoreError> {
         let key = request.key;
         // With a rate limit still to pass, the quota write does not set `lastUsedAt`: the use
