@@ -2,6 +2,7 @@
 //! value that does not parse is an error naming the variable, never a silent default: a
 //! function with `RETENTION_DAYS=abc` fails its init rather than keeping keys 30 days.
 
+use crate::entry::http::routes::LambdaFunction;
 use crate::model::CompanyId;
 use crate::store::dynamo::DEFAULT_RETENTION_DAYS;
 use crate::store::table::DEFAULT_TABLE_NAME;
@@ -21,6 +22,10 @@ pub struct Settings {
     pub logging: LogSettings,
     /// `AWS_LAMBDA_FUNCTION_NAME`: set by Lambda, so `Some` exactly when running there.
     pub lambda_function: Option<String>,
+    /// `FUNCTION`: what the `lambda` binary serves (a route's function, the console, the stream
+    /// or the root-key resource), one name of `LambdaFunction::all`; template.yaml sets it per
+    /// function. Required by that binary only, see `function`.
+    pub function: Option<LambdaFunction>,
     /// `PORT`, for the local server.
     pub port: u16,
     /// `DEMO_COMPANY`: `make run` prints a root key of this company.
@@ -144,6 +149,14 @@ impl Settings {
         {
             return Err(bad("TABLE_NAME", format!("'{table_name}' is not a DynamoDB table name")));
         }
+        let function = get("FUNCTION")
+            .map(|raw| {
+                LambdaFunction::from_name(raw.trim()).ok_or_else(|| {
+                    let names: Vec<&str> = LambdaFunction::all().map(LambdaFunction::name).collect();
+                    bad("FUNCTION", format!("must be one of {}, not '{raw}'", names.join(", ")))
+                })
+            })
+            .transpose()?;
         let lambda_function = get("AWS_LAMBDA_FUNCTION_NAME");
         Ok(Self {
             table_name,
@@ -160,10 +173,19 @@ impl Settings {
                 in_lambda: lambda_function.is_some(),
             },
             lambda_function,
+            function,
             port,
             demo_company,
             root_key_company,
             root_key_local_response_host,
+        })
+    }
+
+    /// `FUNCTION`, which the `lambda` binary cannot start without: it serves nothing by default.
+    pub fn function(&self) -> Result<LambdaFunction, SettingsError> {
+        self.function.ok_or_else(|| SettingsError {
+            variable: "FUNCTION",
+            problem: "must be set for the lambda binary (the function it serves, as template.yaml sets it)".into(),
         })
     }
 
@@ -207,6 +229,8 @@ mod tests {
         assert_eq!(s.database, DatabaseSettings::default());
         assert_eq!(s.logging, LogSettings::default());
         assert_eq!(s.root_key_company().unwrap_err().variable, "ROOT_KEY_COMPANY", "required by its function");
+        assert_eq!(s.function().unwrap_err().variable, "FUNCTION", "required by the lambda binary");
+        assert_eq!(s.function, None);
         assert_eq!((s.lambda_function, s.demo_company), (None, None));
         assert_eq!((s.root_key_company, s.root_key_local_response_host), (None, None));
     }
@@ -224,6 +248,8 @@ mod tests {
             ("DEMO_COMPANY", "a b"),
             ("TABLE_NAME", "no spaces"),
             ("ROOT_KEY_COMPANY", "not a company!"),
+            ("FUNCTION", "lambda"),
+            ("FUNCTION", "GetKey"),
             ("ROOT_KEY_LOCAL_RESPONSE_HOST", "http://listener:8080"),
             // Without DYNAMODB_ENDPOINT: never beside DynamoDB in AWS.
             ("ROOT_KEY_LOCAL_RESPONSE_HOST", "host.docker.internal:8080"),
@@ -246,8 +272,10 @@ mod tests {
             ("AWS_LAMBDA_FUNCTION_NAME", "verify"),
             ("DEMO_COMPANY", "demo"),
             ("ROOT_KEY_COMPANY", "acme"),
+            ("FUNCTION", "get_key"),
         ])
         .unwrap();
+        assert_eq!(s.function(), Ok(LambdaFunction::Endpoint(crate::entry::http::Endpoint::GetKey)));
         assert_eq!(s.root_key_company().map(|c| c.to_string()), Ok("acme".to_owned()));
         assert_eq!((s.retention_days, s.port, s.table_name.as_str()), (7, 8080, "keys-prod"));
         assert_eq!(s.database.endpoint, None, "empty means AWS");
