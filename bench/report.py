@@ -80,6 +80,7 @@ def machine():
 
 
 def functions():
+    """The binaries template.yaml builds: one, `lambda`, that every function runs."""
     template = ROOT / "template.yaml"
     if not template.exists():
         return HANDLERS
@@ -361,10 +362,10 @@ def main():
     else:
         w("(missing: the cold bench did not run)")
     w("")
-    w("Stripped arm64 binaries (`cargo lambda build --release --arm64`, `strip = true` in the release profile) and "
-      "their zips (`zip -j -9`, as uploaded):")
+    w("The stripped arm64 binary every function runs (`cargo lambda build --release --arm64`, `strip = true` in the "
+      "release profile) and its zip (`zip -j -9`, as uploaded):")
     w("")
-    w("| function | bootstrap | zip | file |")
+    w("| binary | bootstrap | zip | file |")
     w("|---|---:|---:|---|")
     for f, b, z, kind in sizes():
         if b is None:
