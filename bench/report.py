@@ -80,6 +80,7 @@ def machine():
 
 
 def functions():
+    """The binaries template.yaml builds: one, `lambda`, that every function runs."""
     template = ROOT / "template.yaml"
     if not template.exists():
         return HANDLERS
@@ -213,7 +214,8 @@ def main():
 
     w("# Benchmarks")
     w("")
-    w("Written by `make bench` (tools/bench.mk → bench/report.py) from one run; every figure below comes from that run. "
+    w("Written by `make bench` (tools/bench.mk → bench/report.py) from one run; every figure below comes from that run, "
+      "except section 6 (release build times, measured by hand and kept across runs). "
       "The harnesses are in `bench/` (criterion for the in-process costs, `bench/benches/store.rs` against DynamoDB Local, "
       "wrk for throughput). Re-run `make bench` to refresh this file.")
     w("")
@@ -429,10 +431,10 @@ def main():
     else:
         w("(missing: the cold bench did not run)")
     w("")
-    w("Stripped arm64 binaries (`cargo lambda build --release --arm64`, `strip = true` in the release profile) and "
-      "their zips (`zip -j -9`, as uploaded):")
+    w("The stripped arm64 binary every function runs (`cargo lambda build --release --arm64`, `strip = true` in the "
+      "release profile) and its zip (`zip -j -9`, as uploaded):")
     w("")
-    w("| function | bootstrap | zip | file |")
+    w("| binary | bootstrap | zip | file |")
     w("|---|---:|---:|---|")
     for f, b, z, kind in sizes():
         if b is None:

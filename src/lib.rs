@@ -4,8 +4,9 @@
 //! Layers, outermost last: `model` (values and their rules), `domain` (what each operation
 //! does), `store` (the DynamoDB adapter behind one trait per capability) and `entry`, every way
 //! in (the HTTP handlers and route table, the Lambda runners, the local server, the stream, the
-//! root-key resource and the CLI), which read their `settings` once. `src/bin` holds one small
-//! binary per function. Nothing imports upward.
+//! root-key resource and the CLI), which read their `settings` once. `src/bin` holds three small
+//! binaries: `lambda` (every Lambda function, the one its `FUNCTION` names), `apikeys` (the CLI)
+//! and `local_server`. Nothing imports upward.
 
 // "Never panic on input": outside tests, no `unwrap()` and no `panic!` in the library (an
 // invariant that cannot fail says why in an `expect`). Here rather than in Cargo.toml's

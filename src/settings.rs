@@ -24,6 +24,11 @@ pub struct Settings {
     pub logging: LogSettings,
     /// `AWS_LAMBDA_FUNCTION_NAME`: set by Lambda, so `Some` exactly when running there.
     pub lambda_function: Option<String>,
+    /// `FUNCTION`: what the `lambda` binary serves (a route's function, the console, the stream
+    /// or the root-key resource), as template.yaml sets it per function. Required, and checked
+    /// against the function list, by that binary only (`entry::lambda`), so a stray value stops
+    /// no other binary.
+    pub function: Option<String>,
     /// `PORT`, for the local server.
     pub port: u16,
     /// `DEMO_COMPANY`: `make run` prints a root key of this company.
@@ -147,6 +152,7 @@ impl Settings {
         {
             return Err(bad("TABLE_NAME", format!("'{table_name}' is not a DynamoDB table name")));
         }
+        let function = get("FUNCTION").map(|raw| raw.trim().to_owned());
         let lambda_function = get("AWS_LAMBDA_FUNCTION_NAME");
         Ok(Self {
             table_name,
@@ -163,6 +169,7 @@ impl Settings {
                 in_lambda: lambda_function.is_some(),
             },
             lambda_function,
+            function,
             port,
             demo_company,
             root_key_company,
@@ -210,6 +217,7 @@ mod tests {
         assert_eq!(s.database, DatabaseSettings::default());
         assert_eq!(s.logging, LogSettings::default());
         assert_eq!(s.root_key_company().unwrap_err().variable, "ROOT_KEY_COMPANY", "required by its function");
+        assert_eq!(s.function, None);
         assert_eq!((s.lambda_function, s.demo_company), (None, None));
         assert_eq!((s.root_key_company, s.root_key_local_response_host), (None, None));
     }
@@ -249,8 +257,10 @@ mod tests {
             ("AWS_LAMBDA_FUNCTION_NAME", "verify"),
             ("DEMO_COMPANY", "demo"),
             ("ROOT_KEY_COMPANY", "acme"),
+            ("FUNCTION", "get_key"),
         ])
         .unwrap();
+        assert_eq!(s.function.as_deref(), Some("get_key"));
         assert_eq!(s.root_key_company().map(|c| c.to_string()), Ok("acme".to_owned()));
         assert_eq!((s.retention_days, s.port, s.table_name.as_str()), (7, 8080, "keys-prod"));
         assert_eq!(s.database.endpoint, None, "empty means AWS");

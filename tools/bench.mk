@@ -4,7 +4,7 @@
 #                 - against DynamoDB Local (bench/benches/store.rs): calls per operation; raw GetItem,
 #                   raw BatchGetItem, the verify function in process and target/release/local_server's
 #                   verify over HTTP keep-alive, at concurrency 1 and 4; cold start of
-#                   target/release/get_key under a fake Runtime API
+#                   target/release/lambda (FUNCTION=get_key) under a fake Runtime API
 #                 - wrk (bench/throughput.sh): the local server's mixed workload vs raw GetItem
 #                 - the largest verify the caps allow (bench/benches/bounds.rs), in process
 #               and writes bench/results.md (bench/report.py). Everything it starts it stops, by PID.
@@ -13,7 +13,7 @@
 #               Local); writes target/bench-out/offset.json and that section of bench/results.md.
 #   make bench-verify   only the largest allowed verify (criterion, its own DynamoDB Local to
 #               record the one read it replays); prints the figures, writes target/bench-out/.
-# BENCH_ARM64=0 skips building the arm64 functions (for their sizes) when target/lambda/ lacks them.
+# BENCH_ARM64=0 skips building the arm64 binary (for its size) when target/lambda/ lacks it.
 # WRK_DURATION (10s), COLD_RUNS (15), FLOOR_ROUNDS (6), FLOOR_PER_ROUND (400) tune the run's length.
 
 BENCH_ARM64 ?= 1
@@ -32,19 +32,19 @@ bench: bench-deps
 	rm -rf $(BENCH_OUT) target/criterion/keys target/criterion/lambda target/criterion/local target/criterion/sdk target/criterion/bounds; mkdir -p $(BENCH_OUT) $(RUN_DIR); \
 	cat /proc/loadavg >$(BENCH_OUT)/load-before.txt; \
 	busy() { ps -eo comm= | grep -E '^(rustc|cc|ld|ld.lld|zig|clang|java)$$' | sort | uniq -c | awk '{printf "%s%s ×%s", sep, $$2, $$1; sep=", "}'; }; \
-	echo "building: release get_key and local_server, the bench harnesses" >&2; \
-	cargo build --release --bin get_key --bin local_server; \
+	echo "building: release $(LAMBDA_BINARY) (every function's binary) and local_server, the bench harnesses" >&2; \
+	cargo build --release --bin $(LAMBDA_BINARY) --bin local_server; \
 	cargo bench -p apikeys-bench --no-run; \
-	missing=0; for f in $(FUNCTIONS); do test -f target/lambda/$$f/bootstrap || missing=1; done; \
+	missing=0; test -f target/lambda/$(LAMBDA_BINARY)/bootstrap || missing=1; \
 	if [ "$$missing" = 1 ] && [ "$(BENCH_ARM64)" = 1 ]; then \
-	  echo "building the arm64 functions for their sizes (make build)" >&2; \
+	  echo "building the arm64 binary for its size (make build)" >&2; \
 	  $(MAKE) --no-print-directory build || echo "make build failed: results.md lists the sizes as not built" >&2; \
 	fi; \
 	echo "before the run: $$(busy)" >$(BENCH_OUT)/busy-start.txt; \
 	port=$$($(DDB) free-port); pidfile=$(RUN_DIR)/bench-dynamodb-$$port-$$$$.pid; \
 	trap '$(DDB) stop "$$pidfile"' EXIT; \
 	$(DDB) start $$port $$pidfile; \
-	export DYNAMODB_ENDPOINT=http://127.0.0.1:$$port BENCH_OUT=$(CURDIR)/$(BENCH_OUT) BENCH_COLD_BIN=$(CURDIR)/target/release/get_key \
+	export DYNAMODB_ENDPOINT=http://127.0.0.1:$$port BENCH_OUT=$(CURDIR)/$(BENCH_OUT) BENCH_COLD_BIN=$(CURDIR)/target/release/$(LAMBDA_BINARY) \
 	  BENCH_LOCAL_SERVER=$(CURDIR)/target/release/local_server; \
 	echo "== in process (criterion)" >&2; \
 	cargo bench -q -p apikeys-bench --bench inprocess 2>&1 | tee $(BENCH_OUT)/inprocess.txt | grep -vE '^\s*$$|Found [0-9]+ outliers|^\s+[0-9]+ \(' >&2; \

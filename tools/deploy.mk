@@ -1,9 +1,10 @@
 # The Lambda and SAM side, included by the Makefile (which sets SHELL, RUN_DIR and DDB):
 #   make tools                              tools/venv and tools/venv-checkov from tools/requirements-deploy.txt;
 #                                           the arm64 Rust target
-#   make build                              cargo lambda build --release --arm64: target/lambda/<binary>/bootstrap
+#   make build                              cargo lambda build --release --arm64 of the one binary every
+#                                           function runs: target/lambda/lambda/bootstrap
 #   make validate                           sam validate --lint, cfn-lint and checkov on template.yaml (offline)
-#   make invoke FN=<binary> EVENT=<file>    one function on a sample event, without Docker, on DynamoDB Local
+#   make invoke FN=<function> EVENT=<file>  one function on a sample event, without Docker, on DynamoDB Local
 #   make deploy [CONFIG_ENV=prod] [STACK=name] [REGION=region] [PARAMS="Key=Value ..."]
 #                                           sam build, then sam deploy from samconfig.toml; never prompts
 # Every target installs what it needs when it is missing.
@@ -17,8 +18,10 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cksum < tools/requirements-d
 LAMBDA_TARGET := aarch64-unknown-linux-gnu
 # tools/venv/bin first: cargo lambda finds zig there (python3 -m ziglang), and sam and cfn-lint.
 WITH_TOOLS := env PATH="$(VENV_BIN):$$PATH" SAM_CLI_TELEMETRY=0
-# The functions, as template.yaml builds them (tests/api/deploy.rs keeps it equal to the routes).
-FUNCTIONS = $(shell sed -n 's/^ *Binary: *\([A-Za-z0-9_-]*\).*/\1/p' template.yaml)
+# The functions, as template.yaml names them in each one's FUNCTION (tests/api/deploy.rs keeps
+# them equal to LambdaFunction::all in src/entry/http/routes.rs), and the one binary they all run.
+FUNCTIONS = $(shell sed -n 's/^ *FUNCTION: *\([A-Za-z0-9_-]*\).*/\1/p' template.yaml)
+LAMBDA_BINARY = $(shell sed -n 's/^ *Binary: *\([A-Za-z0-9_-]*\).*/\1/p' template.yaml | sort -u)
 # validate is offline; a region is all the linters need.
 VALIDATE_REGION ?= $(or $(AWS_REGION),$(AWS_DEFAULT_REGION),us-east-1)
 # make invoke: the company of the root key it creates, and the table on its DynamoDB Local.
@@ -50,13 +53,13 @@ $(CHECKOV_STAMP): tools/requirements-deploy.txt
 tools: $(VENV_STAMP) $(CHECKOV_STAMP)
 	@rustup target list --installed | grep -qx $(LAMBDA_TARGET) || rustup target add $(LAMBDA_TARGET)
 
-## make build: every function of template.yaml, release, arm64: target/lambda/<binary>/bootstrap.
+## make build: the one binary every function of template.yaml runs, release, arm64, built
+## once: target/lambda/lambda/bootstrap.
 build: tools
-	@$(WITH_TOOLS) cargo lambda build --release --arm64 $(addprefix --bin ,$(FUNCTIONS))
-	@for f in $(FUNCTIONS); do \
-	  test -f target/lambda/$$f/bootstrap || { echo "target/lambda/$$f/bootstrap is missing" >&2; exit 1; }; \
-	  echo "target/lambda/$$f/bootstrap  $$(stat -c %s target/lambda/$$f/bootstrap) bytes" >&2; \
-	done
+	@test "$(words $(LAMBDA_BINARY))" = 1 || { echo "template.yaml's functions must all build one binary, not: $(LAMBDA_BINARY)" >&2; exit 1; }
+	@$(WITH_TOOLS) cargo lambda build --release --arm64 --bin $(LAMBDA_BINARY)
+	@test -f target/lambda/$(LAMBDA_BINARY)/bootstrap || { echo "target/lambda/$(LAMBDA_BINARY)/bootstrap is missing" >&2; exit 1; }
+	@echo "target/lambda/$(LAMBDA_BINARY)/bootstrap  $$(stat -c %s target/lambda/$(LAMBDA_BINARY)/bootstrap) bytes, for: $(FUNCTIONS)" >&2
 
 ## make validate: the template through SAM's translator, cfn-lint and checkov; any finding fails.
 ## checkov's findings are fixed or skipped in the resource's Metadata with a reason; it runs
@@ -67,13 +70,15 @@ validate: tools
 	@$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
 	@echo "template.yaml: valid, no lint or checkov findings" >&2
 
-## make invoke FN=<binary> EVENT=events/<file>.json: DynamoDB Local on a free port, the table and
-## a root key of INVOKE_COMPANY (a route event gets it as its Authorization header), the
-## function under `cargo lambda watch`, one `cargo lambda invoke`; then both stop, by PID.
+## make invoke FN=<function> EVENT=events/<file>.json: DynamoDB Local on a free port, the table
+## and a root key of INVOKE_COMPANY (a route event gets it as its Authorization header), the
+## one binary under `cargo lambda watch` with FUNCTION=<function>, one `cargo lambda invoke`;
+## then both stop, by PID.
 invoke: tools deps
-	@test -n "$(FN)" && test -n "$(EVENT)" || { echo "usage: make invoke FN=<binary> EVENT=events/<file>.json (binaries: $(FUNCTIONS))" >&2; exit 2; }
+	@test -n "$(FN)" && test -n "$(EVENT)" || { echo "usage: make invoke FN=<function> EVENT=events/<file>.json (functions: $(FUNCTIONS))" >&2; exit 2; }
+	@case " $(FUNCTIONS) " in *" $(FN) "*) ;; *) echo "no function $(FN) in template.yaml (functions: $(FUNCTIONS))" >&2; exit 2;; esac
 	@test -f "$(EVENT)" || { echo "no such event file: $(EVENT)" >&2; exit 2; }
-	@cargo build --quiet --bin apikeys --bin $(FN)
+	@cargo build --quiet --bin apikeys --bin $(LAMBDA_BINARY)
 	@mkdir -p $(RUN_DIR); \
 	port=$$($(DDB) free-port); pidfile=$(RUN_DIR)/invoke-dynamodb-$$port-$$$$.pid; \
 	invoke_port=; watch_pidfile=/nonexistent; event=/nonexistent; \
@@ -96,7 +101,7 @@ invoke: tools deps
 	  json.dump(e, open(sys.argv[2], "w"))' "$(EVENT)" "$$event"; \
 	set -m; \
 	$(WITH_TOOLS) cargo lambda watch --ignore-changes --invoke-address 127.0.0.1 --invoke-port $$invoke_port \
-	  --env-var DYNAMODB_ENDPOINT=$$DYNAMODB_ENDPOINT --env-var TABLE_NAME=$(INVOKE_TABLE) --env-var RUST_LOG=$$RUST_LOG \
+	  --env-var FUNCTION=$(FN) --env-var DYNAMODB_ENDPOINT=$$DYNAMODB_ENDPOINT --env-var TABLE_NAME=$(INVOKE_TABLE) --env-var RUST_LOG=$$RUST_LOG \
 	  >$(RUN_DIR)/invoke-watch-$$invoke_port.log 2>&1 & \
 	echo $$! >$$watch_pidfile; set +m; \
 	for _ in $$(seq 1 300); do \
@@ -105,12 +110,13 @@ invoke: tools deps
 	  sleep 0.2; \
 	done; \
 	status=0; \
-	timeout $(INVOKE_TIMEOUT) $(WITH_TOOLS) cargo lambda invoke $(FN) --invoke-address 127.0.0.1 --invoke-port $$invoke_port --data-file $$event || status=$$?; \
+	timeout $(INVOKE_TIMEOUT) $(WITH_TOOLS) cargo lambda invoke $(LAMBDA_BINARY) --invoke-address 127.0.0.1 --invoke-port $$invoke_port --data-file $$event || status=$$?; \
 	echo; echo "--- cargo lambda watch log ($(RUN_DIR)/invoke-watch-$$invoke_port.log):" >&2; \
 	tail -n 20 $(RUN_DIR)/invoke-watch-$$invoke_port.log >&2; \
 	exit $$status
 
-## make deploy: sam build (cargo lambda, arm64), then sam deploy with samconfig.toml's CONFIG_ENV
+## make deploy: sam build (cargo lambda, arm64: the one binary, one build every function shares),
+## then sam deploy with samconfig.toml's CONFIG_ENV
 ## (default: `default`); STACK, REGION and PARAMS ("Key=Value ...") override the config. Never
 ## prompts (stdin is closed for sam, no changeset confirmation); without usable AWS credentials
 ## it stops before building.

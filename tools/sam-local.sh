@@ -2,8 +2,8 @@
 # `sam local invoke` of every function of template.yaml on its event in events/, against DynamoDB
 # Local, in Docker. Everything it starts it stops, by PID:
 #   run     a private dockerd (own socket, data root and bridge under .run/sam-local), the base
-#           image SAM expects (pulled, or a Debian stand-in made with debootstrap), the functions
-#           built for this machine, a copy of the template that runs them, DynamoDB Local, the
+#           image SAM expects (pulled, or a Debian stand-in made with debootstrap), the one binary
+#           of every function built for this machine, a copy of the template that runs it, DynamoDB Local, the
 #           seed data, then each invocation, its answer checked
 #   seed    the table and a root key of company acme on DYNAMODB_ENDPOINT (default
 #           http://127.0.0.1:8000, `make run`'s); the key goes to .run/sam-local/root-key
@@ -108,26 +108,30 @@ base_image() {
 
 # --- the functions and the template that runs them --------------------------------------------
 
-functions() { sed -n 's/^ *Binary: *\([A-Za-z0-9_-]*\).*/\1/p' template.yaml; }
+# The one binary every function of template.yaml runs (each with its own FUNCTION).
+lambda_binary() { sed -n 's/^ *Binary: *\([A-Za-z0-9_-]*\).*/\1/p' template.yaml | sort -u; }
 
 build_functions() {
+  local binary
+  binary=$(lambda_binary)
+  [ "$(printf '%s\n' "$binary" | wc -l)" = 1 ] || die "template.yaml's functions must all build one binary, not: $binary"
+  rm -rf "$RUN/fn"
   if grep -q "stand-in" "$RUN/image-source"; then
-    # The stand-in is Debian, as this machine: the debug binaries cargo builds here run in it.
-    say "building the functions (debug, $(uname -m), this machine's glibc)"
-    cargo build --quiet $(functions | sed 's/^/--bin /')
-    for f in $(functions); do
-      mkdir -p "$RUN/fn/$f"
-      cp target/debug/"$f" "$RUN/fn/$f/bootstrap"
-    done
+    # The stand-in is Debian, as this machine: the debug binary cargo builds here runs in it.
+    say "building $binary, every function's (debug, $(uname -m), this machine's glibc)"
+    cargo build --quiet --bin "$binary"
+    mkdir -p "$RUN/fn/$binary"
+    cp target/debug/"$binary" "$RUN/fn/$binary/bootstrap"
   else
     # The real image's glibc may be older than this machine's: cargo lambda links for Lambda.
-    say "building the functions (debug, x86_64, cargo lambda)"
-    env PATH="$PWD/tools/venv/bin:$PATH" cargo lambda build --x86-64 --lambda-dir "$RUN/fn" $(functions | sed 's/^/--bin /')
+    say "building $binary, every function's (debug, x86_64, cargo lambda)"
+    env PATH="$PWD/tools/venv/bin:$PATH" cargo lambda build --x86-64 --lambda-dir "$RUN/fn" --bin "$binary"
   fi
 }
 
-# A copy of template.yaml for this machine: x86_64, each function's code the folder built above,
-# no build metadata (sam local invoke runs what is there). The deployed template stays arm64.
+# A copy of template.yaml for this machine: x86_64, every function's code the one folder built
+# above (each keeps its FUNCTION), no build metadata (sam local invoke runs what is there). The
+# deployed template stays arm64.
 # The root-key function also declares ROOT_KEY_LOCAL_RESPONSE_HOST here, and only here, so that
 # env_file can let it answer this run's plain-http listener; the deployed template has no such
 # variable and answers presigned https S3 URLs only.
@@ -141,8 +145,8 @@ for resource in template["Resources"].values():
     if resource["Type"] == "AWS::Serverless::Function":
         binary = resource["Metadata"]["BuildProperties"]["Binary"]
         resource["Properties"]["CodeUri"] = os.path.abspath(f"{run}/fn/{binary}")
-        if binary == "root_key_resource":
-            variables = resource["Properties"].setdefault("Environment", {}).setdefault("Variables", {})
+        variables = resource["Properties"]["Environment"]["Variables"]
+        if variables["FUNCTION"] == "root_key_resource":
             variables["ROOT_KEY_LOCAL_RESPONSE_HOST"] = ""
         del resource["Metadata"]
 yaml.safe_dump(template, open(f"{run}/template.yaml", "w"), sort_keys=False)

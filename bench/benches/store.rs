@@ -4,8 +4,9 @@
 //!          and a release-built local server over HTTP with keep-alive, BENCH_LOCAL_SERVER)
 //!          against a raw GetItem of the verified key's lookup item and a raw BatchGetItem of the
 //!          two lookup items verify reads, at concurrency 1 and 4, p50 and p99, in one run
-//!   cold   process start to first answered request of one function binary (BENCH_COLD_BIN)
-//!          under a fake Lambda Runtime API on 127.0.0.1
+//!   cold   process start to first answered request of the function binary (BENCH_COLD_BIN, as
+//!          the get_key function runs it: FUNCTION=get_key) under a fake Lambda Runtime API on
+//!          127.0.0.1
 //! `cargo bench --bench store -- calls floor cold` runs those named (all when none is).
 //! Each writes its figures as JSON to target/bench-out/ for bench/report.py.
 
@@ -474,8 +475,8 @@ async fn runtime_api(
 
 async fn cold() {
     let bin = std::env::var("BENCH_COLD_BIN")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/get_key").to_owned());
-    assert!(std::path::Path::new(&bin).exists(), "{bin} is missing: cargo build --release --bin get_key");
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/lambda").to_owned());
+    assert!(std::path::Path::new(&bin).exists(), "{bin} is missing: cargo build --release --bin lambda");
     let fx = fixture(Arc::new(SystemClock)).await;
     let created = invoke(
         endpoint_service(fx.app.clone(), Endpoint::CreateKey),
@@ -509,6 +510,7 @@ async fn cold() {
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
             .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
+            .env("FUNCTION", "get_key")
             .env("AWS_LAMBDA_FUNCTION_NAME", "get_key")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")

@@ -48,19 +48,20 @@ impl App {
 /// What every entry point does first: read the settings (an error names the variable), start
 /// logging, and build the app.
 pub async fn start() -> Result<(Settings, App), crate::settings::SettingsError> {
-    let (settings, app, _) = start_with_sdk_config().await?;
+    let settings = Settings::from_env()?;
+    let (app, _) = start_with(&settings).await;
     Ok((settings, app))
 }
 
-/// `start`, also answering the SDK configuration the app's client was built from, for an entry
-/// point with another AWS client (the root-key resource's Secrets Manager): the credential
-/// chain, region and HTTPS client are set up once per cold start.
-pub async fn start_with_sdk_config() -> Result<(Settings, App, aws_config::SdkConfig), crate::settings::SettingsError> {
-    let settings = Settings::from_env()?;
+/// `start` from settings already read (the `lambda` binary reads them to learn its function),
+/// also answering the SDK configuration the app's client was built from, for an entry point
+/// with another AWS client (the root-key resource's Secrets Manager): the credential chain,
+/// region and HTTPS client are set up once per cold start.
+pub async fn start_with(settings: &Settings) -> (App, aws_config::SdkConfig) {
     init_logging(&settings.logging);
     let config = sdk_config(&settings.database).await;
-    let app = App::from_settings(&settings, &config);
-    Ok((settings, app, config))
+    let app = App::from_settings(settings, &config);
+    (app, config)
 }
 
 /// A request to DynamoDB that has not answered by then is a 503, well inside API Gateway's 30 s.

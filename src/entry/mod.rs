@@ -1,5 +1,6 @@
 //! Entry points, every way into the service in one place: the HTTP handlers with their route
-//! table (`http`), the Lambda runners that serve them one function per route (`lambda`), the
+//! table (`http`), the Lambda runners that serve them one function per route, all from one binary
+//! that `FUNCTION` points at its route, the stream or the root-key resource (`lambda`), the
 //! local server that serves them all on one port (`local`), the TTL stream consumer
 //! (`stream`), the CloudFormation root-key resource (`root_key_resource`) and the operator CLI
 //! (`cli`). `config` builds what they share from the settings read once at start-up.

@@ -408,9 +408,9 @@ pub async fn send_answer(answer: &Answer) -> Result<(), String> {
     Err(problem)
 }
 
-/// The Lambda runner for the custom resource's function.
-pub async fn run() -> Result<(), lambda_http::Error> {
-    let (settings, app, config) = crate::entry::config::start_with_sdk_config().await?;
+/// The Lambda runner for the custom resource's function, on the settings read at start-up.
+pub async fn run(settings: Settings) -> Result<(), lambda_http::Error> {
+    let (app, config) = crate::entry::config::start_with(&settings).await;
     let response_urls = ResponseUrlPolicy::from_settings(&settings);
     if let Some(host) = &settings.root_key_local_response_host {
         tracing::warn!(%host, "ROOT_KEY_LOCAL_RESPONSE_HOST: answers may go over plain http to this host (local testing)");

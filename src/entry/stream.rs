@@ -62,9 +62,9 @@ pub async fn handle_batch(store: &impl CounterKeeper, event: Event) -> Result<Dy
     Ok(answer)
 }
 
-/// The Lambda runner for the stream function.
-pub async fn run() -> Result<(), lambda_http::Error> {
-    let (_, app) = crate::entry::config::start().await?;
+/// The Lambda runner for the stream function, on the settings read at start-up.
+pub async fn run(settings: crate::settings::Settings) -> Result<(), lambda_http::Error> {
+    let (app, _) = crate::entry::config::start_with(&settings).await;
     let app = std::sync::Arc::new(app);
     // Boxed: the runtime's future type is deep enough to overflow the compiler's layout query.
     Box::pin(lambda_http::lambda_runtime::run(lambda_http::service_fn(

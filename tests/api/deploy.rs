@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use apikeys::entry::http::console;
-use apikeys::entry::http::routes::{CONSOLE_FUNCTION, Endpoint, Route, STATIC_ROUTES};
+use apikeys::entry::http::routes::{
+    CONSOLE_FUNCTION, Endpoint, LambdaFunction, ROOT_KEY_FUNCTION, Route, STATIC_ROUTES, STREAM_FUNCTION,
+};
 use apikeys::entry::http::{ROUTES, handlers};
 use apikeys::entry::root_key_resource::{self, Answer, ResponseUrl, ResponseUrlPolicy, RootKeyResource, SecretStore};
 use apikeys::model::CompanyId;
@@ -18,10 +20,8 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 const FUNCTION: &str = "AWS::Serverless::Function";
-/// The function on the table's stream (src/bin/retention_stream.rs, `apikeys::entry::stream`).
-const STREAM_FUNCTION: &str = "retention_stream";
-/// The custom resource's function (src/bin/root_key_resource.rs, `apikeys::entry::root_key_resource`).
-const ROOT_KEY_FUNCTION: &str = "root_key_resource";
+/// The one binary every function runs (src/bin/lambda.rs), built once by `sam build`.
+const LAMBDA_BINARY: &str = "lambda";
 /// Environment variables every function reads (src/settings.rs).
 const FUNCTION_ENVIRONMENT: [&str; 3] = ["TABLE_NAME", "RETENTION_DAYS", "DYNAMODB_ENDPOINT"];
 
@@ -52,25 +52,26 @@ fn names_resource(value: &Value, logical_id: &str) -> bool {
         || value.get("Fn::GetAtt").and_then(|a| a.get(0)).and_then(Value::as_str) == Some(logical_id)
 }
 
-/// Every function of the template: (logical id, binary, resource).
+/// Every function of the template: (logical id, what it serves (its `FUNCTION`), resource).
 fn functions(template: &Value) -> Vec<(&str, &str, &Value)> {
     resources(template)
         .iter()
         .filter(|(_, r)| r["Type"] == FUNCTION)
-        .map(|(id, r)| (id.as_str(), text(&r["Metadata"]["BuildProperties"]["Binary"]), r))
+        .map(|(id, r)| (id.as_str(), text(&r["Properties"]["Environment"]["Variables"]["FUNCTION"]), r))
         .collect()
 }
 
-/// The function that builds `binary`: (logical id, resource).
-fn function_of<'t>(template: &'t Value, binary: &str) -> (&'t str, &'t Value) {
+/// The function whose `FUNCTION` is `function`: (logical id, resource).
+fn function_of<'t>(template: &'t Value, function: &str) -> (&'t str, &'t Value) {
     functions(template)
         .into_iter()
-        .find(|(_, b, _)| *b == binary)
+        .find(|(_, f, _)| *f == function)
         .map(|(id, _, r)| (id, r))
-        .unwrap_or_else(|| panic!("no function builds {binary}"))
+        .unwrap_or_else(|| panic!("no function has FUNCTION {function}"))
 }
 
-/// (method, path) → binary, for every function's HttpApi events; and the binaries of all functions.
+/// (method, path) → function, for every function's HttpApi events; and the `FUNCTION`s of all
+/// functions.
 fn template_routes(template: &Value) -> (BTreeMap<(String, String), String>, BTreeSet<String>, String) {
     let (mut routes, mut binaries) = (BTreeMap::new(), BTreeSet::new());
     let api = resources(template)
@@ -80,10 +81,11 @@ fn template_routes(template: &Value) -> (BTreeMap<(String, String), String>, BTr
         .collect::<Vec<_>>();
     assert_eq!(api.len(), 1, "one HTTP API: {api:?}");
     let api = api.into_iter().next().unwrap();
-    for (id, resource) in resources(template).iter().filter(|(_, r)| r["Type"] == FUNCTION) {
+    for (id, function, resource) in functions(template) {
         assert_eq!(resource["Metadata"]["BuildMethod"], "rust-cargolambda", "{id}: Metadata.BuildMethod");
-        let binary = text(&resource["Metadata"]["BuildProperties"]["Binary"]).to_owned();
-        assert!(binaries.insert(binary.clone()), "{id}: binary {binary} is built by two functions");
+        assert_eq!(resource["Metadata"]["BuildProperties"]["Binary"], LAMBDA_BINARY, "{id}: the one binary");
+        let binary = function.to_owned();
+        assert!(binaries.insert(binary.clone()), "{id}: FUNCTION {binary} is served by two functions");
         let events = resource["Properties"]["Events"].as_object().cloned().unwrap_or_default();
         for (name, event) in events {
             if event["Type"] == "DynamoDB" {
@@ -117,20 +119,27 @@ fn template_functions_and_routes_match_the_route_table() {
         "template.yaml's HttpApi events differ from apikeys::entry::http::ROUTES and STATIC_ROUTES"
     );
 
-    let mut expected_binaries: BTreeSet<String> = ROUTES.iter().map(|r| r.function.to_owned()).collect();
-    expected_binaries.insert(CONSOLE_FUNCTION.to_owned());
-    expected_binaries.insert(STREAM_FUNCTION.to_owned());
-    expected_binaries.insert(ROOT_KEY_FUNCTION.to_owned());
+    let expected_binaries: BTreeSet<String> = LambdaFunction::all().map(|f| f.name().to_owned()).collect();
     assert_eq!(
         binaries, expected_binaries,
-        "template.yaml's functions differ from the routes, stream and custom resource"
+        "template.yaml's functions (their FUNCTION) differ from LambdaFunction::all: the routes, console, stream and custom resource"
     );
     for binary in &binaries {
-        assert!(
-            project_file(&format!("src/bin/{binary}.rs")).exists(),
-            "src/bin/{binary}.rs, built by template.yaml, is missing"
-        );
+        assert!(LambdaFunction::from_name(binary).is_some(), "FUNCTION {binary} is no function of the service");
     }
+    assert!(
+        project_file(&format!("src/bin/{LAMBDA_BINARY}.rs")).exists(),
+        "src/bin/{LAMBDA_BINARY}.rs, built by template.yaml, is missing"
+    );
+    // One build for all: SAM shares a build among functions whose code, runtime and Metadata are
+    // equal, so every function's are.
+    let builds: BTreeSet<String> = functions(&template)
+        .iter()
+        .map(|(_, _, r)| {
+            json!([r["Metadata"], r["Properties"].get("CodeUri"), r["Properties"].get("Runtime")]).to_string()
+        })
+        .collect();
+    assert_eq!(builds.len(), 1, "every function's Metadata, CodeUri and Runtime are the same: {builds:#?}");
 
     // No authorizer anywhere: every route function authenticates its caller in one invocation.
     let api_props = &resources(&template)[&api]["Properties"];
@@ -519,11 +528,7 @@ fn every_function_has_an_event() {
         .filter(|name| name != "env")
         .collect();
     names.sort();
-    let mut expected: Vec<String> = ROUTES
-        .iter()
-        .map(|r| r.function.to_owned())
-        .chain([STREAM_FUNCTION.to_owned(), ROOT_KEY_FUNCTION.to_owned(), CONSOLE_FUNCTION.to_owned()])
-        .collect();
+    let mut expected: Vec<String> = LambdaFunction::all().map(|f| f.name().to_owned()).collect();
     expected.sort();
     assert_eq!(names, expected, "events/ has one event per function (and env.json)");
 }

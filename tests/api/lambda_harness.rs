@@ -1,5 +1,6 @@
-//! A small Lambda Runtime API on 127.0.0.1 that runs the real function binaries (those
-//! `src/bin` builds, as `bootstrap` runs in AWS) with the environment Lambda gives them, against
+//! A small Lambda Runtime API on 127.0.0.1 that runs the real function binary (the one `lambda`
+//! of `src/bin`, as `bootstrap` runs in AWS, `FUNCTION` naming the function as template.yaml
+//! sets it) with the environment Lambda gives it, against
 //! DynamoDB Local. Like Lambda, it freezes the process (SIGSTOP) once it asks for the next event
 //! and thaws it (SIGCONT) when one arrives, so work left running after an answer does not run.
 //!
@@ -14,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use apikeys::entry::http::routes::LambdaFunction;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -32,23 +34,14 @@ const INVOKE_TIMEOUT: Duration = Duration::from_secs(60);
 /// still in flight when the function asks for the next event.
 const DYNAMODB_LATENCY: Duration = Duration::from_millis(25);
 
-/// The path of a function binary, as cargo built it for this test run.
-pub fn binary(name: &str) -> &'static str {
-    match name {
-        "create_key" => env!("CARGO_BIN_EXE_create_key"),
-        "create_custom_key" => env!("CARGO_BIN_EXE_create_custom_key"),
-        "list_keys" => env!("CARGO_BIN_EXE_list_keys"),
-        "get_key" => env!("CARGO_BIN_EXE_get_key"),
-        "update_key" => env!("CARGO_BIN_EXE_update_key"),
-        "delete_key" => env!("CARGO_BIN_EXE_delete_key"),
-        "roll_key" => env!("CARGO_BIN_EXE_roll_key"),
-        "verify_key" => env!("CARGO_BIN_EXE_verify_key"),
-        "list_key_events" => env!("CARGO_BIN_EXE_list_key_events"),
-        "retention_stream" => env!("CARGO_BIN_EXE_retention_stream"),
-        "me" => env!("CARGO_BIN_EXE_me"),
-        "console" => env!("CARGO_BIN_EXE_console"),
-        other => panic!("no function binary {other}"),
-    }
+/// The one binary every Lambda function runs, as cargo built it for this test run; `FUNCTION`
+/// says which function it serves.
+pub const LAMBDA_BINARY: &str = env!("CARGO_BIN_EXE_lambda");
+
+/// `name`, checked against the service's functions (`LambdaFunction::all`, which template.yaml
+/// is checked against too).
+pub fn known_function(name: &str) -> &'static str {
+    LambdaFunction::from_name(name).unwrap_or_else(|| panic!("the service has no function {name}")).name()
 }
 
 /// What the function posted for one invocation: `/response` (Ok) or `/error` (Err).
@@ -105,8 +98,9 @@ impl Drop for Function {
 }
 
 impl Function {
-    /// Starts `name` as Lambda would: `AWS_LAMBDA_*`, `TABLE_NAME`, `DYNAMODB_ENDPOINT`, and
-    /// nothing else from this process's environment but `extra`.
+    /// Starts function `name` as Lambda would: the one binary with `FUNCTION`, `AWS_LAMBDA_*`,
+    /// `TABLE_NAME`, `DYNAMODB_ENDPOINT`, and nothing else from this process's environment but
+    /// `extra`.
     pub async fn start(name: &str, table: &str, extra: &[(&str, &str)]) -> Function {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the Runtime API");
         let addr = listener.local_addr().unwrap();
@@ -125,9 +119,10 @@ impl Function {
         let endpoint = format!("http://{}", proxy_listener.local_addr().unwrap());
         let proxy = tokio::spawn(proxy(proxy_listener, crate::faults::upstream(), shared.clone()));
         let function_name = format!("apikeys-{name}");
-        let mut command = Command::new(binary(name));
+        let mut command = Command::new(LAMBDA_BINARY);
         command
             .env_clear()
+            .env("FUNCTION", known_function(name))
             .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
             .env("AWS_LAMBDA_FUNCTION_NAME", &function_name)
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")

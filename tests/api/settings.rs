@@ -3,23 +3,49 @@
 
 use std::process::Command;
 
+use crate::lambda_harness::LAMBDA_BINARY;
+
 #[test]
 fn a_bad_setting_stops_a_function_and_the_cli_naming_the_variable() {
-    let binaries =
-        [env!("CARGO_BIN_EXE_get_key"), env!("CARGO_BIN_EXE_retention_stream"), env!("CARGO_BIN_EXE_apikeys")];
+    // The Lambda binary as the get_key and retention_stream functions run it, and the CLI.
+    let binaries = [
+        (LAMBDA_BINARY, Some("get_key")),
+        (LAMBDA_BINARY, Some("retention_stream")),
+        (env!("CARGO_BIN_EXE_apikeys"), None),
+    ];
     for (variable, value) in [("RETENTION_DAYS", "abc"), ("AWS_LAMBDA_LOG_LEVEL", "loud"), ("TABLE_NAME", "a b")] {
-        for binary in binaries {
+        for (binary, function) in binaries {
             let output = Command::new(binary)
                 .args(["root-key", "create", "--company", "acme"])
+                .env_remove("FUNCTION")
+                .envs(function.map(|f| ("FUNCTION", f)))
                 .env(variable, value)
                 .env("DYNAMODB_ENDPOINT", "http://127.0.0.1:9")
                 .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
                 .output()
                 .expect("run the binary");
             let stderr = String::from_utf8_lossy(&output.stderr);
-            assert!(!output.status.success(), "{binary} with {variable}={value} must not start");
-            assert!(stderr.contains(variable), "{binary} with {variable}={value}: {stderr}");
+            assert!(!output.status.success(), "{binary} {function:?} with {variable}={value} must not start");
+            assert!(stderr.contains(variable), "{binary} {function:?} with {variable}={value}: {stderr}");
         }
+    }
+}
+
+/// The Lambda binary serves what `FUNCTION` names and nothing by default: unset, empty or not a
+/// function of the service, it does not start, and says which variable is wrong.
+#[test]
+fn the_lambda_binary_needs_a_function_it_knows() {
+    for value in [None, Some(""), Some("lambda"), Some("getKey"), Some("get_key ,me")] {
+        let output = Command::new(LAMBDA_BINARY)
+            .env_remove("FUNCTION")
+            .envs(value.map(|v| ("FUNCTION", v)))
+            .env("DYNAMODB_ENDPOINT", "http://127.0.0.1:9")
+            .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
+            .output()
+            .expect("run the binary");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "FUNCTION={value:?} must not start");
+        assert!(stderr.contains("FUNCTION"), "FUNCTION={value:?}: {stderr}");
     }
 }
 
@@ -36,7 +62,8 @@ fn the_root_key_function_needs_its_company_and_no_local_allowance_in_aws() {
     for (vars, variable) in
         cases.into_iter().zip(["ROOT_KEY_COMPANY", "ROOT_KEY_COMPANY", "ROOT_KEY_LOCAL_RESPONSE_HOST"])
     {
-        let output = Command::new(env!("CARGO_BIN_EXE_root_key_resource"))
+        let output = Command::new(LAMBDA_BINARY)
+            .env("FUNCTION", "root_key_resource")
             .env_remove("ROOT_KEY_COMPANY")
             .env_remove("ROOT_KEY_LOCAL_RESPONSE_HOST")
             .env_remove("DYNAMODB_ENDPOINT")

@@ -1,6 +1,8 @@
 //! The one table of routes: method, path, Lambda function and permission of every endpoint,
 //! and beside it the console's static routes (a public page, not an API endpoint). The local
 //! server mounts both; template.yaml is checked against both, openapi.yaml against the API's.
+//! From them, `LambdaFunction::all`: every Lambda function of the service, each a name that
+//! template.yaml sets as the function's `FUNCTION` (what the one `lambda` binary serves).
 
 use lambda_http::http::Method;
 
@@ -26,7 +28,8 @@ pub struct Route {
     pub method: Method,
     /// As API Gateway writes it: `{name}` is a path parameter.
     pub path: &'static str,
-    /// The binary in src/bin and the function's `Binary` in template.yaml.
+    /// The Lambda function: its `FUNCTION` in template.yaml, its log group's last segment, and
+    /// its sample event in events/.
     pub function: &'static str,
     pub need: Need,
 }
@@ -102,8 +105,12 @@ pub struct StaticRoute {
     pub function: &'static str,
 }
 
-/// The Lambda function (and binary) that serves the console.
+/// The Lambda function that serves the console.
 pub const CONSOLE_FUNCTION: &str = "console";
+/// The Lambda function on the table's stream (`entry::stream`).
+pub const STREAM_FUNCTION: &str = "retention_stream";
+/// The Lambda function behind the `Custom::RootKey` resource (`entry::root_key_resource`).
+pub const ROOT_KEY_FUNCTION: &str = "root_key_resource";
 
 pub const STATIC_ROUTES: [StaticRoute; 2] = [
     StaticRoute { method: Method::GET, path: "/console", function: CONSOLE_FUNCTION },
@@ -119,6 +126,48 @@ pub fn is_console_path(path: &str) -> bool {
 impl Endpoint {
     pub fn route(self) -> &'static Route {
         ROUTES.iter().find(|r| r.endpoint == self).expect("every endpoint has a route")
+    }
+}
+
+/// What one Lambda function serves. Every function runs the same `lambda` binary; template.yaml
+/// sets each one's `FUNCTION` to its name, read at start-up (`Settings::function`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LambdaFunction {
+    /// One route of `ROUTES`.
+    Endpoint(Endpoint),
+    /// The console's page and assets (`STATIC_ROUTES`).
+    Console,
+    /// TTL removals from the table's stream.
+    RetentionStream,
+    /// The `Custom::RootKey` resource.
+    RootKeyResource,
+}
+
+impl LambdaFunction {
+    /// Every function of the service: one per route, then the console, the stream's and the
+    /// root-key resource's.
+    pub fn all() -> impl Iterator<Item = LambdaFunction> {
+        ROUTES.iter().map(|r| LambdaFunction::Endpoint(r.endpoint)).chain([
+            LambdaFunction::Console,
+            LambdaFunction::RetentionStream,
+            LambdaFunction::RootKeyResource,
+        ])
+    }
+
+    /// Its name: `FUNCTION` in template.yaml, the `function` of its log lines' `request` span,
+    /// its log group's last segment and its event in events/.
+    pub fn name(self) -> &'static str {
+        match self {
+            LambdaFunction::Endpoint(endpoint) => endpoint.route().function,
+            LambdaFunction::Console => CONSOLE_FUNCTION,
+            LambdaFunction::RetentionStream => STREAM_FUNCTION,
+            LambdaFunction::RootKeyResource => ROOT_KEY_FUNCTION,
+        }
+    }
+
+    /// The function named `name`, if the service has one.
+    pub fn from_name(name: &str) -> Option<LambdaFunction> {
+        LambdaFunction::all().find(|f| f.name() == name)
     }
 }
 
@@ -211,5 +260,19 @@ mod tests {
         functions.sort();
         functions.dedup();
         assert_eq!(functions.len(), ROUTES.len());
+    }
+
+    #[test]
+    fn every_function_has_a_distinct_name_found_by_it() {
+        let mut names: Vec<&str> = LambdaFunction::all().map(LambdaFunction::name).collect();
+        assert_eq!(names.len(), ROUTES.len() + 3);
+        for function in LambdaFunction::all() {
+            assert_eq!(LambdaFunction::from_name(function.name()), Some(function));
+        }
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), ROUTES.len() + 3, "{names:?}");
+        assert_eq!(LambdaFunction::from_name("lambda"), None);
+        assert_eq!(LambdaFunction::from_name(""), None);
     }
 }

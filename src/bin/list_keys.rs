@@ -1,6 +1,0 @@
-//! Lambda function for `GET /keys`.
-
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    apikeys::entry::lambda::run_endpoint(apikeys::entry::http::Endpoint::ListKeys).await
-}

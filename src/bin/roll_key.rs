@@ -1,6 +1,0 @@
-//! Lambda function for `POST /keys/{keyId}/roll`.
-
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    apikeys::entry::lambda::run_endpoint(apikeys::entry::http::Endpoint::RollKey).await
-}
