@@ -742,6 +742,12 @@ impl Secrets {
     }
 }
 
+/// The resource's answer to `request`, from a stack of `company`, on the test's table.
+async fn answer_of(app: &TestApp, company: &str, secrets: &impl SecretStore, request: Value) -> Answer {
+    let now = app.app.clock.now();
+    root_key_resource::handle(&stack_of(company), &app.app.store, secrets, now, request).await.unwrap()
+}
+
 /// The function of a stack whose `RootKeyCompany` is `company`, answering on S3 only.
 fn stack_of(company: &str) -> RootKeyResource {
     RootKeyResource::new(CompanyId::parse(company, "company").unwrap(), ResponseUrlPolicy::s3_only())
@@ -774,10 +780,7 @@ async fn the_root_key_resource_mints_a_working_root_key_kept_only_in_the_secret(
     let company = unique("acme");
     let secrets = Secrets::default();
     let request = resource_request("Create", &company);
-    let answer =
-        root_key_resource::handle(&stack_of(&company), &app.app.store, &secrets, app.app.clock.now(), request.clone())
-            .await
-            .unwrap();
+    let answer = answer_of(&app, &company, &secrets, request.clone()).await;
     assert_answers(&answer, &request, "SUCCESS");
 
     let written = secrets.written();
@@ -803,15 +806,7 @@ async fn the_root_key_resource_mints_again_only_when_its_properties_change_and_d
     let app = spawn_app().await;
     let secrets = Secrets::default();
     let company = unique("acme");
-    let created = root_key_resource::handle(
-        &stack_of(&company),
-        &app.app.store,
-        &secrets,
-        app.app.clock.now(),
-        resource_request("Create", &company),
-    )
-    .await
-    .unwrap();
+    let created = answer_of(&app, &company, &secrets, resource_request("Create", &company)).await;
     let physical_id = created.body["PhysicalResourceId"].clone();
     let key = secrets.written()[0].1["key"].as_str().unwrap().to_owned();
 
@@ -819,10 +814,7 @@ async fn the_root_key_resource_mints_again_only_when_its_properties_change_and_d
     let mut same = resource_request("Update", &company);
     same["PhysicalResourceId"] = physical_id.clone();
     same["OldResourceProperties"] = same["ResourceProperties"].clone();
-    let answer =
-        root_key_resource::handle(&stack_of(&company), &app.app.store, &secrets, app.app.clock.now(), same.clone())
-            .await
-            .unwrap();
+    let answer = answer_of(&app, &company, &secrets, same.clone()).await;
     assert_answers(&answer, &same, "SUCCESS");
     assert_eq!(answer.body["PhysicalResourceId"], physical_id);
     assert_eq!(secrets.written().len(), 1);
@@ -832,10 +824,7 @@ async fn the_root_key_resource_mints_again_only_when_its_properties_change_and_d
     let mut moved = resource_request("Update", &other);
     moved["PhysicalResourceId"] = physical_id.clone();
     moved["OldResourceProperties"] = same["ResourceProperties"].clone();
-    let answer =
-        root_key_resource::handle(&stack_of(&other), &app.app.store, &secrets, app.app.clock.now(), moved.clone())
-            .await
-            .unwrap();
+    let answer = answer_of(&app, &other, &secrets, moved.clone()).await;
     assert_answers(&answer, &moved, "SUCCESS");
     assert_ne!(answer.body["PhysicalResourceId"], physical_id);
     assert_eq!(secrets.written().len(), 2);
@@ -844,10 +833,7 @@ async fn the_root_key_resource_mints_again_only_when_its_properties_change_and_d
     // Delete answers at once and leaves the key (and the secret) alone.
     let mut delete = resource_request("Delete", &company);
     delete["PhysicalResourceId"] = physical_id.clone();
-    let answer =
-        root_key_resource::handle(&stack_of(&company), &app.app.store, &secrets, app.app.clock.now(), delete.clone())
-            .await
-            .unwrap();
+    let answer = answer_of(&app, &company, &secrets, delete.clone()).await;
     assert_answers(&answer, &delete, "SUCCESS");
     assert_eq!(answer.body["PhysicalResourceId"], physical_id);
     assert_eq!(secrets.written().len(), 2);
@@ -863,15 +849,7 @@ async fn a_create_delivered_twice_mints_one_root_key() {
     let company = unique("acme");
     let request = resource_request("Create", &company);
     for _ in 0..2 {
-        let answer = root_key_resource::handle(
-            &stack_of(&company),
-            &app.app.store,
-            &secrets,
-            app.app.clock.now(),
-            request.clone(),
-        )
-        .await
-        .unwrap();
+        let answer = answer_of(&app, &company, &secrets, request.clone()).await;
         assert_answers(&answer, &request, "SUCCESS");
     }
     let written = secrets.written();
@@ -887,52 +865,25 @@ async fn the_root_key_resource_answers_failures_too_without_the_key() {
     let app = spawn_app().await;
     // A company id the API would refuse.
     let request = resource_request("Create", "not a company!");
-    let answer = root_key_resource::handle(
-        &stack_of("acme"),
-        &app.app.store,
-        &Secrets::default(),
-        app.app.clock.now(),
-        request.clone(),
-    )
-    .await
-    .unwrap();
+    let answer = answer_of(&app, "acme", &Secrets::default(), request.clone()).await;
     assert_answers(&answer, &request, "FAILED");
     assert!(text(&answer.body["Reason"]).contains("Company"), "{}", answer.body);
 
     // Properties missing.
     let mut bare = resource_request("Create", "acme");
     bare["ResourceProperties"] = json!({ "ServiceToken": "arn:aws:lambda:eu-west-1:123456789012:function:f" });
-    let answer = root_key_resource::handle(
-        &stack_of("acme"),
-        &app.app.store,
-        &Secrets::default(),
-        app.app.clock.now(),
-        bare.clone(),
-    )
-    .await
-    .unwrap();
+    let answer = answer_of(&app, "acme", &Secrets::default(), bare.clone()).await;
     assert_answers(&answer, &bare, "FAILED");
     // …but deleting such a resource succeeds, so a failed stack can roll back.
     bare["RequestType"] = json!("Delete");
-    let answer = root_key_resource::handle(
-        &stack_of("acme"),
-        &app.app.store,
-        &Secrets::default(),
-        app.app.clock.now(),
-        bare.clone(),
-    )
-    .await
-    .unwrap();
+    let answer = answer_of(&app, "acme", &Secrets::default(), bare.clone()).await;
     assert_answers(&answer, &bare, "SUCCESS");
 
     // Secrets Manager refuses: FAILED, naming the key to delete, never its secret.
     let refusing = Secrets { refuse: true, ..Secrets::default() };
     let company = unique("acme");
     let request = resource_request("Create", &company);
-    let answer =
-        root_key_resource::handle(&stack_of(&company), &app.app.store, &refusing, app.app.clock.now(), request.clone())
-            .await
-            .unwrap();
+    let answer = answer_of(&app, &company, &refusing, request.clone()).await;
     assert_answers(&answer, &request, "FAILED");
     let reason = text(&answer.body["Reason"]);
     assert!(reason.contains("AccessDeniedException") && reason.contains("delete that key"), "{reason}");
