@@ -210,12 +210,11 @@ pub fn key_position_of_entry(
     index: super::table::Index,
     partition: &str,
 ) -> Result<Item, StoreError> {
-    let sort = string(entry, SORT_KEY).and_then(|sk| sk.strip_prefix(LISTED_PREFIX).map(str::to_owned));
-    let id = sort.as_deref().and_then(|s| s.split_once('#')).map(|(_, id)| id.to_owned());
-    let (Some(sort), Some(id)) = (sort, id) else {
-        return Err(StoreError::Corrupt("key listing entry without a sort key".into()));
+    let sort = listed(entry, "key")?;
+    let Some((_, id)) = sort.split_once('#') else {
+        return Err(StoreError::Corrupt("key listing entry without a key id".into()));
     };
-    let id = KeyId::try_from(id).map_err(|e| StoreError::Corrupt(format!("key listing entry: {e}")))?;
+    let id = KeyId::try_from(id.to_owned()).map_err(|e| StoreError::Corrupt(format!("key listing entry: {e}")))?;
     let mut position = address(key_pk(company, &id), KEY_SK);
     position.insert(index.partition_key.to_owned(), s(partition));
     position.insert(index.sort_key.to_owned(), s(sort));
@@ -240,10 +239,15 @@ pub fn event_listing_entry(event: &AuditEvent) -> Item {
 /// The table position of the event a listing entry stands for: where a page of the trail
 /// continues once the offset is counted to that entry.
 pub fn event_position_of_entry(entry: &Item, company: &CompanyId, key: &KeyId) -> Result<Item, StoreError> {
-    let id = string(entry, SORT_KEY).and_then(|sk| sk.strip_prefix(LISTED_PREFIX).map(str::to_owned));
-    let Some(id) = id else { return Err(StoreError::Corrupt("event listing entry without a sort key".into())) };
+    let id = listed(entry, "event")?;
     let id = KeyId::try_from(id).map_err(|e| StoreError::Corrupt(format!("event listing entry: {e}")))?;
     Ok(address(events_pk(company, key), &event_sk(&id)))
+}
+
+/// What a listing entry's sort key holds after `LISTED#`: the listed item's own order.
+fn listed(entry: &Item, what: &str) -> Result<String, StoreError> {
+    let sort = string(entry, SORT_KEY).and_then(|sk| sk.strip_prefix(LISTED_PREFIX).map(str::to_owned));
+    sort.ok_or_else(|| StoreError::Corrupt(format!("{what} listing entry without a sort key")))
 }
 
 /// The table and index keys of a key's item: what a query page continues after.

@@ -130,7 +130,7 @@ impl Endpoint {
 }
 
 /// What one Lambda function serves. Every function runs the same `lambda` binary; template.yaml
-/// sets each one's `FUNCTION` to its name, read at start-up (`Settings::function`).
+/// sets each one's `FUNCTION` to its name, read and checked at start-up by `entry::lambda`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LambdaFunction {
     /// One route of `ROUTES`.

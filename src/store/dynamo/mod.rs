@@ -194,18 +194,9 @@ impl DynamoStore {
     /// Runs a transaction, retrying conflicts with other transactions; condition failures are
     /// returned for the caller to read.
     ///
-    /// Every attempt carries a `ClientRequestToken` of this call. When DynamoDB commits but its
-    /// answer is lost (a reset, a timeout, a 500) and the retry meets the same token, DynamoDB
-    /// answers with the commit (or `TransactionInProgress` while it is still applied) instead of
-    /// evaluating the conditions again against the writes it just made: without it a create
-    /// would answer 409 although its key exists, a roll would roll twice and lose the first
-    /// secret. The SDK fills a token of its own, but only for its own attempts; the store's
-    /// retries below must keep it too. The token belongs to this call, not to the writes'
-    /// content: a later call with identical writes (a redelivered stream record, two verifies
-    /// in one second) is a new operation whose conditions must be evaluated again.
-    /// A cancelled transaction committed nothing, so the attempt after a `TransactionConflict`
-    /// gets a fresh token: it is a new request whatever DynamoDB remembers of the cancelled one
-    /// for ten minutes. `TransactionInProgress` (that token still being applied) keeps it.
+    /// Every attempt of this call carries one `ClientRequestToken`, so a commit whose answer was
+    /// lost is answered as committed rather than refused by its own writes' conditions. After a
+    /// `TransactionConflict` nothing was committed, so the next attempt takes a fresh token.
     async fn transact<T: Copy>(
         &self,
         operation: &'static str,
