@@ -30,12 +30,16 @@ class ToolsTest:
         self.env = dict(os.environ, JAVA_TOOL_OPTIONS="-XX:TieredStopAtLevel=1 -XX:+UseSerialGC "
                         + os.environ.get("JAVA_TOOL_OPTIONS", ""))
 
-    def ok(self):
-        self.passed += 1
-
     def fail(self, message):
         print(f"tools-test: FAILED: {message}", file=sys.stderr, flush=True)
         self.failed += 1
+
+    def expect(self, holds, message):
+        """Counts a check: passed when it HOLDS, else failed with MESSAGE."""
+        if holds:
+            self.passed += 1
+        else:
+            self.fail(message)
 
     def pidfile(self, name):
         return self.dir / f"{name}.pid"
@@ -65,10 +69,8 @@ class ToolsTest:
             return
         self.started.append(read_record(self.pidfile(name)))
         answer = self.dynamodb("ListTables", {})
-        if json.loads(answer if answer.startswith("{") else "{}") == {"TableNames": []}:
-            self.ok()
-        else:
-            self.fail(f"start {name}: ListTables answered {answer}")
+        self.expect(answer.startswith("{") and json.loads(answer) == {"TableNames": []},
+                    f"start {name}: ListTables answered {answer}")
         answer = self.dynamodb("CreateTable", {
             "TableName": name, "BillingMode": "PAY_PER_REQUEST",
             "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
@@ -81,10 +83,8 @@ class ToolsTest:
         record = read_record(self.pidfile(name))
         if subprocess.run(DEV + ["stop", str(self.pidfile(name))]).returncode != 0:
             self.fail(f"stop {name} failed")
-        elif running(*record):
-            self.fail(f"stop {name} returned while pid {record[0]} still runs")
         else:
-            self.ok()
+            self.expect(not running(*record), f"stop {name} returned while pid {record[0]} still runs")
 
     def back_to_back(self):
         print(f"tools-test: start -> stop -> start on port {self.port}, {self.cycles} times back to back",
@@ -108,20 +108,12 @@ class ToolsTest:
             time.sleep(delay)
             shutting = running(*record)
             self.start(new)
-            if stopping.wait() == 0:
-                self.ok()
-            else:
-                self.fail(f"the old instance's stop (delay {delay}) failed: {(self.dir / f'{old}.stop').read_text()}")
-            if running(*record):
-                self.fail(f"old instance (delay {delay}) still runs")
-            else:
-                self.ok()
+            stopped = stopping.wait() == 0
+            self.expect(stopped, f"the old instance's stop (delay {delay}) failed: {(self.dir / f'{old}.stop').read_text()}")
+            self.expect(not running(*record), f"old instance (delay {delay}) still runs")
             said = (self.dir / f"{new}.err").read_text()
             if shutting:
-                if "waiting up to" in said:
-                    self.ok()
-                else:
-                    self.fail(f"start {delay} s after a stop did not wait: {said}")
+                self.expect("waiting up to" in said, f"start {delay} s after a stop did not wait: {said}")
             lines = " ".join(l for l in said.splitlines() if "waiting" in l or "DynamoDB Local on" in l)
             print(f"tools-test: stop, start {delay} s later (old instance still shutting down: "
                   f"{'yes' if shutting else 'no'}): {lines}", file=sys.stderr, flush=True)
@@ -136,25 +128,17 @@ class ToolsTest:
         t0 = time.monotonic()
         if subprocess.run(DEV + ["stop", str(self.pidfile("stubborn")), "1"], stderr=subprocess.DEVNULL).returncode:
             self.fail("stop of a process ignoring TERM failed")
-        if running(*record) or time.monotonic() - t0 > 5:
-            self.fail("a process ignoring TERM was not KILLed after 1 s")
-        else:
-            self.ok()
+        self.expect(not (running(*record) or time.monotonic() - t0 > 5), "a process ignoring TERM was not KILLed after 1 s")
         process.wait()
 
     def taken_pidfile(self):
         """A pid file naming a running process is not a start's own: refused, nothing started."""
         sleeper = subprocess.Popen(["sleep", "60"])
         self.pidfile("taken").write_text(record_of(sleeper.pid) + "\n")
-        if subprocess.run(DEV + ["start", str(self.port), str(self.pidfile("taken"))],
-                          stderr=subprocess.DEVNULL).returncode == 0:
-            self.fail("start took a pid file naming a running process")
-        else:
-            self.ok()
-        if answers(self.port):
-            self.fail(f"a refused start left something on port {self.port}")
-        else:
-            self.ok()
+        refused = subprocess.run(DEV + ["start", str(self.port), str(self.pidfile("taken"))],
+                                 stderr=subprocess.DEVNULL).returncode != 0
+        self.expect(refused, "start took a pid file naming a running process")
+        self.expect(not answers(self.port), f"a refused start left something on port {self.port}")
         sleeper.kill()
         sleeper.wait()
         self.pidfile("taken").unlink()
@@ -169,14 +153,8 @@ class ToolsTest:
                 time.sleep(0.1)
             if starttime(pid) == start:
                 left.append(str(pid))
-        if left:
-            self.fail(f"processes left: {' '.join(left)}")
-        else:
-            self.ok()
-        if answers(self.port):
-            self.fail(f"port {self.port} still answers at the end")
-        else:
-            self.ok()
+        self.expect(not left, f"processes left: {' '.join(left)}")
+        self.expect(not answers(self.port), f"port {self.port} still answers at the end")
 
     def cleanup(self):
         for pidfile in self.dir.glob("*.pid"):
