@@ -1,7 +1,10 @@
 # The entry points the README names. Each target is one subcommand of tools/dev.py (Python's
 # standard library only; `python3 tools/dev.py --help` lists them), which installs what is
 # missing and stops whatever it starts by PID, Ctrl-C at any moment included.
-DEV := python3 tools/dev.py
+# The interpreter itself, not a launcher such as pyenv's shim, which may run it as a child and
+# so not pass on the TERM that make sends when it is stopped.
+PYTHON := $(shell python3 -c 'import sys; print(sys.executable)')
+DEV := $(PYTHON) tools/dev.py
 
 DYNAMODB_PORT ?= 8000
 PORT ?= 3000
