@@ -5,6 +5,7 @@ is when the next `make run` starts); a stop that must KILL; a start refused a pi
 not its own. Every start must be answered by a DynamoDB Local of its own (ListTables lists none
 of the tables the earlier ones were given), and at the end no process it started is left."""
 
+import fcntl
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ import time
 import urllib.request
 
 from .common import ROOT, RUN_DIR, answers, free_port, read_record, record_of, running, starttime
+from .dynamodb import PORTS
 
 DEV = [sys.executable, str(ROOT / "tools" / "dev.py"), "dynamodb-local"]
 
@@ -57,12 +59,17 @@ class ToolsTest:
         except OSError as e:
             return f"error: {e}"
 
-    def start(self, name):
-        """Starts an instance with pid file NAME.pid; checks it answers ListTables with no table
-        (a fresh instance, not an earlier one still listening), then gives it table NAME."""
+    def launch(self, name):
+        """`dev.py dynamodb-local start` with pid file NAME.pid, its messages to NAME.err."""
         with open(self.dir / f"{name}.err", "w") as err:
-            status = subprocess.run(DEV + ["start", str(self.port), str(self.pidfile(name))], stderr=err,
-                                    env=self.env).returncode
+            return subprocess.Popen(DEV + ["start", str(self.port), str(self.pidfile(name))], stderr=err,
+                                    env=self.env)
+
+    def start(self, name, starting=None):
+        """Starts an instance with pid file NAME.pid (or waits for STARTING, its launch); checks it
+        answers ListTables with no table (a fresh instance, not an earlier one still listening),
+        then gives it table NAME."""
+        status = (starting or self.launch(name)).wait()
         if status != 0:
             print((self.dir / f"{name}.err").read_text(), file=sys.stderr, end="")
             self.fail(f"start {name}")
@@ -106,8 +113,12 @@ class ToolsTest:
             with open(self.dir / f"{old}.stop", "w") as err:
                 stopping = subprocess.Popen(DEV + ["stop", str(self.pidfile(old))], stderr=err)
             time.sleep(delay)
+            starting = self.launch(new)
+            self.until_start_holds_lock(starting)
+            # Still running once the start holds its port's lock, the old instance was running
+            # when the start looked for it (it looks after taking the lock): it must have waited.
             shutting = running(*record)
-            self.start(new)
+            self.start(new, starting)
             stopped = stopping.wait() == 0
             self.expect(stopped, f"the old instance's stop (delay {delay}) failed: {(self.dir / f'{old}.stop').read_text()}")
             self.expect(not running(*record), f"old instance (delay {delay}) still runs")
@@ -118,6 +129,18 @@ class ToolsTest:
             print(f"tools-test: stop, start {delay} s later (old instance still shutting down: "
                   f"{'yes' if shutting else 'no'}): {lines}", file=sys.stderr, flush=True)
             self.stop(new)
+
+    def until_start_holds_lock(self, starting):
+        """Returns once STARTING holds its port's lock (dynamodb.py takes it before it looks for
+        the previous instance and keeps it until its own answers), or has exited."""
+        with open(PORTS / f"{self.port}.lock", "a") as lock:
+            while starting.poll() is None:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return
+                fcntl.flock(lock, fcntl.LOCK_UN)
+                time.sleep(0.01)
 
     def stubborn(self):
         """A process that ignores TERM is KILLed after the bound."""
