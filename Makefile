@@ -35,7 +35,7 @@ test: deps browser tools-test
 
 ## make tools-test: DynamoDB Local started and stopped on one port back to back, twenty times,
 ## and started again while the previous one still shuts down; each start answered by its own
-## instance, nothing left running (a minute or more on a busy machine).
+## instance, nothing left running.
 tools-test: deps
 	@$(DEV) tools-test
 
