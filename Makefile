@@ -83,3 +83,6 @@ lint:
 
 # bench (criterion, verify vs GetItem, calls per operation, cold start, wrk): tools/bench.mk.
 -include tools/bench.mk
+
+# schemathesis (Schemathesis against the local server, every check): tools/schemathesis.mk.
+-include tools/schemathesis.mk
