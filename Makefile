@@ -14,7 +14,7 @@ TABLE_NAME ?= apikeys
 TEST ?=
 
 .PHONY: run test deps browser unit lint tools-test tools build validate invoke deploy sam-local seed \
-  soak fuzz bench bench-deps bench-verify bench-offset
+  soak fuzz bench bench-deps bench-verify bench-offset schemathesis
 
 deps:
 	@$(DEV) deps
@@ -83,6 +83,13 @@ invoke: tools deps
 CONFIG_ENV ?= default
 deploy: tools
 	@$(DEV) deploy --config-env "$(CONFIG_ENV)" --stack "$(STACK)" --region "$(REGION)" --params "$(PARAMS)"
+
+## make schemathesis [SCHEMATHESIS_SECONDS=180]: Schemathesis (pinned in
+## tools/requirements-schemathesis.txt, in tools/venv-schemathesis) against the local server on
+## DynamoDB Local, every check; any failure or warning fails (docs/operations.md).
+SCHEMATHESIS_SECONDS ?= 180
+schemathesis: deps
+	@$(DEV) schemathesis --seconds $(SCHEMATHESIS_SECONDS) --company $(DEMO_COMPANY)
 
 ## make sam-local: every function through `sam local invoke` on its event, in a private dockerd,
 ## against DynamoDB Local, each answer checked (needs root).

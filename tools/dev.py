@@ -188,6 +188,12 @@ def event(args):
     return 0
 
 
+def schemathesis(args):
+    from devtools.schemathesis import schemathesis as run_schemathesis
+
+    return run_schemathesis(args)
+
+
 def tools_test(args):
     from devtools.tools_test import ToolsTest
 
@@ -285,6 +291,10 @@ def parser():
     c.add_argument("--stack", default="")
     c.add_argument("--region", default="")
     c.add_argument("--params", default="", help='"Key=Value ..."')
+    c = command("schemathesis", schemathesis,
+                "make schemathesis: Schemathesis against the local server, every check")
+    c.add_argument("--seconds", type=int, default=180)
+    c.add_argument("--company", default="demo")
     command("sam-local", sam_local_run, "make sam-local: every function through sam local invoke")
 
     command("bench-deps", bench_task("deps"), "DynamoDB Local, wrk and zip")
