@@ -38,15 +38,16 @@ run: deps
 	  DEMO_COMPANY=$(DEMO_COMPANY) target/debug/local_server || true
 
 ## make test: unit and integration tests against a DynamoDB Local of their own, on a free port,
-## the console's among them in headless chromium; then the offset cost tests, alone (ignored in
+## the console's among them in headless chromium, and the black-box suite (tests/blackbox)
+## against the local server it starts in process; then the offset cost tests, alone (ignored in
 ## the first run: their 200 MB of writes would starve the other tests into timeouts); first the
 ## tools' own test (tools-test).
 test: deps browser tools-test
-	@cargo test --lib --test api --no-run
+	@cargo test --lib --test api --test blackbox --no-run
 	@port=$$($(DDB) free-port); pidfile=$(RUN_DIR)/test-dynamodb-$$port-$$$$.pid; \
 	trap '$(DDB) stop "$$pidfile"' EXIT; \
 	$(DDB) start $$port $$pidfile; \
-	DYNAMODB_ENDPOINT=http://127.0.0.1:$$port cargo test --lib --test api; \
+	DYNAMODB_ENDPOINT=http://127.0.0.1:$$port cargo test --lib --test api --test blackbox; \
 	echo "make test: the offset cost tests, alone on DynamoDB Local (their keys and events at the caps are heavy)" >&2; \
 	DYNAMODB_ENDPOINT=http://127.0.0.1:$$port cargo test --test api offset_cost:: -- --ignored --skip bench
 
