@@ -97,7 +97,7 @@ async fn me_answers_who_the_calling_key_is() {
     let check = Check::new();
     let me = check.get("/me").await;
     assert_eq!(me.status, 200, "{me:?}");
-    assert!(me.text("companyId").len() > 0 && me.text("keyId").len() > 0, "{me:?}");
+    assert!(!me.text("companyId").is_empty() && !me.text("keyId").is_empty(), "{me:?}");
     assert!(me.body["permissions"].as_array().unwrap().contains(&json!("keys:*")), "{me:?}");
     let other = check.call("GET", "/me").key(check.other_root()).send().await;
     assert_ne!(other.text("companyId"), me.text("companyId"), "the two root keys are of two companies");

@@ -6,6 +6,9 @@
 //!   `not_found` or 405 `method_not_allowed` (JSON errors of the contract); a deployed HTTP API
 //!   answers both itself with 404 `{"message":"Not Found"}`; SAM's emulator (`sam local
 //!   start-api`) answers both with 403 `{"message":"Missing Authentication Token"}`.
+//! - A body that is not UTF-8: the function answers 400 `invalid_json`; SAM's emulator fails
+//!   to decode it before invoking anything and answers 502 `{"message":"Internal server
+//!   error"}`.
 
 use serde_json::json;
 
@@ -42,6 +45,14 @@ impl ServedBy {
             (Self::Sam, _) => {
                 answer.status == 403 && answer.body == json!({ "message": "Missing Authentication Token" })
             }
+        }
+    }
+
+    /// Whether `answer` is this server's refusal of a `application/json` body that is not UTF-8.
+    pub fn is_non_utf8_refusal(self, answer: &Answer) -> bool {
+        match self {
+            Self::Local | Self::Deployed => answer.is_error(400, "invalid_json"),
+            Self::Sam => answer.status == 502 && answer.body == json!({ "message": "Internal server error" }),
         }
     }
 }
