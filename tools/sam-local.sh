@@ -5,6 +5,9 @@
 #           image SAM expects (pulled, or a Debian stand-in made with debootstrap), the one binary
 #           of every function built for this machine, a copy of the template that runs it, DynamoDB Local, the
 #           seed data, then each invocation, its answer checked
+#   api     the same setup, root keys of two companies, then `sam local start-api` (every route
+#           behind SAM's API Gateway emulator) on a free port, and the black-box suite
+#           (tests/blackbox) and `apikeys smoke` against it
 #   seed    the table and a root key of company acme on DYNAMODB_ENDPOINT (default
 #           http://127.0.0.1:8000, `make run`'s); the key goes to .run/sam-local/root-key
 # Needs root (dockerd, apt-get when docker.io or debootstrap is missing) and tools/venv (make tools).
@@ -14,6 +17,8 @@ cd "$(dirname "$0")/.."
 RUN=.run/sam-local
 IMAGE=public.ecr.aws/lambda/provided:al2023-x86_64
 COMPANY=acme
+# make sam-api's second company, for the suite's cross-company checks.
+OTHER_COMPANY=rival
 TABLE=apikeys
 # The private daemon's bridge; containers reach the host (DynamoDB Local) at its address.
 BRIDGE=${SAM_LOCAL_BRIDGE:-apikeys0}
@@ -29,14 +34,14 @@ die() { say "$*"; exit 1; }
 
 # --- seed -------------------------------------------------------------------------------------
 
-seed() {
-  local endpoint=${DYNAMODB_ENDPOINT:-http://127.0.0.1:8000}
+seed() { # [company] [key-file]
+  local endpoint=${DYNAMODB_ENDPOINT:-http://127.0.0.1:8000} company=${1:-$COMPANY} out=${2:-$RUN/root-key}
   mkdir -p "$RUN"
   cargo build --quiet --bin apikeys
   # The CLI creates the table when it is missing (DYNAMODB_ENDPOINT set), then the root key.
-  DYNAMODB_ENDPOINT=$endpoint TABLE_NAME=$TABLE target/debug/apikeys root-key create --company $COMPANY \
-    --description "sam-local seed" | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])' >"$RUN/root-key"
-  say "seeded $endpoint: table $TABLE, a root key of company $COMPANY in $RUN/root-key"
+  DYNAMODB_ENDPOINT=$endpoint TABLE_NAME=$TABLE target/debug/apikeys root-key create --company "$company" \
+    --description "sam-local seed" | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])' >"$out"
+  say "seeded $endpoint: table $TABLE, a root key of company $company in $out"
 }
 
 # --- the private Docker daemon ----------------------------------------------------------------
@@ -74,8 +79,10 @@ start_dockerd() {
 }
 
 cleanup() {
-  # Containers SAM left (a failed invocation) go with the daemon; it stops them on the way out.
+  # Containers SAM left (a failed invocation, start-api's warm ones) go with the daemon; it
+  # stops them on the way out.
   $DDB stop "$RUN/listener.pid"
+  $DDB stop "$RUN/start-api.pid" 20
   # dockerd stops its containers and its containerd first: give it time before a KILL.
   $DDB stop "$RUN/dockerd.pid" 30
   [ "$made_bridge" = 1 ] && ip link delete "$BRIDGE" 2>/dev/null || true
@@ -254,8 +261,9 @@ print(f"  {'  (CloudFormation got)':<28} {description}")
 PY
 }
 
-run() {
-  local started=$SECONDS
+# What run and api share: the daemon, the image, the functions and their template, DynamoDB
+# Local on a free port ($port), seeded.
+setup() {
   [ -x tools/venv/bin/sam ] || die "tools/venv is missing: run make tools"
   mkdir -p "$RUN"
   trap cleanup EXIT
@@ -264,10 +272,14 @@ run() {
   build_functions
   local_template
   $DDB install
-  local port listener_port
   port=$($DDB free-port)
   $DDB start "$port" "$DDB_PIDFILE"
   DYNAMODB_ENDPOINT=http://127.0.0.1:$port seed
+}
+
+run() {
+  local started=$SECONDS port listener_port
+  setup
   listener_port=$($DDB free-port)
   env_file "$port" "$listener_port"
   start_listener "$listener_port"
@@ -330,8 +342,44 @@ run() {
   say "every answer as documented; $((SECONDS - started)) s in all"
 }
 
+# --- the API behind SAM's emulator -------------------------------------------------------------
+
+# Every route of the template through `sam local start-api` on a free port, warm containers
+# started at once; then the black-box suite (APIKEYS_SERVED_BY=sam: the emulator's known
+# differences, tests/blackbox/differences.rs) and, when the CLI has it, `apikeys smoke`.
+api() {
+  local started=$SECONDS port api_port base
+  setup
+  DYNAMODB_ENDPOINT=http://127.0.0.1:$port seed $OTHER_COMPANY "$RUN/other-root-key"
+  # No custom resource is invoked here: its listener's host is a port nothing listens on.
+  env_file "$port" "$($DDB free-port)"
+  api_port=$($DDB free-port)
+  base=http://127.0.0.1:$api_port
+  "${SAM[@]}" local start-api --template-file "$RUN/template.yaml" --env-vars "$RUN/env.json" \
+    --parameter-overrides "RootKeyCompany=$COMPANY" --warm-containers EAGER --skip-pull-image \
+    --add-host host.docker.internal:host-gateway --host 127.0.0.1 --port "$api_port" >"$RUN/start-api.log" 2>&1 &
+  echo $! >"$RUN/start-api.pid"
+  # Up once a route answers through its function: GET /me without a credential is its 401.
+  for _ in $(seq 1 300); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "$base/me" || true)" = 401 ] && break
+    kill -0 "$(cat "$RUN/start-api.pid")" 2>/dev/null || { tail -n 30 "$RUN/start-api.log" >&2; die "sam local start-api exited"; }
+    sleep 1
+  done
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "$base/me" || true)" = 401 ] || { tail -n 30 "$RUN/start-api.log" >&2; die "sam local start-api does not answer on $base"; }
+  say "setup took $((SECONDS - started)) s; sam local start-api on $base (image: $(cat "$RUN/image-source"))"
+  APIKEYS_BASE_URL=$base APIKEYS_SERVED_BY=sam APIKEYS_ROOT_KEY=$(cat "$RUN/root-key") \
+    APIKEYS_OTHER_ROOT_KEY=$(cat "$RUN/other-root-key") cargo test --quiet --test blackbox
+  if target/debug/apikeys --help 2>&1 | grep -q 'apikeys smoke'; then
+    target/debug/apikeys smoke --url "$base" --root-key "$(cat "$RUN/root-key")"
+  else
+    say "apikeys has no smoke command yet: not run"
+  fi
+  say "the black-box suite passed through sam local start-api; $((SECONDS - started)) s in all"
+}
+
 case "${1:-}" in
   run) run ;;
+  api) api ;;
   seed) seed ;;
-  *) echo "usage: $0 run | seed" >&2; exit 2 ;;
+  *) echo "usage: $0 run | api | seed" >&2; exit 2 ;;
 esac
