@@ -199,6 +199,14 @@ impl Call<'_> {
         self.raw(body.to_string().as_bytes(), "application/json")
     }
 
+    /// A JSON body when there is one.
+    pub fn json_if(self, body: Option<&Value>) -> Self {
+        match body {
+            Some(body) => self.json(body),
+            None => self,
+        }
+    }
+
     pub fn raw(mut self, body: &[u8], content_type: &str) -> Self {
         self.body = Some(body.to_vec());
         self.header("content-type", content_type)

@@ -45,11 +45,7 @@ async fn each_permission_opens_its_routes_only() {
                 ("POST", _) => "POST roll",
                 (method, _) => method,
             };
-            let mut call = check.call(method, &path).key(&caller.key);
-            if let Some(body) = &body {
-                call = call.json(body);
-            }
-            let answer = call.send().await;
+            let answer = check.call(method, &path).key(&caller.key).json_if(body.as_ref()).send().await;
             if answer.status == 201 {
                 check.made_from(&answer, crate::client::Company::One);
             }
@@ -73,11 +69,7 @@ async fn another_companys_root_key_sees_nothing_of_this_companys_keys() {
     let mut failures = Failures::default();
     let routes = every_route(&made.id, &made.key);
     for (method, path, body) in &routes {
-        let mut call = check.call(method, path).key(check.other_root());
-        if let Some(body) = body {
-            call = call.json(body);
-        }
-        let answer = call.send().await;
+        let answer = check.call(method, path).key(check.other_root()).json_if(body.as_ref()).send().await;
         if answer.status == 201 {
             check.made_from(&answer, crate::client::Company::Other);
         }

@@ -19,11 +19,7 @@ async fn a_stale_if_match_is_412_on_patch_roll_and_delete() {
     ];
     let mut failures = Failures::default();
     for (method, path, body) in &rows {
-        let mut call = check.call(method, path).header("if-match", "\"1\"");
-        if let Some(body) = body {
-            call = call.json(body);
-        }
-        let answer = call.send().await;
+        let answer = check.call(method, path).header("if-match", "\"1\"").json_if(body.as_ref()).send().await;
         failures.check(answer.is_error(412, "precondition_failed"), || format!("{method} {path}: {answer:?}"));
     }
     failures.assert_none(rows.len());

@@ -62,13 +62,7 @@ async fn retried_patch_roll_and_delete_answer_as_the_first_time() {
     let path = format!("/keys/{}", made.id);
     let send = |method: &'static str, path: String, header: String, body: Option<Value>| {
         let check = &check;
-        async move {
-            let mut call = check.call(method, &path).header("idempotency-key", &header);
-            if let Some(body) = &body {
-                call = call.json(body);
-            }
-            call.send().await
-        }
+        async move { check.call(method, &path).header("idempotency-key", &header).json_if(body.as_ref()).send().await }
     };
     let patch = unique("retry");
     let body = json!({ "description": "once" });
