@@ -30,23 +30,29 @@ const MAX_ENTRY_BYTES: usize = MAX_CALLER_BYTES / 16;
 const ENTRY_OVERHEAD: usize = 256;
 
 /// Callers authenticated by this instance, by the hash of their credential, for a fixed time.
-#[derive(Debug)]
 pub struct CallerCache {
     ttl: TimeDelta,
     entries: Mutex<Entries>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Entries {
     by_hash: HashMap<String, Entry>,
     bytes: usize,
 }
 
-#[derive(Debug)]
 struct Entry {
     record: SecretRecord,
     read_at: DateTime<Utc>,
     bytes: usize,
+}
+
+/// Its lifetime and size only: the entries are filed under secrets' hashes, never printed.
+impl std::fmt::Debug for CallerCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (callers, bytes) = self.usage();
+        f.debug_struct("CallerCache").field("ttl", &self.ttl).field("callers", &callers).field("bytes", &bytes).finish()
+    }
 }
 
 impl CallerCache {
@@ -257,7 +263,7 @@ mod tests {
         let (count, bytes) = cache.usage();
         assert_eq!(count, MAX_CALLERS);
         assert!(bytes <= MAX_CALLER_BYTES);
-        let now = start() + TimeDelta::seconds(1);
+        let now = start() + TimeDelta::seconds(2);
         assert!(cache.find_kept(&records[0].hash, now).is_none(), "the oldest went");
         assert!(cache.find_kept(&records[MAX_CALLERS].hash, now).is_some(), "the newest stays");
     }
