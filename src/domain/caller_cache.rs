@@ -91,11 +91,15 @@ impl CallerCache {
     }
 
     /// Keeps `record`, just read for a caller that passed, read at `now`. Only secret keys are
-    /// callers, so no publishable plaintext is ever kept. When full, expired entries go first,
-    /// then the oldest.
-    fn keep(&self, record: &SecretRecord, now: DateTime<Utc>) {
+    /// callers, so no publishable plaintext is ever kept. Its `lastUsedAt` is kept as this call
+    /// refreshes it (if due), so the calls served from it do not write it again within the
+    /// minute. When full, expired entries go first, then the oldest.
+    fn keep(&self, mut record: SecretRecord, now: DateTime<Utc>) {
         if self.ttl <= TimeDelta::zero() || record.key.key_type != KeyType::Secret {
             return;
+        }
+        if record.key.last_used_at.is_none_or(|at| now - at >= LAST_USED_GRANULARITY) {
+            record.key.last_used_at = Some(now);
         }
         let Ok(json) = serde_json::to_vec(&record.key) else { return };
         let bytes = json.len() + record.hash.as_str().len() + ENTRY_OVERHEAD;
@@ -120,8 +124,8 @@ impl CallerCache {
             entries.bytes -= gone;
         }
         entries.bytes += bytes;
-        let entry = Entry { record: record.clone(), read_at: now, bytes };
-        entries.by_hash.insert(record.hash.as_str().to_owned(), entry);
+        let hash = record.hash.as_str().to_owned();
+        entries.by_hash.insert(hash, Entry { record, read_at: now, bytes });
     }
 
     /// Drops what is kept for `hash`: its caller was just refused by the table.
@@ -169,7 +173,7 @@ impl CallerCache {
         match credential.caller(found, hash, now, need) {
             Ok(caller) => {
                 if let Some(record) = to_keep {
-                    self.keep(&record, now);
+                    self.keep(record, now);
                 }
                 Ok(Caller { seal: SealMaterial::of(credential.key.unwrap_or_default()), ..caller })
             }
@@ -233,11 +237,11 @@ mod tests {
     fn a_kept_caller_lasts_its_lifetime_and_not_a_moment_longer() {
         let cache = CallerCache::new(10);
         let kept = record(KeyType::Secret);
-        cache.keep(&kept, start());
+        cache.keep(kept.clone(), start());
         assert!(cache.find_kept(&kept.hash, start() + TimeDelta::milliseconds(9_999)).is_some());
         assert!(cache.find_kept(&kept.hash, start() + TimeDelta::seconds(10)).is_none());
         assert_eq!(cache.usage(), (0, 0), "an expired entry is dropped when met");
-        cache.keep(&kept, start());
+        cache.keep(kept.clone(), start());
         assert!(cache.find_kept(&kept.hash, start() - TimeDelta::seconds(1)).is_none(), "a clock that went back");
     }
 
@@ -245,11 +249,11 @@ mod tests {
     fn zero_keeps_nothing_and_publishable_keys_are_never_kept() {
         let off = CallerCache::new(0);
         let secret = record(KeyType::Secret);
-        off.keep(&secret, start());
+        off.keep(secret.clone(), start());
         assert!(off.find_kept(&secret.hash, start()).is_none());
         let on = CallerCache::new(60);
         let publishable = record(KeyType::Publishable);
-        on.keep(&publishable, start());
+        on.keep(publishable.clone(), start());
         assert_eq!(on.usage(), (0, 0), "a publishable key holds its plaintext: never kept");
     }
 
@@ -258,7 +262,7 @@ mod tests {
         let cache = CallerCache::new(60);
         let records: Vec<_> = (0..=MAX_CALLERS).map(|_| record(KeyType::Secret)).collect();
         for (i, r) in records.iter().enumerate() {
-            cache.keep(r, start() + TimeDelta::milliseconds(i as i64));
+            cache.keep(r.clone(), start() + TimeDelta::milliseconds(i as i64));
         }
         let (count, bytes) = cache.usage();
         assert_eq!(count, MAX_CALLERS);
@@ -277,14 +281,14 @@ mod tests {
         for i in 0..40 {
             let mut r = record(KeyType::Secret);
             r.key.description = large.key.description.clone();
-            cache.keep(&r, start() + TimeDelta::milliseconds(i));
+            cache.keep(r.clone(), start() + TimeDelta::milliseconds(i));
             kept.push(r);
         }
         let (count, bytes) = cache.usage();
         assert!(bytes <= MAX_CALLER_BYTES && count < 40, "{count} entries, {bytes} bytes");
         let mut huge = record(KeyType::Secret);
         huge.key.description = Some("d".repeat(MAX_ENTRY_BYTES));
-        cache.keep(&huge, start());
+        cache.keep(huge.clone(), start());
         assert!(cache.find_kept(&huge.hash, start()).is_none(), "one entry never takes more than its share");
     }
 
@@ -294,7 +298,7 @@ mod tests {
         let mut kept = record(KeyType::Secret);
         let used = start() - LAST_USED_GRANULARITY + TimeDelta::seconds(10);
         kept.key.last_used_at = Some(used);
-        cache.keep(&kept, start());
+        cache.keep(kept.clone(), start());
         assert_eq!(cache.find_kept(&kept.hash, start()).expect("kept").key.last_used_at, Some(used), "not due yet");
         let later = start() + TimeDelta::seconds(15);
         let due = cache.find_kept(&kept.hash, later).expect("kept");
