@@ -106,12 +106,14 @@ impl Settings {
         };
         let caller_cache_seconds = match get("CALLER_CACHE_SECONDS") {
             None => DEFAULT_CALLER_CACHE_SECONDS,
-            Some(raw) => raw.trim().parse::<u64>().ok().filter(|s| *s <= MAX_CALLER_CACHE_SECONDS).ok_or_else(|| {
-                bad(
-                    "CALLER_CACHE_SECONDS",
-                    format!("must be whole seconds from 0 (off) to {MAX_CALLER_CACHE_SECONDS}, not '{raw}'"),
-                )
-            })?,
+            Some(raw) => {
+                raw.trim().parse::<u64>().ok().filter(|s| *s <= MAX_CALLER_CACHE_SECONDS).ok_or_else(|| {
+                    bad(
+                        "CALLER_CACHE_SECONDS",
+                        format!("must be whole seconds from 0 (off) to {MAX_CALLER_CACHE_SECONDS}, not '{raw}'"),
+                    )
+                })?
+            }
         };
         let port = match get("PORT") {
             None => DEFAULT_PORT,

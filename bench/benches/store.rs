@@ -333,10 +333,9 @@ async fn floor() {
                     permissions: &[],
                     scope: Some(&scope),
                 };
-                let verdict =
-                    verify_for_caller(&fx.app.store, &fx.app.callers, fx.app.clock.now(), caller, request)
-                        .await
-                        .expect("verify");
+                let verdict = verify_for_caller(&fx.app.store, &fx.app.callers, fx.app.clock.now(), caller, request)
+                    .await
+                    .expect("verify");
                 assert!(verdict.is_valid());
             })
         })

@@ -15,8 +15,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use crate::model::{CompanyId, KeyId, KeyType, LAST_USED_GRANULARITY, SecretHash};
 use crate::store::{SecretLookup, SecretRecord};
 
-use super::caller::{Caller, Credential, Need, SealMaterial};
 use super::DomainError;
+use super::caller::{Caller, Credential, Need, SealMaterial};
 
 /// The most callers one instance keeps: a company's back ends use a few root keys.
 pub const MAX_CALLERS: usize = 1024;

@@ -17,7 +17,7 @@ pub mod verify_key;
 #[cfg(test)]
 mod tests;
 
-pub use caller_cache::{CallerCache, authenticate_cached, authenticate_fresh};
 pub use caller::{Caller, Credential, Me, Need, SealMaterial, authenticate};
+pub use caller_cache::{CallerCache, authenticate_cached, authenticate_fresh};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::DomainError;

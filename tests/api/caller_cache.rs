@@ -93,7 +93,8 @@ struct Revocation {
 }
 
 fn revocations() -> Vec<Revocation> {
-    let patch = |name, body| Revocation { name, change: Method::PATCH, body: Some(body), refused: StatusCode::UNAUTHORIZED };
+    let patch =
+        |name, body| Revocation { name, change: Method::PATCH, body: Some(body), refused: StatusCode::UNAUTHORIZED };
     vec![
         Revocation { name: "deleted", change: Method::DELETE, body: None, refused: StatusCode::UNAUTHORIZED },
         patch("deactivated", json!({ "status": "inactive" })),
@@ -103,15 +104,17 @@ fn revocations() -> Vec<Revocation> {
             body: Some(json!({ "gracePeriodSeconds": 0 })),
             refused: StatusCode::UNAUTHORIZED,
         },
-        Revocation { refused: StatusCode::FORBIDDEN, ..patch("ACL narrowed", json!({ "acl": [{ "permissions": ["orders:*"] }] })) },
+        Revocation {
+            refused: StatusCode::FORBIDDEN,
+            ..patch("ACL narrowed", json!({ "acl": [{ "permissions": ["orders:*"] }] }))
+        },
     ]
 }
 
 async fn revoke(elsewhere: &TestApp, id: &str, how: &Revocation) {
     let path = if how.change == Method::POST { format!("/keys/{id}/roll") } else { format!("/keys/{id}") };
     let path = if how.change == Method::DELETE { format!("{path}?force=true") } else { path };
-    let response =
-        elsewhere.send(how.change.clone(), &path, Some(&elsewhere.root_key), how.body.as_ref(), &[]).await;
+    let response = elsewhere.send(how.change.clone(), &path, Some(&elsewhere.root_key), how.body.as_ref(), &[]).await;
     assert!(response.status.is_success(), "{}: {:?}", how.name, response.body);
 }
 
