@@ -185,32 +185,32 @@ impl CallerCache {
     }
 }
 
-/// Authenticates a read call (get, list, the audit trail, `GET /me`): from the kept caller when
-/// it was read within the lifetime, else from one strongly consistent read, which is then kept.
-pub async fn authenticate_cached(
-    store: &impl SecretLookup,
-    callers: &CallerCache,
-    now: DateTime<Utc>,
-    credential: Credential<'_>,
-    need: Need,
-) -> Result<Caller, DomainError> {
-    let hash = credential.hash()?;
-    let (found, read) = callers.find(store, &hash, now).await?;
-    callers.caller(&credential, found, read, &hash, now, need)
+/// Which caller item a call may be authenticated from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Verify and the read calls (get, list, the audit trail, `GET /me`): the kept caller when
+    /// it was read within the cache's lifetime, else one strongly consistent read.
+    Kept,
+    /// Writes: what the table says now, one strongly consistent read, never the kept caller.
+    Table,
 }
 
-/// Authenticates a write from what the table says now (one strongly consistent read, never the
-/// kept caller), and keeps or forgets the caller as that read found it.
-pub async fn authenticate_fresh(
+/// Authenticates a call from its caller's item as `freshness` allows; an item read is kept when
+/// the caller passes, and a refused caller is forgotten.
+pub async fn authenticate_as(
     store: &impl SecretLookup,
     callers: &CallerCache,
     now: DateTime<Utc>,
     credential: Credential<'_>,
     need: Need,
+    freshness: Freshness,
 ) -> Result<Caller, DomainError> {
     let hash = credential.hash()?;
-    let found = store.find_secret(&hash).await?;
-    callers.caller(&credential, found, true, &hash, now, need)
+    let (found, read) = match freshness {
+        Freshness::Kept => callers.find(store, &hash, now).await?,
+        Freshness::Table => (store.find_secret(&hash).await?, true),
+    };
+    callers.caller(&credential, found, read, &hash, now, need)
 }
 
 #[cfg(test)]

@@ -18,6 +18,6 @@ pub mod verify_key;
 mod tests;
 
 pub use caller::{Caller, Credential, Me, Need, SealMaterial, authenticate};
-pub use caller_cache::{CallerCache, authenticate_cached, authenticate_fresh};
+pub use caller_cache::{CallerCache, Freshness, authenticate_as};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::DomainError;

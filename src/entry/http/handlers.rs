@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::domain::keys::{self, NewKey, Target, WrittenKey};
 use crate::domain::verify::{RateState, Verdict, VerifyCode, VerifyRequest};
 use crate::domain::verify_key;
-use crate::domain::{Caller, Credential, authenticate_cached, authenticate_fresh};
+use crate::domain::{Caller, Credential, Freshness, authenticate_as};
 use crate::entry::config::App;
 use crate::model::{CreateKeyInput, IdempotencyKey, KeyId, PageRequest, RollInput, UpdateKeyInput, VerifyInput};
 
@@ -29,8 +29,8 @@ pub async fn handle(app: &App, endpoint: Endpoint, req: Request) -> Response<Bod
         // read as the key it verifies. Reads may use the caller this instance keeps; writes
         // read it afresh, so a revoked root key writes nothing from the moment it is revoked.
         let need = endpoint.route().need;
-        let reader = || authenticate_cached(&app.store, &app.callers, app.clock.now(), credential, need);
-        let writer = || authenticate_fresh(&app.store, &app.callers, app.clock.now(), credential, need);
+        let caller = |fresh| authenticate_as(&app.store, &app.callers, app.clock.now(), credential, need, fresh);
+        let (reader, writer) = (|| caller(Freshness::Kept), || caller(Freshness::Table));
         // The writes' futures are large (a read, a plan and a transaction, retried): boxed, so
         // the one future every request awaits stays small on the stack.
         match endpoint {
