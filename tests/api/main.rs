@@ -8,6 +8,7 @@ mod lambda_harness;
 mod attacker_view;
 mod auth;
 mod bounds;
+mod caller_cache;
 mod cli;
 mod conflicts;
 mod console;
