@@ -183,27 +183,7 @@ impl<W: Write> Run<'_, W> {
         let first_secret = secret_of(&created).ok()?;
         let key_path = format!("/keys/{id}");
 
-        let read = self
-            .step(
-                "get",
-                Method::GET,
-                &key_path,
-                None,
-                None,
-                Box::new(|r| {
-                    expect_status(r, 200)?;
-                    expect_text(r, "id", &id)?;
-                    expect_text(r, "status", "active")?;
-                    if r.body.get("key").is_some() {
-                        return Err("a read shows the secret".into());
-                    }
-                    if r.header(ETAG).is_empty() {
-                        return Err("no ETag header".into());
-                    }
-                    Ok(String::new())
-                }),
-            )
-            .await?;
+        let read = self.get("get", &id, "active").await?;
         let etag = read.header(ETAG).to_owned();
 
         self.step(
@@ -279,20 +259,25 @@ impl<W: Write> Run<'_, W> {
         self.verify("verify new gone", &new_secret, &["INACTIVE"], &id).await?;
         // The contract says only that an old secret stops verifying with its deleted key.
         self.verify("verify old gone", &first_secret, &["INACTIVE", "NOT_FOUND"], &id).await?;
-        self.step(
-            "get deleted",
-            Method::GET,
-            &key_path,
-            None,
-            None,
-            Box::new(|r| {
-                expect_status(r, 200)?;
-                expect_text(r, "status", "inactive")?;
-                Ok(String::new())
-            }),
-        )
-        .await?;
+        self.get("get deleted", &id, "inactive").await?;
         Some(())
+    }
+
+    /// A read of the key that must show it with `status`, its ETag and no secret.
+    async fn get(&mut self, name: &str, id: &str, status: &'static str) -> Option<Reply> {
+        let check: Check<'_> = Box::new(move |r| {
+            expect_status(r, 200)?;
+            expect_text(r, "id", id)?;
+            expect_text(r, "status", status)?;
+            if r.body.get("key").is_some() {
+                return Err("a read shows the secret".into());
+            }
+            if r.header(ETAG).is_empty() {
+                return Err("no ETag header".into());
+            }
+            Ok(String::new())
+        });
+        self.step(name, Method::GET, &format!("/keys/{id}"), None, None, check).await
     }
 
     /// A verify of `secret` that must answer one of `codes` (and name the key when it is valid).
