@@ -331,7 +331,13 @@ fn secret_of(reply: &Reply) -> Result<String, String> {
 /// kept the contract. The key it made is deleted whether or not a step failed.
 pub async fn run(url: &str, root_key: &str, out: &mut impl Write) -> Result<bool, String> {
     let base: Uri = url.parse().map_err(|_| format!("--url {url:?} is not a URL"))?;
-    if !matches!(base.scheme_str(), Some("http" | "https")) || base.host().is_none() || base.query().is_some() {
+    // No user info: the URL is printed, and credentials go in the root key alone.
+    let user_info = base.authority().is_some_and(|a| a.as_str().contains('@'));
+    if !matches!(base.scheme_str(), Some("http" | "https"))
+        || base.host().is_none()
+        || base.query().is_some()
+        || user_info
+    {
         return Err(format!("--url {url:?} is not an http(s) URL of an API"));
     }
     let api = Api::new(&base, root_key.to_owned())?;

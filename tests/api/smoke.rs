@@ -140,7 +140,7 @@ async fn a_step_that_breaks_the_contract_midway_stops_the_run_and_deletes_the_ke
 
 #[test]
 fn a_url_that_is_no_http_api_exits_2_before_any_request() {
-    for url in ["ftp://example.com", "not a url", "http://127.0.0.1:9/?x=1"] {
+    for url in ["ftp://example.com", "not a url", "http://127.0.0.1:9/?x=1", "http://user:pw@127.0.0.1:9"] {
         let output = Command::new(env!("CARGO_BIN_EXE_apikeys"))
             .args(["smoke", "--url", url, "--root-key", "sk_x"])
             .output()
