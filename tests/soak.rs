@@ -513,8 +513,20 @@ async fn soak_with_faults_leaves_counters_lookups_and_verification_exact() {
     let rate: f64 = env_or("SOAK_FAULT_RATE", 0.01);
     let stats = Arc::new(Stats::default());
 
-    let clean_client =
-        Client::new(&sdk_config(&apikeys::settings::Settings::from_env().expect("settings").database).await);
+    // The checks afterwards scan the whole table, page by page, on a DynamoDB Local that a
+    // busy machine slows down: more patience per call than the service's 8 s.
+    let clean_config = aws_sdk_dynamodb::config::Builder::from(
+        &sdk_config(&apikeys::settings::Settings::from_env().expect("settings").database).await,
+    )
+    .timeout_config(
+        aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+            .operation_attempt_timeout(Duration::from_secs(60))
+            .operation_timeout(Duration::from_secs(300))
+            .build(),
+    )
+    .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::standard().with_max_attempts(5))
+    .build();
+    let clean_client = Client::from_conf(clean_config);
     let table = format!("soak-{}", uuid::Uuid::now_v7().simple());
     create_table(&clean_client, &table).await.expect("create the soak table");
     let clean = App::new(DynamoStore::new(clean_client.clone(), &table), Arc::new(SystemClock));
