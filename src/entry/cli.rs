@@ -8,14 +8,46 @@ use crate::model::{CompanyId, PlaintextKey};
 use crate::store::table::ensure_table;
 
 const USAGE: &str = "usage: apikeys root-key create --company <companyId> [--description TEXT]
+       apikeys smoke --url <ApiUrl> --root-key <key>
 
-Creates a root key (ACL keys:*) for a company and prints it as JSON, with its plaintext `key`,
-on stdout. Reads TABLE_NAME (default apikeys) and DYNAMODB_ENDPOINT (DynamoDB Local; then the
-table is created if missing, and region and credentials default to dummies).";
+root-key create: creates a root key (ACL keys:*) for a company and prints it as JSON, with its
+plaintext `key`, on stdout. Reads TABLE_NAME (default apikeys) and DYNAMODB_ENDPOINT (DynamoDB
+Local; then the table is created if missing, and region and credentials default to dummies).
+
+smoke: walks one key (description \"smoke <time>\") through create, get, list, verify, patch,
+roll and delete against the API at <ApiUrl>, one line per request with its status and latency;
+exits 1 at the first answer that breaks the contract, after deleting the key. Prints no secret.";
 
 struct RootKeyArgs {
     company: CompanyId,
     description: Option<String>,
+}
+
+struct SmokeArgs {
+    url: String,
+    root_key: String,
+}
+
+/// `--flag value` pairs into (flag, value), or what is wrong with them.
+fn flags<'a>(rest: &[&'a str]) -> Result<Vec<(&'a str, &'a str)>, String> {
+    rest.chunks(2)
+        .map(|pair| match pair {
+            [flag, value] => Ok((*flag, *value)),
+            flag => Err(format!("{} needs a value", flag.concat())),
+        })
+        .collect()
+}
+
+fn parse_smoke_args(rest: &[&str]) -> Result<SmokeArgs, String> {
+    let (mut url, mut root_key) = (None, None);
+    for (flag, value) in flags(rest)? {
+        match flag {
+            "--url" => url = Some(value.to_owned()),
+            "--root-key" => root_key = Some(value.to_owned()),
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    Ok(SmokeArgs { url: url.ok_or("--url is required")?, root_key: root_key.ok_or("--root-key is required")? })
 }
 
 fn parse_args(args: &[String]) -> Result<RootKeyArgs, String> {
@@ -24,12 +56,10 @@ fn parse_args(args: &[String]) -> Result<RootKeyArgs, String> {
         return Err("unknown command".into());
     };
     let (mut company, mut description) = (None, None);
-    let mut rest = rest.iter();
-    while let Some(flag) = rest.next() {
-        let value = rest.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        match *flag {
+    for (flag, value) in flags(rest)? {
+        match flag {
             "--company" => company = Some(CompanyId::parse(value, "--company").map_err(|e| e.message)?),
-            "--description" => description = Some((*value).to_owned()),
+            "--description" => description = Some(value.to_owned()),
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -41,12 +71,16 @@ pub async fn run(args: Vec<String>) -> ExitCode {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
     }
+    if args.first().is_some_and(|a| a == "smoke") {
+        let words: Vec<&str> = args[1..].iter().map(String::as_str).collect();
+        return match parse_smoke_args(&words) {
+            Ok(parsed) => smoke(&parsed).await,
+            Err(problem) => usage_error(&problem),
+        };
+    }
     let parsed = match parse_args(&args) {
         Ok(parsed) => parsed,
-        Err(problem) => {
-            eprintln!("apikeys: {problem}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
+        Err(problem) => return usage_error(&problem),
     };
     let (settings, app) = match config::start().await {
         Ok(started) => started,
@@ -72,6 +106,21 @@ pub async fn run(args: Vec<String>) -> ExitCode {
             eprintln!("apikeys: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn usage_error(problem: &str) -> ExitCode {
+    eprintln!("apikeys: {problem}\n\n{USAGE}");
+    ExitCode::from(2)
+}
+
+/// `apikeys smoke`: 0 when every answer kept the contract, 1 at the first that did not, 2 when
+/// the check could not start (a bad URL).
+async fn smoke(args: &SmokeArgs) -> ExitCode {
+    match crate::entry::smoke::run(&args.url, &args.root_key, &mut std::io::stdout()).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(problem) => usage_error(&problem),
     }
 }
 

@@ -2,8 +2,8 @@
 //! table (`http`), the Lambda runners that serve them one function per route, all from one binary
 //! that `FUNCTION` points at its route, the stream or the root-key resource (`lambda`), the
 //! local server that serves them all on one port (`local`), the TTL stream consumer
-//! (`stream`), the CloudFormation root-key resource (`root_key_resource`) and the operator CLI
-//! (`cli`). `config` builds what they share from the settings read once at start-up.
+//! (`stream`), the CloudFormation root-key resource (`root_key_resource`), the operator CLI
+//! (`cli`) and its HTTP check of a served API (`smoke`). `config` builds what they share from the settings read once at start-up.
 
 pub mod cli;
 pub mod config;
@@ -11,4 +11,5 @@ pub mod http;
 pub mod lambda;
 pub mod local;
 pub mod root_key_resource;
+pub mod smoke;
 pub mod stream;

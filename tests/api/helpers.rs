@@ -126,7 +126,27 @@ async fn root_key_of(app: &App, company: &CompanyId) -> String {
     created.plaintext.expect("a new key's secret").expose().to_owned()
 }
 
+/// The app served over HTTP by the local server on a free port of 127.0.0.1, until dropped.
+pub struct Served {
+    /// `http://127.0.0.1:<port>`, the API's root.
+    pub base: String,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
 impl TestApp {
+    pub async fn serve(&self) -> Served {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.expect("a free port");
+        let base = format!("http://{}", listener.local_addr().expect("a bound address"));
+        let server = tokio::spawn(apikeys::entry::local::serve(self.app.clone(), listener, std::future::pending()));
+        Served { base, server }
+    }
+
     /// A root key of another company, in the same table.
     pub async fn other_company_root_key(&self) -> (CompanyId, String) {
         let company = CompanyId::parse(&unique("rival"), "company").unwrap();

@@ -33,6 +33,7 @@ mod runtime;
 mod schema;
 mod secrets;
 mod settings;
+mod smoke;
 mod table_reads;
 mod takeover;
 mod verify;

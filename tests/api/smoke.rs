@@ -1,0 +1,156 @@
+//! `apikeys smoke`, run as a pipeline runs it, against the local server served in process on a
+//! free port: its exit status, its lines (one per request, with status and latency) and what it
+//! leaves in the table.
+
+use std::process::{Command, Output};
+
+use lambda_http::http::{Method, StatusCode};
+use regex::Regex;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_app};
+
+/// What a run printed, as (step, status, ok) per request line, and its last line.
+struct Run {
+    code: Option<i32>,
+    steps: Vec<(String, String, bool)>,
+    summary: String,
+    printed: String,
+}
+
+async fn smoke(url: &str, root_key: &str) -> Run {
+    let args = ["smoke", "--url", url, "--root-key", root_key].map(str::to_owned);
+    let output: Output =
+        tokio::task::spawn_blocking(move || Command::new(env!("CARGO_BIN_EXE_apikeys")).args(&args).output())
+            .await
+            .unwrap()
+            .expect("run apikeys");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let line = Regex::new(r"^(?<step>.{15}) (?<status>\d{3}|---) +\d+ ms  (?<word>ok|FAIL) +[A-Z]+ /\S*").unwrap();
+    let mut steps = Vec::new();
+    let mut summary = String::new();
+    for text in stdout.lines() {
+        if let Some(found) = line.captures(text) {
+            steps.push((found["step"].trim().to_owned(), found["status"].to_owned(), &found["word"] == "ok"));
+        } else {
+            assert!(text.starts_with("smoke: "), "a line that is neither a step nor the summary: {text:?}");
+            summary = text.to_owned();
+        }
+    }
+    let printed = format!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    Run { code: output.status.code(), steps, summary, printed }
+}
+
+/// The company's keys of a status, as the API lists them.
+async fn listed(app: &TestApp, status: &str) -> Vec<Value> {
+    let page = app.send(Method::GET, &format!("/keys?status={status}&limit=100"), Some(&app.root_key), None, &[]).await;
+    assert_eq!(page.status, StatusCode::OK);
+    page.body["data"].as_array().unwrap().clone()
+}
+
+/// The key a smoke run made (found by its description), which must be deleted.
+async fn the_smoke_key_is_deleted(app: &TestApp) {
+    let smoke_keys: Vec<Value> = listed(app, "all")
+        .await
+        .into_iter()
+        .filter(|k| k["description"].as_str().is_some_and(|d| d.starts_with("smoke ")))
+        .collect();
+    assert_eq!(smoke_keys.len(), 1, "{smoke_keys:?}");
+    assert_eq!(smoke_keys[0]["status"], "inactive");
+    assert!(smoke_keys[0]["deletedAt"].is_string(), "{:?}", smoke_keys[0]);
+}
+
+#[tokio::test]
+async fn smoke_walks_a_key_through_its_life_and_leaves_nothing_active() {
+    let app = spawn_app().await;
+    let served = app.serve().await;
+
+    let run = smoke(&served.base, &app.root_key).await;
+
+    assert_eq!(run.code, Some(0), "{}", run.printed);
+    let expected = [
+        ("create", "201"),
+        ("get", "200"),
+        ("list", "200"),
+        ("verify", "200"),
+        ("patch", "200"),
+        ("roll", "200"),
+        ("verify old", "200"),
+        ("verify new", "200"),
+        ("delete", "204"),
+        ("verify new gone", "200"),
+        ("verify old gone", "200"),
+        ("get deleted", "200"),
+    ]
+    .map(|(step, status)| (step.to_owned(), status.to_owned(), true));
+    assert_eq!(run.steps, expected, "{}", run.printed);
+    assert!(run.summary.starts_with("smoke: ok, 12 requests"), "{}", run.printed);
+    assert!(!run.printed.contains("sk_") && !run.printed.contains("pk_"), "no secret is printed:\n{}", run.printed);
+
+    let active = listed(&app, "active").await;
+    assert_eq!(active.len(), 1, "only the root key stays active: {active:?}");
+    assert_eq!(active[0]["acl"], json!([{ "scope": {}, "permissions": ["keys:*"] }]));
+    the_smoke_key_is_deleted(&app).await;
+}
+
+#[tokio::test]
+async fn a_wrong_root_key_fails_the_first_step_and_creates_nothing() {
+    let app = spawn_app().await;
+    let served = app.serve().await;
+    let (_, other_secret) = app.create_key_pair(&json!({ "userId": "u" })).await;
+    let wrong = format!("{}x", &other_secret[..other_secret.len() - 1]);
+
+    let run = smoke(&served.base, &wrong).await;
+
+    assert_eq!(run.code, Some(1), "{}", run.printed);
+    assert_eq!(run.steps, [("create".to_owned(), "401".to_owned(), false)], "{}", run.printed);
+    assert!(run.summary.starts_with("smoke: FAILED, 1 requests"), "{}", run.printed);
+    assert!(!run.printed.contains("sk_"), "the key given is not printed:\n{}", run.printed);
+    assert_eq!(listed(&app, "all").await.len(), 2, "the root key and the one made here, nothing else");
+}
+
+#[tokio::test]
+async fn a_step_that_breaks_the_contract_midway_stops_the_run_and_deletes_the_key() {
+    let app = spawn_app().await;
+    let served = app.serve().await;
+    // A key that manages keys but may not verify them: the verify step answers 403.
+    let (_, no_verify) =
+        app.create_key_pair(&json!({ "userId": "ops", "acl": [{ "permissions": ["keys:read", "keys:write"] }] })).await;
+
+    let run = smoke(&served.base, &no_verify).await;
+
+    assert_eq!(run.code, Some(1), "{}", run.printed);
+    let steps: Vec<(&str, &str, bool)> = run.steps.iter().map(|(s, c, ok)| (s.as_str(), c.as_str(), *ok)).collect();
+    assert_eq!(
+        steps,
+        [
+            ("create", "201", true),
+            ("get", "200", true),
+            ("list", "200", true),
+            ("verify", "403", false),
+            ("cleanup", "204", true)
+        ],
+        "{}",
+        run.printed
+    );
+    assert!(run.summary.starts_with("smoke: FAILED, 5 requests"), "{}", run.printed);
+    assert_eq!(listed(&app, "active").await.len(), 2, "the root key and the one made here stay active");
+    the_smoke_key_is_deleted(&app).await;
+}
+
+#[test]
+fn a_url_that_is_no_http_api_exits_2_before_any_request() {
+    for url in ["ftp://example.com", "not a url", "http://127.0.0.1:9/?x=1", "http://user:pw@127.0.0.1:9"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_apikeys"))
+            .args(["smoke", "--url", url, "--root-key", "sk_x"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{url}");
+        assert!(output.stdout.is_empty(), "{url}");
+        assert!(String::from_utf8_lossy(&output.stderr).contains("--url"), "{url}");
+    }
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_apikeys")).args(["smoke", "--url", "http://127.0.0.1:9"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--root-key is required"));
+}
