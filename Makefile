@@ -108,7 +108,9 @@ seed: deps
 
 ## --- Reliability and benchmarks (docs/operations.md) -------------------------------------------
 
-## make soak: 20,000 mixed operations from 8 clients with faults injected (tests/soak.rs).
+## make soak: 20,000 mixed operations from 8 careful clients with faults injected; fails unless
+## no key is unknown, no secret lost, every counter equals its recount and every plaintext
+## verifies as its key says (tests/soak.rs).
 SOAK_OPS ?= 20000
 SOAK_CLIENTS ?= 8
 SOAK_FAULT_RATE ?= 0.01
