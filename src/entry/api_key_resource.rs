@@ -15,6 +15,8 @@
 //! with its answer sealed under the request's presigned `ResponseURL`, so a request delivered
 //! twice mints one key.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
@@ -24,7 +26,7 @@ use crate::model::{CompanyId, CreateKeyInput, IdempotencyKey, KeyId, RollInput, 
 use crate::settings::{Settings, SettingsError};
 use crate::store::DynamoStore;
 
-use super::custom_resource::{self, Answer, Envelope, Outcome, OwnedSecrets, ResponseUrlPolicy, SecretsManager};
+use super::custom_resource::{self, Answer, Envelope, Outcome, OwnedSecrets, ResponseUrlPolicy};
 
 /// What a function instance may mint and where it may answer: from its settings, never from a
 /// request.
@@ -383,18 +385,15 @@ fn data(view: &Value, secret_arn: &str) -> Value {
 
 /// The Lambda runner for the resource's function, on the settings read at start-up.
 pub async fn run(settings: Settings) -> Result<(), lambda_http::Error> {
-    let resource = std::sync::Arc::new(ApiKeyResource::from_settings(&settings)?);
-    let (app, config) = crate::entry::config::start_with(&settings).await;
-    if let Some(host) = &settings.root_key_local_response_host {
-        tracing::warn!(%host, "ROOT_KEY_LOCAL_RESPONSE_HOST: answers may go over plain http to this host (local testing)");
-    }
-    let app = std::sync::Arc::new(app);
-    let secrets = std::sync::Arc::new(SecretsManager::new(&config));
-    custom_resource::serve(move |request| {
-        let (resource, app, secrets) = (resource.clone(), app.clone(), secrets.clone());
-        // Boxed: the future of a whole key creation is too deep a type for the runtime's.
-        Box::pin(async move { handle(&resource, &app.store, secrets.as_ref(), app.clock.now(), request).await })
-    })
+    let resource = Arc::new(ApiKeyResource::from_settings(&settings)?);
+    custom_resource::serve(
+        &settings,
+        Box::new(move |app, secrets, request| {
+            let resource = resource.clone();
+            // Boxed: the future of a whole key creation is too deep a type for the runtime's.
+            Box::pin(async move { handle(&resource, &app.store, secrets.as_ref(), app.clock.now(), request).await })
+        }),
+    )
     .await
 }
 

@@ -8,6 +8,8 @@
 //! decides where its answer goes: to any other URL nothing is done and no answer is sent, and
 //! the error shows the URL without its query string (which holds the signature).
 
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
@@ -16,6 +18,7 @@ use http_body_util::Full;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::entry::config::App;
 use crate::model::CompanyId;
 use crate::settings::Settings;
 
@@ -356,17 +359,25 @@ pub async fn send_answer(answer: &Answer) -> Result<(), String> {
     Err(problem)
 }
 
-/// The Lambda runner of a custom resource's function: each event through `handle`, its answer
-/// PUT on its response URL. The function's result is the answer's status alone.
-pub async fn serve<F>(handle: F) -> Result<(), lambda_http::Error>
-where
-    F: Fn(Value) -> std::pin::Pin<Box<dyn Future<Output = Result<Answer, String>> + Send>> + Send + Sync + 'static,
-{
-    let handle = std::sync::Arc::new(handle);
+/// What a custom resource's handler is given: the table's app, Secrets Manager, the request.
+type Handler = dyn Fn(Arc<App>, Arc<SecretsManager>, Value) -> Pin<Box<dyn Future<Output = Result<Answer, String>> + Send>>
+    + Send
+    + Sync;
+
+/// The Lambda runner of a custom resource's function: the table and Secrets Manager from the
+/// settings, then each event through `handle`, its answer PUT on its response URL. The
+/// function's result is the answer's status alone.
+pub async fn serve(settings: &Settings, handle: Box<Handler>) -> Result<(), lambda_http::Error> {
+    let (app, config) = crate::entry::config::start_with(settings).await;
+    if let Some(host) = &settings.root_key_local_response_host {
+        tracing::warn!(%host, "ROOT_KEY_LOCAL_RESPONSE_HOST: answers may go over plain http to this host (local testing)");
+    }
+    let (app, secrets) = (Arc::new(app), Arc::new(SecretsManager::new(&config)));
+    let handle: Arc<Handler> = Arc::from(handle);
     lambda_http::lambda_runtime::run(lambda_http::service_fn(move |event: lambda_http::LambdaEvent<Value>| {
-        let handle = handle.clone();
+        let (handle, app, secrets) = (handle.clone(), app.clone(), secrets.clone());
         async move {
-            let answer = handle(event.payload).await?;
+            let answer = handle(app, secrets, event.payload).await?;
             send_answer(&answer).await?;
             Ok::<_, lambda_http::Error>(json!({ "Status": answer.body["Status"] }))
         }

@@ -15,6 +15,8 @@
 //! S3 URL (`ResponseUrl`); to anything else no answer is sent, nothing is minted, and the
 //! handler fails, logging the URL without its query string (which holds the signature).
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -144,18 +146,15 @@ async fn mint(
 
 /// The Lambda runner for the custom resource's function, on the settings read at start-up.
 pub async fn run(settings: Settings) -> Result<(), lambda_http::Error> {
-    let (app, config) = crate::entry::config::start_with(&settings).await;
-    let response_urls = ResponseUrlPolicy::from_settings(&settings);
-    if let Some(host) = &settings.root_key_local_response_host {
-        tracing::warn!(%host, "ROOT_KEY_LOCAL_RESPONSE_HOST: answers may go over plain http to this host (local testing)");
-    }
-    let resource = std::sync::Arc::new(RootKeyResource::new(settings.root_key_company()?, response_urls));
-    let app = std::sync::Arc::new(app);
-    let secrets = std::sync::Arc::new(SecretsManager::new(&config));
-    custom_resource::serve(move |request| {
-        let (resource, app, secrets) = (resource.clone(), app.clone(), secrets.clone());
-        // Boxed: the future of the whole key creation is too deep a type for the runtime's.
-        Box::pin(async move { handle(&resource, &app.store, secrets.as_ref(), app.clock.now(), request).await })
-    })
+    let resource =
+        Arc::new(RootKeyResource::new(settings.root_key_company()?, ResponseUrlPolicy::from_settings(&settings)));
+    custom_resource::serve(
+        &settings,
+        Box::new(move |app, secrets, request| {
+            let resource = resource.clone();
+            // Boxed: the future of a whole key creation is too deep a type for the runtime's.
+            Box::pin(async move { handle(&resource, &app.store, secrets.as_ref(), app.clock.now(), request).await })
+        }),
+    )
     .await
 }
