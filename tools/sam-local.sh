@@ -132,9 +132,10 @@ build_functions() {
 # A copy of template.yaml for this machine: x86_64, every function's code the one folder built
 # above (each keeps its FUNCTION), no build metadata (sam local invoke runs what is there). The
 # deployed template stays arm64.
-# The root-key function also declares ROOT_KEY_LOCAL_RESPONSE_HOST here, and only here, so that
-# env_file can let it answer this run's plain-http listener; the deployed template has no such
-# variable and answers presigned https S3 URLs only.
+# The custom resources' functions (root key, Custom::ApiKey) also declare
+# ROOT_KEY_LOCAL_RESPONSE_HOST here, and only here, so that env_file can let them answer this
+# run's plain-http listener; the deployed template has no such variable and answers presigned
+# https S3 URLs only.
 local_template() {
   "$PY" - "$RUN" <<'PY'
 import os, sys, yaml
@@ -146,7 +147,7 @@ for resource in template["Resources"].values():
         binary = resource["Metadata"]["BuildProperties"]["Binary"]
         resource["Properties"]["CodeUri"] = os.path.abspath(f"{run}/fn/{binary}")
         variables = resource["Properties"]["Environment"]["Variables"]
-        if variables["FUNCTION"] == "root_key_resource":
+        if variables["FUNCTION"] in ("root_key_resource", "api_key_resource"):
             variables["ROOT_KEY_LOCAL_RESPONSE_HOST"] = ""
         del resource["Metadata"]
 yaml.safe_dump(template, open(f"{run}/template.yaml", "w"), sort_keys=False)
@@ -155,15 +156,16 @@ PY
 
 # --- the invocations --------------------------------------------------------------------------
 
-# events/env.json with DynamoDB Local's port of this run, and the listener's host the root-key
-# function may answer on over plain http (local testing only: see local_template).
+# events/env.json with DynamoDB Local's port of this run, and the listener's host the custom
+# resources' functions may answer on over plain http (local testing only: see local_template).
 env_file() { # dynamodb-port listener-port
   python3 - "$RUN" "$1" "$2" <<'PY'
 import json, sys
 run, port, listener_port = sys.argv[1], sys.argv[2], sys.argv[3]
 env = json.load(open("events/env.json"))
 env["Parameters"]["DYNAMODB_ENDPOINT"] = f"http://host.docker.internal:{port}"
-env["RootKeyFunction"] = {"ROOT_KEY_LOCAL_RESPONSE_HOST": f"host.docker.internal:{listener_port}"}
+for function in ("RootKeyFunction", "ApiKeyFunction"):
+    env[function] = {"ROOT_KEY_LOCAL_RESPONSE_HOST": f"host.docker.internal:{listener_port}"}
 json.dump(env, open(f"{run}/env.json", "w"), indent=2)
 PY
 }
@@ -192,7 +194,7 @@ PY
 invoke() { # logical-id event-copy -> the function's answer in $RUN/answers/<event-copy>.json
   local started=$SECONDS
   if ! "${SAM[@]}" local invoke "$1" --template-file "$RUN/template.yaml" --event "$RUN/events/$2.json" \
-    --env-vars "$RUN/env.json" --parameter-overrides "RootKeyCompany=$COMPANY" \
+    --env-vars "$RUN/env.json" --parameter-overrides "RootKeyCompany=$COMPANY ApiKeyResourceCompanies=$COMPANY" \
     --skip-pull-image --add-host host.docker.internal:host-gateway \
     >"$RUN/answers/$2.json" 2>"$RUN/answers/$2.log"; then
     tail -n 30 "$RUN/answers/$2.log" >&2
@@ -307,6 +309,15 @@ run() {
   event root_key_resource root_key_delete \
     "{\"ResponseURL\": \"$url\", \"RequestType\": \"Delete\", \"PhysicalResourceId\": \"acme/example\"}"
   invoke RootKeyFunction root_key_delete
+  # Another stack's key of acme: made, then its secret refused (no Secrets Manager here); the
+  # failed create names the key, so the Delete CloudFormation then sends deletes it.
+  event api_key_resource api_key_create "{\"ResponseURL\": \"$url\"}"
+  invoke ApiKeyFunction api_key_create
+  local api_key
+  api_key=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["PhysicalResourceId"])' "$RUN/responses/3.json")
+  event api_key_resource api_key_delete \
+    "{\"ResponseURL\": \"$url\", \"RequestType\": \"Delete\", \"PhysicalResourceId\": \"$api_key\"}"
+  invoke ApiKeyFunction api_key_delete
 
   echo "sam local invoke, every function on its event (answers in $RUN/answers):"
   check create_custom_key '201, id billing-svc, its key' 'a["statusCode"] == 201 and b["id"] == "billing-svc" and b["key"].startswith("sk_")'
@@ -327,6 +338,12 @@ run() {
     'r["Status"] == "FAILED" and "not stored" in r["Reason"] and r["NoEcho"] is True and "sk_" not in json.dumps(r)'
   check root_key_delete 'SUCCESS answered (Delete keeps the key)' 'a == {"Status": "SUCCESS"}'
   response_check 2 'SUCCESS, the same physical id' 'r["Status"] == "SUCCESS" and r["PhysicalResourceId"] == "acme/example"'
+  check api_key_create 'FAILED answered (Secrets Manager is not reachable here)' 'a == {"Status": "FAILED"}'
+  response_check 3 'FAILED, the key made but its secret not written, named acme/<keyId>' \
+    'r["Status"] == "FAILED" and "could not be written" in r["Reason"] and r["PhysicalResourceId"].startswith("acme/") and "sk_" not in json.dumps(r)'
+  check api_key_delete 'FAILED answered (the key deleted, its secret unreachable)' 'a == {"Status": "FAILED"}'
+  response_check 4 'FAILED, the key deleted, the same physical id' \
+    'r["Status"] == "FAILED" and "was deleted but its secret" in r["Reason"] and r["PhysicalResourceId"] == "'"$api_key"'"'
   say "every answer as documented; $((SECONDS - started)) s in all"
 }
 

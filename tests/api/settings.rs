@@ -77,3 +77,35 @@ fn the_root_key_function_needs_its_company_and_no_local_allowance_in_aws() {
         assert!(stderr.contains(variable), "{vars:?}: {stderr}");
     }
 }
+
+/// The `Custom::ApiKey` function does not start without the prefix its secrets are named under
+/// (its policy allows no other names), nor with companies that are no company ids.
+#[test]
+fn the_api_key_function_needs_its_secret_prefix_and_company_ids() {
+    let cases: [(&[(&str, &str)], &str); 3] = [
+        (&[("API_KEY_RESOURCE_COMPANIES", "acme")], "API_KEY_RESOURCE_SECRET_PREFIX"),
+        (
+            &[("API_KEY_RESOURCE_COMPANIES", "acme;globex"), ("API_KEY_RESOURCE_SECRET_PREFIX", "apikeys/api-keys/")],
+            "API_KEY_RESOURCE_COMPANIES",
+        ),
+        (
+            &[("API_KEY_RESOURCE_MANAGEMENT_KEYS", "1"), ("API_KEY_RESOURCE_SECRET_PREFIX", "apikeys/api-keys/")],
+            "API_KEY_RESOURCE_MANAGEMENT_KEYS",
+        ),
+    ];
+    for (vars, variable) in cases {
+        let output = Command::new(LAMBDA_BINARY)
+            .env("FUNCTION", "api_key_resource")
+            .env_remove("API_KEY_RESOURCE_COMPANIES")
+            .env_remove("API_KEY_RESOURCE_MANAGEMENT_KEYS")
+            .env_remove("API_KEY_RESOURCE_SECRET_PREFIX")
+            .envs(vars.iter().copied())
+            .env("DYNAMODB_ENDPOINT", "http://127.0.0.1:9")
+            .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
+            .output()
+            .expect("run the binary");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{vars:?} must not start");
+        assert!(stderr.contains(variable), "{vars:?}: {stderr}");
+    }
+}
