@@ -1,68 +1,50 @@
-# The two commands of the README: `make run` and `make test`. Everything they need is installed
-# here when missing. DynamoDB Local is started and stopped by PID, never by name: each start has a
-# pid file of its own (the recipe shell's $$ in its name), and the trap that stops it is set
-# before the start, so Ctrl-C at any moment leaves nothing running (tools/dynamodb-local.sh).
-SHELL := /bin/bash
-.SHELLFLAGS := -eu -o pipefail -c
+# The entry points the README names. Each target is one subcommand of tools/dev.py (Python's
+# standard library only; `python3 tools/dev.py --help` lists them), which installs what is
+# missing and stops whatever it starts by PID, Ctrl-C at any moment included.
+# The interpreter itself, not a launcher such as pyenv's shim, which may run it as a child and
+# so not pass on the TERM that make sends when it is stopped.
+PYTHON := $(shell python3 -c 'import sys; print(sys.executable)')
+DEV := $(PYTHON) tools/dev.py
 
 DYNAMODB_PORT ?= 8000
 PORT ?= 3000
 DEMO_COMPANY ?= demo
 TABLE_NAME ?= apikeys
-RUN_DIR := .run
-DDB := tools/dynamodb-local.sh
+# make test TEST=<filter>: only the cargo tests whose name holds it.
+TEST ?=
 
-.PHONY: run test deps browser unit lint tools-test
+.PHONY: run test deps browser unit lint tools-test tools build validate invoke deploy sam-local seed \
+  soak fuzz bench bench-deps bench-verify bench-offset
 
 deps:
-	@$(DDB) install
+	@$(DEV) deps
 
-## The console's browser test drives Debian's chromium through chromedriver: installed here when
-## missing (as root, or through passwordless sudo). Without them that one test says it is skipped.
+## The console's browser test drives Debian's chromium through chromedriver, installed when
+## missing (as root, or through passwordless sudo); without them that one test says it is skipped.
 browser:
-	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
-	  if [ "$$(id -u)" = 0 ]; then as_root=; elif sudo -n true 2>/dev/null; then as_root="sudo -n"; \
-	  else echo "make: cannot install chromium and chromium-driver (not root, no sudo): the browser test will be skipped" >&2; exit 0; fi; \
-	  echo "Installing chromium and chromium-driver (Debian packages) for the console's browser test"; \
-	  $$as_root apt-get update -qq; \
-	  $$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; \
-	fi
+	@$(DEV) browser
 
 ## make run: DynamoDB Local on DYNAMODB_PORT, the table, a demo root key, the API on PORT. Ctrl-C stops both.
 run: deps
-	@cargo build --bin local_server
-	@pidfile=$(RUN_DIR)/run-dynamodb-$(DYNAMODB_PORT)-$$$$.pid; \
-	trap '$(DDB) stop "$$pidfile"' EXIT; \
-	$(DDB) start $(DYNAMODB_PORT) $$pidfile; \
-	DYNAMODB_ENDPOINT=http://127.0.0.1:$(DYNAMODB_PORT) TABLE_NAME=$(TABLE_NAME) PORT=$(PORT) \
-	  DEMO_COMPANY=$(DEMO_COMPANY) target/debug/local_server || true
+	@$(DEV) run --port $(PORT) --dynamodb-port $(DYNAMODB_PORT) --company $(DEMO_COMPANY) --table $(TABLE_NAME)
 
-## make test: unit and integration tests against a DynamoDB Local of their own, on a free port,
-## the console's among them in headless chromium; then the offset cost tests, alone (ignored in
-## the first run: their 200 MB of writes would starve the other tests into timeouts); first the
-## tools' own test (tools-test).
+## make test: the tools' own test, then unit and integration tests against a DynamoDB Local of
+## their own on a free port (the console's in headless chromium), then the offset cost tests alone.
 test: deps browser tools-test
-	@cargo test --lib --test api --no-run
-	@port=$$($(DDB) free-port); pidfile=$(RUN_DIR)/test-dynamodb-$$port-$$$$.pid; \
-	trap '$(DDB) stop "$$pidfile"' EXIT; \
-	$(DDB) start $$port $$pidfile; \
-	DYNAMODB_ENDPOINT=http://127.0.0.1:$$port cargo test --lib --test api; \
-	echo "make test: the offset cost tests, alone on DynamoDB Local (their keys and events at the caps are heavy)" >&2; \
-	DYNAMODB_ENDPOINT=http://127.0.0.1:$$port cargo test --test api offset_cost:: -- --ignored --skip bench
+	@$(DEV) test $(TEST)
 
 ## make tools-test: DynamoDB Local started and stopped on one port back to back, twenty times,
 ## and started again while the previous one still shuts down; each start answered by its own
-## instance, nothing left running (tools/dynamodb-local-test.sh, about a minute or more on a busy machine).
+## instance, nothing left running.
 tools-test: deps
-	@tools/dynamodb-local-test.sh
+	@$(DEV) tools-test
 
 ## make unit: the tests that need no database.
 unit:
 	cargo test --lib
 
-## make lint: formatting, clippy and the docs, warnings as errors (what every commit of Rust code
-## passes); then the dependencies' licenses, bans and sources against deny.toml (cargo-deny,
-## installed here when missing; offline, as these checks need no advisory database).
+## make lint: formatting, clippy and the docs, warnings as errors; then the dependencies'
+## licenses, bans and sources against deny.toml (cargo-deny, installed when missing; offline).
 CARGO_DENY_VERSION := 0.20.2
 
 lint:
@@ -72,14 +54,76 @@ lint:
 	@command -v cargo-deny >/dev/null || cargo install --locked cargo-deny@$(CARGO_DENY_VERSION)
 	cargo deny --offline check licenses bans sources
 
-# build, validate, invoke, deploy: the Lambda and SAM side (tools/deploy.mk).
--include tools/deploy.mk
+## --- The Lambda and SAM side (docs/operations.md) ----------------------------------------------
 
-# sam-local, seed: every function through `sam local invoke` in Docker (tools/sam-local.mk).
--include tools/sam-local.mk
+## make tools: the pinned deployment tools (tools/requirements-deploy.txt) in tools/venv, checkov
+## in tools/venv-checkov, and Rust's arm64 Linux target.
+tools:
+	@$(DEV) tools
 
-# soak (20,000 operations with faults injected) and fuzz (cargo-fuzz): tools/reliability.mk.
--include tools/reliability.mk
+## make build: the one binary every function of template.yaml runs, release, arm64.
+build: tools
+	@$(DEV) build
 
-# bench (criterion, verify vs GetItem, calls per operation, cold start, wrk): tools/bench.mk.
--include tools/bench.mk
+## make validate: sam validate --lint, cfn-lint and checkov on template.yaml, offline; any finding fails.
+VALIDATE_REGION ?= $(or $(AWS_REGION),$(AWS_DEFAULT_REGION),us-east-1)
+validate: tools
+	@$(DEV) validate --region $(VALIDATE_REGION)
+
+## make invoke FN=<function> EVENT=events/<file>.json: one function under cargo lambda watch, on
+## a DynamoDB Local of its own with a root key of INVOKE_COMPANY in the event.
+INVOKE_COMPANY ?= acme
+INVOKE_TABLE ?= apikeys
+INVOKE_TIMEOUT ?= 600
+invoke: tools deps
+	@$(DEV) invoke "$(FN)" "$(EVENT)" --company $(INVOKE_COMPANY) --table $(INVOKE_TABLE) --timeout $(INVOKE_TIMEOUT)
+
+## make deploy [CONFIG_ENV=prod] [STACK=name] [REGION=region] [PARAMS="Key=Value ..."]: sam
+## build, then sam deploy from samconfig.toml; never prompts; stops first without AWS credentials.
+CONFIG_ENV ?= default
+deploy: tools
+	@$(DEV) deploy --config-env "$(CONFIG_ENV)" --stack "$(STACK)" --region "$(REGION)" --params "$(PARAMS)"
+
+## make sam-local: every function through `sam local invoke` on its event, in a private dockerd,
+## against DynamoDB Local, each answer checked (needs root).
+sam-local: tools deps
+	@$(DEV) sam-local
+
+## make seed: the table and a root key of acme on DYNAMODB_ENDPOINT (default: make run's).
+seed: deps
+	@$(DEV) seed
+
+## --- Reliability and benchmarks (docs/operations.md) -------------------------------------------
+
+## make soak: 20,000 mixed operations from 8 clients with faults injected (tests/soak.rs).
+SOAK_OPS ?= 20000
+SOAK_CLIENTS ?= 8
+SOAK_FAULT_RATE ?= 0.01
+soak: deps
+	@$(DEV) soak --ops $(SOAK_OPS) --clients $(SOAK_CLIENTS) --fault-rate $(SOAK_FAULT_RATE)
+
+## make fuzz: the cargo-fuzz target for the request decoder, FUZZ_SECONDS long (stable toolchain
+## with RUSTC_BOOTSTRAP=1; cargo-fuzz installed when missing).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGET ?= request_decoder
+fuzz:
+	@command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+	RUSTC_BOOTSTRAP=1 cargo fuzz run $(FUZZ_TARGET) -- -max_total_time=$(FUZZ_SECONDS)
+
+## make bench: every benchmark (criterion, calls per operation, cold start, wrk), then
+## bench/results.md. BENCH_ARM64=0 skips building the arm64 binary for its size. WRK_DURATION,
+## COLD_RUNS, FLOOR_ROUNDS, FLOOR_PER_ROUND tune the run's length (read by the harnesses).
+BENCH_ARM64 ?= 1
+bench-deps: deps
+	@$(DEV) bench-deps
+
+bench: bench-deps
+	@$(DEV) bench --arm64 $(BENCH_ARM64)
+
+## make bench-verify: the largest verify the caps allow, alone.
+bench-verify: deps
+	@$(DEV) bench-verify
+
+## make bench-offset: offset=1000 against offset=0 alone; rewrites its section of bench/results.md.
+bench-offset: deps
+	@$(DEV) bench-offset

@@ -214,7 +214,7 @@ def main():
 
     w("# Benchmarks")
     w("")
-    w("Written by `make bench` (tools/bench.mk → bench/report.py) from one run; every figure below comes from that run, "
+    w("Written by `make bench` (tools/devtools/bench.py → bench/report.py) from one run; every figure below comes from that run, "
       "except section 6 (release build times, measured by hand and kept across runs). "
       "The harnesses are in `bench/` (criterion for the in-process costs, `bench/benches/store.rs` against DynamoDB Local, "
       "wrk for throughput). Re-run `make bench` to refresh this file.")

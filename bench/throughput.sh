@@ -17,7 +17,7 @@ mkdir -p "$out" .run
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
 test -x "$server" || { echo "$server is missing: cargo build --release --bin local_server" >&2; exit 1; }
 
-port=$(tools/dynamodb-local.sh free-port)
+port=$(python3 tools/dev.py free-port)
 table=bench-throughput-$port-$$
 log=.run/bench-local-server-$port.log
 pidfile=.run/bench-local-server-$port.pid

@@ -1,4 +1,4 @@
-//! Shared set-up for the benchmarks (`make bench`, tools/bench.mk): an app on DynamoDB Local
+//! Shared set-up for the benchmarks (`make bench`, tools/devtools/bench.py): an app on DynamoDB Local
 //! with a counting, recording client; API Gateway v2 events; a function invoked as the Lambda
 //! runtime would (event JSON in, lambda_http adapter, response JSON out); percentiles.
 
@@ -46,7 +46,7 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::now_v7().simple())
 }
 
-/// Needs `DYNAMODB_ENDPOINT` (tools/bench.mk starts a DynamoDB Local and sets it).
+/// Needs `DYNAMODB_ENDPOINT` (tools/devtools/bench.py starts a DynamoDB Local and sets it).
 pub async fn fixture(clock: Arc<dyn Clock>) -> Fixture {
     assert!(
         std::env::var("DYNAMODB_ENDPOINT").is_ok(),
