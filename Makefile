@@ -13,8 +13,8 @@ TABLE_NAME ?= apikeys
 # make test TEST=<filter>: only the cargo tests whose name holds it.
 TEST ?=
 
-.PHONY: run test deps browser unit lint tools-test tools build validate invoke deploy sam-local seed \
-  soak fuzz bench bench-deps bench-verify bench-offset
+.PHONY: run test deps browser unit lint tools-test tools build validate invoke deploy sam-local sam-api seed \
+  soak fuzz bench bench-deps bench-verify bench-offset schemathesis
 
 deps:
 	@$(DEV) deps
@@ -29,7 +29,8 @@ run: deps
 	@$(DEV) run --port $(PORT) --dynamodb-port $(DYNAMODB_PORT) --company $(DEMO_COMPANY) --table $(TABLE_NAME)
 
 ## make test: the tools' own test, then unit and integration tests against a DynamoDB Local of
-## their own on a free port (the console's in headless chromium), then the offset cost tests alone.
+## their own on a free port (the console's in headless chromium), the black-box suite against the
+## local server it starts in process, then the offset cost tests alone.
 test: deps browser tools-test
 	@$(DEV) test $(TEST)
 
@@ -84,10 +85,22 @@ CONFIG_ENV ?= default
 deploy: tools
 	@$(DEV) deploy --config-env "$(CONFIG_ENV)" --stack "$(STACK)" --region "$(REGION)" --params "$(PARAMS)"
 
+## make schemathesis [SCHEMATHESIS_SECONDS=180]: Schemathesis (pinned in
+## tools/requirements-schemathesis.txt, in tools/venv-schemathesis) against the local server on
+## DynamoDB Local, every check; any failure or warning fails (docs/operations.md).
+SCHEMATHESIS_SECONDS ?= 180
+schemathesis: deps
+	@$(DEV) schemathesis --seconds $(SCHEMATHESIS_SECONDS) --company $(DEMO_COMPANY)
+
 ## make sam-local: every function through `sam local invoke` on its event, in a private dockerd,
 ## against DynamoDB Local, each answer checked (needs root).
 sam-local: tools deps
 	@$(DEV) sam-local
+
+## make sam-api: the same setup, every route behind `sam local start-api` on a free port, the
+## black-box suite (tests/blackbox) and `apikeys smoke` against it (needs root).
+sam-api: tools deps
+	@$(DEV) sam-api
 
 ## make seed: the table and a root key of acme on DYNAMODB_ENDPOINT (default: make run's).
 seed: deps

@@ -11,6 +11,12 @@ pub const DEFAULT_TABLE_NAME: &str = "apikeys";
 pub const DEFAULT_RETENTION_DAYS: i64 = 30;
 /// The local server's port when `PORT` is not set.
 pub const DEFAULT_PORT: u16 = 3000;
+/// How long an instance keeps a caller it authenticated when `CALLER_CACHE_SECONDS` is not
+/// set: a revoked root key stops verify and the read calls within this (writes at once), and a
+/// caller making at least one call a second per instance is read once in ten calls or fewer.
+pub const DEFAULT_CALLER_CACHE_SECONDS: u64 = 10;
+/// The longest caller cache accepted: a revocation must take effect within a minute.
+pub const MAX_CALLER_CACHE_SECONDS: u64 = 60;
 /// The longest retention accepted: ten years.
 const MAX_RETENTION_DAYS: i64 = 3650;
 
@@ -20,6 +26,9 @@ pub struct Settings {
     pub table_name: String,
     /// `RETENTION_DAYS`: 1 to 3650.
     pub retention_days: i64,
+    /// `CALLER_CACHE_SECONDS`: 0 (off) to 60, how long an instance keeps a caller it
+    /// authenticated for verify and the read calls.
+    pub caller_cache_seconds: u64,
     pub database: DatabaseSettings,
     pub logging: LogSettings,
     /// `AWS_LAMBDA_FUNCTION_NAME`: set by Lambda, so `Some` exactly when running there.
@@ -110,6 +119,17 @@ impl Settings {
             Some(raw) => {
                 raw.trim().parse::<i64>().ok().filter(|d| (1..=MAX_RETENTION_DAYS).contains(d)).ok_or_else(|| {
                     bad("RETENTION_DAYS", format!("must be whole days from 1 to {MAX_RETENTION_DAYS}, not '{raw}'"))
+                })?
+            }
+        };
+        let caller_cache_seconds = match get("CALLER_CACHE_SECONDS") {
+            None => DEFAULT_CALLER_CACHE_SECONDS,
+            Some(raw) => {
+                raw.trim().parse::<u64>().ok().filter(|s| *s <= MAX_CALLER_CACHE_SECONDS).ok_or_else(|| {
+                    bad(
+                        "CALLER_CACHE_SECONDS",
+                        format!("must be whole seconds from 0 (off) to {MAX_CALLER_CACHE_SECONDS}, not '{raw}'"),
+                    )
                 })?
             }
         };
@@ -212,6 +232,7 @@ impl Settings {
         Ok(Self {
             table_name,
             retention_days,
+            caller_cache_seconds,
             database: DatabaseSettings {
                 endpoint,
                 region_set: get("AWS_REGION").is_some() || get("AWS_DEFAULT_REGION").is_some(),
@@ -278,6 +299,7 @@ mod tests {
     fn defaults_when_nothing_is_set() {
         let s = settings(&[]).unwrap();
         assert_eq!((s.table_name.as_str(), s.retention_days, s.port), ("apikeys", 30, 3000));
+        assert_eq!(s.caller_cache_seconds, DEFAULT_CALLER_CACHE_SECONDS);
         assert_eq!(s.database, DatabaseSettings::default());
         assert_eq!(s.logging, LogSettings::default());
         assert_eq!(s.root_key_company().unwrap_err().variable, "ROOT_KEY_COMPANY", "required by its function");
@@ -294,6 +316,9 @@ mod tests {
             ("RETENTION_DAYS", "abc"),
             ("RETENTION_DAYS", "0"),
             ("RETENTION_DAYS", "99999"),
+            ("CALLER_CACHE_SECONDS", "61"),
+            ("CALLER_CACHE_SECONDS", "-1"),
+            ("CALLER_CACHE_SECONDS", "ten"),
             ("PORT", "abc"),
             ("PORT", "70000"),
             ("AWS_LAMBDA_LOG_LEVEL", "verbose"),
@@ -319,6 +344,7 @@ mod tests {
     fn set_values_are_read_and_empty_ones_are_unset() {
         let s = settings(&[
             ("RETENTION_DAYS", "7"),
+            ("CALLER_CACHE_SECONDS", "0"),
             ("PORT", "8080"),
             ("TABLE_NAME", "keys-prod"),
             ("DYNAMODB_ENDPOINT", ""),
@@ -340,6 +366,7 @@ mod tests {
         assert_eq!(s.function.as_deref(), Some("get_key"));
         assert_eq!(s.root_key_company().map(|c| c.to_string()), Ok("acme".to_owned()));
         assert_eq!((s.retention_days, s.port, s.table_name.as_str()), (7, 8080, "keys-prod"));
+        assert_eq!(s.caller_cache_seconds, 0, "0 turns the cache off");
         assert_eq!(s.database.endpoint, None, "empty means AWS");
         assert_eq!((s.logging.lambda_level, s.logging.json, s.logging.in_lambda), (Some("error"), Some(false), true));
         assert_eq!(s.demo_company.map(|c| c.to_string()), Some("demo".to_owned()));

@@ -34,13 +34,15 @@ def local_run(args):
 
 
 def test(args):
-    """make test: the unit and integration tests against a DynamoDB Local of their own, then the
-    offset cost tests alone (ignored in the first run: their 200 MB of writes would starve the
-    other tests into timeouts). With a FILTER, only the tests it names."""
-    run(["cargo", "test", "--lib", "--test", "api", "--no-run"])
+    """make test: the unit and integration tests and the black-box suite (tests/blackbox, against
+    the local server it starts in process) on a DynamoDB Local of their own, then the offset cost
+    tests alone (ignored in the first run: their 200 MB of writes would starve the other tests
+    into timeouts). With a FILTER, only the tests it names."""
+    targets = ["--lib", "--test", "api", "--test", "blackbox"]
+    run(["cargo", "test", *targets, "--no-run"])
     with dynamodb.local_dynamodb("test") as endpoint:
         env = dict(os.environ, DYNAMODB_ENDPOINT=endpoint)
-        run(["cargo", "test", "--lib", "--test", "api", *([args.filter] if args.filter else [])], env=env)
+        run(["cargo", "test", *targets, *([args.filter] if args.filter else [])], env=env)
         if not args.filter:
             say("make test", "the offset cost tests, alone on DynamoDB Local (their keys and events at the caps are heavy)")
             run(["cargo", "test", "--test", "api", "offset_cost::", "--", "--ignored", "--skip", "bench"], env=env)
@@ -172,6 +174,14 @@ def sam_local_run(_args):
     return 0
 
 
+def sam_api(_args):
+    in_tools_venv()
+    from devtools import sam_local
+
+    sam_local.run_api()
+    return 0
+
+
 def seed(args):
     from devtools import sam_local
 
@@ -186,6 +196,12 @@ def event(args):
         print(out.read_text())
         out.unlink()
     return 0
+
+
+def schemathesis(args):
+    from devtools.schemathesis import schemathesis as run_schemathesis
+
+    return run_schemathesis(args)
 
 
 def tools_test(args):
@@ -285,7 +301,12 @@ def parser():
     c.add_argument("--stack", default="")
     c.add_argument("--region", default="")
     c.add_argument("--params", default="", help='"Key=Value ..."')
+    c = command("schemathesis", schemathesis,
+                "make schemathesis: Schemathesis against the local server, every check")
+    c.add_argument("--seconds", type=int, default=180)
+    c.add_argument("--company", default="demo")
     command("sam-local", sam_local_run, "make sam-local: every function through sam local invoke")
+    command("sam-api", sam_api, "make sam-api: the black-box suite and apikeys smoke through sam local start-api")
 
     command("bench-deps", bench_task("deps"), "DynamoDB Local, wrk and zip")
     c = command("bench", bench_task("bench"), "make bench")

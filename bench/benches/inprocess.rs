@@ -53,7 +53,7 @@ fn verify_request(root_key: &str, key: &str) -> Request {
 
 /// Makes the keys each case works on, records DynamoDB's answers for every case, and checks
 /// that each case answers as it should when replayed.
-async fn setup() -> (Fixture, Vec<Case>, String) {
+async fn setup() -> (Fixture, Vec<Case>, String, apikeys::entry::config::App) {
     let now = chrono::Utc::now();
     let clock = Arc::new(ManualClock::new(chrono::DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap()));
     let fx = fixture(clock).await;
@@ -135,6 +135,7 @@ async fn setup() -> (Fixture, Vec<Case>, String) {
             expect: 200,
         },
     ];
+    let uncached = (*fx.app).clone().with_caller_cache(0);
     // Verify once before recording, so lastUsedAt is fresh for the (frozen) clock and the
     // recorded answers need no background write.
     invoke(endpoint_service(fx.app.clone(), Endpoint::VerifyKey), &cases[7].event).await;
@@ -147,6 +148,8 @@ async fn setup() -> (Fixture, Vec<Case>, String) {
         }
     }
     dispatch(&fx.app, CLIENT_IP, verify_request(&fx.root_key, &target_key)).await;
+    // And verify by a caller the instance does not keep: its one BatchGetItem of both items.
+    dispatch(&uncached, CLIENT_IP, verify_request(&fx.root_key, &target_key)).await;
     fx.tape.set_mode(Mode::Replay);
     eprintln!("recorded DynamoDB answers: {:?}", fx.tape.keys());
     fx.calls.take();
@@ -161,12 +164,15 @@ async fn setup() -> (Fixture, Vec<Case>, String) {
     let answer = dispatch(&fx.app, CLIENT_IP, verify_request(&fx.root_key, &target_key)).await;
     assert_eq!(answer.status(), 200);
     eprintln!("replayed local stack verify -> 200 with DynamoDB calls {:?}", fx.calls.take());
-    (fx, cases, target_key)
+    let answer = dispatch(&uncached, CLIENT_IP, verify_request(&fx.root_key, &target_key)).await;
+    assert_eq!(answer.status(), 200);
+    eprintln!("replayed local stack verify, caller not kept -> 200 with DynamoDB calls {:?}", fx.calls.take());
+    (fx, cases, target_key, uncached)
 }
 
 fn main() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let (fx, cases, target_key) = rt.block_on(setup());
+    let (fx, cases, target_key, uncached) = rt.block_on(setup());
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
@@ -196,18 +202,21 @@ fn main() {
     lambda.finish();
 
     // The local server's whole stack for one verify, less its HTTP: routes, then the handler,
-    // which authenticates its caller and reads both lookup items in one BatchGetItem, replayed.
+    // which authenticates its caller (kept by the instance) and reads the key's lookup item,
+    // replayed; and the same with no caller kept: both lookup items in one BatchGetItem.
     let mut local = c.benchmark_group("local");
     local.bench_function("verify_key", |b| {
         b.to_async(&rt).iter(|| dispatch(&fx.app, CLIENT_IP, verify_request(&fx.root_key, &target_key)))
+    });
+    local.bench_function("verify_key_caller_not_kept", |b| {
+        b.to_async(&rt).iter(|| dispatch(&uncached, CLIENT_IP, verify_request(&fx.root_key, &target_key)))
     });
     local.finish();
 
     // The SDK alone: one replayed GetItem of a lookup item, no handler around
     // it: what every store call costs a function before DynamoDB is even reached.
     let mut sdk = c.benchmark_group("sdk");
-    // (The caller's root key: each management function reads it with a GetItem, so its answer is
-    // recorded; verify reads the target's lookup item only inside its BatchGetItem.)
+    // (The caller's root key: each write reads it with a GetItem, so its answer is recorded.)
     let (_, plaintext) = PlaintextKey::parse(&fx.root_key).expect("the root key parses");
     let lookup_pk = format!("SECRET#{}", plaintext.hash().as_str());
     let (_, target) = PlaintextKey::parse(&target_key).expect("the target key parses");
@@ -251,6 +260,46 @@ fn main() {
             black_box(out)
         })
     });
+    // The list page's Query (its 26 items, as recorded), through the SDK alone.
+    let page_query = || {
+        fx.client
+            .query()
+            .table_name(&fx.table)
+            .index_name(apikeys::store::table::STATUS_INDEX.name)
+            .key_condition_expression("#p = :p")
+            .expression_attribute_names("#p", apikeys::store::table::STATUS_INDEX.partition_key)
+            .expression_attribute_values(":p", AttributeValue::S(format!("COMPANY#{}#STATUS#active", fx.company)))
+            .scan_index_forward(false)
+            .limit(26)
+            .send()
+    };
+    sdk.bench_function("query_list_page", |b| {
+        b.to_async(&rt).iter(|| async { black_box(page_query().await.expect("replayed Query")) })
+    });
     sdk.finish();
+
+    // What a list page does with its items once the SDK has parsed them: each item to a key
+    // (the store's records), then each key to its view and the page to JSON.
+    let items = rt.block_on(page_query()).expect("replayed Query").items.unwrap_or_default();
+    assert!(items.len() > 25, "the recorded list page, one more than its limit: {}", items.len());
+    let keys: Vec<_> =
+        items.iter().cloned().map(apikeys::store::items::key_from_item).collect::<Result<_, _>>().expect("keys");
+    let now = chrono::Utc::now();
+    let mut list = c.benchmark_group("list");
+    list.bench_function("decode_items", |b| {
+        b.iter(|| {
+            for item in black_box(&items) {
+                black_box(apikeys::store::items::key_from_item(item.clone()).expect("a key"));
+            }
+        })
+    });
+    list.bench_function("clone_items", |b| b.iter(|| black_box(black_box(&items).clone())));
+    list.bench_function("views_to_json", |b| {
+        b.iter(|| {
+            let views: Vec<_> = black_box(&keys).iter().map(|k| k.view(now)).collect();
+            black_box(serde_json::to_string(&views).expect("JSON"))
+        })
+    });
+    list.finish();
     c.final_summary();
 }

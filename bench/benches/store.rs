@@ -99,7 +99,20 @@ async fn calls() {
     row("verify, first in the minute", "no limits; lastUsedAt written before the answer", status, calls);
     let (status, _, calls) =
         run(&fx, Endpoint::VerifyKey, "POST /keys/verify", "/keys/verify", "", None, verify_body(key(2))).await;
-    row("verify", "no limits, lastUsedAt fresh", status, calls);
+    row("verify", "no limits, lastUsedAt fresh, caller kept by the instance", status, calls);
+    let uncached = Fixture {
+        app: Arc::new((*fx.app).clone().with_caller_cache(0)),
+        calls: fx.calls.clone(),
+        tape: fx.tape.clone(),
+        client: fx.client.clone(),
+        table: fx.table.clone(),
+        company: fx.company.clone(),
+        root_key: fx.root_key.clone(),
+        authorization: fx.authorization.clone(),
+    };
+    let (status, _, calls) =
+        run(&uncached, Endpoint::VerifyKey, "POST /keys/verify", "/keys/verify", "", None, verify_body(key(2))).await;
+    row("verify, caller not kept", "no limits, lastUsedAt fresh, CALLER_CACHE_SECONDS=0", status, calls);
     for (name, limits) in [
         ("verify with rate limit", json!({ "rateLimit": { "limit": 1000, "periodSeconds": 60 } })),
         ("verify with quota", json!({ "quota": { "max": 1000 } })),
@@ -320,8 +333,9 @@ async fn floor() {
                     permissions: &[],
                     scope: Some(&scope),
                 };
-                let verdict =
-                    verify_for_caller(&fx.app.store, fx.app.clock.now(), caller, request).await.expect("verify");
+                let verdict = verify_for_caller(&fx.app.store, &fx.app.callers, fx.app.clock.now(), caller, request)
+                    .await
+                    .expect("verify");
                 assert!(verdict.is_valid());
             })
         })

@@ -261,6 +261,10 @@ pub async fn update_key(
         if reset_quota_usage {
             caller.may_reset_quota_of(&after)?;
         }
+        // Fields set to the values they hold: nothing to write, no audit event, same ETag.
+        if after == *before {
+            return Ok(None);
+        }
         let action = if input.status.is_set() && after.status != before.status && only_status(input) {
             AuditAction::StatusChanged
         } else {

@@ -5,6 +5,7 @@
 
 mod audit;
 mod caller;
+pub mod caller_cache;
 mod clock;
 mod error;
 pub mod idempotency;
@@ -17,5 +18,6 @@ pub mod verify_key;
 mod tests;
 
 pub use caller::{Caller, Credential, Me, Need, SealMaterial, authenticate};
+pub use caller_cache::{CallerCache, Freshness, authenticate_as};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::DomainError;

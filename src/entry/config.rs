@@ -14,8 +14,8 @@ use tracing_subscriber::filter::{EnvFilter, FilterExt, filter_fn};
 use tracing_subscriber::layer::{Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::domain::{Clock, SystemClock};
-use crate::settings::{DatabaseSettings, LogSettings, Settings};
+use crate::domain::{CallerCache, Clock, SystemClock};
+use crate::settings::{DEFAULT_CALLER_CACHE_SECONDS, DatabaseSettings, LogSettings, Settings};
 use crate::store::DynamoStore;
 
 /// Everything a handler needs; built once per process, outside the handler, so the TLS
@@ -24,14 +24,24 @@ use crate::store::DynamoStore;
 pub struct App {
     pub store: DynamoStore,
     pub clock: Arc<dyn Clock>,
+    /// The callers this instance authenticated, for `CALLER_CACHE_SECONDS`: shared by every
+    /// request the process serves (one Lambda instance, or the local server).
+    pub callers: Arc<CallerCache>,
     /// The Lambda function's name (`AWS_LAMBDA_FUNCTION_NAME`), for its metrics; `None` outside
     /// Lambda, where no metric is printed.
     pub lambda_function: Option<Arc<str>>,
 }
 
 impl App {
+    /// With the default caller cache (`DEFAULT_CALLER_CACHE_SECONDS`).
     pub fn new(store: DynamoStore, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock, lambda_function: None }
+        let callers = Arc::new(CallerCache::new(DEFAULT_CALLER_CACHE_SECONDS));
+        Self { store, clock, callers, lambda_function: None }
+    }
+
+    /// With a caller cache of its own that keeps each caller `seconds` (0: none).
+    pub fn with_caller_cache(self, seconds: u64) -> Self {
+        Self { callers: Arc::new(CallerCache::new(seconds)), ..self }
     }
 
     /// The table and the retention from the settings, its client from `config` (built from the
@@ -41,7 +51,8 @@ impl App {
         let retention = chrono::TimeDelta::days(settings.retention_days);
         let store = DynamoStore::new(client, &settings.table_name).with_retention(retention);
         let lambda_function = settings.lambda_function.as_deref().map(Arc::from);
-        Self { lambda_function, ..Self::new(store, Arc::new(SystemClock)) }
+        let app = Self::new(store, Arc::new(SystemClock)).with_caller_cache(settings.caller_cache_seconds);
+        Self { lambda_function, ..app }
     }
 }
 

@@ -17,7 +17,7 @@ mod secret;
 pub use acl::{Acl, AclEntry, Permission, Scope};
 pub use audit::{ActingSecret, ActorType, AuditAction, AuditEvent, SecretRole};
 pub use error::{FieldError, FieldProblem};
-pub use ids::{CompanyId, KeyId};
+pub use ids::{CompanyId, KeyId, RESERVED_KEY_IDS};
 pub use input::{Change, CreateKeyInput, IdempotencyKey, QuotaInput, RollInput, UpdateKeyInput, VerifyInput};
 pub use ip::IpAllowlist;
 pub use key::{ApiKey, KeyStatus, KeyView, LAST_USED_GRANULARITY, PreviousSecret, QuotaView};

@@ -122,6 +122,11 @@ async fn unknown_routes_are_404_and_wrong_methods_405_with_allow() {
     let wrong = app.send(Method::PUT, "/keys/abc", Some(&app.root_key), None, &[]).await;
     assert_eq!((wrong.status, wrong.error_code()), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
     assert_eq!(wrong.header("allow"), "POST, GET, PATCH, DELETE");
+    // `/keys/verify` has POST alone; its GET reaches `/keys/{keyId}`, where `verify` is no key.
+    let verify = app.send(Method::PUT, "/keys/verify", Some(&app.root_key), None, &[]).await;
+    assert_eq!((verify.status, verify.header("allow")), (StatusCode::METHOD_NOT_ALLOWED, "POST"));
+    let get = app.send(Method::GET, "/keys/verify", Some(&app.root_key), None, &[]).await;
+    assert_eq!((get.status, get.error_code()), (StatusCode::NOT_FOUND, "not_found"));
 }
 
 #[tokio::test]

@@ -42,5 +42,8 @@ async fn a_get_costs_one_read_after_the_authorizer() {
     let created = app.create_key(&json!({ "userId": "u" })).await;
     app.settle_calls().await;
     app.get_key(created["id"].as_str().unwrap()).await;
-    assert_eq!(app.calls_made().await, vec!["GetItem", "GetItem"]);
+    assert_eq!(app.calls_made().await, vec!["GetItem"], "the caller is kept by the instance");
+    app.advance(apikeys::settings::DEFAULT_CALLER_CACHE_SECONDS as i64);
+    app.get_key(created["id"].as_str().unwrap()).await;
+    assert_eq!(app.calls_made().await, vec!["GetItem", "GetItem"], "the caller read again, then the key");
 }

@@ -9,6 +9,7 @@ mod api_key_resource;
 mod attacker_view;
 mod auth;
 mod bounds;
+mod caller_cache;
 mod cli;
 mod conflicts;
 mod console;

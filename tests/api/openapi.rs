@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
 use apikeys::entry::http::ROUTES;
-use apikeys::model::{KeyId, Permission, PlaintextKey};
+use apikeys::model::{KeyId, Permission, PlaintextKey, RESERVED_KEY_IDS};
 use lambda_http::Body;
 use lambda_http::http::{Method, Request as HttpRequest, StatusCode};
 use serde_json::{Map, Value, json};
@@ -27,7 +27,7 @@ pub fn spec() -> &'static Value {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The structural checker (OpenAPI 3.1 schemas): $ref, type (one or a list, 'null' included), enum, allOf/oneOf/anyOf, required,
+// The structural checker (OpenAPI 3.1 schemas): $ref, type (one or a list, 'null' included), enum, allOf/oneOf/anyOf/not, required,
 // properties, additionalProperties, readOnly/writeOnly, items, min/max (length, items, value),
 // pattern (read as a Rust regex: the document keeps to the subset ECMA-262 and Rust agree on),
 // format date-time.
@@ -83,7 +83,7 @@ fn number(schema: &Value, name: &str) -> Option<f64> {
 
 fn walk(schema: &'static Value, value: &Value, at: &str, direction: Direction, errors: &mut Vec<String>) {
     if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
-        service_rules(reference, value, at, errors);
+        service_rules(reference, value, at, direction, errors);
     }
     let schema = deref(schema);
     assert!(schema.is_object(), "{at}: a schema must be an object, found {schema}");
@@ -113,6 +113,11 @@ fn walk(schema: &'static Value, value: &Value, at: &str, direction: Direction, e
         if matching != 1 {
             errors.push(format!("{at}: {value} matches {matching} schemas of oneOf, not exactly one"));
         }
+    }
+    if let Some(not) = schema.get("not")
+        && conforms_at(not, value, at, direction)
+    {
+        errors.push(format!("{at}: {value} is one of what `not` excludes: {not}"));
     }
     if let Some(any) = schema.get("anyOf").and_then(Value::as_array)
         && !any.iter().any(|sub| conforms_at(sub, value, at, direction))
@@ -167,11 +172,12 @@ fn walk(schema: &'static Value, value: &Value, at: &str, direction: Direction, e
     }
 }
 
-/// Where `pattern` would be needed, the service's own parsers judge instead: ids, permissions,
-/// and a key's plaintext (well formed, of its type, starting with its keyPrefix).
-fn service_rules(reference: &str, value: &Value, at: &str, errors: &mut Vec<String>) {
+/// Where `pattern` would be needed, the service's own parsers judge instead: ids in answers,
+/// permissions, and a key's plaintext (well formed, of its type, starting with its keyPrefix).
+/// An id a request names is judged by the document alone (`RequestKeyId`).
+fn service_rules(reference: &str, value: &Value, at: &str, direction: Direction, errors: &mut Vec<String>) {
     match (reference.rsplit('/').next(), value) {
-        (Some("KeyId"), Value::String(id)) => {
+        (Some("KeyId"), Value::String(id)) if direction == Direction::Response => {
             if let Err(e) = KeyId::parse(id, at) {
                 errors.push(format!("{at}: '{id}' is not a key id: {}", e.message));
             }
@@ -481,6 +487,18 @@ fn the_error_codes_are_those_the_service_uses() {
     );
 }
 
+/// The ids no request may name are the service's reserved words, no more and no fewer.
+#[test]
+fn the_reserved_ids_are_those_the_service_reserves() {
+    let listed: Vec<&str> = spec()["components"]["schemas"]["RequestKeyId"]["not"]["enum"]
+        .as_array()
+        .expect("RequestKeyId excludes the reserved words with not: enum")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(listed, RESERVED_KEY_IDS);
+}
+
 // ---------------------------------------------------------------------------------------------
 // (c) examples against schemas
 
@@ -600,6 +618,9 @@ fn the_checker_refuses_what_does_not_conform() {
         !conforms(create, &json!({"userId": "u", "quota": {"max": 3, "remaining": 1}}), Direction::Request).is_empty(),
         "a readOnly property in a request"
     );
+    let request_id = &schemas["RequestKeyId"];
+    assert!(conforms(request_id, &json!("customer-42"), Direction::Request).is_empty());
+    assert!(!conforms(request_id, &json!("roll"), Direction::Request).is_empty(), "not: a reserved word");
     let scope = &schemas["VerifyScope"];
     assert!(conforms(scope, &json!({"productId": "p1", "planId": ["a", "b"]}), Direction::Request).is_empty());
     assert!(!conforms(scope, &json!({"productId": 3}), Direction::Request).is_empty(), "oneOf");

@@ -1,14 +1,17 @@
-//! openapi.yaml's request schemas as the judge of what the service accepts. Requests are
-//! GENERATED from the document (path, query and header parameters, bodies): valid ones from the
-//! schemas, and invalid ones made from a valid one by breaking one rule at a time (wrong type,
-//! pattern, maxLength/minLength, maxItems, unknown property, enum, missing required, range,
-//! format). Whether a request is valid is decided by the document alone: the schema checker of
-//! tests/api/openapi.rs (patterns included), plus the rules the document states only in words
-//! (`described_problem`). The service must accept exactly the valid ones (the documented 2xx,
-//! or a documented non-400 outcome: 412 for a stale `If-Match`, 409 for a custom id already
-//! taken, 422 for an `Idempotency-Key` used on another request) and answer every invalid one
-//! with the documented error (400 with a JSON field error; 404 for an impossible `keyId` of an
-//! existing key; 413 over 64 KiB).
+//! openapi.yaml's request schemas as the judge of what the service accepts. Requests of every
+//! operation are GENERATED from the document (path, query and header parameters, the
+//! credential, bodies): valid ones from the schemas, and invalid ones made from a valid one by
+//! breaking one rule at a time (wrong type, pattern, maxLength/minLength, maxItems, unknown
+//! property, enum, `not`, missing required, range, format; a reserved word as a path id; a
+//! credential missing, mistyped or under another scheme). Whether a request is valid is decided
+//! by the document alone: the schema checker of tests/api/openapi.rs (patterns included), plus
+//! the rules the document states only in words (`described_problem`, `Credential`). The
+//! service must accept exactly the valid ones (the documented 2xx, or a documented non-400
+//! outcome: 412 for a stale `If-Match`, 409 for a custom id already taken, 422 for an
+//! `Idempotency-Key` used on another request) and answer every invalid one with the documented
+//! error (400 with a JSON field error; 401 without a credential that verifies; 404 for an
+//! impossible `keyId` of an existing key; 413 over 64 KiB); and every answer's status must be
+//! one the document lists for that operation.
 //!
 //! Two passes against DynamoDB Local: `every_single_break_of_a_full_request_is_refused` breaks
 //! every node of one request per operation that names every optional field, once each way;
@@ -21,6 +24,7 @@ use std::sync::Mutex;
 use apikeys::domain::Clock;
 use apikeys::entry::http::ROUTES;
 use apikeys::entry::local::dispatch;
+use apikeys::model::RESERVED_KEY_IDS;
 use chrono::{DateTime, TimeDelta, Utc};
 use lambda_http::Body;
 use lambda_http::http::{HeaderValue, Method, Request};
@@ -67,10 +71,12 @@ struct Operation {
     /// The body's schema, and whether a body is required.
     body: Option<(&'static Value, bool)>,
     success: u16,
+    /// Every status the document lists for the operation.
+    documented: Vec<u16>,
 }
 
-/// Every operation of the route table that takes parameters or a body. Paths the route table
-/// does not have (yet), and operations with nothing to generate, are left out.
+/// Every operation of the route table (each takes a credential, if nothing else). Paths the
+/// route table does not have (yet) are left out.
 fn operations() -> Vec<Operation> {
     let mut found = Vec::new();
     for (path, item) in spec()["paths"].as_object().expect("paths") {
@@ -106,17 +112,11 @@ fn operations() -> Vec<Operation> {
                 assert!(schema.is_object(), "{method} {path}: an application/json body schema");
                 (schema, b["required"] == true)
             });
-            if params.is_empty() && body.is_none() {
-                continue;
-            }
-            let success = op["responses"]
-                .as_object()
-                .expect("responses")
-                .keys()
-                .find_map(|s| s.parse::<u16>().ok().filter(|s| (200..300).contains(s)))
-                .expect("a 2xx");
+            let documented: Vec<u16> =
+                op["responses"].as_object().expect("responses").keys().filter_map(|s| s.parse().ok()).collect();
+            let success = documented.iter().copied().find(|s| (200..300).contains(s)).expect("a 2xx");
             let id = op["operationId"].as_str().expect("operationId").to_owned();
-            found.push(Operation { id, method, path: path.clone(), params, body, success });
+            found.push(Operation { id, method, path: path.clone(), params, body, success, documented });
         }
     }
     found
@@ -200,7 +200,13 @@ fn valid(schema: &'static Value, full: bool) -> BoxedStrategy<Value> {
     let types: Vec<&str> = type_names(schema).into_iter().filter(|t| !full || *t != "null").collect();
     assert!(!types.is_empty(), "a request schema names its type: {schema}");
     let branches: Vec<BoxedStrategy<Value>> = types.into_iter().map(|t| of_type(t, schema, full)).collect();
-    proptest::strategy::Union::new(branches).boxed()
+    let values = proptest::strategy::Union::new(branches);
+    match schema.get("not") {
+        Some(not) => values
+            .prop_filter("not what `not` excludes", move |v| !conforms(not, v, Direction::Request).is_empty())
+            .boxed(),
+        None => values.boxed(),
+    }
 }
 
 fn of_type(ty: &str, schema: &'static Value, full: bool) -> BoxedStrategy<Value> {
@@ -274,6 +280,41 @@ struct Instance {
     /// Query parameters the document does not name.
     extra_query: Vec<(String, String)>,
     body: Option<Value>,
+    credential: Credential,
+}
+
+/// How a request presents the root key, as openapi.yaml's security schemes and their words say:
+/// `Authorization: Bearer <key>` (the scheme in any case) or `x-api-key: <key>`, the latter also
+/// beside an Authorization header of another scheme (which is ignored); or ways that present
+/// no key that verifies (401).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Credential {
+    Bearer(&'static str),
+    ApiKey,
+    OtherSchemeAndApiKey,
+    Missing,
+    OtherSchemeOnly,
+    EmptyApiKey,
+    Mistyped,
+}
+
+const PRESENTED: [Credential; 5] = [
+    Credential::Bearer("Bearer"),
+    Credential::Bearer("bearer"),
+    Credential::Bearer("BEARER"),
+    Credential::ApiKey,
+    Credential::OtherSchemeAndApiKey,
+];
+const NOT_PRESENTED: [Credential; 4] =
+    [Credential::Missing, Credential::OtherSchemeOnly, Credential::EmptyApiKey, Credential::Mistyped];
+
+/// The key with its last character changed: well formed in shape, its checksum fails.
+fn mistyped(key: &str) -> String {
+    let mut chars: Vec<char> = key.chars().collect();
+    if let Some(last) = chars.last_mut() {
+        *last = if *last == '2' { '3' } else { '2' };
+    }
+    chars.into_iter().collect()
 }
 
 /// A valid request of `op`; path ids of existing keys and key cursors are filled in later.
@@ -291,11 +332,12 @@ fn valid_instance(op: &'static Operation, full: bool) -> BoxedStrategy<Instance>
         Some((schema, false)) if full => valid(schema, full).prop_map(Some).boxed(),
         Some((schema, false)) => proptest::option::of(valid(schema, full)).boxed(),
     };
-    (params, body)
-        .prop_map(|(params, body)| Instance {
+    (params, body, prop::sample::select(PRESENTED.to_vec()))
+        .prop_map(|(params, body, credential)| Instance {
             params: params.into_iter().flatten().collect(),
             extra_query: vec![],
             body,
+            credential,
         })
         .boxed()
 }
@@ -322,6 +364,7 @@ enum Site {
     Body(Vec<Step>, &'static Value),
     Param(usize),
     Query,
+    Credential,
 }
 
 #[derive(Debug, Clone)]
@@ -471,8 +514,10 @@ fn param_edits(param: &Param, raw: &str) -> Vec<String> {
         }
     }
     if param.location == Location::Path {
-        // An empty segment is another path, not another id.
+        // An empty segment is another path, not another id; the service's own words are ids that
+        // no request may name.
         edits.retain(|e| !e.is_empty());
+        edits.extend(RESERVED_KEY_IDS.iter().map(|w| (*w).to_owned()));
     }
     if header {
         edits.retain(|e| HeaderValue::from_bytes(e.as_bytes()).is_ok());
@@ -503,12 +548,14 @@ fn apply(instance: &Instance, site: &Site, edit_index: usize, op: &Operation) ->
             broken.params.insert(*i, edits.get(edit_index % edits.len())?.clone());
         }
         Site::Query => broken.extra_query.push(("zzUnknown".into(), "1".into())),
+        Site::Credential => broken.credential = NOT_PRESENTED[edit_index % NOT_PRESENTED.len()],
     }
     Some(broken)
 }
 
 fn sites(op: &Operation, instance: &Instance) -> Vec<Site> {
     let mut out: Vec<Site> = instance.params.keys().map(|i| Site::Param(*i)).collect();
+    out.push(Site::Credential);
     if !op.ignores_query() {
         out.push(Site::Query);
     }
@@ -526,6 +573,7 @@ fn edit_count(op: &Operation, instance: &Instance, site: &Site) -> usize {
         }
         Site::Param(i) => param_edits(&op.params[*i], &instance.params[i]).len(),
         Site::Query => 1,
+        Site::Credential => NOT_PRESENTED.len(),
     }
 }
 
@@ -598,6 +646,11 @@ struct Memory {
 }
 
 fn expect(op: &Operation, instance: &Instance, memory: &Memory, now: DateTime<Utc>) -> Expect {
+    // The credential comes first (these requests go through `dispatch`, as in Lambda: the local
+    // server's own 64 KiB check before routing is not part of them).
+    if !PRESENTED.contains(&instance.credential) {
+        return Expect::Refuse(401, format!("no credential that verifies: {:?}", instance.credential));
+    }
     if instance.body.as_ref().is_some_and(|b| b.to_string().len() > MAX_BODY_BYTES) {
         return Expect::Refuse(413, "a body over 64 KiB".into());
     }
@@ -735,7 +788,19 @@ impl Stack {
         }
         let query = query.finish();
         let uri = if query.is_empty() { path } else { format!("{path}?{query}") };
-        builder = builder.uri(uri).header("authorization", format!("Bearer {}", self.app.root_key));
+        builder = builder.uri(uri);
+        let key = self.app.root_key.as_str();
+        builder = match instance.credential {
+            Credential::Bearer(scheme) => builder.header("authorization", format!("{scheme} {key}")),
+            Credential::ApiKey => builder.header("x-api-key", key),
+            Credential::OtherSchemeAndApiKey => {
+                builder.header("authorization", "Basic dXNlcjpwYXNz").header("x-api-key", key)
+            }
+            Credential::Missing => builder,
+            Credential::OtherSchemeOnly => builder.header("authorization", format!("Basic {key}")),
+            Credential::EmptyApiKey => builder.header("x-api-key", ""),
+            Credential::Mistyped => builder.header("authorization", format!("Bearer {}", mistyped(key))),
+        };
         let body = match &instance.body {
             Some(body) => {
                 builder = builder.header("content-type", "application/json");
@@ -751,15 +816,21 @@ impl Stack {
         let expected = expect(op, instance, &self.memory.lock().unwrap(), self.app.clock.now());
         let request = self.request(op, instance);
         let shown = format!(
-            "{what}: {} {} {:?} body {}",
+            "{what}: {} {} {:?} {:?} body {}",
             op.method,
             request.uri(),
+            instance.credential,
             instance.params,
             instance.body.as_ref().map_or("none".into(), Value::to_string)
         );
         let response = self.runtime.block_on(dispatch(&self.app.app, CLIENT_IP, request));
         let status = response.status().as_u16();
         let answer: Value = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
+        prop_assert!(
+            op.documented.contains(&status),
+            "{shown}\nthe service answered {status} {answer}, which openapi.yaml does not list for {}",
+            op.id
+        );
         match &expected {
             Expect::Accept(statuses) => {
                 prop_assert!(
@@ -805,9 +876,10 @@ impl Stack {
 fn every_single_break_of_a_full_request_is_refused() {
     let stack = Stack::new();
     let ops: &'static [Operation] = Box::leak(operations().into_boxed_slice());
-    assert!(
-        ops.len() >= 8,
-        "the document's operations were found: {:?}",
+    assert_eq!(
+        ops.len(),
+        ROUTES.len(),
+        "every operation of the route table is generated: {:?}",
         ops.iter().map(|o| &o.id).collect::<Vec<_>>()
     );
     let mut runner = TestRunner::deterministic();

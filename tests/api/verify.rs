@@ -45,7 +45,8 @@ async fn malformed_unknown_and_foreign_keys_are_not_found() {
     app.settle_calls().await;
     for malformed in ["", "sk_short", "pk_", "xx_abc", wrong_checksum.as_str(), "sk_0OIl"] {
         assert_eq!(app.verify(&json!({ "key": malformed })).await.body, json!({ "valid": false, "code": "NOT_FOUND" }));
-        assert_eq!(app.calls_made().await, vec!["GetItem"], "only the caller's lookup was read for {malformed:?}");
+        let nothing: Vec<String> = Vec::new();
+        assert_eq!(app.calls_made().await, nothing, "the caller is kept, and {malformed:?} needs no read");
     }
     let unknown = apikeys::model::PlaintextKey::generate(apikeys::model::KeyType::Secret);
     assert_eq!(code(&app, json!({ "key": unknown.expose() })).await, "NOT_FOUND");
@@ -331,14 +332,20 @@ async fn a_verify_without_limits_is_one_read_and_with_limits_one_more_write() {
     }
     app.settle_calls().await;
     code(&app, json!({ "key": plain })).await;
-    assert_eq!(app.calls_made().await, vec!["BatchGetItem"], "the caller's and the key's lookups in one read");
+    assert_eq!(app.calls_made().await, vec!["GetItem"], "the caller is kept: the key's lookup alone");
     code(&app, json!({ "key": limited })).await;
-    assert_eq!(app.calls_made().await, vec!["BatchGetItem", "UpdateItem"]);
+    assert_eq!(app.calls_made().await, vec!["GetItem", "UpdateItem"]);
     code(&app, json!({ "key": quota })).await;
-    assert_eq!(app.calls_made().await, vec!["BatchGetItem", "UpdateItem"]);
-    // A root key verifying itself: one lookup, read once.
+    assert_eq!(app.calls_made().await, vec!["GetItem", "UpdateItem"]);
     code(&app, json!({ "key": app.root_key })).await;
-    assert_eq!(app.calls_made().await, vec!["BatchGetItem"]);
+    assert_eq!(app.calls_made().await, vec!["GetItem"], "a root key verifying itself");
+    // A caller not kept (its time is up): the caller's and the key's lookups in one read.
+    app.advance(apikeys::settings::DEFAULT_CALLER_CACHE_SECONDS as i64);
+    code(&app, json!({ "key": plain })).await;
+    assert_eq!(app.calls_made().await, vec!["BatchGetItem"], "the caller's and the key's lookups in one read");
+    app.advance(apikeys::settings::DEFAULT_CALLER_CACHE_SECONDS as i64);
+    code(&app, json!({ "key": app.root_key })).await;
+    assert_eq!(app.calls_made().await, vec!["BatchGetItem"], "one lookup, read once");
 }
 
 #[tokio::test]

@@ -240,9 +240,14 @@ def apt_install(packages, why, optional=False):
 # --- the pinned virtualenvs -----------------------------------------------------------------
 
 
-def _venv(venv, lines):
-    """VENV holds LINES of the pinned requirements, installed once per version of the file."""
-    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()[:12]
+def pins(requirements):
+    """The pinned lines of a requirements file."""
+    return [l.strip() for l in requirements.read_text().splitlines() if l.strip() and not l.startswith("#")]
+
+
+def venv_with(venv, lines, requirements=REQUIREMENTS):
+    """VENV holds LINES of the pinned REQUIREMENTS, installed once per version of that file."""
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:12]
     stamp = venv / f".installed-{digest}"
     if stamp.exists():
         return
@@ -260,9 +265,9 @@ def _venv(venv, lines):
 def install_tools():
     """tools/venv (everything pinned but checkov), tools/venv-checkov (checkov pins libraries,
     boto3 among them, that SAM CLI pins otherwise), and Rust's arm64 Linux target."""
-    pins = [l.strip() for l in REQUIREMENTS.read_text().splitlines() if l.strip() and not l.startswith("#")]
-    _venv(VENV, [p for p in pins if not p.startswith("checkov")])
-    _venv(CHECKOV_VENV, [p for p in pins if p.startswith("checkov")])
+    pinned = pins(REQUIREMENTS)
+    venv_with(VENV, [p for p in pinned if not p.startswith("checkov")])
+    venv_with(CHECKOV_VENV, [p for p in pinned if p.startswith("checkov")])
     if LAMBDA_TARGET not in output(["rustup", "target", "list", "--installed"]).split():
         run(["rustup", "target", "add", LAMBDA_TARGET])
 

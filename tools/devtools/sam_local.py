@@ -5,7 +5,8 @@ socket, data root and bridge under .run/sam-local), the base image SAM expects (
 Debian stand-in made with debootstrap), the one binary of every function built for this machine,
 a copy of the template that runs it, DynamoDB Local with the table and a root key of acme, and a
 listener that takes custom resources' answers to CloudFormation. invoke_and_check() and
-custom_resource_roundtrip() invoke one function in it; run() is `make sam-local`."""
+custom_resource_roundtrip() invoke one function in it; run_all() is `make sam-local`, run_api()
+`make sam-api` (every route behind `sam local start-api`, the black-box suite against it)."""
 
 import contextlib
 import http.server
@@ -17,17 +18,21 @@ import shutil
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import dynamodb
-from .common import (ROOT, RUN_DIR, TEMPLATE, VENV, Failed, apt_install, free_port, lambda_binary, run,
-                     say, spawn, stop, template_functions, with_tools_env)
+from .common import (ROOT, RUN_DIR, TEMPLATE, VENV, Failed, apt_install, free_port, lambda_binary, read_record,
+                     run, running, say, spawn, stop, template_functions, with_tools_env)
 from .keys import create_root_key, write_event
 
 SAM_RUN = RUN_DIR / "sam-local"
 IMAGE = "public.ecr.aws/lambda/provided:al2023-x86_64"
 COMPANY = "acme"
+# make sam-api's second company, for the black-box suite's cross-company checks.
+OTHER_COMPANY = "rival"
 TABLE = "apikeys"
 # The private daemon's bridge; containers reach the host (DynamoDB Local, the listener) at its address.
 BRIDGE = os.environ.get("SAM_LOCAL_BRIDGE", "apikeys0")
@@ -213,12 +218,14 @@ def response_listener():
 
 @dataclass
 class SamEnvironment:
-    """A prepared run: where its files are, the environment `sam` runs in, the seeded root key."""
+    """A prepared run: where its files are, the environment `sam` runs in, DynamoDB Local's
+    endpoint (seen from this machine) and the seeded root key."""
     run_dir: Path
     template: Path
     env_file: Path
     environ: dict
     functions: dict  # FUNCTION -> logical id
+    endpoint: str
     root_key: str
     listener_url: str
     responses: queue.Queue
@@ -272,7 +279,7 @@ def prepared_sam_environment(run_dir=SAM_RUN):
             _say(f"image: {image_source}")
             # Presigned like CloudFormation's (the functions refuse an unsigned URL).
             url = f"http://host.docker.internal:{listener_port}/cloudformation-response?X-Amz-Signature=local"
-            yield SamEnvironment(run_dir, template, env, environ, functions, root_key, url, responses)
+            yield SamEnvironment(run_dir, template, env, environ, functions, endpoint, root_key, url, responses)
 
 
 def _check(name, description, holds, got):
@@ -375,6 +382,53 @@ def run_all():
         if missed:
             raise Failed(f"template.yaml's functions not invoked here: {' '.join(missed)}")
     _say(f"every answer as documented; {time.monotonic() - started:.0f} s in all")
+
+
+def _answers_401(url):
+    """URL, asked without a credential, is its function's 401: the emulator and that function are up."""
+    try:
+        urllib.request.urlopen(url, timeout=5)
+    except urllib.error.HTTPError as e:
+        return e.code == 401
+    except OSError:
+        return False
+    return False
+
+
+def run_api():
+    """make sam-api: every route behind `sam local start-api` (warm containers, all started at
+    once) on a free port, root keys of two companies; the black-box suite against it
+    (APIKEYS_SERVED_BY=sam: the emulator's known differences, tests/blackbox/differences.rs),
+    then `apikeys smoke`. The emulator is stopped by PID, with what it started."""
+    started = time.monotonic()
+    with prepared_sam_environment() as env:
+        other_root_key = create_root_key(env.endpoint, OTHER_COMPANY, TABLE, "sam-api seed")
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        pidfile = env.run_dir / "start-api.pid"
+        log = env.run_dir / "start-api.log"
+        spawn(env.sam("start-api", "--warm-containers", "EAGER", "--host", "127.0.0.1", "--port", port), log, pidfile,
+              env=env.environ)
+        try:
+            deadline = time.monotonic() + 300
+            while not _answers_401(f"{base}/me"):
+                if time.monotonic() > deadline or not running(*read_record(pidfile)):
+                    tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+                    raise Failed(f"sam local start-api does not answer on {base}:\n{tail}")
+                time.sleep(1)
+            _say(f"setup took {time.monotonic() - started:.0f} s; sam local start-api on {base}")
+            run(["cargo", "test", "--quiet", "--test", "blackbox"],
+                env=dict(os.environ, APIKEYS_BASE_URL=base, APIKEYS_SERVED_BY="sam", APIKEYS_ROOT_KEY=env.root_key,
+                         APIKEYS_OTHER_ROOT_KEY=other_root_key))
+            apikeys = ROOT / "target" / "debug" / "apikeys"
+            usage = subprocess.run([apikeys], capture_output=True, text=True)
+            if "apikeys smoke" in usage.stdout + usage.stderr:
+                run([apikeys, "smoke", "--url", base, "--root-key", env.root_key])
+            else:
+                _say("the operator CLI has no smoke command: not run")
+        finally:
+            stop(pidfile, 20, "sam-api", group=True)
+    _say(f"every check passed through sam local start-api; {time.monotonic() - started:.0f} s in all")
 
 
 def seed(endpoint):

@@ -298,7 +298,9 @@ async fn the_caller_of_a_verify_is_checked_and_charged_before_the_key() {
     let target_window = scenario.key.rate_limit.expect("a rate limit").window_at(now()).number;
     let verify_as = async |caller: &PlaintextKey| {
         let credential = Credential { key: Some(caller.expose()), ip: None };
-        crate::domain::verify_key::verify_for_caller(&scenario.store, now(), credential, scenario.request()).await
+        let callers = crate::domain::CallerCache::new(0);
+        crate::domain::verify_key::verify_for_caller(&scenario.store, &callers, now(), credential, scenario.request())
+            .await
     };
 
     let before = scenario.store.snapshot();

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::domain::keys::{self, NewKey, Target, WrittenKey};
 use crate::domain::verify::{RateState, Verdict, VerifyCode, VerifyRequest};
 use crate::domain::verify_key;
-use crate::domain::{Caller, Credential, authenticate};
+use crate::domain::{Caller, Credential, Freshness, authenticate_as};
 use crate::entry::config::App;
 use crate::model::{CreateKeyInput, IdempotencyKey, KeyId, PageRequest, RollInput, UpdateKeyInput, VerifyInput};
 
@@ -26,20 +26,23 @@ pub async fn handle(app: &App, endpoint: Endpoint, req: Request) -> Response<Bod
     let result = async {
         let credential = request::credential(&req);
         // Every route but verify authenticates its caller first; verify does it in the same
-        // read as the key it verifies.
-        let caller = || authenticate(&app.store, app.clock.now(), credential, endpoint.route().need);
+        // read as the key it verifies. Reads may use the caller this instance keeps; writes
+        // read it afresh, so a revoked root key writes nothing from the moment it is revoked.
+        let need = endpoint.route().need;
+        let caller = |fresh| authenticate_as(&app.store, &app.callers, app.clock.now(), credential, need, fresh);
+        let (reader, writer) = (|| caller(Freshness::Kept), || caller(Freshness::Table));
         // The writes' futures are large (a read, a plan and a transaction, retried): boxed, so
         // the one future every request awaits stays small on the stack.
         match endpoint {
-            Endpoint::CreateKey => Box::pin(create_key(app, &caller().await?, &req, false)).await,
-            Endpoint::CreateCustomKey => Box::pin(create_key(app, &caller().await?, &req, true)).await,
-            Endpoint::GetKey => get_key(app, &caller().await?, &req).await,
-            Endpoint::ListKeys => list_keys(app, &caller().await?, &req).await,
-            Endpoint::UpdateKey => Box::pin(update_key(app, &caller().await?, &req)).await,
-            Endpoint::DeleteKey => Box::pin(delete_key(app, &caller().await?, &req)).await,
-            Endpoint::RollKey => Box::pin(roll_key(app, &caller().await?, &req)).await,
-            Endpoint::ListKeyEvents => list_key_events(app, &caller().await?, &req).await,
-            Endpoint::Me => me(app, &caller().await?, &req).await,
+            Endpoint::CreateKey => Box::pin(create_key(app, &writer().await?, &req, false)).await,
+            Endpoint::CreateCustomKey => Box::pin(create_key(app, &writer().await?, &req, true)).await,
+            Endpoint::GetKey => get_key(app, &reader().await?, &req).await,
+            Endpoint::ListKeys => list_keys(app, &reader().await?, &req).await,
+            Endpoint::UpdateKey => Box::pin(update_key(app, &writer().await?, &req)).await,
+            Endpoint::DeleteKey => Box::pin(delete_key(app, &writer().await?, &req)).await,
+            Endpoint::RollKey => Box::pin(roll_key(app, &writer().await?, &req)).await,
+            Endpoint::ListKeyEvents => list_key_events(app, &reader().await?, &req).await,
+            Endpoint::Me => me(app, &reader().await?, &req).await,
             Endpoint::VerifyKey => verify_key(app, credential, &req).await,
         }
     }
@@ -141,20 +144,28 @@ async fn update_key(app: &App, caller: &Caller, req: &Request) -> Result<Respons
     let write = KeyWrite::parse(req, true)?;
     let now = app.clock.now();
     let input = UpdateKeyInput::parse(required_body(req)?, now)?;
-    let updated = keys::update_key(&app.store, caller, now, write.target(), &input).await?;
+    let updated = keys::update_key(&app.store, caller, now, write.target(), &input).await;
+    // Whatever the outcome (an answer lost after its commit included), this instance reads the
+    // written key afresh the next time it calls.
+    app.callers.forget_key(&caller.company, &write.id);
+    let updated = updated?;
     Ok(written_response(StatusCode::OK, &updated))
 }
 
 async fn delete_key(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
     let write = KeyWrite::parse(req, true)?;
-    keys::delete_key(&app.store, caller, app.clock.now(), write.target()).await?;
+    let deleted = keys::delete_key(&app.store, caller, app.clock.now(), write.target()).await;
+    app.callers.forget_key(&caller.company, &write.id);
+    deleted?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
 async fn roll_key(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
     let write = KeyWrite::parse(req, false)?;
     let input = RollInput::parse(json_body(req)?)?;
-    let rolled = keys::roll_key(&app.store, caller, app.clock.now(), write.target(), input).await?;
+    let rolled = keys::roll_key(&app.store, caller, app.clock.now(), write.target(), input).await;
+    app.callers.forget_key(&caller.company, &write.id);
+    let rolled = rolled?;
     Ok(written_response(StatusCode::OK, &rolled))
 }
 
@@ -171,7 +182,7 @@ async fn verify_key(app: &App, credential: Credential<'_>, req: &Request) -> Res
         scope: Some(&input.scope),
     };
     let now = app.clock.now();
-    let verdict = verify_key::verify_for_caller(&app.store, now, credential, request).await?;
+    let verdict = verify_key::verify_for_caller(&app.store, &app.callers, now, credential, request).await?;
     super::metrics::record_verify_outcome(app.lambda_function.as_deref(), verdict.code, now);
     Ok(json_response(StatusCode::OK, &verdict_body(&verdict)))
 }

@@ -197,10 +197,11 @@ pub fn match_route(method: &Method, path: &str) -> RouteMatch {
         let (route, params) = candidates.swap_remove(0);
         return RouteMatch::Found(route, params);
     }
-    if candidates.is_empty() {
-        return RouteMatch::NotFound;
-    }
-    let mut allowed: Vec<Method> = candidates.into_iter().map(|(r, _)| r.method.clone()).collect();
+    // The methods of the path itself: `/keys/verify` has POST alone, though other methods of it
+    // reach `/keys/{keyId}` (and answer 404 there).
+    let Some(fewest) = candidates.iter().map(|(_, p)| p.len()).min() else { return RouteMatch::NotFound };
+    let mut allowed: Vec<Method> =
+        candidates.into_iter().filter(|(_, p)| p.len() == fewest).map(|(r, _)| r.method.clone()).collect();
     allowed.dedup();
     RouteMatch::MethodNotAllowed(allowed)
 }
@@ -245,6 +246,9 @@ mod tests {
     #[test]
     fn other_methods_and_paths() {
         assert!(matches!(match_route(&Method::PUT, "/keys/abc"), RouteMatch::MethodNotAllowed(m) if m.len() == 4));
+        assert!(
+            matches!(match_route(&Method::PUT, "/keys/verify"), RouteMatch::MethodNotAllowed(m) if m == [Method::POST])
+        );
         assert!(matches!(match_route(&Method::GET, "/nope"), RouteMatch::NotFound));
         assert!(matches!(match_route(&Method::GET, "/keys/a/b"), RouteMatch::NotFound));
         assert_eq!(found(Method::GET, "/me").0, Endpoint::Me);

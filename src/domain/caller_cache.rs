@@ -1,0 +1,311 @@
+//! The callers this instance authenticated, kept for `CallerCacheSeconds`, so a warm caller of
+//! verify and of the read calls costs no read of its own. Writes read their caller afresh.
+//!
+//! What is kept is the caller's lookup item as the table answered it (the key's copy, which
+//! holds the secret's hash, never a plaintext), under the hash of the presented credential.
+//! Every call still runs the whole check on it (status, expiry, grace, IP, permission) at its
+//! own time, so only a change made in the table by another instance (a delete, a deactivation,
+//! a roll, a narrowed ACL) can take up to the cache's lifetime to be seen here.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use crate::model::{CompanyId, KeyId, KeyType, LAST_USED_GRANULARITY, SecretHash};
+use crate::store::{SecretLookup, SecretRecord};
+
+use super::DomainError;
+use super::caller::{Caller, Credential, Need, SealMaterial};
+
+/// The most callers one instance keeps: a company's back ends use a few root keys.
+pub const MAX_CALLERS: usize = 1024;
+/// The most bytes the kept callers may take (their keys as JSON, plus a fixed overhead each):
+/// a small share of the smallest function's 128 MB.
+pub const MAX_CALLER_BYTES: usize = 4 * 1024 * 1024;
+/// A caller larger than this (a key at the ACL caps) is checked afresh each time rather than
+/// crowd out the others.
+const MAX_ENTRY_BYTES: usize = MAX_CALLER_BYTES / 16;
+/// What an entry costs beyond its key's JSON: the map's slot, the hash, the timestamps.
+const ENTRY_OVERHEAD: usize = 256;
+
+/// Callers authenticated by this instance, by the hash of their credential, for a fixed time.
+pub struct CallerCache {
+    ttl: TimeDelta,
+    entries: Mutex<Entries>,
+}
+
+#[derive(Default)]
+struct Entries {
+    by_hash: HashMap<String, Entry>,
+    bytes: usize,
+}
+
+struct Entry {
+    record: SecretRecord,
+    read_at: DateTime<Utc>,
+    bytes: usize,
+}
+
+/// Its lifetime and size only: the entries are filed under secrets' hashes, never printed.
+impl std::fmt::Debug for CallerCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (callers, bytes) = self.usage();
+        f.debug_struct("CallerCache").field("ttl", &self.ttl).field("callers", &callers).field("bytes", &bytes).finish()
+    }
+}
+
+impl CallerCache {
+    /// Keeps each caller `seconds` after its lookup item was read; 0 keeps none.
+    pub fn new(seconds: u64) -> Self {
+        let ttl = TimeDelta::seconds(i64::try_from(seconds).unwrap_or(i64::MAX).min(i64::from(u32::MAX)));
+        Self { ttl, entries: Mutex::default() }
+    }
+
+    /// How many callers are kept now, and the bytes they are counted at.
+    pub fn usage(&self) -> (usize, usize) {
+        let entries = self.lock();
+        (entries.by_hash.len(), entries.bytes)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The lookup item kept for `hash`, if it was read less than the lifetime before `now`. A
+    /// kept caller whose `lastUsedAt` is due for a refresh is handed out as kept (so the call
+    /// refreshes it in the table) and kept as refreshed, so the next calls do not write it again.
+    pub(super) fn find_kept(&self, hash: &SecretHash, now: DateTime<Utc>) -> Option<SecretRecord> {
+        let mut entries = self.lock();
+        let entry = entries.by_hash.get_mut(hash.as_str())?;
+        if !(entry.read_at <= now && now < entry.read_at + self.ttl) {
+            let gone = entries.by_hash.remove(hash.as_str()).map_or(0, |e| e.bytes);
+            entries.bytes -= gone;
+            return None;
+        }
+        let record = entry.record.clone();
+        if record.key.last_used_at.is_none_or(|at| now - at >= LAST_USED_GRANULARITY) {
+            entry.record.key.last_used_at = Some(now);
+        }
+        Some(record)
+    }
+
+    /// Keeps `record`, just read for a caller that passed, read at `now`. Only secret keys are
+    /// callers, so no publishable plaintext is ever kept. Its `lastUsedAt` is kept as this call
+    /// refreshes it (if due), so the calls served from it do not write it again within the
+    /// minute. When full, expired entries go first, then the oldest.
+    fn keep(&self, mut record: SecretRecord, now: DateTime<Utc>) {
+        if self.ttl <= TimeDelta::zero() || record.key.key_type != KeyType::Secret {
+            return;
+        }
+        if record.key.last_used_at.is_none_or(|at| now - at >= LAST_USED_GRANULARITY) {
+            record.key.last_used_at = Some(now);
+        }
+        let Ok(json) = serde_json::to_vec(&record.key) else { return };
+        let bytes = json.len() + record.hash.as_str().len() + ENTRY_OVERHEAD;
+        if bytes > MAX_ENTRY_BYTES {
+            return;
+        }
+        let mut entries = self.lock();
+        if let Some(old) = entries.by_hash.remove(record.hash.as_str()) {
+            entries.bytes -= old.bytes;
+        }
+        let ttl = self.ttl;
+        let before = entries.by_hash.len();
+        entries.by_hash.retain(|_, e| e.read_at <= now && now < e.read_at + ttl);
+        if entries.by_hash.len() != before {
+            entries.bytes = entries.by_hash.values().map(|e| e.bytes).sum();
+        }
+        while entries.by_hash.len() >= MAX_CALLERS || entries.bytes + bytes > MAX_CALLER_BYTES {
+            let Some(oldest) = entries.by_hash.iter().min_by_key(|(_, e)| e.read_at).map(|(h, _)| h.clone()) else {
+                break;
+            };
+            let gone = entries.by_hash.remove(&oldest).map_or(0, |e| e.bytes);
+            entries.bytes -= gone;
+        }
+        entries.bytes += bytes;
+        let hash = record.hash.as_str().to_owned();
+        entries.by_hash.insert(hash, Entry { record, read_at: now, bytes });
+    }
+
+    /// Drops what is kept for `hash`: its caller was just refused by the table.
+    fn forget(&self, hash: &SecretHash) {
+        let mut entries = self.lock();
+        if let Some(old) = entries.by_hash.remove(hash.as_str()) {
+            entries.bytes -= old.bytes;
+        }
+    }
+
+    /// Drops every secret of one key: this instance has just changed, rolled or deleted it, so
+    /// its next call as a caller is checked against the table.
+    pub fn forget_key(&self, company: &CompanyId, id: &KeyId) {
+        let mut entries = self.lock();
+        entries.by_hash.retain(|_, e| !(e.record.key.company_id == *company && e.record.key.id == *id));
+        entries.bytes = entries.by_hash.values().map(|e| e.bytes).sum();
+    }
+
+    /// The caller's lookup item: kept, or read (`None` from a read means no such secret).
+    /// The `bool` says whether it was read, so that a passed check may keep it.
+    pub(super) async fn find(
+        &self,
+        store: &impl SecretLookup,
+        hash: &SecretHash,
+        now: DateTime<Utc>,
+    ) -> Result<(Option<SecretRecord>, bool), DomainError> {
+        match self.find_kept(hash, now) {
+            Some(record) => Ok((Some(record), false)),
+            None => Ok((store.find_secret(hash).await?, true)),
+        }
+    }
+
+    /// The caller `credential` makes from `found`, the lookup item kept or read for `hash`: a
+    /// read one is kept when the caller passes, and a refused one is forgotten.
+    pub(super) fn caller(
+        &self,
+        credential: &Credential<'_>,
+        found: Option<SecretRecord>,
+        read: bool,
+        hash: &SecretHash,
+        now: DateTime<Utc>,
+        need: Need,
+    ) -> Result<Caller, DomainError> {
+        let to_keep = if read { found.clone() } else { None };
+        match credential.caller(found, hash, now, need) {
+            Ok(caller) => {
+                if let Some(record) = to_keep {
+                    self.keep(record, now);
+                }
+                Ok(Caller { seal: SealMaterial::of(credential.key.unwrap_or_default()), ..caller })
+            }
+            Err(refused) => {
+                self.forget(hash);
+                Err(refused)
+            }
+        }
+    }
+}
+
+/// Which caller item a call may be authenticated from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Verify and the read calls (get, list, the audit trail, `GET /me`): the kept caller when
+    /// it was read within the cache's lifetime, else one strongly consistent read.
+    Kept,
+    /// Writes: what the table says now, one strongly consistent read, never the kept caller.
+    Table,
+}
+
+/// Authenticates a call from its caller's item as `freshness` allows; an item read is kept when
+/// the caller passes, and a refused caller is forgotten.
+pub async fn authenticate_as(
+    store: &impl SecretLookup,
+    callers: &CallerCache,
+    now: DateTime<Utc>,
+    credential: Credential<'_>,
+    need: Need,
+    freshness: Freshness,
+) -> Result<Caller, DomainError> {
+    let hash = credential.hash()?;
+    let (found, read) = match freshness {
+        Freshness::Kept => callers.find(store, &hash, now).await?,
+        Freshness::Table => (store.find_secret(&hash).await?, true),
+    };
+    callers.caller(&credential, found, read, &hash, now, need)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ApiKey, PlaintextKey};
+
+    fn start() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z").unwrap().with_timezone(&Utc)
+    }
+
+    fn record(key_type: KeyType) -> SecretRecord {
+        let plaintext = PlaintextKey::generate(key_type);
+        let company = CompanyId::parse("acme", "company").unwrap();
+        let (mut key, _) = ApiKey::plain_for_tests(company, KeyId::generate(), start());
+        key.key_type = key_type;
+        key.secret_hash = plaintext.hash();
+        key.publishable_key = (key_type == KeyType::Publishable).then(|| plaintext.clone());
+        key.last_used_at = Some(start());
+        SecretRecord { hash: plaintext.hash(), key }
+    }
+
+    #[test]
+    fn a_kept_caller_lasts_its_lifetime_and_not_a_moment_longer() {
+        let cache = CallerCache::new(10);
+        let kept = record(KeyType::Secret);
+        cache.keep(kept.clone(), start());
+        assert!(cache.find_kept(&kept.hash, start() + TimeDelta::milliseconds(9_999)).is_some());
+        assert!(cache.find_kept(&kept.hash, start() + TimeDelta::seconds(10)).is_none());
+        assert_eq!(cache.usage(), (0, 0), "an expired entry is dropped when met");
+        cache.keep(kept.clone(), start());
+        assert!(cache.find_kept(&kept.hash, start() - TimeDelta::seconds(1)).is_none(), "a clock that went back");
+    }
+
+    #[test]
+    fn zero_keeps_nothing_and_publishable_keys_are_never_kept() {
+        let off = CallerCache::new(0);
+        let secret = record(KeyType::Secret);
+        off.keep(secret.clone(), start());
+        assert!(off.find_kept(&secret.hash, start()).is_none());
+        let on = CallerCache::new(60);
+        let publishable = record(KeyType::Publishable);
+        on.keep(publishable.clone(), start());
+        assert_eq!(on.usage(), (0, 0), "a publishable key holds its plaintext: never kept");
+    }
+
+    #[test]
+    fn the_cache_is_bounded_in_entries_and_forgets_the_oldest() {
+        let cache = CallerCache::new(60);
+        let records: Vec<_> = (0..=MAX_CALLERS).map(|_| record(KeyType::Secret)).collect();
+        for (i, r) in records.iter().enumerate() {
+            cache.keep(r.clone(), start() + TimeDelta::milliseconds(i as i64));
+        }
+        let (count, bytes) = cache.usage();
+        assert_eq!(count, MAX_CALLERS);
+        assert!(bytes <= MAX_CALLER_BYTES);
+        let now = start() + TimeDelta::seconds(2);
+        assert!(cache.find_kept(&records[0].hash, now).is_none(), "the oldest went");
+        assert!(cache.find_kept(&records[MAX_CALLERS].hash, now).is_some(), "the newest stays");
+    }
+
+    #[test]
+    fn the_cache_is_bounded_in_bytes() {
+        let cache = CallerCache::new(60);
+        let mut large = record(KeyType::Secret);
+        large.key.description = Some("d".repeat(MAX_ENTRY_BYTES / 2));
+        let mut kept = Vec::new();
+        for i in 0..40 {
+            let mut r = record(KeyType::Secret);
+            r.key.description = large.key.description.clone();
+            cache.keep(r.clone(), start() + TimeDelta::milliseconds(i));
+            kept.push(r);
+        }
+        let (count, bytes) = cache.usage();
+        assert!(bytes <= MAX_CALLER_BYTES && count < 40, "{count} entries, {bytes} bytes");
+        let mut huge = record(KeyType::Secret);
+        huge.key.description = Some("d".repeat(MAX_ENTRY_BYTES));
+        cache.keep(huge.clone(), start());
+        assert!(cache.find_kept(&huge.hash, start()).is_none(), "one entry never takes more than its share");
+    }
+
+    #[test]
+    fn a_kept_caller_is_forgotten_by_key_and_its_last_use_is_refreshed_once() {
+        let cache = CallerCache::new(60);
+        let mut kept = record(KeyType::Secret);
+        let used = start() - LAST_USED_GRANULARITY + TimeDelta::seconds(10);
+        kept.key.last_used_at = Some(used);
+        cache.keep(kept.clone(), start());
+        assert_eq!(cache.find_kept(&kept.hash, start()).expect("kept").key.last_used_at, Some(used), "not due yet");
+        let later = start() + TimeDelta::seconds(15);
+        let due = cache.find_kept(&kept.hash, later).expect("kept");
+        assert_eq!(due.key.last_used_at, Some(used), "handed out as kept: this call refreshes it");
+        let next = cache.find_kept(&kept.hash, later).expect("kept");
+        assert_eq!(next.key.last_used_at, Some(later), "the next call does not write it again");
+        cache.forget_key(&kept.key.company_id, &kept.key.id);
+        assert_eq!(cache.usage(), (0, 0));
+    }
+}

@@ -1,0 +1,119 @@
+"""Schemathesis hooks of make schemathesis: the rules openapi.yaml states in words only.
+
+JSON Schema cannot say that `expiresAt` lies in the future, that an ACL holds at most 64
+permissions and 64 scope values across its entries, what `metadata` DynamoDB can store, that the
+two cursors exclude each other and must name a key (or an event) of the company, or that an
+`Idempotency-Key` is meant once per request; and an `If-Match` version is the key's state, not
+the request's data. A request Schemathesis made as valid is brought within those rules before
+it is sent (an `If-Match` version becomes the key's current ETag), so that it is valid in fact
+(Schemathesis checks it again after this hook); parts it made invalid on purpose are left alone.
+The run's own root key is never the target of a write: rolling or deleting it would end the
+run's credential.
+"""
+
+import datetime
+import json
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+
+import schemathesis
+from schemathesis.core.parameters import ParameterLocation
+
+BASE_URL = os.environ.get("SCHEMATHESIS_BASE_URL", "")
+ROOT_KEY = os.environ.get("ROOT_KEY", "")
+ROOT_KEY_ID = os.environ.get("ROOT_KEY_ID", "")
+SPARE_KEY_ID = os.environ.get("SPARE_KEY_ID", "")
+MAX_ACL_PERMISSIONS = 64
+MAX_ACL_SCOPE_VALUES = 64
+MAX_METADATA_BYTES = 4096
+MAX_METADATA_DEPTH = 30
+
+
+def generated_valid(case, location):
+    meta = case.meta
+    return meta is None or not meta.is_negative_at(location)
+
+
+def storable(value, depth=0):
+    """What DynamoDB stores: no empty object keys, numbers 0 or of magnitude 1e-130 to 1e125."""
+    if depth > MAX_METADATA_DEPTH:
+        return False
+    if isinstance(value, dict):
+        return all(k != "" and storable(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return all(storable(v, depth + 1) for v in value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value == 0 or 1e-130 <= abs(value) <= 1e125
+    return True
+
+
+def current_etag(key_id):
+    """The key's ETag now, or None (no such key, or no answer)."""
+    url = f"{BASE_URL}/keys/{urllib.parse.quote(key_id, safe='')}"
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {ROOT_KEY}"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.headers.get("ETag")
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def within_words(body):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    expires = body.get("expiresAt")
+    if isinstance(expires, str):
+        try:
+            at = datetime.datetime.fromisoformat(expires.replace("z", "Z").replace("Z", "+00:00"))
+        except ValueError:
+            at = None
+        if at is not None and at.tzinfo is not None and at <= now + datetime.timedelta(minutes=5):
+            body["expiresAt"] = (now + datetime.timedelta(days=365)).replace(microsecond=0).isoformat()
+    acl = body.get("acl")
+    if isinstance(acl, list):
+        permissions, values = MAX_ACL_PERMISSIONS, MAX_ACL_SCOPE_VALUES
+        for entry in acl:
+            if isinstance(entry, dict) and isinstance(entry.get("permissions"), list):
+                entry["permissions"] = entry["permissions"][:permissions]
+                permissions -= len(entry["permissions"])
+            scope = entry.get("scope") if isinstance(entry, dict) else None
+            for dimension, listed in (scope or {}).items():
+                if isinstance(listed, list):
+                    scope[dimension] = listed[:values]
+                    values -= len(scope[dimension])
+    metadata = body.get("metadata")
+    if isinstance(metadata, dict):
+        size = len(json.dumps(metadata, ensure_ascii=False, separators=(",", ":")).encode())
+        if size > MAX_METADATA_BYTES or not storable(metadata):
+            body["metadata"] = {}
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    path = case.path_parameters
+    if path and path.get("keyId") == ROOT_KEY_ID and case.method.upper() != "GET" and SPARE_KEY_ID:
+        path["keyId"] = SPARE_KEY_ID
+    headers = case.headers
+    if headers and generated_valid(case, ParameterLocation.HEADER):
+        if "Idempotency-Key" in headers:
+            headers["Idempotency-Key"] = str(uuid.uuid4())
+        if headers.get("If-Match", "*") != "*" and path and "keyId" in path:
+            etag = current_etag(str(path["keyId"]))
+            if etag:
+                headers["If-Match"] = etag
+    query = case.query
+    if query and generated_valid(case, ParameterLocation.QUERY):
+        if "startingAfter" in query and "endingBefore" in query:
+            del query["endingBefore"]
+        for cursor in ("startingAfter", "endingBefore"):
+            if cursor in query:
+                # The root key is active for the whole run: a cursor of the active and all lists.
+                root_listed = query.get("status", "active") in ("active", "all")
+                if case.operation.path == "/keys" and ROOT_KEY_ID and root_listed:
+                    query[cursor] = ROOT_KEY_ID
+                else:
+                    del query[cursor]
+    if isinstance(case.body, dict) and generated_valid(case, ParameterLocation.BODY):
+        within_words(case.body)
