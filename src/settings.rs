@@ -51,6 +51,24 @@ pub struct Settings {
     /// every deployment: template.yaml does not declare it) means presigned https S3 URLs only.
     /// Refused unless `DYNAMODB_ENDPOINT` is set too, so it can only be on beside DynamoDB Local.
     pub root_key_local_response_host: Option<String>,
+    /// What the `Custom::ApiKey` resource's function may mint (template.yaml sets it from the
+    /// stack's parameters).
+    pub api_key_resource: ApiKeyResourceSettings,
+}
+
+/// The `Custom::ApiKey` resource's function: for which companies other stacks may mint keys,
+/// whether those keys may hold `keys:` permissions, and where their secrets go.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ApiKeyResourceSettings {
+    /// `API_KEY_RESOURCE_COMPANIES`: company ids, comma-separated; unset or empty: none.
+    pub companies: Vec<CompanyId>,
+    /// `API_KEY_RESOURCE_MANAGEMENT_KEYS`: `true` lets a minted key hold `keys:` permissions;
+    /// `false` (the default) refuses such a key.
+    pub management_keys: bool,
+    /// `API_KEY_RESOURCE_SECRET_PREFIX`: the start of every secret's name (1 to 256 of
+    /// `A-Z a-z 0-9 / _ + = . @ -`), which the function's policy is limited to; required by
+    /// that function only, see `api_key_secret_prefix`.
+    pub secret_prefix: Option<String>,
 }
 
 /// Where DynamoDB is.
@@ -166,6 +184,43 @@ impl Settings {
                 }
             })
             .transpose()?;
+        let companies = get("API_KEY_RESOURCE_COMPANIES")
+            .map(|raw| {
+                raw.split(',')
+                    .map(|company| {
+                        CompanyId::parse(company.trim(), "API_KEY_RESOURCE_COMPANIES").map_err(|e| {
+                            bad(
+                                "API_KEY_RESOURCE_COMPANIES",
+                                format!("must be company ids separated by commas: '{}' {}", company.trim(), e.message),
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+        let management_keys = match get("API_KEY_RESOURCE_MANAGEMENT_KEYS").map(|raw| raw.trim().to_ascii_lowercase()) {
+            None => false,
+            Some(flag) if flag == "false" => false,
+            Some(flag) if flag == "true" => true,
+            Some(flag) => {
+                return Err(bad("API_KEY_RESOURCE_MANAGEMENT_KEYS", format!("must be true or false, not '{flag}'")));
+            }
+        };
+        let secret_prefix = get("API_KEY_RESOURCE_SECRET_PREFIX")
+            .map(|raw| {
+                let prefix = raw.trim().to_owned();
+                let allowed = |b: u8| b.is_ascii_alphanumeric() || b"/_+=.@-".contains(&b);
+                if prefix.len() <= 256 && prefix.bytes().all(allowed) {
+                    Ok(prefix)
+                } else {
+                    Err(bad(
+                        "API_KEY_RESOURCE_SECRET_PREFIX",
+                        format!("must be 1 to 256 of A-Z a-z 0-9 / _ + = . @ -, not '{raw}'"),
+                    ))
+                }
+            })
+            .transpose()?;
         let table_name = get("TABLE_NAME").map_or_else(|| DEFAULT_TABLE_NAME.to_owned(), |t| t.trim().to_owned());
         if !(3..=255).contains(&table_name.len())
             || !table_name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
@@ -195,6 +250,15 @@ impl Settings {
             demo_company,
             root_key_company,
             root_key_local_response_host,
+            api_key_resource: ApiKeyResourceSettings { companies, management_keys, secret_prefix },
+        })
+    }
+
+    /// `API_KEY_RESOURCE_SECRET_PREFIX`, which the `Custom::ApiKey` function cannot start without.
+    pub fn api_key_secret_prefix(&self) -> Result<String, SettingsError> {
+        self.api_key_resource.secret_prefix.clone().ok_or_else(|| SettingsError {
+            variable: "API_KEY_RESOURCE_SECRET_PREFIX",
+            problem: "must be set for the Custom::ApiKey function (where its secrets are named)".into(),
         })
     }
 
@@ -239,6 +303,8 @@ mod tests {
         assert_eq!(s.database, DatabaseSettings::default());
         assert_eq!(s.logging, LogSettings::default());
         assert_eq!(s.root_key_company().unwrap_err().variable, "ROOT_KEY_COMPANY", "required by its function");
+        assert_eq!(s.api_key_resource, ApiKeyResourceSettings::default(), "no company, no keys: permissions");
+        assert_eq!(s.api_key_secret_prefix().unwrap_err().variable, "API_KEY_RESOURCE_SECRET_PREFIX");
         assert_eq!(s.function, None);
         assert_eq!((s.lambda_function, s.demo_company), (None, None));
         assert_eq!((s.root_key_company, s.root_key_local_response_host), (None, None));
@@ -263,6 +329,10 @@ mod tests {
             ("ROOT_KEY_LOCAL_RESPONSE_HOST", "http://listener:8080"),
             // Without DYNAMODB_ENDPOINT: never beside DynamoDB in AWS.
             ("ROOT_KEY_LOCAL_RESPONSE_HOST", "host.docker.internal:8080"),
+            ("API_KEY_RESOURCE_COMPANIES", "acme,not a company"),
+            ("API_KEY_RESOURCE_COMPANIES", "acme,,globex"),
+            ("API_KEY_RESOURCE_MANAGEMENT_KEYS", "yes"),
+            ("API_KEY_RESOURCE_SECRET_PREFIX", "stack/api keys/"),
         ] {
             let error = settings(&[(variable, value)]).unwrap_err();
             assert_eq!(error.variable, variable, "{value}");
@@ -284,8 +354,15 @@ mod tests {
             ("DEMO_COMPANY", "demo"),
             ("ROOT_KEY_COMPANY", "acme"),
             ("FUNCTION", "get_key"),
+            ("API_KEY_RESOURCE_COMPANIES", "acme, globex"),
+            ("API_KEY_RESOURCE_MANAGEMENT_KEYS", "TRUE"),
+            ("API_KEY_RESOURCE_SECRET_PREFIX", "apikeys/api-keys/"),
         ])
         .unwrap();
+        let companies: Vec<&str> = s.api_key_resource.companies.iter().map(CompanyId::as_str).collect();
+        assert_eq!(companies, ["acme", "globex"]);
+        assert!(s.api_key_resource.management_keys);
+        assert_eq!(s.api_key_secret_prefix().as_deref(), Ok("apikeys/api-keys/"));
         assert_eq!(s.function.as_deref(), Some("get_key"));
         assert_eq!(s.root_key_company().map(|c| c.to_string()), Ok("acme".to_owned()));
         assert_eq!((s.retention_days, s.port, s.table_name.as_str()), (7, 8080, "keys-prod"));

@@ -1,5 +1,5 @@
 //! Running as Lambda: one binary for every function, each serving what its `FUNCTION` names (one
-//! route, the console, the table's stream or the root-key resource). State is built once per
+//! route, the console, the table's stream or a custom resource). State is built once per
 //! process, outside the handler. Each invocation of a route or the console runs in a `request`
 //! span naming the function and the Lambda request id, which every log line of that invocation
 //! carries.
@@ -26,6 +26,7 @@ pub async fn run() -> Result<(), Error> {
         LambdaFunction::Console => run_console(settings).await,
         LambdaFunction::RetentionStream => super::stream::run(settings).await,
         LambdaFunction::RootKeyResource => super::root_key_resource::run(settings).await,
+        LambdaFunction::ApiKeyResource => super::api_key_resource::run(settings).await,
     }
 }
 

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use apikeys::entry::http::console;
 use apikeys::entry::http::routes::{
-    CONSOLE_FUNCTION, Endpoint, LambdaFunction, ROOT_KEY_FUNCTION, Route, STATIC_ROUTES, STREAM_FUNCTION,
+    API_KEY_FUNCTION, CONSOLE_FUNCTION, Endpoint, LambdaFunction, ROOT_KEY_FUNCTION, Route, STATIC_ROUTES,
+    STREAM_FUNCTION,
 };
 use apikeys::entry::http::{ROUTES, handlers};
 use apikeys::entry::root_key_resource::{self, Answer, ResponseUrl, ResponseUrlPolicy, RootKeyResource, SecretStore};
@@ -264,7 +265,8 @@ fn template_alarms_on_5xx_throttles_and_failed_stream_records() {
     assert_eq!((&errors["Namespace"], &errors["MetricName"]), (&json!("AWS/ApiGateway"), &json!("5xx")));
     assert!(names_resource(&errors["Dimensions"][0]["Value"], "HttpApi"));
 
-    // Throttles of every function that serves traffic (the routes, the console and the stream),
+    // Throttles of every function that serves traffic (the routes, the console and the stream;
+    // not the custom resources', which CloudFormation calls now and then),
     // split over alarms of at most 10 metrics each.
     let mut counted = BTreeSet::new();
     for throttles in alarms(&template, "Lambda throttled") {
@@ -282,7 +284,7 @@ fn template_alarms_on_5xx_throttles_and_failed_stream_records() {
         }
     }
     let serving: BTreeSet<&str> =
-        functions(&template).into_iter().filter(|(_, b, _)| *b != ROOT_KEY_FUNCTION).map(|(id, _, _)| id).collect();
+        functions(&template).into_iter().filter(|(_, b, _)| !b.ends_with("_resource")).map(|(id, _, _)| id).collect();
     assert_eq!(counted, serving, "the throttles alarms count every serving function");
 
     let queue = alarm(&template, "Stream records failed");
@@ -332,6 +334,31 @@ fn the_root_key_is_minted_only_when_a_company_is_given_and_kept_in_secrets_manag
     assert_eq!(output["Value"], json!({ "Ref": "RootKeySecret" }));
 }
 
+#[test]
+fn other_stacks_declare_keys_only_for_the_companies_the_parameter_names() {
+    let template = template();
+    let parameters = &template["Parameters"];
+    assert_eq!(parameters["ApiKeyResourceCompanies"]["Default"], "", "no company by default");
+    assert_eq!(parameters["ApiKeyResourceManagementKeys"]["Default"], "false", "no keys: permission by default");
+    let condition = json!({ "Fn::Not": [{ "Fn::Equals": [{ "Ref": "ApiKeyResourceCompanies" }, ""] }] });
+    assert_eq!(template["Conditions"]["ServeApiKeys"], condition, "no company, no function");
+    let (function_id, function) = function_of(&template, API_KEY_FUNCTION);
+    assert_eq!(function["Condition"], "ServeApiKeys");
+    let environment = &function["Properties"]["Environment"]["Variables"];
+    assert_eq!(environment["API_KEY_RESOURCE_COMPANIES"], json!({ "Ref": "ApiKeyResourceCompanies" }));
+    assert_eq!(environment["API_KEY_RESOURCE_MANAGEMENT_KEYS"], json!({ "Ref": "ApiKeyResourceManagementKeys" }));
+    // The secrets' names start where the function's policy allows it to write.
+    let prefix = text(&environment["API_KEY_RESOURCE_SECRET_PREFIX"]["Fn::Sub"]);
+    assert!(API_KEY_SECRETS.ends_with(&format!(":secret:{prefix}*")), "{prefix}");
+    // Its ServiceToken is exported for other stacks.
+    let output = &template["Outputs"]["ApiKeyServiceToken"];
+    assert_eq!(output["Condition"], "ServeApiKeys");
+    assert!(names_resource(&output["Value"], function_id));
+    assert_eq!(output["Export"]["Name"], json!({ "Fn::Sub": "${AWS::StackName}-ApiKeyServiceToken" }));
+    // The template declares no Custom::ApiKey itself: other stacks do.
+    assert!(!resources(&template).values().any(|r| r["Type"] == "Custom::ApiKey"));
+}
+
 /// The DynamoDB actions each function's code uses on the table (`*` for the table, an index
 /// name for an index), and its other grants. Every route function first authenticates its caller
 /// (GetItem of the lookup item, UpdateItem of rate window, quota and lastUsedAt).
@@ -348,6 +375,7 @@ fn expected_grants(binary: &str) -> BTreeSet<(String, String)> {
         "list_key_events" => &["GetItem", "UpdateItem", "BatchGetItem", "Query"],
         STREAM_FUNCTION => &["PutItem", "UpdateItem"],
         ROOT_KEY_FUNCTION => &["GetItem", "PutItem", "UpdateItem"],
+        API_KEY_FUNCTION => &WRITE_KEY,
         other => panic!("no expected grants for {other}"),
     };
     let mut grants: BTreeSet<(String, String)> =
@@ -357,10 +385,18 @@ fn expected_grants(binary: &str) -> BTreeSet<(String, String)> {
             grants.extend(INDEXES.iter().map(|i| ("dynamodb:Query".to_owned(), format!("KeysTable/index/{}", i.name))))
         }
         ROOT_KEY_FUNCTION => _ = grants.insert(("secretsmanager:PutSecretValue".into(), "RootKeySecret".into())),
+        API_KEY_FUNCTION => grants.extend(
+            ["CreateSecret", "PutSecretValue", "DescribeSecret", "DeleteSecret"]
+                .map(|action| (format!("secretsmanager:{action}"), API_KEY_SECRETS.to_owned())),
+        ),
         _ => {}
     }
     grants
 }
+
+/// The secrets the `Custom::ApiKey` function makes: those named under this stack's prefix only.
+const API_KEY_SECRETS: &str =
+    "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${AWS::StackName}/api-keys/*";
 
 /// A policy statement's resource as `expected_grants` writes it.
 fn grant_target(resource: &Value) -> String {
@@ -528,6 +564,7 @@ fn every_function_has_an_event() {
     serde_json::from_value::<aws_lambda_events::event::dynamodb::Event>(read_event(STREAM_FUNCTION))
         .expect("events/retention_stream.json");
     assert_eq!(read_event(ROOT_KEY_FUNCTION)["RequestType"], "Create");
+    assert_eq!(read_event(API_KEY_FUNCTION)["ResourceType"], "Custom::ApiKey");
     let mut names: Vec<String> = std::fs::read_dir(project_file("events"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().trim_end_matches(".json").to_owned())
@@ -768,7 +805,7 @@ fn resource_request(request_type: &str, company: &str) -> Value {
 }
 
 /// CloudFormation's request fields every answer repeats.
-fn assert_answers(answer: &Answer, request: &Value, status: &str) {
+pub(crate) fn assert_answers(answer: &Answer, request: &Value, status: &str) {
     assert_eq!(answer.response_url.as_str(), text(&request["ResponseURL"]));
     let body = &answer.body;
     assert_eq!(body["Status"], status, "{body}");
@@ -776,7 +813,7 @@ fn assert_answers(answer: &Answer, request: &Value, status: &str) {
         assert_eq!(body[field], request[field], "{field}");
     }
     assert!(body["PhysicalResourceId"].as_str().is_some_and(|id| !id.is_empty()), "{body}");
-    assert_eq!(body["NoEcho"], true);
+    assert!(body["NoEcho"].is_boolean());
     assert!(body["Reason"].is_string());
 }
 
@@ -788,6 +825,7 @@ async fn the_root_key_resource_mints_a_working_root_key_kept_only_in_the_secret(
     let request = resource_request("Create", &company);
     let answer = answer_of(&app, &company, &secrets, request.clone()).await;
     assert_answers(&answer, &request, "SUCCESS");
+    assert_eq!(answer.body["NoEcho"], true);
 
     let written = secrets.written();
     assert_eq!(written.len(), 1, "one secret value");
@@ -975,7 +1013,7 @@ async fn the_root_key_resource_answers_only_on_a_presigned_s3_url() {
 }
 
 /// One HTTP request received on 127.0.0.1, answered `status`: (request line and headers, body).
-async fn receive_one(listener: tokio::net::TcpListener, status: u16) -> (String, String) {
+pub(crate) async fn receive_one(listener: tokio::net::TcpListener, status: u16) -> (String, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (mut socket, _) = listener.accept().await.unwrap();
     let mut received = Vec::new();

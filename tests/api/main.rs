@@ -5,6 +5,7 @@ mod helpers;
 mod item_layout;
 mod lambda_harness;
 
+mod api_key_resource;
 mod attacker_view;
 mod auth;
 mod bounds;

@@ -62,18 +62,50 @@ fn the_root_key_function_needs_its_company_and_no_local_allowance_in_aws() {
     for (vars, variable) in
         cases.into_iter().zip(["ROOT_KEY_COMPANY", "ROOT_KEY_COMPANY", "ROOT_KEY_LOCAL_RESPONSE_HOST"])
     {
-        let output = Command::new(LAMBDA_BINARY)
-            .env("FUNCTION", "root_key_resource")
-            .env_remove("ROOT_KEY_COMPANY")
-            .env_remove("ROOT_KEY_LOCAL_RESPONSE_HOST")
-            .env_remove("DYNAMODB_ENDPOINT")
-            .envs(vars.iter().copied())
-            .env("AWS_REGION", "eu-west-1")
-            .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
-            .output()
-            .expect("run the binary");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "{vars:?} must not start");
-        assert!(stderr.contains(variable), "{vars:?}: {stderr}");
+        let unset = ["ROOT_KEY_COMPANY", "ROOT_KEY_LOCAL_RESPONSE_HOST", "DYNAMODB_ENDPOINT"];
+        assert_does_not_start("root_key_resource", &unset, vars, variable);
     }
+}
+
+/// The `Custom::ApiKey` function does not start without the prefix its secrets are named under
+/// (its policy allows no other names), nor with companies that are no company ids.
+#[test]
+fn the_api_key_function_needs_its_secret_prefix_and_company_ids() {
+    let cases: [(&[(&str, &str)], &str); 3] = [
+        (&[("API_KEY_RESOURCE_COMPANIES", "acme")], "API_KEY_RESOURCE_SECRET_PREFIX"),
+        (
+            &[("API_KEY_RESOURCE_COMPANIES", "acme;globex"), ("API_KEY_RESOURCE_SECRET_PREFIX", "apikeys/api-keys/")],
+            "API_KEY_RESOURCE_COMPANIES",
+        ),
+        (
+            &[("API_KEY_RESOURCE_MANAGEMENT_KEYS", "1"), ("API_KEY_RESOURCE_SECRET_PREFIX", "apikeys/api-keys/")],
+            "API_KEY_RESOURCE_MANAGEMENT_KEYS",
+        ),
+    ];
+    for (vars, variable) in cases {
+        let unset =
+            ["API_KEY_RESOURCE_COMPANIES", "API_KEY_RESOURCE_MANAGEMENT_KEYS", "API_KEY_RESOURCE_SECRET_PREFIX"];
+        let vars: Vec<(&str, &str)> =
+            [("DYNAMODB_ENDPOINT", "http://127.0.0.1:9")].into_iter().chain(vars.iter().copied()).collect();
+        assert_does_not_start("api_key_resource", &unset, &vars, variable);
+    }
+}
+
+/// The Lambda binary serving `function`, with `unset` removed and `vars` set, stops at start-up
+/// naming `variable`.
+fn assert_does_not_start(function: &str, unset: &[&str], vars: &[(&str, &str)], variable: &str) {
+    let mut command = Command::new(LAMBDA_BINARY);
+    command.env("FUNCTION", function);
+    for name in unset {
+        command.env_remove(name);
+    }
+    let output = command
+        .envs(vars.iter().copied())
+        .env("AWS_REGION", "eu-west-1")
+        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
+        .output()
+        .expect("run the binary");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{function} with {vars:?} must not start");
+    assert!(stderr.contains(variable), "{function} with {vars:?}: {stderr}");
 }

@@ -40,7 +40,12 @@ BRIDGE_CIDR = os.environ.get("SAM_LOCAL_BRIDGE_CIDR", "172.29.0.1/24")
 # Custom resources' functions, and the variable that lets each answer the local listener over
 # plain http. Only the generated template declares it: the deployed functions answer presigned
 # https S3 URLs only.
-LOCAL_RESPONSE_HOST = {"root_key_resource": "ROOT_KEY_LOCAL_RESPONSE_HOST"}
+LOCAL_RESPONSE_HOST = {
+    "root_key_resource": "ROOT_KEY_LOCAL_RESPONSE_HOST",
+    "api_key_resource": "ROOT_KEY_LOCAL_RESPONSE_HOST",
+}
+# The stack's parameters: acme's root key minted, and other stacks' keys of acme served.
+PARAMETERS = f"RootKeyCompany={COMPANY} ApiKeyResourceCompanies={COMPANY}"
 
 
 def _say(message):
@@ -229,7 +234,7 @@ class SamEnvironment:
     def sam(self, *args):
         """The command line of `sam local <args>` with this run's template, variables and host."""
         return [VENV / "bin" / "sam", "local", *args, "--template-file", self.template, "--env-vars",
-                self.env_file, "--parameter-overrides", f"RootKeyCompany={COMPANY}", "--skip-pull-image",
+                self.env_file, "--parameter-overrides", PARAMETERS, "--skip-pull-image",
                 "--add-host", "host.docker.internal:host-gateway"]
 
     def event(self, source, name, overrides=None):
@@ -358,6 +363,21 @@ def run_all():
             "SUCCESS, the same physical id",
             lambda r: r["Status"] == "SUCCESS" and r["PhysicalResourceId"] == "acme/example",
             name="root_key_delete", overrides={"RequestType": "Delete", "PhysicalResourceId": "acme/example"})
+        # Another stack's key of acme: made, then its secret refused (no Secrets Manager here); the
+        # failed create names the key, so the Delete CloudFormation then sends deletes it.
+        _, made = custom_resource_roundtrip(
+            env, "api_key_resource", "api_key_resource",
+            "FAILED answered (Secrets Manager is not reachable here)", lambda a, b: a == {"Status": "FAILED"},
+            "FAILED, the key made but its secret not written, named acme/<keyId>",
+            lambda r: r["Status"] == "FAILED" and "could not be written" in r["Reason"]
+            and r["PhysicalResourceId"].startswith("acme/") and "sk_" not in json.dumps(r), name="api_key_create")
+        custom_resource_roundtrip(
+            env, "api_key_resource", "api_key_resource",
+            "FAILED answered (the key deleted, its secret unreachable)", lambda a, b: a == {"Status": "FAILED"},
+            "FAILED, the key deleted, the same physical id",
+            lambda r: r["Status"] == "FAILED" and "was deleted but its secret" in r["Reason"]
+            and r["PhysicalResourceId"] == made["PhysicalResourceId"],
+            name="api_key_delete", overrides={"RequestType": "Delete", "PhysicalResourceId": made["PhysicalResourceId"]})
         missed = sorted(set(env.functions) - env.invoked)
         if missed:
             raise Failed(f"template.yaml's functions not invoked here: {' '.join(missed)}")

@@ -111,6 +111,8 @@ pub const CONSOLE_FUNCTION: &str = "console";
 pub const STREAM_FUNCTION: &str = "retention_stream";
 /// The Lambda function behind the `Custom::RootKey` resource (`entry::root_key_resource`).
 pub const ROOT_KEY_FUNCTION: &str = "root_key_resource";
+/// The Lambda function behind other stacks' `Custom::ApiKey` resources (`entry::api_key_resource`).
+pub const API_KEY_FUNCTION: &str = "api_key_resource";
 
 pub const STATIC_ROUTES: [StaticRoute; 2] = [
     StaticRoute { method: Method::GET, path: "/console", function: CONSOLE_FUNCTION },
@@ -141,16 +143,19 @@ pub enum LambdaFunction {
     RetentionStream,
     /// The `Custom::RootKey` resource.
     RootKeyResource,
+    /// Other stacks' `Custom::ApiKey` resources.
+    ApiKeyResource,
 }
 
 impl LambdaFunction {
     /// Every function of the service: one per route, then the console, the stream's and the
-    /// root-key resource's.
+    /// custom resources'.
     pub fn all() -> impl Iterator<Item = LambdaFunction> {
         ROUTES.iter().map(|r| LambdaFunction::Endpoint(r.endpoint)).chain([
             LambdaFunction::Console,
             LambdaFunction::RetentionStream,
             LambdaFunction::RootKeyResource,
+            LambdaFunction::ApiKeyResource,
         ])
     }
 
@@ -162,6 +167,7 @@ impl LambdaFunction {
             LambdaFunction::Console => CONSOLE_FUNCTION,
             LambdaFunction::RetentionStream => STREAM_FUNCTION,
             LambdaFunction::RootKeyResource => ROOT_KEY_FUNCTION,
+            LambdaFunction::ApiKeyResource => API_KEY_FUNCTION,
         }
     }
 
@@ -269,13 +275,13 @@ mod tests {
     #[test]
     fn every_function_has_a_distinct_name_found_by_it() {
         let mut names: Vec<&str> = LambdaFunction::all().map(LambdaFunction::name).collect();
-        assert_eq!(names.len(), ROUTES.len() + 3);
+        assert_eq!(names.len(), ROUTES.len() + 4);
         for function in LambdaFunction::all() {
             assert_eq!(LambdaFunction::from_name(function.name()), Some(function));
         }
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), ROUTES.len() + 3, "{names:?}");
+        assert_eq!(names.len(), ROUTES.len() + 4, "{names:?}");
         assert_eq!(LambdaFunction::from_name("lambda"), None);
         assert_eq!(LambdaFunction::from_name(""), None);
     }
