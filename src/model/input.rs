@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::acl::{self, MAX_ACL_ENTRIES, MAX_REQUESTED_PERMISSIONS, MAX_REQUESTED_SCOPE_VALUES};
 use super::limits::MAX_WINDOW_SECONDS;
-use super::{Acl, AclEntry, FieldError, IpAllowlist, KeyStatus, KeyType, Permission, RateLimit, Scope};
+use super::{Acl, AclEntry, Dimension, FieldError, IpAllowlist, KeyStatus, KeyType, Permission, RateLimit, Scope};
 
 // Caps on what a key carries: every view, list page and audit record repeats these fields, so
 // they bound the item (DynamoDB's 400 KB) and a page (Lambda's 6 MB answer).
@@ -373,7 +373,7 @@ fn requested_scope(raw: Map<String, Value>) -> Result<Scope, FieldError> {
     let mut scope = Scope::default();
     for (name, value) in raw {
         let field = format!("scope.{name}");
-        let slot = scope.dimension_mut(&name).ok_or_else(|| FieldError::unknown(&field))?;
+        let dimension = Dimension::parse(&name).ok_or_else(|| FieldError::unknown(&field))?;
         let values = match value {
             Value::String(one) => {
                 acl::scope_value(&one, &field, false)?;
@@ -390,7 +390,7 @@ fn requested_scope(raw: Map<String, Value>) -> Result<Scope, FieldError> {
                 values
             }
         };
-        *slot = Some(values);
+        *scope.dimension_mut(dimension) = Some(values);
     }
     Ok(scope)
 }
@@ -435,11 +435,8 @@ fn acl(entries: Vec<Value>) -> Result<Option<Acl>, FieldError> {
         .enumerate()
         .map(|(i, raw)| {
             let field = format!("acl[{i}]");
-            let entry: RawEntry = decode(
-                raw,
-                &field,
-                "an object {scope, permissions} with scope keys customFieldName, productId, planId, organizationId",
-            )?;
+            let expected = format!("an object {{scope, permissions}} with scope keys {}", Dimension::names());
+            let entry: RawEntry = decode(raw, &field, &expected)?;
             let permissions = entry
                 .permissions
                 .iter()
@@ -451,7 +448,7 @@ fn acl(entries: Vec<Value>) -> Result<Option<Acl>, FieldError> {
                 Some(scope @ Value::Object(_)) => decode(
                     scope,
                     &format!("{field}.scope"),
-                    "an object with keys customFieldName, productId, planId, organizationId, each a list of strings",
+                    &format!("an object with keys {}, each a list of strings", Dimension::names()),
                 )?,
                 Some(_) => {
                     return Err(FieldError::invalid(
@@ -724,7 +721,7 @@ mod tests {
         assert_eq!(input.quota, Some(QuotaInput { max: 100, renewal_seconds: None }));
         assert!(CreateKeyInput::parse(json!({ "userId": "u", "quota": { "max": 2.5 } }), now()).is_err());
         let v = VerifyInput::parse(json!({ "key": "sk_x", "ip": "::1", "scope": { "productId": "p1" } })).unwrap();
-        assert_eq!(v.scope.product_id, Some(vec!["p1".to_string()]));
+        assert_eq!(v.scope.get(Dimension::ProductId), Some(&["p1".to_string()][..]));
         assert_eq!(VerifyInput::parse(json!({ "key": "k", "ip": "1.2.3" })).unwrap_err().field, "ip");
         assert_eq!(VerifyInput::parse(json!({ "key": "k", "scope": { "x": 1 } })).unwrap_err().field, "scope.x");
         let verify_err = |body: Value| {

@@ -14,7 +14,7 @@ pub mod limits;
 pub mod page;
 mod secret;
 
-pub use acl::{Acl, AclEntry, Permission, Scope};
+pub use acl::{Acl, AclEntry, Dimension, Permission, Scope};
 pub use audit::{ActingSecret, ActorType, AuditAction, AuditEvent, SecretRole};
 pub use error::{FieldError, FieldProblem};
 pub use ids::{CompanyId, KeyId};

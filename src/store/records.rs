@@ -343,27 +343,20 @@ impl<'a> AclEntryRecord<'a> {
     }
 }
 
-/// A `Scope` as written: a dimension left out is not written at all (not written as null).
-#[derive(Debug, Serialize)]
-pub struct ScopeRecord<'a> {
-    #[serde(rename = "customFieldName", skip_serializing_if = "Option::is_none")]
-    custom_field_name: Option<&'a [String]>,
-    #[serde(rename = "productId", skip_serializing_if = "Option::is_none")]
-    product_id: Option<&'a [String]>,
-    #[serde(rename = "planId", skip_serializing_if = "Option::is_none")]
-    plan_id: Option<&'a [String]>,
-    #[serde(rename = "organizationId", skip_serializing_if = "Option::is_none")]
-    organization_id: Option<&'a [String]>,
+/// A `Scope` as written: each dimension present under its `Dimension` name; a dimension left
+/// out is not written at all (not written as null).
+#[derive(Debug)]
+pub struct ScopeRecord<'a>(&'a Scope);
+
+impl ScopeRecord<'_> {
+    fn from_model(scope: &Scope) -> ScopeRecord<'_> {
+        ScopeRecord(scope)
+    }
 }
 
-impl<'a> ScopeRecord<'a> {
-    fn from_model(scope: &'a Scope) -> Self {
-        Self {
-            custom_field_name: scope.custom_field_name.as_deref(),
-            product_id: scope.product_id.as_deref(),
-            plan_id: scope.plan_id.as_deref(),
-            organization_id: scope.organization_id.as_deref(),
-        }
+impl Serialize for ScopeRecord<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.dimensions().into_iter().filter_map(|(d, values)| Some((d.name(), values?))))
     }
 }
 
@@ -657,7 +650,7 @@ impl ListingEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{PlaintextKey, Quota};
+    use crate::model::{Dimension, PlaintextKey, Quota};
     use crate::store::items;
     use serde_json::json;
 
@@ -670,7 +663,9 @@ mod tests {
         let secret = PlaintextKey::generate(KeyType::Secret);
         let old = PlaintextKey::generate(KeyType::Secret);
         let acl_entry = AclEntry {
-            scope: Scope { product_id: Some(vec!["p1".into()]), plan_id: Some(vec!["*".into()]), ..Scope::default() },
+            scope: Scope::default()
+                .with(Dimension::ProductId, vec!["p1".into()])
+                .with(Dimension::PlanId, vec!["*".into()]),
             permissions: vec![Permission::parse("orders:*", "p").unwrap(), Permission::all_keys()],
         };
         ApiKey {
