@@ -9,6 +9,7 @@ use crate::model::{
     Acl, ApiKey, AuditAction, AuditEvent, Change, CreateKeyInput, IdempotencyKey, KeyId, KeyStatus, KeyType, KeyView,
     PageRequest, PlaintextKey, PreviousSecret, Quota, QuotaUsage, RollInput, UpdateKeyInput,
 };
+use crate::store::records::SealedKeyRecord;
 use crate::store::{
     AdminCounter, AuditReader, IdempotencyReader, InsertOutcome, KeyChange, KeyCreator, KeyLister, KeyReader,
     KeyWriter, PageWindow, SaveOutcome, UsageRecorder,
@@ -33,10 +34,9 @@ pub struct NewKey {
 }
 
 /// A key as a write answers it (create, update, roll). A retry with the same `Idempotency-Key`
-/// gets exactly this again, so it is made before the write and stored sealed with it; this
-/// type's serde form is what is sealed (see `idempotency`), never the HTTP answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// gets exactly this again, so it is made before the write and stored sealed with it; its serde
+/// form is the store's `SealedKeyRecord` (see `idempotency`), never the HTTP answer.
+#[derive(Debug, Clone, PartialEq)]
 pub struct WrittenKey {
     /// The key as the write left it (as it was, for a PATCH that changed nothing).
     pub key: ApiKey,
@@ -56,6 +56,20 @@ impl WrittenKey {
             Some(plaintext) => view.with_plaintext(plaintext),
             None => view,
         }
+    }
+}
+
+impl Serialize for WrittenKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        SealedKeyRecord::from_model(&self.key, self.plaintext.as_ref(), self.as_of).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for WrittenKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (key, plaintext, as_of) =
+            SealedKeyRecord::deserialize(deserializer)?.into_model().map_err(serde::de::Error::custom)?;
+        Ok(Self { key, plaintext, as_of })
     }
 }
 

@@ -241,6 +241,36 @@ impl<'a> KeyRecord<'a> {
     }
 }
 
+/// A written key as an idempotent write seals it for a retry: the key as its item stores it,
+/// the plaintext the write handed out (if any), and when the answer was made. So a sealed
+/// answer is held to the store's names, as the key item is, never to the model's serde.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SealedKeyRecord<'a> {
+    #[serde(rename = "key")]
+    key: KeyRecord<'a>,
+    #[serde(rename = "plaintext")]
+    plaintext: Option<Redacted<'a>>,
+    #[serde(rename = "asOf")]
+    as_of: DateTime<Utc>,
+}
+
+impl<'a> SealedKeyRecord<'a> {
+    /// The sealed form of an answer, borrowing from it.
+    pub fn from_model(key: &'a ApiKey, plaintext: Option<&'a PlaintextKey>, as_of: DateTime<Utc>) -> Self {
+        Self {
+            key: KeyRecord::from_model(key),
+            plaintext: plaintext.map(|p| Redacted(Cow::Borrowed(p.expose()))),
+            as_of,
+        }
+    }
+
+    /// The answer it holds; `Corrupt` if the model refuses a value.
+    pub fn into_model(self) -> Result<(ApiKey, Option<PlaintextKey>, DateTime<Utc>), StoreError> {
+        let plaintext = self.plaintext.map(|p| from_stored_string("plaintext", p.0.into_owned())).transpose()?;
+        Ok((self.key.into_model()?, plaintext, self.as_of))
+    }
+}
+
 /// What a TTL removal's old image must hold for the stream to take a key out of the counters:
 /// the key item's sort key, company and status, named as `KeyRecord` names them. Only these are
 /// read, so an image holding just them (or a key item of an older layout) still counts.
