@@ -154,7 +154,6 @@ fn new_key(caller: &Caller, id: Option<KeyId>, input: CreateKeyInput, now: DateT
         id: id.unwrap_or_else(KeyId::generate),
         company_id: caller.company.clone(),
         user_id: input.user_id,
-        description: input.description,
         key_type: input.key_type,
         key_prefix: plaintext.visible_prefix().to_owned(),
         secret_hash: plaintext.hash(),
@@ -165,8 +164,7 @@ fn new_key(caller: &Caller, id: Option<KeyId>, input: CreateKeyInput, now: DateT
         expires_at: input.expires_at,
         rate_limit: input.rate_limit,
         quota: input.quota.map(|q| Quota { max: q.max, renewal_seconds: q.renewal_seconds, started_at: now }),
-        tags: input.tags,
-        metadata: input.metadata,
+        labels: input.labels,
         status: KeyStatus::Active,
         created_at: now,
         updated_at: now,
@@ -201,7 +199,8 @@ pub async fn create_root_key_once(
     now: DateTime<Utc>,
     retry: Option<(IdempotencyKey, SealMaterial)>,
 ) -> Result<WrittenKey, DomainError> {
-    let input = CreateKeyInput { user_id: "root".into(), description, acl: Some(Acl::root()), ..Default::default() };
+    let mut input = CreateKeyInput { user_id: "root".into(), acl: Some(Acl::root()), ..Default::default() };
+    input.labels.description = description;
     let (retry, seal) = retry.map_or((None, SealMaterial::default()), |(header, seal)| (Some(header), seal));
     let caller = Caller { seal, ..Caller::operator(company) };
     create_key(store, &caller, now, NewKey { id: None, input, retry }).await
@@ -302,13 +301,11 @@ fn apply_update(before: &ApiKey, input: &UpdateKeyInput, now: DateTime<Utc>) -> 
         }
     }
     let mut after = before.clone();
-    set(&mut after.description, &input.description);
     set(&mut after.whitelisted_ips, &input.whitelisted_ips);
     set(&mut after.acl, &input.acl);
     set(&mut after.expires_at, &input.expires_at);
     set(&mut after.rate_limit, &input.rate_limit);
-    set(&mut after.tags, &input.tags);
-    set(&mut after.metadata, &input.metadata);
+    input.labels.apply(&mut after.labels);
     set(&mut after.status, &input.status);
     let mut reset_quota_usage = false;
     if let Change::Set(quota) = &input.quota {
@@ -530,7 +527,7 @@ fn audit(
     caller: &Caller,
     key: &ApiKey,
     action: AuditAction,
-    changes: KeyChanges<'_>,
+    changes: KeyChanges,
     now: DateTime<Utc>,
 ) -> Result<AuditEvent, DomainError> {
     Ok(AuditEvent {

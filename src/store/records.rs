@@ -18,7 +18,8 @@ use serde_json::{Map, Value};
 
 use crate::model::{
     Acl, AclEntry, ActingSecret, ActorType, ApiKey, AuditAction, AuditEvent, CompanyId, IpAllowlist, KeyId, KeyStatus,
-    KeyType, Permission, PlaintextKey, PreviousSecret, Quota, QuotaUsage, RateLimit, Scope, SecretHash, SecretRole,
+    KeyType, Labels, Permission, PlaintextKey, PreviousSecret, Quota, QuotaUsage, RateLimit, Scope, SecretHash,
+    SecretRole,
 };
 
 use super::attributes::{self, Item, SCHEMA_VERSION, address, n, s};
@@ -115,8 +116,6 @@ pub struct KeyRecord<'a> {
     company_id: Cow<'a, str>,
     #[serde(rename = "userId")]
     user_id: Cow<'a, str>,
-    #[serde(rename = "description")]
-    description: Option<Cow<'a, str>>,
     #[serde(rename = "type")]
     key_type: StoredKeyType,
     #[serde(rename = "keyPrefix")]
@@ -137,10 +136,9 @@ pub struct KeyRecord<'a> {
     rate_limit: Option<RateLimitRecord>,
     #[serde(rename = "quota")]
     quota: Option<QuotaRecord>,
-    #[serde(rename = "tags")]
-    tags: Cow<'a, [String]>,
-    #[serde(rename = "metadata")]
-    metadata: Cow<'a, Map<String, Value>>,
+    /// Each label under its own name (`Labels`' serde): the part's one definition.
+    #[serde(flatten)]
+    labels: Cow<'a, Labels>,
     #[serde(rename = "status")]
     status: StoredStatus,
     #[serde(rename = "createdAt")]
@@ -179,7 +177,6 @@ impl<'a> KeyRecord<'a> {
             id: Cow::Borrowed(key.id.as_str()),
             company_id: Cow::Borrowed(key.company_id.as_str()),
             user_id: Cow::Borrowed(&key.user_id),
-            description: key.description.as_deref().map(Cow::Borrowed),
             key_type: key.key_type.into(),
             key_prefix: Cow::Borrowed(&key.key_prefix),
             secret_hash: Redacted(Cow::Borrowed(key.secret_hash.as_str())),
@@ -190,8 +187,7 @@ impl<'a> KeyRecord<'a> {
             expires_at: key.expires_at,
             rate_limit: key.rate_limit.map(RateLimitRecord::from_model),
             quota: key.quota.map(QuotaRecord::from_model),
-            tags: Cow::Borrowed(&key.tags),
-            metadata: Cow::Borrowed(&key.metadata),
+            labels: Cow::Borrowed(&key.labels),
             status: key.status.into(),
             created_at: key.created_at,
             updated_at: key.updated_at,
@@ -210,7 +206,6 @@ impl<'a> KeyRecord<'a> {
             id: KeyId::try_from(self.id.into_owned()).map_err(|e| corrupt("key id", e))?,
             company_id: CompanyId::try_from(self.company_id.into_owned()).map_err(|e| corrupt("company id", e))?,
             user_id: self.user_id.into_owned(),
-            description: self.description.map(Cow::into_owned),
             key_type: self.key_type.into(),
             key_prefix: self.key_prefix.into_owned(),
             secret_hash: stored_hash(self.secret_hash.0.into_owned())?,
@@ -228,8 +223,7 @@ impl<'a> KeyRecord<'a> {
             expires_at: self.expires_at,
             rate_limit: self.rate_limit.map(RateLimitRecord::into_model),
             quota: self.quota.map(QuotaRecord::into_model),
-            tags: self.tags.into_owned(),
-            metadata: self.metadata.into_owned(),
+            labels: self.labels.into_owned(),
             status: self.status.into(),
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -688,6 +682,16 @@ mod tests {
         DateTime::from_timestamp(secs, 0).unwrap()
     }
 
+    /// Labels with every field set; a field added to `Labels` later keeps its default here, and
+    /// `Labels`' own tests cover it.
+    fn full_labels() -> Labels {
+        let mut labels = Labels::default();
+        labels.description = Some("every field".into());
+        labels.tags = vec!["a".into(), "b".into()];
+        labels.metadata = json!({ "plan": "gold", "seats": 3, "nested": { "on": true } }).as_object().unwrap().clone();
+        labels
+    }
+
     /// A key with every optional value set, so every nested record is written.
     fn full_key() -> ApiKey {
         let secret = PlaintextKey::generate(KeyType::Secret);
@@ -702,7 +706,6 @@ mod tests {
             id: KeyId::generate(),
             company_id: CompanyId::parse("acme", "c").unwrap(),
             user_id: "user-1".into(),
-            description: Some("every field".into()),
             key_type: KeyType::Publishable,
             key_prefix: secret.visible_prefix().to_owned(),
             secret_hash: secret.hash(),
@@ -717,8 +720,7 @@ mod tests {
             expires_at: Some(at(3_000)),
             rate_limit: Some(RateLimit { limit: 100, period_seconds: 60 }),
             quota: Some(Quota { max: 1000, renewal_seconds: Some(86_400), started_at: at(1_000) }),
-            tags: vec!["a".into(), "b".into()],
-            metadata: json!({ "plan": "gold", "seats": 3, "nested": { "on": true } }).as_object().unwrap().clone(),
+            labels: full_labels(),
             status: KeyStatus::Inactive,
             created_at: at(1_000),
             updated_at: at(1_500),

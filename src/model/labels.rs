@@ -1,0 +1,79 @@
+//! A key's labels: the company's own words about it, stored and shown, never interpreted.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use super::FieldError;
+use super::fields::{bounded_text, decode, key_part};
+
+// Caps on what a key carries: every view, list page and audit record repeats these fields, so
+// they bound the item (DynamoDB's 400 KB) and a page (Lambda's 6 MB answer).
+/// Characters of `description`.
+pub const MAX_DESCRIPTION_CHARS: usize = 255;
+/// Entries of `tags`.
+pub const MAX_TAGS: usize = 50;
+/// Characters of one tag.
+pub const MAX_TAG_CHARS: usize = 128;
+/// Bytes of `metadata` written as JSON.
+pub const MAX_METADATA_BYTES: usize = 4096;
+/// Levels of nesting inside metadata: DynamoDB stores 32, and the attribute itself is one.
+pub const MAX_METADATA_DEPTH: usize = 30;
+
+key_part! {
+    /// What the company says about a key, for its people: changed by PATCH, never read by verify.
+    pub struct Labels, changed by LabelsChange {
+        /// Free text for people, up to 255 characters.
+        description: Option<String> = "description" by description,
+        /// The company's labels, up to 50; `[]` empties them, `null` is refused in a PATCH.
+        tags: Vec<String> = "tags" by tags,
+        /// The company's own JSON, up to 4 KiB; `{}` empties it, `null` is refused in a PATCH.
+        metadata: Map<String, Value> = "metadata" by metadata,
+    }
+}
+
+fn description(value: Value, _: DateTime<Utc>) -> Result<Option<String>, FieldError> {
+    let text: String = decode(value, "description", "a string")?;
+    bounded_text(text, "description", MAX_DESCRIPTION_CHARS, true).map(Some)
+}
+
+fn tags(value: Value, _: DateTime<Utc>) -> Result<Vec<String>, FieldError> {
+    let tags: Vec<String> = decode(value, "tags", "an array of strings")?;
+    if tags.len() > MAX_TAGS {
+        return Err(FieldError::too_many("tags", MAX_TAGS));
+    }
+    tags.into_iter().enumerate().map(|(i, t)| bounded_text(t, &format!("tags[{i}]"), MAX_TAG_CHARS, false)).collect()
+}
+
+fn metadata(value: Value, _: DateTime<Utc>) -> Result<Map<String, Value>, FieldError> {
+    let map: Map<String, Value> = decode(value, "metadata", "a JSON object")?;
+    let size = serde_json::to_vec(&map).map_or(usize::MAX, |b| b.len());
+    if size > MAX_METADATA_BYTES {
+        return Err(FieldError::invalid(
+            "metadata",
+            format!("metadata must be at most {MAX_METADATA_BYTES} bytes of JSON"),
+        ));
+    }
+    if map.contains_key("") {
+        return Err(FieldError::invalid("metadata", "metadata keys cannot be empty"));
+    }
+    map.values().try_for_each(|v| storable(v, 1)).map_err(|problem| FieldError::invalid("metadata", problem))?;
+    Ok(map)
+}
+
+/// What DynamoDB can keep: no empty object keys, numbers of magnitude 1e-130 to 1e125 (or 0),
+/// bounded nesting. Anything else would fail at write time, as a 503 instead of this 400.
+fn storable(value: &Value, depth: usize) -> Result<(), String> {
+    if depth > MAX_METADATA_DEPTH {
+        return Err(format!("metadata nests at most {MAX_METADATA_DEPTH} levels"));
+    }
+    match value {
+        Value::Object(map) if map.contains_key("") => Err("metadata keys cannot be empty".into()),
+        Value::Object(map) => map.values().try_for_each(|v| storable(v, depth + 1)),
+        Value::Array(list) => list.iter().try_for_each(|v| storable(v, depth + 1)),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if f == 0.0 || (1e-130..1e125).contains(&f.abs()) => Ok(()),
+            _ => Err("metadata numbers must be 0 or of magnitude 1e-130 to 1e125".into()),
+        },
+        _ => Ok(()),
+    }
+}
