@@ -117,6 +117,9 @@ mod tests {
             "whitelistedIPs",
         ];
         assert_eq!(names, expected);
+        for label in Labels::FIELDS {
+            assert!(recorded.get(label).is_some(), "{label} recorded");
+        }
         assert_eq!(recorded["quota"], json!({ "max": 10, "remaining": 7, "renewalSeconds": 60, "renewsAt": at(60) }));
         assert!(!recorded.to_string().contains(key.secret_hash.as_str()), "no hash in a record");
     }

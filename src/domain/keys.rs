@@ -9,10 +9,9 @@ use crate::model::{
     Acl, ApiKey, AuditAction, AuditEvent, Change, CreateKeyInput, IdempotencyKey, KeyId, KeyStatus, KeyType, KeyView,
     PageRequest, PlaintextKey, PreviousSecret, Quota, QuotaUsage, RollInput, UpdateKeyInput,
 };
-use crate::store::records::SealedKeyRecord;
 use crate::store::{
     AdminCounter, AuditReader, IdempotencyReader, InsertOutcome, KeyChange, KeyCreator, KeyLister, KeyReader,
-    KeyWriter, PageWindow, SaveOutcome, UsageRecorder,
+    KeyWriter, PageWindow, SaveOutcome, SealedKeyRecord, UsageRecorder,
 };
 
 use super::audit::KeyChanges;

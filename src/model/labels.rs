@@ -77,3 +77,68 @@ fn storable(value: &Value, depth: usize) -> Result<(), String> {
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::model::fields::JsonFields;
+    use serde_json::json;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+    }
+
+    /// A value of every label as a body gives it (and as the view shows it).
+    fn every_label() -> Value {
+        json!({ "description": "billing", "tags": ["a", "b"], "metadata": { "plan": "gold", "seats": 3 } })
+    }
+
+    fn fields(body: Value) -> JsonFields {
+        JsonFields::new(body).unwrap()
+    }
+
+    #[test]
+    fn every_label_goes_through_body_view_record_and_patch_unchanged() {
+        let body = every_label();
+        let named: BTreeSet<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(named, Labels::FIELDS.iter().copied().collect(), "every_label() names each label");
+        let labels = Labels::parse(&mut fields(body.clone()), now()).unwrap();
+        assert_ne!(labels, Labels::default());
+        // The view and the stored attributes are this serde form; it reads back as it was.
+        assert_eq!(serde_json::to_value(&labels).unwrap(), body);
+        assert_eq!(serde_json::from_value::<Labels>(body.clone()).unwrap(), labels);
+        let mut patched = Labels::default();
+        LabelsChange::parse(&mut fields(body.clone()), now()).unwrap().apply(&mut patched);
+        assert_eq!(patched, labels);
+        // One label at a time: only it changes.
+        let untouched = serde_json::to_value(Labels::default()).unwrap();
+        for name in Labels::FIELDS {
+            let mut one = Labels::default();
+            LabelsChange::parse(&mut fields(json!({ *name: body[name] })), now()).unwrap().apply(&mut one);
+            let shown = serde_json::to_value(&one).unwrap();
+            for other in Labels::FIELDS {
+                let expected = if other == name { &body[other] } else { &untouched[other] };
+                assert_eq!(&shown[other], expected, "a PATCH of {name} shows {other}");
+            }
+        }
+    }
+
+    #[test]
+    fn null_clears_an_optional_label_and_is_refused_for_a_list_or_an_object() {
+        let labels = Labels::parse(&mut fields(every_label()), now()).unwrap();
+        for name in Labels::FIELDS {
+            match LabelsChange::parse(&mut fields(json!({ *name: null })), now()) {
+                Ok(change) => {
+                    let mut cleared = labels.clone();
+                    change.apply(&mut cleared);
+                    assert_eq!(serde_json::to_value(&cleared).unwrap()[name], Value::Null, "{name}");
+                }
+                Err(error) => assert_eq!(error.field, *name),
+            }
+        }
+        let absent = LabelsChange::parse(&mut fields(json!({})), now()).unwrap();
+        assert_eq!(absent, LabelsChange::default(), "an absent label is kept");
+    }
+}

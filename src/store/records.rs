@@ -785,8 +785,11 @@ mod tests {
             KeyRecord::COMPANY_ID,
             KeyRecord::STATUS,
             items::SCHEMA_VERSION_ATTRIBUTE,
-        ] {
-            assert!(item.contains_key(name), "{name}");
+        ]
+        .iter()
+        .chain(Labels::FIELDS)
+        {
+            assert!(item.contains_key(*name), "{name}");
         }
         let usage = item[KeyRecord::QUOTA_USAGE].as_m().unwrap();
         assert_eq!(attributes::number(usage, QuotaUsageRecord::USED), Some(7));
