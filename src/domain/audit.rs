@@ -86,10 +86,7 @@ mod tests {
     }
 
     fn labels() -> Labels {
-        let mut labels = Labels::default();
-        labels.description = Some("first".into());
-        labels.tags = vec!["a".into()];
-        labels
+        Labels { description: Some("first".into()), tags: vec!["a".into()], ..Labels::default() }
     }
 
     fn map(changes: KeyChanges) -> Value {

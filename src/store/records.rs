@@ -685,11 +685,12 @@ mod tests {
     /// Labels with every field set; a field added to `Labels` later keeps its default here, and
     /// `Labels`' own tests cover it.
     fn full_labels() -> Labels {
-        let mut labels = Labels::default();
-        labels.description = Some("every field".into());
-        labels.tags = vec!["a".into(), "b".into()];
-        labels.metadata = json!({ "plan": "gold", "seats": 3, "nested": { "on": true } }).as_object().unwrap().clone();
-        labels
+        let labels = json!({
+            "description": "every field",
+            "tags": ["a", "b"],
+            "metadata": { "plan": "gold", "seats": 3, "nested": { "on": true } },
+        });
+        serde_json::from_value(labels).unwrap()
     }
 
     /// A key with every optional value set, so every nested record is written.
