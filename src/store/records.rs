@@ -1,9 +1,11 @@
 //! The stored shape of each item, owned by the store: every attribute is named here, never by
 //! the model's serde attributes, and each record maps to and from its model type field by field.
 //! A renamed or added model field is then a compile error in this file, not a silent change of
-//! what the table holds (tests/api/item_layout.rs pins the result). One exception on reading
-//! only: a key's ACL is written by the store's records but read back by the model's own
-//! `Deserialize` (`StoredAcl` says why); the round-trip test holds the two together.
+//! what the table holds (tests/api/item_layout.rs pins the result). Two exceptions: a key's
+//! parts made with `key_part!` (its `Labels`) are stored in their own serde form, the one
+//! definition their view and audit record share; and a key's ACL is written by the store's
+//! records but read back by the model's own `Deserialize` (`StoredAcl` says why). The
+//! round-trip test holds each to what the records write.
 //!
 //! Records borrow from the model when written (`from_model`: no copy of the key's strings) and
 //! own what they read (`into_model`: each stored value moves into the model once, no clone).
