@@ -347,7 +347,7 @@ impl Caller {
             company_id: self.company.to_string(),
             key_id: self.actor.clone(),
             user_id: key.map_or_else(|| self.actor.clone(), |k| k.user_id.clone()),
-            description: key.and_then(|k| k.description.clone()),
+            description: key.and_then(|k| k.labels.description.clone()),
             permissions,
         })
     }

@@ -11,7 +11,7 @@ use crate::model::{
 };
 use crate::store::{
     AdminCounter, AuditReader, IdempotencyReader, InsertOutcome, KeyChange, KeyCreator, KeyLister, KeyReader,
-    KeyWriter, PageWindow, SaveOutcome, UsageRecorder,
+    KeyWriter, PageWindow, SaveOutcome, SealedKeyRecord, UsageRecorder,
 };
 
 use super::audit::KeyChanges;
@@ -33,10 +33,9 @@ pub struct NewKey {
 }
 
 /// A key as a write answers it (create, update, roll). A retry with the same `Idempotency-Key`
-/// gets exactly this again, so it is made before the write and stored sealed with it; this
-/// type's serde form is what is sealed (see `idempotency`), never the HTTP answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// gets exactly this again, so it is made before the write and stored sealed with it; its serde
+/// form is the store's `SealedKeyRecord` (see `idempotency`), never the HTTP answer.
+#[derive(Debug, Clone, PartialEq)]
 pub struct WrittenKey {
     /// The key as the write left it (as it was, for a PATCH that changed nothing).
     pub key: ApiKey,
@@ -56,6 +55,20 @@ impl WrittenKey {
             Some(plaintext) => view.with_plaintext(plaintext),
             None => view,
         }
+    }
+}
+
+impl Serialize for WrittenKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        SealedKeyRecord::from_model(&self.key, self.plaintext.as_ref(), self.as_of).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for WrittenKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (key, plaintext, as_of) =
+            SealedKeyRecord::deserialize(deserializer)?.into_model().map_err(serde::de::Error::custom)?;
+        Ok(Self { key, plaintext, as_of })
     }
 }
 
@@ -140,7 +153,6 @@ fn new_key(caller: &Caller, id: Option<KeyId>, input: CreateKeyInput, now: DateT
         id: id.unwrap_or_else(KeyId::generate),
         company_id: caller.company.clone(),
         user_id: input.user_id,
-        description: input.description,
         key_type: input.key_type,
         key_prefix: plaintext.visible_prefix().to_owned(),
         secret_hash: plaintext.hash(),
@@ -151,8 +163,7 @@ fn new_key(caller: &Caller, id: Option<KeyId>, input: CreateKeyInput, now: DateT
         expires_at: input.expires_at,
         rate_limit: input.rate_limit,
         quota: input.quota.map(|q| Quota { max: q.max, renewal_seconds: q.renewal_seconds, started_at: now }),
-        tags: input.tags,
-        metadata: input.metadata,
+        labels: input.labels,
         status: KeyStatus::Active,
         created_at: now,
         updated_at: now,
@@ -187,7 +198,8 @@ pub async fn create_root_key_once(
     now: DateTime<Utc>,
     retry: Option<(IdempotencyKey, SealMaterial)>,
 ) -> Result<WrittenKey, DomainError> {
-    let input = CreateKeyInput { user_id: "root".into(), description, acl: Some(Acl::root()), ..Default::default() };
+    let mut input = CreateKeyInput { user_id: "root".into(), acl: Some(Acl::root()), ..Default::default() };
+    input.labels.description = description;
     let (retry, seal) = retry.map_or((None, SealMaterial::default()), |(header, seal)| (Some(header), seal));
     let caller = Caller { seal, ..Caller::operator(company) };
     create_key(store, &caller, now, NewKey { id: None, input, retry }).await
@@ -292,13 +304,11 @@ fn apply_update(before: &ApiKey, input: &UpdateKeyInput, now: DateTime<Utc>) -> 
         }
     }
     let mut after = before.clone();
-    set(&mut after.description, &input.description);
     set(&mut after.whitelisted_ips, &input.whitelisted_ips);
     set(&mut after.acl, &input.acl);
     set(&mut after.expires_at, &input.expires_at);
     set(&mut after.rate_limit, &input.rate_limit);
-    set(&mut after.tags, &input.tags);
-    set(&mut after.metadata, &input.metadata);
+    input.labels.apply(&mut after.labels);
     set(&mut after.status, &input.status);
     let mut reset_quota_usage = false;
     if let Change::Set(quota) = &input.quota {
@@ -520,7 +530,7 @@ fn audit(
     caller: &Caller,
     key: &ApiKey,
     action: AuditAction,
-    changes: KeyChanges<'_>,
+    changes: KeyChanges,
     now: DateTime<Utc>,
 ) -> Result<AuditEvent, DomainError> {
     Ok(AuditEvent {

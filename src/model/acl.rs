@@ -129,44 +129,75 @@ pub fn scope_value(raw: &str, field: &str, wildcard_ok: bool) -> Result<(), Fiel
     Ok(())
 }
 
-/// Where an ACL entry applies. A dimension left out (or empty) is not restricted.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Scope {
+/// A dimension of a scope: where an ACL entry applies, and where a verified call acts. The one
+/// place the dimensions and their JSON names are written; scopes, their parsers, their stored
+/// form and the error messages all go through it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dimension {
     /// A dimension the company defines for itself; the contract gives it no fixed meaning.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub custom_field_name: Option<Vec<String>>,
+    CustomFieldName,
     /// The company's product ids.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub product_id: Option<Vec<String>>,
+    ProductId,
     /// The company's plan ids.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub plan_id: Option<Vec<String>>,
+    PlanId,
     /// The company's organization ids.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub organization_id: Option<Vec<String>>,
+    OrganizationId,
 }
 
-impl Scope {
-    /// The dimensions by their JSON names, in a fixed order.
-    pub fn dimensions(&self) -> [(&'static str, Option<&[String]>); 4] {
-        [
-            ("customFieldName", self.custom_field_name.as_deref()),
-            ("productId", self.product_id.as_deref()),
-            ("planId", self.plan_id.as_deref()),
-            ("organizationId", self.organization_id.as_deref()),
-        ]
+impl Dimension {
+    /// Every dimension, in the order scopes are read, written and checked.
+    pub const ALL: [Dimension; 4] =
+        [Dimension::CustomFieldName, Dimension::ProductId, Dimension::PlanId, Dimension::OrganizationId];
+
+    /// The JSON names, in `ALL` order.
+    pub const NAMES: [&'static str; 4] = ["customFieldName", "productId", "planId", "organizationId"];
+
+    /// The dimension's JSON name.
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self.index()]
     }
 
-    /// The list a dimension's JSON name selects, for parsers filling a scope in.
-    pub fn dimension_mut(&mut self, name: &str) -> Option<&mut Option<Vec<String>>> {
-        match name {
-            "customFieldName" => Some(&mut self.custom_field_name),
-            "productId" => Some(&mut self.product_id),
-            "planId" => Some(&mut self.plan_id),
-            "organizationId" => Some(&mut self.organization_id),
-            _ => None,
-        }
+    /// The dimension a JSON name names, if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.name() == name)
+    }
+
+    /// Every JSON name, comma-separated, for error messages.
+    pub fn names() -> String {
+        Self::NAMES.join(", ")
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Where an ACL entry applies, or where a verified call acts: a list of values per dimension. A
+/// dimension left out (or empty) is not restricted; in JSON, one left out is not written.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Scope([Option<Vec<String>>; Dimension::ALL.len()]);
+
+impl Scope {
+    /// This scope with `dimension` listing `values`.
+    #[must_use]
+    pub fn with(mut self, dimension: Dimension, values: Vec<String>) -> Self {
+        self.0[dimension.index()] = Some(values);
+        self
+    }
+
+    /// What a dimension lists; `None` when it is left out.
+    pub fn get(&self, dimension: Dimension) -> Option<&[String]> {
+        self.0[dimension.index()].as_deref()
+    }
+
+    /// The dimensions with what each lists, in `Dimension::ALL` order.
+    pub fn dimensions(&self) -> [(Dimension, Option<&[String]>); Dimension::ALL.len()] {
+        Dimension::ALL.map(|d| (d, self.get(d)))
+    }
+
+    /// The list of a dimension, for parsers filling a scope in.
+    pub fn dimension_mut(&mut self, dimension: Dimension) -> &mut Option<Vec<String>> {
+        &mut self.0[dimension.index()]
     }
 
     fn values(&self) -> usize {
@@ -181,6 +212,47 @@ impl Scope {
             (_, None) | (None | Some([]), _) => true,
             (Some(allowed), Some(asked)) => asked.iter().all(|value| allowed.iter().any(|a| a == "*" || a == value)),
         })
+    }
+}
+
+/// An object of the dimensions present, by their JSON names.
+impl Serialize for Scope {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let present = self.dimensions().into_iter().filter_map(|(d, values)| Some((d, values?)));
+        let mut map = serializer.serialize_map(Some(present.clone().count()))?;
+        for (dimension, values) in present {
+            map.serialize_entry(dimension.name(), values)?;
+        }
+        map.end()
+    }
+}
+
+/// An object only (never a list of values in order); a name that is no dimension, or one named
+/// twice, is an error; `null` is a dimension left out.
+impl<'de> Deserialize<'de> for Scope {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ScopeVisitor;
+        impl<'de> serde::de::Visitor<'de> for ScopeVisitor {
+            type Value = Scope;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "an object with keys {}", Dimension::names())
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Scope, A::Error> {
+                let mut scope = Scope::default();
+                let mut seen = [false; Dimension::ALL.len()];
+                while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    let dimension = Dimension::parse(&name)
+                        .ok_or_else(|| serde::de::Error::unknown_field(&name, &Dimension::NAMES))?;
+                    if std::mem::replace(&mut seen[dimension.index()], true) {
+                        return Err(serde::de::Error::custom(format!("duplicate field `{}`", dimension.name())));
+                    }
+                    *scope.dimension_mut(dimension) = map.next_value()?;
+                }
+                Ok(scope)
+            }
+        }
+        deserializer.deserialize_map(ScopeVisitor)
     }
 }
 
@@ -217,7 +289,7 @@ impl Acl {
             }
             for (name, list) in entry.scope.dimensions() {
                 let list = list.unwrap_or_default();
-                let dimension = format!("{field}[{i}].scope.{name}");
+                let dimension = format!("{field}[{i}].scope.{}", name.name());
                 values += list.len();
                 if values > MAX_ACL_SCOPE_VALUES {
                     return Err(in_all(dimension, MAX_ACL_SCOPE_VALUES, "scope values"));
@@ -482,10 +554,10 @@ mod tests {
         let per_entry = MAX_ACL_SCOPE_VALUES / MAX_ACL_ENTRIES;
         let mut entries: Vec<AclEntry> = (0..MAX_ACL_ENTRIES)
             .map(|_| AclEntry {
-                scope: Scope {
-                    product_id: Some((0..per_entry).map(|v| if v == 0 { "*".into() } else { long("p", v) }).collect()),
-                    ..Scope::default()
-                },
+                scope: Scope::default().with(
+                    Dimension::ProductId,
+                    (0..per_entry).map(|v| if v == 0 { "*".into() } else { long("p", v) }).collect(),
+                ),
                 permissions: Vec::new(),
             })
             .collect();
@@ -495,13 +567,9 @@ mod tests {
         let acl = Acl::parse(entries, "acl").unwrap();
         let requested: Vec<String> =
             (0..MAX_REQUESTED_PERMISSIONS).map(|i| format!("{}{i:03}", "q".repeat(MAX_PERMISSION_LEN - 3))).collect();
-        let values = |tag: &str| Some((0..MAX_REQUESTED_SCOPE_VALUES).map(|v| long(tag, v)).collect::<Vec<_>>());
-        let scope = Scope {
-            custom_field_name: values("c"),
-            product_id: values("p"),
-            plan_id: values("l"),
-            organization_id: values("o"),
-        };
+        let scope = Dimension::ALL.into_iter().zip(["c", "p", "l", "o"]).fold(Scope::default(), |scope, (d, tag)| {
+            scope.with(d, (0..MAX_REQUESTED_SCOPE_VALUES).map(|v| long(tag, v)).collect())
+        });
         (acl, requested, scope)
     }
 
@@ -530,8 +598,11 @@ mod tests {
     fn arbitrary_scope(values: &'static [&'static str]) -> impl Strategy<Value = Scope> {
         let dimension = prop::option::of(prop::collection::vec(prop::sample::select(values), 0..4));
         (dimension.clone(), dimension.clone(), dimension.clone(), dimension).prop_map(|(c, p, l, o)| {
-            let owned = |d: Option<Vec<&str>>| d.map(|v| v.into_iter().map(str::to_owned).collect());
-            Scope { custom_field_name: owned(c), product_id: owned(p), plan_id: owned(l), organization_id: owned(o) }
+            let mut scope = Scope::default();
+            for (dimension, values) in Dimension::ALL.into_iter().zip([c, p, l, o]) {
+                *scope.dimension_mut(dimension) = values.map(|v| v.into_iter().map(str::to_owned).collect());
+            }
+            scope
         })
     }
 

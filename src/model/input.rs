@@ -4,26 +4,21 @@
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::fields::{Change, JsonFields, bounded_text, concat, decode, total};
+use super::labels::{Labels, LabelsChange};
+
 use super::acl::{self, MAX_ACL_ENTRIES, MAX_REQUESTED_PERMISSIONS, MAX_REQUESTED_SCOPE_VALUES};
 use super::limits::MAX_WINDOW_SECONDS;
-use super::{Acl, AclEntry, FieldError, IpAllowlist, KeyStatus, KeyType, Permission, RateLimit, Scope};
+use super::{Acl, AclEntry, Dimension, FieldError, IpAllowlist, KeyStatus, KeyType, Permission, RateLimit, Scope};
 
-// Caps on what a key carries: every view, list page and audit record repeats these fields, so
-// they bound the item (DynamoDB's 400 KB) and a page (Lambda's 6 MB answer).
-/// Characters of `description`.
-pub const MAX_DESCRIPTION_CHARS: usize = 255;
-/// Characters of `userId`.
+pub use super::labels::{MAX_DESCRIPTION_CHARS, MAX_METADATA_BYTES, MAX_METADATA_DEPTH, MAX_TAG_CHARS, MAX_TAGS};
+
+/// Characters of `userId`: like every field a key carries, repeated by every view, list page and
+/// audit record, so capped.
 pub const MAX_USER_ID_CHARS: usize = 255;
-/// Entries of `tags`.
-pub const MAX_TAGS: usize = 50;
-/// Characters of one tag.
-pub const MAX_TAG_CHARS: usize = 128;
-/// Bytes of `metadata` written as JSON.
-pub const MAX_METADATA_BYTES: usize = 4096;
 /// The longest a rolled-away secret keeps verifying: a day is enough to deploy the new one, and
 /// a leaked secret must not live on for long.
 pub const MAX_GRACE_PERIOD_SECONDS: u64 = 86_400;
@@ -31,79 +26,6 @@ pub const MAX_GRACE_PERIOD_SECONDS: u64 = 86_400;
 /// Fields the server sets; naming one in a body is a 400 that says so.
 const SERVER_SET: &[&str] =
     &["id", "companyId", "key", "keyPrefix", "createdAt", "updatedAt", "deletedAt", "lastUsedAt"];
-
-/// A JSON object body, consumed field by field so each error names its field.
-pub struct JsonFields(Map<String, Value>);
-
-impl JsonFields {
-    /// Anything but a JSON object is refused as a whole, under the name `body`.
-    pub fn new(body: Value) -> Result<Self, FieldError> {
-        match body {
-            Value::Object(map) => Ok(Self(map)),
-            _ => Err(FieldError::invalid("body", "the body must be a JSON object")),
-        }
-    }
-
-    /// Rejects server-set and unknown fields before any field is read.
-    fn only(self, allowed: &[&str], read_only: &[&str]) -> Result<Self, FieldError> {
-        if let Some(name) = self.0.keys().find(|k| read_only.contains(&k.as_str())) {
-            return Err(FieldError::read_only(name.as_str()));
-        }
-        if let Some(name) = self.0.keys().find(|k| !allowed.contains(&k.as_str())) {
-            return Err(FieldError::unknown(name.as_str()));
-        }
-        Ok(self)
-    }
-
-    /// Absent and `null` both give `None`.
-    fn optional<T: DeserializeOwned>(&mut self, name: &str, expected: &str) -> Result<Option<T>, FieldError> {
-        match self.0.remove(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(value) => decode(value, name, expected).map(Some),
-        }
-    }
-
-    fn required<T: DeserializeOwned>(&mut self, name: &str, expected: &str) -> Result<T, FieldError> {
-        self.optional(name, expected)?.ok_or_else(|| FieldError::missing(name))
-    }
-
-    /// For PATCH: absent keeps, `null` clears, a value sets.
-    fn change<T: DeserializeOwned>(&mut self, name: &str, expected: &str) -> Result<Change<Option<T>>, FieldError> {
-        match self.0.remove(name) {
-            None => Ok(Change::Keep),
-            Some(Value::Null) => Ok(Change::Set(None)),
-            Some(value) => decode(value, name, expected).map(|v| Change::Set(Some(v))),
-        }
-    }
-}
-
-fn decode<T: DeserializeOwned>(value: Value, name: &str, expected: &str) -> Result<T, FieldError> {
-    serde_json::from_value(value).map_err(|_| FieldError::invalid(name, format!("{name} must be {expected}")))
-}
-
-/// A PATCH field: left as it is, or set (to a value or to null).
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
-pub enum Change<T> {
-    /// The field was absent: the stored value stays.
-    #[default]
-    Keep,
-    /// The field was present: the stored value becomes this (`None` for a `null` that clears).
-    Set(T),
-}
-
-impl<T> Change<T> {
-    fn try_map<U>(self, f: impl FnOnce(T) -> Result<U, FieldError>) -> Result<Change<U>, FieldError> {
-        match self {
-            Change::Keep => Ok(Change::Keep),
-            Change::Set(v) => f(v).map(Change::Set),
-        }
-    }
-
-    /// Whether the body named the field at all.
-    pub fn is_set(&self) -> bool {
-        matches!(self, Change::Set(_))
-    }
-}
 
 /// Quota settings as a caller gives them; `remaining` and `renewsAt` are the server's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -114,14 +36,22 @@ pub struct QuotaInput {
     pub renewal_seconds: Option<u64>,
 }
 
+/// A create body's fields: its own, then each part's.
+const CREATE_PARTS: &[&[&str]] =
+    &[&["userId", "type", "whitelistedIPs", "acl", "expiresAt", "rateLimit", "quota"], Labels::FIELDS];
+const CREATE_FIELDS: [&str; total(CREATE_PARTS)] = concat(CREATE_PARTS);
+
+/// A PATCH body's fields: its own, then each part's.
+const UPDATE_PARTS: &[&[&str]] =
+    &[&["whitelistedIPs", "acl", "expiresAt", "rateLimit", "quota", "status"], Labels::FIELDS];
+const UPDATE_FIELDS: [&str; total(UPDATE_PARTS)] = concat(UPDATE_PARTS);
+
 /// A create body, every field checked: the domain builds the key from it without checking again.
 /// Fields are as on [`ApiKey`](super::ApiKey); absent and `null` mean the same here.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct CreateKeyInput {
     /// Required: who the key is for, 1 to 255 characters.
     pub user_id: String,
-    /// Up to 255 characters.
-    pub description: Option<String>,
     /// Secret unless the body says publishable.
     pub key_type: KeyType,
     /// `None` also for `[]`: no restriction.
@@ -134,26 +64,13 @@ pub struct CreateKeyInput {
     pub rate_limit: Option<RateLimit>,
     /// Verifies per period; the quota starts when the key is made.
     pub quota: Option<QuotaInput>,
-    /// Empty when absent.
-    pub tags: Vec<String>,
-    /// Empty when absent; only what DynamoDB can store.
-    pub metadata: Map<String, Value>,
+    /// Each field its default when absent.
+    pub labels: Labels,
 }
 
 impl CreateKeyInput {
     /// The fields a create body may name.
-    pub const FIELDS: &[&str] = &[
-        "userId",
-        "description",
-        "type",
-        "whitelistedIPs",
-        "acl",
-        "expiresAt",
-        "rateLimit",
-        "quota",
-        "tags",
-        "metadata",
-    ];
+    pub const FIELDS: &[&str] = &CREATE_FIELDS;
 
     /// Reads a create body at `now` (which `expiresAt` must be after); the error names the first
     /// bad field, server-set and unknown fields before any value.
@@ -162,7 +79,7 @@ impl CreateKeyInput {
         let user_id: String = f.required("userId", "a string")?;
         Ok(Self {
             user_id: bounded_text(user_id, "userId", MAX_USER_ID_CHARS, false)?,
-            description: f.optional("description", "a string")?.map(description).transpose()?,
+            labels: Labels::parse(&mut f, now)?,
             key_type: f.optional("type", "\"secret\" or \"publishable\"")?.unwrap_or_default(),
             whitelisted_ips: f
                 .optional::<Vec<String>>("whitelistedIPs", "an array of strings")?
@@ -177,8 +94,6 @@ impl CreateKeyInput {
                 .transpose()?,
             rate_limit: f.optional("rateLimit", "an object {limit, periodSeconds}")?.map(rate_limit).transpose()?,
             quota: f.optional("quota", "an object {max, renewalSeconds}")?.map(quota).transpose()?,
-            tags: f.optional("tags", "an array of strings")?.map(tags).transpose()?.unwrap_or_default(),
-            metadata: f.optional("metadata", "a JSON object")?.map(metadata).transpose()?.unwrap_or_default(),
         })
     }
 }
@@ -186,8 +101,6 @@ impl CreateKeyInput {
 /// A PATCH body: only the fields it names change.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct UpdateKeyInput {
-    /// `null` clears it.
-    pub description: Change<Option<String>>,
     /// `null` or `[]` lifts the restriction.
     pub whitelisted_ips: Change<Option<IpAllowlist>>,
     /// `null` or `[]` takes every permission away.
@@ -198,18 +111,15 @@ pub struct UpdateKeyInput {
     pub rate_limit: Change<Option<RateLimit>>,
     /// `null`: no quota. A new renewal starts a new period; a new `max` alone keeps the uses.
     pub quota: Change<Option<QuotaInput>>,
-    /// Replaced whole; cannot be `null` (`[]` empties it).
-    pub tags: Change<Vec<String>>,
-    /// Replaced whole; cannot be `null` (`{}` empties it).
-    pub metadata: Change<Map<String, Value>>,
+    /// The labels the body names.
+    pub labels: LabelsChange,
     /// Activates or deactivates; cannot be `null`.
     pub status: Change<KeyStatus>,
 }
 
 impl UpdateKeyInput {
     /// The fields a PATCH body may name.
-    pub const FIELDS: &[&str] =
-        &["description", "whitelistedIPs", "acl", "expiresAt", "rateLimit", "quota", "tags", "metadata", "status"];
+    pub const FIELDS: &[&str] = &UPDATE_FIELDS;
     /// Fixed at creation: changing who owns a key or what kind it is means a new key.
     const FIXED: &[&str] =
         &["id", "companyId", "key", "keyPrefix", "createdAt", "updatedAt", "deletedAt", "lastUsedAt", "userId", "type"];
@@ -219,9 +129,7 @@ impl UpdateKeyInput {
         let mut f = JsonFields::new(body)?.only(Self::FIELDS, Self::FIXED)?;
         let not_null = |name: &str| FieldError::invalid(name, format!("{name} cannot be null"));
         Ok(Self {
-            description: f
-                .change("description", "a string")?
-                .try_map(|d: Option<String>| d.map(description).transpose())?,
+            labels: LabelsChange::parse(&mut f, now)?,
             whitelisted_ips: f
                 .change("whitelistedIPs", "an array of strings")?
                 .try_map(|l: Option<Vec<String>>| Ok(l.as_deref().map(ip_list).transpose()?.flatten()))?,
@@ -237,10 +145,6 @@ impl UpdateKeyInput {
             quota: f
                 .change("quota", "an object {max, renewalSeconds}")?
                 .try_map(|q: Option<Value>| q.map(quota).transpose())?,
-            tags: f.change("tags", "an array of strings")?.try_map(|t| tags(t.ok_or_else(|| not_null("tags"))?))?,
-            metadata: f
-                .change("metadata", "a JSON object")?
-                .try_map(|m| metadata(m.ok_or_else(|| not_null("metadata"))?))?,
             status: f
                 .change("status", "\"active\" or \"inactive\"")?
                 .try_map(|s: Option<KeyStatus>| s.ok_or_else(|| not_null("status")))?,
@@ -316,7 +220,7 @@ impl RollInput {
     pub fn parse(body: Option<Value>) -> Result<Self, FieldError> {
         let Some(body) = body else { return Ok(Self::default()) };
         let mut f = JsonFields::new(body)?.only(&["gracePeriodSeconds"], &[])?;
-        let grace = match f.0.remove("gracePeriodSeconds") {
+        let grace = match f.take("gracePeriodSeconds") {
             None | Some(Value::Null) => 0,
             Some(value) => whole(&value).filter(|n| *n <= MAX_GRACE_PERIOD_SECONDS).ok_or_else(|| {
                 FieldError::invalid("gracePeriodSeconds", "gracePeriodSeconds must be a whole number from 0 to 86400")
@@ -373,7 +277,7 @@ fn requested_scope(raw: Map<String, Value>) -> Result<Scope, FieldError> {
     let mut scope = Scope::default();
     for (name, value) in raw {
         let field = format!("scope.{name}");
-        let slot = scope.dimension_mut(&name).ok_or_else(|| FieldError::unknown(&field))?;
+        let dimension = Dimension::parse(&name).ok_or_else(|| FieldError::unknown(&field))?;
         let values = match value {
             Value::String(one) => {
                 acl::scope_value(&one, &field, false)?;
@@ -390,25 +294,9 @@ fn requested_scope(raw: Map<String, Value>) -> Result<Scope, FieldError> {
                 values
             }
         };
-        *slot = Some(values);
+        *scope.dimension_mut(dimension) = Some(values);
     }
     Ok(scope)
-}
-
-fn bounded_text(text: String, field: &str, max_chars: usize, empty_ok: bool) -> Result<String, FieldError> {
-    let chars = text.chars().count();
-    if (!empty_ok && text.trim().is_empty()) || chars > max_chars || text.chars().any(char::is_control) {
-        let range = if empty_ok { "up to" } else { "1 to" };
-        return Err(FieldError::invalid(
-            field,
-            format!("{field} must be {range} {max_chars} characters, without control characters"),
-        ));
-    }
-    Ok(text)
-}
-
-fn description(text: String) -> Result<String, FieldError> {
-    bounded_text(text, "description", MAX_DESCRIPTION_CHARS, true)
 }
 
 fn ip_list(entries: &[String]) -> Result<Option<IpAllowlist>, FieldError> {
@@ -435,11 +323,8 @@ fn acl(entries: Vec<Value>) -> Result<Option<Acl>, FieldError> {
         .enumerate()
         .map(|(i, raw)| {
             let field = format!("acl[{i}]");
-            let entry: RawEntry = decode(
-                raw,
-                &field,
-                "an object {scope, permissions} with scope keys customFieldName, productId, planId, organizationId",
-            )?;
+            let expected = format!("an object {{scope, permissions}} with scope keys {}", Dimension::names());
+            let entry: RawEntry = decode(raw, &field, &expected)?;
             let permissions = entry
                 .permissions
                 .iter()
@@ -451,7 +336,7 @@ fn acl(entries: Vec<Value>) -> Result<Option<Acl>, FieldError> {
                 Some(scope @ Value::Object(_)) => decode(
                     scope,
                     &format!("{field}.scope"),
-                    "an object with keys customFieldName, productId, planId, organizationId, each a list of strings",
+                    &format!("an object with keys {}, each a list of strings", Dimension::names()),
                 )?,
                 Some(_) => {
                     return Err(FieldError::invalid(
@@ -534,49 +419,6 @@ fn quota(value: Value) -> Result<QuotaInput, FieldError> {
     Ok(QuotaInput { max, renewal_seconds })
 }
 
-fn tags(tags: Vec<String>) -> Result<Vec<String>, FieldError> {
-    if tags.len() > MAX_TAGS {
-        return Err(FieldError::too_many("tags", MAX_TAGS));
-    }
-    tags.into_iter().enumerate().map(|(i, t)| bounded_text(t, &format!("tags[{i}]"), MAX_TAG_CHARS, false)).collect()
-}
-
-/// Levels of nesting inside metadata: DynamoDB stores 32, and the attribute itself is one.
-pub const MAX_METADATA_DEPTH: usize = 30;
-
-fn metadata(map: Map<String, Value>) -> Result<Map<String, Value>, FieldError> {
-    let size = serde_json::to_vec(&map).map_or(usize::MAX, |b| b.len());
-    if size > MAX_METADATA_BYTES {
-        return Err(FieldError::invalid(
-            "metadata",
-            format!("metadata must be at most {MAX_METADATA_BYTES} bytes of JSON"),
-        ));
-    }
-    if map.contains_key("") {
-        return Err(FieldError::invalid("metadata", "metadata keys cannot be empty"));
-    }
-    map.values().try_for_each(|v| storable(v, 1)).map_err(|problem| FieldError::invalid("metadata", problem))?;
-    Ok(map)
-}
-
-/// What DynamoDB can keep: no empty object keys, numbers of magnitude 1e-130 to 1e125 (or 0),
-/// bounded nesting. Anything else would fail at write time, as a 503 instead of this 400.
-fn storable(value: &Value, depth: usize) -> Result<(), String> {
-    if depth > MAX_METADATA_DEPTH {
-        return Err(format!("metadata nests at most {MAX_METADATA_DEPTH} levels"));
-    }
-    match value {
-        Value::Object(map) if map.contains_key("") => Err("metadata keys cannot be empty".into()),
-        Value::Object(map) => map.values().try_for_each(|v| storable(v, depth + 1)),
-        Value::Array(list) => list.iter().try_for_each(|v| storable(v, depth + 1)),
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if f == 0.0 || (1e-130..1e125).contains(&f.abs()) => Ok(()),
-            _ => Err("metadata numbers must be 0 or of magnitude 1e-130 to 1e125".into()),
-        },
-        _ => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -656,7 +498,7 @@ mod tests {
     #[test]
     fn patch_distinguishes_absent_null_and_value() {
         let p = UpdateKeyInput::parse(json!({ "description": null, "status": "inactive" }), now()).unwrap();
-        assert_eq!(p.description, Change::Set(None));
+        assert_eq!(p.labels.description, Change::Set(None));
         assert_eq!(p.status, Change::Set(KeyStatus::Inactive));
         assert_eq!(p.acl, Change::Keep);
         assert!(UpdateKeyInput::parse(json!({}), now()).unwrap().is_empty());
@@ -724,7 +566,7 @@ mod tests {
         assert_eq!(input.quota, Some(QuotaInput { max: 100, renewal_seconds: None }));
         assert!(CreateKeyInput::parse(json!({ "userId": "u", "quota": { "max": 2.5 } }), now()).is_err());
         let v = VerifyInput::parse(json!({ "key": "sk_x", "ip": "::1", "scope": { "productId": "p1" } })).unwrap();
-        assert_eq!(v.scope.product_id, Some(vec!["p1".to_string()]));
+        assert_eq!(v.scope.get(Dimension::ProductId), Some(&["p1".to_string()][..]));
         assert_eq!(VerifyInput::parse(json!({ "key": "k", "ip": "1.2.3" })).unwrap_err().field, "ip");
         assert_eq!(VerifyInput::parse(json!({ "key": "k", "scope": { "x": 1 } })).unwrap_err().field, "scope.x");
         let verify_err = |body: Value| {

@@ -2,9 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
-use super::{Acl, CompanyId, IpAllowlist, KeyId, KeyType, PlaintextKey, Quota, QuotaUsage, RateLimit, SecretHash};
+use super::{
+    Acl, CompanyId, IpAllowlist, KeyId, KeyType, Labels, PlaintextKey, Quota, QuotaUsage, RateLimit, SecretHash,
+};
 
 /// `lastUsedAt` is written at most this often per key: a key verified a thousand times a
 /// minute costs one write for it, not a thousand.
@@ -52,8 +53,6 @@ pub struct ApiKey {
     pub company_id: CompanyId,
     /// Who the key was issued to, in the company's own terms; fixed at creation.
     pub user_id: String,
-    /// Free text for people, up to 255 characters.
-    pub description: Option<String>,
     /// Secret or publishable; fixed at creation (a different kind is a different key).
     #[serde(rename = "type")]
     pub key_type: KeyType,
@@ -76,10 +75,9 @@ pub struct ApiKey {
     pub rate_limit: Option<RateLimit>,
     /// Verifies per period (or in all); `None`: unlimited.
     pub quota: Option<Quota>,
-    /// The company's labels, up to 50; stored and shown, never interpreted.
-    pub tags: Vec<String>,
-    /// The company's own JSON, up to 4 KiB; stored and shown, never interpreted.
-    pub metadata: Map<String, Value>,
+    /// The company's description, tags and metadata: stored and shown, never interpreted.
+    #[serde(flatten)]
+    pub labels: Labels,
     /// Whether the key may verify; a deleted key is `Inactive` for good.
     pub status: KeyStatus,
     /// When the key was made; lists sort by it, newest first.
@@ -135,7 +133,6 @@ impl ApiKey {
             id: &self.id,
             company_id: &self.company_id,
             user_id: &self.user_id,
-            description: self.description.as_deref(),
             key_type: self.key_type,
             key: self.publishable_key.as_ref().map(PlaintextKey::expose),
             key_prefix: &self.key_prefix,
@@ -149,8 +146,7 @@ impl ApiKey {
                 renewal_seconds: q.renewal_seconds,
                 renews_at: q.renews_at(now),
             }),
-            tags: &self.tags,
-            metadata: &self.metadata,
+            labels: &self.labels,
             status: self.status,
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -170,8 +166,6 @@ pub struct KeyView<'a> {
     pub company_id: &'a CompanyId,
     /// As [`ApiKey::user_id`].
     pub user_id: &'a str,
-    /// As [`ApiKey::description`].
-    pub description: Option<&'a str>,
     /// As [`ApiKey::key_type`].
     #[serde(rename = "type")]
     pub key_type: KeyType,
@@ -192,10 +186,9 @@ pub struct KeyView<'a> {
     pub rate_limit: Option<&'a RateLimit>,
     /// The quota's settings with what remains of it now, not the stored usage counter.
     pub quota: Option<QuotaView>,
-    /// As [`ApiKey::tags`].
-    pub tags: &'a [String],
-    /// As [`ApiKey::metadata`].
-    pub metadata: &'a Map<String, Value>,
+    /// As [`ApiKey::labels`], each field under its own name.
+    #[serde(flatten)]
+    pub labels: &'a Labels,
     /// As [`ApiKey::status`].
     pub status: KeyStatus,
     /// As [`ApiKey::created_at`].
@@ -242,7 +235,6 @@ impl ApiKey {
             user_id: format!("user-{id}"),
             id,
             company_id: company,
-            description: None,
             key_type: KeyType::Secret,
             key_prefix: plaintext.visible_prefix().to_owned(),
             secret_hash: plaintext.hash(),
@@ -253,8 +245,7 @@ impl ApiKey {
             expires_at: None,
             rate_limit: None,
             quota: None,
-            tags: Vec::new(),
-            metadata: Map::new(),
+            labels: Labels::default(),
             status: KeyStatus::Active,
             created_at: at,
             updated_at: at,

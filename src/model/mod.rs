@@ -6,21 +6,25 @@
 pub mod acl;
 mod audit;
 mod error;
+pub mod fields;
 mod ids;
 pub mod input;
 pub mod ip;
 mod key;
+pub mod labels;
 pub mod limits;
 pub mod page;
 mod secret;
 
-pub use acl::{Acl, AclEntry, Permission, Scope};
+pub use acl::{Acl, AclEntry, Dimension, Permission, Scope};
 pub use audit::{ActingSecret, ActorType, AuditAction, AuditEvent, SecretRole};
 pub use error::{FieldError, FieldProblem};
+pub use fields::Change;
 pub use ids::{CompanyId, KeyId, RESERVED_KEY_IDS};
-pub use input::{Change, CreateKeyInput, IdempotencyKey, QuotaInput, RollInput, UpdateKeyInput, VerifyInput};
+pub use input::{CreateKeyInput, IdempotencyKey, QuotaInput, RollInput, UpdateKeyInput, VerifyInput};
 pub use ip::IpAllowlist;
 pub use key::{ApiKey, KeyStatus, KeyView, LAST_USED_GRANULARITY, PreviousSecret, QuotaView};
+pub use labels::{Labels, LabelsChange};
 pub use limits::{Quota, QuotaUsage, RateLimit, Window};
 pub use page::{Cursor, PageRequest, StatusFilter};
 pub use secret::{KeyType, PlaintextKey, SecretHash};

@@ -137,6 +137,10 @@ pub trait AdminCounter: Sync {
 /// Which items a list reads and what it answers: defined with the rest of paging.
 pub use paging::{PageOutcome, PageWindow};
 
+/// A written key as an idempotent answer seals it: the key as its item stores it, so a sealed
+/// answer is held to the store's names.
+pub use records::SealedKeyRecord;
+
 /// Lists a company's keys.
 pub trait KeyLister: Sync {
     /// A company's keys of a status (or all), by creation; `total` from the counters.

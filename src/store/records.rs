@@ -1,9 +1,11 @@
 //! The stored shape of each item, owned by the store: every attribute is named here, never by
 //! the model's serde attributes, and each record maps to and from its model type field by field.
 //! A renamed or added model field is then a compile error in this file, not a silent change of
-//! what the table holds (tests/api/item_layout.rs pins the result). One exception on reading
-//! only: a key's ACL is written by the store's records but read back by the model's own
-//! `Deserialize` (`StoredAcl` says why); the round-trip test holds the two together.
+//! what the table holds (tests/api/item_layout.rs pins the result). Two exceptions: a key's
+//! parts made with `key_part!` (its `Labels`) are stored in their own serde form, the one
+//! definition their view and audit record share; and a key's ACL is written by the store's
+//! records but read back by the model's own `Deserialize` (`StoredAcl` says why). The
+//! round-trip test holds each to what the records write.
 //!
 //! Records borrow from the model when written (`from_model`: no copy of the key's strings) and
 //! own what they read (`into_model`: each stored value moves into the model once, no clone).
@@ -18,7 +20,8 @@ use serde_json::{Map, Value};
 
 use crate::model::{
     Acl, AclEntry, ActingSecret, ActorType, ApiKey, AuditAction, AuditEvent, CompanyId, IpAllowlist, KeyId, KeyStatus,
-    KeyType, Permission, PlaintextKey, PreviousSecret, Quota, QuotaUsage, RateLimit, Scope, SecretHash, SecretRole,
+    KeyType, Labels, Permission, PlaintextKey, PreviousSecret, Quota, QuotaUsage, RateLimit, Scope, SecretHash,
+    SecretRole,
 };
 
 use super::attributes::{self, Item, SCHEMA_VERSION, address, n, s};
@@ -115,8 +118,6 @@ pub struct KeyRecord<'a> {
     company_id: Cow<'a, str>,
     #[serde(rename = "userId")]
     user_id: Cow<'a, str>,
-    #[serde(rename = "description")]
-    description: Option<Cow<'a, str>>,
     #[serde(rename = "type")]
     key_type: StoredKeyType,
     #[serde(rename = "keyPrefix")]
@@ -137,10 +138,9 @@ pub struct KeyRecord<'a> {
     rate_limit: Option<RateLimitRecord>,
     #[serde(rename = "quota")]
     quota: Option<QuotaRecord>,
-    #[serde(rename = "tags")]
-    tags: Cow<'a, [String]>,
-    #[serde(rename = "metadata")]
-    metadata: Cow<'a, Map<String, Value>>,
+    /// Each label under its own name (`Labels`' serde): the part's one definition.
+    #[serde(flatten)]
+    labels: Cow<'a, Labels>,
     #[serde(rename = "status")]
     status: StoredStatus,
     #[serde(rename = "createdAt")]
@@ -179,7 +179,6 @@ impl<'a> KeyRecord<'a> {
             id: Cow::Borrowed(key.id.as_str()),
             company_id: Cow::Borrowed(key.company_id.as_str()),
             user_id: Cow::Borrowed(&key.user_id),
-            description: key.description.as_deref().map(Cow::Borrowed),
             key_type: key.key_type.into(),
             key_prefix: Cow::Borrowed(&key.key_prefix),
             secret_hash: Redacted(Cow::Borrowed(key.secret_hash.as_str())),
@@ -190,8 +189,7 @@ impl<'a> KeyRecord<'a> {
             expires_at: key.expires_at,
             rate_limit: key.rate_limit.map(RateLimitRecord::from_model),
             quota: key.quota.map(QuotaRecord::from_model),
-            tags: Cow::Borrowed(&key.tags),
-            metadata: Cow::Borrowed(&key.metadata),
+            labels: Cow::Borrowed(&key.labels),
             status: key.status.into(),
             created_at: key.created_at,
             updated_at: key.updated_at,
@@ -210,7 +208,6 @@ impl<'a> KeyRecord<'a> {
             id: KeyId::try_from(self.id.into_owned()).map_err(|e| corrupt("key id", e))?,
             company_id: CompanyId::try_from(self.company_id.into_owned()).map_err(|e| corrupt("company id", e))?,
             user_id: self.user_id.into_owned(),
-            description: self.description.map(Cow::into_owned),
             key_type: self.key_type.into(),
             key_prefix: self.key_prefix.into_owned(),
             secret_hash: stored_hash(self.secret_hash.0.into_owned())?,
@@ -228,8 +225,7 @@ impl<'a> KeyRecord<'a> {
             expires_at: self.expires_at,
             rate_limit: self.rate_limit.map(RateLimitRecord::into_model),
             quota: self.quota.map(QuotaRecord::into_model),
-            tags: self.tags.into_owned(),
-            metadata: self.metadata.into_owned(),
+            labels: self.labels.into_owned(),
             status: self.status.into(),
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -238,6 +234,36 @@ impl<'a> KeyRecord<'a> {
             quota_usage: self.quota_usage.into_model(),
             version: self.version,
         })
+    }
+}
+
+/// A written key as an idempotent write seals it for a retry: the key as its item stores it,
+/// the plaintext the write handed out (if any), and when the answer was made. So a sealed
+/// answer is held to the store's names, as the key item is, never to the model's serde.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SealedKeyRecord<'a> {
+    #[serde(rename = "key")]
+    key: KeyRecord<'a>,
+    #[serde(rename = "plaintext")]
+    plaintext: Option<Redacted<'a>>,
+    #[serde(rename = "asOf")]
+    as_of: DateTime<Utc>,
+}
+
+impl<'a> SealedKeyRecord<'a> {
+    /// The sealed form of an answer, borrowing from it.
+    pub fn from_model(key: &'a ApiKey, plaintext: Option<&'a PlaintextKey>, as_of: DateTime<Utc>) -> Self {
+        Self {
+            key: KeyRecord::from_model(key),
+            plaintext: plaintext.map(|p| Redacted(Cow::Borrowed(p.expose()))),
+            as_of,
+        }
+    }
+
+    /// The answer it holds; `Corrupt` if the model refuses a value.
+    pub fn into_model(self) -> Result<(ApiKey, Option<PlaintextKey>, DateTime<Utc>), StoreError> {
+        let plaintext = self.plaintext.map(|p| from_stored_string("plaintext", p.0.into_owned())).transpose()?;
+        Ok((self.key.into_model()?, plaintext, self.as_of))
     }
 }
 
@@ -343,27 +369,20 @@ impl<'a> AclEntryRecord<'a> {
     }
 }
 
-/// A `Scope` as written: a dimension left out is not written at all (not written as null).
-#[derive(Debug, Serialize)]
-pub struct ScopeRecord<'a> {
-    #[serde(rename = "customFieldName", skip_serializing_if = "Option::is_none")]
-    custom_field_name: Option<&'a [String]>,
-    #[serde(rename = "productId", skip_serializing_if = "Option::is_none")]
-    product_id: Option<&'a [String]>,
-    #[serde(rename = "planId", skip_serializing_if = "Option::is_none")]
-    plan_id: Option<&'a [String]>,
-    #[serde(rename = "organizationId", skip_serializing_if = "Option::is_none")]
-    organization_id: Option<&'a [String]>,
+/// A `Scope` as written: each dimension present under its `Dimension` name; a dimension left
+/// out is not written at all (not written as null).
+#[derive(Debug)]
+pub struct ScopeRecord<'a>(&'a Scope);
+
+impl ScopeRecord<'_> {
+    fn from_model(scope: &Scope) -> ScopeRecord<'_> {
+        ScopeRecord(scope)
+    }
 }
 
-impl<'a> ScopeRecord<'a> {
-    fn from_model(scope: &'a Scope) -> Self {
-        Self {
-            custom_field_name: scope.custom_field_name.as_deref(),
-            product_id: scope.product_id.as_deref(),
-            plan_id: scope.plan_id.as_deref(),
-            organization_id: scope.organization_id.as_deref(),
-        }
+impl Serialize for ScopeRecord<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.dimensions().into_iter().filter_map(|(d, values)| Some((d.name(), values?))))
     }
 }
 
@@ -657,7 +676,7 @@ impl ListingEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{PlaintextKey, Quota};
+    use crate::model::{Dimension, PlaintextKey, Quota};
     use crate::store::items;
     use serde_json::json;
 
@@ -665,19 +684,31 @@ mod tests {
         DateTime::from_timestamp(secs, 0).unwrap()
     }
 
+    /// Labels with every field set; a field added to `Labels` later keeps its default here, and
+    /// `Labels`' own tests cover it.
+    fn full_labels() -> Labels {
+        let labels = json!({
+            "description": "every field",
+            "tags": ["a", "b"],
+            "metadata": { "plan": "gold", "seats": 3, "nested": { "on": true } },
+        });
+        serde_json::from_value(labels).unwrap()
+    }
+
     /// A key with every optional value set, so every nested record is written.
     fn full_key() -> ApiKey {
         let secret = PlaintextKey::generate(KeyType::Secret);
         let old = PlaintextKey::generate(KeyType::Secret);
         let acl_entry = AclEntry {
-            scope: Scope { product_id: Some(vec!["p1".into()]), plan_id: Some(vec!["*".into()]), ..Scope::default() },
+            scope: Scope::default()
+                .with(Dimension::ProductId, vec!["p1".into()])
+                .with(Dimension::PlanId, vec!["*".into()]),
             permissions: vec![Permission::parse("orders:*", "p").unwrap(), Permission::all_keys()],
         };
         ApiKey {
             id: KeyId::generate(),
             company_id: CompanyId::parse("acme", "c").unwrap(),
             user_id: "user-1".into(),
-            description: Some("every field".into()),
             key_type: KeyType::Publishable,
             key_prefix: secret.visible_prefix().to_owned(),
             secret_hash: secret.hash(),
@@ -692,8 +723,7 @@ mod tests {
             expires_at: Some(at(3_000)),
             rate_limit: Some(RateLimit { limit: 100, period_seconds: 60 }),
             quota: Some(Quota { max: 1000, renewal_seconds: Some(86_400), started_at: at(1_000) }),
-            tags: vec!["a".into(), "b".into()],
-            metadata: json!({ "plan": "gold", "seats": 3, "nested": { "on": true } }).as_object().unwrap().clone(),
+            labels: full_labels(),
             status: KeyStatus::Inactive,
             created_at: at(1_000),
             updated_at: at(1_500),
@@ -758,8 +788,11 @@ mod tests {
             KeyRecord::COMPANY_ID,
             KeyRecord::STATUS,
             items::SCHEMA_VERSION_ATTRIBUTE,
-        ] {
-            assert!(item.contains_key(name), "{name}");
+        ]
+        .iter()
+        .chain(Labels::FIELDS)
+        {
+            assert!(item.contains_key(*name), "{name}");
         }
         let usage = item[KeyRecord::QUOTA_USAGE].as_m().unwrap();
         assert_eq!(attributes::number(usage, QuotaUsageRecord::USED), Some(7));

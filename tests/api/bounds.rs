@@ -13,7 +13,7 @@ use apikeys::model::acl::{
 use apikeys::model::input::{MAX_DESCRIPTION_CHARS, MAX_METADATA_BYTES, MAX_TAG_CHARS, MAX_TAGS, MAX_USER_ID_CHARS};
 use apikeys::model::ip::MAX_IP_RULES;
 use apikeys::model::page::MAX_LIMIT;
-use apikeys::model::{ApiKey, KeyId};
+use apikeys::model::{ApiKey, Dimension, KeyId};
 use apikeys::store::items;
 use apikeys::store::{DynamoStore, KeyReader};
 use aws_sdk_dynamodb::config::interceptors::{
@@ -49,7 +49,7 @@ fn maximal_acl() -> Value {
     let mut permissions = (0..MAX_ACL_PERMISSIONS).map(|i| long_name("perm", i, MAX_PERMISSION_LEN));
     let mut values = (0..MAX_ACL_SCOPE_VALUES).map(|i| long_name("v", i, MAX_SCOPE_VALUE_LEN));
     let per_entry = |total: usize| total.div_ceil(MAX_ACL_ENTRIES);
-    let dimensions = ["customFieldName", "productId", "planId", "organizationId"];
+    let dimensions = Dimension::NAMES;
     let entries: Vec<Value> = (0..MAX_ACL_ENTRIES)
         .map(|_| {
             let scope: serde_json::Map<String, Value> = dimensions
@@ -105,7 +105,7 @@ fn maximal_verify(key: &str) -> Value {
 fn wildcard_first(mut body: Value) -> Value {
     let first = &mut body["acl"][0];
     first["permissions"] = json!(["perm*"]);
-    for dimension in ["customFieldName", "productId", "planId", "organizationId"] {
+    for dimension in Dimension::NAMES {
         first["scope"][dimension] = json!(["*"]);
     }
     body

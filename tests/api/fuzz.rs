@@ -9,7 +9,7 @@
 use apikeys::entry::http::error::ApiError;
 use apikeys::entry::http::request::json_body;
 use apikeys::entry::local::dispatch;
-use apikeys::model::{CreateKeyInput, PageRequest, RollInput, UpdateKeyInput, VerifyInput};
+use apikeys::model::{CreateKeyInput, Dimension, PageRequest, RollInput, UpdateKeyInput, VerifyInput};
 use lambda_http::Body;
 use lambda_http::http::{HeaderValue, Method, Request};
 use proptest::prelude::*;
@@ -38,10 +38,6 @@ const MORE_FIELD_NAMES: &[&str] = &[
     "renewalSeconds",
     "remaining",
     "renewsAt",
-    "productId",
-    "planId",
-    "organizationId",
-    "customFieldName",
     "companyId",
     "id",
     "createdAt",
@@ -54,7 +50,7 @@ const MORE_FIELD_NAMES: &[&str] = &[
 ];
 
 fn field_names() -> Vec<&'static str> {
-    CreateKeyInput::FIELDS.iter().chain(MORE_FIELD_NAMES).copied().collect()
+    CreateKeyInput::FIELDS.iter().chain(MORE_FIELD_NAMES).chain(&Dimension::NAMES).copied().collect()
 }
 
 /// Strings a parser is likely to treat specially.

@@ -110,8 +110,8 @@ fn patch_fields() -> Vec<PatchField> {
         PatchField {
             name: "description",
             value: json!("after"),
-            set: |k| k.description = Some("after".into()),
-            null: Some(|k| k.description = None),
+            set: |k| k.labels.description = Some("after".into()),
+            null: Some(|k| k.labels.description = None),
         },
         PatchField {
             name: "whitelistedIPs",
@@ -147,13 +147,13 @@ fn patch_fields() -> Vec<PatchField> {
         PatchField {
             name: "tags",
             value: json!(["b", "c"]),
-            set: |k| k.tags = vec!["b".into(), "c".into()],
+            set: |k| k.labels.tags = vec!["b".into(), "c".into()],
             null: None,
         },
         PatchField {
             name: "metadata",
             value: json!({ "plan": "silver" }),
-            set: |k| k.metadata = json!({ "plan": "silver" }).as_object().cloned().unwrap_or_default(),
+            set: |k| k.labels.metadata = json!({ "plan": "silver" }).as_object().cloned().unwrap_or_default(),
             null: None,
         },
         PatchField { name: "status", value: json!("inactive"), set: |k| k.status = KeyStatus::Inactive, null: None },
@@ -169,14 +169,14 @@ fn allowlist(rule: &str) -> Option<IpAllowlist> {
 /// hour ago, so a PATCH that changes or clears any field shows in the stored key.
 fn patch_target(raw_id: &str) -> ApiKey {
     let (mut key, _) = secret_key(raw_id, &["orders:read"]);
-    key.description = Some("before".into());
+    key.labels.description = Some("before".into());
     key.whitelisted_ips = allowlist("10.0.0.0/8");
     key.expires_at = Some(now() + TimeDelta::days(365));
     key.rate_limit = Some(RateLimit { limit: 10, period_seconds: 60 });
     key.quota = Some(Quota { max: 100, renewal_seconds: Some(3600), started_at: now() - TimeDelta::minutes(10) });
     key.quota_usage = QuotaUsage { period: 0, used: 7 };
-    key.tags = vec!["a".into()];
-    key.metadata = json!({ "plan": "gold" }).as_object().cloned().unwrap_or_default();
+    key.labels.tags = vec!["a".into()];
+    key.labels.metadata = json!({ "plan": "gold" }).as_object().cloned().unwrap_or_default();
     key.last_used_at = Some(now() - TimeDelta::hours(1));
     key
 }

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::*;
 use crate::domain::Credential;
 use crate::domain::verify::{self, Verdict, VerifyCode, VerifyRequest};
-use crate::model::{IpAllowlist, PreviousSecret, Quota, RateLimit, Scope};
+use crate::model::{Dimension, IpAllowlist, PreviousSecret, Quota, RateLimit, Scope};
 
 /// Everything that can make a verify fail, each alone enough to fail it, in the order docs/api.md
 /// and openapi.yaml give the checks, with the code each answers when it is the first to fail.
@@ -132,7 +132,7 @@ impl Scenario {
             company: if has(Fault::OtherCompany) { other_company() } else { company() },
             ip: if has(Fault::IpNotAllowed) { [192, 0, 2, 1].into() } else { [10, 1, 2, 3].into() },
             permissions: vec![if has(Fault::PermissionRefused) { "orders:write" } else { "orders:read" }.to_owned()],
-            scope: Scope { product_id: Some(vec![product.to_owned()]), ..Scope::default() },
+            scope: Scope::default().with(Dimension::ProductId, vec![product.to_owned()]),
         }
     }
 
@@ -266,7 +266,7 @@ async fn a_key_without_an_acl_grants_no_permission_and_restricts_no_scope() {
     let (key, plaintext) = secret_key("bare", &[]);
     store.put_key(&key);
     let (nothing, read): ([String; 0], _) = ([], ["orders:read".to_owned()]);
-    let (empty, gold) = (Scope::default(), Scope { plan_id: Some(vec!["gold".into()]), ..Scope::default() });
+    let (empty, gold) = (Scope::default(), Scope::default().with(Dimension::PlanId, vec!["gold".into()]));
     let cases = [
         (&nothing[..], None, VerifyCode::Valid),
         (&nothing[..], Some(&empty), VerifyCode::Valid),

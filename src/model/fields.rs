@@ -1,0 +1,269 @@
+//! Reading a JSON body field by field, each error naming its field, and `key_part!`, which
+//! makes a part of a key from one list of its fields: the part, its create and PATCH parsers,
+//! and its serde form (the view, the stored attributes and the audit record all write it).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use super::FieldError;
+
+/// A JSON object body, consumed field by field so each error names its field.
+pub struct JsonFields(Map<String, Value>);
+
+impl JsonFields {
+    /// Anything but a JSON object is refused as a whole, under the name `body`.
+    pub fn new(body: Value) -> Result<Self, FieldError> {
+        match body {
+            Value::Object(map) => Ok(Self(map)),
+            _ => Err(FieldError::invalid("body", "the body must be a JSON object")),
+        }
+    }
+
+    /// Rejects server-set and unknown fields before any field is read.
+    pub(crate) fn only(self, allowed: &[&str], read_only: &[&str]) -> Result<Self, FieldError> {
+        if let Some(name) = self.0.keys().find(|k| read_only.contains(&k.as_str())) {
+            return Err(FieldError::read_only(name.as_str()));
+        }
+        if let Some(name) = self.0.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(FieldError::unknown(name.as_str()));
+        }
+        Ok(self)
+    }
+
+    /// The raw value of a field, taken out of the body.
+    pub(crate) fn take(&mut self, name: &str) -> Option<Value> {
+        self.0.remove(name)
+    }
+
+    /// Absent and `null` both give `None`.
+    pub(crate) fn optional<T: DeserializeOwned>(
+        &mut self,
+        name: &str,
+        expected: &str,
+    ) -> Result<Option<T>, FieldError> {
+        match self.0.remove(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => decode(value, name, expected).map(Some),
+        }
+    }
+
+    pub(crate) fn required<T: DeserializeOwned>(&mut self, name: &str, expected: &str) -> Result<T, FieldError> {
+        self.optional(name, expected)?.ok_or_else(|| FieldError::missing(name))
+    }
+
+    /// For PATCH: absent keeps, `null` clears, a value sets.
+    pub(crate) fn change<T: DeserializeOwned>(
+        &mut self,
+        name: &str,
+        expected: &str,
+    ) -> Result<Change<Option<T>>, FieldError> {
+        match self.0.remove(name) {
+            None => Ok(Change::Keep),
+            Some(Value::Null) => Ok(Change::Set(None)),
+            Some(value) => decode(value, name, expected).map(|v| Change::Set(Some(v))),
+        }
+    }
+
+    /// A part's field in a create body: absent and `null` give its default, a value goes
+    /// through the field's rule.
+    pub(crate) fn created<T: Default>(
+        &mut self,
+        name: &str,
+        now: DateTime<Utc>,
+        rule: impl FnOnce(Value, DateTime<Utc>) -> Result<T, FieldError>,
+    ) -> Result<T, FieldError> {
+        match self.0.remove(name) {
+            None | Some(Value::Null) => Ok(T::default()),
+            Some(value) => rule(value, now),
+        }
+    }
+
+    /// A part's field in a PATCH body: absent keeps, `null` clears (or is refused, for a field
+    /// that cannot be null), a value goes through the field's rule.
+    pub(crate) fn patched<T: Nullable>(
+        &mut self,
+        name: &str,
+        now: DateTime<Utc>,
+        rule: impl FnOnce(Value, DateTime<Utc>) -> Result<T, FieldError>,
+    ) -> Result<Change<T>, FieldError> {
+        match self.0.remove(name) {
+            None => Ok(Change::Keep),
+            Some(Value::Null) => {
+                T::null().map(Change::Set).ok_or_else(|| FieldError::invalid(name, format!("{name} cannot be null")))
+            }
+            Some(value) => rule(value, now).map(Change::Set),
+        }
+    }
+}
+
+/// A field's value as the type `expected` names, or an error saying so.
+pub(crate) fn decode<T: DeserializeOwned>(value: Value, name: &str, expected: &str) -> Result<T, FieldError> {
+    serde_json::from_value(value).map_err(|_| FieldError::invalid(name, format!("{name} must be {expected}")))
+}
+
+/// What `null` sets a field to in a PATCH: an optional field is cleared; a list or an object
+/// (emptied with `[]` or `{}`) cannot be null.
+pub trait Nullable: Sized {
+    /// The cleared value, or `None` if the field cannot be null.
+    fn null() -> Option<Self>;
+}
+
+impl<T> Nullable for Option<T> {
+    fn null() -> Option<Self> {
+        Some(None)
+    }
+}
+
+impl<T> Nullable for Vec<T> {
+    fn null() -> Option<Self> {
+        None
+    }
+}
+
+impl Nullable for Map<String, Value> {
+    fn null() -> Option<Self> {
+        None
+    }
+}
+
+/// A PATCH field: left as it is, or set (to a value or to null).
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub enum Change<T> {
+    /// The field was absent: the stored value stays.
+    #[default]
+    Keep,
+    /// The field was present: the stored value becomes this (`None` for a `null` that clears).
+    Set(T),
+}
+
+impl<T> Change<T> {
+    pub(crate) fn try_map<U>(self, f: impl FnOnce(T) -> Result<U, FieldError>) -> Result<Change<U>, FieldError> {
+        match self {
+            Change::Keep => Ok(Change::Keep),
+            Change::Set(v) => f(v).map(Change::Set),
+        }
+    }
+
+    /// Whether the body named the field at all.
+    pub fn is_set(&self) -> bool {
+        matches!(self, Change::Set(_))
+    }
+}
+
+/// Text of at most `max_chars` characters without control characters, empty only if
+/// `empty_ok` (white space alone counts as empty).
+pub(crate) fn bounded_text(text: String, field: &str, max_chars: usize, empty_ok: bool) -> Result<String, FieldError> {
+    let chars = text.chars().count();
+    if (!empty_ok && text.trim().is_empty()) || chars > max_chars || text.chars().any(char::is_control) {
+        let range = if empty_ok { "up to" } else { "1 to" };
+        return Err(FieldError::invalid(
+            field,
+            format!("{field} must be {range} {max_chars} characters, without control characters"),
+        ));
+    }
+    Ok(text)
+}
+
+/// How many names the lists hold together, for `concat`'s length.
+pub const fn total(lists: &[&[&str]]) -> usize {
+    let (mut n, mut i) = (0, 0);
+    while i < lists.len() {
+        n += lists[i].len();
+        i += 1;
+    }
+    n
+}
+
+/// The lists' names one after another, so a body's field list is built from its parts' lists
+/// at compile time.
+pub const fn concat<const N: usize>(lists: &[&[&'static str]]) -> [&'static str; N] {
+    let mut all = [""; N];
+    let (mut n, mut i) = (0, 0);
+    while i < lists.len() {
+        let mut j = 0;
+        while j < lists[i].len() {
+            all[n] = lists[i][j];
+            n += 1;
+            j += 1;
+        }
+        i += 1;
+    }
+    all
+}
+
+/// A part of a key: fields that change together, each written once with its JSON name and its
+/// rule (`fn(Value, now) -> Result<T, FieldError>`, for a value that is not `null`). It makes:
+///
+/// - the part, whose serde form (the JSON names given) is what the key's view shows, what its
+///   item stores and what its audit records diff;
+/// - `FIELDS`, the names a body may give, and `parse`, which reads them from a create body
+///   (absent and `null` give a field's default);
+/// - the PATCH group (`Change` per field), with `parse` (absent keeps, `null` clears or is
+///   refused, as [`Nullable`] says) and `apply`.
+macro_rules! key_part {
+    (
+        $(#[$meta:meta])*
+        pub struct $part:ident, changed by $patch:ident {
+            $(
+                $(#[$field_meta:meta])*
+                $field:ident: $ty:ty = $name:literal by $rule:expr,
+            )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+        pub struct $part {
+            $(
+                $(#[$field_meta])*
+                #[serde(rename = $name)]
+                pub $field: $ty,
+            )+
+        }
+
+        impl $part {
+            /// The fields' JSON names, as bodies, views, items and audit records write them.
+            pub const FIELDS: &'static [&'static str] = &[$($name),+];
+
+            /// The part as a create body gives it.
+            pub(crate) fn parse(
+                fields: &mut $crate::model::fields::JsonFields,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> Result<Self, $crate::model::FieldError> {
+                Ok(Self { $($field: fields.created($name, now, $rule)?,)+ })
+            }
+        }
+
+        #[doc = concat!("A PATCH of [`", stringify!($part), "`]: only the fields the body names change.")]
+        #[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
+        pub struct $patch {
+            $(
+                #[doc = concat!("`", $name, "`: absent keeps it.")]
+                #[serde(rename = $name)]
+                pub $field: $crate::model::fields::Change<$ty>,
+            )+
+        }
+
+        impl $patch {
+            /// The fields a PATCH body names of this part.
+            pub(crate) fn parse(
+                fields: &mut $crate::model::fields::JsonFields,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> Result<Self, $crate::model::FieldError> {
+                Ok(Self { $($field: fields.patched($name, now, $rule)?,)+ })
+            }
+
+            /// Sets the fields the PATCH names on `part`.
+            pub fn apply(&self, part: &mut $part) {
+                $(
+                    if let $crate::model::fields::Change::Set(value) = &self.$field {
+                        part.$field = value.clone();
+                    }
+                )+
+            }
+        }
+    };
+}
+
+pub(crate) use key_part;

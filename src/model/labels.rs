@@ -1,0 +1,144 @@
+//! A key's labels: the company's own words about it, stored and shown, never interpreted.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use super::FieldError;
+use super::fields::{bounded_text, decode, key_part};
+
+// Caps on what a key carries: every view, list page and audit record repeats these fields, so
+// they bound the item (DynamoDB's 400 KB) and a page (Lambda's 6 MB answer).
+/// Characters of `description`.
+pub const MAX_DESCRIPTION_CHARS: usize = 255;
+/// Entries of `tags`.
+pub const MAX_TAGS: usize = 50;
+/// Characters of one tag.
+pub const MAX_TAG_CHARS: usize = 128;
+/// Bytes of `metadata` written as JSON.
+pub const MAX_METADATA_BYTES: usize = 4096;
+/// Levels of nesting inside metadata: DynamoDB stores 32, and the attribute itself is one.
+pub const MAX_METADATA_DEPTH: usize = 30;
+
+key_part! {
+    /// What the company says about a key, for its people: changed by PATCH, never read by verify.
+    pub struct Labels, changed by LabelsChange {
+        /// Free text for people, up to 255 characters.
+        description: Option<String> = "description" by description,
+        /// The company's labels, up to 50; `[]` empties them, `null` is refused in a PATCH.
+        tags: Vec<String> = "tags" by tags,
+        /// The company's own JSON, up to 4 KiB; `{}` empties it, `null` is refused in a PATCH.
+        metadata: Map<String, Value> = "metadata" by metadata,
+    }
+}
+
+fn description(value: Value, _: DateTime<Utc>) -> Result<Option<String>, FieldError> {
+    let text: String = decode(value, "description", "a string")?;
+    bounded_text(text, "description", MAX_DESCRIPTION_CHARS, true).map(Some)
+}
+
+fn tags(value: Value, _: DateTime<Utc>) -> Result<Vec<String>, FieldError> {
+    let tags: Vec<String> = decode(value, "tags", "an array of strings")?;
+    if tags.len() > MAX_TAGS {
+        return Err(FieldError::too_many("tags", MAX_TAGS));
+    }
+    tags.into_iter().enumerate().map(|(i, t)| bounded_text(t, &format!("tags[{i}]"), MAX_TAG_CHARS, false)).collect()
+}
+
+fn metadata(value: Value, _: DateTime<Utc>) -> Result<Map<String, Value>, FieldError> {
+    let map: Map<String, Value> = decode(value, "metadata", "a JSON object")?;
+    let size = serde_json::to_vec(&map).map_or(usize::MAX, |b| b.len());
+    if size > MAX_METADATA_BYTES {
+        return Err(FieldError::invalid(
+            "metadata",
+            format!("metadata must be at most {MAX_METADATA_BYTES} bytes of JSON"),
+        ));
+    }
+    if map.contains_key("") {
+        return Err(FieldError::invalid("metadata", "metadata keys cannot be empty"));
+    }
+    map.values().try_for_each(|v| storable(v, 1)).map_err(|problem| FieldError::invalid("metadata", problem))?;
+    Ok(map)
+}
+
+/// What DynamoDB can keep: no empty object keys, numbers of magnitude 1e-130 to 1e125 (or 0),
+/// bounded nesting. Anything else would fail at write time, as a 503 instead of this 400.
+fn storable(value: &Value, depth: usize) -> Result<(), String> {
+    if depth > MAX_METADATA_DEPTH {
+        return Err(format!("metadata nests at most {MAX_METADATA_DEPTH} levels"));
+    }
+    match value {
+        Value::Object(map) if map.contains_key("") => Err("metadata keys cannot be empty".into()),
+        Value::Object(map) => map.values().try_for_each(|v| storable(v, depth + 1)),
+        Value::Array(list) => list.iter().try_for_each(|v| storable(v, depth + 1)),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if f == 0.0 || (1e-130..1e125).contains(&f.abs()) => Ok(()),
+            _ => Err("metadata numbers must be 0 or of magnitude 1e-130 to 1e125".into()),
+        },
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::model::fields::JsonFields;
+    use serde_json::json;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+    }
+
+    /// A value of every label as a body gives it (and as the view shows it).
+    fn every_label() -> Value {
+        json!({ "description": "billing", "tags": ["a", "b"], "metadata": { "plan": "gold", "seats": 3 } })
+    }
+
+    fn fields(body: Value) -> JsonFields {
+        JsonFields::new(body).unwrap()
+    }
+
+    #[test]
+    fn every_label_goes_through_body_view_record_and_patch_unchanged() {
+        let body = every_label();
+        let named: BTreeSet<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(named, Labels::FIELDS.iter().copied().collect(), "every_label() names each label");
+        let labels = Labels::parse(&mut fields(body.clone()), now()).unwrap();
+        assert_ne!(labels, Labels::default());
+        // The view and the stored attributes are this serde form; it reads back as it was.
+        assert_eq!(serde_json::to_value(&labels).unwrap(), body);
+        assert_eq!(serde_json::from_value::<Labels>(body.clone()).unwrap(), labels);
+        let mut patched = Labels::default();
+        LabelsChange::parse(&mut fields(body.clone()), now()).unwrap().apply(&mut patched);
+        assert_eq!(patched, labels);
+        // One label at a time: only it changes.
+        let untouched = serde_json::to_value(Labels::default()).unwrap();
+        for name in Labels::FIELDS {
+            let mut one = Labels::default();
+            LabelsChange::parse(&mut fields(json!({ *name: body[name] })), now()).unwrap().apply(&mut one);
+            let shown = serde_json::to_value(&one).unwrap();
+            for other in Labels::FIELDS {
+                let expected = if other == name { &body[other] } else { &untouched[other] };
+                assert_eq!(&shown[other], expected, "a PATCH of {name} shows {other}");
+            }
+        }
+    }
+
+    #[test]
+    fn null_clears_an_optional_label_and_is_refused_for_a_list_or_an_object() {
+        let labels = Labels::parse(&mut fields(every_label()), now()).unwrap();
+        for name in Labels::FIELDS {
+            match LabelsChange::parse(&mut fields(json!({ *name: null })), now()) {
+                Ok(change) => {
+                    let mut cleared = labels.clone();
+                    change.apply(&mut cleared);
+                    assert_eq!(serde_json::to_value(&cleared).unwrap()[name], Value::Null, "{name}");
+                }
+                Err(error) => assert_eq!(error.field, *name),
+            }
+        }
+        let absent = LabelsChange::parse(&mut fields(json!({})), now()).unwrap();
+        assert_eq!(absent, LabelsChange::default(), "an absent label is kept");
+    }
+}
