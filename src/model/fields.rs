@@ -152,6 +152,21 @@ impl<T> Change<T> {
     }
 }
 
+/// A whole number however JSON spells it: `60`, `60.0` and `6e1` are one value, as JSON
+/// Schema's `integer` (openapi.yaml) reads them.
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss,
+    reason = "the cast runs only on a whole f64 within 0..=2^64, and `as` saturates at 2^64"
+)]
+pub(crate) fn whole(value: &Value) -> Option<u64> {
+    value.as_u64().or_else(|| {
+        let f = value.as_f64()?;
+        (f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&f)).then_some(f as u64)
+    })
+}
+
 /// Text of at most `max_chars` characters without control characters, empty only if
 /// `empty_ok` (white space alone counts as empty).
 pub(crate) fn bounded_text(text: String, field: &str, max_chars: usize, empty_ok: bool) -> Result<String, FieldError> {
@@ -196,8 +211,9 @@ pub const fn concat<const N: usize>(lists: &[&[&'static str]]) -> [&'static str;
 /// A part of a key: fields that change together, each written once with its JSON name and its
 /// rule (`fn(Value, now) -> Result<T, FieldError>`, for a value that is not `null`). It makes:
 ///
-/// - the part, whose serde form (the JSON names given) is what the key's view shows, what its
-///   item stores and what its audit records diff;
+/// - the part, whose serde form (the JSON names given) is what the key's item stores and, but
+///   for a field the view shows its own way (`serialize_entries`), what the view shows and the
+///   audit records diff;
 /// - `FIELDS`, the names a body may give, and `parse`, which reads them from a create body
 ///   (absent and `null` give a field's default);
 /// - the PATCH group (`Change` per field), with `parse` (absent keeps, `null` clears or is
@@ -232,6 +248,22 @@ macro_rules! key_part {
                 now: chrono::DateTime<chrono::Utc>,
             ) -> Result<Self, $crate::model::FieldError> {
                 Ok(Self { $($field: fields.created($name, now, $rule)?,)+ })
+            }
+
+            /// Writes each field into `map` under its JSON name, in order, as the serde form
+            /// does; `own_way` writes a field another way instead when it returns `true` (a
+            /// view that shows a field with more than the part holds).
+            pub fn serialize_entries<M: serde::ser::SerializeMap>(
+                &self,
+                map: &mut M,
+                mut own_way: impl FnMut(&str, &mut M) -> Result<bool, M::Error>,
+            ) -> Result<(), M::Error> {
+                $(
+                    if !own_way($name, map)? {
+                        map.serialize_entry($name, &self.$field)?;
+                    }
+                )+
+                Ok(())
             }
         }
 
