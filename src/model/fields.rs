@@ -208,6 +208,43 @@ pub const fn concat<const N: usize>(lists: &[&[&'static str]]) -> [&'static str;
     all
 }
 
+/// What the shared round-trip test needs of a part; `key_part!` implements it.
+#[cfg(test)]
+pub(crate) trait PartForTests:
+    Default + PartialEq + std::fmt::Debug + Clone + Serialize + DeserializeOwned
+{
+    /// The fields' JSON names.
+    const NAMES: &'static [&'static str];
+    /// The part as a create body gives it.
+    fn from_body(body: Value, now: DateTime<Utc>) -> Result<Self, FieldError>;
+    /// `self` after a PATCH body of the part.
+    fn patched(self, body: Value, now: DateTime<Utc>) -> Result<Self, FieldError>;
+}
+
+/// Every field of a part goes through a create body, its serde form (the stored attributes,
+/// `stored`, which reads back as it was) and a PATCH unchanged, and a PATCH of one field
+/// changes only it.
+#[cfg(test)]
+pub(crate) fn assert_round_trip<P: PartForTests>(body: &Value, stored: &Value, now: DateTime<Utc>) {
+    use std::collections::BTreeSet;
+    let named: BTreeSet<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(named, P::NAMES.iter().copied().collect(), "the body names each field");
+    let part = P::from_body(body.clone(), now).unwrap();
+    assert_ne!(part, P::default());
+    assert_eq!(&serde_json::to_value(&part).unwrap(), stored);
+    assert_eq!(serde_json::from_value::<P>(stored.clone()).unwrap(), part);
+    assert_eq!(P::default().patched(body.clone(), now).unwrap(), part);
+    let untouched = serde_json::to_value(P::default()).unwrap();
+    for name in P::NAMES {
+        let one = P::default().patched(serde_json::json!({ *name: body[name] }), now).unwrap();
+        let shown = serde_json::to_value(&one).unwrap();
+        for other in P::NAMES {
+            let expected = if other == name { &stored[other] } else { &untouched[other] };
+            assert_eq!(&shown[other], expected, "a PATCH of {name} shows {other}");
+        }
+    }
+}
+
 /// A part of a key: fields that change together, each written once with its JSON name and its
 /// rule (`fn(Value, now) -> Result<T, FieldError>`, for a value that is not `null`). It makes:
 ///
@@ -293,6 +330,27 @@ macro_rules! key_part {
                         part.$field = value.clone();
                     }
                 )+
+            }
+        }
+
+        #[cfg(test)]
+        impl $crate::model::fields::PartForTests for $part {
+            const NAMES: &'static [&'static str] = Self::FIELDS;
+
+            fn from_body(
+                body: serde_json::Value,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> Result<Self, $crate::model::FieldError> {
+                Self::parse(&mut $crate::model::fields::JsonFields::new(body)?, now)
+            }
+
+            fn patched(
+                mut self,
+                body: serde_json::Value,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> Result<Self, $crate::model::FieldError> {
+                $patch::parse(&mut $crate::model::fields::JsonFields::new(body)?, now)?.apply(&mut self);
+                Ok(self)
             }
         }
     };

@@ -157,11 +157,9 @@ fn quota(value: Value, _: DateTime<Utc>) -> Result<Option<Quota>, FieldError> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
-
     use super::*;
     use crate::model::Change;
-    use crate::model::fields::JsonFields;
+    use crate::model::fields::{JsonFields, assert_round_trip};
     use serde_json::json;
 
     fn now() -> DateTime<Utc> {
@@ -193,28 +191,7 @@ mod tests {
 
     #[test]
     fn every_policy_field_goes_through_body_record_and_patch_unchanged() {
-        let body = every_field();
-        let named: BTreeSet<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(named, Policy::FIELDS.iter().copied().collect(), "every_field() names each field");
-        let policy = Policy::parse(&mut fields(body.clone()), now()).unwrap();
-        assert_ne!(policy, Policy::default());
-        // The stored attributes are this serde form; it reads back as it was.
-        assert_eq!(serde_json::to_value(&policy).unwrap(), stored(&body));
-        assert_eq!(serde_json::from_value::<Policy>(stored(&body)).unwrap(), policy);
-        let mut patched = Policy::default();
-        PolicyChange::parse(&mut fields(body.clone()), now()).unwrap().apply(&mut patched);
-        assert_eq!(patched, policy);
-        // One field at a time: only it changes.
-        let untouched = serde_json::to_value(Policy::default()).unwrap();
-        for name in Policy::FIELDS {
-            let mut one = Policy::default();
-            PolicyChange::parse(&mut fields(json!({ *name: body[name] })), now()).unwrap().apply(&mut one);
-            let shown = serde_json::to_value(&one).unwrap();
-            for other in Policy::FIELDS {
-                let expected = if other == name { &stored(&body)[other] } else { &untouched[other] };
-                assert_eq!(&shown[other], expected, "a PATCH of {name} shows {other}");
-            }
-        }
+        assert_round_trip::<Policy>(&every_field(), &stored(&every_field()), now());
     }
 
     #[test]
