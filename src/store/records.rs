@@ -561,7 +561,7 @@ impl ListingEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Acl, AclEntry, Dimension, IpAllowlist, Permission, PlaintextKey, Quota, RateLimit, Scope};
+    use crate::model::PlaintextKey;
     use crate::store::items;
     use serde_json::json;
 
@@ -580,16 +580,23 @@ mod tests {
         serde_json::from_value(labels).unwrap()
     }
 
+    /// A policy with every field set; a field added to `Policy` later keeps its default here,
+    /// and `Policy`'s own tests cover it.
+    fn full_policy() -> Policy {
+        let policy = json!({
+            "whitelistedIPs": ["203.0.113.0/24", "2001:db8::1"],
+            "acl": [{ "scope": { "productId": ["p1"], "planId": ["*"] }, "permissions": ["orders:*", "keys:*"] }],
+            "expiresAt": at(3_000),
+            "rateLimit": { "limit": 100, "periodSeconds": 60 },
+            "quota": { "max": 1000, "renewalSeconds": 86_400, "startedAt": at(1_000) },
+        });
+        serde_json::from_value(policy).unwrap()
+    }
+
     /// A key with every optional value set, so every nested record is written.
     fn full_key() -> ApiKey {
         let secret = PlaintextKey::generate(KeyType::Secret);
         let old = PlaintextKey::generate(KeyType::Secret);
-        let acl_entry = AclEntry {
-            scope: Scope::default()
-                .with(Dimension::ProductId, vec!["p1".into()])
-                .with(Dimension::PlanId, vec!["*".into()]),
-            permissions: vec![Permission::parse("orders:*", "p").unwrap(), Permission::all_keys()],
-        };
         ApiKey {
             id: KeyId::generate(),
             company_id: CompanyId::parse("acme", "c").unwrap(),
@@ -603,13 +610,7 @@ mod tests {
                 valid_until: at(2_000),
                 key_prefix: old.visible_prefix().to_owned(),
             }),
-            policy: Policy {
-                whitelisted_ips: IpAllowlist::parse(&["203.0.113.0/24".into(), "2001:db8::1".into()], "w").unwrap(),
-                acl: Some(Acl::parse(vec![acl_entry], "acl").unwrap()),
-                expires_at: Some(at(3_000)),
-                rate_limit: Some(RateLimit { limit: 100, period_seconds: 60 }),
-                quota: Some(Quota { max: 1000, renewal_seconds: Some(86_400), started_at: at(1_000) }),
-            },
+            policy: full_policy(),
             labels: full_labels(),
             status: KeyStatus::Inactive,
             created_at: at(1_000),
