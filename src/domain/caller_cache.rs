@@ -276,18 +276,18 @@ mod tests {
     fn the_cache_is_bounded_in_bytes() {
         let cache = CallerCache::new(60);
         let mut large = record(KeyType::Secret);
-        large.key.description = Some("d".repeat(MAX_ENTRY_BYTES / 2));
+        large.key.labels.description = Some("d".repeat(MAX_ENTRY_BYTES / 2));
         let mut kept = Vec::new();
         for i in 0..40 {
             let mut r = record(KeyType::Secret);
-            r.key.description = large.key.description.clone();
+            r.key.labels.description = large.key.labels.description.clone();
             cache.keep(r.clone(), start() + TimeDelta::milliseconds(i));
             kept.push(r);
         }
         let (count, bytes) = cache.usage();
         assert!(bytes <= MAX_CALLER_BYTES && count < 40, "{count} entries, {bytes} bytes");
         let mut huge = record(KeyType::Secret);
-        huge.key.description = Some("d".repeat(MAX_ENTRY_BYTES));
+        huge.key.labels.description = Some("d".repeat(MAX_ENTRY_BYTES));
         cache.keep(huge.clone(), start());
         assert!(cache.find_kept(&huge.hash, start()).is_none(), "one entry never takes more than its share");
     }
