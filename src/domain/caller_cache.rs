@@ -2,7 +2,8 @@
 //! verify and of the read calls costs no read of its own. Writes read their caller afresh.
 //!
 //! What is kept is the caller's lookup item as the table answered it (the key's copy, which
-//! holds the secret's hash, never a plaintext), under the hash of the presented credential.
+//! holds the secret's hash, never a plaintext) less its metadata and tags, which no caller
+//! check reads, under the hash of the presented credential.
 //! Every call still runs the whole check on it (status, expiry, grace, IP, permission) at its
 //! own time, so only a change made in the table by another instance (a delete, a deactivation,
 //! a roll, a narrowed ACL) can take up to the cache's lifetime to be seen here.
@@ -101,6 +102,13 @@ impl CallerCache {
         if record.key.last_used_at.is_none_or(|at| now - at >= LAST_USED_GRANULARITY) {
             record.key.last_used_at = Some(now);
         }
+        // A caller's metadata and tags are never read (its checks, limits, bounds and `GET /me`
+        // use none of them), and they are what costs memory far beyond its JSON: 4 KB of
+        // metadata such as `[0,0,…]` holds over 64 KB of `serde_json::Value`s, so counted as
+        // JSON a full cache would hold tens of MB of a 128 MB function. Not kept, so the bytes
+        // counted bound what is held.
+        record.key.metadata = serde_json::Map::new();
+        record.key.tags = Vec::new();
         let Ok(json) = serde_json::to_vec(&record.key) else { return };
         let bytes = json.len() + record.hash.as_str().len() + ENTRY_OVERHEAD;
         if bytes > MAX_ENTRY_BYTES {
@@ -307,5 +315,89 @@ mod tests {
         assert_eq!(next.key.last_used_at, Some(later), "the next call does not write it again");
         cache.forget_key(&kept.key.company_id, &kept.key.id);
         assert_eq!(cache.usage(), (0, 0));
+    }
+
+    /// A lower bound of the heap a kept key's free-form fields hold: every JSON value of its
+    /// metadata is at least one `serde_json::Value` slot, every tag at least one `String`.
+    fn held_at_least(key: &ApiKey) -> usize {
+        fn nodes(value: &serde_json::Value) -> usize {
+            1 + match value {
+                serde_json::Value::Array(items) => items.iter().map(nodes).sum(),
+                serde_json::Value::Object(map) => map.values().map(nodes).sum(),
+                _ => 0,
+            }
+        }
+        let metadata: usize = key.metadata.values().map(nodes).sum();
+        metadata * std::mem::size_of::<serde_json::Value>() + key.tags.len() * std::mem::size_of::<String>()
+    }
+
+    /// Metadata at its cap (4096 bytes of JSON) of the shapes that cost most memory per byte.
+    fn costly_metadata() -> Vec<serde_json::Map<String, serde_json::Value>> {
+        use crate::model::input::MAX_METADATA_BYTES;
+        let fits = |value: serde_json::Value| {
+            let map = value.as_object().unwrap().clone();
+            assert!(serde_json::to_vec(&map).unwrap().len() <= MAX_METADATA_BYTES);
+            map
+        };
+        let n = (MAX_METADATA_BYTES - 16) / 2;
+        vec![
+            fits(serde_json::json!({ "z": vec![0; n] })),
+            fits(serde_json::json!({ "e": vec![serde_json::json!([]); (MAX_METADATA_BYTES - 16) / 3] })),
+            fits(serde_json::Value::Object(
+                (0..MAX_METADATA_BYTES / 8).map(|i| (format!("{i:x}"), 0.into())).collect(),
+            )),
+        ]
+    }
+
+    #[test]
+    fn the_bytes_counted_cover_the_memory_a_kept_caller_holds() {
+        // The bound is on memory: 4 MB of kept callers must not be ten times that on the heap.
+        for metadata in costly_metadata() {
+            let cache = CallerCache::new(60);
+            let mut r = record(KeyType::Secret);
+            r.key.metadata = metadata;
+            r.key.tags = (0..crate::model::input::MAX_TAGS).map(|i| format!("{}", i % 10)).collect();
+            cache.keep(r.clone(), start());
+            let kept = cache.find_kept(&r.hash, start()).expect("kept");
+            let (_, counted) = cache.usage();
+            let held = held_at_least(&kept.key);
+            assert!(held <= counted, "counted {counted} bytes for a caller holding at least {held}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// Whatever metadata and tags a key holds (within their caps), the bytes counted for its
+        /// kept caller cover what it holds, and the cache stays within both bounds.
+        #[test]
+        fn the_bounds_hold_for_any_metadata(
+            sizes in proptest::collection::vec((0usize..2000, 0usize..3, 0usize..50), 1..40),
+        ) {
+            use crate::model::input::MAX_METADATA_BYTES;
+            let cache = CallerCache::new(60);
+            for (i, (len, shape, tags)) in sizes.into_iter().enumerate() {
+                let value = match shape {
+                    0 => serde_json::json!(vec![0; len]),
+                    1 => serde_json::json!(vec![serde_json::json!({}); len * 2 / 3]),
+                    _ => serde_json::Value::Object((0..len / 4).map(|j| (format!("{j:x}"), 0.into())).collect()),
+                };
+                let mut metadata = serde_json::Map::new();
+                metadata.insert("m".into(), value);
+                proptest::prop_assume!(serde_json::to_vec(&metadata).unwrap().len() <= MAX_METADATA_BYTES);
+                let mut r = record(KeyType::Secret);
+                r.key.metadata = metadata;
+                r.key.tags = (0..tags).map(|t| t.to_string()).collect();
+                let at = start() + TimeDelta::milliseconds(i as i64);
+                cache.keep(r.clone(), at);
+                let (count, bytes) = cache.usage();
+                proptest::prop_assert!(count <= MAX_CALLERS && bytes <= MAX_CALLER_BYTES);
+                if let Some(kept) = cache.find_kept(&r.hash, at) {
+                    let held = held_at_least(&kept.key);
+                    let alone = CallerCache::new(60);
+                    alone.keep(r.clone(), at);
+                    proptest::prop_assert!(held <= alone.usage().1, "counted {} for {held}", alone.usage().1);
+                }
+            }
+        }
     }
 }
