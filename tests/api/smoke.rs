@@ -154,3 +154,59 @@ fn a_url_that_is_no_http_api_exits_2_before_any_request() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--root-key is required"));
 }
+
+/// A served API that answers every request with `status` and `body`: a broken deploy.
+async fn answering(status: u16, body: Value) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let body = body.to_string();
+            tokio::spawn(async move {
+                let mut buffer = vec![0; 65536];
+                let _ = socket.read(&mut buffer).await;
+                let answer = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: \
+                     close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    base
+}
+
+/// What smoke prints must hold no secret, root key or hash, even when a broken API answers
+/// one where smoke shows a value (a field it compares, an error code), and even when the
+/// pipeline's arguments are shifted (an empty `$URL` unquoted) or swapped.
+#[tokio::test]
+async fn smoke_prints_no_secret_root_key_or_hash_whatever_it_is_given() {
+    let app = spawn_app().await;
+    let (_, secret) = app.create_key_pair(&json!({ "userId": "u" })).await;
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(secret.as_bytes()));
+    let leaked =
+        |printed: &str| [&secret, &app.root_key, &hash].into_iter().find(|s| printed.contains(s.as_str())).cloned();
+
+    let echo_secret = answering(201, json!({ "id": "k1", "key": secret, "description": secret })).await;
+    let echo_hash = answering(401, json!({ "error": { "code": hash, "message": "m" } })).await;
+    for base in [echo_secret, echo_hash] {
+        let run = smoke(&base, &app.root_key).await;
+        assert_eq!(run.code, Some(1), "{}", run.printed);
+        assert_eq!(leaked(&run.printed), None, "printed:\n{}", run.printed);
+    }
+
+    let root = app.root_key.as_str();
+    for args in [
+        vec!["smoke", "--url", "--root-key", root],
+        vec!["smoke", "--url", root, "--root-key", "http://127.0.0.1:9"],
+        vec!["smoke", "--root-key", root, "http://127.0.0.1:9"],
+        vec!["smoke", "--url", "http://127.0.0.1:9", root],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_apikeys")).args(&args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert_eq!(leaked(&printed), None, "{args:?} printed:\n{printed}");
+    }
+}
