@@ -40,7 +40,15 @@ pub struct CallerCache {
 struct Entries {
     by_hash: HashMap<String, Entry>,
     bytes: usize,
+    /// How many times this instance has forgotten a key it changed (`forget_key`): a caller
+    /// read before one of those is not kept, since its read may predate the change (the local
+    /// server serves requests concurrently).
+    generation: u64,
 }
+
+/// When a caller's lookup item was read, as `Entries::generation` stood before the read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ReadAt(u64);
 
 struct Entry {
     record: SecretRecord,
@@ -95,7 +103,7 @@ impl CallerCache {
     /// callers, so no publishable plaintext is ever kept. Its `lastUsedAt` is kept as this call
     /// refreshes it (if due), so the calls served from it do not write it again within the
     /// minute. When full, expired entries go first, then the oldest.
-    fn keep(&self, mut record: SecretRecord, now: DateTime<Utc>) {
+    fn keep(&self, mut record: SecretRecord, now: DateTime<Utc>, read: ReadAt) {
         if self.ttl <= TimeDelta::zero() || record.key.key_type != KeyType::Secret {
             return;
         }
@@ -115,6 +123,9 @@ impl CallerCache {
             return;
         }
         let mut entries = self.lock();
+        if entries.generation != read.0 {
+            return;
+        }
         if let Some(old) = entries.by_hash.remove(record.hash.as_str()) {
             entries.bytes -= old.bytes;
         }
@@ -148,21 +159,30 @@ impl CallerCache {
     /// its next call as a caller is checked against the table.
     pub fn forget_key(&self, company: &CompanyId, id: &KeyId) {
         let mut entries = self.lock();
+        entries.generation += 1;
         entries.by_hash.retain(|_, e| !(e.record.key.company_id == *company && e.record.key.id == *id));
         entries.bytes = entries.by_hash.values().map(|e| e.bytes).sum();
     }
 
+    /// Where a read about to start stands: pass it to `caller` with what the read found.
+    pub(super) fn before_read(&self) -> ReadAt {
+        ReadAt(self.lock().generation)
+    }
+
     /// The caller's lookup item: kept, or read (`None` from a read means no such secret).
-    /// The `bool` says whether it was read, so that a passed check may keep it.
+    /// `Some` says when it was read, so that a passed check may keep it.
     pub(super) async fn find(
         &self,
         store: &impl SecretLookup,
         hash: &SecretHash,
         now: DateTime<Utc>,
-    ) -> Result<(Option<SecretRecord>, bool), DomainError> {
+    ) -> Result<(Option<SecretRecord>, Option<ReadAt>), DomainError> {
         match self.find_kept(hash, now) {
-            Some(record) => Ok((Some(record), false)),
-            None => Ok((store.find_secret(hash).await?, true)),
+            Some(record) => Ok((Some(record), None)),
+            None => {
+                let read = self.before_read();
+                Ok((store.find_secret(hash).await?, Some(read)))
+            }
         }
     }
 
@@ -172,16 +192,16 @@ impl CallerCache {
         &self,
         credential: &Credential<'_>,
         found: Option<SecretRecord>,
-        read: bool,
+        read: Option<ReadAt>,
         hash: &SecretHash,
         now: DateTime<Utc>,
         need: Need,
     ) -> Result<Caller, DomainError> {
-        let to_keep = if read { found.clone() } else { None };
+        let to_keep = read.and_then(|read| Some((found.clone()?, read)));
         match credential.caller(found, hash, now, need) {
             Ok(caller) => {
-                if let Some(record) = to_keep {
-                    self.keep(record, now);
+                if let Some((record, read)) = to_keep {
+                    self.keep(record, now, read);
                 }
                 Ok(Caller { seal: SealMaterial::of(credential.key.unwrap_or_default()), ..caller })
             }
@@ -216,7 +236,10 @@ pub async fn authenticate_as(
     let hash = credential.hash()?;
     let (found, read) = match freshness {
         Freshness::Kept => callers.find(store, &hash, now).await?,
-        Freshness::Table => (store.find_secret(&hash).await?, true),
+        Freshness::Table => {
+            let read = callers.before_read();
+            (store.find_secret(&hash).await?, Some(read))
+        }
     };
     callers.caller(&credential, found, read, &hash, now, need)
 }
@@ -245,11 +268,11 @@ mod tests {
     fn a_kept_caller_lasts_its_lifetime_and_not_a_moment_longer() {
         let cache = CallerCache::new(10);
         let kept = record(KeyType::Secret);
-        cache.keep(kept.clone(), start());
+        cache.keep(kept.clone(), start(), cache.before_read());
         assert!(cache.find_kept(&kept.hash, start() + TimeDelta::milliseconds(9_999)).is_some());
         assert!(cache.find_kept(&kept.hash, start() + TimeDelta::seconds(10)).is_none());
         assert_eq!(cache.usage(), (0, 0), "an expired entry is dropped when met");
-        cache.keep(kept.clone(), start());
+        cache.keep(kept.clone(), start(), cache.before_read());
         assert!(cache.find_kept(&kept.hash, start() - TimeDelta::seconds(1)).is_none(), "a clock that went back");
     }
 
@@ -257,11 +280,11 @@ mod tests {
     fn zero_keeps_nothing_and_publishable_keys_are_never_kept() {
         let off = CallerCache::new(0);
         let secret = record(KeyType::Secret);
-        off.keep(secret.clone(), start());
+        off.keep(secret.clone(), start(), off.before_read());
         assert!(off.find_kept(&secret.hash, start()).is_none());
         let on = CallerCache::new(60);
         let publishable = record(KeyType::Publishable);
-        on.keep(publishable.clone(), start());
+        on.keep(publishable.clone(), start(), on.before_read());
         assert_eq!(on.usage(), (0, 0), "a publishable key holds its plaintext: never kept");
     }
 
@@ -270,7 +293,7 @@ mod tests {
         let cache = CallerCache::new(60);
         let records: Vec<_> = (0..=MAX_CALLERS).map(|_| record(KeyType::Secret)).collect();
         for (i, r) in records.iter().enumerate() {
-            cache.keep(r.clone(), start() + TimeDelta::milliseconds(i as i64));
+            cache.keep(r.clone(), start() + TimeDelta::milliseconds(i as i64), cache.before_read());
         }
         let (count, bytes) = cache.usage();
         assert_eq!(count, MAX_CALLERS);
@@ -289,14 +312,14 @@ mod tests {
         for i in 0..40 {
             let mut r = record(KeyType::Secret);
             r.key.description = large.key.description.clone();
-            cache.keep(r.clone(), start() + TimeDelta::milliseconds(i));
+            cache.keep(r.clone(), start() + TimeDelta::milliseconds(i), cache.before_read());
             kept.push(r);
         }
         let (count, bytes) = cache.usage();
         assert!(bytes <= MAX_CALLER_BYTES && count < 40, "{count} entries, {bytes} bytes");
         let mut huge = record(KeyType::Secret);
         huge.key.description = Some("d".repeat(MAX_ENTRY_BYTES));
-        cache.keep(huge.clone(), start());
+        cache.keep(huge.clone(), start(), cache.before_read());
         assert!(cache.find_kept(&huge.hash, start()).is_none(), "one entry never takes more than its share");
     }
 
@@ -306,7 +329,7 @@ mod tests {
         let mut kept = record(KeyType::Secret);
         let used = start() - LAST_USED_GRANULARITY + TimeDelta::seconds(10);
         kept.key.last_used_at = Some(used);
-        cache.keep(kept.clone(), start());
+        cache.keep(kept.clone(), start(), cache.before_read());
         assert_eq!(cache.find_kept(&kept.hash, start()).expect("kept").key.last_used_at, Some(used), "not due yet");
         let later = start() + TimeDelta::seconds(15);
         let due = cache.find_kept(&kept.hash, later).expect("kept");
@@ -357,7 +380,7 @@ mod tests {
             let mut r = record(KeyType::Secret);
             r.key.metadata = metadata;
             r.key.tags = (0..crate::model::input::MAX_TAGS).map(|i| format!("{}", i % 10)).collect();
-            cache.keep(r.clone(), start());
+            cache.keep(r.clone(), start(), cache.before_read());
             let kept = cache.find_kept(&r.hash, start()).expect("kept");
             let (_, counted) = cache.usage();
             let held = held_at_least(&kept.key);
@@ -388,16 +411,63 @@ mod tests {
                 r.key.metadata = metadata;
                 r.key.tags = (0..tags).map(|t| t.to_string()).collect();
                 let at = start() + TimeDelta::milliseconds(i as i64);
-                cache.keep(r.clone(), at);
+                cache.keep(r.clone(), at, cache.before_read());
                 let (count, bytes) = cache.usage();
                 proptest::prop_assert!(count <= MAX_CALLERS && bytes <= MAX_CALLER_BYTES);
                 if let Some(kept) = cache.find_kept(&r.hash, at) {
                     let held = held_at_least(&kept.key);
                     let alone = CallerCache::new(60);
-                    alone.keep(r.clone(), at);
+                    alone.keep(r.clone(), at, alone.before_read());
                     proptest::prop_assert!(held <= alone.usage().1, "counted {} for {held}", alone.usage().1);
                 }
             }
+        }
+    }
+
+    /// A lookup whose read is overtaken by this instance revoking the key it answers (the local
+    /// server serves requests concurrently): the revocation's `forget_key` lands between the
+    /// read and the keep.
+    struct Overtaken<'a> {
+        record: SecretRecord,
+        callers: &'a CallerCache,
+    }
+
+    impl SecretLookup for Overtaken<'_> {
+        async fn find_secret(&self, _: &SecretHash) -> Result<Option<SecretRecord>, crate::store::StoreError> {
+            self.callers.forget_key(&self.record.key.company_id, &self.record.key.id);
+            Ok(Some(self.record.clone()))
+        }
+
+        async fn find_secret_pair(
+            &self,
+            first: &SecretHash,
+            _: &SecretHash,
+        ) -> Result<(Option<SecretRecord>, Option<SecretRecord>), crate::store::StoreError> {
+            Ok((self.find_secret(first).await?, None))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_caller_read_before_this_instance_revoked_it_is_not_kept_after() {
+        let callers = CallerCache::new(60);
+        let plaintext = PlaintextKey::generate(KeyType::Secret);
+        let mut r = record(KeyType::Secret);
+        r.hash = plaintext.hash();
+        r.key.secret_hash = plaintext.hash();
+        r.key.acl = Some(
+            crate::model::Acl::parse(
+                serde_json::from_value(serde_json::json!([{ "permissions": ["keys:*"] }])).unwrap(),
+                "acl",
+            )
+            .unwrap(),
+        );
+        let store = Overtaken { record: r, callers: &callers };
+        let credential = Credential { key: Some(plaintext.expose()), ip: None };
+        for freshness in [Freshness::Kept, Freshness::Table] {
+            authenticate_as(&store, &callers, start(), credential, Need::Read, freshness)
+                .await
+                .expect("passes as read");
+            assert_eq!(callers.usage().0, 0, "{freshness:?}: kept a caller read before its revocation");
         }
     }
 }
