@@ -24,6 +24,11 @@ pub const MAX_CALLERS: usize = 1024;
 /// The most bytes the kept callers may take (their keys as JSON, plus a fixed overhead each):
 /// a small share of the smallest function's 128 MB.
 pub const MAX_CALLER_BYTES: usize = 4 * 1024 * 1024;
+/// The share of the entries and of the bytes one company's callers may take: any secret key
+/// is a caller (of `GET /me`), so a company that may create keys can make thousands of them;
+/// it fills its own share and never evicts another company's callers.
+pub const MAX_CALLERS_PER_COMPANY: usize = MAX_CALLERS / 8;
+const MAX_COMPANY_BYTES: usize = MAX_CALLER_BYTES / 8;
 /// A caller larger than this (a key at the ACL caps) is checked afresh each time rather than
 /// crowd out the others.
 const MAX_ENTRY_BYTES: usize = MAX_CALLER_BYTES / 16;
@@ -102,7 +107,8 @@ impl CallerCache {
     /// Keeps `record`, just read for a caller that passed, read at `now`. Only secret keys are
     /// callers, so no publishable plaintext is ever kept. Its `lastUsedAt` is kept as this call
     /// refreshes it (if due), so the calls served from it do not write it again within the
-    /// minute. When full, expired entries go first, then the oldest.
+    /// minute. When full, expired entries go first, then the oldest of its company once that
+    /// company holds its share, then the oldest.
     fn keep(&self, mut record: SecretRecord, now: DateTime<Utc>, read: ReadAt) {
         if self.ttl <= TimeDelta::zero() || record.key.key_type != KeyType::Secret {
             return;
@@ -134,6 +140,23 @@ impl CallerCache {
         entries.by_hash.retain(|_, e| e.read_at <= now && now < e.read_at + ttl);
         if entries.by_hash.len() != before {
             entries.bytes = entries.by_hash.values().map(|e| e.bytes).sum();
+        }
+        let company = record.key.company_id.clone();
+        loop {
+            let (mut count, mut held, mut oldest) = (0, 0, None::<(&String, DateTime<Utc>)>);
+            for (h, e) in entries.by_hash.iter().filter(|(_, e)| e.record.key.company_id == company) {
+                count += 1;
+                held += e.bytes;
+                if oldest.is_none_or(|(_, at)| e.read_at < at) {
+                    oldest = Some((h, e.read_at));
+                }
+            }
+            if count < MAX_CALLERS_PER_COMPANY && held + bytes <= MAX_COMPANY_BYTES {
+                break;
+            }
+            let Some(oldest) = oldest.map(|(h, _)| h.clone()) else { break };
+            let gone = entries.by_hash.remove(&oldest).map_or(0, |e| e.bytes);
+            entries.bytes -= gone;
         }
         while entries.by_hash.len() >= MAX_CALLERS || entries.bytes + bytes > MAX_CALLER_BYTES {
             let Some(oldest) = entries.by_hash.iter().min_by_key(|(_, e)| e.read_at).map(|(h, _)| h.clone()) else {
@@ -291,7 +314,15 @@ mod tests {
     #[test]
     fn the_cache_is_bounded_in_entries_and_forgets_the_oldest() {
         let cache = CallerCache::new(60);
-        let records: Vec<_> = (0..=MAX_CALLERS).map(|_| record(KeyType::Secret)).collect();
+        // Spread over enough companies that none reaches its share.
+        let companies = 2 * MAX_CALLERS / MAX_CALLERS_PER_COMPANY;
+        let records: Vec<_> = (0..=MAX_CALLERS)
+            .map(|i| {
+                let mut r = record(KeyType::Secret);
+                r.key.company_id = CompanyId::parse(&format!("c{}", i % companies), "company").unwrap();
+                r
+            })
+            .collect();
         for (i, r) in records.iter().enumerate() {
             cache.keep(r.clone(), start() + TimeDelta::milliseconds(i as i64), cache.before_read());
         }
@@ -469,5 +500,25 @@ mod tests {
                 .expect("passes as read");
             assert_eq!(callers.usage().0, 0, "{freshness:?}: kept a caller read before its revocation");
         }
+    }
+
+    #[test]
+    fn one_company_cannot_crowd_another_out() {
+        // Any secret key is a caller of GET /me, so a company that may create keys can make
+        // thousands of callers; it may fill its own share, never evict another company's.
+        let cache = CallerCache::new(60);
+        let theirs = record(KeyType::Secret);
+        cache.keep(theirs.clone(), start(), cache.before_read());
+        let other = CompanyId::parse("crowd", "company").unwrap();
+        for i in 0..2 * MAX_CALLERS {
+            let mut r = record(KeyType::Secret);
+            r.key.company_id = other.clone();
+            cache.keep(r, start() + TimeDelta::milliseconds(1 + i as i64), cache.before_read());
+        }
+        let (count, bytes) = cache.usage();
+        assert!(count <= MAX_CALLERS && bytes <= MAX_CALLER_BYTES);
+        let now = start() + TimeDelta::seconds(5);
+        assert!(cache.find_kept(&theirs.hash, now).is_some(), "another company's caller was evicted");
+        assert_eq!(count, 1 + MAX_CALLERS_PER_COMPANY, "the crowding company holds its share, no more");
     }
 }
