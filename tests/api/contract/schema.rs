@@ -4,7 +4,7 @@
 //! breaking one rule at a time (wrong type, pattern, maxLength/minLength, maxItems, unknown
 //! property, enum, `not`, missing required, range, format; a reserved word as a path id; a
 //! credential missing, mistyped or under another scheme). Whether a request is valid is decided
-//! by the document alone: the schema checker of tests/api/openapi.rs (patterns included), plus
+//! by the document alone: the schema checker of tests/api/contract/openapi.rs (patterns included), plus
 //! the rules the document states only in words (`described_problem`, `Credential`). The
 //! service must accept exactly the valid ones (the documented 2xx, or a documented non-400
 //! outcome: 412 for a stale `If-Match`, 409 for a custom id already taken, 422 for an
@@ -33,8 +33,8 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Value, json};
 
+use crate::contract::openapi::{Direction, conforms, deref, spec};
 use crate::helpers::{CLIENT_IP, TestApp, spawn_app, start_time};
-use crate::openapi::{Direction, conforms, deref, spec};
 
 /// Random valid requests per operation in the proptest; each is also sent with `BREAKS` breaks.
 const CASES: u32 = 16;
