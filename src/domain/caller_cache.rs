@@ -2,7 +2,8 @@
 //! verify and of the read calls costs no read of its own. Writes read their caller afresh.
 //!
 //! What is kept is the caller's lookup item as the table answered it (the key's copy, which
-//! holds the secret's hash, never a plaintext), under the hash of the presented credential.
+//! holds the secret's hash, never a plaintext) less its metadata and tags, which no caller
+//! check reads, under the hash of the presented credential.
 //! Every call still runs the whole check on it (status, expiry, grace, IP, permission) at its
 //! own time, so only a change made in the table by another instance (a delete, a deactivation,
 //! a roll, a narrowed ACL) can take up to the cache's lifetime to be seen here.
@@ -23,6 +24,11 @@ pub const MAX_CALLERS: usize = 1024;
 /// The most bytes the kept callers may take (their keys as JSON, plus a fixed overhead each):
 /// a small share of the smallest function's 128 MB.
 pub const MAX_CALLER_BYTES: usize = 4 * 1024 * 1024;
+/// The share of the entries and of the bytes one company's callers may take: any secret key
+/// is a caller (of `GET /me`), so a company that may create keys can make thousands of them;
+/// it fills its own share and never evicts another company's callers.
+pub const MAX_CALLERS_PER_COMPANY: usize = MAX_CALLERS / 8;
+const MAX_COMPANY_BYTES: usize = MAX_CALLER_BYTES / 8;
 /// A caller larger than this (a key at the ACL caps) is checked afresh each time rather than
 /// crowd out the others.
 const MAX_ENTRY_BYTES: usize = MAX_CALLER_BYTES / 16;
@@ -39,7 +45,15 @@ pub struct CallerCache {
 struct Entries {
     by_hash: HashMap<String, Entry>,
     bytes: usize,
+    /// How many times this instance has forgotten a key it changed (`forget_key`): a caller
+    /// read before one of those is not kept, since its read may predate the change (the local
+    /// server serves requests concurrently).
+    generation: u64,
 }
+
+/// When a caller's lookup item was read, as `Entries::generation` stood before the read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ReadAt(u64);
 
 struct Entry {
     record: SecretRecord,
@@ -93,20 +107,31 @@ impl CallerCache {
     /// Keeps `record`, just read for a caller that passed, read at `now`. Only secret keys are
     /// callers, so no publishable plaintext is ever kept. Its `lastUsedAt` is kept as this call
     /// refreshes it (if due), so the calls served from it do not write it again within the
-    /// minute. When full, expired entries go first, then the oldest.
-    fn keep(&self, mut record: SecretRecord, now: DateTime<Utc>) {
+    /// minute. When full, expired entries go first, then the oldest of its company once that
+    /// company holds its share, then the oldest.
+    fn keep(&self, mut record: SecretRecord, now: DateTime<Utc>, read: ReadAt) {
         if self.ttl <= TimeDelta::zero() || record.key.key_type != KeyType::Secret {
             return;
         }
         if record.key.last_used_at.is_none_or(|at| now - at >= LAST_USED_GRANULARITY) {
             record.key.last_used_at = Some(now);
         }
+        // A caller's metadata and tags are never read (its checks, limits, bounds and `GET /me`
+        // use none of them), and they are what costs memory far beyond its JSON: 4 KB of
+        // metadata such as `[0,0,…]` holds over 64 KB of `serde_json::Value`s, so counted as
+        // JSON a full cache would hold tens of MB of a 128 MB function. Not kept, so the bytes
+        // counted bound what is held.
+        record.key.labels.metadata = serde_json::Map::new();
+        record.key.labels.tags = Vec::new();
         let Ok(json) = serde_json::to_vec(&record.key) else { return };
         let bytes = json.len() + record.hash.as_str().len() + ENTRY_OVERHEAD;
         if bytes > MAX_ENTRY_BYTES {
             return;
         }
         let mut entries = self.lock();
+        if entries.generation != read.0 {
+            return;
+        }
         if let Some(old) = entries.by_hash.remove(record.hash.as_str()) {
             entries.bytes -= old.bytes;
         }
@@ -115,6 +140,23 @@ impl CallerCache {
         entries.by_hash.retain(|_, e| e.read_at <= now && now < e.read_at + ttl);
         if entries.by_hash.len() != before {
             entries.bytes = entries.by_hash.values().map(|e| e.bytes).sum();
+        }
+        let company = record.key.company_id.clone();
+        loop {
+            let (mut count, mut held, mut oldest) = (0, 0, None::<(&String, DateTime<Utc>)>);
+            for (h, e) in entries.by_hash.iter().filter(|(_, e)| e.record.key.company_id == company) {
+                count += 1;
+                held += e.bytes;
+                if oldest.is_none_or(|(_, at)| e.read_at < at) {
+                    oldest = Some((h, e.read_at));
+                }
+            }
+            if count < MAX_CALLERS_PER_COMPANY && held + bytes <= MAX_COMPANY_BYTES {
+                break;
+            }
+            let Some(oldest) = oldest.map(|(h, _)| h.clone()) else { break };
+            let gone = entries.by_hash.remove(&oldest).map_or(0, |e| e.bytes);
+            entries.bytes -= gone;
         }
         while entries.by_hash.len() >= MAX_CALLERS || entries.bytes + bytes > MAX_CALLER_BYTES {
             let Some(oldest) = entries.by_hash.iter().min_by_key(|(_, e)| e.read_at).map(|(h, _)| h.clone()) else {
@@ -140,21 +182,30 @@ impl CallerCache {
     /// its next call as a caller is checked against the table.
     pub fn forget_key(&self, company: &CompanyId, id: &KeyId) {
         let mut entries = self.lock();
+        entries.generation += 1;
         entries.by_hash.retain(|_, e| !(e.record.key.company_id == *company && e.record.key.id == *id));
         entries.bytes = entries.by_hash.values().map(|e| e.bytes).sum();
     }
 
+    /// Where a read about to start stands: pass it to `caller` with what the read found.
+    pub(super) fn before_read(&self) -> ReadAt {
+        ReadAt(self.lock().generation)
+    }
+
     /// The caller's lookup item: kept, or read (`None` from a read means no such secret).
-    /// The `bool` says whether it was read, so that a passed check may keep it.
+    /// `Some` says when it was read, so that a passed check may keep it.
     pub(super) async fn find(
         &self,
         store: &impl SecretLookup,
         hash: &SecretHash,
         now: DateTime<Utc>,
-    ) -> Result<(Option<SecretRecord>, bool), DomainError> {
+    ) -> Result<(Option<SecretRecord>, Option<ReadAt>), DomainError> {
         match self.find_kept(hash, now) {
-            Some(record) => Ok((Some(record), false)),
-            None => Ok((store.find_secret(hash).await?, true)),
+            Some(record) => Ok((Some(record), None)),
+            None => {
+                let read = self.before_read();
+                Ok((store.find_secret(hash).await?, Some(read)))
+            }
         }
     }
 
@@ -164,16 +215,16 @@ impl CallerCache {
         &self,
         credential: &Credential<'_>,
         found: Option<SecretRecord>,
-        read: bool,
+        read: Option<ReadAt>,
         hash: &SecretHash,
         now: DateTime<Utc>,
         need: Need,
     ) -> Result<Caller, DomainError> {
-        let to_keep = if read { found.clone() } else { None };
+        let to_keep = read.and_then(|read| Some((found.clone()?, read)));
         match credential.caller(found, hash, now, need) {
             Ok(caller) => {
-                if let Some(record) = to_keep {
-                    self.keep(record, now);
+                if let Some((record, read)) = to_keep {
+                    self.keep(record, now, read);
                 }
                 Ok(Caller { seal: SealMaterial::of(credential.key.unwrap_or_default()), ..caller })
             }
@@ -208,7 +259,10 @@ pub async fn authenticate_as(
     let hash = credential.hash()?;
     let (found, read) = match freshness {
         Freshness::Kept => callers.find(store, &hash, now).await?,
-        Freshness::Table => (store.find_secret(&hash).await?, true),
+        Freshness::Table => {
+            let read = callers.before_read();
+            (store.find_secret(&hash).await?, Some(read))
+        }
     };
     callers.caller(&credential, found, read, &hash, now, need)
 }
@@ -237,11 +291,11 @@ mod tests {
     fn a_kept_caller_lasts_its_lifetime_and_not_a_moment_longer() {
         let cache = CallerCache::new(10);
         let kept = record(KeyType::Secret);
-        cache.keep(kept.clone(), start());
+        cache.keep(kept.clone(), start(), cache.before_read());
         assert!(cache.find_kept(&kept.hash, start() + TimeDelta::milliseconds(9_999)).is_some());
         assert!(cache.find_kept(&kept.hash, start() + TimeDelta::seconds(10)).is_none());
         assert_eq!(cache.usage(), (0, 0), "an expired entry is dropped when met");
-        cache.keep(kept.clone(), start());
+        cache.keep(kept.clone(), start(), cache.before_read());
         assert!(cache.find_kept(&kept.hash, start() - TimeDelta::seconds(1)).is_none(), "a clock that went back");
     }
 
@@ -249,20 +303,28 @@ mod tests {
     fn zero_keeps_nothing_and_publishable_keys_are_never_kept() {
         let off = CallerCache::new(0);
         let secret = record(KeyType::Secret);
-        off.keep(secret.clone(), start());
+        off.keep(secret.clone(), start(), off.before_read());
         assert!(off.find_kept(&secret.hash, start()).is_none());
         let on = CallerCache::new(60);
         let publishable = record(KeyType::Publishable);
-        on.keep(publishable.clone(), start());
+        on.keep(publishable.clone(), start(), on.before_read());
         assert_eq!(on.usage(), (0, 0), "a publishable key holds its plaintext: never kept");
     }
 
     #[test]
     fn the_cache_is_bounded_in_entries_and_forgets_the_oldest() {
         let cache = CallerCache::new(60);
-        let records: Vec<_> = (0..=MAX_CALLERS).map(|_| record(KeyType::Secret)).collect();
+        // Spread over enough companies that none reaches its share.
+        let companies = 2 * MAX_CALLERS / MAX_CALLERS_PER_COMPANY;
+        let records: Vec<_> = (0..=MAX_CALLERS)
+            .map(|i| {
+                let mut r = record(KeyType::Secret);
+                r.key.company_id = CompanyId::parse(&format!("c{}", i % companies), "company").unwrap();
+                r
+            })
+            .collect();
         for (i, r) in records.iter().enumerate() {
-            cache.keep(r.clone(), start() + TimeDelta::milliseconds(i as i64));
+            cache.keep(r.clone(), start() + TimeDelta::milliseconds(i as i64), cache.before_read());
         }
         let (count, bytes) = cache.usage();
         assert_eq!(count, MAX_CALLERS);
@@ -281,14 +343,14 @@ mod tests {
         for i in 0..40 {
             let mut r = record(KeyType::Secret);
             r.key.labels.description = large.key.labels.description.clone();
-            cache.keep(r.clone(), start() + TimeDelta::milliseconds(i));
+            cache.keep(r.clone(), start() + TimeDelta::milliseconds(i), cache.before_read());
             kept.push(r);
         }
         let (count, bytes) = cache.usage();
         assert!(bytes <= MAX_CALLER_BYTES && count < 40, "{count} entries, {bytes} bytes");
         let mut huge = record(KeyType::Secret);
         huge.key.labels.description = Some("d".repeat(MAX_ENTRY_BYTES));
-        cache.keep(huge.clone(), start());
+        cache.keep(huge.clone(), start(), cache.before_read());
         assert!(cache.find_kept(&huge.hash, start()).is_none(), "one entry never takes more than its share");
     }
 
@@ -298,7 +360,7 @@ mod tests {
         let mut kept = record(KeyType::Secret);
         let used = start() - LAST_USED_GRANULARITY + TimeDelta::seconds(10);
         kept.key.last_used_at = Some(used);
-        cache.keep(kept.clone(), start());
+        cache.keep(kept.clone(), start(), cache.before_read());
         assert_eq!(cache.find_kept(&kept.hash, start()).expect("kept").key.last_used_at, Some(used), "not due yet");
         let later = start() + TimeDelta::seconds(15);
         let due = cache.find_kept(&kept.hash, later).expect("kept");
@@ -307,5 +369,156 @@ mod tests {
         assert_eq!(next.key.last_used_at, Some(later), "the next call does not write it again");
         cache.forget_key(&kept.key.company_id, &kept.key.id);
         assert_eq!(cache.usage(), (0, 0));
+    }
+
+    /// A lower bound of the heap a kept key's free-form fields hold: every JSON value of its
+    /// metadata is at least one `serde_json::Value` slot, every tag at least one `String`.
+    fn held_at_least(key: &ApiKey) -> usize {
+        fn nodes(value: &serde_json::Value) -> usize {
+            1 + match value {
+                serde_json::Value::Array(items) => items.iter().map(nodes).sum(),
+                serde_json::Value::Object(map) => map.values().map(nodes).sum(),
+                _ => 0,
+            }
+        }
+        let metadata: usize = key.labels.metadata.values().map(nodes).sum();
+        metadata * std::mem::size_of::<serde_json::Value>() + key.labels.tags.len() * std::mem::size_of::<String>()
+    }
+
+    /// Metadata at its cap (4096 bytes of JSON) of the shapes that cost most memory per byte.
+    fn costly_metadata() -> Vec<serde_json::Map<String, serde_json::Value>> {
+        use crate::model::input::MAX_METADATA_BYTES;
+        let fits = |value: serde_json::Value| {
+            let map = value.as_object().unwrap().clone();
+            assert!(serde_json::to_vec(&map).unwrap().len() <= MAX_METADATA_BYTES);
+            map
+        };
+        let n = (MAX_METADATA_BYTES - 16) / 2;
+        vec![
+            fits(serde_json::json!({ "z": vec![0; n] })),
+            fits(serde_json::json!({ "e": vec![serde_json::json!([]); (MAX_METADATA_BYTES - 16) / 3] })),
+            fits(serde_json::Value::Object(
+                (0..MAX_METADATA_BYTES / 8).map(|i| (format!("{i:x}"), 0.into())).collect(),
+            )),
+        ]
+    }
+
+    #[test]
+    fn the_bytes_counted_cover_the_memory_a_kept_caller_holds() {
+        // The bound is on memory: 4 MB of kept callers must not be ten times that on the heap.
+        for metadata in costly_metadata() {
+            let cache = CallerCache::new(60);
+            let mut r = record(KeyType::Secret);
+            r.key.labels.metadata = metadata;
+            r.key.labels.tags = (0..crate::model::input::MAX_TAGS).map(|i| format!("{}", i % 10)).collect();
+            cache.keep(r.clone(), start(), cache.before_read());
+            let kept = cache.find_kept(&r.hash, start()).expect("kept");
+            let (_, counted) = cache.usage();
+            let held = held_at_least(&kept.key);
+            assert!(held <= counted, "counted {counted} bytes for a caller holding at least {held}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// Whatever metadata and tags a key holds (within their caps), the bytes counted for its
+        /// kept caller cover what it holds, and the cache stays within both bounds.
+        #[test]
+        fn the_bounds_hold_for_any_metadata(
+            sizes in proptest::collection::vec((0usize..2000, 0usize..3, 0usize..50), 1..40),
+        ) {
+            use crate::model::input::MAX_METADATA_BYTES;
+            let cache = CallerCache::new(60);
+            for (i, (len, shape, tags)) in sizes.into_iter().enumerate() {
+                let value = match shape {
+                    0 => serde_json::json!(vec![0; len]),
+                    1 => serde_json::json!(vec![serde_json::json!({}); len * 2 / 3]),
+                    _ => serde_json::Value::Object((0..len / 4).map(|j| (format!("{j:x}"), 0.into())).collect()),
+                };
+                let mut metadata = serde_json::Map::new();
+                metadata.insert("m".into(), value);
+                proptest::prop_assume!(serde_json::to_vec(&metadata).unwrap().len() <= MAX_METADATA_BYTES);
+                let mut r = record(KeyType::Secret);
+                r.key.labels.metadata = metadata;
+                r.key.labels.tags = (0..tags).map(|t| t.to_string()).collect();
+                let at = start() + TimeDelta::milliseconds(i as i64);
+                cache.keep(r.clone(), at, cache.before_read());
+                let (count, bytes) = cache.usage();
+                proptest::prop_assert!(count <= MAX_CALLERS && bytes <= MAX_CALLER_BYTES);
+                if let Some(kept) = cache.find_kept(&r.hash, at) {
+                    let held = held_at_least(&kept.key);
+                    let alone = CallerCache::new(60);
+                    alone.keep(r.clone(), at, alone.before_read());
+                    proptest::prop_assert!(held <= alone.usage().1, "counted {} for {held}", alone.usage().1);
+                }
+            }
+        }
+    }
+
+    /// A lookup whose read is overtaken by this instance revoking the key it answers (the local
+    /// server serves requests concurrently): the revocation's `forget_key` lands between the
+    /// read and the keep.
+    struct Overtaken<'a> {
+        record: SecretRecord,
+        callers: &'a CallerCache,
+    }
+
+    impl SecretLookup for Overtaken<'_> {
+        async fn find_secret(&self, _: &SecretHash) -> Result<Option<SecretRecord>, crate::store::StoreError> {
+            self.callers.forget_key(&self.record.key.company_id, &self.record.key.id);
+            Ok(Some(self.record.clone()))
+        }
+
+        async fn find_secret_pair(
+            &self,
+            first: &SecretHash,
+            _: &SecretHash,
+        ) -> Result<(Option<SecretRecord>, Option<SecretRecord>), crate::store::StoreError> {
+            Ok((self.find_secret(first).await?, None))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_caller_read_before_this_instance_revoked_it_is_not_kept_after() {
+        let callers = CallerCache::new(60);
+        let plaintext = PlaintextKey::generate(KeyType::Secret);
+        let mut r = record(KeyType::Secret);
+        r.hash = plaintext.hash();
+        r.key.secret_hash = plaintext.hash();
+        r.key.acl = Some(
+            crate::model::Acl::parse(
+                serde_json::from_value(serde_json::json!([{ "permissions": ["keys:*"] }])).unwrap(),
+                "acl",
+            )
+            .unwrap(),
+        );
+        let store = Overtaken { record: r, callers: &callers };
+        let credential = Credential { key: Some(plaintext.expose()), ip: None };
+        for freshness in [Freshness::Kept, Freshness::Table] {
+            authenticate_as(&store, &callers, start(), credential, Need::Read, freshness)
+                .await
+                .expect("passes as read");
+            assert_eq!(callers.usage().0, 0, "{freshness:?}: kept a caller read before its revocation");
+        }
+    }
+
+    #[test]
+    fn one_company_cannot_crowd_another_out() {
+        // Any secret key is a caller of GET /me, so a company that may create keys can make
+        // thousands of callers; it may fill its own share, never evict another company's.
+        let cache = CallerCache::new(60);
+        let theirs = record(KeyType::Secret);
+        cache.keep(theirs.clone(), start(), cache.before_read());
+        let other = CompanyId::parse("crowd", "company").unwrap();
+        for i in 0..2 * MAX_CALLERS {
+            let mut r = record(KeyType::Secret);
+            r.key.company_id = other.clone();
+            cache.keep(r, start() + TimeDelta::milliseconds(1 + i as i64), cache.before_read());
+        }
+        let (count, bytes) = cache.usage();
+        assert!(count <= MAX_CALLERS && bytes <= MAX_CALLER_BYTES);
+        let now = start() + TimeDelta::seconds(5);
+        assert!(cache.find_kept(&theirs.hash, now).is_some(), "another company's caller was evicted");
+        assert_eq!(count, 1 + MAX_CALLERS_PER_COMPANY, "the crowding company holds its share, no more");
     }
 }

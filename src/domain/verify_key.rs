@@ -27,10 +27,11 @@ pub async fn verify_for_caller(
     let target_hash = presented_hash(request.key);
     let ((caller_found, read), target_found) = match &target_hash {
         Some(target_hash) => match callers.find_kept(&caller_hash, now) {
-            Some(kept) => ((Some(kept), false), store.find_secret(target_hash).await?),
+            Some(kept) => ((Some(kept), None), store.find_secret(target_hash).await?),
             None => {
+                let read = callers.before_read();
                 let (caller, target) = store.find_secret_pair(&caller_hash, target_hash).await?;
-                ((caller, true), target)
+                ((caller, Some(read)), target)
             }
         },
         None => (callers.find(store, &caller_hash, now).await?, None),

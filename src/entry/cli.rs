@@ -73,9 +73,11 @@ pub async fn run(args: Vec<String>) -> ExitCode {
     }
     if args.first().is_some_and(|a| a == "smoke") {
         let words: Vec<&str> = args[1..].iter().map(String::as_str).collect();
+        // An argument may be the root key (an empty `$URL` unquoted shifts it into a flag's
+        // place, or the two are swapped): a problem is printed with anything key-like taken out.
         return match parse_smoke_args(&words) {
             Ok(parsed) => smoke(&parsed).await,
-            Err(problem) => usage_error(&problem),
+            Err(problem) => usage_error(&crate::entry::smoke::redacted(&problem, "")),
         };
     }
     let parsed = match parse_args(&args) {
@@ -120,7 +122,7 @@ async fn smoke(args: &SmokeArgs) -> ExitCode {
     match crate::entry::smoke::run(&args.url, &args.root_key, &mut std::io::stdout()).await {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
-        Err(problem) => usage_error(&problem),
+        Err(problem) => usage_error(&crate::entry::smoke::redacted(&problem, &args.root_key)),
     }
 }
 

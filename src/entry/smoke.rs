@@ -26,6 +26,37 @@ const PERMISSION: &str = "smoke:check";
 /// How often the list step asks for a page that shows the new key.
 const LIST_TRIES: u32 = 5;
 
+/// What a run prints, with whatever may be a secret taken out: the root key it was given, any
+/// word holding `sk_` or `pk_` (a key, or something that looks like one) and any word holding
+/// 40 or more hex digits in a row (a hash). Every line goes through it, values a served API
+/// answered included, so a broken API (or shifted arguments) cannot get a secret printed.
+pub fn redacted(text: &str, root_key: &str) -> String {
+    const HIDDEN: &str = "[redacted]";
+    let text = if root_key.is_empty() { text.to_owned() } else { text.replace(root_key, HIDDEN) };
+    let secret_like = |word: &str| {
+        let mut hex_run = 0;
+        word.contains("sk_")
+            || word.contains("pk_")
+            || word.chars().any(|c| {
+                hex_run = if c.is_ascii_hexdigit() { hex_run + 1 } else { 0 };
+                hex_run >= 40
+            })
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    for c in text.chars().chain(std::iter::once('\n')) {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            word.push(c);
+            continue;
+        }
+        out.push_str(if secret_like(&word) { HIDDEN } else { &word });
+        word.clear();
+        out.push(c);
+    }
+    out.pop();
+    out
+}
+
 /// An answer as the checks see it.
 struct Reply {
     status: u16,
@@ -179,7 +210,7 @@ impl<W: Write> Run<'_, W> {
         if !note.is_empty() {
             let _ = write!(line, "  {note}");
         }
-        let _ = writeln!(self.out, "{line}");
+        let _ = writeln!(self.out, "{}", redacted(&line, &self.api.root_key));
         verdict.ok().and(reply)
     }
 
@@ -215,29 +246,25 @@ impl<W: Write> Run<'_, W> {
 
     /// Every step in order; `None` at the first that broke the contract.
     async fn steps(&mut self, description: &str) -> Option<()> {
-        let created = self
-            .step(
-                "create",
-                Method::POST,
-                "/keys",
-                Some(
-                    json!({ "userId": "smoke", "description": description, "acl": [{ "permissions": [PERMISSION] }] }),
-                ),
-                None,
-                Box::new(|r| {
-                    expect_status(r, 201)?;
-                    expect_text(r, "description", description)?;
-                    let id = r.body["id"].as_str().filter(|id| !id.is_empty()).ok_or("no `id`")?;
-                    secret_of(r)?;
-                    if r.header(LOCATION).is_empty() {
-                        return Err("no Location header".into());
-                    }
-                    Ok(format!("key {id}"))
-                }),
-            )
-            .await?;
-        let id = created.body["id"].as_str().unwrap_or_default().to_owned();
-        self.created = Some(id.clone());
+        let body = json!({ "userId": "smoke", "description": description, "acl": [{ "permissions": [PERMISSION] }] });
+        let check: Check<'_> = Box::new(|r| {
+            expect_status(r, 201)?;
+            expect_text(r, "description", description)?;
+            let id = r.body["id"].as_str().filter(|id| !id.is_empty()).ok_or("no `id`")?;
+            secret_of(r)?;
+            if r.header(LOCATION).is_empty() {
+                return Err("no Location header".into());
+            }
+            Ok(format!("key {id}"))
+        });
+        let outcome = self.attempt(&Method::POST, "/keys", Some(&body), None, check).await;
+        // A key made is deleted at the end even when its answer broke the contract (no Location
+        // header, a wrong field): it exists, and is active, all the same.
+        if let Some(reply) = outcome.reply.as_ref().filter(|r| r.status == 201) {
+            self.created = reply.body["id"].as_str().filter(|id| is_key_id(id)).map(str::to_owned);
+        }
+        let created = self.report("create", &Method::POST, "/keys", outcome)?;
+        let id = self.created.clone()?;
         let first_secret = secret_of(&created).ok()?;
         let key_path = format!("/keys/{id}");
 
@@ -340,6 +367,12 @@ impl<W: Write> Run<'_, W> {
     }
 }
 
+/// Whether `id` can be a key id (the alphabet of ids, 1 to 64 characters), so that the path
+/// the cleanup deletes is `/keys/<that key>` and nothing else, whatever an API answered.
+fn is_key_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 fn expect_status(reply: &Reply, status: u16) -> Result<(), String> {
     if reply.status == status {
         Ok(())
@@ -396,11 +429,13 @@ pub async fn run(url: &str, root_key: &str, out: &mut impl Write) -> Result<bool
             )
             .await;
         if cleaned.is_none() {
-            let _ = writeln!(run.out, "smoke: key {id} ({description}) could not be deleted: delete it by hand");
+            let line = format!("smoke: key {id} ({description}) could not be deleted: delete it by hand");
+            let _ = writeln!(run.out, "{}", redacted(&line, root_key));
         }
     }
     let millis = started.elapsed().as_millis();
     let summary = if passed { "ok" } else { "FAILED" };
-    let _ = writeln!(run.out, "smoke: {summary}, {} requests in {millis} ms against {}", run.steps, run.api.base);
+    let line = format!("smoke: {summary}, {} requests in {millis} ms against {}", run.steps, run.api.base);
+    let _ = writeln!(run.out, "{}", redacted(&line, root_key));
     Ok(passed)
 }

@@ -186,3 +186,58 @@ async fn a_refused_caller_is_not_kept() {
         assert!(!printed.contains(plaintext.as_str()) && !printed.contains(parsed.hash().as_str()), "{printed}");
     }
 }
+
+/// What a kept caller is checked against at every call, with the clock of that call: an old
+/// secret's grace ends on time (not a cache lifetime later), an expiry is met on time, and the
+/// allowlist is asked of each call's own address.
+#[tokio::test]
+async fn a_kept_caller_meets_its_grace_end_expiry_and_allowlist_at_each_call() {
+    use apikeys::entry::local::dispatch;
+    use lambda_http::{Body, http::Request};
+    let base = spawn_app().await;
+    let app = TestApp { app: base.app.clone().with_caller_cache(60), ..other_instance(&base) };
+    let (_, plain) = app.create_key_pair(&json!({ "userId": "u" })).await;
+
+    // An old secret in its grace, kept, then its grace ends: refused at once.
+    let (id, old) = root_key(&app, json!({})).await;
+    let rolled = app
+        .send(
+            Method::POST,
+            &format!("/keys/{id}/roll"),
+            Some(&app.root_key),
+            Some(&json!({ "gracePeriodSeconds": 5 })),
+            &[],
+        )
+        .await;
+    assert_eq!(rolled.status, StatusCode::OK, "{:?}", rolled.body);
+    let caller = as_key(&app, &old);
+    assert_eq!(verify_as(&caller, &plain).await.body["code"], "VALID", "in its grace, and now kept");
+    app.advance(4);
+    app.settle_calls().await;
+    assert_eq!(verify_as(&caller, &plain).await.body["code"], "VALID");
+    assert_eq!(app.calls_made().await[0], "GetItem", "served from the kept caller: only the verified key is read");
+    app.advance(1);
+    assert_eq!(verify_as(&caller, &plain).await.status, StatusCode::UNAUTHORIZED, "grace over, cache or not");
+
+    // An expiry, met at once.
+    let expires = (apikeys::domain::Clock::now(app.clock.as_ref()) + chrono::TimeDelta::seconds(3)).to_rfc3339();
+    let (_, expiring) = root_key(&app, json!({ "expiresAt": expires })).await;
+    let caller = as_key(&app, &expiring);
+    assert_eq!(verify_as(&caller, &plain).await.body["code"], "VALID");
+    app.advance(3);
+    assert_eq!(verify_as(&caller, &plain).await.status, StatusCode::UNAUTHORIZED, "expired, cache or not");
+
+    // The allowlist, asked of each call's address.
+    let (_, fenced) = root_key(&app, json!({ "whitelistedIPs": ["203.0.113.10/32"] })).await;
+    let caller = as_key(&app, &fenced);
+    assert_eq!(verify_as(&caller, &plain).await.body["code"], "VALID", "from the allowed address, and kept");
+    let elsewhere = Request::builder()
+        .method(Method::POST)
+        .uri("/keys/verify")
+        .header("authorization", format!("Bearer {fenced}"))
+        .header("content-type", "application/json")
+        .body(Body::Text(json!({ "key": plain }).to_string()))
+        .unwrap();
+    let answer = dispatch(&caller.app, "198.51.100.7".parse().unwrap(), elsewhere).await;
+    assert_eq!(answer.status(), StatusCode::UNAUTHORIZED, "a kept caller from another address");
+}

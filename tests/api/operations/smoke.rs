@@ -154,3 +154,87 @@ fn a_url_that_is_no_http_api_exits_2_before_any_request() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--root-key is required"));
 }
+
+/// A served API that answers every request with `status` and `body`: a broken deploy.
+async fn answering(status: u16, body: Value) -> String {
+    answering_recorded(status, body).await.0
+}
+
+/// `answering`, and the request lines it was sent (`DELETE /keys/k1`), in order.
+async fn answering_recorded(status: u16, body: Value) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let body = body.to_string();
+            let record = record.clone();
+            tokio::spawn(async move {
+                let mut buffer = vec![0; 65536];
+                let read = socket.read(&mut buffer).await.unwrap_or(0);
+                let text = String::from_utf8_lossy(&buffer[..read]).into_owned();
+                let line = text.lines().next().unwrap_or_default().trim_end_matches(" HTTP/1.1").to_owned();
+                record.lock().unwrap().push(line);
+                let answer = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: \
+                     close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    (base, seen)
+}
+
+/// What smoke prints must hold no secret, root key or hash, even when a broken API answers
+/// one where smoke shows a value (a field it compares, an error code), and even when the
+/// pipeline's arguments are shifted (an empty `$URL` unquoted) or swapped.
+#[tokio::test]
+async fn smoke_prints_no_secret_root_key_or_hash_whatever_it_is_given() {
+    let app = spawn_app().await;
+    let (_, secret) = app.create_key_pair(&json!({ "userId": "u" })).await;
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(secret.as_bytes()));
+    let leaked =
+        |printed: &str| [&secret, &app.root_key, &hash].into_iter().find(|s| printed.contains(s.as_str())).cloned();
+
+    let echo_secret = answering(201, json!({ "id": "k1", "key": secret, "description": secret })).await;
+    let echo_hash = answering(401, json!({ "error": { "code": hash, "message": "m" } })).await;
+    for base in [echo_secret, echo_hash] {
+        let run = smoke(&base, &app.root_key).await;
+        assert_eq!(run.code, Some(1), "{}", run.printed);
+        assert_eq!(leaked(&run.printed), None, "printed:\n{}", run.printed);
+    }
+
+    let root = app.root_key.as_str();
+    for args in [
+        vec!["smoke", "--url", "--root-key", root],
+        vec!["smoke", "--url", root, "--root-key", "http://127.0.0.1:9"],
+        vec!["smoke", "--root-key", root, "http://127.0.0.1:9"],
+        vec!["smoke", "--url", "http://127.0.0.1:9", root],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_apikeys")).args(&args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert_eq!(leaked(&printed), None, "{args:?} printed:\n{printed}");
+    }
+}
+
+/// A create answered 201 whose answer breaks the contract (here: no Location header, no
+/// description) still made a key: smoke deletes it, as it promises to leave nothing active.
+#[tokio::test]
+async fn a_key_made_by_a_create_whose_answer_broke_the_contract_is_deleted() {
+    let secret = apikeys::model::PlaintextKey::generate(apikeys::model::KeyType::Secret);
+    let (base, seen) = answering_recorded(201, json!({ "id": "k1", "key": secret.expose() })).await;
+    let run = smoke(&base, "sk_root").await;
+    assert_eq!(run.code, Some(1), "{}", run.printed);
+    let sent = seen.lock().unwrap().clone();
+    assert_eq!(sent, ["POST /keys", "DELETE /keys/k1"], "{}", run.printed);
+
+    // An id that is no key id is never put in the path the cleanup deletes.
+    let (base, seen) = answering_recorded(201, json!({ "id": "k1?force=true", "key": secret.expose() })).await;
+    let run = smoke(&base, "sk_root").await;
+    assert_eq!(seen.lock().unwrap().clone(), ["POST /keys"], "{}", run.printed);
+}
