@@ -157,7 +157,7 @@ OFFSET_HEADING = "## 6. Offset pages: offset=1000 against offset=0 (DynamoDB Loc
 
 
 def offset_section(w, goals):
-    """offset=1000 against offset=0 over 1,010 keys and events at the caps (tests/api/offset_cost.rs)."""
+    """offset=1000 against offset=0 over 1,010 keys and events at the caps (tests/api/cost/offset_cost.rs)."""
     w(OFFSET_HEADING)
     w("")
     info = load("offset.json")
@@ -171,7 +171,7 @@ def offset_section(w, goals):
     w(f"Run {m['date']} on {m['cpu']}, `nproc` = {m['nproc']}, memory {m['memory']}; load average after: "
       f"`{sh('cat', '/proc/loadavg')}` (other engineers' builds share the 2 cores, so the p50s are noisy).")
     w("")
-    w(f"`make bench-offset` (an ignored test, `tests/api/offset_cost.rs`, debug build, in process through the local "
+    w(f"`make bench-offset` (an ignored test, `tests/api/cost/offset_cost.rs`, debug build, in process through the local "
       f"server's routes): {info['items']} keys of each status ({2 * info['items'] + 2:,} in `status=all`, with the template and the root key) and a trail of "
       f"{info['items']} audit events, every key and event at the caps, each written through the store's own items. "
       f"Each request once to count its calls and read capacity (`ReturnConsumedCapacity=TOTAL`, summed over its "
