@@ -1,6 +1,6 @@
 //! What an audit record says a write did to a key: the fields of the key's view, with their
 //! values as of the write, but those no record shows. A field of any part of the key is
-//! recorded under the name its view gives it (tests/api/item_layout.rs pins the names), so a
+//! recorded under the name its view gives it (tests/api/contract/item_layout.rs pins the names), so a
 //! new field is recorded with nothing written here.
 
 use chrono::{DateTime, Utc};

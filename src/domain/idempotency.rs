@@ -209,7 +209,7 @@ mod tests {
     #[test]
     fn a_written_key_is_sealed_as_the_store_records_it_and_opens_as_it_was() {
         // The sealed key is the key item's own record: its names are the item's, which
-        // tests/api/item_layout.rs pins, so no second list of them is kept here.
+        // tests/api/contract/item_layout.rs pins, so no second list of them is kept here.
         let company = crate::model::CompanyId::parse("acme", "c").unwrap();
         let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
         let (key, plaintext) = crate::model::ApiKey::plain_for_tests(company, crate::model::KeyId::generate(), now);

@@ -9,7 +9,7 @@ use super::FieldError;
 // The caps on every list that verify or a write iterates (docs/api.md, "Bounded work per request"). Verify's work
 // is linear in what it is given (`Acl::allows_counted`); these keep that small, keep a key's
 // item well under DynamoDB's 400 KB, and keep a page of 100 keys or events under Lambda's 6 MB
-// answer (tests/api/bounds.rs).
+// answer (tests/api/security/bounds.rs).
 /// Entries of one ACL.
 pub const MAX_ACL_ENTRIES: usize = 20;
 /// Permissions of one ACL, all entries together (so also of one entry).

@@ -32,7 +32,7 @@ pub fn address(pk: String, sk: &str) -> Item {
 }
 
 /// Every item the service writes carries the version of its layout, so that a later layout
-/// can tell old items apart and read or migrate them; tests/api/item_layout.rs pins the layout.
+/// can tell old items apart and read or migrate them; tests/api/contract/item_layout.rs pins the layout.
 pub const SCHEMA_VERSION_ATTRIBUTE: &str = "schemaVersion";
 /// The layout the records of `records` write.
 pub const SCHEMA_VERSION: i64 = 1;

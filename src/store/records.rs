@@ -1,7 +1,7 @@
 //! The stored shape of each item, owned by the store: every attribute is named here, never by
 //! the model's serde attributes, and each record maps to and from its model type field by field.
 //! A renamed or added model field is then a compile error in this file, not a silent change of
-//! what the table holds (tests/api/item_layout.rs pins the result). The exception: a key's
+//! what the table holds (tests/api/contract/item_layout.rs pins the result). The exception: a key's
 //! parts made with `key_part!` (its `Policy` and `Labels`) are stored in their own serde form,
 //! the one definition their view and audit record share; the round-trip test and the snapshot
 //! hold them to what the table holds. Reading an ACL back checks each permission's grammar but

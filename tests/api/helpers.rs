@@ -388,3 +388,29 @@ mod transaction_faults {
         }
     }
 }
+
+/// A spawned app for tests driven from synchronous code (proptest's runners): its own runtime,
+/// and a live key of its company (made for USER_ID) for the operations on an existing key.
+pub struct BlockingApp {
+    pub runtime: tokio::runtime::Runtime,
+    pub app: TestApp,
+    pub key_id: String,
+}
+
+impl BlockingApp {
+    pub fn new(user_id: &str) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let (app, key_id) = runtime.block_on(async {
+            let app = spawn_app().await;
+            let created = app.create_key(&serde_json::json!({ "userId": user_id })).await;
+            let id = created["id"].as_str().unwrap().to_owned();
+            (app, id)
+        });
+        Self { runtime, app, key_id }
+    }
+
+    /// One request through the routes, authorizer and handlers, as the local server serves it.
+    pub fn dispatch(&self, request: HttpRequest<Body>) -> lambda_http::Response<Body> {
+        self.runtime.block_on(dispatch(&self.app.app, CLIENT_IP, request))
+    }
+}

@@ -117,7 +117,7 @@ impl Function {
 
         let proxy_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the DynamoDB proxy");
         let endpoint = format!("http://{}", proxy_listener.local_addr().unwrap());
-        let proxy = tokio::spawn(proxy(proxy_listener, crate::faults::upstream(), shared.clone()));
+        let proxy = tokio::spawn(proxy(proxy_listener, crate::security::faults::upstream(), shared.clone()));
         let function_name = format!("apikeys-{name}");
         let mut command = Command::new(LAMBDA_BINARY);
         command

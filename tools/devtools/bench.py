@@ -99,7 +99,7 @@ def bench(arm64=True):
         _say("== against DynamoDB Local: calls per operation, verify vs GetItem and BatchGetItem, cold start")
         tee(["cargo", "bench", "-q", "-p", "apikeys-bench", "--bench", "store", "--", "calls", "floor", "cold"],
             OUT / "store.txt", env=env)
-        _say("== offset=1000 against offset=0 (tests/api/offset_cost.rs, ignored)")
+        _say("== offset=1000 against offset=0 (tests/api/cost/offset_cost.rs, ignored)")
         offset(env)
         _say("== throughput (wrk)")
         run(["bench/throughput.sh", dynamodb.port_of(endpoint)], env=env)

@@ -287,7 +287,7 @@ def in_tools_venv():
 
 def template_functions():
     """{FUNCTION: logical id} of every function of template.yaml, the one place they are listed
-    (tests/api/deploy.rs keeps them equal to LambdaFunction::all in src/entry/http/routes.rs)."""
+    (tests/api/operations/deploy.rs keeps them equal to LambdaFunction::all in src/entry/http/routes.rs)."""
     functions, logical_id = {}, None
     for line in TEMPLATE.read_text().splitlines():
         resource = re.match(r"^  ([A-Za-z0-9]+):\s*$", line)

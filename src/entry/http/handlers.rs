@@ -34,13 +34,15 @@ pub async fn handle(app: &App, endpoint: Endpoint, req: Request) -> Response<Bod
         // The writes' futures are large (a read, a plan and a transaction, retried): boxed, so
         // the one future every request awaits stays small on the stack.
         match endpoint {
-            Endpoint::CreateKey => Box::pin(create_key(app, &writer().await?, &req, false)).await,
-            Endpoint::CreateCustomKey => Box::pin(create_key(app, &writer().await?, &req, true)).await,
+            Endpoint::CreateKey => written(app, writer().await?, async |c| create_key(app, c, &req, false).await).await,
+            Endpoint::CreateCustomKey => {
+                written(app, writer().await?, async |c| create_key(app, c, &req, true).await).await
+            }
             Endpoint::GetKey => get_key(app, &reader().await?, &req).await,
             Endpoint::ListKeys => list_keys(app, &reader().await?, &req).await,
-            Endpoint::UpdateKey => Box::pin(update_key(app, &writer().await?, &req)).await,
-            Endpoint::DeleteKey => Box::pin(delete_key(app, &writer().await?, &req)).await,
-            Endpoint::RollKey => Box::pin(roll_key(app, &writer().await?, &req)).await,
+            Endpoint::UpdateKey => written(app, writer().await?, async |c| update_key(app, c, &req).await).await,
+            Endpoint::DeleteKey => written(app, writer().await?, async |c| delete_key(app, c, &req).await).await,
+            Endpoint::RollKey => written(app, writer().await?, async |c| roll_key(app, c, &req).await).await,
             Endpoint::ListKeyEvents => list_key_events(app, &reader().await?, &req).await,
             Endpoint::Me => me(app, &reader().await?, &req).await,
             Endpoint::VerifyKey => verify_key(app, credential, &req).await,
@@ -48,6 +50,23 @@ pub async fn handle(app: &App, endpoint: Endpoint, req: Request) -> Response<Bod
     }
     .await;
     result.unwrap_or_else(ApiError::into_response)
+}
+
+/// A write by a caller read afresh. The caller was kept as if this call refreshed its
+/// `lastUsedAt`; a write refused after its caller passed refreshed nothing, so the caller is
+/// forgotten and read afresh next time.
+async fn written(
+    app: &App,
+    caller: Caller,
+    write: impl AsyncFnOnce(&Caller) -> Result<Response<Body>, ApiError>,
+) -> Result<Response<Body>, ApiError> {
+    let answer = Box::pin(write(&caller)).await;
+    if answer.is_err()
+        && let Some(key) = &caller.key
+    {
+        app.callers.forget_key(&caller.company, &key.id);
+    }
+    answer
 }
 
 fn with_header(mut response: Response<Body>, name: header::HeaderName, value: &str) -> Response<Body> {

@@ -8,7 +8,6 @@
 
 use apikeys::entry::http::error::ApiError;
 use apikeys::entry::http::request::json_body;
-use apikeys::entry::local::dispatch;
 use apikeys::model::{CreateKeyInput, Dimension, PageRequest, RollInput, UpdateKeyInput, VerifyInput};
 use lambda_http::Body;
 use lambda_http::http::{HeaderValue, Method, Request};
@@ -16,7 +15,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Value, json};
 
-use crate::helpers::{CLIENT_IP, TestApp, spawn_app, start_time};
+use crate::helpers::{BlockingApp, spawn_app, start_time};
 
 /// Cases per property that goes through DynamoDB Local.
 const STACK_CASES: u32 = 96;
@@ -185,23 +184,19 @@ fn check_answer(what: &str, status: u16, body: &[u8]) -> Result<Value, TestCaseE
     Ok(value)
 }
 
-struct Stack {
-    runtime: tokio::runtime::Runtime,
-    app: TestApp,
-    /// A live key of the company, for PATCH and roll.
-    key_id: String,
+/// The app under the generated requests.
+struct Stack(BlockingApp);
+
+impl std::ops::Deref for Stack {
+    type Target = BlockingApp;
+    fn deref(&self) -> &BlockingApp {
+        &self.0
+    }
 }
 
 impl Stack {
     fn new() -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let (app, key_id) = runtime.block_on(async {
-            let app = spawn_app().await;
-            let created = app.create_key(&json!({ "userId": "fuzz" })).await;
-            let id = created["id"].as_str().unwrap().to_owned();
-            (app, id)
-        });
-        Self { runtime, app, key_id }
+        Self(BlockingApp::new("fuzz"))
     }
 
     /// One request through the whole stack; `headers` may hold any bytes a header can carry.
@@ -217,7 +212,7 @@ impl Stack {
             builder = builder.header(*name, value.clone());
         }
         let request = builder.body(body).map_err(|e| TestCaseError::reject(format!("not a request: {e}")))?;
-        let response = self.runtime.block_on(dispatch(&self.app.app, CLIENT_IP, request));
+        let response = self.dispatch(request);
         let status = response.status().as_u16();
         let value = check_answer(&format!("{method} {path}"), status, response.body())?;
         Ok((status, value))

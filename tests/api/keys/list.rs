@@ -155,6 +155,6 @@ async fn an_offset_is_counted_by_one_more_query_not_read() {
     assert_eq!(
         app.calls_made().await,
         vec!["BatchGetItem", "Query", "Query"],
-        "a Select=COUNT query past the offset, then the page (tests/api/bounds.rs checks what each returns)"
+        "a Select=COUNT query past the offset, then the page (tests/api/security/bounds.rs checks what each returns)"
     );
 }

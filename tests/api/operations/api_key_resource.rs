@@ -13,8 +13,8 @@ use apikeys::model::CompanyId;
 use lambda_http::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::deploy::{assert_answers, receive_one};
 use crate::helpers::*;
+use crate::operations::deploy::{assert_answers, receive_one};
 
 /// The secret name prefix the tests' function has (template.yaml: `<stack>/api-keys/`).
 const PREFIX: &str = "apikeys/api-keys/";

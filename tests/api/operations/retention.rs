@@ -10,7 +10,7 @@ use crate::helpers::{TestApp, spawn_app};
 
 /// events/retention_stream.json, with its key moved into `company` and given `event_id`.
 fn ttl_removal(company: &str, event_id: &str) -> Event {
-    let mut event: Value = serde_json::from_str(include_str!("../../events/retention_stream.json")).unwrap();
+    let mut event: Value = serde_json::from_str(include_str!("../../../events/retention_stream.json")).unwrap();
     let record = &mut event["Records"][0];
     record["eventID"] = json!(event_id);
     record["dynamodb"]["OldImage"]["companyId"] = json!({ "S": company });

@@ -633,81 +633,62 @@ fn request_example_value_of_component(name: &str) -> Value {
 // ---------------------------------------------------------------------------------------------
 // (b) request examples against the real service
 
+/// Every request example of every operation with a body, sent as documented: each answer is the
+/// operation's documented success and conforms to its schema. Examples that need a key get one
+/// of their own at the version the If-Match example names; custom ids are per company, so each
+/// custom-id example gets a company of its own.
 #[tokio::test]
-async fn create_examples_are_accepted() {
+async fn every_request_example_is_accepted() {
     let app = spawn_app().await;
-    let status = documented_success("POST", "/keys");
-    for (name, example) in request_examples("POST", "/keys") {
-        let response = app.post_keys(&example).await;
-        assert_eq!(response.status, status, "POST /keys example {name}: {:?}", response.body);
-        assert_documented("POST", "/keys", &response);
-    }
-}
-
-#[tokio::test]
-async fn custom_id_create_examples_are_accepted() {
-    let status = documented_success("POST", "/keys/{keyId}");
-    let id = parameter_example("POST", "/keys/{keyId}", "keyId");
-    for (name, example) in request_examples("POST", "/keys/{keyId}") {
-        // Ids are per company: a company of its own per example lets each use the example id.
-        let app = spawn_app().await;
-        let response = app.send(Method::POST, &format!("/keys/{id}"), Some(&app.root_key), Some(&example), &[]).await;
-        assert_eq!(response.status, status, "POST /keys/{id} example {name}: {:?}", response.body);
-        assert_eq!(response.header("location"), format!("/keys/{id}"));
-        assert_documented("POST", "/keys/{keyId}", &response);
-    }
-}
-
-#[tokio::test]
-async fn update_examples_are_accepted() {
-    let app = spawn_app().await;
-    let status = documented_success("PATCH", "/keys/{keyId}");
+    let full = request_example("POST", "/keys", "full");
     let if_match = parameter_example("PATCH", "/keys/{keyId}", "If-Match");
-    let full = request_example("POST", "/keys", "full");
-    for (name, example) in request_examples("PATCH", "/keys/{keyId}") {
-        // A fresh key per example: it is at the version the If-Match example names.
-        let id = app.create_key(&full).await["id"].as_str().unwrap().to_owned();
-        let response = app.patch_key(&id, &example, &[("if-match", &if_match)]).await;
-        assert_eq!(response.status, status, "PATCH example {name}: {:?}", response.body);
-        assert_documented("PATCH", "/keys/{keyId}", &response);
+    let custom_id = parameter_example("POST", "/keys/{keyId}", "keyId");
+    // The verify examples are written for the key of the `full` create example.
+    let full_key = app.create_key(&full).await["key"].as_str().unwrap().to_owned();
+    let operations = [
+        ("POST", "/keys"),
+        ("POST", "/keys/{keyId}"),
+        ("PATCH", "/keys/{keyId}"),
+        ("POST", "/keys/{keyId}/roll"),
+        ("POST", "/keys/verify"),
+    ];
+    for (method, path) in operations {
+        let status = documented_success(method, path);
+        for (name, mut example) in request_examples(method, path) {
+            let response = match path {
+                "/keys" => app.post_keys(&example).await,
+                "/keys/{keyId}" if method == "POST" => {
+                    let own = spawn_app().await;
+                    let response = own
+                        .send(Method::POST, &format!("/keys/{custom_id}"), Some(&own.root_key), Some(&example), &[])
+                        .await;
+                    assert_eq!(response.header("location"), format!("/keys/{custom_id}"), "example {name}");
+                    response
+                }
+                "/keys/{keyId}" => {
+                    let id = app.create_key(&full).await["id"].as_str().unwrap().to_owned();
+                    app.patch_key(&id, &example, &[("if-match", &if_match)]).await
+                }
+                "/keys/{keyId}/roll" => {
+                    let id = app.create_key(&full).await["id"].as_str().unwrap().to_owned();
+                    app.roll_key(&id, Some(&example)).await
+                }
+                _ => {
+                    example["key"] = json!(full_key);
+                    let response = app.send(Method::POST, path, Some(&app.root_key), Some(&example), &[]).await;
+                    let expected = if name == "keyOnly" { "IP_NOT_ALLOWED" } else { "VALID" };
+                    assert_eq!(response.body["code"], expected, "verify example {name}: {}", response.body);
+                    response
+                }
+            };
+            assert_eq!(response.status, status, "{method} {path} example {name}: {:?}", response.body);
+            assert_documented(method, path, &response);
+        }
     }
-}
-
-#[tokio::test]
-async fn roll_examples_are_accepted() {
-    let app = spawn_app().await;
-    let status = documented_success("POST", "/keys/{keyId}/roll");
-    let full = request_example("POST", "/keys", "full");
-    for (name, example) in request_examples("POST", "/keys/{keyId}/roll") {
-        let id = app.create_key(&full).await["id"].as_str().unwrap().to_owned();
-        let response = app.roll_key(&id, Some(&example)).await;
-        assert_eq!(response.status, status, "roll example {name}: {:?}", response.body);
-        assert_documented("POST", "/keys/{keyId}/roll", &response);
-    }
-    // The body is documented as optional.
+    // The roll's body is documented as optional.
     assert_eq!(operation("POST", "/keys/{keyId}/roll")["requestBody"]["required"], false);
     let id = app.create_key(&full).await["id"].as_str().unwrap().to_owned();
-    assert_eq!(app.roll_key(&id, None).await.status, status);
-}
-
-#[tokio::test]
-async fn verify_examples_are_accepted_and_the_full_ones_verify_the_full_create_example() {
-    let app = spawn_app().await;
-    let status = documented_success("POST", "/keys/verify");
-    // The verify examples are written for the key of the `full` create example.
-    let created = app.create_key(&request_example("POST", "/keys", "full")).await;
-    let key = created["key"].as_str().unwrap();
-    for (name, mut example) in request_examples("POST", "/keys/verify") {
-        example["key"] = json!(key);
-        let response = app.send(Method::POST, "/keys/verify", Some(&app.root_key), Some(&example), &[]).await;
-        assert_eq!(response.status, status, "verify example {name}: {:?}", response.body);
-        assert_documented("POST", "/keys/verify", &response);
-        let expected = match name.as_str() {
-            "keyOnly" => "IP_NOT_ALLOWED",
-            _ => "VALID",
-        };
-        assert_eq!(response.body["code"], expected, "verify example {name}: {}", response.body);
-    }
+    assert_eq!(app.roll_key(&id, None).await.status, documented_success("POST", "/keys/{keyId}/roll"));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -755,7 +755,11 @@ fn endpoints_are_all_covered() {
         Endpoint::Me,
     ];
     for route in &ROUTES {
-        assert!(covered.contains(&route.endpoint), "{:?} has no event test in tests/api/deploy.rs", route.endpoint);
+        assert!(
+            covered.contains(&route.endpoint),
+            "{:?} has no event test in tests/api/operations/deploy.rs",
+            route.endpoint
+        );
     }
 }
 

@@ -4,7 +4,7 @@
 //! breaking one rule at a time (wrong type, pattern, maxLength/minLength, maxItems, unknown
 //! property, enum, `not`, missing required, range, format; a reserved word as a path id; a
 //! credential missing, mistyped or under another scheme). Whether a request is valid is decided
-//! by the document alone: the schema checker of tests/api/openapi.rs (patterns included), plus
+//! by the document alone: the schema checker of tests/api/contract/openapi.rs (patterns included), plus
 //! the rules the document states only in words (`described_problem`, `Credential`). The
 //! service must accept exactly the valid ones (the documented 2xx, or a documented non-400
 //! outcome: 412 for a stale `If-Match`, 409 for a custom id already taken, 422 for an
@@ -23,7 +23,6 @@ use std::sync::Mutex;
 
 use apikeys::domain::Clock;
 use apikeys::entry::http::ROUTES;
-use apikeys::entry::local::dispatch;
 use apikeys::model::RESERVED_KEY_IDS;
 use chrono::{DateTime, TimeDelta, Utc};
 use lambda_http::Body;
@@ -33,8 +32,8 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Value, json};
 
-use crate::helpers::{CLIENT_IP, TestApp, spawn_app, start_time};
-use crate::openapi::{Direction, conforms, deref, spec};
+use crate::contract::openapi::{Direction, conforms, deref, spec};
+use crate::helpers::{BlockingApp, start_time};
 
 /// Random valid requests per operation in the proptest; each is also sent with `BREAKS` breaks.
 const CASES: u32 = 16;
@@ -715,11 +714,15 @@ fn expect(op: &Operation, instance: &Instance, memory: &Memory, now: DateTime<Ut
 // Sending.
 
 struct Stack {
-    runtime: tokio::runtime::Runtime,
-    app: TestApp,
-    /// A live key, for the operations on an existing key (but delete).
-    key_id: String,
+    base: BlockingApp,
     memory: Mutex<Memory>,
+}
+
+impl std::ops::Deref for Stack {
+    type Target = BlockingApp;
+    fn deref(&self) -> &BlockingApp {
+        &self.base
+    }
 }
 
 fn encode_segment(raw: &str) -> String {
@@ -733,18 +736,13 @@ fn encode_segment(raw: &str) -> String {
 
 impl Stack {
     fn new() -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let (app, key_id) = runtime.block_on(async {
-            let app = spawn_app().await;
-            let created = app.create_key(&json!({ "userId": "schema" })).await;
-            (app, created["id"].as_str().unwrap().to_owned())
-        });
+        let base = BlockingApp::new("schema");
         let memory = Mutex::new(Memory {
             idempotency: BTreeMap::new(),
             custom_ids: HashSet::new(),
-            keys: HashSet::from([key_id.clone()]),
+            keys: HashSet::from([base.key_id.clone()]),
         });
-        Self { runtime, app, key_id, memory }
+        Self { base, memory }
     }
 
     /// Path ids of existing keys and key cursors name real keys; delete gets a key of its own.
@@ -823,7 +821,7 @@ impl Stack {
             instance.params,
             instance.body.as_ref().map_or("none".into(), Value::to_string)
         );
-        let response = self.runtime.block_on(dispatch(&self.app.app, CLIENT_IP, request));
+        let response = self.dispatch(request);
         let status = response.status().as_u16();
         let answer: Value = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
         prop_assert!(

@@ -22,8 +22,8 @@ use chrono::TimeDelta;
 use lambda_http::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::bounds::maximal_key;
 use crate::helpers::{CLIENT_IP, TestApp, ids, spawn_app};
+use crate::security::bounds::maximal_key;
 
 /// Items of each list: enough that `offset=1000` still shows some.
 const ITEMS: usize = 1_010;

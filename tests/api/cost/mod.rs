@@ -1,0 +1,3 @@
+//! What requests cost in DynamoDB calls and capacity.
+
+mod offset_cost;

@@ -1,0 +1,14 @@
+//! What each key operation does: create, read, list, change, roll, delete and verify, with retries,
+//! conflicts and the caller cache.
+
+mod caller_cache;
+mod conflicts;
+mod create;
+mod delete;
+mod get;
+mod lifecycle;
+mod list;
+mod me;
+mod retries;
+mod secrets;
+mod verify;
