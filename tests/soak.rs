@@ -409,7 +409,7 @@ fn expected_code(key: &ApiKey, plaintext: &str, now: DateTime<Utc>) -> Option<&'
     if key.status != KeyStatus::Active || key.deleted_at.is_some() {
         return Some("INACTIVE");
     }
-    if let Some(at) = key.expires_at {
+    if let Some(at) = key.policy.expires_at {
         if (at - now).abs() < margin {
             return None;
         }
@@ -417,7 +417,7 @@ fn expected_code(key: &ApiKey, plaintext: &str, now: DateTime<Utc>) -> Option<&'
             return Some("EXPIRED");
         }
     }
-    if let Some(quota) = &key.quota
+    if let Some(quota) = &key.policy.quota
         && quota.remaining(key.quota_usage, now) == 0
     {
         return Some("QUOTA_EXCEEDED");
@@ -469,8 +469,8 @@ async fn verify_company(clean: &App, client: &Client, table: &str, company: &Com
                     answer.body,
                     key.status,
                     key.deleted_at.is_some(),
-                    key.expires_at,
-                    key.quota,
+                    key.policy.expires_at,
+                    key.policy.quota,
                     key.quota_usage
                 ));
             }

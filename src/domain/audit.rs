@@ -66,7 +66,7 @@ fn recorded(key: &ApiKey, now: DateTime<Utc>) -> Result<Map<String, Value>, Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{CompanyId, KeyId, KeyStatus, Labels, PreviousSecret, Quota, QuotaUsage};
+    use crate::model::{CompanyId, KeyId, KeyStatus, Labels, Policy, PreviousSecret, Quota, QuotaUsage};
     use serde_json::json;
 
     fn at(seconds: i64) -> DateTime<Utc> {
@@ -78,7 +78,10 @@ mod tests {
             ApiKey::plain_for_tests(CompanyId::parse("acme", "c").unwrap(), KeyId::parse("k1", "id").unwrap(), at(0));
         ApiKey {
             user_id: "u".into(),
-            quota: Some(Quota { max: 10, renewal_seconds: Some(60), started_at: at(0) }),
+            policy: Policy {
+                quota: Some(Quota { max: 10, renewal_seconds: Some(60), started_at: at(0) }),
+                ..Policy::default()
+            },
             labels: labels(),
             quota_usage: QuotaUsage { period: 0, used: 3 },
             ..key

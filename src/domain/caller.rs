@@ -173,8 +173,14 @@ impl Caller {
     /// The caller a root key makes when it presents the secret of `role`: its company, its id
     /// as the actor, its management permissions.
     pub fn of_key(key: Box<ApiKey>, role: SecretRole) -> Self {
-        let permissions =
-            key.acl.iter().flat_map(Acl::permissions).filter(|p| management_share(p).is_some()).cloned().collect();
+        let permissions = key
+            .policy
+            .acl
+            .iter()
+            .flat_map(Acl::permissions)
+            .filter(|p| management_share(p).is_some())
+            .cloned()
+            .collect();
         let (company, actor) = (key.company_id.clone(), key.id.to_string());
         let key_prefix = match (role, &key.previous_secret) {
             (SecretRole::Previous, Some(previous)) => previous.key_prefix.clone(),
@@ -254,18 +260,18 @@ impl Caller {
                 ),
             })
         };
-        if let Some(limit) = own.expires_at
-            && key.expires_at.is_none_or(|at| at > limit)
+        if let Some(limit) = own.policy.expires_at
+            && key.policy.expires_at.is_none_or(|at| at > limit)
         {
             return out_of_bounds("expiresAt", &format!("it must expire no later than {}", limit.to_rfc3339()));
         }
-        if let Some(allowed) = &own.whitelisted_ips
-            && key.whitelisted_ips.as_ref().is_none_or(|list| !list.within(allowed))
+        if let Some(allowed) = &own.policy.whitelisted_ips
+            && key.policy.whitelisted_ips.as_ref().is_none_or(|list| !list.within(allowed))
         {
             return out_of_bounds("whitelistedIPs", "it must allow only addresses this key's allowlist allows");
         }
-        if let Some(limit) = &own.rate_limit
-            && key.rate_limit.as_ref().is_none_or(|rate| !rate.within(limit))
+        if let Some(limit) = &own.policy.rate_limit
+            && key.policy.rate_limit.as_ref().is_none_or(|rate| !rate.within(limit))
         {
             return out_of_bounds(
                 "rateLimit",
@@ -275,8 +281,8 @@ impl Caller {
                 ),
             );
         }
-        if let Some(limit) = &own.quota
-            && key.quota.as_ref().is_none_or(|quota| !quota.within(limit))
+        if let Some(limit) = &own.policy.quota
+            && key.policy.quota.as_ref().is_none_or(|quota| !quota.within(limit))
         {
             let renewal = limit
                 .renewal_seconds
@@ -291,7 +297,7 @@ impl Caller {
     /// key that holds `keys:` permissions, or a key could refill its own quota through a key it
     /// made.
     pub fn may_reset_quota_of(&self, key: &ApiKey) -> Result<(), DomainError> {
-        let bounded = self.key.as_deref().is_some_and(|own| own.quota.is_some());
+        let bounded = self.key.as_deref().is_some_and(|own| own.policy.quota.is_some());
         if bounded && holds_management(key) {
             return Err(DomainError::OutOfBounds {
                 field: "quota",
@@ -355,7 +361,7 @@ impl Caller {
 
 /// Whether a key holds any permission that reaches into `keys:`: a management key.
 fn holds_management(key: &ApiKey) -> bool {
-    key.acl.iter().flat_map(Acl::permissions).any(|p| management_share(p).is_some())
+    key.policy.acl.iter().flat_map(Acl::permissions).any(|p| management_share(p).is_some())
 }
 
 /// The part of the management API a permission reaches: one name (`keys:read`), or every name

@@ -485,7 +485,7 @@ mod tests {
         let mut r = record(KeyType::Secret);
         r.hash = plaintext.hash();
         r.key.secret_hash = plaintext.hash();
-        r.key.acl = Some(
+        r.key.policy.acl = Some(
             crate::model::Acl::parse(
                 serde_json::from_value(serde_json::json!([{ "permissions": ["keys:*"] }])).unwrap(),
                 "acl",

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{
     Acl, ApiKey, AuditAction, AuditEvent, Change, CreateKeyInput, IdempotencyKey, KeyId, KeyStatus, KeyType, KeyView,
-    PageRequest, PlaintextKey, PreviousSecret, Quota, QuotaUsage, RollInput, UpdateKeyInput,
+    PageRequest, PlaintextKey, Policy, PreviousSecret, Quota, QuotaUsage, RollInput, UpdateKeyInput,
 };
 use crate::store::{
     AdminCounter, AuditReader, IdempotencyReader, InsertOutcome, KeyChange, KeyCreator, KeyLister, KeyReader,
@@ -81,7 +81,7 @@ pub async fn create_key(
     now: DateTime<Utc>,
     request: NewKey,
 ) -> Result<WrittenKey, DomainError> {
-    caller.may_manage(request.input.acl.as_ref())?;
+    caller.may_manage(request.input.policy.acl.as_ref())?;
     let operation = format!("create {}", request.id.as_ref().map_or("", KeyId::as_str));
     let idempotent = request.retry.as_ref().map(|h| IdempotentRequest::new(caller, h, &operation, &request.input));
     let custom = request.id.is_some();
@@ -115,7 +115,7 @@ pub async fn create_key(
 /// that key as it is now (an admin may have given it `keys:*` since), and while it exists.
 async fn still_yours(store: &impl KeyReader, caller: &Caller, earlier: WrittenKey) -> Result<WrittenKey, DomainError> {
     let now_stored = store.get_key(&caller.company, &earlier.key.id).await?.ok_or(DomainError::NotFound)?;
-    caller.may_manage(now_stored.acl.as_ref())?;
+    caller.may_manage(now_stored.policy.acl.as_ref())?;
     Ok(earlier)
 }
 
@@ -158,11 +158,7 @@ fn new_key(caller: &Caller, id: Option<KeyId>, input: CreateKeyInput, now: DateT
         secret_hash: plaintext.hash(),
         publishable_key: (input.key_type == KeyType::Publishable).then(|| plaintext.clone()),
         previous_secret: None,
-        whitelisted_ips: input.whitelisted_ips,
-        acl: input.acl,
-        expires_at: input.expires_at,
-        rate_limit: input.rate_limit,
-        quota: input.quota.map(|q| Quota { max: q.max, renewal_seconds: q.renewal_seconds, started_at: now }),
+        policy: Policy { quota: input.policy.quota.map(|q| q.starting(now)), ..input.policy },
         labels: input.labels,
         status: KeyStatus::Active,
         created_at: now,
@@ -198,7 +194,8 @@ pub async fn create_root_key_once(
     now: DateTime<Utc>,
     retry: Option<(IdempotencyKey, SealMaterial)>,
 ) -> Result<WrittenKey, DomainError> {
-    let mut input = CreateKeyInput { user_id: "root".into(), acl: Some(Acl::root()), ..Default::default() };
+    let mut input = CreateKeyInput { user_id: "root".into(), ..Default::default() };
+    input.policy.acl = Some(Acl::root());
     input.labels.description = description;
     let (retry, seal) = retry.map_or((None, SealMaterial::default()), |(header, seal)| (Some(header), seal));
     let caller = Caller { seal, ..Caller::operator(company) };
@@ -258,13 +255,15 @@ pub async fn update_key(
         if input.is_empty() {
             return Ok(None);
         }
-        if caller.actor == before.id.as_str() && changes_own_guards(input) {
-            return Err(DomainError::Forbidden(
-                "a key cannot change its own rateLimit, quota, expiresAt or whitelistedIPs; another key must".into(),
-            ));
+        if caller.actor == before.id.as_str() && Policy::guards(&input.policy) {
+            let guarded: Vec<&str> = Policy::guarded_fields().collect();
+            return Err(DomainError::Forbidden(format!(
+                "a key cannot change its own {}; another key must",
+                guarded.join(", ")
+            )));
         }
         let (after, reset_quota_usage) = apply_update(before, input, now);
-        caller.may_manage(after.acl.as_ref())?;
+        caller.may_manage(after.policy.acl.as_ref())?;
         // Deactivating takes power away: it is the one change a bounded caller may make to a
         // key looser than itself.
         if !(only_status(input) && after.status == KeyStatus::Inactive) {
@@ -287,40 +286,28 @@ pub async fn update_key(
     .await
 }
 
-/// The settings that hold a key back: a key may not change its own, or every root key could
-/// lift what an admin set on it.
-fn changes_own_guards(input: &UpdateKeyInput) -> bool {
-    input.rate_limit.is_set() || input.quota.is_set() || input.expires_at.is_set() || input.whitelisted_ips.is_set()
-}
-
 fn only_status(input: &UpdateKeyInput) -> bool {
     UpdateKeyInput { status: Change::Keep, ..input.clone() }.is_empty()
 }
 
 fn apply_update(before: &ApiKey, input: &UpdateKeyInput, now: DateTime<Utc>) -> (ApiKey, bool) {
-    fn set<T: Clone>(field: &mut T, change: &Change<T>) {
-        if let Change::Set(value) = change {
-            *field = value.clone();
-        }
-    }
     let mut after = before.clone();
-    set(&mut after.whitelisted_ips, &input.whitelisted_ips);
-    set(&mut after.acl, &input.acl);
-    set(&mut after.expires_at, &input.expires_at);
-    set(&mut after.rate_limit, &input.rate_limit);
+    input.policy.apply(&mut after.policy);
     input.labels.apply(&mut after.labels);
-    set(&mut after.status, &input.status);
+    if let Change::Set(status) = input.status {
+        after.status = status;
+    }
     let mut reset_quota_usage = false;
-    if let Change::Set(quota) = &input.quota {
-        after.quota = quota.map(|q| match before.quota {
+    if let Change::Set(quota) = &input.policy.quota {
+        after.policy.quota = quota.map(|q| match before.policy.quota {
             // Same renewal: uses so far still count, so a lower max lowers what remains.
             Some(old) if old.renewal_seconds == q.renewal_seconds => Quota { max: q.max, ..old },
             _ => {
                 reset_quota_usage = true;
-                Quota { max: q.max, renewal_seconds: q.renewal_seconds, started_at: now }
+                q.starting(now)
             }
         });
-        if after.quota.is_none() {
+        if after.policy.quota.is_none() {
             reset_quota_usage = true;
         }
         if reset_quota_usage {
@@ -374,7 +361,7 @@ pub async fn roll_key(
         after.key_prefix = plaintext.visible_prefix().to_owned();
         after.publishable_key = (before.key_type == KeyType::Publishable).then(|| plaintext.clone());
         let grace_end = now + TimeDelta::seconds(input.grace_period_seconds as i64);
-        let valid_until = before.expires_at.map_or(grace_end, |expiry| expiry.min(grace_end));
+        let valid_until = before.policy.expires_at.map_or(grace_end, |expiry| expiry.min(grace_end));
         after.previous_secret = (valid_until > now).then(|| PreviousSecret {
             hash: before.secret_hash.clone(),
             valid_until,
@@ -463,7 +450,7 @@ async fn write_with_retry<A: Serialize + DeserializeOwned>(
     };
     for _ in 0..MAX_WRITE_ATTEMPTS {
         let before = store.get_key(&caller.company, target.id).await?.ok_or(DomainError::NotFound)?;
-        caller.may_manage(before.acl.as_ref())?;
+        caller.may_manage(before.policy.acl.as_ref())?;
         if let Some(earlier) = replay(store, idempotent.as_ref(), now).await? {
             charge_once().await?;
             return Ok(earlier);

@@ -198,8 +198,8 @@ pub(super) async fn count_use(
     let usage = UsageRequest {
         key,
         now,
-        rate: key.rate_limit.map(|r| (r, r.window_at(now))),
-        quota: key.quota.map(|q| (q, q.period_at(now))),
+        rate: key.policy.rate_limit.map(|r| (r, r.window_at(now))),
+        quota: key.policy.quota.map(|q| (q, q.period_at(now))),
     };
     let rate_state = |used: u64| {
         usage.rate.map(|(r, w)| RateState {
@@ -259,10 +259,10 @@ fn static_refusal(key: &ApiKey, request: &VerifyRequest<'_>, now: DateTime<Utc>)
     if key.status != KeyStatus::Active || key.is_deleted() {
         return Some(VerifyCode::Inactive);
     }
-    if key.expires_at.is_some_and(|at| at <= now) {
+    if key.policy.expires_at.is_some_and(|at| at <= now) {
         return Some(VerifyCode::Expired);
     }
-    if let Some(allowlist) = &key.whitelisted_ips
+    if let Some(allowlist) = &key.policy.whitelisted_ips
         && !request.ip.is_some_and(|ip| allowlist.allows(ip))
     {
         return Some(VerifyCode::IpNotAllowed);
@@ -270,7 +270,7 @@ fn static_refusal(key: &ApiKey, request: &VerifyRequest<'_>, now: DateTime<Utc>)
     let default_scope = Scope::default();
     let scope = request.scope.unwrap_or(&default_scope);
     let asks_anything = !request.permissions.is_empty() || *scope != default_scope;
-    let allowed = match &key.acl {
+    let allowed = match &key.policy.acl {
         Some(acl) => acl.allows(request.permissions, scope),
         // No ACL: no permissions to grant, and no scope to restrict.
         None => request.permissions.is_empty(),

@@ -152,6 +152,21 @@ impl<T> Change<T> {
     }
 }
 
+/// A whole number however JSON spells it: `60`, `60.0` and `6e1` are one value, as JSON
+/// Schema's `integer` (openapi.yaml) reads them.
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss,
+    reason = "the cast runs only on a whole f64 within 0..=2^64, and `as` saturates at 2^64"
+)]
+pub(crate) fn whole(value: &Value) -> Option<u64> {
+    value.as_u64().or_else(|| {
+        let f = value.as_f64()?;
+        (f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&f)).then_some(f as u64)
+    })
+}
+
 /// Text of at most `max_chars` characters without control characters, empty only if
 /// `empty_ok` (white space alone counts as empty).
 pub(crate) fn bounded_text(text: String, field: &str, max_chars: usize, empty_ok: bool) -> Result<String, FieldError> {
@@ -193,11 +208,49 @@ pub const fn concat<const N: usize>(lists: &[&[&'static str]]) -> [&'static str;
     all
 }
 
+/// What the shared round-trip test needs of a part; `key_part!` implements it.
+#[cfg(test)]
+pub(crate) trait PartForTests:
+    Default + PartialEq + std::fmt::Debug + Clone + Serialize + DeserializeOwned
+{
+    /// The fields' JSON names.
+    const NAMES: &'static [&'static str];
+    /// The part as a create body gives it.
+    fn from_body(body: Value, now: DateTime<Utc>) -> Result<Self, FieldError>;
+    /// `self` after a PATCH body of the part.
+    fn patched(self, body: Value, now: DateTime<Utc>) -> Result<Self, FieldError>;
+}
+
+/// Every field of a part goes through a create body, its serde form (the stored attributes,
+/// `stored`, which reads back as it was) and a PATCH unchanged, and a PATCH of one field
+/// changes only it.
+#[cfg(test)]
+pub(crate) fn assert_round_trip<P: PartForTests>(body: &Value, stored: &Value, now: DateTime<Utc>) {
+    use std::collections::BTreeSet;
+    let named: BTreeSet<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(named, P::NAMES.iter().copied().collect(), "the body names each field");
+    let part = P::from_body(body.clone(), now).unwrap();
+    assert_ne!(part, P::default());
+    assert_eq!(&serde_json::to_value(&part).unwrap(), stored);
+    assert_eq!(serde_json::from_value::<P>(stored.clone()).unwrap(), part);
+    assert_eq!(P::default().patched(body.clone(), now).unwrap(), part);
+    let untouched = serde_json::to_value(P::default()).unwrap();
+    for name in P::NAMES {
+        let one = P::default().patched(serde_json::json!({ *name: body[name] }), now).unwrap();
+        let shown = serde_json::to_value(&one).unwrap();
+        for other in P::NAMES {
+            let expected = if other == name { &stored[other] } else { &untouched[other] };
+            assert_eq!(&shown[other], expected, "a PATCH of {name} shows {other}");
+        }
+    }
+}
+
 /// A part of a key: fields that change together, each written once with its JSON name and its
 /// rule (`fn(Value, now) -> Result<T, FieldError>`, for a value that is not `null`). It makes:
 ///
-/// - the part, whose serde form (the JSON names given) is what the key's view shows, what its
-///   item stores and what its audit records diff;
+/// - the part, whose serde form (the JSON names given) is what the key's item stores and, but
+///   for a field the view shows its own way (`serialize_entries`), what the view shows and the
+///   audit records diff;
 /// - `FIELDS`, the names a body may give, and `parse`, which reads them from a create body
 ///   (absent and `null` give a field's default);
 /// - the PATCH group (`Change` per field), with `parse` (absent keeps, `null` clears or is
@@ -233,6 +286,22 @@ macro_rules! key_part {
             ) -> Result<Self, $crate::model::FieldError> {
                 Ok(Self { $($field: fields.created($name, now, $rule)?,)+ })
             }
+
+            /// Writes each field into `map` under its JSON name, in order, as the serde form
+            /// does; `own_way` writes a field another way instead when it returns `true` (a
+            /// view that shows a field with more than the part holds).
+            pub fn serialize_entries<M: serde::ser::SerializeMap>(
+                &self,
+                map: &mut M,
+                mut own_way: impl FnMut(&str, &mut M) -> Result<bool, M::Error>,
+            ) -> Result<(), M::Error> {
+                $(
+                    if !own_way($name, map)? {
+                        map.serialize_entry($name, &self.$field)?;
+                    }
+                )+
+                Ok(())
+            }
         }
 
         #[doc = concat!("A PATCH of [`", stringify!($part), "`]: only the fields the body names change.")]
@@ -261,6 +330,27 @@ macro_rules! key_part {
                         part.$field = value.clone();
                     }
                 )+
+            }
+        }
+
+        #[cfg(test)]
+        impl $crate::model::fields::PartForTests for $part {
+            const NAMES: &'static [&'static str] = Self::FIELDS;
+
+            fn from_body(
+                body: serde_json::Value,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> Result<Self, $crate::model::FieldError> {
+                Self::parse(&mut $crate::model::fields::JsonFields::new(body)?, now)
+            }
+
+            fn patched(
+                mut self,
+                body: serde_json::Value,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> Result<Self, $crate::model::FieldError> {
+                $patch::parse(&mut $crate::model::fields::JsonFields::new(body)?, now)?.apply(&mut self);
+                Ok(self)
             }
         }
     };

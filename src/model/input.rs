@@ -4,15 +4,15 @@
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::fields::{Change, JsonFields, bounded_text, concat, decode, total};
+use super::fields::{Change, JsonFields, bounded_text, concat, decode, total, whole};
 use super::labels::{Labels, LabelsChange};
+use super::policy::{Policy, PolicyChange};
 
-use super::acl::{self, MAX_ACL_ENTRIES, MAX_REQUESTED_PERMISSIONS, MAX_REQUESTED_SCOPE_VALUES};
-use super::limits::MAX_WINDOW_SECONDS;
-use super::{Acl, AclEntry, Dimension, FieldError, IpAllowlist, KeyStatus, KeyType, Permission, RateLimit, Scope};
+use super::acl::{self, MAX_REQUESTED_PERMISSIONS, MAX_REQUESTED_SCOPE_VALUES};
+use super::{Dimension, FieldError, KeyStatus, KeyType, Scope};
 
 pub use super::labels::{MAX_DESCRIPTION_CHARS, MAX_METADATA_BYTES, MAX_METADATA_DEPTH, MAX_TAG_CHARS, MAX_TAGS};
 
@@ -27,23 +27,12 @@ pub const MAX_GRACE_PERIOD_SECONDS: u64 = 86_400;
 const SERVER_SET: &[&str] =
     &["id", "companyId", "key", "keyPrefix", "createdAt", "updatedAt", "deletedAt", "lastUsedAt"];
 
-/// Quota settings as a caller gives them; `remaining` and `renewsAt` are the server's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct QuotaInput {
-    /// Verifies per period, 1 to 2^32 - 1.
-    pub max: u64,
-    /// The period, 1 second to `MAX_WINDOW_SECONDS` (366 days); `None`: the quota never renews.
-    pub renewal_seconds: Option<u64>,
-}
-
 /// A create body's fields: its own, then each part's.
-const CREATE_PARTS: &[&[&str]] =
-    &[&["userId", "type", "whitelistedIPs", "acl", "expiresAt", "rateLimit", "quota"], Labels::FIELDS];
+const CREATE_PARTS: &[&[&str]] = &[&["userId", "type"], Policy::FIELDS, Labels::FIELDS];
 const CREATE_FIELDS: [&str; total(CREATE_PARTS)] = concat(CREATE_PARTS);
 
 /// A PATCH body's fields: its own, then each part's.
-const UPDATE_PARTS: &[&[&str]] =
-    &[&["whitelistedIPs", "acl", "expiresAt", "rateLimit", "quota", "status"], Labels::FIELDS];
+const UPDATE_PARTS: &[&[&str]] = &[Policy::FIELDS, &["status"], Labels::FIELDS];
 const UPDATE_FIELDS: [&str; total(UPDATE_PARTS)] = concat(UPDATE_PARTS);
 
 /// A create body, every field checked: the domain builds the key from it without checking again.
@@ -54,16 +43,8 @@ pub struct CreateKeyInput {
     pub user_id: String,
     /// Secret unless the body says publishable.
     pub key_type: KeyType,
-    /// `None` also for `[]`: no restriction.
-    pub whitelisted_ips: Option<IpAllowlist>,
-    /// `None` also for `[]`: no permissions.
-    pub acl: Option<Acl>,
-    /// In the future, if set.
-    pub expires_at: Option<DateTime<Utc>>,
-    /// Verifies per window.
-    pub rate_limit: Option<RateLimit>,
-    /// Verifies per period; the quota starts when the key is made.
-    pub quota: Option<QuotaInput>,
+    /// Each field its default when absent; a quota given is not started yet.
+    pub policy: Policy,
     /// Each field its default when absent.
     pub labels: Labels,
 }
@@ -81,19 +62,7 @@ impl CreateKeyInput {
             user_id: bounded_text(user_id, "userId", MAX_USER_ID_CHARS, false)?,
             labels: Labels::parse(&mut f, now)?,
             key_type: f.optional("type", "\"secret\" or \"publishable\"")?.unwrap_or_default(),
-            whitelisted_ips: f
-                .optional::<Vec<String>>("whitelistedIPs", "an array of strings")?
-                .as_deref()
-                .map(ip_list)
-                .transpose()?
-                .flatten(),
-            acl: f.optional("acl", "an array of ACL entries")?.map(acl).transpose()?.flatten(),
-            expires_at: f
-                .optional::<String>("expiresAt", "an RFC 3339 date-time")?
-                .map(|t| future(&t, now))
-                .transpose()?,
-            rate_limit: f.optional("rateLimit", "an object {limit, periodSeconds}")?.map(rate_limit).transpose()?,
-            quota: f.optional("quota", "an object {max, renewalSeconds}")?.map(quota).transpose()?,
+            policy: Policy::parse(&mut f, now)?,
         })
     }
 }
@@ -101,16 +70,9 @@ impl CreateKeyInput {
 /// A PATCH body: only the fields it names change.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct UpdateKeyInput {
-    /// `null` or `[]` lifts the restriction.
-    pub whitelisted_ips: Change<Option<IpAllowlist>>,
-    /// `null` or `[]` takes every permission away.
-    pub acl: Change<Option<Acl>>,
-    /// `null`: the key never expires.
-    pub expires_at: Change<Option<DateTime<Utc>>>,
-    /// `null`: no rate limit.
-    pub rate_limit: Change<Option<RateLimit>>,
-    /// `null`: no quota. A new renewal starts a new period; a new `max` alone keeps the uses.
-    pub quota: Change<Option<QuotaInput>>,
+    /// The policy fields the body names; `null` clears one (`[]` too, for a list). A new quota
+    /// renewal starts a new period; a new `max` alone keeps the uses.
+    pub policy: PolicyChange,
     /// The labels the body names.
     pub labels: LabelsChange,
     /// Activates or deactivates; cannot be `null`.
@@ -130,21 +92,7 @@ impl UpdateKeyInput {
         let not_null = |name: &str| FieldError::invalid(name, format!("{name} cannot be null"));
         Ok(Self {
             labels: LabelsChange::parse(&mut f, now)?,
-            whitelisted_ips: f
-                .change("whitelistedIPs", "an array of strings")?
-                .try_map(|l: Option<Vec<String>>| Ok(l.as_deref().map(ip_list).transpose()?.flatten()))?,
-            acl: f
-                .change("acl", "an array of ACL entries")?
-                .try_map(|a: Option<Vec<Value>>| Ok(a.map(acl).transpose()?.flatten()))?,
-            expires_at: f
-                .change("expiresAt", "an RFC 3339 date-time")?
-                .try_map(|t: Option<String>| t.map(|t| future(&t, now)).transpose())?,
-            rate_limit: f
-                .change("rateLimit", "an object {limit, periodSeconds}")?
-                .try_map(|r: Option<Value>| r.map(rate_limit).transpose())?,
-            quota: f
-                .change("quota", "an object {max, renewalSeconds}")?
-                .try_map(|q: Option<Value>| q.map(quota).transpose())?,
+            policy: PolicyChange::parse(&mut f, now)?,
             status: f
                 .change("status", "\"active\" or \"inactive\"")?
                 .try_map(|s: Option<KeyStatus>| s.ok_or_else(|| not_null("status")))?,
@@ -299,130 +247,10 @@ fn requested_scope(raw: Map<String, Value>) -> Result<Scope, FieldError> {
     Ok(scope)
 }
 
-fn ip_list(entries: &[String]) -> Result<Option<IpAllowlist>, FieldError> {
-    IpAllowlist::parse(entries, "whitelistedIPs")
-}
-
-/// `None` for an empty list: `[]` means the same as `null` (no permissions, no scope limit),
-/// as `[]` does for whitelistedIPs.
-fn acl(entries: Vec<Value>) -> Result<Option<Acl>, FieldError> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase", deny_unknown_fields)]
-    struct RawEntry {
-        /// Read as JSON first: serde would take an array as a struct's fields in order, so
-        /// `"scope": [null, null]` must be refused here rather than read as an empty scope.
-        #[serde(default)]
-        scope: Option<Value>,
-        permissions: Vec<String>,
-    }
-    if entries.len() > MAX_ACL_ENTRIES {
-        return Err(FieldError::too_many("acl", MAX_ACL_ENTRIES));
-    }
-    let parsed = entries
-        .into_iter()
-        .enumerate()
-        .map(|(i, raw)| {
-            let field = format!("acl[{i}]");
-            let expected = format!("an object {{scope, permissions}} with scope keys {}", Dimension::names());
-            let entry: RawEntry = decode(raw, &field, &expected)?;
-            let permissions = entry
-                .permissions
-                .iter()
-                .enumerate()
-                .map(|(j, p)| Permission::parse(p, &format!("{field}.permissions[{j}]")))
-                .collect::<Result<Vec<_>, _>>()?;
-            let scope = match entry.scope {
-                None | Some(Value::Null) => Scope::default(),
-                Some(scope @ Value::Object(_)) => decode(
-                    scope,
-                    &format!("{field}.scope"),
-                    &format!("an object with keys {}, each a list of strings", Dimension::names()),
-                )?,
-                Some(_) => {
-                    return Err(FieldError::invalid(
-                        format!("{field}.scope"),
-                        format!("{field}.scope must be an object"),
-                    ));
-                }
-            };
-            Ok(AclEntry { scope, permissions })
-        })
-        .collect::<Result<Vec<_>, FieldError>>()?;
-    (!parsed.is_empty()).then(|| Acl::parse(parsed, "acl")).transpose()
-}
-
-/// RFC 3339 exactly, as openapi.yaml's `format: date-time` says (chrono's own reading also
-/// takes white space around it), and after `now`.
-fn future(at: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, FieldError> {
-    let at = DateTime::parse_from_rfc3339(at)
-        .map_err(|_| FieldError::invalid("expiresAt", "expiresAt must be an RFC 3339 date-time"))?
-        .with_timezone(&Utc);
-    if at <= now {
-        return Err(FieldError::invalid("expiresAt", "expiresAt must be in the future"));
-    }
-    Ok(at)
-}
-
-/// A whole number however JSON spells it: `60`, `60.0` and `6e1` are one value, as JSON
-/// Schema's `integer` (openapi.yaml) reads them.
-#[allow(
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss,
-    clippy::cast_precision_loss,
-    reason = "the cast runs only on a whole f64 within 0..=2^64, and `as` saturates at 2^64"
-)]
-fn whole(value: &Value) -> Option<u64> {
-    value.as_u64().or_else(|| {
-        let f = value.as_f64()?;
-        (f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&f)).then_some(f as u64)
-    })
-}
-
-fn whole_number(map: &mut Map<String, Value>, parent: &str, name: &str, max: u64) -> Result<Option<u64>, FieldError> {
-    let field = format!("{parent}.{name}");
-    match map.remove(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => match whole(&v) {
-            Some(n) if (1..=max).contains(&n) => Ok(Some(n)),
-            _ => Err(FieldError::invalid(&field, format!("{field} must be a whole number from 1 to {max}"))),
-        },
-    }
-}
-
-fn object(value: Value, field: &str, allowed: &[&str], read_only: &[&str]) -> Result<Map<String, Value>, FieldError> {
-    let Value::Object(map) = value else {
-        return Err(FieldError::invalid(field, format!("{field} must be an object")));
-    };
-    if let Some(name) = map.keys().find(|k| read_only.contains(&k.as_str())) {
-        return Err(FieldError::read_only(format!("{field}.{name}")));
-    }
-    if let Some(name) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(FieldError::unknown(format!("{field}.{name}")));
-    }
-    Ok(map)
-}
-
-fn rate_limit(value: Value) -> Result<RateLimit, FieldError> {
-    let mut map = object(value, "rateLimit", &["limit", "periodSeconds"], &["remaining", "resetAt"])?;
-    let limit = whole_number(&mut map, "rateLimit", "limit", u64::from(u32::MAX))?
-        .ok_or_else(|| FieldError::missing("rateLimit.limit"))?;
-    let period_seconds = whole_number(&mut map, "rateLimit", "periodSeconds", MAX_WINDOW_SECONDS)?
-        .ok_or_else(|| FieldError::missing("rateLimit.periodSeconds"))?;
-    Ok(RateLimit { limit, period_seconds })
-}
-
-fn quota(value: Value) -> Result<QuotaInput, FieldError> {
-    let mut map = object(value, "quota", &["max", "renewalSeconds"], &["remaining", "renewsAt"])?;
-    let max =
-        whole_number(&mut map, "quota", "max", u64::from(u32::MAX))?.ok_or_else(|| FieldError::missing("quota.max"))?;
-    let renewal_seconds = whole_number(&mut map, "quota", "renewalSeconds", MAX_WINDOW_SECONDS)?;
-    Ok(QuotaInput { max, renewal_seconds })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::FieldProblem;
+    use crate::model::{FieldProblem, Quota, RateLimit};
     use serde_json::json;
 
     fn now() -> DateTime<Utc> {
@@ -446,8 +274,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(input.key_type, KeyType::Publishable);
-        assert_eq!(input.quota, Some(QuotaInput { max: 100, renewal_seconds: Some(3600) }));
-        assert_eq!(input.rate_limit, Some(RateLimit { limit: 5, period_seconds: 60 }));
+        assert_eq!(input.policy.quota, Some(Quota::given(100, Some(3600))));
+        assert_eq!(input.policy.rate_limit, Some(RateLimit { limit: 5, period_seconds: 60 }));
     }
 
     #[test]
@@ -500,7 +328,7 @@ mod tests {
         let p = UpdateKeyInput::parse(json!({ "description": null, "status": "inactive" }), now()).unwrap();
         assert_eq!(p.labels.description, Change::Set(None));
         assert_eq!(p.status, Change::Set(KeyStatus::Inactive));
-        assert_eq!(p.acl, Change::Keep);
+        assert_eq!(p.policy.acl, Change::Keep);
         assert!(UpdateKeyInput::parse(json!({}), now()).unwrap().is_empty());
         assert_eq!(UpdateKeyInput::parse(json!({ "userId": "x" }), now()).unwrap_err().problem, FieldProblem::ReadOnly);
         assert_eq!(UpdateKeyInput::parse(json!({ "tags": null }), now()).unwrap_err().field, "tags");
@@ -562,8 +390,8 @@ mod tests {
             now(),
         )
         .unwrap();
-        assert_eq!(input.rate_limit, Some(RateLimit { limit: 5, period_seconds: 60 }));
-        assert_eq!(input.quota, Some(QuotaInput { max: 100, renewal_seconds: None }));
+        assert_eq!(input.policy.rate_limit, Some(RateLimit { limit: 5, period_seconds: 60 }));
+        assert_eq!(input.policy.quota, Some(Quota::given(100, None)));
         assert!(CreateKeyInput::parse(json!({ "userId": "u", "quota": { "max": 2.5 } }), now()).is_err());
         let v = VerifyInput::parse(json!({ "key": "sk_x", "ip": "::1", "scope": { "productId": "p1" } })).unwrap();
         assert_eq!(v.scope.get(Dimension::ProductId), Some(&["p1".to_string()][..]));

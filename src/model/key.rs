@@ -3,9 +3,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{
-    Acl, CompanyId, IpAllowlist, KeyId, KeyType, Labels, PlaintextKey, Quota, QuotaUsage, RateLimit, SecretHash,
-};
+use serde::ser::SerializeMap;
+
+use super::{Acl, CompanyId, KeyId, KeyType, Labels, PlaintextKey, Policy, QuotaUsage, SecretHash};
 
 /// `lastUsedAt` is written at most this often per key: a key verified a thousand times a
 /// minute costs one write for it, not a thousand.
@@ -64,17 +64,9 @@ pub struct ApiKey {
     pub publishable_key: Option<PlaintextKey>,
     /// The secret a roll replaced, while it still verifies; a later roll ends it.
     pub previous_secret: Option<PreviousSecret>,
-    /// Callers' addresses a verify must come from; `None`: any.
-    #[serde(rename = "whitelistedIPs")]
-    pub whitelisted_ips: Option<IpAllowlist>,
-    /// What the key may do and where; `None` grants nothing.
-    pub acl: Option<Acl>,
-    /// From then on the key is `EXPIRED`; `None`: never.
-    pub expires_at: Option<DateTime<Utc>>,
-    /// Verifies per fixed window; `None`: unlimited.
-    pub rate_limit: Option<RateLimit>,
-    /// Verifies per period (or in all); `None`: unlimited.
-    pub quota: Option<Quota>,
+    /// Its allowlist, ACL, expiry, rate limit and quota: what bounds it.
+    #[serde(flatten)]
+    pub policy: Policy,
     /// The company's description, tags and metadata: stored and shown, never interpreted.
     #[serde(flatten)]
     pub labels: Labels,
@@ -108,7 +100,12 @@ impl ApiKey {
         self.status == KeyStatus::Active
             && !self.is_deleted()
             && self.key_type == KeyType::Secret
-            && self.acl.iter().flat_map(Acl::permissions).any(|p| p.reaches_all_of(super::acl::MANAGEMENT_NAMESPACE))
+            && self
+                .policy
+                .acl
+                .iter()
+                .flat_map(Acl::permissions)
+                .any(|p| p.reaches_all_of(super::acl::MANAGEMENT_NAMESPACE))
     }
 
     /// The key's secrets that verify, each with when it stops: the current one (`None`: until
@@ -136,16 +133,15 @@ impl ApiKey {
             key_type: self.key_type,
             key: self.publishable_key.as_ref().map(PlaintextKey::expose),
             key_prefix: &self.key_prefix,
-            whitelisted_ips: self.whitelisted_ips.as_ref(),
-            acl: self.acl.as_ref(),
-            expires_at: self.expires_at,
-            rate_limit: self.rate_limit.as_ref(),
-            quota: self.quota.map(|q| QuotaView {
-                max: q.max,
-                remaining: q.remaining(self.quota_usage, now),
-                renewal_seconds: q.renewal_seconds,
-                renews_at: q.renews_at(now),
-            }),
+            policy: PolicyView {
+                policy: &self.policy,
+                quota: self.policy.quota.map(|q| QuotaView {
+                    max: q.max,
+                    remaining: q.remaining(self.quota_usage, now),
+                    renewal_seconds: q.renewal_seconds,
+                    renews_at: q.renews_at(now),
+                }),
+            },
             labels: &self.labels,
             status: self.status,
             created_at: self.created_at,
@@ -175,17 +171,9 @@ pub struct KeyView<'a> {
     pub key: Option<&'a str>,
     /// As [`ApiKey::key_prefix`].
     pub key_prefix: &'a str,
-    /// As [`ApiKey::whitelisted_ips`].
-    #[serde(rename = "whitelistedIPs")]
-    pub whitelisted_ips: Option<&'a IpAllowlist>,
-    /// As [`ApiKey::acl`].
-    pub acl: Option<&'a Acl>,
-    /// As [`ApiKey::expires_at`].
-    pub expires_at: Option<DateTime<Utc>>,
-    /// As [`ApiKey::rate_limit`].
-    pub rate_limit: Option<&'a RateLimit>,
-    /// The quota's settings with what remains of it now, not the stored usage counter.
-    pub quota: Option<QuotaView>,
+    /// As [`ApiKey::policy`], each field under its own name, its quota with what remains of it.
+    #[serde(flatten)]
+    pub policy: PolicyView<'a>,
     /// As [`ApiKey::labels`], each field under its own name.
     #[serde(flatten)]
     pub labels: &'a Labels,
@@ -210,15 +198,34 @@ impl<'a> KeyView<'a> {
     }
 }
 
+/// A key's policy as the API shows it: as stored, but for its quota, shown with what it leaves
+/// at the time of the answer instead of when it started.
+#[derive(Debug)]
+pub struct PolicyView<'a> {
+    policy: &'a Policy,
+    quota: Option<QuotaView>,
+}
+
+impl Serialize for PolicyView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        self.policy.serialize_entries(&mut map, |name, map| match name {
+            "quota" => map.serialize_entry(name, &self.quota).map(|()| true),
+            _ => Ok(false),
+        })?;
+        map.end()
+    }
+}
+
 /// A quota as the API shows it: the settings, and what they leave at the time of the answer.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QuotaView {
-    /// As [`Quota::max`].
+    /// As [`Quota::max`](super::Quota::max).
     pub max: u64,
     /// Verifies left in the current period.
     pub remaining: u64,
-    /// As [`Quota::renewal_seconds`].
+    /// As [`Quota::renewal_seconds`](super::Quota::renewal_seconds).
     pub renewal_seconds: Option<u64>,
     /// When the quota is full again; `None` if it never renews.
     pub renews_at: Option<DateTime<Utc>>,
@@ -240,11 +247,7 @@ impl ApiKey {
             secret_hash: plaintext.hash(),
             publishable_key: None,
             previous_secret: None,
-            whitelisted_ips: None,
-            acl: None,
-            expires_at: None,
-            rate_limit: None,
-            quota: None,
+            policy: Policy::default(),
             labels: Labels::default(),
             status: KeyStatus::Active,
             created_at: at,

@@ -66,6 +66,18 @@ impl RateLimit {
 }
 
 impl Quota {
+    /// A quota as a body gives it: its settings, not yet started. The write that takes it
+    /// starts it (`starting`), so the parsed request holds no time of its own.
+    pub fn given(max: u64, renewal_seconds: Option<u64>) -> Self {
+        Self { max, renewal_seconds, started_at: DateTime::UNIX_EPOCH }
+    }
+
+    /// The same settings, with periods counted from `at`.
+    #[must_use]
+    pub fn starting(self, at: DateTime<Utc>) -> Self {
+        Self { started_at: at, ..self }
+    }
+
     /// No looser than `bound`: at most as many uses, renewed no more often (never renewing is
     /// the tightest).
     pub fn within(&self, bound: &Quota) -> bool {

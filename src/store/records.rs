@@ -1,11 +1,12 @@
 //! The stored shape of each item, owned by the store: every attribute is named here, never by
 //! the model's serde attributes, and each record maps to and from its model type field by field.
 //! A renamed or added model field is then a compile error in this file, not a silent change of
-//! what the table holds (tests/api/contract/item_layout.rs pins the result). Two exceptions: a key's
-//! parts made with `key_part!` (its `Labels`) are stored in their own serde form, the one
-//! definition their view and audit record share; and a key's ACL is written by the store's
-//! records but read back by the model's own `Deserialize` (`StoredAcl` says why). The
-//! round-trip test holds each to what the records write.
+//! what the table holds (tests/api/contract/item_layout.rs pins the result). The exception: a key's
+//! parts made with `key_part!` (its `Policy` and `Labels`) are stored in their own serde form,
+//! the one definition their view and audit record share; the round-trip test and the snapshot
+//! hold them to what the table holds. Reading an ACL back checks each permission's grammar but
+//! not the caps `Acl::parse` checked when it was made, so a key whose ACL exceeds a cap lowered
+//! since stays readable.
 //!
 //! Records borrow from the model when written (`from_model`: no copy of the key's strings) and
 //! own what they read (`into_model`: each stored value moves into the model once, no clone).
@@ -19,9 +20,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::model::{
-    Acl, AclEntry, ActingSecret, ActorType, ApiKey, AuditAction, AuditEvent, CompanyId, IpAllowlist, KeyId, KeyStatus,
-    KeyType, Labels, Permission, PlaintextKey, PreviousSecret, Quota, QuotaUsage, RateLimit, Scope, SecretHash,
-    SecretRole,
+    ActingSecret, ActorType, ApiKey, AuditAction, AuditEvent, CompanyId, KeyId, KeyStatus, KeyType, Labels,
+    PlaintextKey, Policy, PreviousSecret, QuotaUsage, SecretHash, SecretRole,
 };
 
 use super::attributes::{self, Item, SCHEMA_VERSION, address, n, s};
@@ -128,16 +128,9 @@ pub struct KeyRecord<'a> {
     publishable_key: Option<Redacted<'a>>,
     #[serde(rename = "previousSecret")]
     previous_secret: Option<PreviousSecretRecord<'a>>,
-    #[serde(rename = "whitelistedIPs")]
-    whitelisted_ips: Option<Vec<String>>,
-    #[serde(rename = "acl")]
-    acl: Option<StoredAcl<'a>>,
-    #[serde(rename = "expiresAt")]
-    expires_at: Option<DateTime<Utc>>,
-    #[serde(rename = "rateLimit")]
-    rate_limit: Option<RateLimitRecord>,
-    #[serde(rename = "quota")]
-    quota: Option<QuotaRecord>,
+    /// Each policy field under its own name (`Policy`'s serde): the part's one definition.
+    #[serde(flatten)]
+    policy: Cow<'a, Policy>,
     /// Each label under its own name (`Labels`' serde): the part's one definition.
     #[serde(flatten)]
     labels: Cow<'a, Labels>,
@@ -184,11 +177,7 @@ impl<'a> KeyRecord<'a> {
             secret_hash: Redacted(Cow::Borrowed(key.secret_hash.as_str())),
             publishable_key: key.publishable_key.as_ref().map(|k| Redacted(Cow::Borrowed(k.expose()))),
             previous_secret: key.previous_secret.as_ref().map(PreviousSecretRecord::from_model),
-            whitelisted_ips: key.whitelisted_ips.clone().map(Vec::from),
-            acl: key.acl.as_ref().map(|acl| StoredAcl(Cow::Borrowed(acl))),
-            expires_at: key.expires_at,
-            rate_limit: key.rate_limit.map(RateLimitRecord::from_model),
-            quota: key.quota.map(QuotaRecord::from_model),
+            policy: Cow::Borrowed(&key.policy),
             labels: Cow::Borrowed(&key.labels),
             status: key.status.into(),
             created_at: key.created_at,
@@ -216,15 +205,7 @@ impl<'a> KeyRecord<'a> {
                 .map(|key| from_stored_string::<PlaintextKey>("publishable key", key.0.into_owned()))
                 .transpose()?,
             previous_secret: self.previous_secret.map(PreviousSecretRecord::into_model).transpose()?,
-            whitelisted_ips: self
-                .whitelisted_ips
-                .map(IpAllowlist::try_from)
-                .transpose()
-                .map_err(|e| corrupt("whitelisted IPs", e))?,
-            acl: self.acl.map(|acl| acl.0.into_owned()),
-            expires_at: self.expires_at,
-            rate_limit: self.rate_limit.map(RateLimitRecord::into_model),
-            quota: self.quota.map(QuotaRecord::into_model),
+            policy: self.policy.into_owned(),
             labels: self.labels.into_owned(),
             status: self.status.into(),
             created_at: self.created_at,
@@ -327,102 +308,6 @@ impl<'a> PreviousSecretRecord<'a> {
             valid_until: self.valid_until,
             key_prefix: self.key_prefix.into_owned(),
         })
-    }
-}
-
-/// A key's ACL as stored. Written through `AclEntryRecord` and `ScopeRecord`, so the names in
-/// the item are the store's own. Read back through the model's `Deserialize` for `Acl`, which
-/// takes the same names (the round-trip test below holds the two together, so a model rename
-/// fails it, never changes an item) and does not check again on each read what `Acl::parse`
-/// checked when the ACL was made: that would cost verify's path a fifth of decoding the item,
-/// and would make a key whose ACL exceeds a cap lowered since unreadable.
-#[derive(Debug)]
-pub struct StoredAcl<'a>(Cow<'a, Acl>);
-
-impl Serialize for StoredAcl<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.entries().iter().map(AclEntryRecord::from_model))
-    }
-}
-
-impl<'de> Deserialize<'de> for StoredAcl<'_> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Acl::deserialize(deserializer).map(|acl| Self(Cow::Owned(acl)))
-    }
-}
-
-/// One `AclEntry` as written.
-#[derive(Debug, Serialize)]
-pub struct AclEntryRecord<'a> {
-    #[serde(rename = "scope")]
-    scope: ScopeRecord<'a>,
-    #[serde(rename = "permissions")]
-    permissions: Vec<&'a str>,
-}
-
-impl<'a> AclEntryRecord<'a> {
-    fn from_model(entry: &'a AclEntry) -> Self {
-        Self {
-            scope: ScopeRecord::from_model(&entry.scope),
-            permissions: entry.permissions.iter().map(Permission::as_str).collect(),
-        }
-    }
-}
-
-/// A `Scope` as written: each dimension present under its `Dimension` name; a dimension left
-/// out is not written at all (not written as null).
-#[derive(Debug)]
-pub struct ScopeRecord<'a>(&'a Scope);
-
-impl ScopeRecord<'_> {
-    fn from_model(scope: &Scope) -> ScopeRecord<'_> {
-        ScopeRecord(scope)
-    }
-}
-
-impl Serialize for ScopeRecord<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(self.0.dimensions().into_iter().filter_map(|(d, values)| Some((d.name(), values?))))
-    }
-}
-
-/// A `RateLimit` as stored.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub struct RateLimitRecord {
-    #[serde(rename = "limit")]
-    limit: u64,
-    #[serde(rename = "periodSeconds")]
-    period_seconds: u64,
-}
-
-impl RateLimitRecord {
-    fn from_model(limit: RateLimit) -> Self {
-        Self { limit: limit.limit, period_seconds: limit.period_seconds }
-    }
-
-    fn into_model(self) -> RateLimit {
-        RateLimit { limit: self.limit, period_seconds: self.period_seconds }
-    }
-}
-
-/// A `Quota`'s settings as stored (its uses are `QuotaUsageRecord`, apart).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub struct QuotaRecord {
-    #[serde(rename = "max")]
-    max: u64,
-    #[serde(rename = "renewalSeconds")]
-    renewal_seconds: Option<u64>,
-    #[serde(rename = "startedAt")]
-    started_at: DateTime<Utc>,
-}
-
-impl QuotaRecord {
-    fn from_model(quota: Quota) -> Self {
-        Self { max: quota.max, renewal_seconds: quota.renewal_seconds, started_at: quota.started_at }
-    }
-
-    fn into_model(self) -> Quota {
-        Quota { max: self.max, renewal_seconds: self.renewal_seconds, started_at: self.started_at }
     }
 }
 
@@ -676,7 +561,7 @@ impl ListingEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Dimension, PlaintextKey, Quota};
+    use crate::model::PlaintextKey;
     use crate::store::items;
     use serde_json::json;
 
@@ -695,16 +580,23 @@ mod tests {
         serde_json::from_value(labels).unwrap()
     }
 
+    /// A policy with every field set; a field added to `Policy` later keeps its default here,
+    /// and `Policy`'s own tests cover it.
+    fn full_policy() -> Policy {
+        let policy = json!({
+            "whitelistedIPs": ["203.0.113.0/24", "2001:db8::1"],
+            "acl": [{ "scope": { "productId": ["p1"], "planId": ["*"] }, "permissions": ["orders:*", "keys:*"] }],
+            "expiresAt": at(3_000),
+            "rateLimit": { "limit": 100, "periodSeconds": 60 },
+            "quota": { "max": 1000, "renewalSeconds": 86_400, "startedAt": at(1_000) },
+        });
+        serde_json::from_value(policy).unwrap()
+    }
+
     /// A key with every optional value set, so every nested record is written.
     fn full_key() -> ApiKey {
         let secret = PlaintextKey::generate(KeyType::Secret);
         let old = PlaintextKey::generate(KeyType::Secret);
-        let acl_entry = AclEntry {
-            scope: Scope::default()
-                .with(Dimension::ProductId, vec!["p1".into()])
-                .with(Dimension::PlanId, vec!["*".into()]),
-            permissions: vec![Permission::parse("orders:*", "p").unwrap(), Permission::all_keys()],
-        };
         ApiKey {
             id: KeyId::generate(),
             company_id: CompanyId::parse("acme", "c").unwrap(),
@@ -718,11 +610,7 @@ mod tests {
                 valid_until: at(2_000),
                 key_prefix: old.visible_prefix().to_owned(),
             }),
-            whitelisted_ips: IpAllowlist::parse(&["203.0.113.0/24".into(), "2001:db8::1".into()], "w").unwrap(),
-            acl: Some(Acl::parse(vec![acl_entry], "acl").unwrap()),
-            expires_at: Some(at(3_000)),
-            rate_limit: Some(RateLimit { limit: 100, period_seconds: 60 }),
-            quota: Some(Quota { max: 1000, renewal_seconds: Some(86_400), started_at: at(1_000) }),
+            policy: full_policy(),
             labels: full_labels(),
             status: KeyStatus::Inactive,
             created_at: at(1_000),
@@ -750,8 +638,8 @@ mod tests {
         assert!(printed.contains("Redacted(…)"));
     }
 
-    /// Also what holds `StoredAcl`'s two sides together: the model must read the ACL the
-    /// records write.
+    /// Also what holds each `key_part!` part's two sides together: the model must read back
+    /// what its serde form writes.
     #[test]
     fn a_key_reads_back_as_it_was_written() {
         let key = full_key();

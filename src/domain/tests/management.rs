@@ -87,11 +87,11 @@ proptest! {
     ) {
         let store = MemoryStore::new();
         let (mut caller_key, _) = secret_key("caller", &refs(&own));
-        caller_key.rate_limit = Some(RateLimit { limit: 100, period_seconds: 60 });
+        caller_key.policy.rate_limit = Some(RateLimit { limit: 100, period_seconds: 60 });
         store.put_key(&caller_key);
         // The target is within the caller's bounds (the same rate limit): only the rule is tested.
         let (target, _) = secret_key("target", &refs(&before));
-        let target = ApiKey { rate_limit: caller_key.rate_limit, ..target };
+        let target = ApiKey { policy: Policy { rate_limit: caller_key.policy.rate_limit, ..target.policy }, ..target };
         store.put_key(&target);
         let snapshot = store.snapshot();
         let acl_body = if after.is_empty() { Value::Null } else { json!([{ "permissions": after }]) };
@@ -99,7 +99,7 @@ proptest! {
         let window = RateLimit { limit: 100, period_seconds: 60 }.window_at(now()).number;
         if holds_all_of(&own, &before) && holds_all_of(&own, &after) {
             prop_assert!(result.is_ok(), "{:?}", result);
-            prop_assert_eq!(stored(&store, &target.id).acl, acl_of(&refs(&after)));
+            prop_assert_eq!(stored(&store, &target.id).policy.acl, acl_of(&refs(&after)));
             prop_assert_eq!(store.rate_used(&caller_key, window), 1);
         } else {
             prop_assert!(matches!(result, Err(DomainError::Forbidden(_))), "{:?}", result);
@@ -117,7 +117,8 @@ proptest! {
             fields.iter().zip(&choices).map(|(f, choice)| *choice.get(states_of(f))).collect();
         let guarded = ["rateLimit", "quota", "expiresAt", "whitelistedIPs"];
         let names_a_guard = fields.iter().zip(&states).any(|(f, s)| *s != FieldState::Absent && guarded.contains(&f.name));
-        let root = ApiKey { acl: acl_of(&["keys:*"]), ..patch_target("root") };
+        let target = patch_target("root");
+        let root = ApiKey { policy: Policy { acl: acl_of(&["keys:*"]), ..target.policy }, ..target };
         let (body, expected) = patch_body(&fields, &states, &root);
         for by_itself in [true, false] {
             let store = MemoryStore::new();
@@ -216,7 +217,7 @@ impl KeyKind {
             key.key_type = KeyType::Publishable;
         }
         if self.expired {
-            key.expires_at = Some(now() - TimeDelta::hours(1));
+            key.policy.expires_at = Some(now() - TimeDelta::hours(1));
         }
         key
     }

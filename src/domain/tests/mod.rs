@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::domain::keys::{self, Target};
 use crate::domain::{Caller, DomainError};
 use crate::model::{
-    Acl, ApiKey, CompanyId, IpAllowlist, KeyId, KeyStatus, KeyType, PlaintextKey, Quota, QuotaUsage, RateLimit,
+    Acl, ApiKey, CompanyId, IpAllowlist, KeyId, KeyStatus, KeyType, PlaintextKey, Policy, Quota, QuotaUsage, RateLimit,
     UpdateKeyInput,
 };
 use crate::store::memory::MemoryStore;
@@ -53,7 +53,7 @@ fn acl_of(permissions: &[&str]) -> Option<Acl> {
 /// other setting, and the plaintext that verifies it.
 fn secret_key(raw_id: &str, permissions: &[&str]) -> (ApiKey, PlaintextKey) {
     let (key, plaintext) = ApiKey::plain_for_tests(company(), id(raw_id), now() - TimeDelta::days(1));
-    let key = ApiKey { acl: acl_of(permissions), ..key };
+    let key = ApiKey { policy: Policy { acl: acl_of(permissions), ..key.policy }, ..key };
     (key, plaintext)
 }
 
@@ -116,33 +116,33 @@ fn patch_fields() -> Vec<PatchField> {
         PatchField {
             name: "whitelistedIPs",
             value: json!(["192.0.2.0/24"]),
-            set: |k| k.whitelisted_ips = allowlist("192.0.2.0/24"),
-            null: Some(|k| k.whitelisted_ips = None),
+            set: |k| k.policy.whitelisted_ips = allowlist("192.0.2.0/24"),
+            null: Some(|k| k.policy.whitelisted_ips = None),
         },
         PatchField {
             name: "acl",
             value: json!([{ "permissions": ["orders:*"] }]),
-            set: |k| k.acl = acl_of(&["orders:*"]),
-            null: Some(|k| k.acl = None),
+            set: |k| k.policy.acl = acl_of(&["orders:*"]),
+            null: Some(|k| k.policy.acl = None),
         },
         PatchField {
             name: "expiresAt",
             value: json!("2099-01-01T00:00:00Z"),
-            set: |k| k.expires_at = DateTime::from_timestamp(4_070_908_800, 0),
-            null: Some(|k| k.expires_at = None),
+            set: |k| k.policy.expires_at = DateTime::from_timestamp(4_070_908_800, 0),
+            null: Some(|k| k.policy.expires_at = None),
         },
         PatchField {
             name: "rateLimit",
             value: json!({ "limit": 5, "periodSeconds": 1 }),
-            set: |k| k.rate_limit = Some(RateLimit { limit: 5, period_seconds: 1 }),
-            null: Some(|k| k.rate_limit = None),
+            set: |k| k.policy.rate_limit = Some(RateLimit { limit: 5, period_seconds: 1 }),
+            null: Some(|k| k.policy.rate_limit = None),
         },
         PatchField {
             // The same renewal: the period and the uses counted in it stay, under a new max.
             name: "quota",
             value: json!({ "max": 3, "renewalSeconds": 3600 }),
-            set: |k| k.quota = k.quota.map(|q| Quota { max: 3, ..q }),
-            null: Some(|k| (k.quota, k.quota_usage) = (None, QuotaUsage::default())),
+            set: |k| k.policy.quota = k.policy.quota.map(|q| Quota { max: 3, ..q }),
+            null: Some(|k| (k.policy.quota, k.quota_usage) = (None, QuotaUsage::default())),
         },
         PatchField {
             name: "tags",
@@ -170,10 +170,11 @@ fn allowlist(rule: &str) -> Option<IpAllowlist> {
 fn patch_target(raw_id: &str) -> ApiKey {
     let (mut key, _) = secret_key(raw_id, &["orders:read"]);
     key.labels.description = Some("before".into());
-    key.whitelisted_ips = allowlist("10.0.0.0/8");
-    key.expires_at = Some(now() + TimeDelta::days(365));
-    key.rate_limit = Some(RateLimit { limit: 10, period_seconds: 60 });
-    key.quota = Some(Quota { max: 100, renewal_seconds: Some(3600), started_at: now() - TimeDelta::minutes(10) });
+    key.policy.whitelisted_ips = allowlist("10.0.0.0/8");
+    key.policy.expires_at = Some(now() + TimeDelta::days(365));
+    key.policy.rate_limit = Some(RateLimit { limit: 10, period_seconds: 60 });
+    key.policy.quota =
+        Some(Quota { max: 100, renewal_seconds: Some(3600), started_at: now() - TimeDelta::minutes(10) });
     key.quota_usage = QuotaUsage { period: 0, used: 7 };
     key.labels.tags = vec!["a".into()];
     key.labels.metadata = json!({ "plan": "gold" }).as_object().cloned().unwrap_or_default();

@@ -67,7 +67,7 @@ async fn null_is_refused_where_a_field_cannot_be_cleared() {
 #[tokio::test]
 async fn an_empty_list_clears_as_null_does() {
     for (name, clear) in
-        [("whitelistedIPs", (|k| k.whitelisted_ips = None) as fn(&mut ApiKey)), ("acl", |k| k.acl = None)]
+        [("whitelistedIPs", (|k| k.policy.whitelisted_ips = None) as fn(&mut ApiKey)), ("acl", |k| k.policy.acl = None)]
     {
         let before = patch_target("target");
         let store = MemoryStore::new();
@@ -90,7 +90,7 @@ async fn a_new_quota_renewal_starts_afresh_and_the_same_one_keeps_the_count() {
         (
             json!({ "max": 5, "renewalSeconds": 3600 }),
             Some(3600),
-            before.quota.expect("a quota").started_at,
+            before.policy.quota.expect("a quota").started_at,
             before.quota_usage,
         ),
     ];
@@ -99,7 +99,7 @@ async fn a_new_quota_renewal_starts_afresh_and_the_same_one_keeps_the_count() {
         store.put_key(&before);
         patch(&store, &operator(), &before.id, json!({ "quota": quota }), false).await.expect("the PATCH succeeds");
         let expected = ApiKey {
-            quota: Some(Quota { max: 5, renewal_seconds, started_at }),
+            policy: Policy { quota: Some(Quota { max: 5, renewal_seconds, started_at }), ..before.policy.clone() },
             quota_usage,
             version: 2,
             updated_at: now(),

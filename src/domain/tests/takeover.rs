@@ -96,7 +96,8 @@ fn acl_json(power: usize) -> Value {
 
 /// The `keys:` permissions a key holds, as plain names.
 fn management_names(key: &ApiKey) -> Vec<String> {
-    key.acl
+    key.policy
+        .acl
         .iter()
         .flat_map(Acl::permissions)
         .map(|p| p.as_str().to_owned())
@@ -109,17 +110,17 @@ fn management_names(key: &ApiKey) -> Vec<String> {
 fn within(key: &ApiKey, admin_made: &ApiKey) -> bool {
     let (own, theirs) = (management_names(key), management_names(admin_made));
     let power = theirs.iter().any(|p| p == "keys:*") || own.iter().all(|p| theirs.contains(p));
-    let expiry = admin_made.expires_at.is_none_or(|limit| key.expires_at.is_some_and(|at| at <= limit));
+    let expiry = admin_made.policy.expires_at.is_none_or(|limit| key.policy.expires_at.is_some_and(|at| at <= limit));
     let prefix = |list: &Option<IpAllowlist>| -> u8 {
         list.as_ref().map_or(0, |l| Vec::<String>::from(l.clone())[0].split('/').nth(1).unwrap().parse().unwrap())
     };
-    let allow =
-        admin_made.whitelisted_ips.is_none() || prefix(&key.whitelisted_ips) >= prefix(&admin_made.whitelisted_ips);
-    let rate = admin_made.rate_limit.is_none_or(|limit| {
-        key.rate_limit.is_some_and(|r| r.limit <= limit.limit && r.period_seconds >= limit.period_seconds)
+    let allow = admin_made.policy.whitelisted_ips.is_none()
+        || prefix(&key.policy.whitelisted_ips) >= prefix(&admin_made.policy.whitelisted_ips);
+    let rate = admin_made.policy.rate_limit.is_none_or(|limit| {
+        key.policy.rate_limit.is_some_and(|r| r.limit <= limit.limit && r.period_seconds >= limit.period_seconds)
     });
-    let quota = admin_made.quota.is_none_or(|limit| {
-        key.quota.is_some_and(|q| {
+    let quota = admin_made.policy.quota.is_none_or(|limit| {
+        key.policy.quota.is_some_and(|q| {
             q.max <= limit.max
                 && match (q.renewal_seconds, limit.renewal_seconds) {
                     (None, _) => true,

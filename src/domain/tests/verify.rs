@@ -88,10 +88,12 @@ impl Scenario {
         let (mut key, _) = secret_key("target", &[]);
         key.secret_hash = current.hash();
         key.key_prefix = current.visible_prefix().to_owned();
-        key.acl = Some(acl(json!([{ "scope": { "productId": ["p1"] }, "permissions": ["orders:read"] }])));
-        key.whitelisted_ips = IpAllowlist::parse(&["10.0.0.0/8".to_owned()], "whitelistedIPs").expect("a valid list");
-        key.rate_limit = Some(RateLimit { limit: 2, period_seconds: 60 });
-        key.quota = Some(Quota { max: 2, renewal_seconds: Some(3600), started_at: now() - TimeDelta::minutes(10) });
+        key.policy.acl = Some(acl(json!([{ "scope": { "productId": ["p1"] }, "permissions": ["orders:read"] }])));
+        key.policy.whitelisted_ips =
+            IpAllowlist::parse(&["10.0.0.0/8".to_owned()], "whitelistedIPs").expect("a valid list");
+        key.policy.rate_limit = Some(RateLimit { limit: 2, period_seconds: 60 });
+        key.policy.quota =
+            Some(Quota { max: 2, renewal_seconds: Some(3600), started_at: now() - TimeDelta::minutes(10) });
         key.quota_usage = QuotaUsage { period: 0, used: 1 };
         // Rolled with a grace period: the old secret verifies until `valid_until`, not at it.
         let grace_end = if has(Fault::OldSecretPastGrace) { now() } else { now() + TimeDelta::hours(1) };
@@ -106,13 +108,13 @@ impl Scenario {
         if has(Fault::Deleted) {
             key.deleted_at = Some(now() - TimeDelta::hours(1));
         }
-        key.expires_at = Some(if has(Fault::Expired) { now() } else { now() + TimeDelta::seconds(1) });
+        key.policy.expires_at = Some(if has(Fault::Expired) { now() } else { now() + TimeDelta::seconds(1) });
         if has(Fault::QuotaUsedUp) {
             key.quota_usage.used = 2;
         }
         let store = MemoryStore::new();
         store.put_key(&key);
-        let window = key.rate_limit.expect("a rate limit").window_at(now()).number;
+        let window = key.policy.rate_limit.expect("a rate limit").window_at(now()).number;
         store.set_rate_used(&key, window, if has(Fault::RateLimitReached) { 2 } else { 1 });
 
         let presented = if has(Fault::Malformed) {
@@ -171,7 +173,7 @@ async fn the_first_failing_check_in_the_documented_order_is_the_answer() {
             "the key answers for every code but NOT_FOUND"
         );
         if expected == VerifyCode::Valid {
-            let window = scenario.key.rate_limit.expect("a rate limit").window_at(now()).number;
+            let window = scenario.key.policy.rate_limit.expect("a rate limit").window_at(now()).number;
             assert_eq!(scenario.store.rate_used(&scenario.key, window), 2);
             let after = stored(&scenario.store, &scenario.key.id);
             assert_eq!(after.quota_usage, QuotaUsage { period: 0, used: 2 });
@@ -251,7 +253,7 @@ async fn a_verify_without_an_ip_is_refused_by_an_allowlist_only() {
     let verdict = verify::verify(&scenario.store, now(), request).await.expect("an answer");
     assert_eq!(verdict.code, VerifyCode::IpNotAllowed);
     let mut open = scenario.key.clone();
-    open.whitelisted_ips = None;
+    open.policy.whitelisted_ips = None;
     scenario.store.put_key(&open);
     let verdict = verify::verify(&scenario.store, now(), request).await.expect("an answer");
     assert_eq!(verdict.code, VerifyCode::Valid);
@@ -289,13 +291,13 @@ async fn the_caller_of_a_verify_is_checked_and_charged_before_the_key() {
     let secrets = Secrets::new();
     let scenario = Scenario::new(&[Fault::Inactive], &secrets);
     let (mut reader, reader_secret) = secret_key("reader", &["keys:read"]);
-    reader.rate_limit = Some(RateLimit { limit: 5, period_seconds: 60 });
+    reader.policy.rate_limit = Some(RateLimit { limit: 5, period_seconds: 60 });
     scenario.store.put_key(&reader);
     let (mut verifier, verifier_secret) = secret_key("verifier", &["keys:verify"]);
-    verifier.rate_limit = Some(RateLimit { limit: 5, period_seconds: 60 });
+    verifier.policy.rate_limit = Some(RateLimit { limit: 5, period_seconds: 60 });
     scenario.store.put_key(&verifier);
     let window = RateLimit { limit: 5, period_seconds: 60 }.window_at(now()).number;
-    let target_window = scenario.key.rate_limit.expect("a rate limit").window_at(now()).number;
+    let target_window = scenario.key.policy.rate_limit.expect("a rate limit").window_at(now()).number;
     let verify_as = async |caller: &PlaintextKey| {
         let credential = Credential { key: Some(caller.expose()), ip: None };
         let callers = crate::domain::CallerCache::new(0);

@@ -238,6 +238,7 @@ fn verdict_body(verdict: &Verdict) -> VerdictBody<'_> {
     let valid_key = verdict.key.as_ref().filter(|_| verdict.code == VerifyCode::Valid);
     let permissions = valid_key.map(|key| {
         let mut permissions: Vec<&str> = key
+            .policy
             .acl
             .iter()
             .flat_map(|acl| acl.entries())
@@ -254,7 +255,7 @@ fn verdict_body(verdict: &Verdict) -> VerdictBody<'_> {
         key_id: verdict.key.as_ref().map(|key| &key.id),
         user_id: verdict.key.as_ref().map(|key| key.user_id.as_str()),
         permissions,
-        expires_at: valid_key.map(|key| key.expires_at),
+        expires_at: valid_key.map(|key| key.policy.expires_at),
         rate_limit: verdict.rate.as_ref(),
         quota: verdict.quota_remaining.map(|remaining| QuotaLeft { remaining }),
     }
