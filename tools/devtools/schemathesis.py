@@ -1,32 +1,22 @@
 """make schemathesis: Schemathesis against the local server, every check, for a time budget.
 
-DynamoDB Local and target/debug/local_server on free ports (the server makes the table and a
-root key of COMPANY and prints it); `st run openapi.yaml` with that key (tools/schemathesis.toml:
-every check, any failure or warning fails; tools/schemathesis_hooks.py: the rules openapi.yaml
+DynamoDB Local and target/debug/local_server on free ports, with a root key of COMPANY made
+by the operator CLI (keys.create_root_key); `st run openapi.yaml` with that key
+(tools/schemathesis.toml: every check, any failure or warning fails; tools/schemathesis_hooks.py: the rules openapi.yaml
 states in words); both stopped by PID, whatever happened. Returns Schemathesis's status."""
 
 import json
 import os
-import re
 import time
 import urllib.request
 
 from . import dynamodb
 from .common import (RUN_DIR, ROOT, Failed, answers, free_port, pins, run, say, spawn, stop,
                      venv_with)
+from .keys import create_root_key
 
 VENV = ROOT / "tools" / "venv-schemathesis"
 REQUIREMENTS = ROOT / "tools" / "requirements-schemathesis.txt"
-
-
-def _root_key(log, deadline):
-    """The `export ROOT_KEY=…` line the server prints once it listens."""
-    while time.monotonic() < deadline:
-        found = re.search(r"export ROOT_KEY=(\S+)", log.read_text(errors="replace"))
-        if found:
-            return found.group(1)
-        time.sleep(0.2)
-    raise Failed(f"no root key from the local server in time; its log: {log}")
 
 
 def _call(port, key, method, path, body=None):
@@ -46,12 +36,13 @@ def schemathesis(args):
     with dynamodb.local_dynamodb("schemathesis") as endpoint:
         port = free_port()
         log, pidfile = RUN_DIR / f"schemathesis-server-{port}.log", RUN_DIR / f"schemathesis-server-{port}.pid"
+        key = create_root_key(endpoint, args.company, "apikeys", "make schemathesis")
         env = dict(os.environ, DYNAMODB_ENDPOINT=endpoint, TABLE_NAME="apikeys", PORT=str(port),
-                   DEMO_COMPANY=args.company, RUST_LOG=os.environ.get("RUST_LOG", "warn"))
+                   RUST_LOG=os.environ.get("RUST_LOG", "warn"))
+        env.pop("DEMO_COMPANY", None)
         spawn([ROOT / "target" / "debug" / "local_server"], log, pidfile, env=env)
         try:
             deadline = time.monotonic() + 120
-            key = _root_key(log, deadline)
             while not answers(port):
                 if time.monotonic() > deadline:
                     raise Failed(f"the local server does not answer on {port}; its log: {log}")
