@@ -30,7 +30,7 @@ run: deps
 
 ## make test: the tools' own test, then unit and integration tests against a DynamoDB Local of
 ## their own on a free port (the console's in headless chromium), the black-box suite against the
-## local server it starts in process, then the offset cost tests alone.
+## local server it starts in process, then the heavy and time-bounded tests (offset cost, outage) alone.
 test: deps browser tools-test
 	@$(DEV) test $(TEST)
 
