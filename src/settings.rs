@@ -15,7 +15,7 @@ pub const DEFAULT_PORT: u16 = 3000;
 /// set: a revoked root key stops verify and the read calls within this (writes at once), and a
 /// caller making at least one call a second per instance is read once in ten calls or fewer.
 pub const DEFAULT_CALLER_CACHE_SECONDS: u64 = 10;
-/// The longest caller cache accepted: a revocation must take effect within a minute.
+/// The longest caller or verify cache accepted: a revocation must take effect within a minute.
 pub const MAX_CALLER_CACHE_SECONDS: u64 = 60;
 /// The longest retention accepted: ten years.
 const MAX_RETENTION_DAYS: i64 = 3650;
@@ -29,6 +29,11 @@ pub struct Settings {
     /// `CALLER_CACHE_SECONDS`: 0 (off) to 60, how long an instance keeps a caller it
     /// authenticated for verify and the read calls.
     pub caller_cache_seconds: u64,
+    /// `VERIFY_CACHE_SECONDS`: 0 (off, the default) to 60, how long an instance keeps a key it
+    /// verified `VALID` that has neither a rate limit nor a quota, to verify it again from
+    /// memory: a key deleted, deactivated, rolled or narrowed through another instance may
+    /// still verify `VALID` here for this long.
+    pub verify_cache_seconds: u64,
     pub database: DatabaseSettings,
     pub logging: LogSettings,
     /// `AWS_LAMBDA_FUNCTION_NAME`: set by Lambda, so `Some` exactly when running there.
@@ -122,17 +127,14 @@ impl Settings {
                 })?
             }
         };
-        let caller_cache_seconds = match get("CALLER_CACHE_SECONDS") {
-            None => DEFAULT_CALLER_CACHE_SECONDS,
-            Some(raw) => {
-                raw.trim().parse::<u64>().ok().filter(|s| *s <= MAX_CALLER_CACHE_SECONDS).ok_or_else(|| {
-                    bad(
-                        "CALLER_CACHE_SECONDS",
-                        format!("must be whole seconds from 0 (off) to {MAX_CALLER_CACHE_SECONDS}, not '{raw}'"),
-                    )
-                })?
-            }
+        let cache_seconds = |variable: &'static str, default: u64| match get(variable) {
+            None => Ok(default),
+            Some(raw) => raw.trim().parse::<u64>().ok().filter(|s| *s <= MAX_CALLER_CACHE_SECONDS).ok_or_else(|| {
+                bad(variable, format!("must be whole seconds from 0 (off) to {MAX_CALLER_CACHE_SECONDS}, not '{raw}'"))
+            }),
         };
+        let caller_cache_seconds = cache_seconds("CALLER_CACHE_SECONDS", DEFAULT_CALLER_CACHE_SECONDS)?;
+        let verify_cache_seconds = cache_seconds("VERIFY_CACHE_SECONDS", 0)?;
         let port = match get("PORT") {
             None => DEFAULT_PORT,
             Some(raw) => raw
@@ -233,6 +235,7 @@ impl Settings {
             table_name,
             retention_days,
             caller_cache_seconds,
+            verify_cache_seconds,
             database: DatabaseSettings {
                 endpoint,
                 region_set: get("AWS_REGION").is_some() || get("AWS_DEFAULT_REGION").is_some(),
@@ -300,6 +303,7 @@ mod tests {
         let s = settings(&[]).unwrap();
         assert_eq!((s.table_name.as_str(), s.retention_days, s.port), ("apikeys", 30, 3000));
         assert_eq!(s.caller_cache_seconds, DEFAULT_CALLER_CACHE_SECONDS);
+        assert_eq!(s.verify_cache_seconds, 0, "verify answers from memory only when asked");
         assert_eq!(s.database, DatabaseSettings::default());
         assert_eq!(s.logging, LogSettings::default());
         assert_eq!(s.root_key_company().unwrap_err().variable, "ROOT_KEY_COMPANY", "required by its function");
@@ -319,6 +323,8 @@ mod tests {
             ("CALLER_CACHE_SECONDS", "61"),
             ("CALLER_CACHE_SECONDS", "-1"),
             ("CALLER_CACHE_SECONDS", "ten"),
+            ("VERIFY_CACHE_SECONDS", "61"),
+            ("VERIFY_CACHE_SECONDS", "5s"),
             ("PORT", "abc"),
             ("PORT", "70000"),
             ("AWS_LAMBDA_LOG_LEVEL", "verbose"),
@@ -345,6 +351,7 @@ mod tests {
         let s = settings(&[
             ("RETENTION_DAYS", "7"),
             ("CALLER_CACHE_SECONDS", "0"),
+            ("VERIFY_CACHE_SECONDS", "30"),
             ("PORT", "8080"),
             ("TABLE_NAME", "keys-prod"),
             ("DYNAMODB_ENDPOINT", ""),
@@ -366,7 +373,7 @@ mod tests {
         assert_eq!(s.function.as_deref(), Some("get_key"));
         assert_eq!(s.root_key_company().map(|c| c.to_string()), Ok("acme".to_owned()));
         assert_eq!((s.retention_days, s.port, s.table_name.as_str()), (7, 8080, "keys-prod"));
-        assert_eq!(s.caller_cache_seconds, 0, "0 turns the cache off");
+        assert_eq!((s.caller_cache_seconds, s.verify_cache_seconds), (0, 30), "0 turns the cache off");
         assert_eq!(s.database.endpoint, None, "empty means AWS");
         assert_eq!((s.logging.lambda_level, s.logging.json, s.logging.in_lambda), (Some("error"), Some(false), true));
         assert_eq!(s.demo_company.map(|c| c.to_string()), Some("demo".to_owned()));

@@ -1,7 +1,8 @@
 //! Against DynamoDB Local (`make bench` starts one and sets DYNAMODB_ENDPOINT):
 //!   calls  DynamoDB calls per operation, counted by the SDK interceptor (CallCounter)
 //!   floor  verify of a key without limits (the domain call, the verify_key function in process,
-//!          and a release-built local server over HTTP with keep-alive, BENCH_LOCAL_SERVER)
+//!          and a release-built local server over HTTP with keep-alive, BENCH_LOCAL_SERVER, with
+//!          and without VERIFY_CACHE_SECONDS)
 //!          against a raw GetItem of the verified key's lookup item and a raw BatchGetItem of the
 //!          two lookup items verify reads, at concurrency 1 and 4, p50 and p99, in one run
 //!   cold   process start to first answered request of the function binary (BENCH_COLD_BIN, as
@@ -227,7 +228,7 @@ struct LocalServer {
     base: String,
 }
 
-async fn local_server(table: &str) -> LocalServer {
+async fn local_server(table: &str, settings: &[(&str, &str)]) -> LocalServer {
     use tokio::io::AsyncBufReadExt;
     let bin = std::env::var("BENCH_LOCAL_SERVER")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/local_server").to_owned());
@@ -241,6 +242,7 @@ async fn local_server(table: &str) -> LocalServer {
         .env("TABLE_NAME", table)
         .env("PORT", port.to_string())
         .env("RUST_LOG", "warn")
+        .envs(settings.iter().copied())
         .env_remove("DEMO_COMPANY")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -264,6 +266,30 @@ async fn local_server(table: &str) -> LocalServer {
     LocalServer { child, base: format!("http://127.0.0.1:{port}") }
 }
 
+/// `POST /keys/verify` of `key` to `server` over HTTP/1.1, through hyper's pooling client: each
+/// concurrent task keeps its connection alive between calls.
+fn http_verify(server: &LocalServer, key: &str, authorization: &str) -> Op {
+    let client: HyperClient<HttpConnector, Full<Bytes>> =
+        HyperClient::builder(TokioExecutor::new()).pool_max_idle_per_host(8).build_http();
+    let uri: hyper::Uri = format!("{}/keys/verify", server.base).parse().unwrap();
+    let body = Bytes::from(json!({ "key": key }).to_string());
+    let authorization = authorization.to_owned();
+    Arc::new(move || {
+        let request = hyper::Request::post(uri.clone())
+            .header("authorization", &authorization)
+            .header("content-type", "application/json")
+            .body(Full::new(body.clone()))
+            .unwrap();
+        let client = client.clone();
+        Box::pin(async move {
+            let answer = client.request(request).await.expect("the local server answers");
+            let status = answer.status();
+            let body = answer.into_body().collect().await.expect("the answer's body").to_bytes();
+            assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        })
+    })
+}
+
 async fn floor() {
     let fx = Arc::new(fixture(Arc::new(SystemClock)).await);
     let body = invoke(
@@ -274,7 +300,8 @@ async fn floor() {
     let key = body_of(&body)["key"].as_str().unwrap().to_owned();
     let lookup_pk = |key: &str| format!("SECRET#{}", PlaintextKey::parse(key).unwrap().1.hash().as_str());
     let (target_pk, caller_pk) = (lookup_pk(&key), lookup_pk(&fx.root_key));
-    let mut server = local_server(&fx.table).await;
+    let mut server = local_server(&fx.table, &[]).await;
+    let mut cached_server = local_server(&fx.table, &[("VERIFY_CACHE_SECONDS", "60")]).await;
 
     let get_item: Op = {
         let fx = fx.clone();
@@ -333,7 +360,7 @@ async fn floor() {
                     permissions: &[],
                     scope: Some(&scope),
                 };
-                let verdict = verify_for_caller(&fx.app.store, &fx.app.callers, fx.app.clock.now(), caller, request)
+                let verdict = verify_for_caller(&fx.app.store, fx.app.kept(), fx.app.clock.now(), caller, request)
                     .await
                     .expect("verify");
                 assert!(verdict.is_valid());
@@ -359,28 +386,8 @@ async fn floor() {
             })
         })
     };
-    let http_verify: Op = {
-        // hyper's pooling client: each concurrent task keeps its connection alive between calls.
-        let client: HyperClient<HttpConnector, Full<Bytes>> =
-            HyperClient::builder(TokioExecutor::new()).pool_max_idle_per_host(8).build_http();
-        let uri: hyper::Uri = format!("{}/keys/verify", server.base).parse().unwrap();
-        let body = Bytes::from(json!({ "key": key }).to_string());
-        let authorization = fx.authorization.clone();
-        Arc::new(move || {
-            let request = hyper::Request::post(uri.clone())
-                .header("authorization", &authorization)
-                .header("content-type", "application/json")
-                .body(Full::new(body.clone()))
-                .unwrap();
-            let client = client.clone();
-            Box::pin(async move {
-                let answer = client.request(request).await.expect("the local server answers");
-                let status = answer.status();
-                let body = answer.into_body().collect().await.expect("the answer's body").to_bytes();
-                assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-            })
-        })
-    };
+    let (http_verify, http_verify_cached) =
+        (http_verify(&server, &key, &fx.authorization), http_verify(&cached_server, &key, &fx.authorization));
     let variants: Vec<(&str, &str, Op)> = vec![
         ("get_item", "raw GetItem of the verified key's lookup item (consistent), SDK, same client", get_item),
         (
@@ -402,6 +409,11 @@ async fn floor() {
             "verify_http",
             "the local server (release build, own process) over HTTP/1.1 with keep-alive: POST /keys/verify",
             http_verify,
+        ),
+        (
+            "verify_http_cached",
+            "the same with VERIFY_CACHE_SECONDS=60: the key verified from the instance's memory, no read",
+            http_verify_cached,
         ),
     ];
     let rounds: usize = std::env::var("FLOOR_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(6);
@@ -441,6 +453,7 @@ async fn floor() {
         }
     }
     let _ = server.child.kill().await;
+    let _ = cached_server.child.kill().await;
     write_json("floor.json", &json!({ "rounds": rounds, "per_round": per_round, "results": results }));
 }
 

@@ -5,10 +5,10 @@
 
 mod audit;
 mod caller;
-pub mod caller_cache;
 mod clock;
 mod error;
 pub mod idempotency;
+pub mod key_cache;
 pub mod keys;
 pub mod paging;
 pub mod verify;
@@ -18,6 +18,6 @@ pub mod verify_key;
 mod tests;
 
 pub use caller::{Caller, Credential, Me, Need, SealMaterial, authenticate};
-pub use caller_cache::{CallerCache, Freshness, authenticate_as};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::DomainError;
+pub use key_cache::{Freshness, KeyCache, authenticate_as};

@@ -14,7 +14,9 @@ use tracing_subscriber::filter::{EnvFilter, FilterExt, filter_fn};
 use tracing_subscriber::layer::{Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::domain::{CallerCache, Clock, SystemClock};
+use crate::domain::verify_key::KeptKeys;
+use crate::domain::{Clock, KeyCache, SystemClock};
+use crate::model::{CompanyId, KeyId};
 use crate::settings::{DEFAULT_CALLER_CACHE_SECONDS, DatabaseSettings, LogSettings, Settings};
 use crate::store::DynamoStore;
 
@@ -26,22 +28,44 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     /// The callers this instance authenticated, for `CALLER_CACHE_SECONDS`: shared by every
     /// request the process serves (one Lambda instance, or the local server).
-    pub callers: Arc<CallerCache>,
+    pub callers: Arc<KeyCache>,
+    /// The keys this instance verified `VALID` without limits, for `VERIFY_CACHE_SECONDS` (0,
+    /// off, unless set): shared like `callers`.
+    pub verified: Arc<KeyCache>,
     /// The Lambda function's name (`AWS_LAMBDA_FUNCTION_NAME`), for its metrics; `None` outside
     /// Lambda, where no metric is printed.
     pub lambda_function: Option<Arc<str>>,
 }
 
 impl App {
-    /// With the default caller cache (`DEFAULT_CALLER_CACHE_SECONDS`).
+    /// With the default caller cache (`DEFAULT_CALLER_CACHE_SECONDS`) and no verify cache.
     pub fn new(store: DynamoStore, clock: Arc<dyn Clock>) -> Self {
-        let callers = Arc::new(CallerCache::new(DEFAULT_CALLER_CACHE_SECONDS));
-        Self { store, clock, callers, lambda_function: None }
+        let callers = Arc::new(KeyCache::callers(DEFAULT_CALLER_CACHE_SECONDS));
+        let verified = Arc::new(KeyCache::verified_keys(0));
+        Self { store, clock, callers, verified, lambda_function: None }
     }
 
     /// With a caller cache of its own that keeps each caller `seconds` (0: none).
     pub fn with_caller_cache(self, seconds: u64) -> Self {
-        Self { callers: Arc::new(CallerCache::new(seconds)), ..self }
+        Self { callers: Arc::new(KeyCache::callers(seconds)), ..self }
+    }
+
+    /// With a verify cache of its own that keeps each key verified `VALID` without limits
+    /// `seconds` (0: none).
+    pub fn with_verify_cache(self, seconds: u64) -> Self {
+        Self { verified: Arc::new(KeyCache::verified_keys(seconds)), ..self }
+    }
+
+    /// What verify may take from this instance's memory.
+    pub fn kept(&self) -> KeptKeys<'_> {
+        KeptKeys { callers: &self.callers, verified: &self.verified }
+    }
+
+    /// Forgets all this instance keeps of one key, which it has just changed, rolled or
+    /// deleted (or tried to), so its next use is checked against the table.
+    pub fn forget_key(&self, company: &CompanyId, id: &KeyId) {
+        self.callers.forget_key(company, id);
+        self.verified.forget_key(company, id);
     }
 
     /// The table and the retention from the settings, its client from `config` (built from the
@@ -51,7 +75,9 @@ impl App {
         let retention = chrono::TimeDelta::days(settings.retention_days);
         let store = DynamoStore::new(client, &settings.table_name).with_retention(retention);
         let lambda_function = settings.lambda_function.as_deref().map(Arc::from);
-        let app = Self::new(store, Arc::new(SystemClock)).with_caller_cache(settings.caller_cache_seconds);
+        let app = Self::new(store, Arc::new(SystemClock))
+            .with_caller_cache(settings.caller_cache_seconds)
+            .with_verify_cache(settings.verify_cache_seconds);
         Self { lambda_function, ..app }
     }
 }

@@ -248,7 +248,7 @@ impl UsageRecorder for MemoryStore {
     async fn touch_last_used(&self, key: &ApiKey, now: DateTime<Utc>) {
         let mut state = self.lock();
         let Some(stored) = state.keys.get_mut(&(key.company_id.clone(), key.id.clone())) else { return };
-        if stored.last_used_at.is_some_and(|at| at >= now - LAST_USED_GRANULARITY) {
+        if stored.last_used_at.is_some_and(|at| at > now - LAST_USED_GRANULARITY) {
             return;
         }
         stored.last_used_at = Some(now);

@@ -147,6 +147,19 @@ impl TestApp {
         Served { base, server }
     }
 
+    /// Another function instance on the same table and clock: caches of its own.
+    pub fn other_instance(&self) -> TestApp {
+        TestApp {
+            app: App::new(DynamoStore::new(self.client.clone(), &self.table), self.clock.clone()),
+            clock: Arc::clone(&self.clock),
+            calls: self.calls.clone(),
+            client: self.client.clone(),
+            table: self.table.clone(),
+            company: self.company.clone(),
+            root_key: self.root_key.clone(),
+        }
+    }
+
     /// A root key of another company, in the same table.
     pub async fn other_company_root_key(&self) -> (CompanyId, String) {
         let company = CompanyId::parse(&unique("rival"), "company").unwrap();

@@ -300,9 +300,9 @@ async fn the_caller_of_a_verify_is_checked_and_charged_before_the_key() {
     let target_window = scenario.key.policy.rate_limit.expect("a rate limit").window_at(now()).number;
     let verify_as = async |caller: &PlaintextKey| {
         let credential = Credential { key: Some(caller.expose()), ip: None };
-        let callers = crate::domain::CallerCache::new(0);
-        crate::domain::verify_key::verify_for_caller(&scenario.store, &callers, now(), credential, scenario.request())
-            .await
+        let (callers, verified) = (crate::domain::KeyCache::callers(0), crate::domain::KeyCache::verified_keys(0));
+        let kept = crate::domain::verify_key::KeptKeys { callers: &callers, verified: &verified };
+        crate::domain::verify_key::verify_for_caller(&scenario.store, kept, now(), credential, scenario.request()).await
     };
 
     let before = scenario.store.snapshot();

@@ -64,7 +64,7 @@ async fn written(
     if answer.is_err()
         && let Some(key) = &caller.key
     {
-        app.callers.forget_key(&caller.company, &key.id);
+        app.forget_key(&caller.company, &key.id);
     }
     answer
 }
@@ -166,7 +166,7 @@ async fn update_key(app: &App, caller: &Caller, req: &Request) -> Result<Respons
     let updated = keys::update_key(&app.store, caller, now, write.target(), &input).await;
     // Whatever the outcome (an answer lost after its commit included), this instance reads the
     // written key afresh the next time it calls.
-    app.callers.forget_key(&caller.company, &write.id);
+    app.forget_key(&caller.company, &write.id);
     let updated = updated?;
     Ok(written_response(StatusCode::OK, &updated))
 }
@@ -174,7 +174,7 @@ async fn update_key(app: &App, caller: &Caller, req: &Request) -> Result<Respons
 async fn delete_key(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
     let write = KeyWrite::parse(req, true)?;
     let deleted = keys::delete_key(&app.store, caller, app.clock.now(), write.target()).await;
-    app.callers.forget_key(&caller.company, &write.id);
+    app.forget_key(&caller.company, &write.id);
     deleted?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
@@ -183,7 +183,7 @@ async fn roll_key(app: &App, caller: &Caller, req: &Request) -> Result<Response<
     let write = KeyWrite::parse(req, false)?;
     let input = RollInput::parse(json_body(req)?)?;
     let rolled = keys::roll_key(&app.store, caller, app.clock.now(), write.target(), input).await;
-    app.callers.forget_key(&caller.company, &write.id);
+    app.forget_key(&caller.company, &write.id);
     let rolled = rolled?;
     Ok(written_response(StatusCode::OK, &rolled))
 }
@@ -201,7 +201,7 @@ async fn verify_key(app: &App, credential: Credential<'_>, req: &Request) -> Res
         scope: Some(&input.scope),
     };
     let now = app.clock.now();
-    let verdict = verify_key::verify_for_caller(&app.store, &app.callers, now, credential, request).await?;
+    let verdict = verify_key::verify_for_caller(&app.store, app.kept(), now, credential, request).await?;
     super::metrics::record_verify_outcome(app.lambda_function.as_deref(), verdict.code, now);
     Ok(json_response(StatusCode::OK, &verdict_body(&verdict)))
 }

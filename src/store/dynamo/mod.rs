@@ -392,8 +392,7 @@ impl DynamoStore {
     /// effort: a failure is logged by its code and the answer stands.
     async fn write_last_used(&self, key: &ApiKey, now: DateTime<Utc>) {
         let cutoff = now - crate::model::LAST_USED_GRANULARITY;
-        let stale_only =
-            "attribute_exists(pk) AND (attribute_not_exists(#last) OR attribute_type(#last, :null) OR #last < :cutoff)";
+        let stale_only = "attribute_exists(pk) AND (attribute_not_exists(#last) OR attribute_type(#last, :null) OR #last <= :cutoff)";
         let key_update = self
             .client
             .update_item()

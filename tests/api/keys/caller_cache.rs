@@ -2,32 +2,15 @@
 //! how soon a root key revoked by another instance stops working here (writes at once; verify
 //! and the read calls within the cache's lifetime, reached by moving the clock).
 
-use std::sync::Arc;
-
-use apikeys::entry::config::App;
 use apikeys::settings::DEFAULT_CALLER_CACHE_SECONDS;
-use apikeys::store::DynamoStore;
 use lambda_http::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, TestResponse, spawn_app};
 
-/// Another function instance on the same table and clock: a cache of its own.
-fn other_instance(app: &TestApp) -> TestApp {
-    TestApp {
-        app: App::new(DynamoStore::new(app.client.clone(), &app.table), app.clock.clone()),
-        clock: Arc::clone(&app.clock),
-        calls: app.calls.clone(),
-        client: app.client.clone(),
-        table: app.table.clone(),
-        company: app.company.clone(),
-        root_key: app.root_key.clone(),
-    }
-}
-
 /// The same instance, acting with another of the company's root keys.
 fn as_key(app: &TestApp, root_key: &str) -> TestApp {
-    TestApp { root_key: root_key.to_owned(), app: app.app.clone(), ..other_instance(app) }
+    TestApp { root_key: root_key.to_owned(), app: app.app.clone(), ..app.other_instance() }
 }
 
 async fn verify_as(app: &TestApp, key: &str) -> TestResponse {
@@ -59,7 +42,7 @@ async fn a_warm_caller_costs_no_read() {
     assert_eq!(app.calls_made().await, vec!["GetItem", "GetItem", "TransactWriteItems"]);
 
     // Off: every call reads its caller, verify in one batch with the key.
-    let off = TestApp { app: other_instance(&app).app.with_caller_cache(0), ..other_instance(&app) };
+    let off = TestApp { app: app.other_instance().app.with_caller_cache(0), ..app.other_instance() };
     for _ in 0..2 {
         verify_as(&off, &plain).await;
         assert_eq!(app.calls_made().await, vec!["BatchGetItem"]);
@@ -121,7 +104,7 @@ async fn revoke(elsewhere: &TestApp, id: &str, how: &Revocation) {
 #[tokio::test]
 async fn a_revoked_root_key_is_refused_by_writes_at_once_and_by_verify_within_the_cache_lifetime() {
     let app = spawn_app().await;
-    let elsewhere = other_instance(&app);
+    let elsewhere = app.other_instance();
     let (_, plain) = app.create_key_pair(&json!({ "userId": "u" })).await;
     let lifetime = DEFAULT_CALLER_CACHE_SECONDS as i64;
     for how in revocations() {
@@ -175,7 +158,7 @@ async fn a_refused_caller_is_not_kept() {
     let caller = as_key(&app, &secret);
     assert_eq!(verify_as(&caller, &plain).await.status, StatusCode::UNAUTHORIZED);
     // Re-activated elsewhere: the refusal was not kept, so it works here at once.
-    let elsewhere = other_instance(&app);
+    let elsewhere = app.other_instance();
     assert_eq!(elsewhere.patch_key(&id, &json!({ "status": "active" }), &[]).await.status, StatusCode::OK);
     assert_eq!(verify_as(&caller, &plain).await.status, StatusCode::OK);
     let (count, _) = app.app.callers.usage();
@@ -195,7 +178,7 @@ async fn a_kept_caller_meets_its_grace_end_expiry_and_allowlist_at_each_call() {
     use apikeys::entry::local::dispatch;
     use lambda_http::{Body, http::Request};
     let base = spawn_app().await;
-    let app = TestApp { app: base.app.clone().with_caller_cache(60), ..other_instance(&base) };
+    let app = TestApp { app: base.app.clone().with_caller_cache(60), ..base.other_instance() };
     let (_, plain) = app.create_key_pair(&json!({ "userId": "u" })).await;
 
     // An old secret in its grace, kept, then its grace ends: refused at once.

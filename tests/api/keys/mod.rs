@@ -12,3 +12,4 @@ mod me;
 mod retries;
 mod secrets;
 mod verify;
+mod verify_cache;

@@ -24,7 +24,8 @@ const FUNCTION: &str = "AWS::Serverless::Function";
 /// The one binary every function runs (src/bin/lambda.rs), built once by `sam build`.
 const LAMBDA_BINARY: &str = "lambda";
 /// Environment variables every function reads (src/settings.rs).
-const FUNCTION_ENVIRONMENT: [&str; 4] = ["TABLE_NAME", "RETENTION_DAYS", "CALLER_CACHE_SECONDS", "DYNAMODB_ENDPOINT"];
+const FUNCTION_ENVIRONMENT: [&str; 5] =
+    ["TABLE_NAME", "RETENTION_DAYS", "CALLER_CACHE_SECONDS", "VERIFY_CACHE_SECONDS", "DYNAMODB_ENDPOINT"];
 
 fn project_file(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
@@ -177,12 +178,17 @@ fn every_function_declares_its_environment_and_dynamodb_endpoint_defaults_to_aws
             assert!(globals.get(name).is_some() || own.get(name).is_some(), "{id}: {name} is not declared");
         }
     }
-    // The caller cache's parameter allows what the setting accepts, and defaults as it does.
+    // The caches' parameters allow what the settings accept, and default as they do.
     use apikeys::settings::{DEFAULT_CALLER_CACHE_SECONDS, MAX_CALLER_CACHE_SECONDS};
-    assert_eq!(globals["CALLER_CACHE_SECONDS"], json!({ "Ref": "CallerCacheSeconds" }));
-    let cache = &template["Parameters"]["CallerCacheSeconds"];
-    assert_eq!((&cache["Default"], &cache["MinValue"]), (&json!(DEFAULT_CALLER_CACHE_SECONDS), &json!(0)));
-    assert_eq!(cache["MaxValue"], json!(MAX_CALLER_CACHE_SECONDS));
+    for (variable, parameter, default) in [
+        ("CALLER_CACHE_SECONDS", "CallerCacheSeconds", DEFAULT_CALLER_CACHE_SECONDS),
+        ("VERIFY_CACHE_SECONDS", "VerifyCacheSeconds", 0),
+    ] {
+        assert_eq!(globals[variable], json!({ "Ref": parameter }));
+        let cache = &template["Parameters"][parameter];
+        assert_eq!((&cache["Default"], &cache["MinValue"]), (&json!(default), &json!(0)), "{parameter}");
+        assert_eq!(cache["MaxValue"], json!(MAX_CALLER_CACHE_SECONDS), "{parameter}");
+    }
     // Declared from a parameter that is empty by default: empty means DynamoDB in AWS.
     assert_eq!(globals["DYNAMODB_ENDPOINT"], json!({ "Ref": "DynamoDbEndpoint" }));
     assert_eq!(template["Parameters"]["DynamoDbEndpoint"]["Default"], "");

@@ -1,12 +1,18 @@
-//! The callers this instance authenticated, kept for `CallerCacheSeconds`, so a warm caller of
-//! verify and of the read calls costs no read of its own. Writes read their caller afresh.
+//! Keys' lookup items this instance read, kept for a fixed time under the hash of the secret
+//! presented, so that a call they serve costs no read of them:
 //!
-//! What is kept is the caller's lookup item as the table answered it (the key's copy, which
-//! holds the secret's hash, never a plaintext) less its metadata and tags, which no caller
-//! check reads, under the hash of the presented credential.
-//! Every call still runs the whole check on it (status, expiry, grace, IP, permission) at its
-//! own time, so only a change made in the table by another instance (a delete, a deactivation,
-//! a roll, a narrowed ACL) can take up to the cache's lifetime to be seen here.
+//! - the callers it authenticated, for `CallerCacheSeconds`: a warm caller of verify and of
+//!   the read calls costs no read of its own (writes read their caller afresh);
+//! - the keys it verified `VALID` that have neither a rate limit nor a quota, for
+//!   `VerifyCacheSeconds` (off unless set): a verify by a warm caller of a warm key costs no
+//!   read at all.
+//!
+//! What is kept is the lookup item as the table answered it (the key's copy, which holds the
+//! secret's hash): of secret keys only, so never a plaintext (a publishable key's item holds
+//! its own). Every call still runs the whole check on it (status, expiry, grace, IP,
+//! permission, scope) at its own time, so only a change made in the table by another instance
+//! (a delete, a deactivation, a roll, a narrowed ACL) can take up to the lifetime to be seen
+//! here; a change this instance makes is seen at once (`forget_key`).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -35,11 +41,27 @@ const MAX_ENTRY_BYTES: usize = MAX_CALLER_BYTES / 16;
 /// What an entry costs beyond its key's JSON: the map's slot, the hash, the timestamps.
 const ENTRY_OVERHEAD: usize = 256;
 
-/// Callers authenticated by this instance, by the hash of their credential, for a fixed time.
-pub struct CallerCache {
+/// Lookup items read by this instance, by the hash of the secret presented, for a fixed time.
+pub struct KeyCache {
     ttl: TimeDelta,
+    kind: Keeps,
     entries: Mutex<Entries>,
 }
+
+/// What a cache keeps, and so which items it takes and what of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keeps {
+    /// Callers that passed their check, less their metadata and tags (no caller check reads
+    /// them).
+    Callers,
+    /// Keys verified `VALID` without a rate limit or quota (whose every use must be counted in
+    /// the table), whole: verify answers their metadata.
+    VerifiedKeys,
+}
+
+/// What a key's labels (metadata and tags) are counted at per byte of their JSON when kept:
+/// parsed, `[0,0,…]` holds a 32-byte `serde_json::Value` per two bytes of JSON.
+const LABEL_BYTES_FACTOR: usize = 16;
 
 #[derive(Default)]
 struct Entries {
@@ -62,21 +84,41 @@ struct Entry {
 }
 
 /// Its lifetime and size only: the entries are filed under secrets' hashes, never printed.
-impl std::fmt::Debug for CallerCache {
+impl std::fmt::Debug for KeyCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (callers, bytes) = self.usage();
-        f.debug_struct("CallerCache").field("ttl", &self.ttl).field("callers", &callers).field("bytes", &bytes).finish()
+        f.debug_struct("KeyCache")
+            .field("kind", &self.kind)
+            .field("ttl", &self.ttl)
+            .field("entries", &callers)
+            .field("bytes", &bytes)
+            .finish()
     }
 }
 
-impl CallerCache {
+impl KeyCache {
     /// Keeps each caller `seconds` after its lookup item was read; 0 keeps none.
-    pub fn new(seconds: u64) -> Self {
-        let ttl = TimeDelta::seconds(i64::try_from(seconds).unwrap_or(i64::MAX).min(i64::from(u32::MAX)));
-        Self { ttl, entries: Mutex::default() }
+    pub fn callers(seconds: u64) -> Self {
+        Self::keeping(Keeps::Callers, seconds)
     }
 
-    /// How many callers are kept now, and the bytes they are counted at.
+    /// Keeps each key verified `VALID` without limits `seconds` after its lookup item was read;
+    /// 0 keeps none.
+    pub fn verified_keys(seconds: u64) -> Self {
+        Self::keeping(Keeps::VerifiedKeys, seconds)
+    }
+
+    fn keeping(kind: Keeps, seconds: u64) -> Self {
+        let ttl = TimeDelta::seconds(i64::try_from(seconds).unwrap_or(i64::MAX).min(i64::from(u32::MAX)));
+        Self { ttl, kind, entries: Mutex::default() }
+    }
+
+    /// Whether this cache keeps anything (its lifetime is not 0).
+    pub fn is_on(&self) -> bool {
+        self.ttl > TimeDelta::zero()
+    }
+
+    /// How many items are kept now, and the bytes they are counted at.
     pub fn usage(&self) -> (usize, usize) {
         let entries = self.lock();
         (entries.by_hash.len(), entries.bytes)
@@ -104,27 +146,47 @@ impl CallerCache {
         Some(record)
     }
 
-    /// Keeps `record`, just read for a caller that passed, read at `now`. Only secret keys are
-    /// callers, so no publishable plaintext is ever kept. Its `lastUsedAt` is kept as this call
+    /// Whether this cache takes `record`: secret keys only, so no publishable plaintext is ever
+    /// kept; and for verified keys, only those whose uses need no count.
+    fn takes(&self, record: &SecretRecord) -> bool {
+        let key = &record.key;
+        self.is_on()
+            && key.key_type == KeyType::Secret
+            && match self.kind {
+                Keeps::Callers => true,
+                Keeps::VerifiedKeys => key.policy.rate_limit.is_none() && key.policy.quota.is_none(),
+            }
+    }
+
+    /// Keeps `record`, just read and passed, read at `now`. Its `lastUsedAt` is kept as this call
     /// refreshes it (if due), so the calls served from it do not write it again within the
     /// minute. When full, expired entries go first, then the oldest of its company once that
     /// company holds its share, then the oldest.
-    fn keep(&self, mut record: SecretRecord, now: DateTime<Utc>, read: ReadAt) {
-        if self.ttl <= TimeDelta::zero() || record.key.key_type != KeyType::Secret {
+    pub(super) fn keep(&self, mut record: SecretRecord, now: DateTime<Utc>, read: ReadAt) {
+        if !self.takes(&record) {
             return;
         }
         if record.key.last_used_at.is_none_or(|at| now - at >= LAST_USED_GRANULARITY) {
             record.key.last_used_at = Some(now);
         }
-        // A caller's metadata and tags are never read (its checks, limits, bounds and `GET /me`
-        // use none of them), and they are what costs memory far beyond its JSON: 4 KB of
-        // metadata such as `[0,0,…]` holds over 64 KB of `serde_json::Value`s, so counted as
-        // JSON a full cache would hold tens of MB of a 128 MB function. Not kept, so the bytes
-        // counted bound what is held.
-        record.key.labels.metadata = serde_json::Map::new();
-        record.key.labels.tags = Vec::new();
+        // Metadata and tags are what costs memory far beyond their JSON: 4 KB of metadata such
+        // as `[0,0,…]` holds over 64 KB of `serde_json::Value`s. A caller's are never read (its
+        // checks, limits, bounds and `GET /me` use none of them), so not kept; a verified key's
+        // are answered, so kept and counted at `LABEL_BYTES_FACTOR` times their JSON. Either
+        // way the bytes counted bound what is held.
+        let label_bytes = match self.kind {
+            Keeps::Callers => {
+                record.key.labels.metadata = serde_json::Map::new();
+                record.key.labels.tags = Vec::new();
+                0
+            }
+            Keeps::VerifiedKeys => {
+                let Ok(labels) = serde_json::to_vec(&record.key.labels) else { return };
+                labels.len() * LABEL_BYTES_FACTOR
+            }
+        };
         let Ok(json) = serde_json::to_vec(&record.key) else { return };
-        let bytes = json.len() + record.hash.as_str().len() + ENTRY_OVERHEAD;
+        let bytes = json.len() + label_bytes + record.hash.as_str().len() + ENTRY_OVERHEAD;
         if bytes > MAX_ENTRY_BYTES {
             return;
         }
@@ -250,7 +312,7 @@ pub enum Freshness {
 /// the caller passes, and a refused caller is forgotten.
 pub async fn authenticate_as(
     store: &impl SecretLookup,
-    callers: &CallerCache,
+    callers: &KeyCache,
     now: DateTime<Utc>,
     credential: Credential<'_>,
     need: Need,
@@ -289,7 +351,7 @@ mod tests {
 
     #[test]
     fn a_kept_caller_lasts_its_lifetime_and_not_a_moment_longer() {
-        let cache = CallerCache::new(10);
+        let cache = KeyCache::callers(10);
         let kept = record(KeyType::Secret);
         cache.keep(kept.clone(), start(), cache.before_read());
         assert!(cache.find_kept(&kept.hash, start() + TimeDelta::milliseconds(9_999)).is_some());
@@ -301,19 +363,48 @@ mod tests {
 
     #[test]
     fn zero_keeps_nothing_and_publishable_keys_are_never_kept() {
-        let off = CallerCache::new(0);
+        let off = KeyCache::callers(0);
         let secret = record(KeyType::Secret);
         off.keep(secret.clone(), start(), off.before_read());
         assert!(off.find_kept(&secret.hash, start()).is_none());
-        let on = CallerCache::new(60);
+        let on = KeyCache::callers(60);
         let publishable = record(KeyType::Publishable);
         on.keep(publishable.clone(), start(), on.before_read());
         assert_eq!(on.usage(), (0, 0), "a publishable key holds its plaintext: never kept");
     }
 
     #[test]
+    fn verified_keys_are_kept_whole_without_limits_only_and_their_labels_counted_as_parsed() {
+        let cache = KeyCache::verified_keys(60);
+        let mut labelled = record(KeyType::Secret);
+        labelled.key.labels.tags = vec!["gold".to_owned()];
+        labelled.key.labels.metadata.insert("zeros".to_owned(), serde_json::json!(vec![0; 1000]));
+        cache.keep(labelled.clone(), start(), cache.before_read());
+        let kept = cache.find_kept(&labelled.hash, start()).expect("kept");
+        assert_eq!(kept.key.labels, labelled.key.labels, "verify answers them");
+        let labels_json = serde_json::to_vec(&labelled.key.labels).unwrap().len();
+        assert!(cache.usage().1 > labels_json * LABEL_BYTES_FACTOR, "{:?}", cache.usage());
+
+        for limited in [
+            |k: &mut ApiKey| k.policy.rate_limit = Some(crate::model::RateLimit { limit: 5, period_seconds: 60 }),
+            |k: &mut ApiKey| {
+                k.policy.quota = Some(crate::model::Quota { max: 5, renewal_seconds: None, started_at: start() })
+            },
+        ] {
+            let mut counted = record(KeyType::Secret);
+            limited(&mut counted.key);
+            cache.keep(counted.clone(), start(), cache.before_read());
+            assert!(cache.find_kept(&counted.hash, start()).is_none(), "each use of a limited key is counted");
+        }
+        let publishable = record(KeyType::Publishable);
+        cache.keep(publishable.clone(), start(), cache.before_read());
+        assert!(cache.find_kept(&publishable.hash, start()).is_none(), "no plaintext is kept");
+        assert_eq!(cache.usage().0, 1);
+    }
+
+    #[test]
     fn the_cache_is_bounded_in_entries_and_forgets_the_oldest() {
-        let cache = CallerCache::new(60);
+        let cache = KeyCache::callers(60);
         // Spread over enough companies that none reaches its share.
         let companies = 2 * MAX_CALLERS / MAX_CALLERS_PER_COMPANY;
         let records: Vec<_> = (0..=MAX_CALLERS)
@@ -336,7 +427,7 @@ mod tests {
 
     #[test]
     fn the_cache_is_bounded_in_bytes() {
-        let cache = CallerCache::new(60);
+        let cache = KeyCache::callers(60);
         let mut large = record(KeyType::Secret);
         large.key.labels.description = Some("d".repeat(MAX_ENTRY_BYTES / 2));
         let mut kept = Vec::new();
@@ -356,7 +447,7 @@ mod tests {
 
     #[test]
     fn a_kept_caller_is_forgotten_by_key_and_its_last_use_is_refreshed_once() {
-        let cache = CallerCache::new(60);
+        let cache = KeyCache::callers(60);
         let mut kept = record(KeyType::Secret);
         let used = start() - LAST_USED_GRANULARITY + TimeDelta::seconds(10);
         kept.key.last_used_at = Some(used);
@@ -406,8 +497,10 @@ mod tests {
     #[test]
     fn the_bytes_counted_cover_the_memory_a_kept_caller_holds() {
         // The bound is on memory: 4 MB of kept callers must not be ten times that on the heap.
-        for metadata in costly_metadata() {
-            let cache = CallerCache::new(60);
+        for (metadata, kind) in
+            costly_metadata().into_iter().flat_map(|m| [(m.clone(), Keeps::Callers), (m, Keeps::VerifiedKeys)])
+        {
+            let cache = KeyCache::keeping(kind, 60);
             let mut r = record(KeyType::Secret);
             r.key.labels.metadata = metadata;
             r.key.labels.tags = (0..crate::model::input::MAX_TAGS).map(|i| format!("{}", i % 10)).collect();
@@ -415,7 +508,7 @@ mod tests {
             let kept = cache.find_kept(&r.hash, start()).expect("kept");
             let (_, counted) = cache.usage();
             let held = held_at_least(&kept.key);
-            assert!(held <= counted, "counted {counted} bytes for a caller holding at least {held}");
+            assert!(held <= counted, "{kind:?}: counted {counted} bytes for an entry holding at least {held}");
         }
     }
 
@@ -426,9 +519,11 @@ mod tests {
         #[test]
         fn the_bounds_hold_for_any_metadata(
             sizes in proptest::collection::vec((0usize..2000, 0usize..3, 0usize..50), 1..40),
+            verified in proptest::bool::ANY,
         ) {
             use crate::model::input::MAX_METADATA_BYTES;
-            let cache = CallerCache::new(60);
+            let kind = if verified { Keeps::VerifiedKeys } else { Keeps::Callers };
+            let cache = KeyCache::keeping(kind, 60);
             for (i, (len, shape, tags)) in sizes.into_iter().enumerate() {
                 let value = match shape {
                     0 => serde_json::json!(vec![0; len]),
@@ -447,7 +542,7 @@ mod tests {
                 proptest::prop_assert!(count <= MAX_CALLERS && bytes <= MAX_CALLER_BYTES);
                 if let Some(kept) = cache.find_kept(&r.hash, at) {
                     let held = held_at_least(&kept.key);
-                    let alone = CallerCache::new(60);
+                    let alone = KeyCache::keeping(kind, 60);
                     alone.keep(r.clone(), at, alone.before_read());
                     proptest::prop_assert!(held <= alone.usage().1, "counted {} for {held}", alone.usage().1);
                 }
@@ -460,7 +555,7 @@ mod tests {
     /// read and the keep.
     struct Overtaken<'a> {
         record: SecretRecord,
-        callers: &'a CallerCache,
+        callers: &'a KeyCache,
     }
 
     impl SecretLookup for Overtaken<'_> {
@@ -480,7 +575,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_caller_read_before_this_instance_revoked_it_is_not_kept_after() {
-        let callers = CallerCache::new(60);
+        let callers = KeyCache::callers(60);
         let plaintext = PlaintextKey::generate(KeyType::Secret);
         let mut r = record(KeyType::Secret);
         r.hash = plaintext.hash();
@@ -506,7 +601,7 @@ mod tests {
     fn one_company_cannot_crowd_another_out() {
         // Any secret key is a caller of GET /me, so a company that may create keys can make
         // thousands of callers; it may fill its own share, never evict another company's.
-        let cache = CallerCache::new(60);
+        let cache = KeyCache::callers(60);
         let theirs = record(KeyType::Secret);
         cache.keep(theirs.clone(), start(), cache.before_read());
         let other = CompanyId::parse("crowd", "company").unwrap();
