@@ -9,6 +9,7 @@ pub mod caller_cache;
 mod clock;
 mod error;
 pub mod idempotency;
+pub mod identities;
 pub mod keys;
 pub mod paging;
 pub mod verify;
