@@ -6,13 +6,10 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{
-    CreateIdentityInput, IdempotencyKey, Identity, IdentityId, PageRequest, UpdateIdentityInput,
-};
-use crate::store::records::IdentityRecord;
+use crate::model::{CreateIdentityInput, IdempotencyKey, Identity, IdentityId, PageRequest, UpdateIdentityInput};
 use crate::store::{
-    IdempotencyReader, IdentityLister, IdentityOutcome, IdentityReader, IdentityWrite, IdentityWriter, PageWindow,
-    UsageRecorder,
+    IdempotencyReader, IdentityLister, IdentityOutcome, IdentityReader, IdentityRecord, IdentityWrite, IdentityWriter,
+    PageWindow, UsageRecorder,
 };
 
 use super::idempotency::IdempotentRequest;
@@ -122,7 +119,8 @@ pub async fn update_identity(
     target: IdentityTarget<'_>,
     input: &UpdateIdentityInput,
 ) -> Result<Identity, DomainError> {
-    let write = IdentityWriteOf { operation: "update", input, answer: |after: Option<Identity>| after.map(WrittenIdentity) };
+    let write =
+        IdentityWriteOf { operation: "update", input, answer: |after: Option<Identity>| after.map(WrittenIdentity) };
     write_identity_with_retry(store, caller, now, target, &write, |before| {
         if input.changes_limits() && belongs_to(caller, &before.id) {
             return Err(DomainError::Forbidden(
@@ -217,8 +215,7 @@ async fn write_identity_with_retry<A: Serialize + serde::de::DeserializeOwned>(
         let after = planned.map(|after| Identity { version: before.version + 1, updated_at: now, ..after });
         let answer = (write.answer)(after.clone());
         let record = idempotent.as_ref().map(|r| r.record(&answer, now));
-        let change =
-            IdentityWrite { before: Some(&before), after: after.as_ref(), now, idempotency: record.as_ref() };
+        let change = IdentityWrite { before: Some(&before), after: after.as_ref(), now, idempotency: record.as_ref() };
         match store.write_identity(change).await? {
             IdentityOutcome::Written => return Ok(answer),
             IdentityOutcome::Changed if target.if_match.is_some() && idempotent.is_none() => {

@@ -119,7 +119,8 @@ mod tests {
     #[test]
     fn an_unknown_start_names_its_parameter() {
         let request = request(&[("endingBefore", "k3")]);
-        let err = page(&request, PageOutcome::<KeyId>::UnknownStart, "a key of this company", KeyId::clone).unwrap_err();
+        let err =
+            page(&request, PageOutcome::<KeyId>::UnknownStart, "a key of this company", KeyId::clone).unwrap_err();
         assert!(matches!(&err, DomainError::Invalid(e) if e.field == "endingBefore"), "{err:?}");
     }
 }

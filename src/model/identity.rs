@@ -279,7 +279,8 @@ mod tests {
 
     #[test]
     fn a_create_body_parses_with_auto_apply_true_by_default() {
-        let body = json!({ "externalId": "cust_42", "ratelimits": [{ "name": "tokens", "limit": 5, "periodSeconds": 6e1 }] });
+        let body =
+            json!({ "externalId": "cust_42", "ratelimits": [{ "name": "tokens", "limit": 5, "periodSeconds": 6e1 }] });
         let input = CreateIdentityInput::parse(body, now()).unwrap();
         assert_eq!(input.external_id, "cust_42");
         assert_eq!(
@@ -305,7 +306,11 @@ mod tests {
             (json!({ "externalId": "x", "colour": 1 }), "colour", FieldProblem::Unknown),
             (json!({ "externalId": "x", "meta": { "blob": "x".repeat(4100) } }), "meta", FieldProblem::Invalid),
             (json!({ "externalId": "x", "meta": [1] }), "meta", FieldProblem::Invalid),
-            (json!({ "externalId": "x", "ratelimits": vec![limit(json!({})); 6] }), "ratelimits", FieldProblem::TooMany),
+            (
+                json!({ "externalId": "x", "ratelimits": vec![limit(json!({})); 6] }),
+                "ratelimits",
+                FieldProblem::TooMany,
+            ),
             (json!({ "externalId": "x", "ratelimits": {} }), "ratelimits", FieldProblem::Invalid),
             (
                 json!({ "externalId": "x", "ratelimits": [limit(json!({})), limit(json!({ "name": "Bad" }))] }),

@@ -120,7 +120,10 @@ impl IdentityId {
         if hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
             Ok(Self(raw.to_owned()))
         } else {
-            Err(FieldError::invalid(field, format!("{field} must be id_ and 32 lowercase hex digits, as the service made it")))
+            Err(FieldError::invalid(
+                field,
+                format!("{field} must be id_ and 32 lowercase hex digits, as the service made it"),
+            ))
         }
     }
 
@@ -175,7 +178,8 @@ mod tests {
         assert_eq!(id.as_str().len(), 35);
         assert_eq!(IdentityId::parse(id.as_str(), "identityId").unwrap(), id);
         assert!(id < IdentityId::generate(), "time-ordered");
-        for bad in ["", "id_", "id_0123", "key_0123456789abcdef0123456789abcdef", "id_0123456789ABCDEF0123456789abcdef"] {
+        for bad in ["", "id_", "id_0123", "key_0123456789abcdef0123456789abcdef", "id_0123456789ABCDEF0123456789abcdef"]
+        {
             assert_eq!(IdentityId::parse(bad, "identityId").unwrap_err().field, "identityId", "{bad}");
         }
         assert_eq!(id.as_cursor().as_str(), id.as_str());

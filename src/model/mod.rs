@@ -23,8 +23,8 @@ pub use audit::{ActingSecret, ActorType, AuditAction, AuditEvent, SecretRole};
 pub use error::{FieldError, FieldProblem};
 pub use fields::Change;
 pub use identity::{
-    CreateIdentityInput, Identity, IdentityKeys, IdentityParts, IdentityPartsChange, IdentityView, MAX_EXTERNAL_ID_CHARS,
-    MAX_LIMIT_NAME_CHARS, MAX_NAMED_LIMITS, NamedLimit, UpdateIdentityInput,
+    CreateIdentityInput, Identity, IdentityKeys, IdentityParts, IdentityPartsChange, IdentityView,
+    MAX_EXTERNAL_ID_CHARS, MAX_LIMIT_NAME_CHARS, MAX_NAMED_LIMITS, NamedLimit, UpdateIdentityInput,
 };
 pub use ids::{CompanyId, IdentityId, KeyId, RESERVED_KEY_IDS};
 pub use input::{CreateKeyInput, IdempotencyKey, RollInput, UpdateKeyInput, VerifyInput};

@@ -147,7 +147,8 @@ pub fn index_attributes(key: &ApiKey) -> Item {
         (STATUS_INDEX.sort_key.to_owned(), s(sort.clone())),
     ]);
     if let Some((identity, status)) = key.counted_by() {
-        attributes.insert(IDENTITY_INDEX.partition_key.to_owned(), s(identity_keys_pk(&key.company_id, identity, status)));
+        attributes
+            .insert(IDENTITY_INDEX.partition_key.to_owned(), s(identity_keys_pk(&key.company_id, identity, status)));
         attributes.insert(IDENTITY_INDEX.sort_key.to_owned(), s(sort));
     }
     attributes

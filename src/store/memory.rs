@@ -16,9 +16,9 @@ use crate::model::{
 };
 
 use super::{
-    AdminCounter, IdempotencyReader, IdempotencyRecord, IdentityOutcome, IdentityReader, IdentityWrite,
-    IdentityWriter, InsertOutcome, KeyChange, KeyCreator, KeyReader, KeyWriter, SaveOutcome, SecretLookup,
-    SecretRecord, StoreError, UsageOutcome, UsageRecorder, UsageRequest,
+    AdminCounter, IdempotencyReader, IdempotencyRecord, IdentityOutcome, IdentityReader, IdentityWrite, IdentityWriter,
+    InsertOutcome, KeyChange, KeyCreator, KeyReader, KeyWriter, SaveOutcome, SecretLookup, SecretRecord, StoreError,
+    UsageOutcome, UsageRecorder, UsageRequest,
 };
 
 /// Everything the memory store holds, in the shape a test asserts on: the same items the
@@ -226,7 +226,8 @@ impl IdentityReader for MemoryStore {
     async fn find_identity(&self, company: &CompanyId, external_id: &str) -> Result<Option<Identity>, StoreError> {
         let id = {
             let state = self.lock();
-            let mut same = state.identities.values().filter(|i| i.company_id == *company && i.external_id == external_id);
+            let mut same =
+                state.identities.values().filter(|i| i.company_id == *company && i.external_id == external_id);
             same.next().map(|i| i.id.clone())
         };
         match id {
@@ -254,9 +255,10 @@ impl IdentityWriter for MemoryStore {
             }
         }
         if let Some(after) = write.after {
-            let taken = state.identities.values().any(|i| {
-                i.company_id == after.company_id && i.external_id == after.external_id && i.id != after.id
-            });
+            let taken = state
+                .identities
+                .values()
+                .any(|i| i.company_id == after.company_id && i.external_id == after.external_id && i.id != after.id);
             if taken {
                 return Ok(IdentityOutcome::ExternalIdTaken);
             }

@@ -151,6 +151,9 @@ pub use paging::{PageOutcome, PageWindow};
 /// answer is held to the store's names.
 pub use records::SealedKeyRecord;
 
+/// An identity as its item stores it, and as an idempotent identity write seals it.
+pub use records::IdentityRecord;
+
 /// Lists a company's keys.
 pub trait KeyLister: Sync {
     /// A company's keys of a status (or all), by creation; `total` from the counters. With

@@ -52,7 +52,9 @@ pub async fn handle(app: &App, endpoint: Endpoint, req: Request) -> Response<Bod
             Endpoint::ListKeyEvents => list_key_events(app, &reader().await?, &req).await,
             Endpoint::Me => me(app, &reader().await?, &req).await,
             Endpoint::VerifyKey => verify_key(app, credential, &req).await,
-            Endpoint::CreateIdentity => written(app, writer().await?, async |c| create_identity(app, c, &req).await).await,
+            Endpoint::CreateIdentity => {
+                written(app, writer().await?, async |c| create_identity(app, c, &req).await).await
+            }
             Endpoint::ListIdentities => list_identities(app, &reader().await?, &req).await,
             Endpoint::GetIdentity => get_identity(app, &reader().await?, &req).await,
             Endpoint::UpdateIdentity => {

@@ -294,7 +294,9 @@ mod tests {
         assert_eq!(found(Method::GET, "/me").0, Endpoint::Me);
         assert_eq!(found(Method::GET, "/identities").0, Endpoint::ListIdentities);
         assert_eq!(found(Method::PATCH, "/identities/id_1").0, Endpoint::UpdateIdentity);
-        assert!(matches!(match_route(&Method::POST, "/identities/id_1"), RouteMatch::MethodNotAllowed(m) if m.len() == 3));
+        assert!(
+            matches!(match_route(&Method::POST, "/identities/id_1"), RouteMatch::MethodNotAllowed(m) if m.len() == 3)
+        );
     }
 
     #[test]

@@ -9,8 +9,7 @@ use crate::store::items::{self, Item, address, n, timestamp};
 use crate::store::records::{CountersRecord, IdentityRecord};
 use crate::store::table::COMPANY_INDEX;
 use crate::store::{
-    IdentityLister, IdentityOutcome, IdentityReader, IdentityWrite, IdentityWriter, PageOutcome, PageWindow,
-    StoreError,
+    IdentityLister, IdentityOutcome, IdentityReader, IdentityWrite, IdentityWriter, PageOutcome, PageWindow, StoreError,
 };
 
 use super::paging::{Entries, Listing};
@@ -88,9 +87,7 @@ impl DynamoStore {
             .table_name(self.table())
             .set_key(Some(key))
             .update_expression("SET #deleted = :now REMOVE #listed, #order")
-            .condition_expression(format!(
-                "#version = :expected AND attribute_not_exists(#deleted) AND {no_active}"
-            ))
+            .condition_expression(format!("#version = :expected AND attribute_not_exists(#deleted) AND {no_active}"))
             .expression_attribute_names("#version", IdentityRecord::VERSION)
             .expression_attribute_names("#deleted", IdentityRecord::DELETED_AT)
             .expression_attribute_names("#active", IdentityRecord::ACTIVE_KEYS)
@@ -147,7 +144,8 @@ impl IdentityWriter for DynamoStore {
             (Some(before), None) => {
                 writes.guarded(self.identity_removal(before, write.now), IdentityOutcome::Changed);
                 writes.push(self.delete(items::external_id_address(&before.company_id, &before.external_id)));
-                let entry = address(items::identity_listing_pk(&before.company_id), &items::identity_listing_sk(before));
+                let entry =
+                    address(items::identity_listing_pk(&before.company_id), &items::identity_listing_sk(before));
                 writes.push(self.delete(entry));
                 writes.push(self.identities_count(&before.company_id, -1));
             }

@@ -19,9 +19,7 @@ use crate::settings::DEFAULT_RETENTION_DAYS;
 
 use self::paging::{Entries, Listing};
 use super::items::{self, Item, address, n, s, timestamp};
-use super::records::{
-    CountersRecord, IdempotencyItem, IdentityRecord, KeyRecord, QuotaUsageRecord, RateWindowRecord,
-};
+use super::records::{CountersRecord, IdempotencyItem, IdentityRecord, KeyRecord, QuotaUsageRecord, RateWindowRecord};
 use super::table::{COMPANY_INDEX, IDENTITY_INDEX, PARTITION_KEY, STATUS_INDEX, TTL_ATTRIBUTE};
 use super::{
     AdminCounter, AuditReader, CounterKeeper, IdempotencyReader, IdempotencyRecord, InsertOutcome, KeyChange,

@@ -54,7 +54,9 @@ impl DynamoStore {
         let mut position = listing.position;
         if window.skip > 0 {
             let Some(counted) = listing.entries else {
-                return Err(StoreError::Corrupt(format!("{operation}: this list has no entries to count an offset over")));
+                return Err(StoreError::Corrupt(format!(
+                    "{operation}: this list has no entries to count an offset over"
+                )));
             };
             let entries = || query(None, (PARTITION_KEY, &counted.partition));
             let Some(entry) = skip_past(operation, entries, window.skip, counted.position).await? else {

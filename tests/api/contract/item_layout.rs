@@ -68,8 +68,9 @@ async fn every_item_the_service_writes_has_the_pinned_layout() {
         "meta": { "plan": "gold", "seats": 3 },
         "ratelimits": [{ "name": "requests", "limit": 100, "periodSeconds": 60 }],
     });
-    let identity =
-        app.send(Method::POST, "/identities", Some(&app.root_key), Some(&identity), &[("idempotency-key", "i-1")]).await;
+    let identity = app
+        .send(Method::POST, "/identities", Some(&app.root_key), Some(&identity), &[("idempotency-key", "i-1")])
+        .await;
     assert_eq!(identity.status, StatusCode::CREATED, "{:?}", identity.body);
     let mut full = full;
     full["identityId"] = identity.body["id"].clone();

@@ -614,9 +614,11 @@ fn described_problem(op: &Operation, instance: &Instance, now: DateTime<Utc>) ->
         return Some("startingAfter with endingBefore".into());
     }
     // An identity's key list pages by cursor, one status at a time.
-    let status_all = op.params.iter().enumerate().any(|(i, p)| {
-        p.component == "Status" && instance.params.get(&i).is_some_and(|v| v == "all")
-    });
+    let status_all = op
+        .params
+        .iter()
+        .enumerate()
+        .any(|(i, p)| p.component == "Status" && instance.params.get(&i).is_some_and(|v| v == "all"));
     if sent("IdentityFilter") && (sent("Offset") || status_all) {
         return Some("identityId with offset or status=all".into());
     }
@@ -643,8 +645,13 @@ fn described_problem(op: &Operation, instance: &Instance, now: DateTime<Utc>) ->
             return Some(format!("{name} over 4096 bytes or with an empty key"));
         }
     }
-    let names: Vec<&str> =
-        body.get("ratelimits").and_then(Value::as_array).into_iter().flatten().filter_map(|l| l["name"].as_str()).collect();
+    let names: Vec<&str> = body
+        .get("ratelimits")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["name"].as_str())
+        .collect();
     if names.iter().enumerate().any(|(i, n)| names[..i].contains(n)) {
         return Some("two named limits of one name".into());
     }
@@ -691,8 +698,10 @@ fn expect(op: &Operation, instance: &Instance, memory: &Memory, now: DateTime<Ut
             problem = problem.or(Some(p));
         } else if param.component == "IdentityId" && !memory.identities.contains(raw) {
             absent_key = Some("no identity of the company has this id".to_owned());
-        } else if matches!(param.component.as_str(), "IdentityFilter" | "IdentityStartingAfter" | "IdentityEndingBefore")
-            && !memory.identities.contains(raw)
+        } else if matches!(
+            param.component.as_str(),
+            "IdentityFilter" | "IdentityStartingAfter" | "IdentityEndingBefore"
+        ) && !memory.identities.contains(raw)
         {
             problem = problem.or(Some(format!("{}: not an identity of the company", param.name)));
         } else if param.component == "KeyId" && absent {
@@ -791,10 +800,7 @@ impl Stack {
     fn new_identity(&self) -> String {
         self.runtime.block_on(async {
             let body = json!({ "externalId": format!("schema-{}", uuid::Uuid::now_v7()) });
-            let response = self
-                .app
-                .send(Method::POST, "/identities", Some(&self.app.root_key), Some(&body), &[])
-                .await;
+            let response = self.app.send(Method::POST, "/identities", Some(&self.app.root_key), Some(&body), &[]).await;
             response.body["id"].as_str().expect("an identity").to_owned()
         })
     }
@@ -911,7 +917,8 @@ impl Stack {
                     "{shown}\nthe document accepts this, the service answered {status} {answer}"
                 );
                 let mut memory = self.memory.lock().unwrap();
-                if let Some(external) = instance.body.as_ref().and_then(|b| b.get("externalId")).and_then(Value::as_str) {
+                if let Some(external) = instance.body.as_ref().and_then(|b| b.get("externalId")).and_then(Value::as_str)
+                {
                     memory.external_ids.insert(external.to_owned());
                 }
                 for (i, raw) in &instance.params {

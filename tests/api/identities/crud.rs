@@ -49,7 +49,10 @@ async fn an_identity_goes_through_create_get_list_patch_and_delete() {
     assert_eq!(created.header("etag"), "\"1\"");
     let names: Vec<&str> = created.body.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(names, ["createdAt", "externalId", "id", "meta", "ratelimits", "updatedAt"]);
-    assert_eq!(created.body["ratelimits"], json!([{ "name": "requests", "limit": 100, "periodSeconds": 60, "autoApply": true }]));
+    assert_eq!(
+        created.body["ratelimits"],
+        json!([{ "name": "requests", "limit": 100, "periodSeconds": 60, "autoApply": true }])
+    );
 
     let got = app.identity(&app.root_key, Method::GET, &id, None).await;
     assert_eq!((got.status, got.header("etag")), (StatusCode::OK, "\"1\""));
@@ -57,12 +60,19 @@ async fn an_identity_goes_through_create_get_list_patch_and_delete() {
 
     app.advance(5);
     let change = json!({ "meta": { "plan": "platinum" }, "ratelimits": [] });
-    let stale = app.send(Method::PATCH, &format!("/identities/{id}"), Some(&app.root_key), Some(&change), &[("if-match", "\"7\"")]).await;
+    let stale = app
+        .send(Method::PATCH, &format!("/identities/{id}"), Some(&app.root_key), Some(&change), &[("if-match", "\"7\"")])
+        .await;
     assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
-    let patched = app.send(Method::PATCH, &format!("/identities/{id}"), Some(&app.root_key), Some(&change), &[("if-match", "\"1\"")]).await;
+    let patched = app
+        .send(Method::PATCH, &format!("/identities/{id}"), Some(&app.root_key), Some(&change), &[("if-match", "\"1\"")])
+        .await;
     assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
     assert_eq!(patched.header("etag"), "\"2\"");
-    assert_eq!((patched.body["meta"].clone(), patched.body["ratelimits"].clone()), (json!({ "plan": "platinum" }), json!([])));
+    assert_eq!(
+        (patched.body["meta"].clone(), patched.body["ratelimits"].clone()),
+        (json!({ "plan": "platinum" }), json!([]))
+    );
     assert_eq!(patched.body["externalId"], "cust_42", "a field left out is kept");
     assert_ne!(patched.body["updatedAt"], created.body["updatedAt"]);
     let same = app.identity(&app.root_key, Method::PATCH, &id, Some(&change)).await;
@@ -83,7 +93,10 @@ async fn an_identity_goes_through_create_get_list_patch_and_delete() {
     let found = app.send(Method::GET, "/identities?externalId=cust_42", Some(&app.root_key), None, &[]).await;
     assert_eq!((found.body["total"].clone(), ids(&found.body)), (json!(1), vec![id.clone()]));
     let none = app.send(Method::GET, "/identities?externalId=nobody", Some(&app.root_key), None, &[]).await;
-    assert_eq!((none.status, none.body["total"].clone(), none.body["count"].clone()), (StatusCode::OK, json!(0), json!(0)));
+    assert_eq!(
+        (none.status, none.body["total"].clone(), none.body["count"].clone()),
+        (StatusCode::OK, json!(0), json!(0))
+    );
 
     let deleted = app.identity(&app.root_key, Method::DELETE, &id, None).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{:?}", deleted.body);
@@ -112,7 +125,8 @@ async fn an_external_id_is_unique_within_the_company_and_moves_with_a_patch() {
 
     // Another company may use the same externalId.
     let (_, rival) = app.other_company_root_key().await;
-    let theirs = app.send(Method::POST, "/identities", Some(&rival), Some(&json!({ "externalId": "cust_42" })), &[]).await;
+    let theirs =
+        app.send(Method::POST, "/identities", Some(&rival), Some(&json!({ "externalId": "cust_42" })), &[]).await;
     assert_eq!(theirs.status, StatusCode::CREATED);
 }
 
@@ -195,10 +209,19 @@ async fn bad_input_is_a_400_naming_the_field_and_writes_nothing() {
         (json!({ "externalId": "" }), "externalId"),
         (json!({}), "externalId"),
         (json!({ "externalId": "x", "meta": { "blob": "x".repeat(5000) } }), "meta"),
-        (json!({ "externalId": "x", "ratelimits": (0..6).map(|i| limit(&format!("l{i}"))).collect::<Vec<_>>() }), "ratelimits"),
+        (
+            json!({ "externalId": "x", "ratelimits": (0..6).map(|i| limit(&format!("l{i}"))).collect::<Vec<_>>() }),
+            "ratelimits",
+        ),
         (json!({ "externalId": "x", "ratelimits": [limit("a"), limit("a"), limit("Bad")] }), "ratelimits[1].name"),
-        (json!({ "externalId": "x", "ratelimits": [limit("a"), limit("b"), limit("no spaces")] }), "ratelimits[2].name"),
-        (json!({ "externalId": "x", "ratelimits": [{ "name": "a", "limit": 0, "periodSeconds": 1 }] }), "ratelimits[0].limit"),
+        (
+            json!({ "externalId": "x", "ratelimits": [limit("a"), limit("b"), limit("no spaces")] }),
+            "ratelimits[2].name",
+        ),
+        (
+            json!({ "externalId": "x", "ratelimits": [{ "name": "a", "limit": 0, "periodSeconds": 1 }] }),
+            "ratelimits[0].limit",
+        ),
         (json!({ "externalId": "x", "id": "id_0193a5e27c417d3a9f275b0c8e4d2a11" }), "id"),
     ];
     let items = app.item_count().await;

@@ -157,17 +157,28 @@ async fn no_key_moves_itself_or_changes_its_own_identitys_limits() {
     let own = id_of(&app.create_identity("own").await);
     let other = id_of(&app.create_identity("other").await);
     let writer = app
-        .create_key(&json!({ "userId": "w", "identityId": own, "acl": [{ "permissions": ["keys:read", "keys:write"] }] }))
+        .create_key(
+            &json!({ "userId": "w", "identityId": own, "acl": [{ "permissions": ["keys:read", "keys:write"] }] }),
+        )
         .await;
     let (writer_id, writer_key) = (id_of(&writer), writer["key"].as_str().unwrap().to_owned());
     let moved = app
-        .send(Method::PATCH, &format!("/keys/{writer_id}"), Some(&writer_key), Some(&json!({ "identityId": other })), &[])
+        .send(
+            Method::PATCH,
+            &format!("/keys/{writer_id}"),
+            Some(&writer_key),
+            Some(&json!({ "identityId": other })),
+            &[],
+        )
         .await;
     assert_eq!(moved.status, StatusCode::FORBIDDEN, "{:?}", moved.body);
     let loosen = json!({ "ratelimits": [{ "name": "requests", "limit": 1000000, "periodSeconds": 1 }] });
     let own_limits = app.identity(&writer_key, Method::PATCH, &own, Some(&loosen)).await;
     assert_eq!((own_limits.status, own_limits.error_code()), (StatusCode::FORBIDDEN, "forbidden"));
-    assert_eq!(app.identity(&writer_key, Method::PATCH, &own, Some(&json!({ "meta": { "a": 1 } }))).await.status, StatusCode::OK);
+    assert_eq!(
+        app.identity(&writer_key, Method::PATCH, &own, Some(&json!({ "meta": { "a": 1 } }))).await.status,
+        StatusCode::OK
+    );
     assert_eq!(app.identity(&writer_key, Method::PATCH, &other, Some(&loosen)).await.status, StatusCode::OK);
     assert_eq!(app.get_key(&writer_id).await.body["identityId"], json!(own));
 }

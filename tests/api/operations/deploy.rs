@@ -388,7 +388,9 @@ fn expected_grants(binary: &str) -> BTreeSet<(String, String)> {
         "list_keys" => {
             grants.extend(INDEXES.iter().map(|i| ("dynamodb:Query".to_owned(), format!("KeysTable/index/{}", i.name))))
         }
-        "list_identities" => _ = grants.insert(("dynamodb:Query".into(), format!("KeysTable/index/{}", COMPANY_INDEX.name))),
+        "list_identities" => {
+            _ = grants.insert(("dynamodb:Query".into(), format!("KeysTable/index/{}", COMPANY_INDEX.name)))
+        }
         ROOT_KEY_FUNCTION => _ = grants.insert(("secretsmanager:PutSecretValue".into(), "RootKeySecret".into())),
         API_KEY_FUNCTION => grants.extend(
             ["CreateSecret", "PutSecretValue", "DescribeSecret", "DeleteSecret"]
