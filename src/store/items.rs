@@ -216,7 +216,7 @@ pub fn identity_item(identity: &Identity) -> Result<Item, StoreError> {
 
 /// The identity an item holds, with its keys' counts; `None` for a tombstone (deleted).
 pub fn identity_from_item(item: Item) -> Result<Option<Identity>, StoreError> {
-    if item.get(IdentityRecord::DELETED_AT).is_some() {
+    if item.contains_key(IdentityRecord::DELETED_AT) {
         return Ok(None);
     }
     let keys = crate::model::IdentityKeys {

@@ -82,13 +82,13 @@ async fn an_identity_goes_through_create_get_list_patch_and_delete() {
     let page = app.send(Method::GET, "/identities?limit=1", Some(&app.root_key), None, &[]).await;
     assert_eq!(page.status, StatusCode::OK);
     assert_eq!((page.body["total"].clone(), page.body["count"].clone()), (json!(2), json!(1)));
-    assert_eq!(ids(&page.body), [other.clone()], "newest first");
+    assert_eq!(ids(&page.body), vec![other.clone()], "newest first");
     assert_eq!(page.body["nextUrl"], format!("/identities?limit=1&startingAfter={other}"));
     let next = app.send(Method::GET, page.body["nextUrl"].as_str().unwrap(), Some(&app.root_key), None, &[]).await;
-    assert_eq!(ids(&next.body), [id.clone()]);
+    assert_eq!(ids(&next.body), vec![id.clone()]);
     assert_eq!(next.body["previousUrl"], format!("/identities?limit=1&endingBefore={id}"));
     let offset = app.send(Method::GET, "/identities?limit=1&offset=1", Some(&app.root_key), None, &[]).await;
-    assert_eq!(ids(&offset.body), [id.clone()]);
+    assert_eq!(ids(&offset.body), vec![id.clone()]);
 
     let found = app.send(Method::GET, "/identities?externalId=cust_42", Some(&app.root_key), None, &[]).await;
     assert_eq!((found.body["total"].clone(), ids(&found.body)), (json!(1), vec![id.clone()]));
