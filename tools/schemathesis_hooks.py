@@ -83,11 +83,25 @@ def within_words(body):
                 if isinstance(listed, list):
                     scope[dimension] = listed[:values]
                     values -= len(scope[dimension])
-    metadata = body.get("metadata")
-    if isinstance(metadata, dict):
-        size = len(json.dumps(metadata, ensure_ascii=False, separators=(",", ":")).encode())
-        if size > MAX_METADATA_BYTES or not storable(metadata):
-            body["metadata"] = {}
+    for name in ("metadata", "meta"):
+        metadata = body.get(name)
+        if isinstance(metadata, dict):
+            size = len(json.dumps(metadata, ensure_ascii=False, separators=(",", ":")).encode())
+            if size > MAX_METADATA_BYTES or not storable(metadata):
+                body[name] = {}
+    # A key's identityId must name an identity of the company, which a generator cannot know.
+    if isinstance(body.get("identityId"), str):
+        del body["identityId"]
+    # Named limits' names are unique within their list.
+    limits = body.get("ratelimits")
+    if isinstance(limits, list):
+        seen, unique = set(), []
+        for limit in limits:
+            name = limit.get("name") if isinstance(limit, dict) else None
+            if name not in seen:
+                unique.append(limit)
+            seen.add(name)
+        body["ratelimits"] = unique
 
 
 @schemathesis.hook
@@ -107,6 +121,12 @@ def before_call(context, case, kwargs):
     if query and generated_valid(case, ParameterLocation.QUERY):
         if "startingAfter" in query and "endingBefore" in query:
             del query["endingBefore"]
+        # identityId= must name an identity of the company (and pages by cursor, one status);
+        # externalId= finds one identity, with nothing to page through.
+        query.pop("identityId", None)
+        if "externalId" in query:
+            for paging in ("startingAfter", "endingBefore", "offset"):
+                query.pop(paging, None)
         for cursor in ("startingAfter", "endingBefore"):
             if cursor in query:
                 # The root key is active for the whole run: a cursor of the active and all lists.
