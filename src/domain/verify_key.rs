@@ -54,7 +54,7 @@ pub async fn verify_for_caller(
     match examine_found(target_found, &target_hash, now, &request) {
         Examined::Refused(verdict) => Ok(verdict),
         Examined::Passed(key, _) => {
-            let verdict = admit(store, key, now).await?;
+            let verdict = admit(store, key, now, request.cost).await?;
             if let Some((record, read)) = to_keep
                 && verdict.code == VerifyCode::Valid
             {
