@@ -314,7 +314,8 @@ impl Caller {
     /// check and before it takes effect: refused calls are not counted, over-limit calls do nothing.
     pub async fn charge(&self, store: &impl UsageRecorder, now: DateTime<Utc>) -> Result<(), DomainError> {
         let Some(key) = &self.key else { return Ok(()) };
-        let verdict = verify::count_use(store, key, now).await?;
+        // A management call costs its caller's quota one use.
+        let verdict = verify::count_use(store, key, now, 1).await?;
         match verdict.code {
             VerifyCode::Valid => Ok(()),
             VerifyCode::RateLimited => Err(DomainError::RateLimited("this root key is over its rate limit".into())),

@@ -53,7 +53,7 @@ pub async fn verify_for_caller(
     let to_keep = keepable(kept.verified, &target_found, target_read);
     let verdict = match examine_found(target_found, &target_hash, now, &request) {
         Examined::Refused(verdict) => verdict,
-        Examined::Passed(key, _) => admit(store, key, now).await?,
+        Examined::Passed(key, _) => admit(store, key, now, request.cost).await?,
     };
     // What the table just said replaces what was kept: a key it refused is forgotten, so a
     // verify served from memory never answers an older `VALID` after a newer refusal.

@@ -314,19 +314,19 @@ impl UsageRecorder for MemoryStore {
         let quota_used = match request.quota {
             Some((quota, period)) => {
                 let Some(stored) = state.keys.get_mut(&(key.company_id.clone(), key.id.clone())) else {
-                    return Ok(UsageOutcome::QuotaExceeded);
+                    return Ok(UsageOutcome::QuotaExceeded { quota_used: quota.max });
                 };
                 // A period counted by a clock ahead of this one is counted in, as in the real store.
                 let usage = match stored.quota_usage {
                     usage if usage.period >= period => usage,
                     _ => QuotaUsage { period, used: 0 },
                 };
-                if usage.used >= quota.max {
-                    return Ok(UsageOutcome::QuotaExceeded);
+                if !quota.admits(usage.used, request.cost) {
+                    return Ok(UsageOutcome::QuotaExceeded { quota_used: usage.used });
                 }
-                stored.quota_usage = QuotaUsage { used: usage.used + 1, ..usage };
+                stored.quota_usage = QuotaUsage { used: usage.used + request.cost, ..usage };
                 stored.last_used_at = Some(request.now);
-                Some(usage.used + 1)
+                Some(usage.used + request.cost)
             }
             None => None,
         };

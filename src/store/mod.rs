@@ -292,6 +292,9 @@ pub struct UsageRequest<'a> {
     pub rate: Option<(RateLimit, Window)>,
     /// The key's quota and the period `now` falls in, if it has one.
     pub quota: Option<(Quota, i64)>,
+    /// What the use costs the quota: 0 consumes nothing (a quota already used up still
+    /// refuses); the rate limit counts every use as one.
+    pub cost: u64,
 }
 
 /// Whether a use was counted, and if so how much of each limit it leaves used.
@@ -308,8 +311,11 @@ pub enum UsageOutcome {
     },
     /// The rate window is full; nothing was counted.
     RateLimited,
-    /// The quota period is used up; nothing was counted.
-    QuotaExceeded,
+    /// The quota period has less left than the use costs; nothing was counted.
+    QuotaExceeded {
+        /// Uses of the quota period so far, as the refusal found them.
+        quota_used: u64,
+    },
 }
 
 /// Counts verifies against a key's limits and records when it was last used.

@@ -280,6 +280,7 @@ async fn verify_key(app: &App, credential: Credential<'_>, req: &Request) -> Res
         ip: input.ip,
         permissions: &input.permissions,
         scope: Some(&input.scope),
+        cost: input.cost,
     };
     let now = app.clock.now();
     let verdict = verify_key::verify_for_caller(&app.store, app.kept(), now, credential, request).await?;

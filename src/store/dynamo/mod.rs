@@ -341,7 +341,7 @@ impl DynamoStore {
         Ok(used.max(0) as u64 >= limit.limit)
     }
 
-    /// Counts one use in the quota's current period on the key item, renewing the period if the
+    /// Counts a use costing `cost` in the quota's current period on the key item, renewing the period if the
     /// item still counts an earlier one; with `touch`, the same write sets `lastUsedAt`. The
     /// uses counted and the period they count in; `Ok(None)`: quota reached (or key gone).
     async fn take_quota_use(
@@ -351,16 +351,22 @@ impl DynamoStore {
         period: i64,
         now: DateTime<Utc>,
         touch: bool,
-    ) -> Result<Option<(u64, i64)>, StoreError> {
+        cost: u64,
+    ) -> Result<QuotaTake, StoreError> {
         let mut period = period;
         for _ in 0..3 {
+            // `room` may be negative (a cost above the quota): then no use fits.
+            let room = i128::from(quota.max) - i128::from(cost);
             let same_period = self
                 .quota_update(key, touch.then_some(now), period)
-                .update_expression(with_touch("SET #usage.#used = #usage.#used + :one", touch))
-                .condition_expression("attribute_exists(pk) AND #usage.#period = :period AND #usage.#used < :max")
+                .update_expression(with_touch("SET #usage.#used = #usage.#used + :cost", touch))
+                .condition_expression(
+                    "attribute_exists(pk) AND #usage.#period = :period AND #usage.#used < :max AND #usage.#used <= :room",
+                )
                 .expression_attribute_names("#used", QuotaUsageRecord::USED)
-                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":cost", n(cost))
                 .expression_attribute_values(":max", n(quota.max))
+                .expression_attribute_values(":room", n(room))
                 .send()
                 .await;
             let old = match same_period {
@@ -370,28 +376,30 @@ impl DynamoStore {
                         .and_then(|a| a.get(KeyRecord::QUOTA_USAGE))
                         .and_then(|u| u.as_m().ok())
                         .and_then(|m| items::number(m, QuotaUsageRecord::USED));
-                    return Ok(Some((used.unwrap_or(1) as u64, period)));
+                    return Ok(QuotaTake::Taken { used: used.map_or(cost, |u| u.max(0) as u64), period });
                 }
                 Err(err) if is_condition_failure(&err) => condition_failure_item(&err),
                 Err(err) => return Err(unavailable("quota", &err)),
             };
-            let Some(old) = old else { return Ok(None) };
-            let stored_period = old
-                .get(KeyRecord::QUOTA_USAGE)
-                .and_then(|u| u.as_m().ok())
-                .and_then(|m| items::number(m, QuotaUsageRecord::PERIOD))
-                .unwrap_or(0);
+            // The key is gone: nothing left to use.
+            let Some(old) = old else { return Ok(QuotaTake::Refused { used: quota.max }) };
+            let usage = old.get(KeyRecord::QUOTA_USAGE).and_then(|u| u.as_m().ok());
+            let stored_period = usage.and_then(|m| items::number(m, QuotaUsageRecord::PERIOD)).unwrap_or(0);
+            let stored_used = usage.and_then(|m| items::number(m, QuotaUsageRecord::USED)).unwrap_or(0).max(0) as u64;
             if stored_period == period {
-                return Ok(None);
+                return Ok(QuotaTake::Refused { used: stored_used });
             }
             if stored_period > period {
                 // Another instance's clock is ahead: count in its period.
                 period = stored_period;
                 continue;
             }
+            if !quota.admits(0, cost) {
+                return Ok(QuotaTake::Refused { used: 0 });
+            }
             let fresh = HashMap::from([
                 (QuotaUsageRecord::PERIOD.to_owned(), n(period)),
-                (QuotaUsageRecord::USED.to_owned(), n(1)),
+                (QuotaUsageRecord::USED.to_owned(), n(cost)),
             ]);
             let renewed = self
                 .quota_update(key, touch.then_some(now), period)
@@ -401,12 +409,12 @@ impl DynamoStore {
                 .send()
                 .await;
             match renewed {
-                Ok(_) => return Ok(Some((1, period))),
+                Ok(_) => return Ok(QuotaTake::Taken { used: cost, period }),
                 Err(err) if is_condition_failure(&err) => continue,
                 Err(err) => return Err(unavailable("quota renewal", &err)),
             }
         }
-        Ok(None)
+        Ok(QuotaTake::Refused { used: quota.max })
     }
 
     /// An update of the key item's quota usage; with `touch`, `#last` and `:now` for
@@ -437,13 +445,15 @@ impl DynamoStore {
 
     /// Gives back a use `take_quota_use` counted in `period`, for a verify the rate limit then
     /// refused. Nothing to give back once the period has moved on or the key is gone.
-    async fn give_back_quota_use(&self, key: &ApiKey, period: i64) -> Result<(), StoreError> {
+    async fn give_back_quota_use(&self, key: &ApiKey, period: i64, cost: u64) -> Result<(), StoreError> {
+        if cost == 0 {
+            return Ok(());
+        }
         self.quota_update(key, None, period)
-            .update_expression("SET #usage.#used = #usage.#used - :one")
-            .condition_expression("attribute_exists(pk) AND #usage.#period = :period AND #usage.#used > :zero")
+            .update_expression("SET #usage.#used = #usage.#used - :cost")
+            .condition_expression("attribute_exists(pk) AND #usage.#period = :period AND #usage.#used >= :cost")
             .expression_attribute_names("#used", QuotaUsageRecord::USED)
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":cost", n(cost))
             .send()
             .await
             .map(|_| ())
@@ -888,17 +898,19 @@ impl UsageRecorder for DynamoStore {
         // may yet be refused.
         let touch = request.rate.is_none();
         let quota_taken = match request.quota {
-            Some((quota, period)) => match self.take_quota_use(key, quota, period, request.now, touch).await? {
-                Some(taken) => Some(taken),
-                None => {
-                    if let Some((limit, window)) = request.rate
-                        && self.rate_window_full(key, limit, window).await?
-                    {
-                        return Ok(UsageOutcome::RateLimited);
+            Some((quota, period)) => {
+                match self.take_quota_use(key, quota, period, request.now, touch, request.cost).await? {
+                    QuotaTake::Taken { used, period } => Some((used, period)),
+                    QuotaTake::Refused { used } => {
+                        if let Some((limit, window)) = request.rate
+                            && self.rate_window_full(key, limit, window).await?
+                        {
+                            return Ok(UsageOutcome::RateLimited);
+                        }
+                        return Ok(UsageOutcome::QuotaExceeded { quota_used: used });
                     }
-                    return Ok(UsageOutcome::QuotaExceeded);
                 }
-            },
+            }
             None => None,
         };
         let rate_used = match request.rate {
@@ -906,7 +918,7 @@ impl UsageRecorder for DynamoStore {
                 Some(used) => Some(used),
                 None => {
                     if let Some((_, period)) = quota_taken {
-                        self.give_back_quota_use(key, period).await?;
+                        self.give_back_quota_use(key, period, request.cost).await?;
                     }
                     return Ok(UsageOutcome::RateLimited);
                 }
@@ -929,4 +941,12 @@ impl UsageRecorder for DynamoStore {
             tracing::warn!("lastUsedAt not recorded within its budget");
         }
     }
+}
+
+/// What `take_quota_use` did.
+enum QuotaTake {
+    /// Counted, in `period`; `used` is the period's count with this use.
+    Taken { used: u64, period: i64 },
+    /// Not counted: what is left is less than the use costs. `used` as the refusal found it.
+    Refused { used: u64 },
 }
