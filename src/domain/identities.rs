@@ -59,6 +59,7 @@ pub async fn create_identity(
     input: CreateIdentityInput,
     retry: Option<&IdempotencyKey>,
 ) -> Result<Identity, DomainError> {
+    caller.may_write_identity(!input.parts.ratelimits.is_empty())?;
     let idempotent = retry.map(|header| IdempotentRequest::new(caller, header, "create identity", &input));
     if let Some(WrittenIdentity(earlier)) = replay(store, idempotent.as_ref(), now).await? {
         caller.charge(store, now).await?;
@@ -119,6 +120,7 @@ pub async fn update_identity(
     target: IdentityTarget<'_>,
     input: &UpdateIdentityInput,
 ) -> Result<Identity, DomainError> {
+    caller.may_write_identity(input.changes_limits())?;
     let write =
         IdentityWriteOf { operation: "update", input, answer: |after: Option<Identity>| after.map(WrittenIdentity) };
     write_identity_with_retry(store, caller, now, target, &write, |before| {
@@ -144,6 +146,7 @@ pub async fn delete_identity(
     now: DateTime<Utc>,
     target: IdentityTarget<'_>,
 ) -> Result<(), DomainError> {
+    caller.may_write_identity(true)?;
     let write = IdentityWriteOf { operation: "delete", input: &(), answer: |_: Option<Identity>| () };
     write_identity_with_retry(store, caller, now, target, &write, |before| {
         if before.keys.active > 0 {

@@ -71,10 +71,14 @@ impl DynamoStore {
             let delete = Delete::builder()
                 .table_name(self.table())
                 .set_key(Some(key))
+                // Not a tombstone: another delete may have made one since this one's read (a
+                // tombstone keeps the version), and it is not removed twice.
                 .condition_expression(format!(
-                    "#version = :expected AND {no_active} AND (attribute_not_exists(#inactive) OR #inactive = :zero)"
+                    "#version = :expected AND attribute_not_exists(#deleted) AND {no_active} AND \
+                     (attribute_not_exists(#inactive) OR #inactive = :zero)"
                 ))
                 .expression_attribute_names("#version", IdentityRecord::VERSION)
+                .expression_attribute_names("#deleted", IdentityRecord::DELETED_AT)
                 .expression_attribute_names("#active", IdentityRecord::ACTIVE_KEYS)
                 .expression_attribute_names("#inactive", IdentityRecord::INACTIVE_KEYS)
                 .expression_attribute_values(":expected", n(before.version))

@@ -179,6 +179,82 @@ async fn no_key_moves_itself_or_changes_its_own_identitys_limits() {
         app.identity(&writer_key, Method::PATCH, &own, Some(&json!({ "meta": { "a": 1 } }))).await.status,
         StatusCode::OK
     );
-    assert_eq!(app.identity(&writer_key, Method::PATCH, &other, Some(&loosen)).await.status, StatusCode::OK);
+    // Another identity's limits reach keys of any strength: only a key holding all of keys:
+    // sets them.
+    let other_limits = app.identity(&writer_key, Method::PATCH, &other, Some(&loosen)).await;
+    assert_eq!((other_limits.status, other_limits.error_code()), (StatusCode::FORBIDDEN, "forbidden"));
+    assert_eq!(app.identity(&app.root_key, Method::PATCH, &other, Some(&loosen)).await.status, StatusCode::OK);
     assert_eq!(app.get_key(&writer_id).await.body["identityId"], json!(own));
+}
+
+/// Identity writes reach every key of the identity: its named limits and its delete are for a
+/// key that could manage any key; a rolled secret in its grace writes no identity; and a
+/// management key made or changed by a key of an identity stays in that identity.
+#[tokio::test]
+async fn identity_limits_and_deletes_need_all_of_keys_and_a_key_of_an_identity_keeps_what_it_makes_in_it() {
+    let app = spawn_app().await;
+    let own = id_of(&app.create_identity("own").await);
+    let writer = app
+        .create_key(
+            &json!({ "userId": "w", "identityId": own, "acl": [{ "permissions": ["keys:read", "keys:write"] }] }),
+        )
+        .await;
+    let writer_key = writer["key"].as_str().unwrap().to_owned();
+    let items = app.item_count().await;
+    let limits =
+        json!({ "externalId": "limited", "ratelimits": [{ "name": "requests", "limit": 5, "periodSeconds": 60 }] });
+    let made = app.send(Method::POST, "/identities", Some(&writer_key), Some(&limits), &[]).await;
+    assert_eq!((made.status, made.error_code()), (StatusCode::FORBIDDEN, "forbidden"), "{:?}", made.body);
+    assert_eq!(app.item_count().await, items, "a refused create writes nothing");
+    let empty = id_of(&app.create_identity("empty").await);
+    let items = app.item_count().await;
+    let deleted = app.identity(&writer_key, Method::DELETE, &empty, None).await;
+    assert_eq!((deleted.status, deleted.error_code()), (StatusCode::FORBIDDEN, "forbidden"));
+    let plain =
+        app.send(Method::POST, "/identities", Some(&writer_key), Some(&json!({ "externalId": "plain" })), &[]).await;
+    assert_eq!(plain.status, StatusCode::CREATED, "no limits: keys:write is enough");
+    assert!(app.item_count().await > items);
+
+    // What it makes: a management key in its identity, or none at all.
+    let manager = json!({ "userId": "m", "acl": [{ "permissions": ["keys:read"] }] });
+    let outside = app.send(Method::POST, "/keys", Some(&writer_key), Some(&manager), &[]).await;
+    assert_eq!((outside.status, outside.error_field()), (StatusCode::FORBIDDEN, "identityId"), "{:?}", outside.body);
+    let mut inside = manager.clone();
+    inside["identityId"] = json!(own);
+    let inside = app.send(Method::POST, "/keys", Some(&writer_key), Some(&inside), &[]).await;
+    assert_eq!(inside.status, StatusCode::CREATED, "{:?}", inside.body);
+    let moved_out = app
+        .send(
+            Method::PATCH,
+            &format!("/keys/{}", id_of(&inside.body)),
+            Some(&writer_key),
+            Some(&json!({ "identityId": null })),
+            &[],
+        )
+        .await;
+    assert_eq!((moved_out.status, moved_out.error_field()), (StatusCode::FORBIDDEN, "identityId"));
+    let user = app.send(Method::POST, "/keys", Some(&writer_key), Some(&json!({ "userId": "u" })), &[]).await;
+    assert_eq!(user.status, StatusCode::CREATED, "a key without keys: permissions is not bounded");
+
+    // A rolled admin secret in its grace period reads identities and writes none.
+    let admin = app.create_key(&json!({ "userId": "a", "acl": [{ "permissions": ["keys:*"] }] })).await;
+    let old_secret = admin["key"].as_str().unwrap().to_owned();
+    let rolled = app.roll_key(admin["id"].as_str().unwrap(), Some(&json!({ "gracePeriodSeconds": 3600 }))).await;
+    assert_eq!(rolled.status, StatusCode::OK);
+    assert_eq!(app.identity(&old_secret, Method::GET, &own, None).await.status, StatusCode::OK);
+    let items = app.item_count().await;
+    let writes = [
+        app.send(Method::POST, "/identities", Some(&old_secret), Some(&json!({ "externalId": "x" })), &[]).await,
+        app.identity(&old_secret, Method::PATCH, &own, Some(&json!({ "meta": { "a": 1 } }))).await,
+        app.identity(&old_secret, Method::DELETE, &empty, None).await,
+    ];
+    for answer in writes {
+        assert_eq!(
+            (answer.status, answer.error_code()),
+            (StatusCode::FORBIDDEN, "secret_retiring"),
+            "{:?}",
+            answer.body
+        );
+    }
+    assert_eq!(app.item_count().await, items, "refused writes write nothing");
 }

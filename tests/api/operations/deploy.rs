@@ -373,7 +373,8 @@ fn expected_grants(binary: &str) -> BTreeSet<(String, String)> {
     const WRITE_KEY: [&str; 4] = ["GetItem", "PutItem", "UpdateItem", "DeleteItem"];
     let on_table: &[&str] = match binary {
         "create_key" | "create_custom_key" => &["GetItem", "PutItem", "UpdateItem"],
-        "list_keys" => &["GetItem", "UpdateItem", "BatchGetItem"],
+        // An offset's count is a Query of the listing entries on the table.
+        "list_keys" => &["GetItem", "UpdateItem", "BatchGetItem", "Query"],
         "verify_key" => &["GetItem", "UpdateItem", "BatchGetItem"],
         "get_key" | "me" => &AUTHENTICATE,
         CONSOLE_FUNCTION => &[],
