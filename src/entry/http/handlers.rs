@@ -37,26 +37,27 @@ pub async fn handle(app: &App, endpoint: Endpoint, req: Request) -> Response<Bod
         let need = endpoint.route().need;
         let caller = |fresh| authenticate_as(&app.store, &app.callers, app.clock.now(), credential, need, fresh);
         let (reader, writer) = (|| caller(Freshness::Kept), || caller(Freshness::Table));
-        // The writes' futures are large (a read, a plan and a transaction, retried): boxed, so
-        // the one future every request awaits stays small on the stack.
+        // Each route's future is boxed, so the one future every request awaits is no larger than
+        // the largest of them on the stack (the writes': a read, a plan and a transaction,
+        // retried; a list's paging).
         match endpoint {
             Endpoint::CreateKey => written(app, writer().await?, async |c| create_key(app, c, &req, false).await).await,
             Endpoint::CreateCustomKey => {
                 written(app, writer().await?, async |c| create_key(app, c, &req, true).await).await
             }
-            Endpoint::GetKey => get_key(app, &reader().await?, &req).await,
-            Endpoint::ListKeys => list_keys(app, &reader().await?, &req).await,
+            Endpoint::GetKey => Box::pin(get_key(app, &reader().await?, &req)).await,
+            Endpoint::ListKeys => Box::pin(list_keys(app, &reader().await?, &req)).await,
             Endpoint::UpdateKey => written(app, writer().await?, async |c| update_key(app, c, &req).await).await,
             Endpoint::DeleteKey => written(app, writer().await?, async |c| delete_key(app, c, &req).await).await,
             Endpoint::RollKey => written(app, writer().await?, async |c| roll_key(app, c, &req).await).await,
-            Endpoint::ListKeyEvents => list_key_events(app, &reader().await?, &req).await,
-            Endpoint::Me => me(app, &reader().await?, &req).await,
-            Endpoint::VerifyKey => verify_key(app, credential, &req).await,
+            Endpoint::ListKeyEvents => Box::pin(list_key_events(app, &reader().await?, &req)).await,
+            Endpoint::Me => Box::pin(me(app, &reader().await?, &req)).await,
+            Endpoint::VerifyKey => Box::pin(verify_key(app, credential, &req)).await,
             Endpoint::CreateIdentity => {
                 written(app, writer().await?, async |c| create_identity(app, c, &req).await).await
             }
-            Endpoint::ListIdentities => list_identities(app, &reader().await?, &req).await,
-            Endpoint::GetIdentity => get_identity(app, &reader().await?, &req).await,
+            Endpoint::ListIdentities => Box::pin(list_identities(app, &reader().await?, &req)).await,
+            Endpoint::GetIdentity => Box::pin(get_identity(app, &reader().await?, &req)).await,
             Endpoint::UpdateIdentity => {
                 written(app, writer().await?, async |c| update_identity(app, c, &req).await).await
             }
