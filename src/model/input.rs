@@ -220,11 +220,12 @@ impl VerifyInput {
             .map(requested_scope)
             .transpose()?
             .unwrap_or_default();
-        let cost_rule = "a whole number from 0 to 10000";
-        let cost = f.optional::<u64>("cost", cost_rule)?.unwrap_or(1);
-        if cost > MAX_VERIFY_COST {
-            return Err(FieldError::invalid("cost", format!("cost must be {cost_rule}, not {cost}")));
-        }
+        let cost = match f.take("cost") {
+            None | Some(Value::Null) => 1,
+            Some(value) => whole(&value).filter(|n| *n <= MAX_VERIFY_COST).ok_or_else(|| {
+                FieldError::invalid("cost", format!("cost must be a whole number from 0 to {MAX_VERIFY_COST}"))
+            })?,
+        };
         Ok(Self { key, ip, permissions, scope, cost })
     }
 }

@@ -416,6 +416,8 @@ async fn a_cost_outside_0_to_10000_is_a_400_naming_it_and_counts_nothing() {
         assert_eq!(answer.body["error"]["field"], "cost", "{cost}: {:?}", answer.body);
     }
     assert_eq!(app.get_key(&id).await.body["quota"]["remaining"], 10);
+    // A whole number may be written with a fraction of zero, as everywhere.
+    assert_eq!(app.verify(&json!({ "key": secret, "cost": 4.0 })).await.body["quota"]["remaining"], 6);
 }
 
 #[tokio::test]
