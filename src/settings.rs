@@ -30,9 +30,9 @@ pub struct Settings {
     /// authenticated for verify and the read calls.
     pub caller_cache_seconds: u64,
     /// `VERIFY_CACHE_SECONDS`: 0 (off, the default) to 60, how long an instance keeps a key it
-    /// verified `VALID` that has neither a rate limit nor a quota, to verify it again from
-    /// memory: a key deleted, deactivated, rolled or narrowed through another instance may
-    /// still verify `VALID` here for this long.
+    /// read and verified `VALID` that has neither a rate limit nor a quota, to verify it again
+    /// from memory: any change to the key made through another process (in AWS, every change:
+    /// each route is its own function) may take this long to reach this instance's verify.
     pub verify_cache_seconds: u64,
     pub database: DatabaseSettings,
     pub logging: LogSettings,

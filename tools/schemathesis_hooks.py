@@ -61,6 +61,18 @@ def current_etag(key_id):
         return None
 
 
+def fresh_identity():
+    """A new identity of the run's company, made for one request: its id, or None."""
+    body = json.dumps({"externalId": f"schemathesis-{uuid.uuid4()}"}).encode()
+    request = urllib.request.Request(f"{BASE_URL}/identities", data=body, method="POST", headers={
+        "Authorization": f"Bearer {ROOT_KEY}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return json.load(answer).get("id")
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
 def within_words(body):
     now = datetime.datetime.now(datetime.timezone.utc)
     expires = body.get("expiresAt")
@@ -83,11 +95,25 @@ def within_words(body):
                 if isinstance(listed, list):
                     scope[dimension] = listed[:values]
                     values -= len(scope[dimension])
-    metadata = body.get("metadata")
-    if isinstance(metadata, dict):
-        size = len(json.dumps(metadata, ensure_ascii=False, separators=(",", ":")).encode())
-        if size > MAX_METADATA_BYTES or not storable(metadata):
-            body["metadata"] = {}
+    for name in ("metadata", "meta"):
+        metadata = body.get(name)
+        if isinstance(metadata, dict):
+            size = len(json.dumps(metadata, ensure_ascii=False, separators=(",", ":")).encode())
+            if size > MAX_METADATA_BYTES or not storable(metadata):
+                body[name] = {}
+    # A key's identityId must name an identity of the company, which a generator cannot know.
+    if isinstance(body.get("identityId"), str):
+        del body["identityId"]
+    # Named limits' names are unique within their list.
+    limits = body.get("ratelimits")
+    if isinstance(limits, list):
+        seen, unique = set(), []
+        for limit in limits:
+            name = limit.get("name") if isinstance(limit, dict) else None
+            if name not in seen:
+                unique.append(limit)
+            seen.add(name)
+        body["ratelimits"] = unique
 
 
 @schemathesis.hook
@@ -95,6 +121,13 @@ def before_call(context, case, kwargs):
     path = case.path_parameters
     if path and path.get("keyId") == ROOT_KEY_ID and case.method.upper() != "GET" and SPARE_KEY_ID:
         path["keyId"] = SPARE_KEY_ID
+    # An identity id the generator makes names no identity: a well-formed one is pointed at an
+    # identity made for this request, so the operation is exercised rather than 404.
+    identity = str(path.get("identityId", "")) if path else ""
+    if identity.startswith("id_") and len(identity) == 35 and generated_valid(case, ParameterLocation.PATH):
+        made = fresh_identity()
+        if made:
+            path["identityId"] = made
     headers = case.headers
     if headers and generated_valid(case, ParameterLocation.HEADER):
         if "Idempotency-Key" in headers:
@@ -107,6 +140,12 @@ def before_call(context, case, kwargs):
     if query and generated_valid(case, ParameterLocation.QUERY):
         if "startingAfter" in query and "endingBefore" in query:
             del query["endingBefore"]
+        # identityId= must name an identity of the company (and pages by cursor, one status);
+        # externalId= finds one identity, with nothing to page through.
+        query.pop("identityId", None)
+        if "externalId" in query:
+            for paging in ("startingAfter", "endingBefore", "offset"):
+                query.pop(paging, None)
         for cursor in ("startingAfter", "endingBefore"):
             if cursor in query:
                 # The root key is active for the whole run: a cursor of the active and all lists.

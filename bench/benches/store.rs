@@ -359,6 +359,7 @@ async fn floor() {
                     ip: Some(CLIENT_IP),
                     permissions: &[],
                     scope: Some(&scope),
+                    cost: 1,
                 };
                 let verdict = verify_for_caller(&fx.app.store, fx.app.kept(), fx.app.clock.now(), caller, request)
                     .await

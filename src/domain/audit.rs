@@ -106,6 +106,7 @@ mod tests {
             "deletedAt",
             "description",
             "expiresAt",
+            "identityId",
             "keyPrefix",
             "metadata",
             "quota",

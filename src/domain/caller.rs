@@ -239,6 +239,31 @@ impl Caller {
         Ok(())
     }
 
+    /// The rule for identity writes, which reach every key of an identity at once: a previous
+    /// secret in its grace period writes none (as it writes no key that could govern others),
+    /// and only a caller that could manage every key (it holds all of `keys:`) sets or changes
+    /// an identity's named limits or deletes one, so no key tightens or loosens the limits a
+    /// stronger key shares.
+    pub fn may_write_identity(&self, reaches_every_key: bool) -> Result<(), DomainError> {
+        if self.presents_previous_secret() {
+            return Err(DomainError::SecretRetiring(
+                "this secret was replaced by a roll and is only serving out its grace period: it may read \
+                 identities, not write them"
+                    .into(),
+            ));
+        }
+        if reaches_every_key {
+            self.may_manage(Some(&Acl::root())).map_err(|_| {
+                DomainError::Forbidden(
+                    "only a key that holds all of keys: may set an identity's named limits or delete an identity, \
+                     since they reach every key of the identity"
+                        .into(),
+                )
+            })?;
+        }
+        Ok(())
+    }
+
     /// What a key holding `keys:` permissions must be, once a caller has created, changed,
     /// rolled or re-activated it: bounded by the caller, so nothing a key makes outlives or
     /// outranges it. Its `expiresAt` no later than the caller's, its allowlist inside the
@@ -260,6 +285,11 @@ impl Caller {
                 ),
             })
         };
+        if let Some(identity) = &own.policy.identity_id
+            && key.policy.identity_id.as_ref() != Some(identity)
+        {
+            return out_of_bounds("identityId", &format!("it must belong to this key's identity {identity}"));
+        }
         if let Some(limit) = own.policy.expires_at
             && key.policy.expires_at.is_none_or(|at| at > limit)
         {
@@ -314,7 +344,8 @@ impl Caller {
     /// check and before it takes effect: refused calls are not counted, over-limit calls do nothing.
     pub async fn charge(&self, store: &impl UsageRecorder, now: DateTime<Utc>) -> Result<(), DomainError> {
         let Some(key) = &self.key else { return Ok(()) };
-        let verdict = verify::count_use(store, key, now).await?;
+        // A management call costs its caller's quota one use.
+        let verdict = verify::count_use(store, key, now, 1).await?;
         match verdict.code {
             VerifyCode::Valid => Ok(()),
             VerifyCode::RateLimited => Err(DomainError::RateLimited("this root key is over its rate limit".into())),

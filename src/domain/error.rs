@@ -34,6 +34,13 @@ pub enum DomainError {
     /// Absent, or another company's: the two are never told apart.
     #[error("no key with this id")]
     NotFound,
+    /// No identity of the caller's company has this id (404): absent, deleted, or another
+    /// company's, never told apart.
+    #[error("no identity with this id")]
+    NoIdentity,
+    /// An `externalId` another identity of the company has (409 `identity_exists`); holds it.
+    #[error("this company already has an identity with externalId '{0}'")]
+    IdentityExists(String),
     /// A custom id the company already uses (409 `key_exists`); holds the id.
     #[error("this company already has a key with id '{0}'")]
     AlreadyExists(String),

@@ -3,16 +3,18 @@
 //!
 //! - the callers it authenticated, for `CallerCacheSeconds`: a warm caller of verify and of
 //!   the read calls costs no read of its own (writes read their caller afresh);
-//! - the keys it verified `VALID` that have neither a rate limit nor a quota, for
-//!   `VerifyCacheSeconds` (off unless set): a verify by a warm caller of a warm key costs no
-//!   read at all.
+//! - the keys it read from the table and verified `VALID` that have neither a rate limit nor a
+//!   quota, for `VerifyCacheSeconds` (off unless set): a verify by a warm caller of a warm key
+//!   costs no read at all.
 //!
 //! What is kept is the lookup item as the table answered it (the key's copy, which holds the
-//! secret's hash): of secret keys only, so never a plaintext (a publishable key's item holds
-//! its own). Every call still runs the whole check on it (status, expiry, grace, IP,
-//! permission, scope) at its own time, so only a change made in the table by another instance
-//! (a delete, a deactivation, a roll, a narrowed ACL) can take up to the lifetime to be seen
-//! here; a change this instance makes is seen at once (`forget_key`).
+//! secret's hash) less its metadata and tags, which no check and no verify answer reads: of
+//! secret keys only, so never a plaintext (a publishable key's item holds its own). Every call
+//! still runs the whole check on it (status, expiry, grace, IP, permission, scope) at its own
+//! time, so only a change made in the table by another process (a delete, a deactivation, a
+//! roll, a narrowed ACL, a limit added) can take up to the lifetime to be seen here; a change
+//! this process makes is seen at once (`forget_key`). In AWS every route is its own function,
+//! so verify's instances see every change that way.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -55,13 +57,13 @@ enum Keeps {
     /// them).
     Callers,
     /// Keys verified `VALID` without a rate limit or quota (whose every use must be counted in
-    /// the table), whole: verify answers their metadata.
+    /// the table), less their metadata and tags too.
     VerifiedKeys,
 }
 
-/// What a key's labels (metadata and tags) are counted at per byte of their JSON when kept:
-/// parsed, `[0,0,…]` holds a 32-byte `serde_json::Value` per two bytes of JSON.
-const LABEL_BYTES_FACTOR: usize = 16;
+/// What each string of a kept key's ACL holds beyond its JSON: the `String` itself and its
+/// allocation's overhead.
+const STRING_OVERHEAD: usize = 40;
 
 #[derive(Default)]
 struct Entries {
@@ -130,7 +132,8 @@ impl KeyCache {
 
     /// The lookup item kept for `hash`, if it was read less than the lifetime before `now`. A
     /// kept caller whose `lastUsedAt` is due for a refresh is handed out as kept (so the call
-    /// refreshes it in the table) and kept as refreshed, so the next calls do not write it again.
+    /// refreshes it in the table) and kept as refreshed, so the next calls do not write it again;
+    /// a kept verified key is marked so only once its verify has written it (`used`).
     pub(super) fn find_kept(&self, hash: &SecretHash, now: DateTime<Utc>) -> Option<SecretRecord> {
         let mut entries = self.lock();
         let entry = entries.by_hash.get_mut(hash.as_str())?;
@@ -140,10 +143,21 @@ impl KeyCache {
             return None;
         }
         let record = entry.record.clone();
-        if record.key.last_used_at.is_none_or(|at| now - at >= LAST_USED_GRANULARITY) {
+        if self.kind == Keeps::Callers && record.key.last_used_at.is_none_or(|at| now - at >= LAST_USED_GRANULARITY) {
             entry.record.key.last_used_at = Some(now);
         }
         Some(record)
+    }
+
+    /// Marks the key kept for `hash` as used at `now`, if its `lastUsedAt` was due: its verify
+    /// has just passed and so written it.
+    pub(super) fn used(&self, hash: &SecretHash, now: DateTime<Utc>) {
+        let mut entries = self.lock();
+        if let Some(entry) = entries.by_hash.get_mut(hash.as_str())
+            && entry.record.key.last_used_at.is_none_or(|at| now - at >= LAST_USED_GRANULARITY)
+        {
+            entry.record.key.last_used_at = Some(now);
+        }
     }
 
     /// Whether this cache takes `record`: secret keys only, so no publishable plaintext is ever
@@ -169,24 +183,16 @@ impl KeyCache {
         if record.key.last_used_at.is_none_or(|at| now - at >= LAST_USED_GRANULARITY) {
             record.key.last_used_at = Some(now);
         }
-        // Metadata and tags are what costs memory far beyond their JSON: 4 KB of metadata such
-        // as `[0,0,…]` holds over 64 KB of `serde_json::Value`s. A caller's are never read (its
-        // checks, limits, bounds and `GET /me` use none of them), so not kept; a verified key's
-        // are answered, so kept and counted at `LABEL_BYTES_FACTOR` times their JSON. Either
-        // way the bytes counted bound what is held.
-        let label_bytes = match self.kind {
-            Keeps::Callers => {
-                record.key.labels.metadata = serde_json::Map::new();
-                record.key.labels.tags = Vec::new();
-                0
-            }
-            Keeps::VerifiedKeys => {
-                let Ok(labels) = serde_json::to_vec(&record.key.labels) else { return };
-                labels.len() * LABEL_BYTES_FACTOR
-            }
-        };
+        // Metadata and tags are never read from a kept key (the checks, limits, bounds, `GET /me`
+        // and verify's answer use none of them), and they are what costs memory far beyond their
+        // JSON: 4 KB of metadata such as `[0,0,…]` holds over 64 KB of `serde_json::Value`s. Not
+        // kept, so the bytes counted (the JSON, and each ACL string's own overhead) bound what
+        // is held.
+        record.key.labels.metadata = serde_json::Map::new();
+        record.key.labels.tags = Vec::new();
         let Ok(json) = serde_json::to_vec(&record.key) else { return };
-        let bytes = json.len() + label_bytes + record.hash.as_str().len() + ENTRY_OVERHEAD;
+        let strings = held_strings(&record.key);
+        let bytes = json.len() + strings * STRING_OVERHEAD + record.hash.as_str().len() + ENTRY_OVERHEAD;
         if bytes > MAX_ENTRY_BYTES {
             return;
         }
@@ -232,8 +238,8 @@ impl KeyCache {
         entries.by_hash.insert(hash, Entry { record, read_at: now, bytes });
     }
 
-    /// Drops what is kept for `hash`: its caller was just refused by the table.
-    fn forget(&self, hash: &SecretHash) {
+    /// Drops what is kept for `hash`: the table was just read and refused it.
+    pub(super) fn forget(&self, hash: &SecretHash) {
         let mut entries = self.lock();
         if let Some(old) = entries.by_hash.remove(hash.as_str()) {
             entries.bytes -= old.bytes;
@@ -296,6 +302,18 @@ impl KeyCache {
             }
         }
     }
+}
+
+/// How many strings a key's ACL holds (its permissions and scope values); an allowlist's
+/// networks are held in place, within their JSON's size.
+fn held_strings(key: &crate::model::ApiKey) -> usize {
+    let entries = key.policy.acl.iter().flat_map(|acl| acl.entries());
+    entries
+        .map(|e| {
+            e.permissions.len()
+                + e.scope.dimensions().iter().filter_map(|(_, v)| *v).map(<[String]>::len).sum::<usize>()
+        })
+        .sum()
 }
 
 /// Which caller item a call may be authenticated from.
@@ -374,16 +392,19 @@ mod tests {
     }
 
     #[test]
-    fn verified_keys_are_kept_whole_without_limits_only_and_their_labels_counted_as_parsed() {
+    fn verified_keys_without_limits_only_are_kept_less_their_labels_and_acl_strings_counted() {
         let cache = KeyCache::verified_keys(60);
         let mut labelled = record(KeyType::Secret);
         labelled.key.labels.tags = vec!["gold".to_owned()];
         labelled.key.labels.metadata.insert("zeros".to_owned(), serde_json::json!(vec![0; 1000]));
+        let permissions = (0..64).map(|i| crate::model::Permission::parse(&format!("p{i}"), "p").unwrap()).collect();
+        let entry = crate::model::AclEntry { scope: crate::model::Scope::default(), permissions };
+        labelled.key.policy.acl = Some(crate::model::Acl::parse(vec![entry], "acl").expect("an ACL"));
         cache.keep(labelled.clone(), start(), cache.before_read());
         let kept = cache.find_kept(&labelled.hash, start()).expect("kept");
-        assert_eq!(kept.key.labels, labelled.key.labels, "verify answers them");
-        let labels_json = serde_json::to_vec(&labelled.key.labels).unwrap().len();
-        assert!(cache.usage().1 > labels_json * LABEL_BYTES_FACTOR, "{:?}", cache.usage());
+        assert!(kept.key.labels.metadata.is_empty() && kept.key.labels.tags.is_empty(), "never read: not held");
+        assert_eq!(kept.key.policy, labelled.key.policy, "every check reads it");
+        assert!(cache.usage().1 > 64 * (std::mem::size_of::<String>() + 2), "{:?}", cache.usage());
 
         for limited in [
             |k: &mut ApiKey| k.policy.rate_limit = Some(crate::model::RateLimit { limit: 5, period_seconds: 60 }),

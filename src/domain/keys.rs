@@ -6,12 +6,13 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Acl, ApiKey, AuditAction, AuditEvent, Change, CreateKeyInput, IdempotencyKey, KeyId, KeyStatus, KeyType, KeyView,
-    PageRequest, PlaintextKey, Policy, PreviousSecret, Quota, QuotaUsage, RollInput, UpdateKeyInput,
+    Acl, ApiKey, AuditAction, AuditEvent, Change, CreateKeyInput, FieldError, IdempotencyKey, IdentityId, KeyId,
+    KeyStatus, KeyType, KeyView, PageRequest, PlaintextKey, Policy, PreviousSecret, Quota, QuotaUsage, RollInput,
+    UpdateKeyInput,
 };
 use crate::store::{
-    AdminCounter, AuditReader, IdempotencyReader, InsertOutcome, KeyChange, KeyCreator, KeyLister, KeyReader,
-    KeyWriter, PageWindow, SaveOutcome, SealedKeyRecord, UsageRecorder,
+    AdminCounter, AuditReader, IdempotencyReader, IdentityReader, InsertOutcome, KeyChange, KeyCreator, KeyLister,
+    KeyReader, KeyWriter, PageOutcome, PageWindow, SaveOutcome, SealedKeyRecord, UsageRecorder,
 };
 
 use super::audit::KeyChanges;
@@ -20,7 +21,7 @@ use super::paging::{Page, page};
 use super::{Caller, DomainError, SealMaterial};
 
 /// Optimistic writes retry on a fresh read this many times before giving up with 409.
-const MAX_WRITE_ATTEMPTS: usize = 10;
+pub(super) const MAX_WRITE_ATTEMPTS: usize = 10;
 
 /// A create as the API received it.
 pub struct NewKey {
@@ -76,7 +77,7 @@ impl<'de> Deserialize<'de> for WrittenKey {
 /// a replay included (a replayed answer holds a secret, so it goes only to a caller allowed to
 /// make that key); the caller is charged only once the call is allowed.
 pub async fn create_key(
-    store: &(impl KeyCreator + KeyReader + IdempotencyReader + UsageRecorder),
+    store: &(impl KeyCreator + KeyReader + IdentityReader + IdempotencyReader + UsageRecorder),
     caller: &Caller,
     now: DateTime<Utc>,
     request: NewKey,
@@ -98,6 +99,11 @@ pub async fn create_key(
     if custom && store.get_key(&caller.company, &key.id).await?.is_some() {
         return Err(DomainError::AlreadyExists(key.id.to_string()));
     }
+    // So is an identity that is none of the company's (the insert's condition decides a race
+    // with its deletion).
+    if let Some(identity) = key.joins_identity_from(None) {
+        identity_of_company(store, caller, identity).await?;
+    }
     caller.charge(store, now).await?;
     let audit = audit(caller, &key, AuditAction::Created, KeyChanges::whole(&key, now), now)?;
     let answer = WrittenKey { key, plaintext: Some(plaintext), as_of: now };
@@ -105,9 +111,44 @@ pub async fn create_key(
     match store.insert_key(&answer.key, &audit, record.as_ref()).await? {
         InsertOutcome::Inserted => Ok(answer),
         InsertOutcome::IdTaken => Err(DomainError::AlreadyExists(answer.key.id.to_string())),
+        InsertOutcome::UnknownIdentity => Err(unknown_identity()),
         InsertOutcome::IdempotencyKeyTaken => {
             still_yours(store, caller, replay_after_race(store, idempotent.as_ref(), now).await?).await
         }
+    }
+}
+
+/// Why a key cannot name an identity: it is no identity of the caller's company (absent, deleted,
+/// or another company's, which are never told apart).
+fn unknown_identity() -> DomainError {
+    FieldError::invalid("identityId", "identityId is not an identity of this company").into()
+}
+
+/// Why a key whose identity was deleted while the key was inactive cannot be re-activated.
+const IDENTITY_GONE: &str = "this key's identity was deleted while the key was inactive: name another identity \
+     (or null) in the same PATCH to re-activate it";
+
+/// Refuses, before the caller is charged, a write that would count a key in an identity that is
+/// none of the caller's company.
+async fn identity_of_company(
+    store: &impl IdentityReader,
+    caller: &Caller,
+    identity: &IdentityId,
+) -> Result<(), DomainError> {
+    match store.get_identity(&caller.company, identity).await? {
+        Some(_) => Ok(()),
+        None => Err(unknown_identity()),
+    }
+}
+
+/// The refusal of a write whose key would join an identity that is gone: a 400 naming
+/// `identityId` if the request named it, else a 409 (a key re-activated after its identity was
+/// deleted).
+fn identity_refusal(before: &ApiKey, after: &ApiKey) -> DomainError {
+    if after.policy.identity_id != before.policy.identity_id {
+        unknown_identity()
+    } else {
+        DomainError::Conflict(IDENTITY_GONE.into())
     }
 }
 
@@ -121,7 +162,7 @@ async fn still_yours(store: &impl KeyReader, caller: &Caller, earlier: WrittenKe
 
 /// The first answer to this request, if it carried an `Idempotency-Key` already answered;
 /// 422 if that header was used for another request.
-async fn replay<A: DeserializeOwned>(
+pub(super) async fn replay<A: DeserializeOwned>(
     store: &impl IdempotencyReader,
     request: Option<&IdempotentRequest>,
     now: DateTime<Utc>,
@@ -139,7 +180,7 @@ async fn replay<A: DeserializeOwned>(
 }
 
 /// A concurrent request with the same header committed first: its answer, once readable.
-async fn replay_after_race<A: DeserializeOwned>(
+pub(super) async fn replay_after_race<A: DeserializeOwned>(
     store: &impl IdempotencyReader,
     request: Option<&IdempotentRequest>,
     now: DateTime<Utc>,
@@ -173,7 +214,7 @@ fn new_key(caller: &Caller, id: Option<KeyId>, input: CreateKeyInput, now: DateT
 
 /// The operator's way to make a company's first root key: a key whose ACL grants `keys:*`.
 pub async fn create_root_key(
-    store: &(impl KeyCreator + KeyReader + IdempotencyReader + UsageRecorder),
+    store: &(impl KeyCreator + KeyReader + IdentityReader + IdempotencyReader + UsageRecorder),
     company: crate::model::CompanyId,
     description: Option<String>,
     now: DateTime<Utc>,
@@ -188,7 +229,7 @@ pub async fn create_root_key(
 /// the replayed answer holds the root key's plaintext, and the header alone (a RequestId) must
 /// not open it for whoever can read the table.
 pub async fn create_root_key_once(
-    store: &(impl KeyCreator + KeyReader + IdempotencyReader + UsageRecorder),
+    store: &(impl KeyCreator + KeyReader + IdentityReader + IdempotencyReader + UsageRecorder),
     company: crate::model::CompanyId,
     description: Option<String>,
     now: DateTime<Utc>,
@@ -213,7 +254,9 @@ pub async fn get_key(
     store.get_key(&caller.company, id).await?.ok_or(DomainError::NotFound)
 }
 
-/// A page of the company's keys, newest first, of the status the request asks for.
+/// A page of the company's keys, newest first, of the status the request asks for; with an
+/// identity, that identity's keys only (an identity that is none of the company's is a 400
+/// naming `identityId`).
 pub async fn list_keys(
     store: &(impl KeyLister + UsageRecorder),
     caller: &Caller,
@@ -221,8 +264,12 @@ pub async fn list_keys(
     request: &PageRequest,
 ) -> Result<Page<ApiKey>, DomainError> {
     caller.charge(store, now).await?;
-    let outcome = store.list_keys(&caller.company, request.status, PageWindow::of(request)).await?;
-    page(request, outcome, "a key of this company", |k| &k.id)
+    let identity = request.identity.as_ref();
+    let outcome = store.list_keys(&caller.company, request.status, identity, PageWindow::of(request)).await?;
+    if identity.is_some() && matches!(outcome, PageOutcome::UnknownOwner) {
+        return Err(unknown_identity());
+    }
+    page(request, outcome, "a key of this company", |k| k.id.clone())
 }
 
 /// A key's audit trail, newest first, paged like the key list.
@@ -235,13 +282,13 @@ pub async fn list_events(
 ) -> Result<Page<AuditEvent>, DomainError> {
     caller.charge(store, now).await?;
     let outcome = store.list_events(&caller.company, key, PageWindow::of(request)).await?;
-    page(request, outcome, "an event of this key", |e| &e.id)
+    page(request, outcome, "an event of this key", |e| e.id.clone())
 }
 
 /// Applies a PATCH. Without `If-Match`, a concurrent change is merged by reapplying on the
 /// fresh key; with it, a stale version is refused.
 pub async fn update_key(
-    store: &(impl KeyReader + KeyWriter + AdminCounter + IdempotencyReader + UsageRecorder),
+    store: &(impl KeyReader + KeyWriter + AdminCounter + IdentityReader + IdempotencyReader + UsageRecorder),
     caller: &Caller,
     now: DateTime<Utc>,
     target: Target<'_>,
@@ -320,7 +367,7 @@ fn apply_update(before: &ApiKey, input: &UpdateKeyInput, now: DateTime<Utc>) -> 
 /// Soft delete: the key turns inactive for good and stops verifying, old secrets included.
 /// Deleting a deleted key succeeds again.
 pub async fn delete_key(
-    store: &(impl KeyReader + KeyWriter + AdminCounter + IdempotencyReader + UsageRecorder),
+    store: &(impl KeyReader + KeyWriter + AdminCounter + IdentityReader + IdempotencyReader + UsageRecorder),
     caller: &Caller,
     now: DateTime<Utc>,
     target: Target<'_>,
@@ -344,7 +391,7 @@ pub async fn delete_key(
 /// A new secret for the same key; the old one keeps verifying for the grace period, never past
 /// the key's own expiry. Only one old secret is kept: rolling again ends the previous grace.
 pub async fn roll_key(
-    store: &(impl KeyReader + KeyWriter + AdminCounter + IdempotencyReader + UsageRecorder),
+    store: &(impl KeyReader + KeyWriter + AdminCounter + IdentityReader + IdempotencyReader + UsageRecorder),
     caller: &Caller,
     now: DateTime<Utc>,
     target: Target<'_>,
@@ -431,7 +478,7 @@ fn shown_as_of(now: DateTime<Utc>) -> impl Fn(ApiKey, Option<PlaintextKey>) -> W
 /// and the caller's bounds on the key as it would be); the caller's own limits are counted
 /// (once) only after all of them pass.
 async fn write_with_retry<A: Serialize + DeserializeOwned>(
-    store: &(impl KeyReader + KeyWriter + AdminCounter + IdempotencyReader + UsageRecorder),
+    store: &(impl KeyReader + KeyWriter + AdminCounter + IdentityReader + IdempotencyReader + UsageRecorder),
     caller: &Caller,
     now: DateTime<Utc>,
     target: Target<'_>,
@@ -466,6 +513,14 @@ async fn write_with_retry<A: Serialize + DeserializeOwned>(
         {
             return Err(DomainError::Conflict(LAST_ADMIN.into()));
         }
+        // A key that would join an identity that is none of the company's is refused for free
+        // too (the write's own condition still decides a race with the identity's deletion).
+        if let Some(planned) = &planned
+            && let Some(identity) = planned.after.joins_identity_from(Some(&before))
+            && store.get_identity(&caller.company, identity).await?.is_none()
+        {
+            return Err(identity_refusal(&before, &planned.after));
+        }
         charge_once().await?;
         let Some(Planned { mut after, action, reset_quota_usage, rolled }) = planned else {
             return Ok((write.answer)(before, None));
@@ -495,6 +550,7 @@ async fn write_with_retry<A: Serialize + DeserializeOwned>(
             // With a header, the conflict may be a concurrent twin of this request: read again.
             SaveOutcome::VersionConflict => continue,
             SaveOutcome::LastAdmin => return Err(DomainError::Conflict(LAST_ADMIN.into())),
+            SaveOutcome::UnknownIdentity => return Err(identity_refusal(&before, &after)),
             SaveOutcome::IdempotencyKeyTaken => return replay_after_race(store, idempotent.as_ref(), now).await,
         }
     }

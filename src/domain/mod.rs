@@ -8,6 +8,7 @@ mod caller;
 mod clock;
 mod error;
 pub mod idempotency;
+pub mod identities;
 pub mod key_cache;
 pub mod keys;
 pub mod paging;

@@ -38,7 +38,7 @@ pub(super) fn page<T>(
     page: &PageRequest,
     outcome: PageOutcome<T>,
     what: &str,
-    id: impl Fn(&T) -> &KeyId,
+    id: impl Fn(&T) -> KeyId,
 ) -> Result<Page<T>, DomainError> {
     let (total, mut items) = match outcome {
         PageOutcome::Listed { total, items } => (total, items),
@@ -53,8 +53,8 @@ pub(super) fn page<T>(
     if matches!(page.cursor, Cursor::Before(_)) {
         items.reverse();
     }
-    let newest = items.first().map(|k| id(k).clone());
-    let oldest = items.last().map(|k| id(k).clone());
+    let newest = items.first().map(&id);
+    let oldest = items.last().map(&id);
     let (next, previous) = match &page.cursor {
         Cursor::Newest => (
             oldest.filter(|_| more).map(Cursor::After),
@@ -91,18 +91,18 @@ mod tests {
     #[test]
     fn an_offset_page_links_back_to_an_offset_and_on_to_a_cursor() {
         let request = request(&[("limit", "2"), ("offset", "3")]);
-        let page = page(&request, listed(&["k4", "k5", "k6"]), "a key", |k| k).unwrap();
+        let page = page(&request, listed(&["k4", "k5", "k6"]), "a key", KeyId::clone).unwrap();
         assert_eq!(page.items, [id("k4"), id("k5")], "one more than the limit is read to know there is more");
         assert_eq!(page.next, Some(Cursor::After(id("k5"))));
         assert_eq!(page.previous, Some(PreviousPage::Offset(1)));
-        let first = super::page(&PageRequest::default(), listed(&["k1"]), "a key", |k| k).unwrap();
+        let first = super::page(&PageRequest::default(), listed(&["k1"]), "a key", KeyId::clone).unwrap();
         assert_eq!((first.next, first.previous), (None, None), "the only page has no neighbour");
     }
 
     #[test]
     fn a_page_before_an_item_is_read_oldest_first_and_shown_newest_first() {
         let request = request(&[("limit", "2"), ("endingBefore", "k9")]);
-        let page = page(&request, listed(&["k8", "k7", "k6"]), "a key", |k| k).unwrap();
+        let page = page(&request, listed(&["k8", "k7", "k6"]), "a key", KeyId::clone).unwrap();
         assert_eq!(page.items, [id("k7"), id("k8")]);
         assert_eq!(page.next, Some(Cursor::After(id("k8"))));
         assert_eq!(page.previous, Some(PreviousPage::Cursor(Cursor::Before(id("k7")))));
@@ -111,7 +111,7 @@ mod tests {
     #[test]
     fn an_empty_page_after_an_item_still_links_back_to_it() {
         let request = request(&[("startingAfter", "k3")]);
-        let page = page(&request, listed(&[]), "a key", |k| k).unwrap();
+        let page = page(&request, listed(&[]), "a key", KeyId::clone).unwrap();
         assert_eq!(page.next, None);
         assert_eq!(page.previous, Some(PreviousPage::Cursor(Cursor::Before(id("k3")))));
     }
@@ -119,7 +119,8 @@ mod tests {
     #[test]
     fn an_unknown_start_names_its_parameter() {
         let request = request(&[("endingBefore", "k3")]);
-        let err = page(&request, PageOutcome::<KeyId>::UnknownStart, "a key of this company", |k| k).unwrap_err();
+        let err =
+            page(&request, PageOutcome::<KeyId>::UnknownStart, "a key of this company", KeyId::clone).unwrap_err();
         assert!(matches!(&err, DomainError::Invalid(e) if e.field == "endingBefore"), "{err:?}");
     }
 }

@@ -71,6 +71,8 @@ pub struct VerifyRequest<'a> {
     pub permissions: &'a [String],
     /// Where the permissions are needed; `None` restricts nothing.
     pub scope: Option<&'a Scope>,
+    /// What the use costs the key's quota (`VerifyInput::cost`).
+    pub cost: u64,
 }
 
 /// A key's rate limit as verify answers it, so a caller can pace itself without asking again.
@@ -126,7 +128,7 @@ pub async fn verify(
 ) -> Result<Verdict, DomainError> {
     match examine(store, now, &request).await? {
         Examined::Refused(verdict) => Ok(verdict),
-        Examined::Passed(key, _) => admit(store, key, now).await,
+        Examined::Passed(key, _) => admit(store, key, now, request.cost).await,
     }
 }
 
@@ -181,10 +183,15 @@ pub fn examine_found(
     }
 }
 
-/// Counts one use of a key that passed every other check against its rate limit and quota, and
-/// refreshes its `lastUsedAt`: the last step of a verify, and of every management call's caller.
-pub async fn admit(store: &impl UsageRecorder, key: ApiKey, now: DateTime<Utc>) -> Result<Verdict, DomainError> {
-    let verdict = count_use(store, &key, now).await?;
+/// Counts one use of a key that passed every other check against its rate limit (one) and
+/// quota (`cost`), and refreshes its `lastUsedAt`: the last step of a verify.
+pub async fn admit(
+    store: &impl UsageRecorder,
+    key: ApiKey,
+    now: DateTime<Utc>,
+    cost: u64,
+) -> Result<Verdict, DomainError> {
+    let verdict = count_use(store, &key, now, cost).await?;
     Ok(Verdict { key: Some(key), ..verdict })
 }
 
@@ -194,12 +201,14 @@ pub(super) async fn count_use(
     store: &impl UsageRecorder,
     key: &ApiKey,
     now: DateTime<Utc>,
+    cost: u64,
 ) -> Result<Verdict, DomainError> {
     let usage = UsageRequest {
         key,
         now,
         rate: key.policy.rate_limit.map(|r| (r, r.window_at(now))),
         quota: key.policy.quota.map(|q| (q, q.period_at(now))),
+        cost,
     };
     let rate_state = |used: u64| {
         usage.rate.map(|(r, w)| RateState {
@@ -217,9 +226,10 @@ pub(super) async fn count_use(
         UsageOutcome::RateLimited => {
             Verdict { rate: rate_state(u64::MAX), ..Verdict::of(VerifyCode::RateLimited, None) }
         }
-        UsageOutcome::QuotaExceeded => {
-            Verdict { quota_remaining: Some(0), ..Verdict::of(VerifyCode::QuotaExceeded, None) }
-        }
+        UsageOutcome::QuotaExceeded { quota_used } => Verdict {
+            quota_remaining: usage.quota.map(|(q, _)| q.max.saturating_sub(quota_used)),
+            ..Verdict::of(VerifyCode::QuotaExceeded, None)
+        },
         UsageOutcome::Admitted { rate_used, quota_used, last_used_written } => {
             // Unless the store's writes already set lastUsedAt, refresh it before answering.
             let stale = key.last_used_at.is_none_or(|at| now - at >= LAST_USED_GRANULARITY);

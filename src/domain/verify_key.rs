@@ -51,24 +51,30 @@ pub async fn verify_for_caller(
     let Some(target_hash) = target_hash else { return Ok(Verdict::not_found()) };
     let request = VerifyRequest { company: Some(&caller.company), ..request };
     let to_keep = keepable(kept.verified, &target_found, target_read);
-    match examine_found(target_found, &target_hash, now, &request) {
-        Examined::Refused(verdict) => Ok(verdict),
-        Examined::Passed(key, _) => {
-            let verdict = admit(store, key, now).await?;
-            if let Some((record, read)) = to_keep
-                && verdict.code == VerifyCode::Valid
-            {
-                kept.verified.keep(record, now, read);
-            }
-            Ok(verdict)
-        }
+    let verdict = match examine_found(target_found, &target_hash, now, &request) {
+        Examined::Refused(verdict) => verdict,
+        Examined::Passed(key, _) => admit(store, key, now, request.cost).await?,
+    };
+    // What the table just said replaces what was kept: a key it refused is forgotten, so a
+    // verify served from memory never answers an older `VALID` after a newer refusal.
+    match (to_keep, verdict.code) {
+        (Some((Some(record), read)), VerifyCode::Valid) => kept.verified.keep(record, now, read),
+        (Some(_), _) => kept.verified.forget(&target_hash),
+        // Served from memory: its `lastUsedAt` was written if it was due.
+        (None, VerifyCode::Valid) => kept.verified.used(&target_hash, now),
+        (None, _) => {}
     }
+    Ok(verdict)
 }
 
-/// The verified key's item just read, with when, if the cache may keep it should it verify.
-fn keepable(verified: &KeyCache, found: &Option<SecretRecord>, read: Option<ReadAt>) -> Option<(SecretRecord, ReadAt)> {
+/// The verified key's item just read (`None`: found nothing), with when, if the cache is on.
+fn keepable(
+    verified: &KeyCache,
+    found: &Option<SecretRecord>,
+    read: Option<ReadAt>,
+) -> Option<(Option<SecretRecord>, ReadAt)> {
     if !verified.is_on() {
         return None;
     }
-    Some((found.clone()?, read?))
+    Some((found.clone(), read?))
 }

@@ -181,6 +181,44 @@ pub(crate) fn bounded_text(text: String, field: &str, max_chars: usize, empty_ok
     Ok(text)
 }
 
+/// A whole number from 1 to `max` under `parent.name` of an object, taken out of it; absent
+/// and `null` give `None`.
+pub(crate) fn whole_number(
+    map: &mut Map<String, Value>,
+    parent: &str,
+    name: &str,
+    max: u64,
+) -> Result<Option<u64>, FieldError> {
+    let field = format!("{parent}.{name}");
+    match map.remove(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match whole(&v) {
+            Some(n) if (1..=max).contains(&n) => Ok(Some(n)),
+            _ => Err(FieldError::invalid(&field, format!("{field} must be a whole number from 1 to {max}"))),
+        },
+    }
+}
+
+/// A nested object of a body (`rateLimit`, `ratelimits[2]`), its server-set and unknown fields
+/// refused by their full names.
+pub(crate) fn object(
+    value: Value,
+    field: &str,
+    allowed: &[&str],
+    read_only: &[&str],
+) -> Result<Map<String, Value>, FieldError> {
+    let Value::Object(map) = value else {
+        return Err(FieldError::invalid(field, format!("{field} must be an object")));
+    };
+    if let Some(name) = map.keys().find(|k| read_only.contains(&k.as_str())) {
+        return Err(FieldError::read_only(format!("{field}.{name}")));
+    }
+    if let Some(name) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(FieldError::unknown(format!("{field}.{name}")));
+    }
+    Ok(map)
+}
+
 /// How many names the lists hold together, for `concat`'s length.
 pub const fn total(lists: &[&[&str]]) -> usize {
     let (mut n, mut i) = (0, 0);

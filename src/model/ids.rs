@@ -49,6 +49,11 @@ safe_id!(
     /// A key's id, unique within its company: a UUID v7 or a custom id.
     KeyId
 );
+safe_id!(
+    /// An identity's id: `id_` and the 32 hex digits of a UUID v7, made by the service only, so
+    /// it never reads as a key's id or a route word.
+    IdentityId
+);
 
 impl CompanyId {
     /// A company id from an operator's input or a stored value; `field` names it in the error.
@@ -99,6 +104,42 @@ impl KeyId {
     }
 }
 
+/// What an identity id is made of after its `id_` prefix: a UUID v7 in 32 lowercase hex digits.
+const IDENTITY_ID_PREFIX: &str = "id_";
+
+impl IdentityId {
+    /// Time-ordered, like a generated key id, with a prefix that tells it apart from one.
+    pub fn generate() -> Self {
+        Self(format!("{IDENTITY_ID_PREFIX}{}", uuid::Uuid::now_v7().simple()))
+    }
+
+    /// An id from a path, a body or a stored value: `id_` and 32 lowercase hex digits (openapi.yaml's
+    /// `IdentityId` pattern); `field` names it in the error.
+    pub fn parse(raw: &str, field: &str) -> Result<Self, FieldError> {
+        let hex = raw.strip_prefix(IDENTITY_ID_PREFIX).unwrap_or_default();
+        if hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(FieldError::invalid(
+                field,
+                format!("{field} must be id_ and 32 lowercase hex digits, as the service made it"),
+            ))
+        }
+    }
+
+    /// The same id as a list cursor holds it: lists page by item ids of the key id's alphabet.
+    pub fn as_cursor(&self) -> KeyId {
+        KeyId(self.0.clone())
+    }
+}
+
+impl TryFrom<String> for IdentityId {
+    type Error = FieldError;
+    fn try_from(s: String) -> Result<Self, FieldError> {
+        Self::parse(&s, "identityId")
+    }
+}
+
 impl TryFrom<String> for KeyId {
     type Error = FieldError;
     fn try_from(s: String) -> Result<Self, FieldError> {
@@ -129,6 +170,19 @@ mod tests {
         assert!(KeyId::parse("operator", "keyId").is_err());
         assert!(KeyId::try_from("operator".to_owned()).is_ok(), "a stored id reads whatever is reserved since");
         assert!(CompanyId::parse("verify", "companyId").is_ok());
+    }
+
+    #[test]
+    fn identity_ids_are_the_services_own() {
+        let id = IdentityId::generate();
+        assert_eq!(id.as_str().len(), 35);
+        assert_eq!(IdentityId::parse(id.as_str(), "identityId").unwrap(), id);
+        assert!(id < IdentityId::generate(), "time-ordered");
+        for bad in ["", "id_", "id_0123", "key_0123456789abcdef0123456789abcdef", "id_0123456789ABCDEF0123456789abcdef"]
+        {
+            assert_eq!(IdentityId::parse(bad, "identityId").unwrap_err().field, "identityId", "{bad}");
+        }
+        assert_eq!(id.as_cursor().as_str(), id.as_str());
     }
 
     #[test]

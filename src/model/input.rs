@@ -190,12 +190,17 @@ pub struct VerifyInput {
     pub permissions: Vec<String>,
     /// Where the call acts; empty restricts nothing.
     pub scope: Scope,
+    /// What the use costs the key's quota (`MAX_VERIFY_COST` at most; 1 unless asked).
+    pub cost: u64,
 }
+
+/// The most one verify may cost a quota.
+pub const MAX_VERIFY_COST: u64 = 10_000;
 
 impl VerifyInput {
     /// Reads a verify body; the caps on what it may ask keep verify's work bounded.
     pub fn parse(body: Value) -> Result<Self, FieldError> {
-        let mut f = JsonFields::new(body)?.only(&["key", "ip", "permissions", "scope"], &[])?;
+        let mut f = JsonFields::new(body)?.only(&["key", "ip", "permissions", "scope", "cost"], &[])?;
         let key: String = f.required("key", "a string")?;
         let ip = f
             .optional::<String>("ip", "a string")?
@@ -215,7 +220,13 @@ impl VerifyInput {
             .map(requested_scope)
             .transpose()?
             .unwrap_or_default();
-        Ok(Self { key, ip, permissions, scope })
+        let cost = match f.take("cost") {
+            None | Some(Value::Null) => 1,
+            Some(value) => whole(&value).filter(|n| *n <= MAX_VERIFY_COST).ok_or_else(|| {
+                FieldError::invalid("cost", format!("cost must be a whole number from 0 to {MAX_VERIFY_COST}"))
+            })?,
+        };
+        Ok(Self { key, ip, permissions, scope, cost })
     }
 }
 

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use serde::ser::SerializeMap;
 
-use super::{Acl, CompanyId, KeyId, KeyType, Labels, PlaintextKey, Policy, QuotaUsage, SecretHash};
+use super::{Acl, CompanyId, IdentityId, KeyId, KeyType, Labels, PlaintextKey, Policy, QuotaUsage, SecretHash};
 
 /// `lastUsedAt` is written at most this often per key: a key verified a thousand times a
 /// minute costs one write for it, not a thousand.
@@ -106,6 +106,20 @@ impl ApiKey {
                 .iter()
                 .flat_map(Acl::permissions)
                 .any(|p| p.reaches_all_of(super::acl::MANAGEMENT_NAMESPACE))
+    }
+
+    /// The identity whose lists and counts hold the key, with the status it is counted under:
+    /// the identity it names, until it is deleted.
+    pub fn counted_by(&self) -> Option<(&IdentityId, KeyStatus)> {
+        self.policy.identity_id.as_ref().filter(|_| !self.is_deleted()).map(|id| (id, self.status))
+    }
+
+    /// Whether a write from `before` to this key adds it to an identity's counts (a new key
+    /// naming one, a key naming one anew, or re-activated): then that identity must exist, live,
+    /// in the key's company, when the write commits. The identity it joins, if so.
+    pub fn joins_identity_from(&self, before: Option<&ApiKey>) -> Option<&IdentityId> {
+        let (identity, status) = self.counted_by()?;
+        (before.and_then(ApiKey::counted_by) != Some((identity, status))).then_some(identity)
     }
 
     /// The key's secrets that verify, each with when it stops: the current one (`None`: until

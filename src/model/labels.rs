@@ -45,34 +45,37 @@ fn tags(value: Value, _: DateTime<Utc>) -> Result<Vec<String>, FieldError> {
 }
 
 fn metadata(value: Value, _: DateTime<Utc>) -> Result<Map<String, Value>, FieldError> {
-    let map: Map<String, Value> = decode(value, "metadata", "a JSON object")?;
+    free_json(value, "metadata")
+}
+
+/// The company's own JSON under `field` (a key's `metadata`, an identity's `meta`): an object of
+/// at most `MAX_METADATA_BYTES` that DynamoDB can keep.
+pub(crate) fn free_json(value: Value, field: &str) -> Result<Map<String, Value>, FieldError> {
+    let map: Map<String, Value> = decode(value, field, "a JSON object")?;
     let size = serde_json::to_vec(&map).map_or(usize::MAX, |b| b.len());
     if size > MAX_METADATA_BYTES {
-        return Err(FieldError::invalid(
-            "metadata",
-            format!("metadata must be at most {MAX_METADATA_BYTES} bytes of JSON"),
-        ));
+        return Err(FieldError::invalid(field, format!("{field} must be at most {MAX_METADATA_BYTES} bytes of JSON")));
     }
     if map.contains_key("") {
-        return Err(FieldError::invalid("metadata", "metadata keys cannot be empty"));
+        return Err(FieldError::invalid(field, format!("{field} keys cannot be empty")));
     }
-    map.values().try_for_each(|v| storable(v, 1)).map_err(|problem| FieldError::invalid("metadata", problem))?;
+    map.values().try_for_each(|v| storable(v, 1, field)).map_err(|problem| FieldError::invalid(field, problem))?;
     Ok(map)
 }
 
 /// What DynamoDB can keep: no empty object keys, numbers of magnitude 1e-130 to 1e125 (or 0),
 /// bounded nesting. Anything else would fail at write time, as a 503 instead of this 400.
-fn storable(value: &Value, depth: usize) -> Result<(), String> {
+fn storable(value: &Value, depth: usize, field: &str) -> Result<(), String> {
     if depth > MAX_METADATA_DEPTH {
-        return Err(format!("metadata nests at most {MAX_METADATA_DEPTH} levels"));
+        return Err(format!("{field} nests at most {MAX_METADATA_DEPTH} levels"));
     }
     match value {
-        Value::Object(map) if map.contains_key("") => Err("metadata keys cannot be empty".into()),
-        Value::Object(map) => map.values().try_for_each(|v| storable(v, depth + 1)),
-        Value::Array(list) => list.iter().try_for_each(|v| storable(v, depth + 1)),
+        Value::Object(map) if map.contains_key("") => Err(format!("{field} keys cannot be empty")),
+        Value::Object(map) => map.values().try_for_each(|v| storable(v, depth + 1, field)),
+        Value::Array(list) => list.iter().try_for_each(|v| storable(v, depth + 1, field)),
         Value::Number(n) => match n.as_f64() {
             Some(f) if f == 0.0 || (1e-130..1e125).contains(&f.abs()) => Ok(()),
-            _ => Err("metadata numbers must be 0 or of magnitude 1e-130 to 1e125".into()),
+            _ => Err(format!("{field} numbers must be 0 or of magnitude 1e-130 to 1e125")),
         },
         _ => Ok(()),
     }

@@ -66,6 +66,12 @@ impl RateLimit {
 }
 
 impl Quota {
+    /// Whether a use costing `cost` fits a period that has counted `used`: what is left covers
+    /// it, and a quota used up refuses even a use that costs nothing.
+    pub fn admits(&self, used: u64, cost: u64) -> bool {
+        used < self.max && used.saturating_add(cost) <= self.max
+    }
+
     /// A quota as a body gives it: its settings, not yet started. The write that takes it
     /// starts it (`starting`), so the parsed request holds no time of its own.
     pub fn given(max: u64, renewal_seconds: Option<u64>) -> Self {

@@ -7,6 +7,7 @@ pub mod acl;
 mod audit;
 mod error;
 pub mod fields;
+mod identity;
 mod ids;
 pub mod input;
 pub mod ip;
@@ -21,7 +22,11 @@ pub use acl::{Acl, AclEntry, Dimension, Permission, Scope};
 pub use audit::{ActingSecret, ActorType, AuditAction, AuditEvent, SecretRole};
 pub use error::{FieldError, FieldProblem};
 pub use fields::Change;
-pub use ids::{CompanyId, KeyId, RESERVED_KEY_IDS};
+pub use identity::{
+    CreateIdentityInput, Identity, IdentityKeys, IdentityParts, IdentityPartsChange, IdentityView,
+    MAX_EXTERNAL_ID_CHARS, MAX_LIMIT_NAME_CHARS, MAX_NAMED_LIMITS, NamedLimit, UpdateIdentityInput,
+};
+pub use ids::{CompanyId, IdentityId, KeyId, RESERVED_KEY_IDS};
 pub use input::{CreateKeyInput, IdempotencyKey, RollInput, UpdateKeyInput, VerifyInput};
 pub use ip::IpAllowlist;
 pub use key::{ApiKey, KeyStatus, KeyView, LAST_USED_GRANULARITY, PolicyView, PreviousSecret, QuotaView};

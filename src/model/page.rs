@@ -2,7 +2,8 @@
 //! pages. Which page a window of items makes is the domain's (`domain::paging`), how the store
 //! reads a window the store's (`store::PageWindow`), and the answer's envelope the http layer's.
 
-use super::{FieldError, KeyId, KeyStatus};
+use super::fields::bounded_text;
+use super::{FieldError, IdentityId, KeyId, KeyStatus, MAX_EXTERNAL_ID_CHARS};
 
 /// Items on a page when the query does not say.
 pub const DEFAULT_LIMIT: u32 = 25;
@@ -77,29 +78,55 @@ pub struct PageRequest {
     pub cursor: Cursor,
     /// Items skipped from the newest, 0 to `MAX_OFFSET` (the store reads every skipped item).
     pub offset: u32,
+    /// `GET /keys?identityId=`: only the keys of this identity (of the status asked).
+    pub identity: Option<IdentityId>,
+    /// `GET /identities?externalId=`: only the identity with this `externalId` (one page).
+    pub external_id: Option<String>,
 }
 
 impl Default for PageRequest {
     fn default() -> Self {
-        Self { status: StatusFilter::default(), limit: DEFAULT_LIMIT, cursor: Cursor::Newest, offset: 0 }
+        Self {
+            status: StatusFilter::default(),
+            limit: DEFAULT_LIMIT,
+            cursor: Cursor::Newest,
+            offset: 0,
+            identity: None,
+            external_id: None,
+        }
     }
+}
+
+/// Which list a query is for: each takes the paging parameters and its own filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ListOf {
+    /// `GET /keys`: `status` and `identityId`.
+    Keys,
+    /// A key's audit events: paging only.
+    Events,
+    /// `GET /identities`: `externalId`.
+    Identities,
 }
 
 impl PageRequest {
     /// From decoded query pairs; an unknown or repeated parameter is a 400 rather than ignored.
     pub fn parse<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, FieldError> {
-        Self::parse_with(pairs, true)
+        Self::parse_with(pairs, ListOf::Keys)
     }
 
     /// The same paging for a list that has no status (a key's audit events).
     pub fn parse_without_status<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, FieldError> {
-        Self::parse_with(pairs, false)
+        Self::parse_with(pairs, ListOf::Events)
     }
 
-    fn parse_with<'a>(
-        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
-        with_status: bool,
-    ) -> Result<Self, FieldError> {
+    /// The paging of the identity list, with `externalId` to find one (then no cursor or
+    /// offset: the page is that identity or none).
+    pub fn parse_identities<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, FieldError> {
+        Self::parse_with(pairs, ListOf::Identities)
+    }
+
+    fn parse_with<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>, list: ListOf) -> Result<Self, FieldError> {
+        let with_status = list == ListOf::Keys;
         let mut page = Self::default();
         let (mut after, mut before) = (None, None);
         let mut seen: Vec<&str> = Vec::new();
@@ -121,8 +148,31 @@ impl PageRequest {
                 "offset" => page.offset = bounded(name, value, 0, MAX_OFFSET)?,
                 "startingAfter" => after = Some(KeyId::parse(value, name)?),
                 "endingBefore" => before = Some(KeyId::parse(value, name)?),
+                "identityId" if list == ListOf::Keys => page.identity = Some(IdentityId::parse(value, name)?),
+                "externalId" if list == ListOf::Identities => {
+                    page.external_id = Some(bounded_text(value.to_owned(), name, MAX_EXTERNAL_ID_CHARS, false)?);
+                }
                 other => return Err(FieldError::unknown(other)),
             }
+        }
+        // An identity's key list is read by cursor from its own index, which has no listing
+        // entries to count an offset over; and it has no `all` (one index partition per status).
+        if page.identity.is_some() {
+            if seen.contains(&"offset") {
+                return Err(FieldError::invalid("offset", "offset cannot be used with identityId: page by cursor"));
+            }
+            if page.status == StatusFilter::All {
+                return Err(FieldError::invalid(
+                    "status",
+                    "status=all cannot be used with identityId: list its active and its inactive keys apart",
+                ));
+            }
+        }
+        // `externalId` finds one identity: a page of it or of none, with nothing to page through.
+        if page.external_id.is_some()
+            && let Some(name) = ["startingAfter", "endingBefore", "offset"].into_iter().find(|n| seen.contains(n))
+        {
+            return Err(FieldError::invalid(name, format!("{name} cannot be used with externalId")));
         }
         page.cursor = match (after, before) {
             (Some(_), Some(_)) => {
@@ -143,6 +193,9 @@ impl PageRequest {
         let mut query = format!("{path}?limit={}", self.limit);
         if self.status != StatusFilter::default() {
             query.push_str(&format!("&status={}", self.status.as_str()));
+        }
+        if let Some(identity) = &self.identity {
+            query.push_str(&format!("&identityId={identity}"));
         }
         match cursor {
             Cursor::After(id) => query.push_str(&format!("&startingAfter={id}")),
@@ -186,6 +239,33 @@ mod tests {
         assert_eq!(parse(&[("sort", "asc")]).unwrap_err().field, "sort");
         assert_eq!(parse(&[("limit", "1"), ("limit", "2")]).unwrap_err().field, "limit");
         assert_eq!(PageRequest::parse_without_status([("status", "all")]).unwrap_err().field, "status");
+        assert_eq!(PageRequest::parse_without_status([("identityId", "x")]).unwrap_err().field, "identityId");
+        assert_eq!(PageRequest::parse_identities([("status", "all")]).unwrap_err().field, "status");
+        assert_eq!(PageRequest::parse_identities([("identityId", "x")]).unwrap_err().field, "identityId");
+        assert_eq!(parse(&[("externalId", "x")]).unwrap_err().field, "externalId");
+    }
+
+    #[test]
+    fn filters_refuse_what_their_lists_cannot_do() {
+        let identity = "id_0190a5e4c3b27d5e9f1a2b3c4d5e6f70";
+        let page = parse(&[("identityId", identity), ("status", "inactive"), ("limit", "2")]).unwrap();
+        assert_eq!(page.identity.as_ref().map(IdentityId::as_str), Some(identity));
+        let id = KeyId::parse("k1", "id").unwrap();
+        assert_eq!(
+            page.link("/keys", &Cursor::After(id)),
+            format!("/keys?limit=2&status=inactive&identityId={identity}&startingAfter=k1")
+        );
+        assert_eq!(parse(&[("identityId", "nope")]).unwrap_err().field, "identityId");
+        assert_eq!(parse(&[("identityId", identity), ("offset", "0")]).unwrap_err().field, "offset");
+        assert_eq!(parse(&[("identityId", identity), ("status", "all")]).unwrap_err().field, "status");
+        let found = PageRequest::parse_identities([("externalId", "cust_42"), ("limit", "5")]).unwrap();
+        assert_eq!(found.external_id.as_deref(), Some("cust_42"));
+        for name in ["startingAfter", "endingBefore", "offset"] {
+            let value = if name == "offset" { "1" } else { "k1" };
+            let err = PageRequest::parse_identities([("externalId", "c"), (name, value)]).unwrap_err();
+            assert_eq!(err.field, name);
+        }
+        assert_eq!(PageRequest::parse_identities([("externalId", "")]).unwrap_err().field, "externalId");
     }
 
     #[test]

@@ -3,11 +3,11 @@
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::fields::{decode, key_part, whole};
+use super::fields::{decode, key_part, object, whole_number};
 use super::limits::MAX_WINDOW_SECONDS;
-use super::{Acl, AclEntry, Dimension, FieldError, IpAllowlist, Permission, Quota, RateLimit, Scope};
+use super::{Acl, AclEntry, Dimension, FieldError, IdentityId, IpAllowlist, Permission, Quota, RateLimit, Scope};
 
 key_part! {
     /// What bounds a key: changed by PATCH (but not by the key itself, its ACL aside), read by
@@ -25,6 +25,10 @@ key_part! {
         /// write that takes it decides when it starts (`Quota::starting`). The view shows it
         /// with what remains of it (`QuotaView`), not when it started.
         quota: Option<Quota> = "quota" by quota,
+        /// The identity (a company's customer or owner) the key belongs to; `None`: none. It
+        /// must be an identity of the key's company when the write commits; its named limits
+        /// are to bound the key, so no key moves itself to another.
+        identity_id: Option<IdentityId> = "identityId" by identity,
     }
 }
 
@@ -112,30 +116,6 @@ fn future(value: Value, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, Fie
     Ok(Some(at))
 }
 
-fn whole_number(map: &mut Map<String, Value>, parent: &str, name: &str, max: u64) -> Result<Option<u64>, FieldError> {
-    let field = format!("{parent}.{name}");
-    match map.remove(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => match whole(&v) {
-            Some(n) if (1..=max).contains(&n) => Ok(Some(n)),
-            _ => Err(FieldError::invalid(&field, format!("{field} must be a whole number from 1 to {max}"))),
-        },
-    }
-}
-
-fn object(value: Value, field: &str, allowed: &[&str], read_only: &[&str]) -> Result<Map<String, Value>, FieldError> {
-    let Value::Object(map) = value else {
-        return Err(FieldError::invalid(field, format!("{field} must be an object")));
-    };
-    if let Some(name) = map.keys().find(|k| read_only.contains(&k.as_str())) {
-        return Err(FieldError::read_only(format!("{field}.{name}")));
-    }
-    if let Some(name) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(FieldError::unknown(format!("{field}.{name}")));
-    }
-    Ok(map)
-}
-
 fn rate_limit(value: Value, _: DateTime<Utc>) -> Result<Option<RateLimit>, FieldError> {
     let mut map = object(value, "rateLimit", &["limit", "periodSeconds"], &["remaining", "resetAt"])?;
     let limit = whole_number(&mut map, "rateLimit", "limit", u64::from(u32::MAX))?
@@ -143,6 +123,13 @@ fn rate_limit(value: Value, _: DateTime<Utc>) -> Result<Option<RateLimit>, Field
     let period_seconds = whole_number(&mut map, "rateLimit", "periodSeconds", MAX_WINDOW_SECONDS)?
         .ok_or_else(|| FieldError::missing("rateLimit.periodSeconds"))?;
     Ok(Some(RateLimit { limit, period_seconds }))
+}
+
+/// The id's form only: whether it names an identity of the caller's company is the write's to
+/// check, when it commits.
+fn identity(value: Value, _: DateTime<Utc>) -> Result<Option<IdentityId>, FieldError> {
+    let raw: String = decode(value, "identityId", "a string")?;
+    IdentityId::parse(&raw, "identityId").map(Some)
 }
 
 /// Its settings only: `remaining` and `renewsAt` are the server's, and when it starts is the
@@ -174,6 +161,7 @@ mod tests {
             "expiresAt": "2099-01-01T00:00:00Z",
             "rateLimit": { "limit": 5, "periodSeconds": 60 },
             "quota": { "max": 100, "renewalSeconds": 3600 },
+            "identityId": "id_0190a5e4c3b27d5e9f1a2b3c4d5e6f70",
         })
     }
 
@@ -237,7 +225,7 @@ mod tests {
         }
         assert!(!Policy::guards(&PolicyChange { acl: Change::Set(None), ..PolicyChange::default() }));
         let guarded: Vec<&str> = Policy::guarded_fields().collect();
-        for name in ["whitelistedIPs", "expiresAt", "rateLimit", "quota"] {
+        for name in ["whitelistedIPs", "expiresAt", "rateLimit", "quota", "identityId"] {
             assert!(guarded.contains(&name), "{name} guarded");
         }
         assert!(!guarded.contains(&"acl"));

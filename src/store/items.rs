@@ -12,21 +12,28 @@
 //! | audit event | `EVENTS#<company>#<id>` | `EVENT#<eventId>` (UUID v7, time-ordered) | the event; kept after the key |
 //! | key listing entry | `LISTING#<company>` and `LISTING#<company>#STATUS#<status>` | `LISTED#<created>#<id>` | nothing else (an offset is counted over these); the key's ttl |
 //! | event listing entry | `EVENTLISTING#<company>#<id>` | `LISTED#<eventId>` | nothing else; kept like the event |
+//! | identity | `IDENTITY#<company>#<id>` | `IDENTITY` | gsi1 `IDENTITIES#<company>` / created; `activeKeys`, `inactiveKeys`; `deletedAt` on a tombstone |
+//! | externalId | `IDENTITYEXTERNAL#<company>#<sha256 of externalId>` | `IDENTITYEXTERNAL` | `identityId`: the one identity that has it |
+//! | identity listing entry | `IDENTITYLISTING#<company>` | `LISTED#<created>#<id>` | nothing else (an offset is counted over these) |
+//!
+//! A key that names an identity and is not deleted also carries gsi3
+//! `IDENTITYKEYS#<company>#<identity>#STATUS#<status>` / created.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
-use crate::model::{ApiKey, AuditEvent, CompanyId, KeyId, KeyStatus, SecretHash};
+use crate::model::{ApiKey, AuditEvent, CompanyId, Identity, IdentityId, KeyId, KeyStatus, SecretHash};
 
 pub use super::attributes::{
     Item, SCHEMA_VERSION, SCHEMA_VERSION_ATTRIBUTE, address, n, number, s, schema_version, string, timestamp,
 };
 use super::records::{
-    self, AuditRecord, IdempotencyItem, KeyRecord, ListingEntry, RemovedKeyRecord, StoredStatus, StreamMarker,
+    self, AuditRecord, IdempotencyItem, IdentityRecord, KeyRecord, ListingEntry, RemovedKeyRecord, StoredStatus,
+    StreamMarker,
 };
-use super::table::{COMPANY_INDEX, SORT_KEY, STATUS_INDEX, TTL_ATTRIBUTE};
+use super::table::{COMPANY_INDEX, IDENTITY_INDEX, SORT_KEY, STATUS_INDEX, TTL_ATTRIBUTE};
 use super::{IdempotencyRecord, SecretRecord, StoreError};
 
 /// Sort key of a key item.
@@ -41,6 +48,10 @@ pub const RATE_SK: &str = "RATE";
 pub const IDEMPOTENCY_SK: &str = "IDEMPOTENCY";
 /// Sort key of a stream marker.
 pub const STREAM_SK: &str = "STREAM";
+/// Sort key of an identity item.
+pub const IDENTITY_SK: &str = "IDENTITY";
+/// Sort key of an `externalId`'s uniqueness item.
+pub const EXTERNAL_ID_SK: &str = "IDENTITYEXTERNAL";
 /// Attributes verify writes; management writes leave them alone so no count is lost.
 pub const USAGE_ATTRIBUTES: [&str; 2] = [KeyRecord::QUOTA_USAGE, KeyRecord::LAST_USED_AT];
 /// The lookup item's own copy of the hash it is addressed by.
@@ -73,7 +84,12 @@ pub fn status_index_pk(company: &CompanyId, status: KeyStatus) -> String {
 
 /// Sorts by creation, then id; fixed-width time so that text order is time order.
 pub fn created_sort(key: &ApiKey) -> String {
-    format!("{}#{}", key.created_at.format("%Y-%m-%dT%H:%M:%S%.6fZ"), key.id)
+    creation_order(key.created_at, &key.id)
+}
+
+/// `<created>#<id>`, the order of every list: fixed-width time, so text order is time order.
+fn creation_order(created_at: DateTime<Utc>, id: &impl std::fmt::Display) -> String {
+    format!("{}#{id}", created_at.format("%Y-%m-%dT%H:%M:%S%.6fZ"))
 }
 
 /// Partition key of a key's rate window number `window`.
@@ -120,15 +136,136 @@ pub fn key_from_item(item: Item) -> Result<ApiKey, StoreError> {
     from_item::<KeyRecord<'static>>(item)?.into_model()
 }
 
-/// The index attributes that place a key in the company and status listings.
+/// The index attributes that place a key in the company and status listings, and, if it names
+/// an identity and is not deleted, in that identity's listing of its status.
 pub fn index_attributes(key: &ApiKey) -> Item {
     let sort = created_sort(key);
-    HashMap::from([
+    let mut attributes = HashMap::from([
         (COMPANY_INDEX.partition_key.to_owned(), s(company_index_pk(&key.company_id))),
         (COMPANY_INDEX.sort_key.to_owned(), s(sort.clone())),
         (STATUS_INDEX.partition_key.to_owned(), s(status_index_pk(&key.company_id, key.status))),
-        (STATUS_INDEX.sort_key.to_owned(), s(sort)),
-    ])
+        (STATUS_INDEX.sort_key.to_owned(), s(sort.clone())),
+    ]);
+    if let Some((identity, status)) = key.counted_by() {
+        attributes
+            .insert(IDENTITY_INDEX.partition_key.to_owned(), s(identity_keys_pk(&key.company_id, identity, status)));
+        attributes.insert(IDENTITY_INDEX.sort_key.to_owned(), s(sort));
+    }
+    attributes
+}
+
+/// Partition (in the identity index) of an identity's keys of one status.
+pub fn identity_keys_pk(company: &CompanyId, identity: &IdentityId, status: KeyStatus) -> String {
+    format!("IDENTITYKEYS#{company}#{identity}#STATUS#{}", StoredStatus::from(status).as_str())
+}
+
+/// Partition key of an identity item.
+pub fn identity_pk(company: &CompanyId, id: &IdentityId) -> String {
+    format!("IDENTITY#{company}#{id}")
+}
+
+/// An identity item's address.
+pub fn identity_address(company: &CompanyId, id: &IdentityId) -> Item {
+    address(identity_pk(company, id), IDENTITY_SK)
+}
+
+/// The address of the item that holds an `externalId` for one identity of the company: filed
+/// under the text's SHA-256, so any text of 255 characters makes a short key.
+pub fn external_id_address(company: &CompanyId, external_id: &str) -> Item {
+    use sha2::{Digest, Sha256};
+    let hash = hex::encode(Sha256::digest(external_id.as_bytes()));
+    address(format!("IDENTITYEXTERNAL#{company}#{hash}"), EXTERNAL_ID_SK)
+}
+
+/// The uniqueness item of an identity's `externalId`: it names the identity that has it.
+pub fn external_id_item(identity: &Identity) -> Item {
+    let mut item = external_id_address(&identity.company_id, &identity.external_id);
+    item.insert(IdentityRecord::IDENTITY_ID.to_owned(), s(identity.id.as_str()));
+    item.extend([super::attributes::schema_version()]);
+    item
+}
+
+/// The identity an `externalId` item names, if it is one.
+pub fn identity_of_external(item: &Item) -> Option<IdentityId> {
+    string(item, IdentityRecord::IDENTITY_ID).and_then(|id| IdentityId::try_from(id).ok())
+}
+
+/// Partition (in the company index) of a company's identities.
+pub fn identities_index_pk(company: &CompanyId) -> String {
+    format!("IDENTITIES#{company}")
+}
+
+/// Sorts identities by creation, then id, as `created_sort` sorts keys.
+pub fn identity_sort(identity: &Identity) -> String {
+    creation_order(identity.created_at, &identity.id)
+}
+
+/// An identity's attributes without its addresses, counts or tombstone: what its own writes set.
+pub fn identity_attributes(identity: &Identity) -> Result<Item, StoreError> {
+    to_item(IdentityRecord::from_model(identity))
+}
+
+/// An identity's item: its attributes and its place in the company's identity list.
+pub fn identity_item(identity: &Identity) -> Result<Item, StoreError> {
+    let mut item = identity_attributes(identity)?;
+    item.extend(identity_address(&identity.company_id, &identity.id));
+    item.insert(COMPANY_INDEX.partition_key.to_owned(), s(identities_index_pk(&identity.company_id)));
+    item.insert(COMPANY_INDEX.sort_key.to_owned(), s(identity_sort(identity)));
+    Ok(item)
+}
+
+/// The identity an item holds, with its keys' counts; `None` for a tombstone (deleted).
+pub fn identity_from_item(item: Item) -> Result<Option<Identity>, StoreError> {
+    if item.contains_key(IdentityRecord::DELETED_AT) {
+        return Ok(None);
+    }
+    let keys = crate::model::IdentityKeys {
+        active: number(&item, IdentityRecord::ACTIVE_KEYS).unwrap_or(0).max(0) as u64,
+        inactive: number(&item, IdentityRecord::INACTIVE_KEYS).unwrap_or(0).max(0) as u64,
+    };
+    let identity = from_item::<IdentityRecord<'static>>(item)?.into_model()?;
+    Ok(Some(Identity { keys, ..identity }))
+}
+
+/// A live identity as a listed item: a tombstone is never in the list, so one there is corrupt.
+pub fn listed_identity_from_item(item: Item) -> Result<Identity, StoreError> {
+    identity_from_item(item)?.ok_or_else(|| StoreError::Corrupt("a deleted identity in the identity list".into()))
+}
+
+/// Partition of a company's identity listing entries.
+pub fn identity_listing_pk(company: &CompanyId) -> String {
+    format!("IDENTITYLISTING#{company}")
+}
+
+/// An identity's listing entry's sort key: its index sort key, so entries run in the list's order.
+pub fn identity_listing_sk(identity: &Identity) -> String {
+    format!("{LISTED_PREFIX}{}", identity_sort(identity))
+}
+
+/// An identity's entry in its company's list, what an offset is counted over.
+pub fn identity_listing_entry(identity: &Identity) -> Item {
+    ListingEntry::item(identity_listing_pk(&identity.company_id), &identity_listing_sk(identity), None)
+}
+
+/// The position in the company index of an identity: where a page continues after it.
+pub fn identity_position(identity: &Identity) -> Item {
+    let mut position = identity_address(&identity.company_id, &identity.id);
+    position.insert(COMPANY_INDEX.partition_key.to_owned(), s(identities_index_pk(&identity.company_id)));
+    position.insert(COMPANY_INDEX.sort_key.to_owned(), s(identity_sort(identity)));
+    position
+}
+
+/// The position in the company index of the identity a listing entry stands for.
+pub fn identity_position_of_entry(entry: &Item, company: &CompanyId) -> Result<Item, StoreError> {
+    let sort = listed(entry, "identity")?;
+    let Some((_, id)) = sort.split_once('#') else {
+        return Err(StoreError::Corrupt("identity listing entry without an id".into()));
+    };
+    let id = IdentityId::try_from(id.to_owned()).map_err(|e| StoreError::Corrupt(format!("identity entry: {e}")))?;
+    let mut position = identity_address(company, &id);
+    position.insert(COMPANY_INDEX.partition_key.to_owned(), s(identities_index_pk(company)));
+    position.insert(COMPANY_INDEX.sort_key.to_owned(), s(sort));
+    Ok(position)
 }
 
 /// A key's item: its attributes, its listing index attributes, and a TTL once deleted.

@@ -10,11 +10,15 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{ApiKey, AuditEvent, CompanyId, KeyId, LAST_USED_GRANULARITY, QuotaUsage, SecretHash};
+use crate::model::{
+    ApiKey, AuditEvent, CompanyId, Identity, IdentityId, IdentityKeys, KeyId, KeyStatus, LAST_USED_GRANULARITY,
+    QuotaUsage, SecretHash,
+};
 
 use super::{
-    AdminCounter, IdempotencyReader, IdempotencyRecord, InsertOutcome, KeyChange, KeyCreator, KeyReader, KeyWriter,
-    SaveOutcome, SecretLookup, SecretRecord, StoreError, UsageOutcome, UsageRecorder, UsageRequest,
+    AdminCounter, IdempotencyReader, IdempotencyRecord, IdentityOutcome, IdentityReader, IdentityWrite, IdentityWriter,
+    InsertOutcome, KeyChange, KeyCreator, KeyReader, KeyWriter, SaveOutcome, SecretLookup, SecretRecord, StoreError,
+    UsageOutcome, UsageRecorder, UsageRequest,
 };
 
 /// Everything the memory store holds, in the shape a test asserts on: the same items the
@@ -32,12 +36,30 @@ pub struct MemoryState {
     pub idempotency: HashMap<String, IdempotencyRecord>,
     /// Uses counted per key and rate window number.
     pub rate_used: HashMap<(CompanyId, KeyId, i64), u64>,
+    /// Live identities by company and id; their key counts are counted from `keys` when read.
+    pub identities: BTreeMap<(CompanyId, IdentityId), Identity>,
 }
 
 impl MemoryState {
     /// The company's active admin keys, as the DynamoDB store's counters item counts them.
     fn active_admins(&self, company: &CompanyId) -> usize {
         self.keys.iter().filter(|((c, _), key)| c == company && key.is_company_admin()).count()
+    }
+
+    /// The keys that count in an identity, as the DynamoDB store's identity item counts them.
+    fn identity_keys(&self, company: &CompanyId, identity: &IdentityId) -> IdentityKeys {
+        let counted = |status| {
+            let named = |key: &&ApiKey| key.company_id == *company && key.counted_by() == Some((identity, status));
+            self.keys.values().filter(named).count() as u64
+        };
+        IdentityKeys { active: counted(KeyStatus::Active), inactive: counted(KeyStatus::Inactive) }
+    }
+
+    /// Whether a key joining an identity (`ApiKey::joins_identity_from`) would join a live
+    /// identity of its company, as the DynamoDB store's condition requires.
+    fn may_join(&self, key: &ApiKey, before: Option<&ApiKey>) -> bool {
+        key.joins_identity_from(before)
+            .is_none_or(|identity| self.identities.contains_key(&(key.company_id.clone(), identity.clone())))
     }
 
     /// Whether a live (unexpired) record holds this lookup at `now`.
@@ -142,6 +164,9 @@ impl KeyCreator for MemoryStore {
         if state.lookups.contains_key(&key.secret_hash) {
             return Err(StoreError::Unavailable("create key: secret collision; retry".into()));
         }
+        if !state.may_join(key, None) {
+            return Ok(InsertOutcome::UnknownIdentity);
+        }
         state.put_key_and_lookups(key.clone());
         state.audit.push(audit.clone());
         if let Some(record) = idempotency {
@@ -164,6 +189,9 @@ impl KeyWriter for MemoryStore {
         if change.keep_an_admin && admins_lost > 0 && state.active_admins(&after.company_id) <= admins_lost {
             return Ok(SaveOutcome::LastAdmin);
         }
+        if !state.may_join(after, Some(before)) {
+            return Ok(SaveOutcome::UnknownIdentity);
+        }
         if state.idempotency_taken(change.idempotency, after.updated_at) {
             return Ok(SaveOutcome::IdempotencyKeyTaken);
         }
@@ -185,6 +213,69 @@ impl KeyWriter for MemoryStore {
             state.idempotency.insert(record.lookup.clone(), record.clone());
         }
         Ok(SaveOutcome::Saved)
+    }
+}
+
+impl IdentityReader for MemoryStore {
+    async fn get_identity(&self, company: &CompanyId, id: &IdentityId) -> Result<Option<Identity>, StoreError> {
+        let state = self.lock();
+        let found = state.identities.get(&(company.clone(), id.clone())).cloned();
+        Ok(found.map(|identity| Identity { keys: state.identity_keys(company, id), ..identity }))
+    }
+
+    async fn find_identity(&self, company: &CompanyId, external_id: &str) -> Result<Option<Identity>, StoreError> {
+        let id = {
+            let state = self.lock();
+            let mut same =
+                state.identities.values().filter(|i| i.company_id == *company && i.external_id == external_id);
+            same.next().map(|i| i.id.clone())
+        };
+        match id {
+            Some(id) => self.get_identity(company, &id).await,
+            None => Ok(None),
+        }
+    }
+}
+
+impl IdentityWriter for MemoryStore {
+    /// The DynamoDB store's conditions, in its order: the idempotency record, the version read
+    /// (and, for a delete, no active key), the `externalId`.
+    async fn write_identity(&self, write: IdentityWrite<'_>) -> Result<IdentityOutcome, StoreError> {
+        let mut state = self.lock();
+        if state.idempotency_taken(write.idempotency, write.now) {
+            return Ok(IdentityOutcome::IdempotencyKeyTaken);
+        }
+        if let Some(before) = write.before {
+            let address = (before.company_id.clone(), before.id.clone());
+            let stored = state.identities.get(&address);
+            let keys = state.identity_keys(&before.company_id, &before.id);
+            let moved = write.after.is_none() && (keys.active > 0 || keys != before.keys);
+            if stored.is_none_or(|s| s.version != before.version) || moved {
+                return Ok(IdentityOutcome::Changed);
+            }
+        }
+        if let Some(after) = write.after {
+            let taken = state
+                .identities
+                .values()
+                .any(|i| i.company_id == after.company_id && i.external_id == after.external_id && i.id != after.id);
+            if taken {
+                return Ok(IdentityOutcome::ExternalIdTaken);
+            }
+        }
+        match (write.before, write.after) {
+            (_, Some(after)) => {
+                state.identities.insert((after.company_id.clone(), after.id.clone()), after.clone());
+            }
+            (Some(before), None) => {
+                state.identities.remove(&(before.company_id.clone(), before.id.clone()));
+            }
+            (None, None) => {}
+        }
+        if let Some(record) = write.idempotency {
+            state.idempotency.insert(record.lookup.clone(), record.clone());
+        }
+        Ok(IdentityOutcome::Written)
     }
 }
 
@@ -223,19 +314,19 @@ impl UsageRecorder for MemoryStore {
         let quota_used = match request.quota {
             Some((quota, period)) => {
                 let Some(stored) = state.keys.get_mut(&(key.company_id.clone(), key.id.clone())) else {
-                    return Ok(UsageOutcome::QuotaExceeded);
+                    return Ok(UsageOutcome::QuotaExceeded { quota_used: quota.max });
                 };
                 // A period counted by a clock ahead of this one is counted in, as in the real store.
                 let usage = match stored.quota_usage {
                     usage if usage.period >= period => usage,
                     _ => QuotaUsage { period, used: 0 },
                 };
-                if usage.used >= quota.max {
-                    return Ok(UsageOutcome::QuotaExceeded);
+                if !quota.admits(usage.used, request.cost) {
+                    return Ok(UsageOutcome::QuotaExceeded { quota_used: usage.used });
                 }
-                stored.quota_usage = QuotaUsage { used: usage.used + 1, ..usage };
+                stored.quota_usage = QuotaUsage { used: usage.used + request.cost, ..usage };
                 stored.last_used_at = Some(request.now);
-                Some(usage.used + 1)
+                Some(usage.used + request.cost)
             }
             None => None,
         };

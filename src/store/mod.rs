@@ -8,7 +8,9 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{ApiKey, AuditEvent, CompanyId, KeyId, Quota, RateLimit, SecretHash, StatusFilter, Window};
+use crate::model::{
+    ApiKey, AuditEvent, CompanyId, Identity, IdentityId, KeyId, Quota, RateLimit, SecretHash, StatusFilter, Window,
+};
 
 pub mod attributes;
 pub mod calls;
@@ -66,12 +68,16 @@ pub enum InsertOutcome {
     IdTaken,
     /// Another request with the same `Idempotency-Key` got there first.
     IdempotencyKeyTaken,
+    /// The key names an identity that is not (or no longer) one of its company's; nothing was
+    /// written.
+    UnknownIdentity,
 }
 
 /// Creates keys.
 pub trait KeyCreator: Sync {
-    /// The key, its lookup item, the company counter, the audit record and the idempotency
-    /// record, all or nothing.
+    /// The key, its lookup item, the company counter, its identity's count (only if the identity
+    /// exists, live, in the key's company), the audit record and the idempotency record, all or
+    /// nothing.
     fn insert_key(
         &self,
         key: &ApiKey,
@@ -118,12 +124,16 @@ pub enum SaveOutcome {
     LastAdmin,
     /// Another request with the same `Idempotency-Key` got there first.
     IdempotencyKeyTaken,
+    /// The key would be counted by an identity that is not (or no longer) one of its company's
+    /// (named anew, or re-activated with an identity deleted since).
+    UnknownIdentity,
 }
 
 /// Saves changes to existing keys (update, status, roll, delete).
 pub trait KeyWriter: Sync {
-    /// Key, lookup items (added, refreshed, removed), counters and audit record, all or nothing,
-    /// only if the key is still at `before.version`.
+    /// Key, lookup items (added, refreshed, removed), counters (the company's and those of the
+    /// identities it leaves or joins) and audit record, all or nothing, only if the key is still
+    /// at `before.version`.
     fn save_change(&self, change: KeyChange<'_>) -> impl Future<Output = Result<SaveOutcome, StoreError>> + Send;
 }
 
@@ -141,15 +151,87 @@ pub use paging::{PageOutcome, PageWindow};
 /// answer is held to the store's names.
 pub use records::SealedKeyRecord;
 
+/// An identity as its item stores it, and as an idempotent identity write seals it.
+pub use records::IdentityRecord;
+
 /// Lists a company's keys.
 pub trait KeyLister: Sync {
-    /// A company's keys of a status (or all), by creation; `total` from the counters.
+    /// A company's keys of a status (or all), by creation; `total` from the counters. With
+    /// `identity`, only that identity's keys of the status (`UnknownOwner` if it is none of
+    /// the company's), `total` from its counts; an identity's list takes no `skip`.
     fn list_keys(
         &self,
         company: &CompanyId,
         status: StatusFilter,
+        identity: Option<&IdentityId>,
         window: PageWindow<'_>,
     ) -> impl Future<Output = Result<PageOutcome<ApiKey>, StoreError>> + Send;
+}
+
+/// Reads identities: one by id, or by its `externalId`. A deleted identity is none.
+pub trait IdentityReader: Sync {
+    /// Strongly consistent: an identity just written is seen, one just deleted is not.
+    fn get_identity(
+        &self,
+        company: &CompanyId,
+        id: &IdentityId,
+    ) -> impl Future<Output = Result<Option<Identity>, StoreError>> + Send;
+
+    /// The company's identity with this `externalId`, strongly consistent.
+    fn find_identity(
+        &self,
+        company: &CompanyId,
+        external_id: &str,
+    ) -> impl Future<Output = Result<Option<Identity>, StoreError>> + Send;
+}
+
+/// What an identity write's transaction did, named by the write whose condition refused it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityOutcome {
+    /// Every item was written.
+    Written,
+    /// The identity is no longer at the version read (changed, deleted, or, for a delete, its
+    /// keys' counts moved): read it again.
+    Changed,
+    /// Another identity of the company has the `externalId`.
+    ExternalIdTaken,
+    /// Another request with the same `Idempotency-Key` got there first.
+    IdempotencyKeyTaken,
+}
+
+/// A write to an identity: its state as read (`None` for a create) and after.
+pub struct IdentityWrite<'a> {
+    /// The identity as read, whose `version` (and, for a delete, key counts) the write is
+    /// conditioned on; `None`: it is new.
+    pub before: Option<&'a Identity>,
+    /// The identity to save; `None`: delete it.
+    pub after: Option<&'a Identity>,
+    /// When the write happens (for the idempotency record's condition).
+    pub now: DateTime<Utc>,
+    /// The answer to store for the request's `Idempotency-Key`, in the same transaction.
+    pub idempotency: Option<&'a IdempotencyRecord>,
+}
+
+/// Writes identities: create, change, delete, each with its `externalId` kept unique.
+pub trait IdentityWriter: Sync {
+    /// Creates (`before` none), changes or deletes (`after` none) an identity with its
+    /// `externalId`'s uniqueness item, its listing, the company's count of identities and the
+    /// idempotency record, all or nothing. A delete is refused while an active key names it;
+    /// while inactive keys do, it leaves a tombstone that counts them and reads as absent.
+    fn write_identity(
+        &self,
+        write: IdentityWrite<'_>,
+    ) -> impl Future<Output = Result<IdentityOutcome, StoreError>> + Send;
+}
+
+/// Lists a company's identities.
+pub trait IdentityLister: Sync {
+    /// The company's identities by creation; `total` from the company's counters.
+    fn list_identities(
+        &self,
+        company: &CompanyId,
+        window: PageWindow<'_>,
+    ) -> impl Future<Output = Result<PageOutcome<Identity>, StoreError>> + Send;
 }
 
 /// Lists a key's audit events.
@@ -210,6 +292,9 @@ pub struct UsageRequest<'a> {
     pub rate: Option<(RateLimit, Window)>,
     /// The key's quota and the period `now` falls in, if it has one.
     pub quota: Option<(Quota, i64)>,
+    /// What the use costs the quota: 0 consumes nothing (a quota already used up still
+    /// refuses); the rate limit counts every use as one.
+    pub cost: u64,
 }
 
 /// Whether a use was counted, and if so how much of each limit it leaves used.
@@ -226,8 +311,11 @@ pub enum UsageOutcome {
     },
     /// The rate window is full; nothing was counted.
     RateLimited,
-    /// The quota period is used up; nothing was counted.
-    QuotaExceeded,
+    /// The quota period has less left than the use costs; nothing was counted.
+    QuotaExceeded {
+        /// Uses of the quota period so far, as the refusal found them.
+        quota_used: u64,
+    },
 }
 
 /// Counts verifies against a key's limits and records when it was last used.

@@ -20,8 +20,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::model::{
-    ActingSecret, ActorType, ApiKey, AuditAction, AuditEvent, CompanyId, KeyId, KeyStatus, KeyType, Labels,
-    PlaintextKey, Policy, PreviousSecret, QuotaUsage, SecretHash, SecretRole,
+    ActingSecret, ActorType, ApiKey, AuditAction, AuditEvent, CompanyId, Identity, IdentityId, IdentityKeys,
+    IdentityParts, KeyId, KeyStatus, KeyType, Labels, PlaintextKey, Policy, PreviousSecret, QuotaUsage, SecretHash,
+    SecretRole,
 };
 
 use super::attributes::{self, Item, SCHEMA_VERSION, address, n, s};
@@ -214,6 +215,72 @@ impl<'a> KeyRecord<'a> {
             last_used_at: self.last_used_at,
             quota_usage: self.quota_usage.into_model(),
             version: self.version,
+        })
+    }
+}
+
+/// An identity's attributes in its item, and what an idempotent identity write seals for a
+/// retry. Addresses, the list's index attributes, the keys' counts (moved only by key writes,
+/// never written whole) and a tombstone's `deletedAt` are added by `items` and the adapter.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct IdentityRecord<'a> {
+    #[serde(rename = "id")]
+    id: Cow<'a, str>,
+    #[serde(rename = "companyId")]
+    company_id: Cow<'a, str>,
+    #[serde(rename = "externalId")]
+    external_id: Cow<'a, str>,
+    /// `meta` and `ratelimits` under their own names (`IdentityParts`' serde).
+    #[serde(flatten)]
+    parts: Cow<'a, IdentityParts>,
+    #[serde(rename = "createdAt")]
+    created_at: DateTime<Utc>,
+    #[serde(rename = "updatedAt")]
+    updated_at: DateTime<Utc>,
+    #[serde(rename = "version")]
+    version: u64,
+    #[serde(rename = "schemaVersion", default = "schema_version")]
+    schema_version: i64,
+}
+
+impl<'a> IdentityRecord<'a> {
+    /// `version`: the identity writes' optimistic lock.
+    pub const VERSION: &'static str = "version";
+    /// `activeKeys`: the active keys that name it, moved by `ADD` in the keys' own writes.
+    pub const ACTIVE_KEYS: &'static str = "activeKeys";
+    /// `inactiveKeys`: the inactive (not deleted) keys that name it, moved likewise.
+    pub const INACTIVE_KEYS: &'static str = "inactiveKeys";
+    /// `deletedAt`: set on a deleted identity that inactive keys still name (a tombstone).
+    pub const DELETED_AT: &'static str = "deletedAt";
+    /// `identityId`: what an `externalId`'s uniqueness item holds.
+    pub const IDENTITY_ID: &'static str = "identityId";
+
+    /// The stored attributes of `identity`, borrowing its strings.
+    pub fn from_model(identity: &'a Identity) -> Self {
+        Self {
+            id: Cow::Borrowed(identity.id.as_str()),
+            company_id: Cow::Borrowed(identity.company_id.as_str()),
+            external_id: Cow::Borrowed(&identity.external_id),
+            parts: Cow::Borrowed(&identity.parts),
+            created_at: identity.created_at,
+            updated_at: identity.updated_at,
+            version: identity.version,
+            schema_version: SCHEMA_VERSION,
+        }
+    }
+
+    /// The identity these attributes hold, with no key counted (the item's counts are read
+    /// apart); a value the model refuses makes it `Corrupt`.
+    pub fn into_model(self) -> Result<Identity, StoreError> {
+        Ok(Identity {
+            id: IdentityId::try_from(self.id.into_owned()).map_err(|e| corrupt("identity id", e))?,
+            company_id: CompanyId::try_from(self.company_id.into_owned()).map_err(|e| corrupt("company id", e))?,
+            external_id: self.external_id.into_owned(),
+            parts: self.parts.into_owned(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            version: self.version,
+            keys: IdentityKeys::default(),
         })
     }
 }
@@ -451,6 +518,8 @@ impl CountersRecord {
     pub const ACTIVE: &'static str = "active";
     /// Attribute of the inactive keys' count.
     pub const INACTIVE: &'static str = "inactive";
+    /// Attribute of the count of the company's identities (tombstones not counted).
+    pub const IDENTITIES: &'static str = "identities";
     /// Attribute of the count of active admin keys (`ApiKey::is_company_admin`), so the last one
     /// is not taken away by accident.
     pub const ACTIVE_ADMINS: &'static str = "activeAdmins";

@@ -27,12 +27,15 @@ pub struct Index {
     pub sort_key: &'static str,
 }
 
-/// A company's keys by creation time, all statuses.
+/// A company's keys by creation time, all statuses; and, under another partition, its identities.
 pub const COMPANY_INDEX: Index = Index { name: "gsi1", partition_key: "gsi1pk", sort_key: "gsi1sk" };
 /// A company's keys of one status by creation time.
 pub const STATUS_INDEX: Index = Index { name: "gsi2", partition_key: "gsi2pk", sort_key: "gsi2sk" };
+/// An identity's keys of one status by creation time: sparse, only keys that name an identity
+/// and are not deleted carry its attributes.
+pub const IDENTITY_INDEX: Index = Index { name: "gsi3", partition_key: "gsi3pk", sort_key: "gsi3sk" };
 /// Every index of the table, as created and as template.yaml declares them.
-pub const INDEXES: [Index; 2] = [COMPANY_INDEX, STATUS_INDEX];
+pub const INDEXES: [Index; 3] = [COMPANY_INDEX, STATUS_INDEX, IDENTITY_INDEX];
 
 fn key(name: &str, kind: KeyType) -> KeySchemaElement {
     KeySchemaElement::builder().attribute_name(name).key_type(kind).build().expect("name and type are set")

@@ -7,6 +7,7 @@ mod table_reads;
 
 mod contract;
 mod cost;
+mod identities;
 mod keys;
 mod operations;
 mod security;

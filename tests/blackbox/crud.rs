@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use crate::client::{Check, Company, ids, unique};
 
 /// The fields every key answer carries (openapi.yaml, `Key`).
-const KEY_FIELDS: [&str; 18] = [
+const KEY_FIELDS: [&str; 19] = [
     "id",
     "companyId",
     "userId",
@@ -19,6 +19,7 @@ const KEY_FIELDS: [&str; 18] = [
     "quota",
     "tags",
     "metadata",
+    "identityId",
     "status",
     "createdAt",
     "updatedAt",

@@ -14,6 +14,7 @@ mod target;
 
 mod auth;
 mod crud;
+mod identities;
 mod input;
 mod lifecycle;
 mod paging;

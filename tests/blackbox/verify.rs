@@ -124,6 +124,23 @@ async fn a_refused_verify_uses_up_no_limit() {
     check.done().await;
 }
 
+/// A verify's `cost` is what it takes of the quota; one that does not fit takes nothing.
+#[tokio::test]
+async fn a_verify_takes_its_cost_of_the_quota() {
+    let check = Check::new();
+    let made = check.create(json!({ "userId": "verify", "quota": { "max": 10 } })).await;
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        let answer = check.verify(json!({ "key": made.key, "cost": 4 })).await;
+        answers.push((answer.text("code").to_owned(), answer.body["quota"]["remaining"].clone()));
+    }
+    let expected = [("VALID", 6), ("VALID", 2), ("QUOTA_EXCEEDED", 2)].map(|(c, r)| (c.to_owned(), json!(r)));
+    assert_eq!(answers, expected);
+    let bad = check.call("POST", "/keys/verify").json(&json!({ "key": made.key, "cost": 10001 })).send().await;
+    assert_eq!((bad.status, bad.body["error"]["field"].as_str()), (400, Some("cost")), "{bad:?}");
+    check.done().await;
+}
+
 /// Past `expiresAt` a key is EXPIRED. The server's time is read from a key it just made (no
 /// clock here is trusted to match the server's); the wait polls, at most 15 s.
 #[tokio::test]

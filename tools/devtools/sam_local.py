@@ -318,6 +318,17 @@ def custom_resource_roundtrip(env, function, source, description, expect, respon
     return answer, response
 
 
+def _at_identity(identity_id):
+    """Overrides that point an identity event (whose committed path names a made-up id) at
+    IDENTITY_ID, which the run's create_identity made."""
+    def overrides(source):
+        event = json.loads((ROOT / "events" / f"{source}.json").read_text())
+        path = event["rawPath"].rsplit("/", 1)[0] + "/" + identity_id
+        context = dict(event["requestContext"], http=dict(event["requestContext"]["http"], path=path))
+        return {"rawPath": path, "pathParameters": {"identityId": identity_id}, "requestContext": context}
+    return overrides
+
+
 def run_all():
     """make sam-local: every function of template.yaml invoked on its event, each answer checked."""
     started = time.monotonic()
@@ -344,6 +355,20 @@ def run_all():
         check("roll_key", "roll_key", "200, billing-svc with a new key",
               lambda a, b: a["statusCode"] == 200 and b["id"] == "billing-svc" and b["key"].startswith("sk_"))
         check("delete_key", "delete_key", "204", lambda a, b: a["statusCode"] == 204)
+        identity = check("create_identity", "create_identity", "201, an identity of cust_42",
+                         lambda a, b: a["statusCode"] == 201 and b["externalId"] == "cust_42"
+                         and b["id"].startswith("id_"))
+        at_identity = _at_identity(_body(identity)["id"])
+        check("get_identity", "get_identity", "200, cust_42",
+              lambda a, b: a["statusCode"] == 200 and b["externalId"] == "cust_42",
+              overrides=at_identity("get_identity"))
+        check("update_identity", "update_identity", "200, the new meta",
+              lambda a, b: a["statusCode"] == 200 and b["meta"] == {"plan": "platinum"},
+              overrides=at_identity("update_identity"))
+        check("list_identities", "list_identities", "200, total 1",
+              lambda a, b: a["statusCode"] == 200 and b["total"] == 1)
+        check("delete_identity", "delete_identity", "204", lambda a, b: a["statusCode"] == 204,
+              overrides=at_identity("delete_identity"))
         check("me", "me", "200, company acme, keys:*",
               lambda a, b: a["statusCode"] == 200 and b["companyId"] == "acme" and "keys:*" in b["permissions"])
         check("console", "console", "200, the console script under a strict CSP",

@@ -145,6 +145,7 @@ impl Scenario {
             ip: Some(self.ip),
             permissions: &self.permissions,
             scope: Some(&self.scope),
+            cost: 1,
         }
     }
 

@@ -7,20 +7,26 @@ use lambda_http::http::{StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
+use crate::domain::identities::{self, IdentityTarget};
 use crate::domain::keys::{self, NewKey, Target, WrittenKey};
 use crate::domain::verify::{RateState, Verdict, VerifyCode, VerifyRequest};
 use crate::domain::verify_key;
 use crate::domain::{Caller, Credential, Freshness, authenticate_as};
 use crate::entry::config::App;
-use crate::model::{CreateKeyInput, IdempotencyKey, KeyId, PageRequest, RollInput, UpdateKeyInput, VerifyInput};
+use crate::model::{
+    CreateIdentityInput, CreateKeyInput, IdempotencyKey, Identity, IdentityId, KeyId, PageRequest, RollInput,
+    UpdateIdentityInput, UpdateKeyInput, VerifyInput,
+};
 
 use super::error::{ApiError, json_response};
 use super::paging::page_response;
-use super::request::{self, existing_key_id, json_body, path_key_id, required_body};
+use super::request::{self, existing_identity_id, existing_key_id, json_body, path_key_id, required_body};
 use super::routes::Endpoint;
 
 /// The API's own path for keys, for `Location` and paging links.
 const KEYS_PATH: &str = "/keys";
+/// The API's own path for identities, likewise.
+const IDENTITIES_PATH: &str = "/identities";
 
 pub async fn handle(app: &App, endpoint: Endpoint, req: Request) -> Response<Body> {
     let result = async {
@@ -31,21 +37,33 @@ pub async fn handle(app: &App, endpoint: Endpoint, req: Request) -> Response<Bod
         let need = endpoint.route().need;
         let caller = |fresh| authenticate_as(&app.store, &app.callers, app.clock.now(), credential, need, fresh);
         let (reader, writer) = (|| caller(Freshness::Kept), || caller(Freshness::Table));
-        // The writes' futures are large (a read, a plan and a transaction, retried): boxed, so
-        // the one future every request awaits stays small on the stack.
+        // Each route's future is boxed, so the one future every request awaits is no larger than
+        // the largest of them on the stack (the writes': a read, a plan and a transaction,
+        // retried; a list's paging).
         match endpoint {
             Endpoint::CreateKey => written(app, writer().await?, async |c| create_key(app, c, &req, false).await).await,
             Endpoint::CreateCustomKey => {
                 written(app, writer().await?, async |c| create_key(app, c, &req, true).await).await
             }
-            Endpoint::GetKey => get_key(app, &reader().await?, &req).await,
-            Endpoint::ListKeys => list_keys(app, &reader().await?, &req).await,
+            Endpoint::GetKey => Box::pin(get_key(app, &reader().await?, &req)).await,
+            Endpoint::ListKeys => Box::pin(list_keys(app, &reader().await?, &req)).await,
             Endpoint::UpdateKey => written(app, writer().await?, async |c| update_key(app, c, &req).await).await,
             Endpoint::DeleteKey => written(app, writer().await?, async |c| delete_key(app, c, &req).await).await,
             Endpoint::RollKey => written(app, writer().await?, async |c| roll_key(app, c, &req).await).await,
-            Endpoint::ListKeyEvents => list_key_events(app, &reader().await?, &req).await,
-            Endpoint::Me => me(app, &reader().await?, &req).await,
-            Endpoint::VerifyKey => verify_key(app, credential, &req).await,
+            Endpoint::ListKeyEvents => Box::pin(list_key_events(app, &reader().await?, &req)).await,
+            Endpoint::Me => Box::pin(me(app, &reader().await?, &req)).await,
+            Endpoint::VerifyKey => Box::pin(verify_key(app, credential, &req)).await,
+            Endpoint::CreateIdentity => {
+                written(app, writer().await?, async |c| create_identity(app, c, &req).await).await
+            }
+            Endpoint::ListIdentities => Box::pin(list_identities(app, &reader().await?, &req)).await,
+            Endpoint::GetIdentity => Box::pin(get_identity(app, &reader().await?, &req)).await,
+            Endpoint::UpdateIdentity => {
+                written(app, writer().await?, async |c| update_identity(app, c, &req).await).await
+            }
+            Endpoint::DeleteIdentity => {
+                written(app, writer().await?, async |c| delete_identity(app, c, &req).await).await
+            }
         }
     }
     .await;
@@ -188,6 +206,70 @@ async fn roll_key(app: &App, caller: &Caller, req: &Request) -> Result<Response<
     Ok(written_response(StatusCode::OK, &rolled))
 }
 
+/// An identity as HTTP: its view, and its version as the `ETag`.
+fn identity_response(status: StatusCode, identity: &Identity) -> Response<Body> {
+    key_response(status, &identity.view(), identity.etag())
+}
+
+async fn create_identity(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
+    request::no_query(req)?;
+    let retry = request::idempotency_key(req)?;
+    let now = app.clock.now();
+    let input = CreateIdentityInput::parse(required_body(req)?, now)?;
+    let created = identities::create_identity(&app.store, caller, now, input, retry.as_ref()).await?;
+    let location = format!("{IDENTITIES_PATH}/{}", created.id);
+    Ok(with_header(identity_response(StatusCode::CREATED, &created), header::LOCATION, &location))
+}
+
+async fn get_identity(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
+    let id = existing_identity_id(req)?;
+    request::no_query(req)?;
+    let identity = identities::get_identity(&app.store, caller, app.clock.now(), &id).await?;
+    Ok(identity_response(StatusCode::OK, &identity))
+}
+
+async fn list_identities(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
+    let pairs = request::query_pairs(req);
+    let page = PageRequest::parse_identities(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    let listed = identities::list_identities(&app.store, caller, app.clock.now(), &page).await?;
+    let views: Vec<_> = listed.items.iter().map(Identity::view).collect();
+    Ok(page_response(&page, IDENTITIES_PATH, &listed, &views))
+}
+
+/// Everything a write to an existing identity reads from its request, validated before any of
+/// it is acted on: path, query (none), `If-Match`, `Idempotency-Key`; the body after.
+struct IdentityWrite {
+    id: IdentityId,
+    if_match: Option<u64>,
+    retry_header: Option<IdempotencyKey>,
+}
+
+impl IdentityWrite {
+    fn parse(req: &Request) -> Result<Self, ApiError> {
+        let id = existing_identity_id(req)?;
+        request::no_query(req)?;
+        Ok(Self { id, if_match: request::if_match(req)?, retry_header: request::idempotency_key(req)? })
+    }
+
+    fn target(&self) -> IdentityTarget<'_> {
+        IdentityTarget { id: &self.id, if_match: self.if_match, retry: self.retry_header.as_ref() }
+    }
+}
+
+async fn update_identity(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
+    let write = IdentityWrite::parse(req)?;
+    let now = app.clock.now();
+    let input = UpdateIdentityInput::parse(required_body(req)?, now)?;
+    let updated = identities::update_identity(&app.store, caller, now, write.target(), &input).await?;
+    Ok(identity_response(StatusCode::OK, &updated))
+}
+
+async fn delete_identity(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
+    let write = IdentityWrite::parse(req)?;
+    identities::delete_identity(&app.store, caller, app.clock.now(), write.target()).await?;
+    Ok(empty_response(StatusCode::NO_CONTENT))
+}
+
 /// A missing or malformed credential is refused before the body is read; a well-formed one is
 /// read together with the key to verify, so a bad body is a 400 before that read.
 async fn verify_key(app: &App, credential: Credential<'_>, req: &Request) -> Result<Response<Body>, ApiError> {
@@ -199,6 +281,7 @@ async fn verify_key(app: &App, credential: Credential<'_>, req: &Request) -> Res
         ip: input.ip,
         permissions: &input.permissions,
         scope: Some(&input.scope),
+        cost: input.cost,
     };
     let now = app.clock.now();
     let verdict = verify_key::verify_for_caller(&app.store, app.kept(), now, credential, request).await?;

@@ -8,7 +8,7 @@ use lambda_http::{Body, Request, RequestExt};
 use serde_json::Value;
 
 use crate::domain::{Credential, DomainError};
-use crate::model::{FieldError, IdempotencyKey, KeyId};
+use crate::model::{FieldError, IdempotencyKey, IdentityId, KeyId};
 
 use super::error::{ApiError, MAX_BODY_BYTES};
 
@@ -99,6 +99,13 @@ pub fn existing_key_id(req: &Request) -> Result<KeyId, ApiError> {
 pub fn path_key_id(req: &Request) -> Result<KeyId, ApiError> {
     let params = req.path_parameters();
     Ok(KeyId::parse(params.first("keyId").unwrap_or_default(), "keyId")?)
+}
+
+/// The `identityId` path parameter: an impossible id cannot be an identity, so 404.
+pub fn existing_identity_id(req: &Request) -> Result<IdentityId, ApiError> {
+    let params = req.path_parameters();
+    IdentityId::parse(params.first("identityId").unwrap_or_default(), "identityId")
+        .map_err(|_| DomainError::NoIdentity.into())
 }
 
 /// Query parameters, decoded, in order.

@@ -20,6 +20,11 @@ pub enum Endpoint {
     VerifyKey,
     ListKeyEvents,
     Me,
+    CreateIdentity,
+    ListIdentities,
+    GetIdentity,
+    UpdateIdentity,
+    DeleteIdentity,
 }
 
 #[derive(Debug, Clone)]
@@ -34,7 +39,7 @@ pub struct Route {
     pub need: Need,
 }
 
-pub const ROUTES: [Route; 10] = [
+pub const ROUTES: [Route; 15] = [
     Route {
         endpoint: Endpoint::CreateKey,
         method: Method::POST,
@@ -93,6 +98,41 @@ pub const ROUTES: [Route; 10] = [
         need: Need::Read,
     },
     Route { endpoint: Endpoint::Me, method: Method::GET, path: "/me", function: "me", need: Need::Authenticated },
+    Route {
+        endpoint: Endpoint::CreateIdentity,
+        method: Method::POST,
+        path: "/identities",
+        function: "create_identity",
+        need: Need::Write,
+    },
+    Route {
+        endpoint: Endpoint::ListIdentities,
+        method: Method::GET,
+        path: "/identities",
+        function: "list_identities",
+        need: Need::Read,
+    },
+    Route {
+        endpoint: Endpoint::GetIdentity,
+        method: Method::GET,
+        path: "/identities/{identityId}",
+        function: "get_identity",
+        need: Need::Read,
+    },
+    Route {
+        endpoint: Endpoint::UpdateIdentity,
+        method: Method::PATCH,
+        path: "/identities/{identityId}",
+        function: "update_identity",
+        need: Need::Write,
+    },
+    Route {
+        endpoint: Endpoint::DeleteIdentity,
+        method: Method::DELETE,
+        path: "/identities/{identityId}",
+        function: "delete_identity",
+        need: Need::Write,
+    },
 ];
 
 /// A route of the console: a static file compiled into the `console` function, public (the page
@@ -252,6 +292,11 @@ mod tests {
         assert!(matches!(match_route(&Method::GET, "/nope"), RouteMatch::NotFound));
         assert!(matches!(match_route(&Method::GET, "/keys/a/b"), RouteMatch::NotFound));
         assert_eq!(found(Method::GET, "/me").0, Endpoint::Me);
+        assert_eq!(found(Method::GET, "/identities").0, Endpoint::ListIdentities);
+        assert_eq!(found(Method::PATCH, "/identities/id_1").0, Endpoint::UpdateIdentity);
+        assert!(
+            matches!(match_route(&Method::POST, "/identities/id_1"), RouteMatch::MethodNotAllowed(m) if m.len() == 3)
+        );
     }
 
     #[test]

@@ -13,20 +13,21 @@ use aws_sdk_dynamodb::types::{
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::model::{
-    ApiKey, AuditEvent, CompanyId, KeyId, KeyStatus, Quota, RateLimit, SecretHash, StatusFilter, Window,
+    ApiKey, AuditEvent, CompanyId, IdentityId, KeyId, KeyStatus, Quota, RateLimit, SecretHash, StatusFilter, Window,
 };
 use crate::settings::DEFAULT_RETENTION_DAYS;
 
-use self::paging::Listing;
+use self::paging::{Entries, Listing};
 use super::items::{self, Item, address, n, s, timestamp};
-use super::records::{CountersRecord, IdempotencyItem, KeyRecord, QuotaUsageRecord, RateWindowRecord};
-use super::table::{COMPANY_INDEX, PARTITION_KEY, STATUS_INDEX, TTL_ATTRIBUTE};
+use super::records::{CountersRecord, IdempotencyItem, IdentityRecord, KeyRecord, QuotaUsageRecord, RateWindowRecord};
+use super::table::{COMPANY_INDEX, IDENTITY_INDEX, PARTITION_KEY, STATUS_INDEX, TTL_ATTRIBUTE};
 use super::{
     AdminCounter, AuditReader, CounterKeeper, IdempotencyReader, IdempotencyRecord, InsertOutcome, KeyChange,
     KeyCreator, KeyLister, KeyReader, KeyWriter, PageOutcome, PageWindow, SaveOutcome, SecretLookup, SecretRecord,
     StoreError, UsageOutcome, UsageRecorder, UsageRequest,
 };
 
+mod identities;
 mod paging;
 
 /// The most a best-effort `lastUsedAt` write may add to an answer.
@@ -69,6 +70,49 @@ impl CounterMoves {
 
     fn is_none(&self) -> bool {
         self.active == 0 && self.inactive == 0 && self.admins == 0
+    }
+}
+
+/// How one write moves the key counts of the identities its key leaves and joins: a key is
+/// counted by the identity it names, under its status, until it is deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct IdentityMove<'a> {
+    identity: &'a IdentityId,
+    active: i64,
+    inactive: i64,
+}
+
+impl<'a> IdentityMove<'a> {
+    /// From a key's state before (`None`: it did not exist) to after; no move where nothing moves.
+    fn between(before: Option<&'a ApiKey>, after: &'a ApiKey) -> Vec<Self> {
+        let mut moves: Vec<Self> = Vec::new();
+        let counted = |key: &'a ApiKey, by: i64, moves: &mut Vec<Self>| {
+            let Some((identity, status)) = key.counted_by() else { return };
+            let at = match moves.iter().position(|m| m.identity == identity) {
+                Some(at) => at,
+                None => {
+                    moves.push(Self { identity, active: 0, inactive: 0 });
+                    moves.len() - 1
+                }
+            };
+            match status {
+                KeyStatus::Active => moves[at].active += by,
+                KeyStatus::Inactive => moves[at].inactive += by,
+            }
+        };
+        if let Some(before) = before {
+            counted(before, -1, &mut moves);
+        }
+        counted(after, 1, &mut moves);
+        moves.retain(|m| m.active != 0 || m.inactive != 0);
+        moves
+    }
+
+    /// A key joins this identity's counts (as a new key, a re-activated one or one that names
+    /// it anew): it must be a live identity of the company. A key only leaving its counts
+    /// needs it to exist, which it does while it counts the key (a tombstone included).
+    fn joins(&self) -> bool {
+        self.active > 0 || self.inactive > 0
     }
 }
 
@@ -174,6 +218,27 @@ impl DynamoStore {
         TransactWriteItem::builder().update(update.build().expect("table, key and expression are set")).build()
     }
 
+    /// Moves the key counts of an identity of `company` by `moves`; the identity must exist
+    /// (a tombstone counts the keys it still has), and be live for a key that joins it.
+    fn identity_keys_update(&self, company: &CompanyId, moves: &IdentityMove<'_>) -> TransactWriteItem {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(items::identity_address(company, moves.identity)))
+            .update_expression("ADD #active :active, #inactive :inactive")
+            .expression_attribute_names("#active", IdentityRecord::ACTIVE_KEYS)
+            .expression_attribute_names("#inactive", IdentityRecord::INACTIVE_KEYS)
+            .expression_attribute_values(":active", n(moves.active))
+            .expression_attribute_values(":inactive", n(moves.inactive));
+        update = if moves.joins() {
+            update
+                .condition_expression("attribute_exists(pk) AND attribute_not_exists(#deleted)")
+                .expression_attribute_names("#deleted", IdentityRecord::DELETED_AT)
+        } else {
+            update.condition_expression("attribute_exists(pk)")
+        };
+        TransactWriteItem::builder().update(update.build().expect("table, key and expression are set")).build()
+    }
+
     /// The record of a first answer, put only if no live record holds its header.
     fn idempotency_put(&self, record: &IdempotencyRecord, now: DateTime<Utc>) -> TransactWriteItem {
         let put = Put::builder()
@@ -276,7 +341,7 @@ impl DynamoStore {
         Ok(used.max(0) as u64 >= limit.limit)
     }
 
-    /// Counts one use in the quota's current period on the key item, renewing the period if the
+    /// Counts a use costing `cost` in the quota's current period on the key item, renewing the period if the
     /// item still counts an earlier one; with `touch`, the same write sets `lastUsedAt`. The
     /// uses counted and the period they count in; `Ok(None)`: quota reached (or key gone).
     async fn take_quota_use(
@@ -286,16 +351,22 @@ impl DynamoStore {
         period: i64,
         now: DateTime<Utc>,
         touch: bool,
-    ) -> Result<Option<(u64, i64)>, StoreError> {
+        cost: u64,
+    ) -> Result<QuotaTake, StoreError> {
         let mut period = period;
         for _ in 0..3 {
+            // `room` may be negative (a cost above the quota): then no use fits.
+            let room = i128::from(quota.max) - i128::from(cost);
             let same_period = self
                 .quota_update(key, touch.then_some(now), period)
-                .update_expression(with_touch("SET #usage.#used = #usage.#used + :one", touch))
-                .condition_expression("attribute_exists(pk) AND #usage.#period = :period AND #usage.#used < :max")
+                .update_expression(with_touch("SET #usage.#used = #usage.#used + :cost", touch))
+                .condition_expression(
+                    "attribute_exists(pk) AND #usage.#period = :period AND #usage.#used < :max AND #usage.#used <= :room",
+                )
                 .expression_attribute_names("#used", QuotaUsageRecord::USED)
-                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":cost", n(cost))
                 .expression_attribute_values(":max", n(quota.max))
+                .expression_attribute_values(":room", n(room))
                 .send()
                 .await;
             let old = match same_period {
@@ -305,28 +376,30 @@ impl DynamoStore {
                         .and_then(|a| a.get(KeyRecord::QUOTA_USAGE))
                         .and_then(|u| u.as_m().ok())
                         .and_then(|m| items::number(m, QuotaUsageRecord::USED));
-                    return Ok(Some((used.unwrap_or(1) as u64, period)));
+                    return Ok(QuotaTake::Taken { used: used.map_or(cost, |u| u.max(0) as u64), period });
                 }
                 Err(err) if is_condition_failure(&err) => condition_failure_item(&err),
                 Err(err) => return Err(unavailable("quota", &err)),
             };
-            let Some(old) = old else { return Ok(None) };
-            let stored_period = old
-                .get(KeyRecord::QUOTA_USAGE)
-                .and_then(|u| u.as_m().ok())
-                .and_then(|m| items::number(m, QuotaUsageRecord::PERIOD))
-                .unwrap_or(0);
+            // The key is gone: nothing left to use.
+            let Some(old) = old else { return Ok(QuotaTake::Refused { used: quota.max }) };
+            let usage = old.get(KeyRecord::QUOTA_USAGE).and_then(|u| u.as_m().ok());
+            let stored_period = usage.and_then(|m| items::number(m, QuotaUsageRecord::PERIOD)).unwrap_or(0);
+            let stored_used = usage.and_then(|m| items::number(m, QuotaUsageRecord::USED)).unwrap_or(0).max(0) as u64;
             if stored_period == period {
-                return Ok(None);
+                return Ok(QuotaTake::Refused { used: stored_used });
             }
             if stored_period > period {
                 // Another instance's clock is ahead: count in its period.
                 period = stored_period;
                 continue;
             }
+            if !quota.admits(0, cost) {
+                return Ok(QuotaTake::Refused { used: 0 });
+            }
             let fresh = HashMap::from([
                 (QuotaUsageRecord::PERIOD.to_owned(), n(period)),
-                (QuotaUsageRecord::USED.to_owned(), n(1)),
+                (QuotaUsageRecord::USED.to_owned(), n(cost)),
             ]);
             let renewed = self
                 .quota_update(key, touch.then_some(now), period)
@@ -336,12 +409,12 @@ impl DynamoStore {
                 .send()
                 .await;
             match renewed {
-                Ok(_) => return Ok(Some((1, period))),
+                Ok(_) => return Ok(QuotaTake::Taken { used: cost, period }),
                 Err(err) if is_condition_failure(&err) => continue,
                 Err(err) => return Err(unavailable("quota renewal", &err)),
             }
         }
-        Ok(None)
+        Ok(QuotaTake::Refused { used: quota.max })
     }
 
     /// An update of the key item's quota usage; with `touch`, `#last` and `:now` for
@@ -372,13 +445,15 @@ impl DynamoStore {
 
     /// Gives back a use `take_quota_use` counted in `period`, for a verify the rate limit then
     /// refused. Nothing to give back once the period has moved on or the key is gone.
-    async fn give_back_quota_use(&self, key: &ApiKey, period: i64) -> Result<(), StoreError> {
+    async fn give_back_quota_use(&self, key: &ApiKey, period: i64, cost: u64) -> Result<(), StoreError> {
+        if cost == 0 {
+            return Ok(());
+        }
         self.quota_update(key, None, period)
-            .update_expression("SET #usage.#used = #usage.#used - :one")
-            .condition_expression("attribute_exists(pk) AND #usage.#period = :period AND #usage.#used > :zero")
+            .update_expression("SET #usage.#used = #usage.#used - :cost")
+            .condition_expression("attribute_exists(pk) AND #usage.#period = :period AND #usage.#used >= :cost")
             .expression_attribute_names("#used", QuotaUsageRecord::USED)
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":cost", n(cost))
             .send()
             .await
             .map(|_| ())
@@ -516,6 +591,9 @@ impl KeyCreator for DynamoStore {
         // A new secret's hash already filed: 2^-256, but never overwrite another key's lookup.
         writes.push(self.put(items::lookup_item(key, &key.secret_hash, None)?, new));
         writes.push(self.counters_update(&key.company_id, CounterMoves::between(None, key, false)));
+        for moves in IdentityMove::between(None, key) {
+            writes.guarded(self.identity_keys_update(&key.company_id, &moves), InsertOutcome::UnknownIdentity);
+        }
         writes.push(self.put(items::audit_item(audit)?, None));
         for entry in items::key_listing_entries(key, None) {
             writes.push(self.put(entry, None));
@@ -564,8 +642,17 @@ impl KeyWriter for DynamoStore {
                 .expression_attribute_names(format!("#a{i}"), name)
                 .expression_attribute_values(format!(":a{i}"), value);
         }
+        // A key that leaves its identity's lists (deleted, or naming none) leaves its index too.
+        let unlisted = if after.counted_by().is_none() {
+            update = update
+                .expression_attribute_names("#g3p", IDENTITY_INDEX.partition_key)
+                .expression_attribute_names("#g3s", IDENTITY_INDEX.sort_key);
+            " REMOVE #g3p, #g3s"
+        } else {
+            ""
+        };
         let update = update
-            .update_expression(format!("SET {}", assignments.join(", ")))
+            .update_expression(format!("SET {}{unlisted}", assignments.join(", ")))
             .build()
             .expect("table, key and expression are set");
         let mut writes = Writes::new();
@@ -588,6 +675,11 @@ impl KeyWriter for DynamoStore {
         let moves = CounterMoves::between(Some(before), after, change.keep_an_admin);
         if !moves.is_none() {
             writes.guarded(self.counters_update(&after.company_id, moves), SaveOutcome::LastAdmin);
+        }
+        for moves in IdentityMove::between(Some(before), after) {
+            // Leaving an identity cannot fail (it exists while it counts the key): a failure
+            // there reads as the key joining one that is gone, and the write is planned again.
+            writes.guarded(self.identity_keys_update(&after.company_id, &moves), SaveOutcome::UnknownIdentity);
         }
         // The listing entries follow the key's status and retention; other changes leave them.
         if before.status != after.status {
@@ -660,9 +752,7 @@ impl AuditReader for DynamoStore {
             index: None,
             partition: pk,
             position: cursor,
-            entries,
-            entries_position,
-            after_entry: &after_entry,
+            entries: Some(Entries { partition: entries, position: entries_position, after_entry: &after_entry }),
         };
         let items = self.query_pages("list events", listing, window, items::event_from_item).await?;
         let total = items::number(&owner, KeyRecord::VERSION).unwrap_or(0).max(0) as u64;
@@ -675,8 +765,12 @@ impl KeyLister for DynamoStore {
         &self,
         company: &CompanyId,
         status: StatusFilter,
+        identity: Option<&IdentityId>,
         window: PageWindow<'_>,
     ) -> Result<PageOutcome<ApiKey>, StoreError> {
+        if let Some(identity) = identity {
+            return self.list_identity_keys(company, status, identity, window).await;
+        }
         let counters_address = address(items::counters_pk(company), items::COUNTERS_SK);
         let start_address = window.start.map(|id| address(items::key_pk(company, id), items::KEY_SK));
         let (counters, start) = self.page_context("list keys", counters_address, start_address).await?;
@@ -698,11 +792,43 @@ impl KeyLister for DynamoStore {
             index: Some(index),
             partition: partition.clone(),
             position,
-            entries,
-            entries_position,
-            after_entry: &after_entry,
+            entries: Some(Entries { partition: entries, position: entries_position, after_entry: &after_entry }),
         };
         let items = self.query_pages("list keys", listing, window, items::key_from_item).await?;
+        Ok(PageOutcome::Listed { total, items })
+    }
+}
+
+impl DynamoStore {
+    /// An identity's keys of one status, from the identity index, by cursor: the identity item
+    /// (its counts are the total) and the cursor key in one read, then one query.
+    async fn list_identity_keys(
+        &self,
+        company: &CompanyId,
+        status: StatusFilter,
+        identity: &IdentityId,
+        window: PageWindow<'_>,
+    ) -> Result<PageOutcome<ApiKey>, StoreError> {
+        let owner = items::identity_address(company, identity);
+        let start_address = window.start.map(|id| address(items::key_pk(company, id), items::KEY_SK));
+        let (owner, start) = self.page_context("list identity keys", owner, start_address).await?;
+        let Some(owner) = owner.map(items::identity_from_item).transpose()?.flatten() else {
+            return Ok(PageOutcome::UnknownOwner);
+        };
+        let start = start.map(items::key_from_item).transpose()?;
+        if window.start.is_some() && start.is_none() {
+            return Ok(PageOutcome::UnknownStart);
+        }
+        // `all` is refused by the request's parsing: one index partition per status.
+        let status = status.status().unwrap_or(KeyStatus::Active);
+        let total = match status {
+            KeyStatus::Active => owner.keys.active,
+            KeyStatus::Inactive => owner.keys.inactive,
+        };
+        let partition = items::identity_keys_pk(company, identity, status);
+        let position = start.as_ref().map(|k| items::page_position(k, IDENTITY_INDEX, &partition));
+        let listing = Listing { index: Some(IDENTITY_INDEX), partition, position, entries: None };
+        let items = self.query_pages("list identity keys", listing, window, items::key_from_item).await?;
         Ok(PageOutcome::Listed { total, items })
     }
 }
@@ -772,17 +898,19 @@ impl UsageRecorder for DynamoStore {
         // may yet be refused.
         let touch = request.rate.is_none();
         let quota_taken = match request.quota {
-            Some((quota, period)) => match self.take_quota_use(key, quota, period, request.now, touch).await? {
-                Some(taken) => Some(taken),
-                None => {
-                    if let Some((limit, window)) = request.rate
-                        && self.rate_window_full(key, limit, window).await?
-                    {
-                        return Ok(UsageOutcome::RateLimited);
+            Some((quota, period)) => {
+                match self.take_quota_use(key, quota, period, request.now, touch, request.cost).await? {
+                    QuotaTake::Taken { used, period } => Some((used, period)),
+                    QuotaTake::Refused { used } => {
+                        if let Some((limit, window)) = request.rate
+                            && self.rate_window_full(key, limit, window).await?
+                        {
+                            return Ok(UsageOutcome::RateLimited);
+                        }
+                        return Ok(UsageOutcome::QuotaExceeded { quota_used: used });
                     }
-                    return Ok(UsageOutcome::QuotaExceeded);
                 }
-            },
+            }
             None => None,
         };
         let rate_used = match request.rate {
@@ -790,7 +918,7 @@ impl UsageRecorder for DynamoStore {
                 Some(used) => Some(used),
                 None => {
                     if let Some((_, period)) = quota_taken {
-                        self.give_back_quota_use(key, period).await?;
+                        self.give_back_quota_use(key, period, request.cost).await?;
                     }
                     return Ok(UsageOutcome::RateLimited);
                 }
@@ -813,4 +941,12 @@ impl UsageRecorder for DynamoStore {
             tracing::warn!("lastUsedAt not recorded within its budget");
         }
     }
+}
+
+/// What `take_quota_use` did.
+enum QuotaTake {
+    /// Counted, in `period`; `used` is the period's count with this use.
+    Taken { used: u64, period: i64 },
+    /// Not counted: what is left is less than the use costs. `used` as the refusal found it.
+    Refused { used: u64 },
 }

@@ -53,11 +53,16 @@ impl DynamoStore {
         };
         let mut position = listing.position;
         if window.skip > 0 {
-            let entries = || query(None, (PARTITION_KEY, &listing.entries));
-            let Some(entry) = skip_past(operation, entries, window.skip, listing.entries_position).await? else {
+            let Some(counted) = listing.entries else {
+                return Err(StoreError::Corrupt(format!(
+                    "{operation}: this list has no entries to count an offset over"
+                )));
+            };
+            let entries = || query(None, (PARTITION_KEY, &counted.partition));
+            let Some(entry) = skip_past(operation, entries, window.skip, counted.position).await? else {
                 return Ok(Vec::new());
             };
-            position = entry.as_ref().map(listing.after_entry).transpose()?;
+            position = entry.as_ref().map(counted.after_entry).transpose()?;
         }
         let index = listing.index.map(|i| i.name);
         let partition_key = listing.index.map_or(PARTITION_KEY, |i| i.partition_key);
@@ -90,10 +95,16 @@ pub(super) struct Listing<'a> {
     pub partition: String,
     /// The item the page continues after (the cursor's), as a position in that index or table.
     pub position: Option<Item>,
+    /// The listing entries an offset is counted over; `None` for a list read by cursor only.
+    pub entries: Option<Entries<'a>>,
+}
+
+/// A list's listing entries, in the list's order: what an offset is counted over.
+pub(super) struct Entries<'a> {
     /// The partition of the listing entries.
-    pub entries: String,
+    pub partition: String,
     /// The cursor's listing entry, where counting starts.
-    pub entries_position: Option<Item>,
+    pub position: Option<Item>,
     /// The position of the item an entry stands for, where the page continues after the count.
     pub after_entry: &'a (dyn Fn(&Item) -> Result<Item, StoreError> + Sync),
 }

@@ -62,6 +62,18 @@ async fn every_item_the_service_writes_has_the_pinned_layout() {
         "tags": ["a"],
         "metadata": { "plan": "gold", "seats": 3, "nested": { "on": true } },
     });
+    // An identity with every field, and the full key belongs to it (its gsi3 attributes).
+    let identity = json!({
+        "externalId": "cust_42",
+        "meta": { "plan": "gold", "seats": 3 },
+        "ratelimits": [{ "name": "requests", "limit": 100, "periodSeconds": 60 }],
+    });
+    let identity = app
+        .send(Method::POST, "/identities", Some(&app.root_key), Some(&identity), &[("idempotency-key", "i-1")])
+        .await;
+    assert_eq!(identity.status, StatusCode::CREATED, "{:?}", identity.body);
+    let mut full = full;
+    full["identityId"] = identity.body["id"].clone();
     let created =
         app.send(Method::POST, "/keys", Some(&app.root_key), Some(&full), &[("idempotency-key", "c-1")]).await;
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);

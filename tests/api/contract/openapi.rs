@@ -463,6 +463,7 @@ fn the_error_codes_are_those_the_service_uses() {
         "not_found",
         "method_not_allowed",
         "key_exists",
+        "identity_exists",
         "conflict",
         "precondition_failed",
         "payload_too_large",

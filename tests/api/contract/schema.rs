@@ -610,6 +610,22 @@ fn described_problem(op: &Operation, instance: &Instance, now: DateTime<Utc>) ->
     if sent("StartingAfter") && sent("EndingBefore") {
         return Some("startingAfter with endingBefore".into());
     }
+    if sent("IdentityStartingAfter") && sent("IdentityEndingBefore") {
+        return Some("startingAfter with endingBefore".into());
+    }
+    // An identity's key list pages by cursor, one status at a time.
+    let status_all = op
+        .params
+        .iter()
+        .enumerate()
+        .any(|(i, p)| p.component == "Status" && instance.params.get(&i).is_some_and(|v| v == "all"));
+    if sent("IdentityFilter") && (sent("Offset") || status_all) {
+        return Some("identityId with offset or status=all".into());
+    }
+    // externalId finds one identity: nothing to page through.
+    if sent("ExternalIdFilter") && (sent("IdentityStartingAfter") || sent("IdentityEndingBefore") || sent("Offset")) {
+        return Some("externalId with a cursor or offset".into());
+    }
     let body = instance.body.as_ref()?;
     let acl = body.get("acl").and_then(Value::as_array).into_iter().flatten();
     let (mut permissions, mut scope_values) = (0, 0);
@@ -622,10 +638,22 @@ fn described_problem(op: &Operation, instance: &Instance, now: DateTime<Utc>) ->
     if permissions > 64 || scope_values > 64 {
         return Some(format!("an ACL of {permissions} permissions and {scope_values} scope values in all"));
     }
-    if let Some(metadata) = body.get("metadata").filter(|m| m.is_object())
-        && (metadata.to_string().len() > 4096 || metadata.as_object().is_some_and(|m| m.contains_key("")))
-    {
-        return Some("metadata over 4096 bytes or with an empty key".into());
+    for name in ["metadata", "meta"] {
+        if let Some(metadata) = body.get(name).filter(|m| m.is_object())
+            && (metadata.to_string().len() > 4096 || metadata.as_object().is_some_and(|m| m.contains_key("")))
+        {
+            return Some(format!("{name} over 4096 bytes or with an empty key"));
+        }
+    }
+    let names: Vec<&str> = body
+        .get("ratelimits")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["name"].as_str())
+        .collect();
+    if names.iter().enumerate().any(|(i, n)| names[..i].contains(n)) {
+        return Some("two named limits of one name".into());
     }
     if let Some(at) = body.get("expiresAt").and_then(Value::as_str).and_then(|t| DateTime::parse_from_rfc3339(t).ok())
         && at <= now
@@ -642,6 +670,10 @@ struct Memory {
     custom_ids: HashSet<String>,
     /// Ids of the company's keys (a delete's key is one until it is deleted: still a key).
     keys: HashSet<String>,
+    /// Ids of the company's identities.
+    identities: HashSet<String>,
+    /// `externalId`s a valid identity write sent (taken, or maybe taken, since).
+    external_ids: HashSet<String>,
 }
 
 fn expect(op: &Operation, instance: &Instance, memory: &Memory, now: DateTime<Utc>) -> Expect {
@@ -660,10 +692,18 @@ fn expect(op: &Operation, instance: &Instance, memory: &Memory, now: DateTime<Ut
         let param = &op.params[*i];
         let absent = !memory.keys.contains(raw);
         if let Some(p) = param_problem(param, raw) {
-            if param.component == "KeyId" {
+            if matches!(param.component.as_str(), "KeyId" | "IdentityId") {
                 return Expect::Refuse(404, p);
             }
             problem = problem.or(Some(p));
+        } else if param.component == "IdentityId" && !memory.identities.contains(raw) {
+            absent_key = Some("no identity of the company has this id".to_owned());
+        } else if matches!(
+            param.component.as_str(),
+            "IdentityFilter" | "IdentityStartingAfter" | "IdentityEndingBefore"
+        ) && !memory.identities.contains(raw)
+        {
+            problem = problem.or(Some(format!("{}: not an identity of the company", param.name)));
         } else if param.component == "KeyId" && absent {
             absent_key = Some("no key of the company has this id".to_owned());
         } else if matches!(param.component.as_str(), "StartingAfter" | "EndingBefore") && absent {
@@ -707,6 +747,10 @@ fn expect(op: &Operation, instance: &Instance, memory: &Memory, now: DateTime<Ut
     if param("CustomKeyId").is_some_and(|id| memory.custom_ids.contains(id)) {
         accept.push(409);
     }
+    let external = instance.body.as_ref().and_then(|b| b.get("externalId")).and_then(Value::as_str);
+    if external.is_some_and(|e| memory.external_ids.contains(e)) {
+        accept.push(409);
+    }
     Expect::Accept(accept)
 }
 
@@ -716,6 +760,8 @@ fn expect(op: &Operation, instance: &Instance, memory: &Memory, now: DateTime<Ut
 struct Stack {
     base: BlockingApp,
     memory: Mutex<Memory>,
+    /// An identity of the company that no request deletes.
+    identity: String,
 }
 
 impl std::ops::Deref for Stack {
@@ -741,8 +787,27 @@ impl Stack {
             idempotency: BTreeMap::new(),
             custom_ids: HashSet::new(),
             keys: HashSet::from([base.key_id.clone()]),
+            identities: HashSet::new(),
+            external_ids: HashSet::new(),
         });
-        Self { base, memory }
+        let mut stack = Self { base, memory, identity: String::new() };
+        stack.identity = stack.new_identity();
+        stack.memory.lock().unwrap().identities.insert(stack.identity.clone());
+        stack
+    }
+
+    /// A new identity of the company, under an `externalId` no generated request sends.
+    fn new_identity(&self) -> String {
+        self.runtime.block_on(async {
+            let body = json!({ "externalId": format!("schema-{}", uuid::Uuid::now_v7()) });
+            let response = self.app.send(Method::POST, "/identities", Some(&self.app.root_key), Some(&body), &[]).await;
+            response.body["id"].as_str().expect("an identity").to_owned()
+        })
+    }
+
+    /// The identity every request naming one names (a delete's gets one of its own).
+    fn identity(&self) -> String {
+        self.identity.clone()
     }
 
     /// Path ids of existing keys and key cursors name real keys; delete gets a key of its own.
@@ -754,14 +819,30 @@ impl Stack {
                     created["id"].as_str().unwrap().to_owned()
                 })),
                 "KeyId" | "StartingAfter" | "EndingBefore" => Some(self.key_id.clone()),
+                "IdentityId" if op.method == Method::DELETE => {
+                    let fresh = self.new_identity();
+                    self.memory.lock().unwrap().identities.insert(fresh.clone());
+                    Some(fresh)
+                }
+                "IdentityId" | "IdentityFilter" | "IdentityStartingAfter" | "IdentityEndingBefore" => {
+                    Some(self.identity())
+                }
                 _ => None,
             };
             if let Some(real) = real
                 && (p.required || instance.params.contains_key(&i))
             {
-                self.memory.lock().unwrap().keys.insert(real.clone());
+                if !p.component.starts_with("Identity") {
+                    self.memory.lock().unwrap().keys.insert(real.clone());
+                }
                 instance.params.insert(i, real);
             }
+        }
+        // A key's identity is the stack's own (a generated id is no identity of the company).
+        if let Some(body) = instance.body.as_mut()
+            && body.get("identityId").is_some_and(Value::is_string)
+        {
+            body["identityId"] = json!(self.identity());
         }
     }
 
@@ -836,6 +917,10 @@ impl Stack {
                     "{shown}\nthe document accepts this, the service answered {status} {answer}"
                 );
                 let mut memory = self.memory.lock().unwrap();
+                if let Some(external) = instance.body.as_ref().and_then(|b| b.get("externalId")).and_then(Value::as_str)
+                {
+                    memory.external_ids.insert(external.to_owned());
+                }
                 for (i, raw) in &instance.params {
                     match op.params[*i].component.as_str() {
                         "IdempotencyKey" => {
@@ -954,7 +1039,7 @@ impl Stack {
         let mut fresh = original.clone();
         self.fill(op, &mut fresh);
         for (i, raw) in broken.params.iter_mut() {
-            if op.params[*i].component == "KeyId" && *raw == original.params[i] {
+            if matches!(op.params[*i].component.as_str(), "KeyId" | "IdentityId") && *raw == original.params[i] {
                 *raw = fresh.params[i].clone();
             }
         }

@@ -373,3 +373,67 @@ async fn an_unknown_or_refused_caller_learns_nothing_of_the_key() {
     app.settle_calls().await;
     assert_eq!(app.get_key(&id).await.body["lastUsedAt"], Value::Null, "the key was not used");
 }
+
+/// `cost`: what one verify takes of the quota (the rate limit still counts each verify as one);
+/// a use that does not fit takes nothing and answers what is left.
+#[tokio::test]
+async fn a_verify_costs_its_cost_of_the_quota_and_one_of_the_rate_limit() {
+    let app = spawn_app().await;
+    let (id, secret) =
+        key(&app, json!({ "quota": { "max": 10 }, "rateLimit": { "limit": 100, "periodSeconds": 3600 } })).await;
+    let answers = [
+        (4, "VALID", 6, 99),
+        (4, "VALID", 2, 98),
+        (4, "QUOTA_EXCEEDED", 2, 98),
+        (11, "QUOTA_EXCEEDED", 2, 98),
+        (0, "VALID", 2, 97),
+        (2, "VALID", 0, 96),
+        (0, "QUOTA_EXCEEDED", 0, 96),
+    ];
+    for (cost, expected, remaining, rate_remaining) in answers {
+        let answer = app.verify(&json!({ "key": secret, "cost": cost })).await.body;
+        assert_eq!(answer["code"], expected, "cost {cost}: {answer}");
+        assert_eq!(answer["quota"], json!({ "remaining": remaining }), "cost {cost}: {answer}");
+        let shown = app.get_key(&id).await.body;
+        assert_eq!(shown["quota"]["remaining"], remaining, "cost {cost}: what the table holds");
+        if expected == "VALID" {
+            assert_eq!(answer["rateLimit"]["remaining"], rate_remaining, "cost {cost}: one verify, one use");
+        }
+    }
+    // No quota: the cost takes nothing, and a verify is still one use of the rate limit.
+    let (_, limited) = key(&app, json!({ "rateLimit": { "limit": 2, "periodSeconds": 3600 } })).await;
+    assert_eq!(app.verify(&json!({ "key": limited, "cost": 10000 })).await.body["rateLimit"]["remaining"], 1);
+}
+
+#[tokio::test]
+async fn a_cost_outside_0_to_10000_is_a_400_naming_it_and_counts_nothing() {
+    let app = spawn_app().await;
+    let (id, secret) = key(&app, json!({ "quota": { "max": 10 } })).await;
+    for cost in [json!(10001), json!(-1), json!(1.5), json!("4"), json!(u64::MAX)] {
+        let body = json!({ "key": secret, "cost": cost });
+        let answer = app.send(Method::POST, "/keys/verify", Some(&app.root_key), Some(&body), &[]).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{cost}: {:?}", answer.body);
+        assert_eq!(answer.body["error"]["field"], "cost", "{cost}: {:?}", answer.body);
+    }
+    assert_eq!(app.get_key(&id).await.body["quota"]["remaining"], 10);
+    // A whole number may be written with a fraction of zero, as everywhere.
+    assert_eq!(app.verify(&json!({ "key": secret, "cost": 4.0 })).await.body["quota"]["remaining"], 6);
+}
+
+#[tokio::test]
+async fn parallel_verifies_with_a_cost_never_overspend_a_quota_and_a_rate_refusal_gives_the_cost_back() {
+    let app = spawn_app().await;
+    let (id, secret) = key(&app, json!({ "quota": { "max": 10 } })).await;
+    let body = json!({ "key": secret, "cost": 3 });
+    let answers = futures::future::join_all((0..12).map(|_| app.verify(&body))).await;
+    let valid = answers.iter().filter(|a| a.body["code"] == "VALID").count();
+    assert_eq!(valid, 3, "three uses of 3 fit in 10");
+    assert_eq!(app.get_key(&id).await.body["quota"]["remaining"], 1);
+
+    // The quota takes the cost first; a full window then refuses and gives all of it back.
+    let limits = json!({ "quota": { "max": 100 }, "rateLimit": { "limit": 1, "periodSeconds": 3600 } });
+    let (id, secret) = key(&app, limits).await;
+    assert_eq!(app.verify(&json!({ "key": secret, "cost": 30 })).await.body["quota"]["remaining"], 70);
+    assert_eq!(code(&app, json!({ "key": secret, "cost": 30 })).await, "RATE_LIMITED");
+    assert_eq!(app.get_key(&id).await.body["quota"]["remaining"], 70, "the refused verify's 30 given back");
+}

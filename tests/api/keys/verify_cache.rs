@@ -43,7 +43,7 @@ async fn a_warm_key_verifies_from_memory_with_no_call_and_the_same_answer() {
         .await;
     let warmed = warm(&instance, &plain).await;
     let again = verify(&instance, json!({ "key": plain, "permissions": ["orders:read"] })).await;
-    assert_eq!(again.body, warmed, "the same answer, metadata included");
+    assert_eq!(again.body, warmed, "the same answer");
     assert_eq!(instance.calls_made().await, Vec::<String>::new(), "nothing read, nothing written");
 
     // Off (the default): the key is read at every verify.
@@ -174,6 +174,10 @@ async fn last_used_at_is_never_older_than_its_minute_for_a_key_verified_from_mem
     let instance = TestApp { root_key, ..caching(&app) };
     warm(&instance, &plain).await;
     app.advance(10);
+    // Due, but refused from memory: nothing written, so it stays due.
+    let refused = verify(&instance, json!({ "key": plain, "permissions": ["orders:write"] })).await;
+    assert_eq!(refused.body["code"], "FORBIDDEN");
+    assert_eq!(instance.calls_made().await, Vec::<String>::new());
     assert_eq!(verify(&instance, json!({ "key": plain })).await.body["code"], "VALID");
     assert_eq!(
         instance.calls_made().await,
@@ -181,7 +185,26 @@ async fn last_used_at_is_never_older_than_its_minute_for_a_key_verified_from_mem
         "lastUsedAt on the key and its lookup item; no read"
     );
     assert_eq!(verify(&instance, json!({ "key": plain })).await.status, StatusCode::OK);
-    assert_eq!(instance.calls_made().await, Vec::<String>::new());
+    assert_eq!(instance.calls_made().await, Vec::<String>::new(), "written once");
     let stored = app.get_key(&id).await.body;
     assert_eq!(stored["lastUsedAt"], json!(app.clock.now().to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)));
+}
+
+#[tokio::test]
+async fn a_refusal_read_from_the_table_replaces_the_kept_valid_key() {
+    let app = spawn_app().await;
+    // Callers kept 5 s, verified keys 30 s: once the caller is read again, the key is read with it.
+    let other = app.other_instance();
+    let instance = TestApp { app: other.app.clone().with_verify_cache(LIFETIME as u64).with_caller_cache(5), ..other };
+    let (id, plain) = app.create_key_pair(&json!({ "userId": "u" })).await;
+    warm(&instance, &plain).await;
+    assert_eq!(app.delete_key(&id).await.status, StatusCode::NO_CONTENT);
+    app.advance(5);
+    assert_eq!(verify(&instance, json!({ "key": plain })).await.body["code"], "INACTIVE", "caller and key read again");
+    assert_eq!(
+        verify(&instance, json!({ "key": plain })).await.body["code"],
+        "INACTIVE",
+        "never VALID again from memory"
+    );
+    assert_eq!(instance.app.verified.usage().0, 0);
 }

@@ -14,7 +14,7 @@ use apikeys::entry::http::routes::{
 use apikeys::entry::http::{ROUTES, handlers};
 use apikeys::entry::root_key_resource::{self, Answer, ResponseUrl, ResponseUrlPolicy, RootKeyResource, SecretStore};
 use apikeys::model::CompanyId;
-use apikeys::store::table::{INDEXES, PARTITION_KEY, SORT_KEY, STREAM_VIEW, TTL_ATTRIBUTE};
+use apikeys::store::table::{COMPANY_INDEX, INDEXES, PARTITION_KEY, SORT_KEY, STREAM_VIEW, TTL_ATTRIBUTE};
 use lambda_http::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -373,11 +373,16 @@ fn expected_grants(binary: &str) -> BTreeSet<(String, String)> {
     const WRITE_KEY: [&str; 4] = ["GetItem", "PutItem", "UpdateItem", "DeleteItem"];
     let on_table: &[&str] = match binary {
         "create_key" | "create_custom_key" => &["GetItem", "PutItem", "UpdateItem"],
-        "list_keys" => &["GetItem", "UpdateItem", "BatchGetItem"],
+        // An offset's count is a Query of the listing entries on the table.
+        "list_keys" => &["GetItem", "UpdateItem", "BatchGetItem", "Query"],
         "verify_key" => &["GetItem", "UpdateItem", "BatchGetItem"],
         "get_key" | "me" => &AUTHENTICATE,
         CONSOLE_FUNCTION => &[],
         "update_key" | "delete_key" | "roll_key" => &WRITE_KEY,
+        "create_identity" => &["GetItem", "PutItem", "UpdateItem"],
+        "list_identities" => &["GetItem", "UpdateItem", "BatchGetItem", "Query"],
+        "get_identity" => &AUTHENTICATE,
+        "update_identity" | "delete_identity" => &WRITE_KEY,
         "list_key_events" => &["GetItem", "UpdateItem", "BatchGetItem", "Query"],
         STREAM_FUNCTION => &["PutItem", "UpdateItem"],
         ROOT_KEY_FUNCTION => &["GetItem", "PutItem", "UpdateItem"],
@@ -389,6 +394,9 @@ fn expected_grants(binary: &str) -> BTreeSet<(String, String)> {
     match binary {
         "list_keys" => {
             grants.extend(INDEXES.iter().map(|i| ("dynamodb:Query".to_owned(), format!("KeysTable/index/{}", i.name))))
+        }
+        "list_identities" => {
+            _ = grants.insert(("dynamodb:Query".into(), format!("KeysTable/index/{}", COMPANY_INDEX.name)))
         }
         ROOT_KEY_FUNCTION => _ = grants.insert(("secretsmanager:PutSecretValue".into(), "RootKeySecret".into())),
         API_KEY_FUNCTION => grants.extend(
@@ -745,6 +753,51 @@ async fn a_committed_event_as_it_is_answers_a_json_401() {
     assert!(response.body["error"]["code"].is_string(), "{:?}", response.body);
 }
 
+/// The event pointed at `id`: the committed identity events name a made-up identity.
+fn at_identity(mut event: Value, id: &str) -> Value {
+    let path = format!("/identities/{id}");
+    event["rawPath"] = json!(path);
+    event["requestContext"]["http"]["path"] = json!(path);
+    event["pathParameters"]["identityId"] = json!(id);
+    event
+}
+
+/// Creates an identity through the API; its id.
+async fn identity_of(app: &TestApp, external_id: &str) -> String {
+    let body = json!({ "externalId": external_id });
+    let response = app.send(Method::POST, "/identities", Some(&app.root_key), Some(&body), &[]).await;
+    assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
+    text(&response.body["id"]).to_owned()
+}
+
+#[tokio::test]
+async fn identity_events() {
+    let app = spawn_app().await;
+    let event = read_event("create_identity");
+    let sent = event_body(&event);
+    let created = run_event(&app, event.clone()).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    assert_eq!(created.body["externalId"], sent["externalId"]);
+    assert_eq!(created.body["ratelimits"][0]["autoApply"], true);
+    assert_eq!(run_event(&app, event).await.status, StatusCode::CONFLICT, "its externalId is taken now");
+    let id = text(&created.body["id"]).to_owned();
+
+    let listed = run_event(&app, read_event("list_identities")).await;
+    assert_eq!((listed.status, listed.body["total"].clone()), (StatusCode::OK, json!(1)), "{:?}", listed.body);
+    let got = run_event(&app, at_identity(read_event("get_identity"), &id)).await;
+    assert_eq!((got.status, got.body["id"].clone()), (StatusCode::OK, json!(id)));
+    let update = read_event("update_identity");
+    let patched = run_event(&app, at_identity(update.clone(), &id)).await;
+    assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
+    assert_eq!(patched.body["meta"], event_body(&update)["meta"]);
+    assert_eq!(patched.header("etag"), "\"2\"");
+    let other = identity_of(&app, "cust_43").await;
+    let deleted = run_event(&app, at_identity(read_event("delete_identity"), &other)).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{:?}", deleted.body);
+    // As committed, the events name an identity of no company.
+    assert_eq!(run_event(&app, read_event("get_identity")).await.status, StatusCode::NOT_FOUND);
+}
+
 #[test]
 fn endpoints_are_all_covered() {
     // A new endpoint needs a case above and an event in events/.
@@ -759,6 +812,12 @@ fn endpoints_are_all_covered() {
         Endpoint::VerifyKey,
         Endpoint::ListKeyEvents,
         Endpoint::Me,
+        // identity_events
+        Endpoint::CreateIdentity,
+        Endpoint::ListIdentities,
+        Endpoint::GetIdentity,
+        Endpoint::UpdateIdentity,
+        Endpoint::DeleteIdentity,
     ];
     for route in &ROUTES {
         assert!(
