@@ -8,7 +8,7 @@ use crate::model::{CompanyId, PlaintextKey};
 use crate::store::table::ensure_table;
 
 const USAGE: &str = "usage: apikeys root-key create --company <companyId> [--description TEXT]
-       apikeys smoke --url <ApiUrl> --root-key <key>
+       APIKEYS_ROOT_KEY=<key> apikeys smoke --url <ApiUrl>
 
 root-key create: creates a root key (ACL keys:*) for a company and prints it as JSON, with its
 plaintext `key`, on stdout. Reads TABLE_NAME (default apikeys) and DYNAMODB_ENDPOINT (DynamoDB
@@ -16,12 +16,17 @@ Local; then the table is created if missing, and region and credentials default 
 
 smoke: walks one key (description \"smoke <time>\") through create, get, list, verify, patch,
 roll and delete against the API at <ApiUrl>, one line per request with its status and latency;
-exits 1 at the first answer that breaks the contract, after deleting the key. Prints no secret.";
+exits 1 at the first answer that breaks the contract, after deleting the key. Prints no secret.
+The root key comes from APIKEYS_ROOT_KEY (or --root-key, which other users of the machine can
+see in its process list); plain http only to this machine.";
 
 struct RootKeyArgs {
     company: CompanyId,
     description: Option<String>,
 }
+
+/// Where `apikeys smoke` reads its root key.
+const ROOT_KEY_VARIABLE: &str = "APIKEYS_ROOT_KEY";
 
 struct SmokeArgs {
     url: String,
@@ -47,7 +52,12 @@ fn parse_smoke_args(rest: &[&str]) -> Result<SmokeArgs, String> {
             other => return Err(format!("unknown option {other}")),
         }
     }
-    Ok(SmokeArgs { url: url.ok_or("--url is required")?, root_key: root_key.ok_or("--root-key is required")? })
+    // The environment keeps the key out of the process list.
+    let root_key = root_key.or_else(|| std::env::var(ROOT_KEY_VARIABLE).ok().filter(|k| !k.is_empty()));
+    Ok(SmokeArgs {
+        url: url.ok_or("--url is required")?,
+        root_key: root_key.ok_or(format!("{ROOT_KEY_VARIABLE} (or --root-key) is required"))?,
+    })
 }
 
 fn parse_args(args: &[String]) -> Result<RootKeyArgs, String> {

@@ -399,6 +399,12 @@ fn secret_of(reply: &Reply) -> Result<String, String> {
     }
 }
 
+/// Whether `host` (a URL's, IPv6 in brackets) is this machine.
+fn is_loopback(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Runs the check against the API at `url`, writing its lines to `out`: true if every answer
 /// kept the contract. The key it made is deleted whether or not a step failed.
 pub async fn run(url: &str, root_key: &str, out: &mut impl Write) -> Result<bool, String> {
@@ -411,6 +417,12 @@ pub async fn run(url: &str, root_key: &str, out: &mut impl Write) -> Result<bool
         || user_info
     {
         return Err(format!("--url {url:?} is not an http(s) URL of an API"));
+    }
+    // The root key goes in every request: in clear only to this machine.
+    if base.scheme_str() == Some("http") && !is_loopback(base.host().unwrap_or_default()) {
+        return Err(format!(
+            "--url {url:?} is plain http to another machine, which would send the root key in clear: use https"
+        ));
     }
     let api = Api::new(&base, root_key.to_owned())?;
     let description = format!("smoke {}", chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));

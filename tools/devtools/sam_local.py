@@ -448,7 +448,7 @@ def run_api():
             apikeys = ROOT / "target" / "debug" / "apikeys"
             usage = subprocess.run([apikeys], capture_output=True, text=True)
             if "apikeys smoke" in usage.stdout + usage.stderr:
-                run([apikeys, "smoke", "--url", base, "--root-key", env.root_key])
+                run([apikeys, "smoke", "--url", base], env=dict(os.environ, APIKEYS_ROOT_KEY=env.root_key))
             else:
                 _say("the operator CLI has no smoke command: not run")
         finally:

@@ -19,12 +19,19 @@ struct Run {
 }
 
 async fn smoke(url: &str, root_key: &str) -> Run {
-    let args = ["smoke", "--url", url, "--root-key", root_key].map(str::to_owned);
-    let output: Output =
-        tokio::task::spawn_blocking(move || Command::new(env!("CARGO_BIN_EXE_apikeys")).args(&args).output())
-            .await
-            .unwrap()
-            .expect("run apikeys");
+    smoke_with(url, root_key, false).await
+}
+
+/// `apikeys smoke`, its root key in `APIKEYS_ROOT_KEY`, or with `as_argument` in `--root-key`.
+async fn smoke_with(url: &str, root_key: &str, as_argument: bool) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_apikeys"));
+    command.args(["smoke", "--url", url]).env_remove("APIKEYS_ROOT_KEY");
+    if as_argument {
+        command.args(["--root-key", root_key]);
+    } else {
+        command.env("APIKEYS_ROOT_KEY", root_key);
+    }
+    let output: Output = tokio::task::spawn_blocking(move || command.output()).await.unwrap().expect("run apikeys");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let line = Regex::new(r"^(?<step>.{15}) (?<status>\d{3}|---) +\d+ ms  (?<word>ok|FAIL) +[A-Z]+ /\S*").unwrap();
     let mut steps = Vec::new();
@@ -142,7 +149,17 @@ async fn a_step_that_breaks_the_contract_midway_stops_the_run_and_deletes_the_ke
 
 #[test]
 fn a_url_that_is_no_http_api_exits_2_before_any_request() {
-    for url in ["ftp://example.com", "not a url", "http://127.0.0.1:9/?x=1", "http://user:pw@127.0.0.1:9"] {
+    // Plain http to another machine would send the root key in clear.
+    let urls = [
+        "ftp://example.com",
+        "not a url",
+        "http://127.0.0.1:9/?x=1",
+        "http://user:pw@127.0.0.1:9",
+        "http://example.com",
+        "http://10.0.0.1:3000",
+        "http://[2001:db8::1]:3000",
+    ];
+    for url in urls {
         let output = Command::new(env!("CARGO_BIN_EXE_apikeys"))
             .args(["smoke", "--url", url, "--root-key", "sk_x"])
             .output()
@@ -151,10 +168,24 @@ fn a_url_that_is_no_http_api_exits_2_before_any_request() {
         assert!(output.stdout.is_empty(), "{url}");
         assert!(String::from_utf8_lossy(&output.stderr).contains("--url"), "{url}");
     }
-    let output =
-        Command::new(env!("CARGO_BIN_EXE_apikeys")).args(["smoke", "--url", "http://127.0.0.1:9"]).output().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_apikeys"))
+        .args(["smoke", "--url", "http://127.0.0.1:9"])
+        .env_remove("APIKEYS_ROOT_KEY")
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("--root-key is required"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("APIKEYS_ROOT_KEY (or --root-key) is required"));
+}
+
+#[tokio::test]
+async fn the_root_key_may_come_from_the_environment_or_an_argument_and_localhost_is_plain_http() {
+    let app = spawn_app().await;
+    let served = app.serve().await;
+    let port = served.base.rsplit(':').next().unwrap().to_owned();
+    for (url, as_argument) in [(served.base.clone(), true), (format!("http://localhost:{port}"), false)] {
+        let run = smoke_with(&url, &app.root_key, as_argument).await;
+        assert_eq!(run.code, Some(0), "{url}: {}", run.printed);
+    }
 }
 
 /// A served API that answers every request with `status` and `body`: a broken deploy.
