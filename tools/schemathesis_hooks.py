@@ -3,9 +3,9 @@
 JSON Schema cannot say that `expiresAt` lies in the future, that an ACL holds at most 64
 permissions and 64 scope values across its entries, what `metadata` DynamoDB can store, that the
 two cursors exclude each other and must name a key (or an event) of the company, or that an
-`Idempotency-Key` is meant once per request; and an `If-Match` version is the key's state, not
+`Idempotency-Key` is meant once per request; and an `If-Match` version is the resource's state, not
 the request's data. A request Schemathesis made as valid is brought within those rules before
-it is sent (an `If-Match` version becomes the key's current ETag), so that it is valid in fact
+it is sent (an `If-Match` version becomes the key's or identity's current ETag), so that it is valid in fact
 (Schemathesis checks it again after this hook); parts it made invalid on purpose are left alone.
 The run's own root key is never the target of a write: rolling or deleting it would end the
 run's credential.
@@ -50,9 +50,9 @@ def storable(value, depth=0):
     return True
 
 
-def current_etag(key_id):
-    """The key's ETag now, or None (no such key, or no answer)."""
-    url = f"{BASE_URL}/keys/{urllib.parse.quote(key_id, safe='')}"
+def current_etag(collection, resource_id):
+    """The ETag of /COLLECTION/RESOURCE_ID now, or None (no such resource, or no answer)."""
+    url = f"{BASE_URL}/{collection}/{urllib.parse.quote(resource_id, safe='')}"
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {ROOT_KEY}"})
     try:
         with urllib.request.urlopen(request, timeout=30) as answer:
@@ -132,8 +132,12 @@ def before_call(context, case, kwargs):
     if headers and generated_valid(case, ParameterLocation.HEADER):
         if "Idempotency-Key" in headers:
             headers["Idempotency-Key"] = str(uuid.uuid4())
-        if headers.get("If-Match", "*") != "*" and path and "keyId" in path:
-            etag = current_etag(str(path["keyId"]))
+        if headers.get("If-Match", "*") != "*" and path:
+            etag = None
+            if "keyId" in path:
+                etag = current_etag("keys", str(path["keyId"]))
+            elif "identityId" in path:
+                etag = current_etag("identities", str(path["identityId"]))
             if etag:
                 headers["If-Match"] = etag
     query = case.query
