@@ -37,7 +37,7 @@ pub enum VerifyCode {
     Forbidden,
     /// Over the rate limit in the current window; `rateLimit.resetAt` says when it lifts.
     RateLimited,
-    /// The quota is used up for the current period.
+    /// The quota's current period has less left than the verify's cost, or nothing.
     QuotaExceeded,
 }
 
