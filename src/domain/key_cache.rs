@@ -21,7 +21,7 @@ use std::sync::{Mutex, PoisonError};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::model::{CompanyId, KeyId, KeyType, LAST_USED_GRANULARITY, SecretHash};
+use crate::model::{CompanyId, KeyId, KeyType, SecretHash};
 use crate::store::{SecretLookup, SecretRecord};
 
 use super::DomainError;
@@ -143,8 +143,8 @@ impl KeyCache {
             return None;
         }
         let record = entry.record.clone();
-        if self.kind == Keeps::Callers && record.key.last_used_at.is_none_or(|at| now - at >= LAST_USED_GRANULARITY) {
-            entry.record.key.last_used_at = Some(now);
+        if self.kind == Keeps::Callers {
+            entry.record.key.mark_used(now);
         }
         Some(record)
     }
@@ -153,10 +153,8 @@ impl KeyCache {
     /// has just passed and so written it.
     pub(super) fn used(&self, hash: &SecretHash, now: DateTime<Utc>) {
         let mut entries = self.lock();
-        if let Some(entry) = entries.by_hash.get_mut(hash.as_str())
-            && entry.record.key.last_used_at.is_none_or(|at| now - at >= LAST_USED_GRANULARITY)
-        {
-            entry.record.key.last_used_at = Some(now);
+        if let Some(entry) = entries.by_hash.get_mut(hash.as_str()) {
+            entry.record.key.mark_used(now);
         }
     }
 
@@ -180,9 +178,7 @@ impl KeyCache {
         if !self.takes(&record) {
             return;
         }
-        if record.key.last_used_at.is_none_or(|at| now - at >= LAST_USED_GRANULARITY) {
-            record.key.last_used_at = Some(now);
-        }
+        record.key.mark_used(now);
         // Metadata and tags are never read from a kept key (the checks, limits, bounds, `GET /me`
         // and verify's answer use none of them), and they are what costs memory far beyond their
         // JSON: 4 KB of metadata such as `[0,0,…]` holds over 64 KB of `serde_json::Value`s. Not
@@ -350,7 +346,7 @@ pub async fn authenticate_as(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ApiKey, PlaintextKey};
+    use crate::model::{ApiKey, LAST_USED_GRANULARITY, PlaintextKey};
 
     fn start() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z").unwrap().with_timezone(&Utc)

@@ -232,8 +232,7 @@ pub(super) async fn count_use(
         },
         UsageOutcome::Admitted { rate_used, quota_used, last_used_written } => {
             // Unless the store's writes already set lastUsedAt, refresh it before answering.
-            let stale = key.last_used_at.is_none_or(|at| now - at >= LAST_USED_GRANULARITY);
-            if !last_used_written && stale {
+            if !last_used_written && key.last_use_due(now) {
                 store.touch_last_used(key, now).await;
             }
             Verdict {

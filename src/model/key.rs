@@ -89,6 +89,20 @@ pub struct ApiKey {
 }
 
 impl ApiKey {
+    /// Whether a use at `now` is due to write `lastUsedAt`: never written, or written
+    /// `LAST_USED_GRANULARITY` or longer before. The one rule the domain, the caches and both
+    /// stores follow.
+    pub fn last_use_due(&self, now: DateTime<Utc>) -> bool {
+        self.last_used_at.is_none_or(|at| now - at >= LAST_USED_GRANULARITY)
+    }
+
+    /// Records a use at `now` in this copy, if one was due (`last_use_due`).
+    pub fn mark_used(&mut self, now: DateTime<Utc>) {
+        if self.last_use_due(now) {
+            self.last_used_at = Some(now);
+        }
+    }
+
     /// Deleted keys stay in the table (inactive, unchangeable) until their retention ends.
     pub fn is_deleted(&self) -> bool {
         self.deleted_at.is_some()
@@ -272,5 +286,26 @@ impl ApiKey {
             version: 1,
         };
         (key, plaintext)
+    }
+}
+
+#[cfg(test)]
+mod last_use_tests {
+    use super::*;
+
+    #[test]
+    fn a_use_is_due_from_exactly_one_granularity_after_the_last() {
+        let at = DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        let company = CompanyId::parse("acme", "company").unwrap();
+        let (mut key, _) = ApiKey::plain_for_tests(company, KeyId::generate(), at);
+        key.last_used_at = None;
+        assert!(key.last_use_due(at), "never used");
+        key.mark_used(at);
+        assert_eq!(key.last_used_at, Some(at));
+        let almost = at + LAST_USED_GRANULARITY - chrono::TimeDelta::milliseconds(1);
+        assert!(!key.last_use_due(almost));
+        key.mark_used(almost);
+        assert_eq!(key.last_used_at, Some(at), "not due: kept");
+        assert!(key.last_use_due(at + LAST_USED_GRANULARITY), "due at exactly the granularity");
     }
 }

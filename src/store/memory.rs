@@ -11,8 +11,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use chrono::{DateTime, Utc};
 
 use crate::model::{
-    ApiKey, AuditEvent, CompanyId, Identity, IdentityId, IdentityKeys, KeyId, KeyStatus, LAST_USED_GRANULARITY,
-    QuotaUsage, SecretHash,
+    ApiKey, AuditEvent, CompanyId, Identity, IdentityId, IdentityKeys, KeyId, KeyStatus, QuotaUsage, SecretHash,
 };
 
 use super::{
@@ -339,7 +338,7 @@ impl UsageRecorder for MemoryStore {
     async fn touch_last_used(&self, key: &ApiKey, now: DateTime<Utc>) {
         let mut state = self.lock();
         let Some(stored) = state.keys.get_mut(&(key.company_id.clone(), key.id.clone())) else { return };
-        if stored.last_used_at.is_some_and(|at| at > now - LAST_USED_GRANULARITY) {
+        if !stored.last_use_due(now) {
             return;
         }
         stored.last_used_at = Some(now);
