@@ -15,8 +15,6 @@
 //! with its answer sealed under the request's presigned `ResponseURL`, so a request delivered
 //! twice mints one key.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
@@ -26,7 +24,8 @@ use crate::model::{CompanyId, CreateKeyInput, IdempotencyKey, KeyId, RollInput, 
 use crate::settings::{Settings, SettingsError};
 use crate::store::DynamoStore;
 
-use super::custom_resource::{self, Answer, Envelope, Outcome, OwnedSecrets, ResponseUrlPolicy};
+use super::config::App;
+use super::custom_resource::{self, Answer, Envelope, Outcome, OwnedSecrets, ResponseUrlPolicy, SecretsManager};
 
 /// What a function instance may mint and where it may answer: from its settings, never from a
 /// request.
@@ -385,16 +384,18 @@ fn data(view: &Value, secret_arn: &str) -> Value {
 
 /// The Lambda runner for the resource's function, on the settings read at start-up.
 pub async fn run(settings: Settings) -> Result<(), lambda_http::Error> {
-    let resource = Arc::new(ApiKeyResource::from_settings(&settings)?);
-    custom_resource::serve(
-        &settings,
-        Box::new(move |app, secrets, request| {
-            let resource = resource.clone();
-            // Boxed: the future of a whole key creation is too deep a type for the runtime's.
-            Box::pin(async move { handle(&resource, &app.store, secrets.as_ref(), app.clock.now(), request).await })
-        }),
-    )
-    .await
+    custom_resource::serve(&settings, ApiKeyResource::from_settings(&settings)?).await
+}
+
+impl custom_resource::CustomResource for ApiKeyResource {
+    fn answer<'a>(
+        &'a self,
+        app: &'a App,
+        secrets: &'a SecretsManager,
+        request: Value,
+    ) -> impl Future<Output = Result<Answer, String>> + Send + 'a {
+        handle(self, &app.store, secrets, app.clock.now(), request)
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@
 //! decides where its answer goes: to any other URL nothing is done and no answer is sent, and
 //! the error shows the URL without its query string (which holds the signature).
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -359,25 +358,31 @@ pub async fn send_answer(answer: &Answer) -> Result<(), String> {
     Err(problem)
 }
 
-/// What a custom resource's handler is given: the table's app, Secrets Manager, the request.
-type Handler = dyn Fn(Arc<App>, Arc<SecretsManager>, Value) -> Pin<Box<dyn Future<Output = Result<Answer, String>> + Send>>
-    + Send
-    + Sync;
+/// A custom resource: the answer to one CloudFormation request, given the table's app and
+/// Secrets Manager.
+pub trait CustomResource: Send + Sync + 'static {
+    fn answer<'a>(
+        &'a self,
+        app: &'a App,
+        secrets: &'a SecretsManager,
+        request: Value,
+    ) -> impl Future<Output = Result<Answer, String>> + Send + 'a;
+}
 
 /// The Lambda runner of a custom resource's function: the table and Secrets Manager from the
-/// settings, then each event through `handle`, its answer PUT on its response URL. The
+/// settings, then each event through `resource`, its answer PUT on its response URL. The
 /// function's result is the answer's status alone.
-pub async fn serve(settings: &Settings, handle: Box<Handler>) -> Result<(), lambda_http::Error> {
+pub async fn serve(settings: &Settings, resource: impl CustomResource) -> Result<(), lambda_http::Error> {
     let (app, config) = crate::entry::config::start_with(settings).await;
     if let Some(host) = &settings.root_key_local_response_host {
         tracing::warn!(%host, "ROOT_KEY_LOCAL_RESPONSE_HOST: answers may go over plain http to this host (local testing)");
     }
-    let (app, secrets) = (Arc::new(app), Arc::new(SecretsManager::new(&config)));
-    let handle: Arc<Handler> = Arc::from(handle);
+    let (resource, app, secrets) = (Arc::new(resource), Arc::new(app), Arc::new(SecretsManager::new(&config)));
     lambda_http::lambda_runtime::run(lambda_http::service_fn(move |event: lambda_http::LambdaEvent<Value>| {
-        let (handle, app, secrets) = (handle.clone(), app.clone(), secrets.clone());
+        let (resource, app, secrets) = (resource.clone(), app.clone(), secrets.clone());
         async move {
-            let answer = handle(app, secrets, event.payload).await?;
+            // Boxed: the future of a whole key creation is too deep a type for the runtime's.
+            let answer = Box::pin(resource.answer(&app, &secrets, event.payload)).await?;
             send_answer(&answer).await?;
             Ok::<_, lambda_http::Error>(json!({ "Status": answer.body["Status"] }))
         }

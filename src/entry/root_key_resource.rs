@@ -15,8 +15,6 @@
 //! S3 URL (`ResponseUrl`); to anything else no answer is sent, nothing is minted, and the
 //! handler fails, logging the URL without its query string (which holds the signature).
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -27,6 +25,7 @@ use crate::model::{CompanyId, IdempotencyKey};
 use crate::settings::Settings;
 use crate::store::DynamoStore;
 
+use super::config::App;
 use super::custom_resource::{self, Envelope, Outcome};
 pub use super::custom_resource::{Answer, ResponseUrl, ResponseUrlPolicy, SecretStore, SecretsManager, send_answer};
 
@@ -146,15 +145,17 @@ async fn mint(
 
 /// The Lambda runner for the custom resource's function, on the settings read at start-up.
 pub async fn run(settings: Settings) -> Result<(), lambda_http::Error> {
-    let resource =
-        Arc::new(RootKeyResource::new(settings.root_key_company()?, ResponseUrlPolicy::from_settings(&settings)));
-    custom_resource::serve(
-        &settings,
-        Box::new(move |app, secrets, request| {
-            let resource = resource.clone();
-            // Boxed: the future of a whole key creation is too deep a type for the runtime's.
-            Box::pin(async move { handle(&resource, &app.store, secrets.as_ref(), app.clock.now(), request).await })
-        }),
-    )
-    .await
+    let resource = RootKeyResource::new(settings.root_key_company()?, ResponseUrlPolicy::from_settings(&settings));
+    custom_resource::serve(&settings, resource).await
+}
+
+impl custom_resource::CustomResource for RootKeyResource {
+    fn answer<'a>(
+        &'a self,
+        app: &'a App,
+        secrets: &'a SecretsManager,
+        request: Value,
+    ) -> impl Future<Output = Result<Answer, String>> + Send + 'a {
+        handle(self, &app.store, secrets, app.clock.now(), request)
+    }
 }
