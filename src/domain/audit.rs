@@ -111,6 +111,7 @@ mod tests {
             "metadata",
             "quota",
             "rateLimit",
+            "ratelimits",
             "status",
             "tags",
             "type",

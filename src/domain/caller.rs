@@ -311,6 +311,20 @@ impl Caller {
                 ),
             );
         }
+        if let Some(limit) =
+            own.policy.ratelimits.iter().find(|bound| {
+                key.policy.ratelimits.iter().find(|l| l.name == bound.name).is_none_or(|l| !l.within(bound))
+            })
+        {
+            let applied = if limit.auto_apply { ", applied to every verify" } else { "" };
+            return out_of_bounds(
+                "ratelimits",
+                &format!(
+                    "it needs a limit named {} of at most {} per {} seconds or longer{applied}",
+                    limit.name, limit.limit, limit.period_seconds
+                ),
+            );
+        }
         if let Some(limit) = &own.policy.quota
             && key.policy.quota.as_ref().is_none_or(|quota| !quota.within(limit))
         {
@@ -344,8 +358,8 @@ impl Caller {
     /// check and before it takes effect: refused calls are not counted, over-limit calls do nothing.
     pub async fn charge(&self, store: &impl UsageRecorder, now: DateTime<Utc>) -> Result<(), DomainError> {
         let Some(key) = &self.key else { return Ok(()) };
-        // A management call costs its caller's quota one use.
-        let verdict = verify::count_use(store, key, now, 1).await?;
+        // A management call costs its caller's quota one use; named limits are verify's.
+        let verdict = verify::count_use(store, key, now, 1, &[]).await?;
         match verdict.code {
             VerifyCode::Valid => Ok(()),
             VerifyCode::RateLimited => Err(DomainError::RateLimited("this root key is over its rate limit".into())),

@@ -56,8 +56,9 @@ enum Keeps {
     /// Callers that passed their check, less their metadata and tags (no caller check reads
     /// them).
     Callers,
-    /// Keys verified `VALID` without a rate limit or quota (whose every use must be counted in
-    /// the table), less their metadata and tags too.
+    /// Keys verified `VALID` without a rate limit, named limits, quota (whose every use must be
+    /// counted in the table) or identity (whose limits and `meta` the answer reads), less their
+    /// metadata and tags too.
     VerifiedKeys,
 }
 
@@ -166,7 +167,12 @@ impl KeyCache {
             && key.key_type == KeyType::Secret
             && match self.kind {
                 Keeps::Callers => true,
-                Keeps::VerifiedKeys => key.policy.rate_limit.is_none() && key.policy.quota.is_none(),
+                Keeps::VerifiedKeys => {
+                    key.policy.rate_limit.is_none()
+                        && key.policy.quota.is_none()
+                        && key.policy.ratelimits.is_empty()
+                        && key.policy.identity_id.is_none()
+                }
             }
     }
 
@@ -407,6 +413,12 @@ mod tests {
             |k: &mut ApiKey| {
                 k.policy.quota = Some(crate::model::Quota { max: 5, renewal_seconds: None, started_at: start() })
             },
+            |k: &mut ApiKey| {
+                let limit =
+                    crate::model::NamedLimit { name: "tokens".into(), limit: 5, period_seconds: 60, auto_apply: false };
+                k.policy.ratelimits = vec![limit];
+            },
+            |k: &mut ApiKey| k.policy.identity_id = Some(crate::model::IdentityId::generate()),
         ] {
             let mut counted = record(KeyType::Secret);
             limited(&mut counted.key);

@@ -3,16 +3,20 @@
 //!
 //! Checks run in a fixed order, cheapest first, and the first that fails is the answer:
 //! format → secret known → same company → old secret still in grace → status → expiry → IP →
-//! permissions and scope → rate limit → quota. Only the limits (and a valid verify's
-//! `lastUsedAt`) write, so a refused verify uses up neither limit.
+//! permissions and scope → the names of the limits asked for → rate limit → named limits (the
+//! key's, then its identity's) → quota. Only the limits (and a valid verify's `lastUsedAt`)
+//! write, all or nothing, so a refused verify uses up no limit.
 
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::model::{ApiKey, CompanyId, KeyStatus, PlaintextKey, Scope, SecretHash, SecretRole};
-use crate::store::{SecretRecord, UsageOutcome, UsageRecorder, UsageRequest};
+use crate::model::input::RequestedLimit;
+use crate::model::{
+    ApiKey, CompanyId, FieldError, Identity, KeyStatus, NamedLimit, PlaintextKey, Scope, SecretHash, SecretRole,
+};
+use crate::store::{IdentityReader, LimitOwner, NamedTake, SecretRecord, UsageOutcome, UsageRecorder, UsageRequest};
 
 use super::DomainError;
 
@@ -71,8 +75,11 @@ pub struct VerifyRequest<'a> {
     pub permissions: &'a [String],
     /// Where the permissions are needed; `None` restricts nothing.
     pub scope: Option<&'a Scope>,
-    /// What the use costs the key's quota (`VerifyInput::cost`).
+    /// What the use costs the key's quota and every named limit it applies without a cost of
+    /// its own (`VerifyInput::cost`).
     pub cost: u64,
+    /// Named limits the request asks for by name, each with its own cost or none.
+    pub limits: &'a [RequestedLimit],
 }
 
 /// A key's rate limit as verify answers it, so a caller can pace itself without asking again.
@@ -85,6 +92,22 @@ pub struct RateState {
     pub remaining: u64,
     /// When the window ends and the count starts again.
     pub reset_at: DateTime<Utc>,
+}
+
+/// A named limit as verify answers it: what is left of its window after this verify.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LimitState {
+    /// The limit's name.
+    pub name: String,
+    /// What its uses may cost in all per window.
+    pub limit: u64,
+    /// What is left of the current window.
+    pub remaining: u64,
+    /// When the window ends and the count starts again.
+    pub reset_at: DateTime<Utc>,
+    /// Whether this limit refused the verify (`RATE_LIMITED` names it so).
+    pub exceeded: bool,
 }
 
 /// The outcome of one verify: the code, the key it concerns, and what is left of its limits.
@@ -100,11 +123,16 @@ pub struct Verdict {
     /// What is left of the quota, when the key has one and verify got to count it (`Valid`,
     /// `QuotaExceeded`).
     pub quota_remaining: Option<u64>,
+    /// Each named limit applied, in the order checked, when verify got to count them.
+    pub limits: Vec<LimitState>,
+    /// The key's identity, when it has one and verify got to its limits (`Valid`,
+    /// `RateLimited`, `QuotaExceeded`).
+    pub identity: Option<Box<Identity>>,
 }
 
 impl Verdict {
     fn of(code: VerifyCode, key: Option<ApiKey>) -> Self {
-        Self { code, key, rate: None, quota_remaining: None }
+        Self { code, key, rate: None, quota_remaining: None, limits: Vec::new(), identity: None }
     }
 
     /// The answer for a string that is no key of the caller's company: nothing to tell.
@@ -122,13 +150,13 @@ impl Verdict {
 /// to authenticate, for the domain's unit tests (the API's verify is `verify_key::verify_for_caller`).
 #[cfg(test)]
 pub async fn verify(
-    store: &(impl crate::store::SecretLookup + UsageRecorder),
+    store: &(impl crate::store::SecretLookup + UsageRecorder + IdentityReader),
     now: DateTime<Utc>,
     request: VerifyRequest<'_>,
 ) -> Result<Verdict, DomainError> {
     match examine(store, now, &request).await? {
         Examined::Refused(verdict) => Ok(verdict),
-        Examined::Passed(key, _) => admit(store, key, now, request.cost).await,
+        Examined::Passed(key, _) => admit(store, key, now, &request).await,
     }
 }
 
@@ -183,30 +211,78 @@ pub fn examine_found(
     }
 }
 
-/// Counts one use of a key that passed every other check against its rate limit (one) and
-/// quota (`cost`), and refreshes its `lastUsedAt`: the last step of a verify.
+/// Counts one use of a key that passed every other check against its limits: its rate limit
+/// (one), the named limits that apply (each its cost) and its quota (`cost`), and refreshes its
+/// `lastUsedAt`: the last step of a verify. A key with an identity reads it first, for its
+/// limits and the answer.
 pub async fn admit(
-    store: &impl UsageRecorder,
+    store: &(impl UsageRecorder + IdentityReader),
     key: ApiKey,
     now: DateTime<Utc>,
-    cost: u64,
+    request: &VerifyRequest<'_>,
 ) -> Result<Verdict, DomainError> {
-    let verdict = count_use(store, &key, now, cost).await?;
-    Ok(Verdict { key: Some(key), ..verdict })
+    let identity = match &key.policy.identity_id {
+        Some(id) => store.get_identity(&key.company_id, id).await?,
+        None => None,
+    };
+    let verdict = {
+        let named = applied_limits(&key, identity.as_ref(), request, now)?;
+        count_use(store, &key, now, request.cost, &named).await?
+    };
+    Ok(Verdict { key: Some(key), identity: identity.map(Box::new), ..verdict })
 }
 
-/// `admit` without handing the key on: a verdict with no key, for a management call's caller,
-/// whose key is counted, never answered.
+/// The named limits a verify applies, in the order they are checked: the key's, then its
+/// identity's (a name on both is the key's), each when it applies itself or the request names
+/// it, at the request's cost unless the request gives it one. A name the request asks for that
+/// neither holds is refused, naming it.
+fn applied_limits<'a>(
+    key: &'a ApiKey,
+    identity: Option<&'a Identity>,
+    request: &VerifyRequest<'_>,
+    now: DateTime<Utc>,
+) -> Result<Vec<NamedTake<'a>>, FieldError> {
+    let own = key.policy.ratelimits.iter().map(|limit| (LimitOwner::Key, limit));
+    let shared = identity.into_iter().flat_map(|identity| {
+        let owner = LimitOwner::Identity(&identity.id);
+        identity.parts.ratelimits.iter().map(move |limit| (owner, limit))
+    });
+    let shadowed = |limit: &NamedLimit| key.policy.ratelimits.iter().any(|own| own.name == limit.name);
+    let candidates = own.chain(shared.filter(|(_, limit)| !shadowed(limit)));
+    let mut applied = Vec::new();
+    for (owner, limit) in candidates {
+        let asked = request.limits.iter().find(|asked| asked.name == limit.name);
+        if limit.auto_apply || asked.is_some() {
+            let cost = asked.and_then(|asked| asked.cost).unwrap_or(request.cost);
+            applied.push(NamedTake { owner, limit, window: limit.window_at(now), cost });
+        }
+    }
+    if let Some((i, unknown)) =
+        request.limits.iter().enumerate().find(|(_, asked)| !applied.iter().any(|t| t.limit.name == asked.name))
+    {
+        let field = format!("ratelimits[{i}].name");
+        return Err(FieldError::invalid(
+            &field,
+            format!("{field}: neither the key nor its identity has a limit named {}", unknown.name),
+        ));
+    }
+    Ok(applied)
+}
+
+/// Counts a use against a key's limits (`count_use` of `admit`, or a management call's
+/// charge, which applies no named limit): a verdict with no key.
 pub(super) async fn count_use(
     store: &impl UsageRecorder,
     key: &ApiKey,
     now: DateTime<Utc>,
     cost: u64,
+    named: &[NamedTake<'_>],
 ) -> Result<Verdict, DomainError> {
     let usage = UsageRequest {
         key,
         now,
         rate: key.policy.rate_limit.map(|r| (r, r.window_at(now))),
+        named,
         quota: key.policy.quota.map(|q| (q, q.period_at(now))),
         cost,
     };
@@ -217,26 +293,44 @@ pub(super) async fn count_use(
             reset_at: w.ends_at,
         })
     };
-    let outcome = if usage.rate.is_some() || usage.quota.is_some() {
+    let limit_states = |used: &[u64], refused: Option<usize>| -> Vec<LimitState> {
+        named
+            .iter()
+            .zip(used)
+            .enumerate()
+            .map(|(i, (take, used))| LimitState {
+                name: take.limit.name.clone(),
+                limit: take.limit.limit,
+                remaining: take.limit.limit.saturating_sub(*used),
+                reset_at: take.window.ends_at,
+                exceeded: refused == Some(i),
+            })
+            .collect()
+    };
+    let outcome = if usage.counts_anything() {
         store.consume(usage).await?
     } else {
-        UsageOutcome::Admitted { rate_used: None, quota_used: None, last_used_written: false }
+        UsageOutcome::Admitted { rate_used: None, named_used: Vec::new(), quota_used: None, last_used_written: false }
     };
     let verdict = match outcome {
-        UsageOutcome::RateLimited => {
-            Verdict { rate: rate_state(u64::MAX), ..Verdict::of(VerifyCode::RateLimited, None) }
-        }
-        UsageOutcome::QuotaExceeded { quota_used } => Verdict {
+        UsageOutcome::RateLimited { refused, named_used } => Verdict {
+            rate: if refused.is_none() { rate_state(u64::MAX) } else { None },
+            limits: limit_states(&named_used, refused),
+            ..Verdict::of(VerifyCode::RateLimited, None)
+        },
+        UsageOutcome::QuotaExceeded { quota_used, named_used } => Verdict {
             quota_remaining: usage.quota.map(|(q, _)| q.max.saturating_sub(quota_used)),
+            limits: limit_states(&named_used, None),
             ..Verdict::of(VerifyCode::QuotaExceeded, None)
         },
-        UsageOutcome::Admitted { rate_used, quota_used, last_used_written } => {
+        UsageOutcome::Admitted { rate_used, named_used, quota_used, last_used_written } => {
             // Unless the store's writes already set lastUsedAt, refresh it before answering.
             if !last_used_written && key.last_use_due(now) {
                 store.touch_last_used(key, now).await;
             }
             Verdict {
                 rate: rate_used.and_then(rate_state),
+                limits: limit_states(&named_used, None),
                 quota_remaining: usage.quota.zip(quota_used).map(|((q, _), used)| q.max.saturating_sub(used)),
                 ..Verdict::of(VerifyCode::Valid, None)
             }

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::store::{SecretLookup, SecretRecord, UsageRecorder};
+use crate::store::{IdentityReader, SecretLookup, SecretRecord, UsageRecorder};
 
 use super::caller::Credential;
 use super::key_cache::{KeyCache, ReadAt};
@@ -27,7 +27,7 @@ pub struct KeptKeys<'a> {
 /// item exactly as a read call is (401/403 before anything of the other item is looked at; its
 /// own limits, 429), then the key is verified, every check at this call's time.
 pub async fn verify_for_caller(
-    store: &(impl SecretLookup + UsageRecorder),
+    store: &(impl SecretLookup + UsageRecorder + IdentityReader),
     kept: KeptKeys<'_>,
     now: DateTime<Utc>,
     credential: Credential<'_>,
@@ -53,7 +53,7 @@ pub async fn verify_for_caller(
     let to_keep = keepable(kept.verified, &target_found, target_read);
     let verdict = match examine_found(target_found, &target_hash, now, &request) {
         Examined::Refused(verdict) => verdict,
-        Examined::Passed(key, _) => admit(store, key, now, request.cost).await?,
+        Examined::Passed(key, _) => admit(store, key, now, &request).await?,
     };
     // What the table just said replaces what was kept: a key it refused is forgotten, so a
     // verify served from memory never answers an older `VALID` after a newer refusal.

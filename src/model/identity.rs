@@ -1,39 +1,18 @@
 //! Identities: a company's customer or owner, whom several keys can belong to. An identity
 //! carries the company's `meta` (free JSON, as a key's `metadata`) and named rate limits
-//! (`ratelimits`), stored and shown now and applied by verify in a later change.
+//! (`ratelimits`), shared by its keys' verifies.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::fields::{Change, JsonFields, bounded_text, decode, key_part, object, whole_number};
+use super::fields::{Change, JsonFields, bounded_text, key_part};
 use super::labels::free_json;
-use super::limits::MAX_WINDOW_SECONDS;
+use super::limits::{NamedLimit, named_limits};
 use super::{CompanyId, FieldError, IdentityId};
 
 /// Characters of `externalId`: the company's own id of its customer, as `userId` is capped.
 pub const MAX_EXTERNAL_ID_CHARS: usize = 255;
-/// Named limits an identity (and, later, a key) carries.
-pub const MAX_NAMED_LIMITS: usize = 5;
-/// Characters of a named limit's `name`.
-pub const MAX_LIMIT_NAME_CHARS: usize = 32;
-
-/// A rate limit with a name, so a verify can ask for it by name (`tokens`, `exports`) and
-/// several keys of one identity can share it. Stored and shown; verify applies it later.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NamedLimit {
-    /// 1 to 32 characters of `a-z 0-9 _ -`, unique within its list.
-    pub name: String,
-    /// Uses allowed per window, 1 to 2^32 - 1.
-    pub limit: u64,
-    /// The window's length, 1 second to a year, aligned to the epoch like `rateLimit`'s.
-    pub period_seconds: u64,
-    /// Applied to every verify of the keys it reaches (`true`, the default), or only to those
-    /// that name it.
-    pub auto_apply: bool,
-}
-
 key_part! {
     /// What an identity carries besides its `externalId`: the company's JSON and its named
     /// limits. Changed by PATCH, each as a whole.
@@ -42,62 +21,12 @@ key_part! {
         /// it, `null` is refused in a PATCH.
         meta: Map<String, Value> = "meta" by meta,
         /// Up to 5 named limits; `[]` empties them, `null` is refused in a PATCH.
-        ratelimits: Vec<NamedLimit> = "ratelimits" by ratelimits,
+        ratelimits: Vec<NamedLimit> = "ratelimits" by named_limits,
     }
 }
 
 fn meta(value: Value, _: DateTime<Utc>) -> Result<Map<String, Value>, FieldError> {
     free_json(value, "meta")
-}
-
-fn ratelimits(value: Value, _: DateTime<Utc>) -> Result<Vec<NamedLimit>, FieldError> {
-    let entries: Vec<Value> = decode(value, "ratelimits", "an array of named limits")?;
-    if entries.len() > MAX_NAMED_LIMITS {
-        return Err(FieldError::too_many("ratelimits", MAX_NAMED_LIMITS));
-    }
-    let mut limits: Vec<NamedLimit> = Vec::with_capacity(entries.len());
-    for (i, entry) in entries.into_iter().enumerate() {
-        let field = format!("ratelimits[{i}]");
-        let mut map = object(
-            entry,
-            &field,
-            &["name", "limit", "periodSeconds", "autoApply"],
-            &["remaining", "resetAt", "exceeded"],
-        )?;
-        let name_field = format!("{field}.name");
-        let name = match map.remove("name") {
-            None | Some(Value::Null) => return Err(FieldError::missing(name_field)),
-            Some(Value::String(name)) if is_limit_name(&name) => name,
-            Some(_) => {
-                return Err(FieldError::invalid(
-                    &name_field,
-                    format!("{name_field} must be 1 to {MAX_LIMIT_NAME_CHARS} characters of a-z, 0-9, _ or -"),
-                ));
-            }
-        };
-        if limits.iter().any(|l| l.name == name) {
-            return Err(FieldError::invalid(&name_field, format!("{name_field}: the names of a list are unique")));
-        }
-        let limit = whole_number(&mut map, &field, "limit", u64::from(u32::MAX))?
-            .ok_or_else(|| FieldError::missing(format!("{field}.limit")))?;
-        let period_seconds = whole_number(&mut map, &field, "periodSeconds", MAX_WINDOW_SECONDS)?
-            .ok_or_else(|| FieldError::missing(format!("{field}.periodSeconds")))?;
-        let auto_apply = match map.remove("autoApply") {
-            None | Some(Value::Null) => true,
-            Some(Value::Bool(flag)) => flag,
-            Some(_) => {
-                let at = format!("{field}.autoApply");
-                return Err(FieldError::invalid(&at, format!("{at} must be true or false")));
-            }
-        };
-        limits.push(NamedLimit { name, limit, period_seconds, auto_apply });
-    }
-    Ok(limits)
-}
-
-fn is_limit_name(name: &str) -> bool {
-    (1..=MAX_LIMIT_NAME_CHARS).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 /// How many of the company's keys, not deleted, name an identity, by status: kept on the

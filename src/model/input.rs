@@ -7,11 +7,12 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::fields::{Change, JsonFields, bounded_text, concat, decode, total, whole};
+use super::fields::{Change, JsonFields, bounded_text, concat, decode, object, total, whole};
 use super::labels::{Labels, LabelsChange};
 use super::policy::{Policy, PolicyChange};
 
 use super::acl::{self, MAX_REQUESTED_PERMISSIONS, MAX_REQUESTED_SCOPE_VALUES};
+use super::limits;
 use super::{Dimension, FieldError, KeyStatus, KeyType, Scope};
 
 pub use super::labels::{MAX_DESCRIPTION_CHARS, MAX_METADATA_BYTES, MAX_METADATA_DEPTH, MAX_TAG_CHARS, MAX_TAGS};
@@ -190,9 +191,25 @@ pub struct VerifyInput {
     pub permissions: Vec<String>,
     /// Where the call acts; empty restricts nothing.
     pub scope: Scope,
-    /// What the use costs the key's quota (`MAX_VERIFY_COST` at most; 1 unless asked).
+    /// What the use costs the key's quota and the named limits it applies without a cost of
+    /// their own (`MAX_VERIFY_COST` at most; 1 unless asked).
     pub cost: u64,
+    /// Named limits of the key or its identity to apply besides those applied to every verify.
+    pub ratelimits: Vec<RequestedLimit>,
 }
+
+/// A named limit a verify asks for: its name, and what the use costs it (else the verify's
+/// `cost`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestedLimit {
+    /// A limit name (`limits::is_limit_name`), unique within the request.
+    pub name: String,
+    /// 0 to `MAX_VERIFY_COST`; `None`: the verify's `cost`.
+    pub cost: Option<u64>,
+}
+
+/// Named limits one verify may ask for: a key's and its identity's, all different.
+pub const MAX_REQUESTED_LIMITS: usize = 2 * crate::model::MAX_NAMED_LIMITS;
 
 /// The most one verify may cost a quota.
 pub const MAX_VERIFY_COST: u64 = 10_000;
@@ -200,7 +217,7 @@ pub const MAX_VERIFY_COST: u64 = 10_000;
 impl VerifyInput {
     /// Reads a verify body; the caps on what it may ask keep verify's work bounded.
     pub fn parse(body: Value) -> Result<Self, FieldError> {
-        let mut f = JsonFields::new(body)?.only(&["key", "ip", "permissions", "scope", "cost"], &[])?;
+        let mut f = JsonFields::new(body)?.only(&["key", "ip", "permissions", "scope", "cost", "ratelimits"], &[])?;
         let key: String = f.required("key", "a string")?;
         let ip = f
             .optional::<String>("ip", "a string")?
@@ -220,14 +237,48 @@ impl VerifyInput {
             .map(requested_scope)
             .transpose()?
             .unwrap_or_default();
-        let cost = match f.take("cost") {
-            None | Some(Value::Null) => 1,
-            Some(value) => whole(&value).filter(|n| *n <= MAX_VERIFY_COST).ok_or_else(|| {
-                FieldError::invalid("cost", format!("cost must be a whole number from 0 to {MAX_VERIFY_COST}"))
-            })?,
+        let cost = verify_cost(f.take("cost"), "cost")?.unwrap_or(1);
+        let ratelimits = match f.take("ratelimits") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(value) => requested_limits(value)?,
         };
-        Ok(Self { key, ip, permissions, scope, cost })
+        Ok(Self { key, ip, permissions, scope, cost, ratelimits })
     }
+}
+
+/// A cost as a verify gives it: `None` when absent or `null`.
+fn verify_cost(value: Option<Value>, field: &str) -> Result<Option<u64>, FieldError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => whole(&value).filter(|n| *n <= MAX_VERIFY_COST).map(Some).ok_or_else(|| {
+            FieldError::invalid(field, format!("{field} must be a whole number from 0 to {MAX_VERIFY_COST}"))
+        }),
+    }
+}
+
+/// `ratelimits` of a verify: `[{name, cost}]`, names unique, at most `MAX_REQUESTED_LIMITS`.
+fn requested_limits(value: Value) -> Result<Vec<RequestedLimit>, FieldError> {
+    let entries: Vec<Value> = decode(value, "ratelimits", "an array of {name, cost}")?;
+    if entries.len() > MAX_REQUESTED_LIMITS {
+        return Err(FieldError::too_many("ratelimits", MAX_REQUESTED_LIMITS));
+    }
+    let mut asked: Vec<RequestedLimit> = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.into_iter().enumerate() {
+        let field = format!("ratelimits[{i}]");
+        let mut map = object(entry, &field, &["name", "cost"], &[])?;
+        let name_field = format!("{field}.name");
+        let name = match map.remove("name") {
+            None | Some(Value::Null) => return Err(FieldError::missing(name_field)),
+            Some(Value::String(name)) if limits::is_limit_name(&name) => name,
+            Some(_) => return Err(limits::bad_limit_name(&name_field)),
+        };
+        if asked.iter().any(|a| a.name == name) {
+            return Err(FieldError::invalid(&name_field, format!("{name_field}: the names of a list are unique")));
+        }
+        let cost = verify_cost(map.remove("cost"), &format!("{field}.cost"))?;
+        asked.push(RequestedLimit { name, cost });
+    }
+    Ok(asked)
 }
 
 /// A requested scope names each dimension with one value or a list of at most 100 values, each

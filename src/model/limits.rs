@@ -2,6 +2,10 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::FieldError;
+use super::fields::{decode, object, whole_number};
 
 /// Longest window we accept for either limit: a year, so window arithmetic never overflows.
 pub const MAX_WINDOW_SECONDS: u64 = 366 * 24 * 3600;
@@ -113,6 +117,101 @@ impl Quota {
     pub fn remaining(&self, usage: QuotaUsage, now: DateTime<Utc>) -> u64 {
         if usage.period == self.period_at(now) { self.max.saturating_sub(usage.used) } else { self.max }
     }
+}
+
+/// Named limits a key, or an identity, carries.
+pub const MAX_NAMED_LIMITS: usize = 5;
+/// Characters of a named limit's `name`.
+pub const MAX_LIMIT_NAME_CHARS: usize = 32;
+
+/// A rate limit with a name, so a verify can ask for it by name (`tokens`, `exports`) and
+/// the keys of one identity can share the identity's. Counted in the same fixed windows as
+/// `rateLimit`, each use by its cost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NamedLimit {
+    /// 1 to 32 characters of `a-z 0-9 _ -`, unique within its list.
+    pub name: String,
+    /// What its uses may cost in all per window, 1 to 2^32 - 1.
+    pub limit: u64,
+    /// The window's length, 1 second to a year, aligned to the epoch like `rateLimit`'s.
+    pub period_seconds: u64,
+    /// Applied to every verify of the keys it reaches (`true`, the default), or only to those
+    /// that name it.
+    pub auto_apply: bool,
+}
+
+impl NamedLimit {
+    /// The window `now` counts in, as for `rateLimit`.
+    pub fn window_at(&self, now: DateTime<Utc>) -> Window {
+        RateLimit { limit: self.limit, period_seconds: self.period_seconds }.window_at(now)
+    }
+
+    /// Whether a use costing `cost` fits a window that has counted `used`, by the rule of a
+    /// quota (`Quota::admits`): a full window refuses even a use that costs nothing.
+    pub fn admits(&self, used: u64, cost: u64) -> bool {
+        used < self.limit && used.saturating_add(cost) <= self.limit
+    }
+
+    /// No looser than `bound`: at most as much per window, over a window at least as long, and
+    /// applied at least whenever `bound` is.
+    pub fn within(&self, bound: &NamedLimit) -> bool {
+        self.limit <= bound.limit
+            && self.period_seconds >= bound.period_seconds
+            && (self.auto_apply || !bound.auto_apply)
+    }
+}
+
+/// Whether `name` is a limit's name: 1 to 32 characters of `a-z 0-9 _ -`.
+pub fn is_limit_name(name: &str) -> bool {
+    (1..=MAX_LIMIT_NAME_CHARS).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// The refusal of a string that is no limit name, naming `field`.
+pub fn bad_limit_name(field: &str) -> FieldError {
+    FieldError::invalid(field, format!("{field} must be 1 to {MAX_LIMIT_NAME_CHARS} characters of a-z, 0-9, _ or -"))
+}
+
+/// `ratelimits` of a key or an identity: at most `MAX_NAMED_LIMITS`, names unique.
+pub(crate) fn named_limits(value: Value, _: DateTime<Utc>) -> Result<Vec<NamedLimit>, FieldError> {
+    let entries: Vec<Value> = decode(value, "ratelimits", "an array of named limits")?;
+    if entries.len() > MAX_NAMED_LIMITS {
+        return Err(FieldError::too_many("ratelimits", MAX_NAMED_LIMITS));
+    }
+    let mut limits: Vec<NamedLimit> = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.into_iter().enumerate() {
+        let field = format!("ratelimits[{i}]");
+        let mut map = object(
+            entry,
+            &field,
+            &["name", "limit", "periodSeconds", "autoApply"],
+            &["remaining", "resetAt", "exceeded"],
+        )?;
+        let name_field = format!("{field}.name");
+        let name = match map.remove("name") {
+            None | Some(Value::Null) => return Err(FieldError::missing(name_field)),
+            Some(Value::String(name)) if is_limit_name(&name) => name,
+            Some(_) => return Err(bad_limit_name(&name_field)),
+        };
+        if limits.iter().any(|l| l.name == name) {
+            return Err(FieldError::invalid(&name_field, format!("{name_field}: the names of a list are unique")));
+        }
+        let limit = whole_number(&mut map, &field, "limit", u64::from(u32::MAX))?
+            .ok_or_else(|| FieldError::missing(format!("{field}.limit")))?;
+        let period_seconds = whole_number(&mut map, &field, "periodSeconds", MAX_WINDOW_SECONDS)?
+            .ok_or_else(|| FieldError::missing(format!("{field}.periodSeconds")))?;
+        let auto_apply = match map.remove("autoApply") {
+            None | Some(Value::Null) => true,
+            Some(Value::Bool(flag)) => flag,
+            Some(_) => {
+                let at = format!("{field}.autoApply");
+                return Err(FieldError::invalid(&at, format!("{at} must be true or false")));
+            }
+        };
+        limits.push(NamedLimit { name, limit, period_seconds, auto_apply });
+    }
+    Ok(limits)
 }
 
 /// A window length for chrono's signed arithmetic. Parsing holds lengths to

@@ -24,14 +24,14 @@ pub use error::{FieldError, FieldProblem};
 pub use fields::Change;
 pub use identity::{
     CreateIdentityInput, Identity, IdentityKeys, IdentityParts, IdentityPartsChange, IdentityView,
-    MAX_EXTERNAL_ID_CHARS, MAX_LIMIT_NAME_CHARS, MAX_NAMED_LIMITS, NamedLimit, UpdateIdentityInput,
+    MAX_EXTERNAL_ID_CHARS, UpdateIdentityInput,
 };
 pub use ids::{CompanyId, IdentityId, KeyId, RESERVED_KEY_IDS};
 pub use input::{CreateKeyInput, IdempotencyKey, RollInput, UpdateKeyInput, VerifyInput};
 pub use ip::IpAllowlist;
 pub use key::{ApiKey, KeyStatus, KeyView, LAST_USED_GRANULARITY, PolicyView, PreviousSecret, QuotaView};
 pub use labels::{Labels, LabelsChange};
-pub use limits::{Quota, QuotaUsage, RateLimit, Window};
+pub use limits::{MAX_LIMIT_NAME_CHARS, MAX_NAMED_LIMITS, NamedLimit, Quota, QuotaUsage, RateLimit, Window};
 pub use page::{Cursor, PageRequest, StatusFilter};
 pub use policy::{Policy, PolicyChange};
 pub use secret::{KeyType, PlaintextKey, SecretHash};

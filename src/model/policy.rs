@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::fields::{decode, key_part, object, whole_number};
-use super::limits::MAX_WINDOW_SECONDS;
+use super::limits::{MAX_WINDOW_SECONDS, NamedLimit, named_limits};
 use super::{Acl, AclEntry, Dimension, FieldError, IdentityId, IpAllowlist, Permission, Quota, RateLimit, Scope};
 
 key_part! {
@@ -29,6 +29,10 @@ key_part! {
         /// must be an identity of the key's company when the write commits; its named limits
         /// are to bound the key, so no key moves itself to another.
         identity_id: Option<IdentityId> = "identityId" by identity,
+        /// Up to 5 named limits of the key's own, applied by its verifies beside its identity's
+        /// (a name on both applies the key's). Items written before they existed have none.
+        #[serde(default)]
+        ratelimits: Vec<NamedLimit> = "ratelimits" by named_limits,
     }
 }
 
@@ -162,6 +166,7 @@ mod tests {
             "rateLimit": { "limit": 5, "periodSeconds": 60 },
             "quota": { "max": 100, "renewalSeconds": 3600 },
             "identityId": "id_0190a5e4c3b27d5e9f1a2b3c4d5e6f70",
+            "ratelimits": [{ "name": "tokens", "limit": 100, "periodSeconds": 60, "autoApply": false }],
         })
     }
 
@@ -185,7 +190,10 @@ mod tests {
     #[test]
     fn null_clears_a_policy_field_and_absent_keeps_it() {
         let policy = Policy::parse(&mut fields(every_field()), now()).unwrap();
-        for name in Policy::FIELDS {
+        // A list is emptied by `[]`, as tags are: `null` is no list.
+        let refused = PolicyChange::parse(&mut fields(json!({ "ratelimits": null })), now()).unwrap_err();
+        assert_eq!(refused.field, "ratelimits");
+        for name in Policy::FIELDS.iter().filter(|name| **name != "ratelimits") {
             let mut cleared = policy.clone();
             PolicyChange::parse(&mut fields(json!({ *name: null })), now()).unwrap().apply(&mut cleared);
             assert_eq!(serde_json::to_value(&cleared).unwrap()[name], Value::Null, "{name}");
@@ -220,12 +228,13 @@ mod tests {
     #[test]
     fn a_key_changes_on_itself_only_its_acl() {
         for name in Policy::FIELDS {
-            let change = PolicyChange::parse(&mut fields(json!({ *name: null })), now()).unwrap();
+            let cleared = if *name == "ratelimits" { json!([]) } else { Value::Null };
+            let change = PolicyChange::parse(&mut fields(json!({ *name: cleared })), now()).unwrap();
             assert_eq!(Policy::guards(&change), *name != "acl", "{name}");
         }
         assert!(!Policy::guards(&PolicyChange { acl: Change::Set(None), ..PolicyChange::default() }));
         let guarded: Vec<&str> = Policy::guarded_fields().collect();
-        for name in ["whitelistedIPs", "expiresAt", "rateLimit", "quota", "identityId"] {
+        for name in ["whitelistedIPs", "expiresAt", "rateLimit", "quota", "identityId", "ratelimits"] {
             assert!(guarded.contains(&name), "{name} guarded");
         }
         assert!(!guarded.contains(&"acl"));

@@ -34,7 +34,7 @@ use super::records::{
     StreamMarker,
 };
 use super::table::{COMPANY_INDEX, IDENTITY_INDEX, SORT_KEY, STATUS_INDEX, TTL_ATTRIBUTE};
-use super::{IdempotencyRecord, SecretRecord, StoreError};
+use super::{IdempotencyRecord, LimitOwner, SecretRecord, StoreError};
 
 /// Sort key of a key item.
 pub const KEY_SK: &str = "KEY";
@@ -95,6 +95,15 @@ fn creation_order(created_at: DateTime<Utc>, id: &impl std::fmt::Display) -> Str
 /// Partition key of a key's rate window number `window`.
 pub fn rate_pk(company: &CompanyId, id: &KeyId, window: i64) -> String {
     format!("RATE#{company}#{id}#{window}")
+}
+
+/// Partition key of a named limit's window: the key's own limit, or its identity's, which
+/// every key of the identity counts in.
+pub fn named_limit_pk(company: &CompanyId, key: &KeyId, owner: LimitOwner<'_>, name: &str, window: i64) -> String {
+    match owner {
+        LimitOwner::Key => format!("LIMIT#{company}#KEY#{key}#{name}#{window}"),
+        LimitOwner::Identity(identity) => format!("LIMIT#{company}#IDENTITY#{identity}#{name}#{window}"),
+    }
 }
 
 /// Partition key of an idempotency record, by the hash of company and header.

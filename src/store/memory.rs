@@ -35,6 +35,8 @@ pub struct MemoryState {
     pub idempotency: HashMap<String, IdempotencyRecord>,
     /// Uses counted per key and rate window number.
     pub rate_used: HashMap<(CompanyId, KeyId, i64), u64>,
+    /// What each named limit's window has counted, by the DynamoDB store's item address.
+    pub named_used: HashMap<String, u64>,
     /// Live identities by company and id; their key counts are counted from `keys` when read.
     pub identities: BTreeMap<(CompanyId, IdentityId), Identity>,
 }
@@ -294,8 +296,8 @@ impl SecretLookup for MemoryStore {
 }
 
 impl UsageRecorder for MemoryStore {
-    /// The rate window first, then the quota on the key item, both under one lock, so the
-    /// order is exact and a refused use counts against neither limit.
+    /// The rate window, the named limits, then the quota on the key item, all under one lock,
+    /// so the order is exact and a refused use counts against no limit.
     async fn consume(&self, request: UsageRequest<'_>) -> Result<UsageOutcome, StoreError> {
         let mut state = self.lock();
         let key = request.key;
@@ -304,16 +306,37 @@ impl UsageRecorder for MemoryStore {
             Some((slot, limit)) => {
                 let used = state.rate_used.get(slot).copied().unwrap_or(0);
                 if used >= limit.limit {
-                    return Ok(UsageOutcome::RateLimited);
+                    return Ok(UsageOutcome::RateLimited { refused: None, named_used: Vec::new() });
                 }
                 Some(used + 1)
             }
             None => None,
         };
+        let named: Vec<(String, u64)> = request
+            .named
+            .iter()
+            .map(|take| {
+                let pk = super::items::named_limit_pk(
+                    &key.company_id,
+                    &key.id,
+                    take.owner,
+                    &take.limit.name,
+                    take.window.number,
+                );
+                let used = state.named_used.get(&pk).copied().unwrap_or(0);
+                (pk, used)
+            })
+            .collect();
+        let named_found: Vec<u64> = named.iter().map(|(_, used)| *used).collect();
+        if let Some(i) =
+            request.named.iter().zip(&named_found).position(|(take, used)| !take.limit.admits(*used, take.cost))
+        {
+            return Ok(UsageOutcome::RateLimited { refused: Some(i), named_used: named_found });
+        }
         let quota_used = match request.quota {
             Some((quota, period)) => {
                 let Some(stored) = state.keys.get_mut(&(key.company_id.clone(), key.id.clone())) else {
-                    return Ok(UsageOutcome::QuotaExceeded { quota_used: quota.max });
+                    return Ok(UsageOutcome::QuotaExceeded { quota_used: quota.max, named_used: named_found });
                 };
                 // A period counted by a clock ahead of this one is counted in, as in the real store.
                 let usage = match stored.quota_usage {
@@ -321,7 +344,7 @@ impl UsageRecorder for MemoryStore {
                     _ => QuotaUsage { period, used: 0 },
                 };
                 if !quota.admits(usage.used, request.cost) {
-                    return Ok(UsageOutcome::QuotaExceeded { quota_used: usage.used });
+                    return Ok(UsageOutcome::QuotaExceeded { quota_used: usage.used, named_used: named_found });
                 }
                 stored.quota_usage = QuotaUsage { used: usage.used + request.cost, ..usage };
                 stored.last_used_at = Some(request.now);
@@ -332,7 +355,12 @@ impl UsageRecorder for MemoryStore {
         if let (Some((slot, _)), Some(used)) = (rate, rate_used) {
             state.rate_used.insert(slot, used);
         }
-        Ok(UsageOutcome::Admitted { rate_used, quota_used, last_used_written: quota_used.is_some() })
+        let mut named_used = Vec::with_capacity(named.len());
+        for ((pk, used), take) in named.into_iter().zip(request.named) {
+            state.named_used.insert(pk, used + take.cost);
+            named_used.push(used + take.cost);
+        }
+        Ok(UsageOutcome::Admitted { rate_used, named_used, quota_used, last_used_written: quota_used.is_some() })
     }
 
     async fn touch_last_used(&self, key: &ApiKey, now: DateTime<Utc>) {

@@ -9,7 +9,8 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 
 use crate::model::{
-    ApiKey, AuditEvent, CompanyId, Identity, IdentityId, KeyId, Quota, RateLimit, SecretHash, StatusFilter, Window,
+    ApiKey, AuditEvent, CompanyId, Identity, IdentityId, KeyId, NamedLimit, Quota, RateLimit, SecretHash, StatusFilter,
+    Window,
 };
 
 pub mod attributes;
@@ -281,6 +282,30 @@ pub trait SecretLookup: Sync {
     ) -> impl Future<Output = Result<(Option<SecretRecord>, Option<SecretRecord>), StoreError>> + Send;
 }
 
+/// Whose named limit a use counts against: the key's own, or its identity's, which every key
+/// of the identity shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitOwner<'a> {
+    /// The verified key's own limit.
+    Key,
+    /// The limit of the key's identity.
+    Identity(&'a IdentityId),
+}
+
+/// A named limit a verify applies: whose, which, the window `now` falls in, and what the use
+/// costs it.
+#[derive(Debug, Clone, Copy)]
+pub struct NamedTake<'a> {
+    /// The key, or its identity.
+    pub owner: LimitOwner<'a>,
+    /// The limit as its owner holds it.
+    pub limit: &'a NamedLimit,
+    /// The window `now` falls in.
+    pub window: Window,
+    /// What the use costs it.
+    pub cost: u64,
+}
+
 /// The limits a verify must pass, with the window and period `now` falls in.
 #[derive(Debug, Clone, Copy)]
 pub struct UsageRequest<'a> {
@@ -290,6 +315,8 @@ pub struct UsageRequest<'a> {
     pub now: DateTime<Utc>,
     /// The key's rate limit and the window `now` falls in, if it has one.
     pub rate: Option<(RateLimit, Window)>,
+    /// The named limits applied, in the order they are checked (after `rate`, before `quota`).
+    pub named: &'a [NamedTake<'a>],
     /// The key's quota and the period `now` falls in, if it has one.
     pub quota: Option<(Quota, i64)>,
     /// What the use costs the quota: 0 consumes nothing (a quota already used up still
@@ -297,30 +324,49 @@ pub struct UsageRequest<'a> {
     pub cost: u64,
 }
 
+impl UsageRequest<'_> {
+    /// Whether the use has anything to count.
+    pub fn counts_anything(&self) -> bool {
+        self.rate.is_some() || self.quota.is_some() || !self.named.is_empty()
+    }
+}
+
 /// Whether a use was counted, and if so how much of each limit it leaves used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UsageOutcome {
     /// Counted against every limit the key has.
     Admitted {
         /// Uses of the rate window so far, this one included (`None`: no rate limit).
         rate_used: Option<u64>,
+        /// What each named limit's window has counted, this use included, in `named`'s order.
+        named_used: Vec<u64>,
         /// Uses of the quota period so far, this one included (`None`: no quota).
         quota_used: Option<u64>,
         /// Whether the same writes set the key's `lastUsedAt` (else the caller refreshes it).
         last_used_written: bool,
     },
-    /// The rate window is full; nothing was counted.
-    RateLimited,
+    /// A rate window is full; nothing was counted.
+    RateLimited {
+        /// The named limit that refused, by its place in `named`; `None`: the key's `rateLimit`.
+        refused: Option<usize>,
+        /// What each named limit's window has counted, as the refusal found it (empty when
+        /// they were not read).
+        named_used: Vec<u64>,
+    },
     /// The quota period has less left than the use costs; nothing was counted.
     QuotaExceeded {
         /// Uses of the quota period so far, as the refusal found them.
         quota_used: u64,
+        /// What each named limit's window has counted, as the refusal found it (empty when
+        /// they were not read).
+        named_used: Vec<u64>,
     },
 }
 
 /// Counts verifies against a key's limits and records when it was last used.
 pub trait UsageRecorder: Sync {
-    /// Counts one use against each limit, or none if any limit is reached.
+    /// Counts one use against every limit, or against none if any refuses it: all or nothing,
+    /// under any concurrency.
     fn consume(&self, request: UsageRequest<'_>) -> impl Future<Output = Result<UsageOutcome, StoreError>> + Send;
 
     /// Records `lastUsedAt` (at most once a minute per key). Awaited before the answer: Lambda

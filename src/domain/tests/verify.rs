@@ -146,6 +146,7 @@ impl Scenario {
             permissions: &self.permissions,
             scope: Some(&self.scope),
             cost: 1,
+            limits: &[],
         }
     }
 

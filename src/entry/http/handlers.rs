@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::domain::identities::{self, IdentityTarget};
 use crate::domain::keys::{self, NewKey, Target, WrittenKey};
-use crate::domain::verify::{RateState, Verdict, VerifyCode, VerifyRequest};
+use crate::domain::verify::{LimitState, RateState, Verdict, VerifyCode, VerifyRequest};
 use crate::domain::verify_key;
 use crate::domain::{Caller, Credential, Freshness, authenticate_as};
 use crate::entry::config::App;
@@ -282,6 +282,7 @@ async fn verify_key(app: &App, credential: Credential<'_>, req: &Request) -> Res
         permissions: &input.permissions,
         scope: Some(&input.scope),
         cost: input.cost,
+        limits: &input.ratelimits,
     };
     let now = app.clock.now();
     let verdict = verify_key::verify_for_caller(&app.store, app.kept(), now, credential, request).await?;
@@ -310,6 +311,19 @@ struct VerdictBody<'a> {
     rate_limit: Option<&'a RateState>,
     #[serde(skip_serializing_if = "Option::is_none")]
     quota: Option<QuotaLeft>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity: Option<IdentityBrief<'a>>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    ratelimits: &'a [LimitState],
+}
+
+/// The key's identity as verify names it: who the key belongs to, not its limits.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct IdentityBrief<'a> {
+    id: &'a IdentityId,
+    external_id: &'a str,
+    meta: &'a serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -341,5 +355,11 @@ fn verdict_body(verdict: &Verdict) -> VerdictBody<'_> {
         expires_at: valid_key.map(|key| key.policy.expires_at),
         rate_limit: verdict.rate.as_ref(),
         quota: verdict.quota_remaining.map(|remaining| QuotaLeft { remaining }),
+        identity: verdict.identity.as_ref().map(|identity| IdentityBrief {
+            id: &identity.id,
+            external_id: &identity.external_id,
+            meta: &identity.parts.meta,
+        }),
+        ratelimits: &verdict.limits,
     }
 }

@@ -61,6 +61,7 @@ async fn every_item_the_service_writes_has_the_pinned_layout() {
         "quota": { "max": 1000, "renewalSeconds": 86400 },
         "tags": ["a"],
         "metadata": { "plan": "gold", "seats": 3, "nested": { "on": true } },
+        "ratelimits": [{ "name": "tokens", "limit": 1000, "periodSeconds": 60, "autoApply": false }],
     });
     // An identity with every field, and the full key belongs to it (its gsi3 attributes).
     let identity = json!({
@@ -82,7 +83,9 @@ async fn every_item_the_service_writes_has_the_pinned_layout() {
     let rolled = app.send(Method::POST, &format!("/keys/{id}/roll"), Some(&app.root_key), Some(&roll), &[]).await;
     assert_eq!(rolled.status, StatusCode::OK);
     let secret = rolled.body["key"].as_str().unwrap();
-    let verified = app.verify(&json!({ "key": secret, "ip": "203.0.113.9", "permissions": ["orders:read"] })).await;
+    // Every limit at once (rate, quota, the key's named limit, the identity's): one transaction.
+    let asked = json!({ "key": secret, "ip": "203.0.113.9", "permissions": ["orders:read"], "ratelimits": [{ "name": "tokens" }] });
+    let verified = app.verify(&asked).await;
     assert_eq!(verified.body["valid"], true, "{:?}", verified.body);
     assert!(app.app.store.forget_expired_key("stream-event-1", &app.company, KeyStatus::Inactive).await.unwrap());
 

@@ -9,6 +9,7 @@ mod get;
 mod lifecycle;
 mod list;
 mod me;
+mod named_limits;
 mod retries;
 mod secrets;
 mod verify;

@@ -1,0 +1,214 @@
+//! Named limits: a key's and its identity's `ratelimits`, applied by verify with `cost` and the
+//! request's `ratelimits`, all or nothing; the answer's `identity` and `ratelimits`.
+
+use std::collections::BTreeMap;
+
+use futures::future::join_all;
+use lambda_http::http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_app};
+
+impl TestApp {
+    async fn identity_with_limits(&self, external_id: &str, ratelimits: Value) -> String {
+        let body = json!({ "externalId": external_id, "meta": { "plan": "pro" }, "ratelimits": ratelimits });
+        let created = self.send(Method::POST, "/identities", Some(&self.root_key), Some(&body), &[]).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        created.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// What every counter of a use holds: named limits' windows by `<KEY|IDENTITY>#<id>#<name>`,
+    /// the rate window as `rate`, and the key's quota as `quota` (uses in its period, if any).
+    async fn counters_of(&self, key_id: &str) -> BTreeMap<String, i64> {
+        let items = self.client.scan().table_name(&self.table).send().await.unwrap().items.unwrap_or_default();
+        let number = |v: Option<&aws_sdk_dynamodb::types::AttributeValue>| {
+            v.and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok()).unwrap_or(0)
+        };
+        let mut counters = BTreeMap::new();
+        for item in items {
+            let pk = item["pk"].as_s().unwrap();
+            if let Some(rest) = pk.strip_prefix(&format!("LIMIT#{}#", self.company)) {
+                let (counter, _window) = rest.rsplit_once('#').unwrap();
+                counters.insert(counter.to_owned(), number(item.get("used")));
+            } else if pk.starts_with(&format!("RATE#{}#{key_id}#", self.company)) {
+                counters.insert("rate".to_owned(), number(item.get("used")));
+            } else if pk == &format!("KEY#{}#{key_id}", self.company) {
+                let usage = item.get("quotaUsage").and_then(|u| u.as_m().ok());
+                let used = number(usage.and_then(|m| m.get("used")));
+                if used > 0 {
+                    counters.insert("quota".to_owned(), used);
+                }
+            }
+        }
+        counters
+    }
+}
+
+fn limit(name: &str, limit: u64, auto_apply: bool) -> Value {
+    json!({ "name": name, "limit": limit, "periodSeconds": 60, "autoApply": auto_apply })
+}
+
+#[tokio::test]
+async fn a_named_limit_counts_each_verify_by_its_cost() {
+    let app = spawn_app().await;
+    let (id, secret) = app.create_key_pair(&json!({ "userId": "u", "ratelimits": [limit("tokens", 100, true)] })).await;
+
+    let first = app.verify(&json!({ "key": secret, "cost": 60 })).await.body;
+    assert_eq!(first["code"], "VALID", "{first}");
+    let state = &first["ratelimits"][0];
+    assert_eq!((state["name"].clone(), state["limit"].clone()), (json!("tokens"), json!(100)));
+    assert_eq!((state["remaining"].clone(), state["exceeded"].clone()), (json!(40), json!(false)));
+    assert!(state["resetAt"].as_str().is_some_and(|at| at.ends_with('Z')), "{state}");
+
+    let second = app.verify(&json!({ "key": secret, "cost": 60 })).await.body;
+    assert_eq!(second["code"], "RATE_LIMITED", "{second}");
+    assert_eq!(second["ratelimits"][0]["exceeded"], true, "names the limit that refused: {second}");
+    assert_eq!(second["ratelimits"][0]["remaining"], 40, "{second}");
+    assert_eq!(app.counters_of(&id).await, BTreeMap::from([(format!("KEY#{id}#tokens"), 60)]));
+
+    let shown = app.get_key(&id).await.body;
+    assert_eq!(shown["ratelimits"], json!([limit("tokens", 100, true)]));
+}
+
+#[tokio::test]
+async fn an_identitys_limit_is_shared_exactly_by_its_keys_under_concurrency() {
+    let app = spawn_app().await;
+    let identity = app.identity_with_limits("cust_42", json!([limit("requests", 5, true)])).await;
+    let (first_id, first) = app.create_key_pair(&json!({ "userId": "a", "identityId": identity })).await;
+    let (_, second) = app.create_key_pair(&json!({ "userId": "b", "identityId": identity })).await;
+    let bodies: Vec<Value> = (0..20).map(|i| json!({ "key": if i % 2 == 0 { &first } else { &second } })).collect();
+    let answers = join_all(bodies.iter().map(|body| app.verify(body))).await;
+    let valid = answers.iter().filter(|a| a.body["code"] == "VALID").count();
+    let limited = answers.iter().filter(|a| a.body["code"] == "RATE_LIMITED").count();
+    assert_eq!((valid, limited), (5, 15));
+    assert_eq!(app.counters_of(&first_id).await, BTreeMap::from([(format!("IDENTITY#{identity}#requests"), 5)]));
+    let answer = &answers[0].body;
+    assert_eq!(answer["identity"], json!({ "id": identity, "externalId": "cust_42", "meta": { "plan": "pro" } }));
+}
+
+#[tokio::test]
+async fn every_limit_of_a_verify_counts_all_or_nothing_and_a_refusal_names_its_limit() {
+    let app = spawn_app().await;
+    let identity = app
+        .identity_with_limits(
+            "cust",
+            json!([limit("requests", 6, true), limit("exports", 100, false), limit("tokens", 1, true)]),
+        )
+        .await;
+    let body = json!({
+        "userId": "u",
+        "identityId": identity,
+        "rateLimit": { "limit": 10, "periodSeconds": 60 },
+        "quota": { "max": 10 },
+        "ratelimits": [limit("tokens", 1000, true)],
+    });
+    let (id, secret) = app.create_key_pair(&body).await;
+    for _ in 0..3 {
+        let answer = app.verify(&json!({ "key": secret, "cost": 2 })).await.body;
+        assert_eq!(answer["code"], "VALID", "{answer}");
+    }
+    let counted = BTreeMap::from([
+        (format!("IDENTITY#{identity}#requests"), 6),
+        (format!("KEY#{id}#tokens"), 6),
+        ("quota".to_owned(), 6),
+        ("rate".to_owned(), 3),
+    ]);
+    assert_eq!(app.counters_of(&id).await, counted, "the key's tokens shadow the identity's");
+
+    let refused = app.verify(&json!({ "key": secret, "cost": 2 })).await.body;
+    assert_eq!(refused["code"], "RATE_LIMITED", "{refused}");
+    let names: Vec<(Value, Value)> =
+        refused["ratelimits"].as_array().unwrap().iter().map(|s| (s["name"].clone(), s["exceeded"].clone())).collect();
+    assert_eq!(names, [(json!("tokens"), json!(false)), (json!("requests"), json!(true))]);
+    assert_eq!(app.counters_of(&id).await, counted, "a refused verify consumes nothing");
+
+    // Asked for by name, with a cost of its own: `exports` applies; `requests` still refuses.
+    let asked = json!({ "key": secret, "cost": 0, "ratelimits": [{ "name": "exports", "cost": 50 }] });
+    let answer = app.verify(&asked).await.body;
+    assert_eq!(answer["code"], "RATE_LIMITED", "{answer}");
+    assert_eq!(app.counters_of(&id).await, counted);
+}
+
+#[tokio::test]
+async fn the_quota_renews_inside_the_transaction_and_a_rate_refusal_leaves_it() {
+    let app = spawn_app().await;
+    let body = json!({
+        "userId": "u",
+        "quota": { "max": 2, "renewalSeconds": 60 },
+        "ratelimits": [limit("tokens", 100, true)],
+    });
+    let (id, secret) = app.create_key_pair(&body).await;
+    let codes =
+        |answers: Vec<Value>| answers.iter().map(|a| a["code"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        answers.push(app.verify(&json!({ "key": secret })).await.body);
+    }
+    assert_eq!(codes(answers.clone()), ["VALID", "VALID", "QUOTA_EXCEEDED"]);
+    assert_eq!(answers[2]["quota"]["remaining"], 0);
+    assert_eq!(answers[2]["ratelimits"][0]["remaining"], 98, "{}", answers[2]);
+    app.advance(60);
+    let renewed = app.verify(&json!({ "key": secret, "cost": 2 })).await.body;
+    assert_eq!(
+        (renewed["code"].clone(), renewed["quota"]["remaining"].clone()),
+        (json!("VALID"), json!(0)),
+        "{renewed}"
+    );
+    let counters = app.counters_of(&id).await;
+    assert_eq!(counters["quota"], 2);
+}
+
+#[tokio::test]
+async fn a_limit_name_neither_the_key_nor_its_identity_holds_is_refused_naming_it() {
+    let app = spawn_app().await;
+    let identity = app.identity_with_limits("cust", json!([limit("exports", 10, false)])).await;
+    let (id, secret) = app.create_key_pair(&json!({ "userId": "u", "identityId": identity })).await;
+    let asked = json!({ "key": secret, "ratelimits": [{ "name": "exports" }, { "name": "tokens", "cost": 1 }] });
+    let refused = app.send(Method::POST, "/keys/verify", Some(&app.root_key), Some(&asked), &[]).await;
+    assert_eq!((refused.status, refused.error_field()), (StatusCode::BAD_REQUEST, "ratelimits[1].name"));
+    assert!(app.counters_of(&id).await.is_empty(), "nothing counted");
+
+    for (bad, field) in [
+        (json!([{ "name": "Bad" }]), "ratelimits[0].name"),
+        (json!([{ "name": "a", "cost": 10001 }]), "ratelimits[0].cost"),
+        (json!([{ "name": "a" }, { "name": "a" }]), "ratelimits[1].name"),
+        (json!([{ "name": "a", "limit": 1 }]), "ratelimits[0].limit"),
+        (json!(vec![json!({ "name": "a" }); 11]), "ratelimits"),
+    ] {
+        let body = json!({ "key": secret, "ratelimits": bad });
+        let refused = app.send(Method::POST, "/keys/verify", Some(&app.root_key), Some(&body), &[]).await;
+        assert_eq!((refused.status, refused.error_field()), (StatusCode::BAD_REQUEST, field), "{bad}");
+    }
+    let fine = json!({ "key": secret, "ratelimits": [{ "name": "exports", "cost": 10 }] });
+    let answer = app.verify(&fine).await.body;
+    assert_eq!((answer["code"].clone(), answer["ratelimits"][0]["remaining"].clone()), (json!("VALID"), json!(0)));
+}
+
+#[tokio::test]
+async fn a_key_holding_keys_permissions_carries_its_makers_named_limits() {
+    let app = spawn_app().await;
+    let bounded = json!({
+        "userId": "admin",
+        "acl": [{ "permissions": ["keys:*"] }],
+        "ratelimits": [limit("tokens", 100, true)],
+    });
+    let (admin_id, admin) = app.create_key_pair(&bounded).await;
+    let make = |ratelimits: Value| json!({ "userId": "m", "acl": [{ "permissions": ["keys:read"] }], "ratelimits": ratelimits });
+    for looser in [
+        json!([]),
+        json!([limit("tokens", 101, true)]),
+        json!([limit("tokens", 100, false)]),
+        json!([limit("other", 1, true)]),
+    ] {
+        let refused = app.send(Method::POST, "/keys", Some(&admin), Some(&make(looser.clone())), &[]).await;
+        assert_eq!((refused.status, refused.error_field()), (StatusCode::FORBIDDEN, "ratelimits"), "{looser}");
+    }
+    let within = make(json!([limit("tokens", 50, true), limit("other", 1, false)]));
+    let made = app.send(Method::POST, "/keys", Some(&admin), Some(&within), &[]).await;
+    assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
+    // Not a key's own to lift.
+    let own = app
+        .send(Method::PATCH, &format!("/keys/{admin_id}"), Some(&admin), Some(&json!({ "ratelimits": [] })), &[])
+        .await;
+    assert_eq!(own.status, StatusCode::FORBIDDEN, "{:?}", own.body);
+}
