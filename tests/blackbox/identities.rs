@@ -1,6 +1,9 @@
-//! Identities over HTTP: create, find by externalId, a key that names one, its key list, and
-//! the delete guard. Every identity made is deleted again.
+//! Identities over HTTP: create, find by externalId, a key that names one, its key list, the
+//! delete guard, and the limits verify applies. Every identity made is deleted again.
 
+use std::collections::BTreeSet;
+
+use futures::future::join_all;
 use serde_json::json;
 
 use crate::client::{Check, ids, unique};
@@ -42,5 +45,74 @@ async fn an_identity_holds_keys_lists_them_and_is_not_deleted_while_one_is_activ
     }
     assert_eq!(check.call("DELETE", &path).send().await.status, 204);
     assert_eq!(check.get(&path).await.status, 404);
+    check.done().await;
+}
+
+/// An identity's limit of 5 a minute is shared by its two keys: of 20 concurrent verifies
+/// spread over both, exactly 5 are VALID. Windows are the server's minutes: a run whose answers
+/// fall in two windows (their `resetAt` differ) is run again with a fresh identity.
+#[tokio::test]
+async fn an_identitys_limit_is_shared_exactly_by_its_keys() {
+    let check = Check::new();
+    let (mut identities, mut keys) = (Vec::new(), Vec::new());
+    let counts = loop {
+        let body = json!({
+            "externalId": unique("bb-shared"),
+            "meta": { "plan": "pro" },
+            "ratelimits": [{ "name": "requests", "limit": 5, "periodSeconds": 60 }],
+        });
+        let created = check.call("POST", "/identities").json(&body).send().await;
+        assert_eq!(created.status, 201, "{created:?}");
+        let identity = created.text("id").to_owned();
+        identities.push(identity.clone());
+        let first = check.create(json!({ "userId": "bb-a", "identityId": identity })).await;
+        let second = check.create(json!({ "userId": "bb-b", "identityId": identity })).await;
+        keys.extend([first.id.clone(), second.id.clone()]);
+        let verifies =
+            (0..20).map(|i| check.verify(json!({ "key": if i % 2 == 0 { &first.key } else { &second.key } })));
+        let answers = join_all(verifies).await;
+        let windows: BTreeSet<String> =
+            answers.iter().map(|a| a.body["ratelimits"][0]["resetAt"].to_string()).collect();
+        if windows.len() > 1 && identities.len() < 3 {
+            continue;
+        }
+        let answer = &answers[0].body;
+        assert_eq!(answer["identity"]["id"], json!(identity), "{answer}");
+        assert_eq!(answer["identity"]["meta"], json!({ "plan": "pro" }), "{answer}");
+        let count = |code: &str| answers.iter().filter(|a| a.text("code") == code).count();
+        break (count("VALID"), count("RATE_LIMITED"));
+    };
+    assert_eq!(counts, (5, 15));
+    for key in keys {
+        assert_eq!(check.call("DELETE", &format!("/keys/{key}")).send().await.status, 204);
+    }
+    for identity in identities {
+        assert_eq!(check.call("DELETE", &format!("/identities/{identity}")).send().await.status, 204);
+    }
+    check.done().await;
+}
+
+/// A named limit of 100 counts each verify's cost: two of 60 are VALID (40 left), then
+/// RATE_LIMITED naming it, which takes nothing.
+#[tokio::test]
+async fn a_named_limit_counts_each_verify_by_its_cost() {
+    let check = Check::new();
+    let limits = json!([{ "name": "tokens", "limit": 100, "periodSeconds": 3600, "autoApply": false }]);
+    let made = check.create(json!({ "userId": "bb-tokens", "ratelimits": limits })).await;
+    let asked = json!({ "key": made.key, "ratelimits": [{ "name": "tokens", "cost": 60 }] });
+    let first = check.verify(asked.clone()).await;
+    assert_eq!(first.text("code"), "VALID", "{first:?}");
+    assert_eq!(first.body["ratelimits"][0]["remaining"], 40, "{first:?}");
+    let second = check.verify(asked).await;
+    assert_eq!(second.text("code"), "RATE_LIMITED", "{second:?}");
+    let refused = &second.body["ratelimits"][0];
+    assert_eq!((refused["name"].as_str(), refused["exceeded"].as_bool()), (Some("tokens"), Some(true)), "{second:?}");
+    // A window a run began in may end between the two: then the second starts a new one.
+    if refused["resetAt"] == first.body["ratelimits"][0]["resetAt"] {
+        assert_eq!(refused["remaining"], 40, "the refusal took nothing: {second:?}");
+    }
+    let unknown = json!({ "key": made.key, "ratelimits": [{ "name": "exports" }] });
+    let bad = check.call("POST", "/keys/verify").json(&unknown).send().await;
+    assert!(bad.is_error(400, "invalid_field") && bad.error_field() == "ratelimits[0].name", "{bad:?}");
     check.done().await;
 }
