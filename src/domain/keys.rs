@@ -104,6 +104,7 @@ pub async fn create_key(
     if let Some(identity) = key.joins_identity_from(None) {
         identity_of_company(store, caller, identity).await?;
     }
+    may_shadow(store, caller, None, &key).await?;
     caller.charge(store, now).await?;
     let audit = audit(caller, &key, AuditAction::Created, KeyChanges::whole(&key, now), now)?;
     let answer = WrittenKey { key, plaintext: Some(plaintext), as_of: now };
@@ -122,6 +123,40 @@ pub async fn create_key(
 /// or another company's, which are never told apart).
 fn unknown_identity() -> DomainError {
     FieldError::invalid("identityId", "identityId is not an identity of this company").into()
+}
+
+/// A key's own named limit with the name of one its identity holds replaces the identity's for
+/// that key (verify applies the key's): so giving a key one, or moving a key that has one into
+/// such an identity, reaches what the identity shares and takes what setting the identity's
+/// limits takes, a caller holding all of `keys:` (403 naming `ratelimits`). A write that
+/// changes neither the key's limits nor its identity reads nothing.
+async fn may_shadow(
+    store: &impl IdentityReader,
+    caller: &Caller,
+    before: Option<&ApiKey>,
+    after: &ApiKey,
+) -> Result<(), DomainError> {
+    let Some(identity) = &after.policy.identity_id else { return Ok(()) };
+    let unchanged = before.is_some_and(|b| {
+        b.policy.identity_id == after.policy.identity_id && b.policy.ratelimits == after.policy.ratelimits
+    });
+    if after.policy.ratelimits.is_empty() || unchanged {
+        return Ok(());
+    }
+    // An identity that is none of the company's is refused by the join's own check.
+    let Some(identity) = store.get_identity(&caller.company, identity).await? else { return Ok(()) };
+    let shared = |name: &str| identity.parts.ratelimits.iter().any(|limit| limit.name == name);
+    if let Some(own) = after.policy.ratelimits.iter().find(|own| shared(&own.name)) {
+        caller.may_manage(Some(&Acl::root())).map_err(|_| DomainError::OutOfBounds {
+            field: "ratelimits",
+            message: format!(
+                "the key's identity has a limit named {}, which a limit of the key's own would replace for it: only \
+                 a key that holds all of keys: may do that, as only it may set the identity's limits",
+                own.name
+            ),
+        })?;
+    }
+    Ok(())
 }
 
 /// Why a key whose identity was deleted while the key was inactive cannot be re-activated.
@@ -520,6 +555,9 @@ async fn write_with_retry<A: Serialize + DeserializeOwned>(
             && store.get_identity(&caller.company, identity).await?.is_none()
         {
             return Err(identity_refusal(&before, &planned.after));
+        }
+        if let Some(planned) = &planned {
+            may_shadow(store, caller, Some(&before), &planned.after).await?;
         }
         charge_once().await?;
         let Some(Planned { mut after, action, reset_quota_usage, rolled }) = planned else {

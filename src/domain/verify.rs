@@ -156,7 +156,7 @@ pub async fn verify(
 ) -> Result<Verdict, DomainError> {
     match examine(store, now, &request).await? {
         Examined::Refused(verdict) => Ok(verdict),
-        Examined::Passed(key, _) => admit(store, key, now, &request).await,
+        Examined::Passed(key, _) => admit(store, key, now, &request, std::future::ready(Ok(()))).await,
     }
 }
 
@@ -214,12 +214,15 @@ pub fn examine_found(
 /// Counts one use of a key that passed every other check against its limits: its rate limit
 /// (one), the named limits that apply (each its cost) and its quota (`cost`), and refreshes its
 /// `lastUsedAt`: the last step of a verify. A key with an identity reads it first, for its
-/// limits and the answer.
+/// limits and the answer. `charge` (the caller's own use) runs once the limits the request
+/// names are found, before any of them is counted: a request naming an unknown one costs
+/// nothing.
 pub async fn admit(
     store: &(impl UsageRecorder + IdentityReader),
     key: ApiKey,
     now: DateTime<Utc>,
     request: &VerifyRequest<'_>,
+    charge: impl std::future::Future<Output = Result<(), DomainError>>,
 ) -> Result<Verdict, DomainError> {
     let identity = match &key.policy.identity_id {
         Some(id) => store.get_identity(&key.company_id, id).await?,
@@ -227,6 +230,7 @@ pub async fn admit(
     };
     let verdict = {
         let named = applied_limits(&key, identity.as_ref(), request, now)?;
+        charge.await?;
         count_use(store, &key, now, request.cost, &named).await?
     };
     Ok(Verdict { key: Some(key), identity: identity.map(Box::new), ..verdict })

@@ -47,13 +47,21 @@ pub async fn verify_for_caller(
         None => (kept.callers.find(store, &caller_hash, now).await?, (None, None)),
     };
     let caller = kept.callers.caller(&credential, caller_found, caller_read, &caller_hash, now, Need::Verify)?;
-    caller.charge(store, now).await?;
-    let Some(target_hash) = target_hash else { return Ok(Verdict::not_found()) };
+    // The caller's use is counted once the request is known to be well formed: `admit` counts
+    // it after the limits the request names are found, so a 400 costs the caller nothing.
+    let charge = caller.charge(store, now);
+    let Some(target_hash) = target_hash else {
+        charge.await?;
+        return Ok(Verdict::not_found());
+    };
     let request = VerifyRequest { company: Some(&caller.company), ..request };
     let to_keep = keepable(kept.verified, &target_found, target_read);
     let verdict = match examine_found(target_found, &target_hash, now, &request) {
-        Examined::Refused(verdict) => verdict,
-        Examined::Passed(key, _) => admit(store, key, now, &request).await?,
+        Examined::Refused(verdict) => {
+            charge.await?;
+            verdict
+        }
+        Examined::Passed(key, _) => admit(store, key, now, &request, charge).await?,
     };
     // What the table just said replaces what was kept: a key it refused is forgotten, so a
     // verify served from memory never answers an older `VALID` after a newer refusal.

@@ -302,16 +302,6 @@ impl UsageRecorder for MemoryStore {
         let mut state = self.lock();
         let key = request.key;
         let rate = request.rate.map(|(limit, window)| ((key.company_id.clone(), key.id.clone(), window.number), limit));
-        let rate_used = match &rate {
-            Some((slot, limit)) => {
-                let used = state.rate_used.get(slot).copied().unwrap_or(0);
-                if used >= limit.limit {
-                    return Ok(UsageOutcome::RateLimited { refused: None, named_used: Vec::new() });
-                }
-                Some(used + 1)
-            }
-            None => None,
-        };
         let named: Vec<(String, u64)> = request
             .named
             .iter()
@@ -328,6 +318,16 @@ impl UsageRecorder for MemoryStore {
             })
             .collect();
         let named_found: Vec<u64> = named.iter().map(|(_, used)| *used).collect();
+        let rate_used = match &rate {
+            Some((slot, limit)) => {
+                let used = state.rate_used.get(slot).copied().unwrap_or(0);
+                if used >= limit.limit {
+                    return Ok(UsageOutcome::RateLimited { refused: None, named_used: named_found });
+                }
+                Some(used + 1)
+            }
+            None => None,
+        };
         if let Some(i) =
             request.named.iter().zip(&named_found).position(|(take, used)| !take.limit.admits(*used, take.cost))
         {

@@ -487,8 +487,26 @@ impl DynamoStore {
     /// items found, in no particular order. Keys DynamoDB leaves unprocessed (throttling) make
     /// the read unavailable rather than half-answered.
     pub(super) async fn batch_get(&self, operation: &'static str, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
-        let wanted =
-            KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().expect("keys are set");
+        self.batch_get_only(operation, keys, &[]).await
+    }
+
+    /// `batch_get` of only the `attributes` named (and `pk`, to tell the items apart); none
+    /// named, every attribute.
+    pub(super) async fn batch_get_only(
+        &self,
+        operation: &'static str,
+        keys: Vec<Item>,
+        attributes: &[&str],
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut wanted = KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true);
+        if !attributes.is_empty() {
+            let names: Vec<String> = (0..=attributes.len()).map(|i| format!("#a{i}")).collect();
+            wanted = wanted.projection_expression(names.join(", "));
+            for (name, attribute) in names.iter().zip(std::iter::once(&PARTITION_KEY).chain(attributes)) {
+                wanted = wanted.expression_attribute_names(name, *attribute);
+            }
+        }
+        let wanted = wanted.build().expect("keys are set");
         let out = self
             .client
             .batch_get_item()

@@ -102,7 +102,7 @@ impl DynamoStore {
     /// Counts a use costing `cost` in a window's counter item, if it fits `limit`.
     async fn take_window(&self, pk: String, limit: u64, cost: u64, window: Window) -> Result<Counted, StoreError> {
         let count = WindowCount::new(pk, limit, cost, window);
-        let result = self
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -112,9 +112,8 @@ impl DynamoStore {
             .set_expression_attribute_names(Some(count.names))
             .set_expression_attribute_values(Some(count.values))
             .return_values(ReturnValue::UpdatedNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        let result = send_update(update).await;
         let used = |item: Option<&Item>| {
             item.and_then(|i| items::number(i, RateWindowRecord::USED)).unwrap_or(0).max(0) as u64
         };
@@ -167,17 +166,27 @@ impl DynamoStore {
                 writes.guarded(TransactWriteItem::builder().update(update).build(), Refusal::Quota);
             }
             let outcome = self.transact("count usage", writes).await?;
-            let found = self.batch_get("count usage", reads.clone()).await?;
+            let committed = matches!(outcome, Transaction::Committed);
+            let counted = [RateWindowRecord::USED, KeyRecord::QUOTA_USAGE];
+            let found = match self.batch_get_only("count usage", reads.clone(), &counted).await {
+                Ok(found) => found,
+                // Counted: the answer stands, each counter told as holding at least this use
+                // (so `remaining` is at most the limit less its cost).
+                Err(_) if committed => Vec::new(),
+                Err(err) => return Err(err),
+            };
             let item_of =
                 |wanted: &Item| found.iter().find(|item| item.get(PARTITION_KEY) == wanted.get(PARTITION_KEY));
-            let used_in = |pk: &str| {
+            let used_in = |pk: &str, at_least: u64| {
                 item_of(&address(pk.to_owned(), items::RATE_SK))
                     .and_then(|item| items::number(item, RateWindowRecord::USED))
-                    .unwrap_or(0)
-                    .max(0) as u64
+                    .map_or(at_least, |used| used.max(0) as u64)
             };
-            let named_used: Vec<u64> =
-                windows.iter().filter(|(r, ..)| *r != Refusal::Rate).map(|(_, pk, ..)| used_in(pk)).collect();
+            let named_used: Vec<u64> = windows
+                .iter()
+                .filter(|(r, ..)| *r != Refusal::Rate)
+                .map(|(_, pk, _, cost, _)| used_in(pk, if committed { *cost } else { 0 }))
+                .collect();
             let stored_quota = item_of(&key_address).map(|item| {
                 let usage = item.get(KeyRecord::QUOTA_USAGE).and_then(|u| u.as_m().ok());
                 let period = usage.and_then(|m| items::number(m, QuotaUsageRecord::PERIOD)).unwrap_or(0);
@@ -187,7 +196,7 @@ impl DynamoStore {
             match outcome {
                 Transaction::Committed => {
                     return Ok(UsageOutcome::Admitted {
-                        rate_used: windows.iter().find(|(r, ..)| *r == Refusal::Rate).map(|(_, pk, ..)| used_in(pk)),
+                        rate_used: windows.iter().find(|(r, ..)| *r == Refusal::Rate).map(|(_, pk, ..)| used_in(pk, 1)),
                         named_used,
                         quota_used: quota.map(|_| stored_quota.map_or(request.cost, |(_, used)| used)),
                         last_used_written: false,
@@ -200,7 +209,9 @@ impl DynamoStore {
                     return Ok(UsageOutcome::RateLimited { refused: Some(i), named_used });
                 }
                 Transaction::Refused(Some(Refusal::Quota)) => {
-                    let Some((limits, period, form)) = quota else { break };
+                    let Some((limits, period, form)) = quota else {
+                        return Err(StoreError::Unavailable("count usage: a quota refusal without a quota".into()));
+                    };
                     // The key is gone: nothing left to use.
                     let Some((stored_period, stored_used)) = stored_quota else {
                         return Ok(UsageOutcome::QuotaExceeded { quota_used: limits.max, named_used });
@@ -219,10 +230,15 @@ impl DynamoStore {
                         (std::cmp::Ordering::Less, _) => (limits, period, QuotaForm::Renewal),
                     });
                 }
-                Transaction::Refused(None) => break,
+                Transaction::Refused(None) => {
+                    return Err(StoreError::Unavailable("count usage: unexpected condition failure".into()));
+                }
             }
         }
-        Err(StoreError::Unavailable("count usage: the quota period kept moving".into()))
+        // The period kept moving under this use (clocks far apart): refused, as `take_quota_use`
+        // refuses it, with nothing counted.
+        let max = request.quota.map_or(0, |(quota, _)| quota.max);
+        Ok(UsageOutcome::QuotaExceeded { quota_used: max, named_used: Vec::new() })
     }
 
     /// The quota's share of `consume_together`'s transaction: a use counted in the period the
@@ -275,16 +291,16 @@ impl DynamoStore {
         for _ in 0..3 {
             // `room` may be negative (a cost above the quota): then no use fits.
             let room = i128::from(quota.max) - i128::from(cost);
-            let same_period = self
-                .quota_update(key, touch.then_some(now), period)
-                .update_expression(with_touch(QUOTA_ADD, touch))
-                .condition_expression(QUOTA_FITS)
-                .expression_attribute_names("#used", QuotaUsageRecord::USED)
-                .expression_attribute_values(":cost", n(cost))
-                .expression_attribute_values(":max", n(quota.max))
-                .expression_attribute_values(":room", n(room))
-                .send()
-                .await;
+            let same_period = send_update(
+                self.quota_update(key, touch.then_some(now), period)
+                    .update_expression(with_touch(QUOTA_ADD, touch))
+                    .condition_expression(QUOTA_FITS)
+                    .expression_attribute_names("#used", QuotaUsageRecord::USED)
+                    .expression_attribute_values(":cost", n(cost))
+                    .expression_attribute_values(":max", n(quota.max))
+                    .expression_attribute_values(":room", n(room)),
+            )
+            .await;
             let old = match same_period {
                 Ok(out) => {
                     let used = out
@@ -313,13 +329,13 @@ impl DynamoStore {
             if !quota.admits(0, cost) {
                 return Ok(QuotaTake::Refused { used: 0 });
             }
-            let renewed = self
-                .quota_update(key, touch.then_some(now), period)
-                .update_expression(with_touch(QUOTA_RENEW, touch))
-                .condition_expression(QUOTA_OLDER_PERIOD)
-                .expression_attribute_values(":fresh", fresh_usage(period, cost))
-                .send()
-                .await;
+            let renewed = send_update(
+                self.quota_update(key, touch.then_some(now), period)
+                    .update_expression(with_touch(QUOTA_RENEW, touch))
+                    .condition_expression(QUOTA_OLDER_PERIOD)
+                    .expression_attribute_values(":fresh", fresh_usage(period, cost)),
+            )
+            .await;
             match renewed {
                 Ok(_) => return Ok(QuotaTake::Taken { used: cost, period }),
                 Err(err) if is_condition_failure(&err) => continue,
@@ -361,12 +377,13 @@ impl DynamoStore {
         if cost == 0 {
             return Ok(());
         }
-        self.quota_update(key, None, period)
+        let refund = self
+            .quota_update(key, None, period)
             .update_expression("SET #usage.#used = #usage.#used - :cost")
             .condition_expression("attribute_exists(pk) AND #usage.#period = :period AND #usage.#used >= :cost")
             .expression_attribute_names("#used", QuotaUsageRecord::USED)
-            .expression_attribute_values(":cost", n(cost))
-            .send()
+            .expression_attribute_values(":cost", n(cost));
+        send_update(refund)
             .await
             .map(|_| ())
             .or_else(|err| if is_condition_failure(&err) { Ok(()) } else { Err(unavailable("quota refund", &err)) })
@@ -503,6 +520,28 @@ impl WindowCount {
 /// The window item of a named limit a use takes.
 fn named_pk(key: &ApiKey, take: &NamedTake<'_>) -> String {
     items::named_limit_pk(&key.company_id, &key.id, take.owner, &take.limit.name, take.window.number)
+}
+
+/// Sends a conditional update, again (with backoff) while a transaction holds its item: AWS
+/// refuses such an update with `TransactionConflictException`, having written nothing, and
+/// verify's single updates and its transactions count in the same items.
+async fn send_update(
+    update: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+) -> Result<
+    aws_sdk_dynamodb::operation::update_item::UpdateItemOutput,
+    SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError, aws_sdk_dynamodb::config::http::HttpResponse>,
+> {
+    let mut attempt = 0;
+    loop {
+        let result = update.clone().send().await;
+        let conflicted = matches!(&result, Err(err) if err.as_service_error().is_some_and(|e| e.is_transaction_conflict_exception()));
+        if !conflicted || attempt + 1 >= MAX_TRANSACTION_ATTEMPTS {
+            return result;
+        }
+        tracing::info!(attempt, "update conflicted with a transaction; retrying");
+        backoff(attempt).await;
+        attempt += 1;
+    }
 }
 
 /// A quota update's expression, setting `lastUsedAt` too when `touch` (see `quota_update`).

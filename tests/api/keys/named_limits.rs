@@ -377,3 +377,47 @@ async fn interleaving(
         assert!(*used as u64 <= limits[counter], "{counter}: {used} over {}", limits[counter]);
     }
 }
+
+#[tokio::test]
+async fn only_a_key_holding_all_of_keys_gives_a_key_a_limit_that_replaces_its_identitys() {
+    let app = spawn_app().await;
+    let identity = app.identity_with_limits("cust", json!([limit("requests", 1, true)])).await;
+    let writer = json!({ "userId": "w", "acl": [{ "permissions": ["keys:write", "keys:read"] }] });
+    let (_, writer) = app.create_key_pair(&writer).await;
+    let shadowing = json!({ "userId": "u", "identityId": identity, "ratelimits": [limit("requests", 1000, true)] });
+    let refused = app.send(Method::POST, "/keys", Some(&writer), Some(&shadowing), &[]).await;
+    assert_eq!((refused.status, refused.error_field()), (StatusCode::FORBIDDEN, "ratelimits"), "{:?}", refused.body);
+    // Moving a key with such a limit into the identity is the same.
+    let outside = json!({ "userId": "u", "ratelimits": [limit("requests", 1000, true)] });
+    let (outside_id, _) = app.create_key_pair(&outside).await;
+    let moved = app
+        .send(
+            Method::PATCH,
+            &format!("/keys/{outside_id}"),
+            Some(&writer),
+            Some(&json!({ "identityId": identity })),
+            &[],
+        )
+        .await;
+    assert_eq!((moved.status, moved.error_field()), (StatusCode::FORBIDDEN, "ratelimits"), "{:?}", moved.body);
+    // A name the identity does not hold is the writer's to give; all of keys: may shadow.
+    let own = json!({ "userId": "u", "identityId": identity, "ratelimits": [limit("tokens", 5, true)] });
+    assert_eq!(app.send(Method::POST, "/keys", Some(&writer), Some(&own), &[]).await.status, StatusCode::CREATED);
+    let (_, secret) = app.create_key_pair(&shadowing).await;
+    assert_eq!(app.verify(&json!({ "key": secret })).await.body["ratelimits"][0]["limit"], 1000);
+}
+
+#[tokio::test]
+async fn a_verify_refused_for_an_unknown_limit_name_costs_its_caller_nothing() {
+    let app = spawn_app().await;
+    let verifier = json!({ "userId": "v", "acl": [{ "permissions": ["keys:verify"] }], "quota": { "max": 1 } });
+    let (_, verifier) = app.create_key_pair(&verifier).await;
+    let (_, secret) = app.create_key_pair(&json!({ "userId": "u" })).await;
+    let unknown = json!({ "key": secret, "ratelimits": [{ "name": "nope" }] });
+    for _ in 0..2 {
+        let refused = app.send(Method::POST, "/keys/verify", Some(&verifier), Some(&unknown), &[]).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{:?}", refused.body);
+    }
+    let fine = app.send(Method::POST, "/keys/verify", Some(&verifier), Some(&json!({ "key": secret })), &[]).await;
+    assert_eq!((fine.status, fine.body["code"].clone()), (StatusCode::OK, json!("VALID")), "{:?}", fine.body);
+}
