@@ -44,6 +44,10 @@ pub enum DomainError {
     /// A custom id the company already uses (409 `key_exists`); holds the id.
     #[error("this company already has a key with id '{0}'")]
     AlreadyExists(String),
+    /// An imported key's hash is already some key's, of this company or another, which is never
+    /// told (409 `key_exists`).
+    #[error("a key with this hash already exists")]
+    HashExists,
     /// The key's state forbids the write (deleted; the company's last admin key without
     /// `force`), or the write kept losing races with others (409 `conflict`).
     #[error("{0}")]

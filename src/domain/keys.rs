@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{
     Acl, ApiKey, AuditAction, AuditEvent, Change, CreateKeyInput, FieldError, IdempotencyKey, IdentityId, KeyId,
     KeyStatus, KeyType, KeyView, PageRequest, PlaintextKey, Policy, PreviousSecret, Quota, QuotaUsage, RollInput,
-    UpdateKeyInput,
+    SecretHash, UpdateKeyInput,
 };
 use crate::store::{
     AdminCounter, AuditReader, IdempotencyReader, IdentityReader, InsertOutcome, KeyChange, KeyCreator, KeyLister,
@@ -113,6 +113,8 @@ pub async fn create_key(
         InsertOutcome::Inserted => Ok(answer),
         InsertOutcome::IdTaken => Err(DomainError::AlreadyExists(answer.key.id.to_string())),
         InsertOutcome::UnknownIdentity => Err(unknown_identity()),
+        // A fresh secret's hash already filed (2^-256): nothing was written; a retry makes another.
+        InsertOutcome::SecretTaken => Err(DomainError::Unavailable),
         InsertOutcome::IdempotencyKeyTaken => {
             still_yours(store, caller, replay_after_race(store, idempotent.as_ref(), now).await?).await
         }
@@ -121,7 +123,7 @@ pub async fn create_key(
 
 /// Why a key cannot name an identity: it is no identity of the caller's company (absent, deleted,
 /// or another company's, which are never told apart).
-fn unknown_identity() -> DomainError {
+pub(super) fn unknown_identity() -> DomainError {
     FieldError::invalid("identityId", "identityId is not an identity of this company").into()
 }
 
@@ -130,7 +132,7 @@ fn unknown_identity() -> DomainError {
 /// such an identity, reaches what the identity shares and takes what setting the identity's
 /// limits takes, a caller holding all of `keys:` (403 naming `ratelimits`). A write that
 /// changes neither the key's limits nor its identity reads nothing.
-async fn may_shadow(
+pub(super) async fn may_shadow(
     store: &impl IdentityReader,
     caller: &Caller,
     before: Option<&ApiKey>,
@@ -165,7 +167,7 @@ const IDENTITY_GONE: &str = "this key's identity was deleted while the key was i
 
 /// Refuses, before the caller is charged, a write that would count a key in an identity that is
 /// none of the caller's company.
-async fn identity_of_company(
+pub(super) async fn identity_of_company(
     store: &impl IdentityReader,
     caller: &Caller,
     identity: &IdentityId,
@@ -189,7 +191,11 @@ fn identity_refusal(before: &ApiKey, after: &ApiKey) -> DomainError {
 
 /// A replayed create hands out the key's secret again: only while the caller may still manage
 /// that key as it is now (an admin may have given it `keys:*` since), and while it exists.
-async fn still_yours(store: &impl KeyReader, caller: &Caller, earlier: WrittenKey) -> Result<WrittenKey, DomainError> {
+pub(super) async fn still_yours(
+    store: &impl KeyReader,
+    caller: &Caller,
+    earlier: WrittenKey,
+) -> Result<WrittenKey, DomainError> {
     let now_stored = store.get_key(&caller.company, &earlier.key.id).await?.ok_or(DomainError::NotFound)?;
     caller.may_manage(now_stored.policy.acl.as_ref())?;
     Ok(earlier)
@@ -225,14 +231,41 @@ pub(super) async fn replay_after_race<A: DeserializeOwned>(
 
 fn new_key(caller: &Caller, id: Option<KeyId>, input: CreateKeyInput, now: DateTime<Utc>) -> (ApiKey, PlaintextKey) {
     let plaintext = PlaintextKey::generate(input.key_type);
-    let key = ApiKey {
-        id: id.unwrap_or_else(KeyId::generate),
+    let secret = KeySecret {
+        key_prefix: plaintext.visible_prefix().to_owned(),
+        hash: plaintext.hash(),
+        publishable: (input.key_type == KeyType::Publishable).then(|| plaintext.clone()),
+    };
+    (fresh_key(caller, id.unwrap_or_else(KeyId::generate), input, secret, now), plaintext)
+}
+
+/// What a new key is known by: its secret's hash, and what it shows of the secret.
+pub(super) struct KeySecret {
+    /// The `keyPrefix` it shows.
+    pub key_prefix: String,
+    /// What its lookup item is filed under.
+    pub hash: SecretHash,
+    /// A publishable key's plaintext, shown in every answer.
+    pub publishable: Option<PlaintextKey>,
+}
+
+/// A new active key of the caller's company, as a create body describes it, made at `now`
+/// (its quota counted from then).
+pub(super) fn fresh_key(
+    caller: &Caller,
+    id: KeyId,
+    input: CreateKeyInput,
+    secret: KeySecret,
+    now: DateTime<Utc>,
+) -> ApiKey {
+    ApiKey {
+        id,
         company_id: caller.company.clone(),
         user_id: input.user_id,
         key_type: input.key_type,
-        key_prefix: plaintext.visible_prefix().to_owned(),
-        secret_hash: plaintext.hash(),
-        publishable_key: (input.key_type == KeyType::Publishable).then(|| plaintext.clone()),
+        key_prefix: secret.key_prefix,
+        secret_hash: secret.hash,
+        publishable_key: secret.publishable,
         previous_secret: None,
         policy: Policy { quota: input.policy.quota.map(|q| q.starting(now)), ..input.policy },
         labels: input.labels,
@@ -243,8 +276,7 @@ fn new_key(caller: &Caller, id: Option<KeyId>, input: CreateKeyInput, now: DateT
         last_used_at: None,
         quota_usage: QuotaUsage::default(),
         version: 1,
-    };
-    (key, plaintext)
+    }
 }
 
 /// The operator's way to make a company's first root key: a key whose ACL grants `keys:*`.
@@ -607,7 +639,7 @@ pub const LAST_ADMIN: &str = "this is the company's last active key holding keys
      the others. Send ?force=true to do it anyway (the operator CLI can always mint a new root key)";
 
 /// The record of a write, made with the write so that both are saved or neither is.
-fn audit(
+pub(super) fn audit(
     caller: &Caller,
     key: &ApiKey,
     action: AuditAction,

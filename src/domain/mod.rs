@@ -9,6 +9,8 @@ mod clock;
 mod error;
 pub mod idempotency;
 pub mod identities;
+pub mod import;
+pub mod imports_seen;
 pub mod key_cache;
 pub mod keys;
 pub mod paging;

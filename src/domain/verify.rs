@@ -231,7 +231,7 @@ pub async fn admit(
     let verdict = {
         let named = applied_limits(&key, identity.as_ref(), request, now)?;
         charge.await?;
-        count_use(store, &key, now, request.cost, &named).await?
+        Box::pin(count_use(store, &key, now, request.cost, &named)).await?
     };
     Ok(Verdict { key: Some(key), identity: identity.map(Box::new), ..verdict })
 }
@@ -312,7 +312,7 @@ pub(super) async fn count_use(
             .collect()
     };
     let outcome = if usage.counts_anything() {
-        store.consume(usage).await?
+        Box::pin(store.consume(usage)).await?
     } else {
         UsageOutcome::Admitted { rate_used: None, named_used: Vec::new(), quota_used: None, last_used_written: false }
     };

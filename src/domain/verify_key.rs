@@ -2,9 +2,11 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::store::{IdentityReader, SecretLookup, SecretRecord, UsageRecorder};
+use crate::model::SecretHash;
+use crate::store::{IdentityReader, ImportLedger, SecretLookup, SecretRecord, UsageRecorder};
 
 use super::caller::Credential;
+use super::imports_seen::ImportsSeen;
 use super::key_cache::{KeyCache, ReadAt};
 use super::verify::{Examined, Verdict, VerifyCode, VerifyRequest, admit, examine_found, presented_hash};
 use super::{DomainError, Need};
@@ -16,6 +18,8 @@ pub struct KeptKeys<'a> {
     pub callers: &'a KeyCache,
     /// The keys verified `VALID` without limits, for `VerifyCacheSeconds`.
     pub verified: &'a KeyCache,
+    /// Whether each company holds imported keys, for `CallerCacheSeconds`.
+    pub imports: &'a ImportsSeen,
 }
 
 /// `POST /keys/verify` in one round trip at most: the caller's check and the key's.
@@ -27,7 +31,7 @@ pub struct KeptKeys<'a> {
 /// item exactly as a read call is (401/403 before anything of the other item is looked at; its
 /// own limits, 429), then the key is verified, every check at this call's time.
 pub async fn verify_for_caller(
-    store: &(impl SecretLookup + UsageRecorder + IdentityReader),
+    store: &(impl SecretLookup + UsageRecorder + IdentityReader + ImportLedger),
     kept: KeptKeys<'_>,
     now: DateTime<Utc>,
     credential: Credential<'_>,
@@ -50,19 +54,26 @@ pub async fn verify_for_caller(
     // The caller's use is counted once the request is known to be well formed: `admit` counts
     // it after the limits the request names are found, so a 400 costs the caller nothing.
     let charge = caller.charge(store, now);
-    let Some(target_hash) = target_hash else {
-        charge.await?;
-        return Ok(Verdict::not_found());
-    };
     let request = VerifyRequest { company: Some(&caller.company), ..request };
-    let to_keep = keepable(kept.verified, &target_found, target_read);
-    let verdict = match examine_found(target_found, &target_hash, now, &request) {
-        Examined::Refused(verdict) => {
+    let Some(target_hash) = target_hash else {
+        // Not in the service's format: perhaps an imported key's plaintext, looked up only for
+        // a company that holds imported keys.
+        let foreign = SecretHash::of_foreign(request.key);
+        let found = match foreign {
+            Some(hash) if kept.imports.holds(store, &caller.company, now).await? => {
+                Some((store.find_secret(&hash).await?, hash))
+            }
+            _ => None,
+        };
+        let Some((found, hash)) = found else {
             charge.await?;
-            verdict
-        }
-        Examined::Passed(key, _) => admit(store, key, now, &request, charge).await?,
+            return Ok(Verdict::not_found());
+        };
+        return Box::pin(checked_and_counted(store, found, &hash, now, &request, charge)).await;
     };
+    let to_keep = keepable(kept.verified, &target_found, target_read);
+    // Boxed, as the limits' counting is the largest part of a verify's future.
+    let verdict = Box::pin(checked_and_counted(store, target_found, &target_hash, now, &request, charge)).await?;
     // What the table just said replaces what was kept: a key it refused is forgotten, so a
     // verify served from memory never answers an older `VALID` after a newer refusal.
     match (to_keep, verdict.code) {
@@ -73,6 +84,25 @@ pub async fn verify_for_caller(
         (None, _) => {}
     }
     Ok(verdict)
+}
+
+/// Every check on the item read for `hash`, then (if it passes) its limits; the caller's own
+/// use (`charge`) is counted either way, before the key's.
+async fn checked_and_counted(
+    store: &(impl UsageRecorder + IdentityReader),
+    found: Option<SecretRecord>,
+    hash: &SecretHash,
+    now: DateTime<Utc>,
+    request: &VerifyRequest<'_>,
+    charge: impl std::future::Future<Output = Result<(), DomainError>>,
+) -> Result<Verdict, DomainError> {
+    match examine_found(found, hash, now, request) {
+        Examined::Refused(verdict) => {
+            charge.await?;
+            Ok(verdict)
+        }
+        Examined::Passed(key, _) => admit(store, key, now, request, charge).await,
+    }
 }
 
 /// The verified key's item just read (`None`: found nothing), with when, if the cache is on.

@@ -14,6 +14,7 @@ use tracing_subscriber::filter::{EnvFilter, FilterExt, filter_fn};
 use tracing_subscriber::layer::{Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
+use crate::domain::imports_seen::ImportsSeen;
 use crate::domain::verify_key::KeptKeys;
 use crate::domain::{Clock, KeyCache, SystemClock};
 use crate::model::{CompanyId, KeyId};
@@ -32,6 +33,8 @@ pub struct App {
     /// The keys this instance verified `VALID` without limits, for `VERIFY_CACHE_SECONDS` (0,
     /// off, unless set): shared like `callers`.
     pub verified: Arc<KeyCache>,
+    /// Which companies hold imported keys, kept as long as callers are: shared like `callers`.
+    pub imports: Arc<ImportsSeen>,
     /// The Lambda function's name (`AWS_LAMBDA_FUNCTION_NAME`), for its metrics; `None` outside
     /// Lambda, where no metric is printed.
     pub lambda_function: Option<Arc<str>>,
@@ -42,12 +45,13 @@ impl App {
     pub fn new(store: DynamoStore, clock: Arc<dyn Clock>) -> Self {
         let callers = Arc::new(KeyCache::callers(DEFAULT_CALLER_CACHE_SECONDS));
         let verified = Arc::new(KeyCache::verified_keys(0));
-        Self { store, clock, callers, verified, lambda_function: None }
+        let imports = Arc::new(ImportsSeen::new(DEFAULT_CALLER_CACHE_SECONDS));
+        Self { store, clock, callers, verified, imports, lambda_function: None }
     }
 
     /// With a caller cache of its own that keeps each caller `seconds` (0: none).
     pub fn with_caller_cache(self, seconds: u64) -> Self {
-        Self { callers: Arc::new(KeyCache::callers(seconds)), ..self }
+        Self { callers: Arc::new(KeyCache::callers(seconds)), imports: Arc::new(ImportsSeen::new(seconds)), ..self }
     }
 
     /// With a verify cache of its own that keeps each key verified `VALID` without limits
@@ -58,7 +62,7 @@ impl App {
 
     /// What verify may take from this instance's memory.
     pub fn kept(&self) -> KeptKeys<'_> {
-        KeptKeys { callers: &self.callers, verified: &self.verified }
+        KeptKeys { callers: &self.callers, verified: &self.verified, imports: &self.imports }
     }
 
     /// Forgets all this instance keeps of one key, which it has just changed, rolled or

@@ -13,6 +13,8 @@ use super::{CompanyId, KeyId};
 pub enum AuditAction {
     /// The key was made (`POST /keys`, `POST /keys/{keyId}`, the operator CLI).
     Created,
+    /// The key was brought from another system by the hash of its plaintext (`POST /keys/import`).
+    Imported,
     /// A PATCH that changed more than the status, or something other than it.
     Updated,
     /// A PATCH that only turned the key active or inactive.

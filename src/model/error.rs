@@ -57,6 +57,15 @@ impl FieldError {
         let message = format!("{field} holds at most {max} entries");
         Self::new(field, FieldProblem::TooMany, message)
     }
+    /// The same error about a field of a list entry: `acl` becomes `keys[3].acl`, and the
+    /// message names it so.
+    #[must_use]
+    pub fn within(self, entry: &str) -> Self {
+        let field = if self.field.is_empty() { entry.to_owned() } else { format!("{entry}.{}", self.field) };
+        let message = format!("{entry}: {}", self.message);
+        Self { field, message, ..self }
+    }
+
     fn new(field: impl Into<String>, problem: FieldProblem, message: impl Into<String>) -> Self {
         Self { field: field.into(), problem, message: message.into() }
     }

@@ -127,6 +127,13 @@ impl IdempotencyKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The key of the `index`-th part of a request that writes several things (an import's
+    /// keys), each replayed on its own: never a header's own value, as it holds a line feed.
+    #[must_use]
+    pub fn part(&self, index: usize) -> Self {
+        Self(format!("{}\n{index}", self.0))
+    }
 }
 
 /// Reads the `If-Match` header: `None` for `*` (any version), else the version it names.

@@ -9,6 +9,7 @@ mod error;
 pub mod fields;
 mod identity;
 mod ids;
+pub mod import;
 pub mod input;
 pub mod ip;
 mod key;
@@ -27,6 +28,7 @@ pub use identity::{
     MAX_EXTERNAL_ID_CHARS, UpdateIdentityInput,
 };
 pub use ids::{CompanyId, IdentityId, KeyId, RESERVED_KEY_IDS};
+pub use import::{ImportInput, ImportedKeyInput, MAX_IMPORTED_KEYS};
 pub use input::{CreateKeyInput, IdempotencyKey, RollInput, UpdateKeyInput, VerifyInput};
 pub use ip::IpAllowlist;
 pub use key::{ApiKey, KeyStatus, KeyView, LAST_USED_GRANULARITY, PolicyView, PreviousSecret, QuotaView};

@@ -110,7 +110,24 @@ fn checksum_of(text: &str) -> String {
 #[serde(transparent)]
 pub struct SecretHash(String);
 
+/// Characters of a presented key not in the service's format that verify still looks up (a key
+/// imported by its hash): visible ASCII, as long as keys of other systems run.
+pub const FOREIGN_KEY_CHARS: std::ops::RangeInclusive<usize> = 8..=512;
+
 impl SecretHash {
+    /// The hash of an imported key, as the system it came from gave its SHA-256.
+    pub fn from_sha256(digest: [u8; 32]) -> Self {
+        Self(hex::encode(digest))
+    }
+
+    /// The hash a presented string not in the service's format is filed under, if it may be an
+    /// imported key's plaintext (`FOREIGN_KEY_CHARS` of visible ASCII); `None`: nothing to look up.
+    pub fn of_foreign(presented: &str) -> Option<Self> {
+        let visible = presented.bytes().all(|b| b.is_ascii_graphic());
+        (visible && FOREIGN_KEY_CHARS.contains(&presented.len()))
+            .then(|| Self(hex::encode(Sha256::digest(presented.as_bytes()))))
+    }
+
     /// The hex digest, for the store's item keys; never for a log.
     pub fn as_str(&self) -> &str {
         &self.0

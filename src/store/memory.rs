@@ -16,8 +16,8 @@ use crate::model::{
 
 use super::{
     AdminCounter, IdempotencyReader, IdempotencyRecord, IdentityOutcome, IdentityReader, IdentityWrite, IdentityWriter,
-    InsertOutcome, KeyChange, KeyCreator, KeyReader, KeyWriter, SaveOutcome, SecretLookup, SecretRecord, StoreError,
-    UsageOutcome, UsageRecorder, UsageRequest,
+    ImportLedger, InsertOutcome, KeyChange, KeyCreator, KeyReader, KeyWriter, SaveOutcome, SecretLookup, SecretRecord,
+    StoreError, UsageOutcome, UsageRecorder, UsageRequest,
 };
 
 /// Everything the memory store holds, in the shape a test asserts on: the same items the
@@ -163,7 +163,7 @@ impl KeyCreator for MemoryStore {
             return Ok(InsertOutcome::IdTaken);
         }
         if state.lookups.contains_key(&key.secret_hash) {
-            return Err(StoreError::Unavailable("create key: secret collision; retry".into()));
+            return Ok(InsertOutcome::SecretTaken);
         }
         if !state.may_join(key, None) {
             return Ok(InsertOutcome::UnknownIdentity);
@@ -174,6 +174,13 @@ impl KeyCreator for MemoryStore {
             state.idempotency.insert(record.lookup.clone(), record.clone());
         }
         Ok(InsertOutcome::Inserted)
+    }
+}
+
+impl ImportLedger for MemoryStore {
+    async fn has_imported(&self, company: &CompanyId) -> Result<bool, StoreError> {
+        let imported = |e: &&AuditEvent| e.company_id == *company && e.action == crate::model::AuditAction::Imported;
+        Ok(self.lock().audit.iter().any(|e| imported(&e)))
     }
 }
 

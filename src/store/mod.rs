@@ -72,19 +72,30 @@ pub enum InsertOutcome {
     /// The key names an identity that is not (or no longer) one of its company's; nothing was
     /// written.
     UnknownIdentity,
+    /// A key of some company (which is not told) already has this secret's hash: for an imported
+    /// key, its hash was imported or made before; nothing was written.
+    SecretTaken,
 }
 
 /// Creates keys.
 pub trait KeyCreator: Sync {
-    /// The key, its lookup item, the company counter, its identity's count (only if the identity
-    /// exists, live, in the key's company), the audit record and the idempotency record, all or
-    /// nothing.
+    /// The key, its lookup item (only if no key has its hash), the company counter (and, for a
+    /// key whose audit record says `imported`, the company's count of imported keys), its
+    /// identity's count (only if the identity exists, live, in the key's company), the audit
+    /// record and the idempotency record, all or nothing.
     fn insert_key(
         &self,
         key: &ApiKey,
         audit: &AuditEvent,
         idempotency: Option<&IdempotencyRecord>,
     ) -> impl Future<Output = Result<InsertOutcome, StoreError>> + Send;
+}
+
+/// Tells whether a company holds imported keys, so verify looks up a presented string that is
+/// not in the service's format only for a company that may have one.
+pub trait ImportLedger: Sync {
+    /// Whether the company ever imported a key (strongly consistent).
+    fn has_imported(&self, company: &CompanyId) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// Reads the first answer stored for an `Idempotency-Key`.

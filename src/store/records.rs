@@ -496,6 +496,7 @@ stored_enum!(
     /// `AuditAction` as stored.
     StoredAction for AuditAction {
         Created = "created",
+        Imported = "imported",
         Updated = "updated",
         StatusChanged = "status_changed",
         Rolled = "rolled",
@@ -520,6 +521,9 @@ impl CountersRecord {
     pub const INACTIVE: &'static str = "inactive";
     /// Attribute of the count of the company's identities (tombstones not counted).
     pub const IDENTITIES: &'static str = "identities";
+    /// Attribute of the count of keys the company ever imported (`POST /keys/import`); absent
+    /// until its first import.
+    pub const IMPORTED: &'static str = "imported";
     /// Attribute of the count of active admin keys (`ApiKey::is_company_admin`), so the last one
     /// is not taken away by accident.
     pub const ACTIVE_ADMINS: &'static str = "activeAdmins";

@@ -116,3 +116,29 @@ async fn a_named_limit_counts_each_verify_by_its_cost() {
     assert!(bad.is_error(400, "invalid_field") && bad.error_field() == "ratelimits[0].name", "{bad:?}");
     check.done().await;
 }
+
+/// A key imported by the SHA-256 of its plaintext verifies with that plaintext, its identity
+/// attached; the same hash again is refused without saying whose.
+#[tokio::test]
+async fn an_imported_hash_verifies_with_its_plaintext() {
+    let check = Check::new();
+    let plaintext = unique("legacy_live");
+    let body = json!({ "externalId": unique("bb-imported"), "meta": { "from": "old-gateway" } });
+    let identity = check.call("POST", "/identities").json(&body).send().await;
+    assert_eq!(identity.status, 201, "{identity:?}");
+    let identity = identity.text("id").to_owned();
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(plaintext.as_bytes());
+    let hash = json!({ "algorithm": "sha256", "encoding": "hex", "value": hex::encode(digest) });
+    let keys = json!({ "keys": [{ "hash": hash, "userId": "bb-imported", "identityId": identity }] });
+    let imported = check.call("POST", "/keys/import").json(&keys).send().await;
+    assert_eq!(imported.status, 200, "{imported:?}");
+    let id = imported.body["keys"][0]["id"].as_str().expect("imported").to_owned();
+    let answer = check.verify(json!({ "key": plaintext })).await;
+    assert_eq!((answer.text("code"), answer.text("keyId")), ("VALID", id.as_str()), "{answer:?}");
+    assert_eq!(answer.body["identity"]["id"], json!(identity), "{answer:?}");
+    let again = check.call("POST", "/keys/import").json(&keys).send().await;
+    assert_eq!(again.body["keys"][0]["error"]["code"], "key_exists", "{again:?}");
+    assert_eq!(check.call("DELETE", &format!("/keys/{id}")).send().await.status, 204);
+    assert_eq!(check.call("DELETE", &format!("/identities/{identity}")).send().await.status, 204);
+    check.done().await;
+}

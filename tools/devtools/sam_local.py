@@ -350,8 +350,10 @@ def run_all():
         check("verify_key", "verify_key", "200, valid, code VALID",
               lambda a, b: a["statusCode"] == 200 and b["valid"] is True and b["code"] == "VALID",
               overrides={"body": {"key": _body(created)["key"]}})
-        check("list_keys", "list_keys", "200, total 3 (root, billing-svc, the new key)",
-              lambda a, b: a["statusCode"] == 200 and b["total"] == 3)
+        check("import_keys", "import_keys", "200, one key imported by its hash, its id",
+              lambda a, b: a["statusCode"] == 200 and len(b["keys"]) == 1 and "id" in b["keys"][0])
+        check("list_keys", "list_keys", "200, total 4 (root, billing-svc, the new key, the imported one)",
+              lambda a, b: a["statusCode"] == 200 and b["total"] == 4)
         check("roll_key", "roll_key", "200, billing-svc with a new key",
               lambda a, b: a["statusCode"] == 200 and b["id"] == "billing-svc" and b["key"].startswith("sk_"))
         check("delete_key", "delete_key", "204", lambda a, b: a["statusCode"] == 204)

@@ -303,7 +303,8 @@ async fn the_caller_of_a_verify_is_checked_and_charged_before_the_key() {
     let verify_as = async |caller: &PlaintextKey| {
         let credential = Credential { key: Some(caller.expose()), ip: None };
         let (callers, verified) = (crate::domain::KeyCache::callers(0), crate::domain::KeyCache::verified_keys(0));
-        let kept = crate::domain::verify_key::KeptKeys { callers: &callers, verified: &verified };
+        let imports = crate::domain::imports_seen::ImportsSeen::new(0);
+        let kept = crate::domain::verify_key::KeptKeys { callers: &callers, verified: &verified, imports: &imports };
         crate::domain::verify_key::verify_for_caller(&scenario.store, kept, now(), credential, scenario.request()).await
     };
 

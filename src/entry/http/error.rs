@@ -51,7 +51,7 @@ impl ApiError {
             ApiError::Domain(D::SecretRetiring(_)) => (StatusCode::FORBIDDEN, "secret_retiring"),
             ApiError::Domain(D::NotFound | D::NoIdentity) | ApiError::NoRoute => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Domain(D::IdentityExists(_)) => (StatusCode::CONFLICT, "identity_exists"),
-            ApiError::Domain(D::AlreadyExists(_)) => (StatusCode::CONFLICT, "key_exists"),
+            ApiError::Domain(D::AlreadyExists(_) | D::HashExists) => (StatusCode::CONFLICT, "key_exists"),
             ApiError::Domain(D::Conflict(_)) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Domain(D::StaleVersion) => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
             ApiError::Domain(D::RequestInProgress) => (StatusCode::CONFLICT, "request_in_progress"),
@@ -70,6 +70,24 @@ impl ApiError {
         self.status_and_code().0
     }
 
+    /// The error as the contract writes it: `{code, message, field?}`, with the status too
+    /// when it stands inside another answer (an import's entry).
+    pub fn body(&self, with_status: bool) -> serde_json::Value {
+        let (status, code) = self.status_and_code();
+        let mut error = json!({ "code": code, "message": self.to_string() });
+        if with_status {
+            error["status"] = json!(status.as_u16());
+        }
+        if let ApiError::Domain(DomainError::Invalid(e)) = self {
+            error["field"] = json!(e.field);
+            error["message"] = json!(e.message);
+        }
+        if let ApiError::Domain(DomainError::OutOfBounds { field, .. }) = self {
+            error["field"] = json!(field);
+        }
+        error
+    }
+
     pub fn into_response(self) -> Response<Body> {
         let (status, code) = self.status_and_code();
         match &self {
@@ -77,15 +95,7 @@ impl ApiError {
             _ if status.is_server_error() => tracing::warn!(code, "request failed"),
             _ => tracing::info!(code, status = status.as_u16(), "request refused"),
         }
-        let mut error = json!({ "code": code, "message": self.to_string() });
-        if let ApiError::Domain(DomainError::Invalid(e)) = &self {
-            error["field"] = json!(e.field);
-            error["message"] = json!(e.message);
-        }
-        if let ApiError::Domain(DomainError::OutOfBounds { field, .. }) = &self {
-            error["field"] = json!(field);
-        }
-        let mut response = json_response(status, &json!({ "error": error }));
+        let mut response = json_response(status, &json!({ "error": self.body(false) }));
         if let ApiError::MethodNotAllowed { allowed, .. } = &self
             && let Ok(value) = allowed.parse()
         {

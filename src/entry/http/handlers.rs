@@ -8,14 +8,15 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
 use crate::domain::identities::{self, IdentityTarget};
+use crate::domain::import::{self, KeysImport};
 use crate::domain::keys::{self, NewKey, Target, WrittenKey};
 use crate::domain::verify::{LimitState, RateState, Verdict, VerifyCode, VerifyRequest};
 use crate::domain::verify_key;
 use crate::domain::{Caller, Credential, Freshness, authenticate_as};
 use crate::entry::config::App;
 use crate::model::{
-    CreateIdentityInput, CreateKeyInput, IdempotencyKey, Identity, IdentityId, KeyId, PageRequest, RollInput,
-    UpdateIdentityInput, UpdateKeyInput, VerifyInput,
+    CreateIdentityInput, CreateKeyInput, IdempotencyKey, Identity, IdentityId, ImportInput, KeyId, PageRequest,
+    RollInput, UpdateIdentityInput, UpdateKeyInput, VerifyInput,
 };
 
 use super::error::{ApiError, json_response};
@@ -53,6 +54,7 @@ pub async fn handle(app: &App, endpoint: Endpoint, req: Request) -> Response<Bod
             Endpoint::ListKeyEvents => Box::pin(list_key_events(app, &reader().await?, &req)).await,
             Endpoint::Me => Box::pin(me(app, &reader().await?, &req)).await,
             Endpoint::VerifyKey => Box::pin(verify_key(app, credential, &req)).await,
+            Endpoint::ImportKeys => written(app, writer().await?, async |c| import_keys(app, c, &req).await).await,
             Endpoint::CreateIdentity => {
                 written(app, writer().await?, async |c| create_identity(app, c, &req).await).await
             }
@@ -124,6 +126,29 @@ async fn create_key(app: &App, caller: &Caller, req: &Request, custom_id: bool) 
     let created = keys::create_key(&app.store, caller, now, NewKey { id, input, retry }).await?;
     let location = format!("{KEYS_PATH}/{}", created.key.id);
     Ok(with_header(written_response(StatusCode::CREATED, &created), header::LOCATION, &location))
+}
+
+/// `{"keys": [{"id"} | {"error": {status, code, message, field?}}]}`, one per entry in the
+/// body's order: each entry is imported or refused on its own, so the call answers 200 unless
+/// the caller itself is refused (401, 403 without `keys:write`, 429) or the body is no import.
+async fn import_keys(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
+    request::no_query(req)?;
+    let retry = request::idempotency_key(req)?;
+    let body = required_body(req)?;
+    let now = app.clock.now();
+    let input = ImportInput::parse(body, now)?;
+    let answers = import::import_keys(&app.store, caller, now, KeysImport { input, retry }).await?;
+    if answers.iter().any(Result::is_ok) {
+        app.imports.imported(&caller.company, now);
+    }
+    let keys: Vec<serde_json::Value> = answers
+        .into_iter()
+        .map(|answer| match answer {
+            Ok(id) => serde_json::json!({ "id": id }),
+            Err(refused) => serde_json::json!({ "error": ApiError::from(refused).body(true) }),
+        })
+        .collect();
+    Ok(json_response(StatusCode::OK, &serde_json::json!({ "keys": keys })))
 }
 
 /// Who the calling root key is: its company, id, user, description and management permissions.

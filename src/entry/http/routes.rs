@@ -18,6 +18,7 @@ pub enum Endpoint {
     DeleteKey,
     RollKey,
     VerifyKey,
+    ImportKeys,
     ListKeyEvents,
     Me,
     CreateIdentity,
@@ -39,7 +40,7 @@ pub struct Route {
     pub need: Need,
 }
 
-pub const ROUTES: [Route; 15] = [
+pub const ROUTES: [Route; 16] = [
     Route {
         endpoint: Endpoint::CreateKey,
         method: Method::POST,
@@ -54,6 +55,13 @@ pub const ROUTES: [Route; 15] = [
         path: "/keys/verify",
         function: "verify_key",
         need: Need::Verify,
+    },
+    Route {
+        endpoint: Endpoint::ImportKeys,
+        method: Method::POST,
+        path: "/keys/import",
+        function: "import_keys",
+        need: Need::Write,
     },
     Route {
         endpoint: Endpoint::CreateCustomKey,

@@ -22,9 +22,9 @@ use super::items::{self, Item, address, n, s, timestamp};
 use super::records::{CountersRecord, IdempotencyItem, IdentityRecord, KeyRecord, QuotaUsageRecord, RateWindowRecord};
 use super::table::{COMPANY_INDEX, IDENTITY_INDEX, PARTITION_KEY, STATUS_INDEX, TTL_ATTRIBUTE};
 use super::{
-    AdminCounter, AuditReader, CounterKeeper, IdempotencyReader, IdempotencyRecord, InsertOutcome, KeyChange,
-    KeyCreator, KeyLister, KeyReader, KeyWriter, PageOutcome, PageWindow, SaveOutcome, SecretLookup, SecretRecord,
-    StoreError, UsageOutcome, UsageRecorder, UsageRequest,
+    AdminCounter, AuditReader, CounterKeeper, IdempotencyReader, IdempotencyRecord, ImportLedger, InsertOutcome,
+    KeyChange, KeyCreator, KeyLister, KeyReader, KeyWriter, PageOutcome, PageWindow, SaveOutcome, SecretLookup,
+    SecretRecord, StoreError, UsageOutcome, UsageRecorder, UsageRequest,
 };
 
 mod identities;
@@ -52,6 +52,8 @@ struct CounterMoves {
     active: i64,
     inactive: i64,
     admins: i64,
+    /// Keys imported by the write (never taken back: the company has held imported keys).
+    imported: i64,
     /// Refuse the write if it would bring the admin count to zero.
     keep_an_admin: bool,
 }
@@ -65,6 +67,7 @@ impl CounterMoves {
             active: is(Some(after), KeyStatus::Active) - is(before, KeyStatus::Active),
             inactive: is(Some(after), KeyStatus::Inactive) - is(before, KeyStatus::Inactive),
             admins: admin(Some(after)) - admin(before),
+            imported: 0,
             keep_an_admin,
         }
     }
@@ -210,6 +213,14 @@ impl DynamoStore {
             .expression_attribute_values(":active", n(moves.active))
             .expression_attribute_values(":inactive", n(moves.inactive))
             .expression_attribute_values(":admins", n(moves.admins));
+        if moves.imported != 0 {
+            update = update
+                .update_expression(
+                    "ADD #active :active, #inactive :inactive, #admins :admins, #imported :imported SET #schema = :schema",
+                )
+                .expression_attribute_names("#imported", CountersRecord::IMPORTED)
+                .expression_attribute_values(":imported", n(moves.imported));
+        }
         if moves.keep_an_admin && moves.admins < 0 {
             // Counted before this write: at least one admin must remain after it.
             update = update
@@ -361,9 +372,13 @@ impl KeyCreator for DynamoStore {
         }
         let new = Some("attribute_not_exists(pk)");
         writes.guarded(self.put(items::key_item(key, None)?, new), InsertOutcome::IdTaken);
-        // A new secret's hash already filed: 2^-256, but never overwrite another key's lookup.
-        writes.push(self.put(items::lookup_item(key, &key.secret_hash, None)?, new));
-        writes.push(self.counters_update(&key.company_id, CounterMoves::between(None, key, false)));
+        // A hash already filed: imported twice, or (2^-256) made twice; never overwrite another
+        // key's lookup.
+        writes.guarded(self.put(items::lookup_item(key, &key.secret_hash, None)?, new), InsertOutcome::SecretTaken);
+        let imported = i64::from(audit.action == crate::model::AuditAction::Imported);
+        writes.push(
+            self.counters_update(&key.company_id, CounterMoves { imported, ..CounterMoves::between(None, key, false) }),
+        );
         for moves in IdentityMove::between(None, key) {
             writes.guarded(self.identity_keys_update(&key.company_id, &moves), InsertOutcome::UnknownIdentity);
         }
@@ -375,8 +390,17 @@ impl KeyCreator for DynamoStore {
         match self.transact("create key", writes).await? {
             Transaction::Committed => Ok(InsertOutcome::Inserted),
             Transaction::Refused(Some(outcome)) => Ok(outcome),
-            Transaction::Refused(None) => Err(StoreError::Unavailable("create key: secret collision; retry".into())),
+            Transaction::Refused(None) => {
+                Err(StoreError::Unavailable("create key: unexpected condition failure".into()))
+            }
         }
+    }
+}
+
+impl ImportLedger for DynamoStore {
+    async fn has_imported(&self, company: &CompanyId) -> Result<bool, StoreError> {
+        let counters = self.get_item("imported keys", address(items::counters_pk(company), items::COUNTERS_SK)).await?;
+        Ok(CountersRecord::count(counters.as_ref(), CountersRecord::IMPORTED) > 0)
     }
 }
 

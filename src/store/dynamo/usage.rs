@@ -9,10 +9,11 @@ impl UsageRecorder for DynamoStore {
     /// update, as for the rate window alone. Without named limits, `consume_rate_and_quota`.
     async fn consume(&self, request: UsageRequest<'_>) -> Result<UsageOutcome, StoreError> {
         match (request.named, request.rate, request.quota) {
-            ([], _, _) => self.consume_rate_and_quota(request).await,
+            // Each boxed: at most one runs, and a verify's future stays small.
+            ([], _, _) => Box::pin(self.consume_rate_and_quota(request)).await,
             ([take], None, None) => {
                 let pk = named_pk(request.key, take);
-                Ok(match self.take_window(pk, take.limit.limit, take.cost, take.window).await? {
+                Ok(match Box::pin(self.take_window(pk, take.limit.limit, take.cost, take.window)).await? {
                     Counted::Taken(used) => UsageOutcome::Admitted {
                         rate_used: None,
                         named_used: vec![used],

@@ -652,6 +652,7 @@ async fn every_request_example_is_accepted() {
         ("PATCH", "/keys/{keyId}"),
         ("POST", "/keys/{keyId}/roll"),
         ("POST", "/keys/verify"),
+        ("POST", "/keys/import"),
     ];
     for (method, path) in operations {
         let status = documented_success(method, path);
@@ -669,6 +670,12 @@ async fn every_request_example_is_accepted() {
                 "/keys/{keyId}" => {
                     let id = app.create_key(&full).await["id"].as_str().unwrap().to_owned();
                     app.patch_key(&id, &example, &[("if-match", &if_match)]).await
+                }
+                "/keys/import" => {
+                    let response = app.send(Method::POST, path, Some(&app.root_key), Some(&example), &[]).await;
+                    let first = &response.body["keys"][0];
+                    assert!(first["id"].is_string(), "import example {name}: {}", response.body);
+                    response
                 }
                 "/keys/{keyId}/roll" => {
                     let id = app.create_key(&full).await["id"].as_str().unwrap().to_owned();

@@ -6,6 +6,7 @@ mod conflicts;
 mod create;
 mod delete;
 mod get;
+mod import;
 mod lifecycle;
 mod list;
 mod me;

@@ -101,6 +101,22 @@ async fn send(
 /// A full lifecycle: the root key, secret and publishable keys, an idempotent create and its
 /// replay and misuse, verify passing and failing, roll with grace, patch, delete, lists, the
 /// audit trail, bad and missing credentials and a 503; returns every secret it saw.
+/// A key imported by its hash, then verified with its plaintext (neither may be logged): the
+/// plaintext.
+async fn imported_key(app: &TestApp) -> String {
+    let root = app.root_key.clone();
+    let imported = "legacy_live_00c0ffee00c0ffee".to_owned();
+    let hash = json!({ "algorithm": "sha256", "encoding": "hex", "value": sha256_hex(&imported) });
+    let body = json!({ "keys": [{ "hash": hash, "userId": "u" }] });
+    let import = send(app, Method::POST, "/keys/import", &root, Some(body.clone()), &[]).await;
+    assert!(import.body["keys"][0]["id"].is_string(), "{:?}", import.body);
+    let again = send(app, Method::POST, "/keys/import", &root, Some(body), &[]).await;
+    assert_eq!(again.body["keys"][0]["error"]["code"], "key_exists");
+    let verified = send(app, Method::POST, "/keys/verify", &root, Some(json!({ "key": imported })), &[]).await;
+    assert_eq!(verified.body["code"], "VALID");
+    imported
+}
+
 async fn lifecycle(app: &TestApp) -> Vec<String> {
     let root = app.root_key.clone();
     let mut secrets = vec![root.clone()];
@@ -160,6 +176,9 @@ async fn lifecycle(app: &TestApp) -> Vec<String> {
         verify(json!({ "key": secret, "ip": "203.0.113.9" })).await;
     }
     assert_eq!(verify(json!({ "key": secret, "ip": "203.0.113.9" })).await.body["code"], "RATE_LIMITED");
+
+    // Its own future, boxed: the test's is large enough at TRACE in a debug build.
+    secrets.push(Box::pin(imported_key(app)).await);
 
     let rolled =
         send(app, Method::POST, &format!("/keys/{id}/roll"), &root, Some(json!({ "gracePeriodSeconds": 600 })), &[])

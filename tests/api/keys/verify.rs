@@ -42,6 +42,9 @@ async fn malformed_unknown_and_foreign_keys_are_not_found() {
     let mut wrong_checksum = secret.clone();
     wrong_checksum.pop();
     wrong_checksum.push(if secret.ends_with('z') { 'y' } else { 'z' });
+    // A company that never imported: the first string not in the service's format reads
+    // whether it holds imported keys (its counters), kept as long as the caller is.
+    assert_eq!(code(&app, json!({ "key": "not-a-key-at-all" })).await, "NOT_FOUND");
     app.settle_calls().await;
     for malformed in ["", "sk_short", "pk_", "xx_abc", wrong_checksum.as_str(), "sk_0OIl"] {
         assert_eq!(app.verify(&json!({ "key": malformed })).await.body, json!({ "valid": false, "code": "NOT_FOUND" }));

@@ -372,7 +372,7 @@ fn expected_grants(binary: &str) -> BTreeSet<(String, String)> {
     const AUTHENTICATE: [&str; 2] = ["GetItem", "UpdateItem"];
     const WRITE_KEY: [&str; 4] = ["GetItem", "PutItem", "UpdateItem", "DeleteItem"];
     let on_table: &[&str] = match binary {
-        "create_key" | "create_custom_key" => &["GetItem", "PutItem", "UpdateItem"],
+        "create_key" | "create_custom_key" | "import_keys" => &["GetItem", "PutItem", "UpdateItem"],
         // An offset's count is a Query of the listing entries on the table.
         "list_keys" => &["GetItem", "UpdateItem", "BatchGetItem", "Query"],
         "verify_key" => &["GetItem", "UpdateItem", "BatchGetItem"],
@@ -605,6 +605,19 @@ async fn create_key_event() {
 }
 
 #[tokio::test]
+async fn import_keys_event() {
+    let app = spawn_app().await;
+    let event = read_event("import_keys");
+    let response = run_event(&app, event.clone()).await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+    let id = text(&response.body["keys"][0]["id"]).to_owned();
+    assert_eq!(app.get_key(&id).await.body["keyPrefix"], "");
+    // Sent again (its Idempotency-Key): the same id, nothing imported twice.
+    let again = run_event(&app, event).await;
+    assert_eq!(again.body, response.body);
+}
+
+#[tokio::test]
 async fn create_custom_key_event() {
     let app = spawn_app().await;
     let event = read_event("create_custom_key");
@@ -810,6 +823,7 @@ fn endpoints_are_all_covered() {
         Endpoint::DeleteKey,
         Endpoint::RollKey,
         Endpoint::VerifyKey,
+        Endpoint::ImportKeys,
         Endpoint::ListKeyEvents,
         Endpoint::Me,
         // identity_events

@@ -228,7 +228,8 @@ async fn the_operators_name_and_the_route_words_are_no_key_ids() {
             .send(Method::POST, &format!("/keys/{word}"), Some(&app.root_key), Some(&json!({ "userId": "u" })), &[])
             .await;
         assert_eq!(response.status, StatusCode::BAD_REQUEST, "{word}: {:?}", response.body);
-        if word != "verify" {
+        // `verify` and `import` are routes of their own: their bodies are refused as such.
+        if word != "verify" && word != "import" {
             assert_eq!(response.error_field(), "keyId", "{word}");
         }
     }
