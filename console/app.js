@@ -5,7 +5,10 @@ const STORE = 'apikeys.rootKey';
 const PAGE_SIZE = 10;
 const $ = (selector, root = document) => root.querySelector(selector);
 
-const state = { status: 'active', url: null, next: null, previous: null, rows: [], open: null, audit: null };
+const state = {
+  status: 'active', identity: null, url: null, next: null, previous: null, rows: [], open: null, audit: null,
+  identities: { url: null, next: null, previous: null, rows: [], open: null },
+};
 
 // --- The API ------------------------------------------------------------------------------------
 
@@ -106,6 +109,7 @@ function renderRows() {
       ['Id', el('code', key.id)], ['Description', key.description ?? ''], ['User', key.userId], ['Type', key.type],
       ['Prefix', el('code', key.keyPrefix)], ['Status', key.status], ['Created', when(key.createdAt)],
       ['Last used', when(key.lastUsedAt)], ['Expires', when(key.expiresAt)],
+      ['Identity', key.identityId ? el('code', key.identityId) : '—'],
     ];
     for (const [label, value] of cells) {
       const td = el('td', typeof value === 'string' ? value : undefined);
@@ -131,7 +135,44 @@ function renderRows() {
   }
   if (!shown.length) {
     const td = el('td', state.rows.length ? 'No key on this page matches.' : 'No keys.');
-    td.colSpan = 11;
+    td.colSpan = 12;
+    body.append(el('tr')).append(td);
+  }
+}
+
+/** A JSON value in a cell: compact, as text. */
+const brief = (value) => (value === undefined || value === null ? '—' : JSON.stringify(value));
+
+function renderIdentities() {
+  const body = $('#identity-rows');
+  body.replaceChildren();
+  for (const identity of state.identities.rows) {
+    const tr = el('tr');
+    tr.dataset.identityId = identity.id;
+    const limits = identity.ratelimits.map((l) => `${l.name} ${l.limit}/${l.periodSeconds}s${l.autoApply ? '' : ' (asked)'}`);
+    const cells = [
+      ['Id', el('code', identity.id)], ['External id', identity.externalId],
+      ['Meta', Object.keys(identity.meta).length ? brief(identity.meta) : '—'],
+      ['Named limits', limits.length ? limits.join(', ') : '—'], ['Created', when(identity.createdAt)],
+    ];
+    for (const [label, value] of cells) {
+      const td = el('td', typeof value === 'string' ? value : undefined);
+      if (typeof value !== 'string') td.append(value);
+      td.dataset.label = label;
+      tr.append(td);
+    }
+    const actions = el('td', undefined, 'actions');
+    actions.append(
+      button('Edit', () => openIdentityEdit(identity.id), identity.id),
+      button('Keys', () => showIdentityKeys(identity.id), identity.id),
+      button('Delete', () => deleteIdentity(identity.id), identity.id),
+    );
+    tr.append(actions);
+    body.append(tr);
+  }
+  if (!state.identities.rows.length) {
+    const td = el('td', 'No identities.');
+    td.colSpan = 6;
     body.append(el('tr')).append(td);
   }
 }
@@ -174,7 +215,10 @@ async function loadMe() {
 function signOut() {
   sessionStorage.removeItem(STORE);
   state.rows = [];
+  state.identity = null;
+  state.identities.rows = [];
   renderRows();
+  renderIdentities();
   $('#who').hidden = true;
   $('#app').hidden = true;
   $('#signin').hidden = false;
@@ -183,7 +227,8 @@ function signOut() {
 
 // --- The list -------------------------------------------------------------------------------------
 
-const listUrl = () => `/keys?limit=${PAGE_SIZE}&status=${encodeURIComponent(state.status)}`;
+const listUrl = () => `/keys?limit=${PAGE_SIZE}&status=${encodeURIComponent(state.status)}${
+  state.identity ? `&identityId=${encodeURIComponent(state.identity)}` : ''}`;
 
 /** Numbers each list request: an answer that is not the newest one asked for is dropped, so a slow
  * page never paints over a newer filter or page (the label names the status the answer is for). */
@@ -206,6 +251,8 @@ async function loadList(url) {
   state.next = res.data.nextUrl;
   state.previous = res.data.previousUrl;
   $('#total').textContent = `${res.data.total} ${status === 'all' ? '' : `${status} `}key${res.data.total === 1 ? '' : 's'}, showing ${res.data.count}`;
+  $('#identity-filter').hidden = !state.identity;
+  $('#identity-filter-id').textContent = state.identity ?? '';
   $('#next-page').disabled = !state.next;
   $('#prev-page').disabled = !state.previous;
   renderRows();
@@ -258,6 +305,8 @@ async function openEdit(id) {
   f.quota.value = key.quota ? JSON.stringify({ max: key.quota.max, renewalSeconds: key.quota.renewalSeconds }) : '';
   f.tags.value = (key.tags ?? []).join(', ');
   f.metadata.value = key.metadata && Object.keys(key.metadata).length ? JSON.stringify(key.metadata) : '';
+  f.identityId.value = key.identityId ?? '';
+  f.ratelimits.value = key.ratelimits?.length ? JSON.stringify(key.ratelimits) : '';
   keyDialog().showModal();
   f.description.focus();
 }
@@ -274,6 +323,8 @@ function keyBody(form) {
     quota: jsonField(form, 'quota'),
     tags: listField(f.tags.value),
     metadata: jsonField(form, 'metadata'),
+    identityId: f.identityId.value.trim() || undefined,
+    ratelimits: jsonField(form, 'ratelimits'),
   };
   if (!state.open) {
     const body = { userId: f.userId.value.trim(), type: f.type.value };
@@ -288,12 +339,14 @@ function keyBody(form) {
     whitelistedIPs: key.whitelistedIPs ?? [], acl: key.acl ?? undefined, rateLimit: key.rateLimit ?? undefined,
     quota: key.quota ? { max: key.quota.max, renewalSeconds: key.quota.renewalSeconds } : undefined,
     tags: key.tags ?? [], metadata: key.metadata && Object.keys(key.metadata).length ? key.metadata : undefined,
+    identityId: key.identityId ?? undefined, ratelimits: key.ratelimits?.length ? key.ratelimits : undefined,
   };
   const body = {};
   for (const [name, value] of Object.entries(values)) {
     if (JSON.stringify(value) === JSON.stringify(before[name])) continue;
     if (name === 'tags') body.tags = value;
     else if (name === 'metadata') body.metadata = value ?? {};
+    else if (name === 'ratelimits') body.ratelimits = value ?? [];
     else if (name === 'whitelistedIPs') body.whitelistedIPs = value.length ? value : null;
     else body[name] = value ?? null;
   }
@@ -320,6 +373,114 @@ async function saveKey(event) {
   keyDialog().close();
   if (res.data?.key) showSecret(res.data.id, res.data.key);
   await reload();
+}
+
+// --- Identities -------------------------------------------------------------------------------------------
+
+const identitiesUrl = () => `/identities?limit=${PAGE_SIZE}`;
+let identityRequest = 0;
+
+async function loadIdentities(url) {
+  const request = ++identityRequest;
+  $('#identity-list-error').textContent = '';
+  const res = await api('GET', url);
+  if (request !== identityRequest) return;
+  if (!res.ok) {
+    const error = errorOf(res);
+    $('#identity-list-error').textContent = `${error.message} (${res.status} ${error.code})`;
+    return;
+  }
+  Object.assign(state.identities, { url, rows: res.data.data, next: res.data.nextUrl, previous: res.data.previousUrl });
+  $('#identity-total').textContent = `${res.data.total} identit${res.data.total === 1 ? 'y' : 'ies'}, showing ${res.data.count}`;
+  $('#identity-next').disabled = !state.identities.next;
+  $('#identity-prev').disabled = !state.identities.previous;
+  renderIdentities();
+}
+
+const reloadIdentities = () => loadIdentities(state.identities.url ?? identitiesUrl());
+
+function openIdentityCreate() {
+  const form = $('#identity-form');
+  form.reset();
+  clearErrors(form);
+  state.identities.open = null;
+  $('#identity-dialog-title').textContent = 'New identity';
+  $('#identity-save').textContent = 'Create';
+  $('#identity-dialog').showModal();
+  form.elements.externalId.focus();
+}
+
+async function openIdentityEdit(id) {
+  const res = await api('GET', `/identities/${encodeURIComponent(id)}`);
+  if (!res.ok) { $('#identity-list-error').textContent = errorOf(res).message; return; }
+  const identity = res.data;
+  const form = $('#identity-form');
+  form.reset();
+  clearErrors(form);
+  state.identities.open = { id, etag: res.etag, identity };
+  $('#identity-dialog-title').textContent = `Edit identity ${id}`;
+  $('#identity-save').textContent = 'Save';
+  const f = form.elements;
+  f.externalId.value = identity.externalId;
+  f.meta.value = Object.keys(identity.meta).length ? JSON.stringify(identity.meta) : '';
+  f.ratelimits.value = identity.ratelimits.length ? JSON.stringify(identity.ratelimits) : '';
+  $('#identity-dialog').showModal();
+  f.externalId.focus();
+}
+
+/** The form as a create body, or a PATCH body of the fields that changed (`{}` and `[]` empty them). */
+function identityBody(form) {
+  const values = {
+    externalId: form.elements.externalId.value.trim(),
+    meta: jsonField(form, 'meta') ?? {},
+    ratelimits: jsonField(form, 'ratelimits') ?? [],
+  };
+  const open = state.identities.open;
+  if (!open) return values;
+  return Object.fromEntries(
+    Object.entries(values).filter(([name, value]) => JSON.stringify(value) !== JSON.stringify(open.identity[name])),
+  );
+}
+
+async function saveIdentity(event) {
+  event.preventDefault();
+  const form = $('#identity-form');
+  clearErrors(form);
+  let body;
+  try { body = identityBody(form); } catch (problem) { showFieldError(form, problem.field, problem.message); return; }
+  const open = state.identities.open;
+  let res;
+  if (open) {
+    if (!Object.keys(body).length) { $('#identity-dialog').close(); return; }
+    const headers = open.etag ? { 'If-Match': open.etag } : {};
+    res = await api('PATCH', `/identities/${encodeURIComponent(open.id)}`, { body, headers });
+  } else {
+    res = await api('POST', '/identities', { body });
+  }
+  if (!res.ok) { showApiError(form, res); return; }
+  $('#identity-dialog').close();
+  await reloadIdentities();
+}
+
+async function deleteIdentity(id) {
+  const res = await api('DELETE', `/identities/${encodeURIComponent(id)}`);
+  if (!res.ok) {
+    const error = errorOf(res);
+    $('#identity-list-error').textContent = `${id}: ${error.message} (${res.status} ${error.code})`;
+    return;
+  }
+  await reloadIdentities();
+}
+
+/** The keys tab, listing one identity's keys (by status; `all` is not a status an identity lists). */
+async function showIdentityKeys(id) {
+  state.identity = id;
+  if (state.status === 'all') {
+    state.status = 'active';
+    $('#status-filter').value = 'active';
+  }
+  showTab('keys');
+  await loadList(listUrl());
 }
 
 // --- The secret, shown once -------------------------------------------------------------------------
@@ -440,9 +601,12 @@ async function verify(event) {
   if (f.ip.value.trim()) body.ip = f.ip.value.trim();
   const permissions = listField(f.permissions.value);
   if (permissions.length) body.permissions = permissions;
+  if (f.cost.value.trim()) body.cost = Number(f.cost.value.trim());
   try {
     const scope = jsonField(form, 'scope');
     if (scope !== undefined) body.scope = scope;
+    const limits = jsonField(form, 'ratelimits');
+    if (limits !== undefined) body.ratelimits = limits;
   } catch (problem) { showFieldError(form, problem.field, problem.message); return; }
   const res = await api('POST', '/keys/verify', { body });
   $('#verify-code').textContent = `${res.status}${res.data?.code ? ` ${res.data.code}` : ''}`;
@@ -453,7 +617,7 @@ async function verify(event) {
 // --- Wiring -----------------------------------------------------------------------------------------------
 
 function showTab(which) {
-  for (const name of ['keys', 'verify']) {
+  for (const name of ['keys', 'identities', 'verify']) {
     $(`#${name}`).hidden = name !== which;
     $(`#tab-${name}`).setAttribute('aria-pressed', String(name === which));
   }
@@ -464,6 +628,13 @@ function init() {
   $('#sign-out').addEventListener('click', signOut);
   $('#tab-keys').addEventListener('click', () => showTab('keys'));
   $('#tab-verify').addEventListener('click', () => showTab('verify'));
+  $('#tab-identities').addEventListener('click', () => { showTab('identities'); reloadIdentities(); });
+  $('#new-identity').addEventListener('click', openIdentityCreate);
+  $('#identity-form').addEventListener('submit', saveIdentity);
+  $('#clear-identity').addEventListener('click', () => { state.identity = null; loadList(listUrl()); });
+  for (const [which, link] of [['next', 'next'], ['prev', 'previous']]) {
+    $(`#identity-${which}`).addEventListener('click', () => state.identities[link] && loadIdentities(state.identities[link]));
+  }
   $('#status-filter').addEventListener('change', (e) => { state.status = e.target.value; loadList(listUrl()); });
   $('#search').addEventListener('input', renderRows);
   $('#new-key').addEventListener('click', openCreate);

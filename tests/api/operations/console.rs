@@ -454,6 +454,8 @@ async fn scenario(client: &Client, app: &TestApp, base: &str, inactive_id: &str)
     screenshot(client, "console-phone").await;
     client.set_window_size(1360, 900).await.unwrap();
 
+    identities(client).await;
+
     // Nothing any value from the API held ever ran.
     let ran = js(client, "return window.__ran", vec![]).await;
     assert_eq!(ran, json!([]), "script ran from data");
@@ -462,6 +464,62 @@ async fn scenario(client: &Client, app: &TestApp, base: &str, inactive_id: &str)
     click(client, "#sign-out").await;
     let forgotten = js(client, "return sessionStorage.getItem('apikeys.rootKey')", vec![]).await;
     assert_eq!(forgotten, Value::Null);
+}
+
+fn identity_button(id: &str, action: &str) -> String {
+    format!("#identity-rows tr[data-identity-id='{id}'] button[aria-label='{action} {id}']")
+}
+
+/// Identities: one made with a named limit (a bad one refused by field), changed, given a key
+/// from the key dialog, and its keys listed from its row.
+async fn identities(client: &Client) {
+    click(client, "#tab-identities").await;
+    until(client, "the identity list", "return document.querySelector('#identity-total').textContent", vec![]).await;
+    click(client, "#new-identity").await;
+    fill(client, "#i-external", "console-cust").await;
+    fill(client, "#i-meta", r#"{"plan":"<img src=x onerror=alert(1)>"}"#).await;
+    fill(client, "#i-ratelimits", r#"[{"name":"Bad","limit":5,"periodSeconds":60}]"#).await;
+    click(client, "#identity-save").await;
+    let refused = "return document.querySelector('#identity-form [data-error-for=ratelimits]').textContent";
+    let message = until(client, "the refused limit's message", refused, vec![]).await;
+    assert!(message.as_str().unwrap().contains("ratelimits[0].name"), "{message}");
+    fill(client, "#i-ratelimits", r#"[{"name":"requests","limit":5,"periodSeconds":60}]"#).await;
+    click(client, "#identity-save").await;
+    let row =
+        "const r = document.querySelector('#identity-rows tr[data-identity-id]'); return r && r.dataset.identityId";
+    let identity = until(client, "the new identity's row", row, vec![]).await.as_str().unwrap().to_owned();
+    let shown = text_of(client, &format!("#identity-rows tr[data-identity-id='{identity}']")).await;
+    assert!(shown.contains("console-cust") && shown.contains("requests 5/60s"), "{shown}");
+
+    click(client, &identity_button(&identity, "Edit")).await;
+    fill(client, "#i-meta", r#"{"plan":"gold"}"#).await;
+    click(client, "#identity-save").await;
+    let changed = "return document.querySelector('#identity-rows').textContent.includes('gold')";
+    until(client, "the changed meta", changed, vec![]).await;
+
+    click(client, "#tab-keys").await;
+    click(client, "#new-key").await;
+    fill(client, "#f-user", "cust-user").await;
+    fill(client, "#f-identity", &identity).await;
+    fill(client, "#f-ratelimits", r#"[{"name":"tokens","limit":1000,"periodSeconds":3600}]"#).await;
+    click(client, "#key-save").await;
+    let (key_id, _) = shown_secret(client).await;
+    click(client, "#secret-dialog button.close").await;
+
+    // The tab reloads the list: its rows are drawn anew before one is clicked.
+    js(client, "window.__before = document.querySelector('#identity-rows tr')", vec![]).await;
+    click(client, "#tab-identities").await;
+    let redrawn = "const r = document.querySelector('#identity-rows tr'); return r !== null && r !== window.__before";
+    until(client, "the identity list drawn again", redrawn, vec![]).await;
+    click(client, &identity_button(&identity, "Keys")).await;
+    until_total(client, "1 active key").await;
+    assert_eq!(row_ids(client).await, [key_id.clone()]);
+    assert_eq!(text_of(client, "#identity-filter-id").await, identity);
+    let cell = text_of(client, &format!("#key-rows tr[data-key-id='{key_id}'] td[data-label=Identity]")).await;
+    assert_eq!(cell, identity);
+    screenshot(client, "console-identity-keys").await;
+    click(client, "#clear-identity").await;
+    until(client, "every key again", "return document.querySelector('#identity-filter').hidden", vec![]).await;
 }
 
 /// The `console` and `me` binaries under a Lambda Runtime API, on their sample events: the
