@@ -513,7 +513,7 @@ async fn identities(client: &Client) {
     until(client, "the identity list drawn again", redrawn, vec![]).await;
     click(client, &identity_button(&identity, "Keys")).await;
     until_total(client, "1 active key").await;
-    assert_eq!(row_ids(client).await, [key_id.clone()]);
+    assert_eq!(row_ids(client).await, vec![key_id.clone()]);
     assert_eq!(text_of(client, "#identity-filter-id").await, identity);
     let cell = text_of(client, &format!("#key-rows tr[data-key-id='{key_id}'] td[data-label=Identity]")).await;
     assert_eq!(cell, identity);
