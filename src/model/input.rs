@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::fields::{Change, JsonFields, bounded_text, concat, decode, object, total, whole};
+use super::fields::{Change, JsonFields, bounded_text, concat, decode, total, whole};
 use super::labels::{Labels, LabelsChange};
 use super::policy::{Policy, PolicyChange};
 
@@ -265,27 +265,11 @@ fn verify_cost(value: Option<Value>, field: &str) -> Result<Option<u64>, FieldEr
 
 /// `ratelimits` of a verify: `[{name, cost}]`, names unique, at most `MAX_REQUESTED_LIMITS`.
 fn requested_limits(value: Value) -> Result<Vec<RequestedLimit>, FieldError> {
-    let entries: Vec<Value> = decode(value, "ratelimits", "an array of {name, cost}")?;
-    if entries.len() > MAX_REQUESTED_LIMITS {
-        return Err(FieldError::too_many("ratelimits", MAX_REQUESTED_LIMITS));
-    }
-    let mut asked: Vec<RequestedLimit> = Vec::with_capacity(entries.len());
-    for (i, entry) in entries.into_iter().enumerate() {
-        let field = format!("ratelimits[{i}]");
-        let mut map = object(entry, &field, &["name", "cost"], &[])?;
-        let name_field = format!("{field}.name");
-        let name = match map.remove("name") {
-            None | Some(Value::Null) => return Err(FieldError::missing(name_field)),
-            Some(Value::String(name)) if limits::is_limit_name(&name) => name,
-            Some(_) => return Err(limits::bad_limit_name(&name_field)),
-        };
-        if asked.iter().any(|a| a.name == name) {
-            return Err(FieldError::invalid(&name_field, format!("{name_field}: the names of a list are unique")));
-        }
+    let fields: (&[&str], &[&str]) = (&["name", "cost"], &[]);
+    limits::entries_by_name(value, "an array of {name, cost}", MAX_REQUESTED_LIMITS, fields, |mut map, field, name| {
         let cost = verify_cost(map.remove("cost"), &format!("{field}.cost"))?;
-        asked.push(RequestedLimit { name, cost });
-    }
-    Ok(asked)
+        Ok(RequestedLimit { name, cost })
+    })
 }
 
 /// A requested scope names each dimension with one value or a list of at most 100 values, each

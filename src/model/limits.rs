@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::FieldError;
 use super::fields::{decode, object, whole_number};
@@ -173,33 +173,49 @@ pub fn bad_limit_name(field: &str) -> FieldError {
     FieldError::invalid(field, format!("{field} must be 1 to {MAX_LIMIT_NAME_CHARS} characters of a-z, 0-9, _ or -"))
 }
 
-/// `ratelimits` of a key or an identity: at most `MAX_NAMED_LIMITS`, names unique.
-pub(crate) fn named_limits(value: Value, _: DateTime<Utc>) -> Result<Vec<NamedLimit>, FieldError> {
-    let entries: Vec<Value> = decode(value, "ratelimits", "an array of named limits")?;
-    if entries.len() > MAX_NAMED_LIMITS {
-        return Err(FieldError::too_many("ratelimits", MAX_NAMED_LIMITS));
+/// The entries of a `ratelimits` list (`expected` says what it is): at most `max`, each an
+/// object of the `allowed` fields (`read_only` ones refused as such) whose `name` is a limit
+/// name unique in the list; `entry` reads the rest of one from its fields, its path
+/// (`ratelimits[2]`) and its name.
+pub(crate) fn entries_by_name<T>(
+    value: Value,
+    expected: &str,
+    max: usize,
+    (allowed, read_only): (&[&str], &[&str]),
+    mut entry: impl FnMut(Map<String, Value>, &str, String) -> Result<T, FieldError>,
+) -> Result<Vec<T>, FieldError> {
+    let entries: Vec<Value> = decode(value, "ratelimits", expected)?;
+    if entries.len() > max {
+        return Err(FieldError::too_many("ratelimits", max));
     }
-    let mut limits: Vec<NamedLimit> = Vec::with_capacity(entries.len());
-    for (i, entry) in entries.into_iter().enumerate() {
+    let mut names: Vec<String> = Vec::with_capacity(entries.len());
+    let mut read = Vec::with_capacity(entries.len());
+    for (i, raw) in entries.into_iter().enumerate() {
         let field = format!("ratelimits[{i}]");
-        let mut map = object(
-            entry,
-            &field,
-            &["name", "limit", "periodSeconds", "autoApply"],
-            &["remaining", "resetAt", "exceeded"],
-        )?;
+        let mut map = object(raw, &field, allowed, read_only)?;
         let name_field = format!("{field}.name");
         let name = match map.remove("name") {
             None | Some(Value::Null) => return Err(FieldError::missing(name_field)),
             Some(Value::String(name)) if is_limit_name(&name) => name,
             Some(_) => return Err(bad_limit_name(&name_field)),
         };
-        if limits.iter().any(|l| l.name == name) {
+        if names.contains(&name) {
             return Err(FieldError::invalid(&name_field, format!("{name_field}: the names of a list are unique")));
         }
-        let limit = whole_number(&mut map, &field, "limit", u64::from(u32::MAX))?
+        names.push(name.clone());
+        read.push(entry(map, &field, name)?);
+    }
+    Ok(read)
+}
+
+/// `ratelimits` of a key or an identity: at most `MAX_NAMED_LIMITS`, names unique.
+pub(crate) fn named_limits(value: Value, _: DateTime<Utc>) -> Result<Vec<NamedLimit>, FieldError> {
+    let fields: (&[&str], &[&str]) =
+        (&["name", "limit", "periodSeconds", "autoApply"], &["remaining", "resetAt", "exceeded"]);
+    entries_by_name(value, "an array of named limits", MAX_NAMED_LIMITS, fields, |mut map, field, name| {
+        let limit = whole_number(&mut map, field, "limit", u64::from(u32::MAX))?
             .ok_or_else(|| FieldError::missing(format!("{field}.limit")))?;
-        let period_seconds = whole_number(&mut map, &field, "periodSeconds", MAX_WINDOW_SECONDS)?
+        let period_seconds = whole_number(&mut map, field, "periodSeconds", MAX_WINDOW_SECONDS)?
             .ok_or_else(|| FieldError::missing(format!("{field}.periodSeconds")))?;
         let auto_apply = match map.remove("autoApply") {
             None | Some(Value::Null) => true,
@@ -209,9 +225,8 @@ pub(crate) fn named_limits(value: Value, _: DateTime<Utc>) -> Result<Vec<NamedLi
                 return Err(FieldError::invalid(&at, format!("{at} must be true or false")));
             }
         };
-        limits.push(NamedLimit { name, limit, period_seconds, auto_apply });
-    }
-    Ok(limits)
+        Ok(NamedLimit { name, limit, period_seconds, auto_apply })
+    })
 }
 
 /// A window length for chrono's signed arithmetic. Parsing holds lengths to
