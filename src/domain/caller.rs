@@ -151,6 +151,15 @@ impl Caller {
                 "a publishable key cannot call the management API; use a secret root key".into(),
             ));
         }
+        // An imported plaintext is the company's choice, maybe weak, maybe shaped like a
+        // publishable key: it verifies, and governs nothing until a roll gives the key a secret
+        // of the service's own.
+        if key.secret_unseen(role) {
+            return Err(DomainError::Unauthenticated(
+                "an imported key cannot call the management API until it is rolled; use a root key the service made"
+                    .into(),
+            ));
+        }
         let caller = Caller::of_key(Box::new(key), role);
         caller.require(need)?;
         Ok(caller)

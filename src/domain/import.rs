@@ -26,16 +26,15 @@ pub struct KeysImport {
 }
 
 /// Imports each entry on its own: its id, or why it was not imported (an entry's error never
-/// stops the others). The caller is charged once, when the first entry is about to be written
-/// or replayed; a call whose every entry is refused costs nothing. Only the caller's own limits
-/// (429) or its authentication fail the whole call.
+/// stops the others). Each entry about to be written or replayed counts as one use of the
+/// caller's limits, as a create does, so an entry over them is that entry's 429; an entry
+/// refused before costs nothing.
 pub async fn import_keys(
     store: &(impl KeyCreator + KeyReader + IdentityReader + IdempotencyReader + UsageRecorder),
     caller: &Caller,
     now: DateTime<Utc>,
     request: KeysImport,
-) -> Result<Vec<Result<KeyId, DomainError>>, DomainError> {
-    let mut charged = false;
+) -> Vec<Result<KeyId, DomainError>> {
     let mut answers = Vec::with_capacity(request.input.keys.len());
     for (index, entry) in request.input.keys.into_iter().enumerate() {
         let entry = match entry {
@@ -47,18 +46,10 @@ pub async fn import_keys(
         };
         let retry = request.retry.as_ref().map(|header| header.part(index));
         // Boxed: a create's future (reads, a transaction, a replay) is large at TRACE.
-        let answer = Box::pin(import_one(store, caller, now, entry, retry, &mut charged)).await;
-        // A field the operation refuses is named within its entry, as parsing names it.
-        let answer = answer.map_err(|refused| match refused {
-            DomainError::Invalid(field) => DomainError::Invalid(field.within(&format!("keys[{index}]"))),
-            other => other,
-        });
-        match answer {
-            Err(DomainError::RateLimited(why)) => return Err(DomainError::RateLimited(why)),
-            answer => answers.push(answer),
-        }
+        let answer = Box::pin(import_one(store, caller, now, entry, retry)).await;
+        answers.push(answer);
     }
-    Ok(answers)
+    answers
 }
 
 async fn import_one(
@@ -67,29 +58,21 @@ async fn import_one(
     now: DateTime<Utc>,
     entry: ImportedKeyInput,
     retry: Option<IdempotencyKey>,
-    charged: &mut bool,
 ) -> Result<KeyId, DomainError> {
     caller.may_manage(entry.input.policy.acl.as_ref())?;
     let idempotent = retry.as_ref().map(|header| IdempotentRequest::new(caller, header, "import", &entry));
     let key = imported_key(caller, entry, now);
     caller.bounds(&key)?;
-    let mut charge_once = async || -> Result<(), DomainError> {
-        if !*charged {
-            caller.charge(store, now).await?;
-            *charged = true;
-        }
-        Ok(())
-    };
     if let Some(earlier) = replay::<WrittenKey>(store, idempotent.as_ref(), now).await? {
         let earlier = still_yours(store, caller, earlier).await?;
-        charge_once().await?;
+        caller.charge(store, now).await?;
         return Ok(earlier.key.id);
     }
     if let Some(identity) = key.joins_identity_from(None) {
         identity_of_company(store, caller, identity).await?;
     }
     may_shadow(store, caller, None, &key).await?;
-    charge_once().await?;
+    caller.charge(store, now).await?;
     let event = audit(caller, &key, AuditAction::Imported, KeyChanges::whole(&key, now), now)?;
     let answer = WrittenKey { key, plaintext: None, as_of: now };
     let record = idempotent.as_ref().map(|r| r.record(&answer, now));

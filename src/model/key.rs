@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use serde::ser::SerializeMap;
 
-use super::{Acl, CompanyId, IdentityId, KeyId, KeyType, Labels, PlaintextKey, Policy, QuotaUsage, SecretHash};
+use super::{
+    Acl, CompanyId, IdentityId, KeyId, KeyType, Labels, PlaintextKey, Policy, QuotaUsage, SecretHash, SecretRole,
+};
 
 /// `lastUsedAt` is written at most this often per key: a key verified a thousand times a
 /// minute costs one write for it, not a thousand.
@@ -89,6 +91,15 @@ pub struct ApiKey {
 }
 
 impl ApiKey {
+    /// Whether the secret of `role` is one the service never saw: an imported plaintext, whose
+    /// `keyPrefix` is empty (until a roll replaces it, and through that roll's grace period).
+    pub fn secret_unseen(&self, role: SecretRole) -> bool {
+        match role {
+            SecretRole::Current => self.key_prefix.is_empty(),
+            SecretRole::Previous => self.previous_secret.as_ref().is_none_or(|old| old.key_prefix.is_empty()),
+        }
+    }
+
     /// Whether a use at `now` is due to write `lastUsedAt`: never written, or written
     /// `LAST_USED_GRANULARITY` or longer before. The one rule the domain, the caches and both
     /// stores follow.

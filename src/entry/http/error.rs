@@ -88,13 +88,20 @@ impl ApiError {
         error
     }
 
-    pub fn into_response(self) -> Response<Body> {
+    /// Logs the error by its code and status (an internal one with its detail, which is never
+    /// shown), once per answer it makes: a whole response, or an entry of an import's.
+    pub fn log(&self) {
         let (status, code) = self.status_and_code();
-        match &self {
+        match self {
             ApiError::Domain(DomainError::Internal(detail)) => tracing::error!(detail, "internal error"),
             _ if status.is_server_error() => tracing::warn!(code, "request failed"),
             _ => tracing::info!(code, status = status.as_u16(), "request refused"),
         }
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        let (status, _) = self.status_and_code();
+        self.log();
         let mut response = json_response(status, &json!({ "error": self.body(false) }));
         if let ApiError::MethodNotAllowed { allowed, .. } = &self
             && let Ok(value) = allowed.parse()

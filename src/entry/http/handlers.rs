@@ -130,22 +130,32 @@ async fn create_key(app: &App, caller: &Caller, req: &Request, custom_id: bool) 
 
 /// `{"keys": [{"id"} | {"error": {status, code, message, field?}}]}`, one per entry in the
 /// body's order: each entry is imported or refused on its own, so the call answers 200 unless
-/// the caller itself is refused (401, 403 without `keys:write`, 429) or the body is no import.
+/// the caller itself is refused (401, 403 without `keys:write`) or the body is no import.
 async fn import_keys(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
     request::no_query(req)?;
     let retry = request::idempotency_key(req)?;
     let body = required_body(req)?;
     let now = app.clock.now();
     let input = ImportInput::parse(body, now)?;
-    let answers = import::import_keys(&app.store, caller, now, KeysImport { input, retry }).await?;
+    let answers = import::import_keys(&app.store, caller, now, KeysImport { input, retry }).await;
     if answers.iter().any(Result::is_ok) {
         app.imports.imported(&caller.company, now);
     }
     let keys: Vec<serde_json::Value> = answers
         .into_iter()
-        .map(|answer| match answer {
+        .enumerate()
+        .map(|(index, answer)| match answer {
             Ok(id) => serde_json::json!({ "id": id }),
-            Err(refused) => serde_json::json!({ "error": ApiError::from(refused).body(true) }),
+            Err(refused) => {
+                let refused = ApiError::from(refused);
+                refused.log();
+                let mut error = refused.body(true);
+                // Every field an entry's error names is the entry's own.
+                if let Some(field) = error["field"].as_str().filter(|f| !f.starts_with("keys[")) {
+                    error["field"] = serde_json::json!(format!("keys[{index}].{field}"));
+                }
+                serde_json::json!({ "error": error })
+            }
         })
         .collect();
     Ok(json_response(StatusCode::OK, &serde_json::json!({ "keys": keys })))

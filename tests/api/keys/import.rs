@@ -140,12 +140,40 @@ async fn the_permission_model_holds_for_imported_keys() {
     assert_eq!(answers[0]["error"]["status"], 403, "{answers:?}");
     assert_eq!(
         (answers[1]["error"]["status"].clone(), answers[1]["error"]["field"].clone()),
-        (json!(403), json!("expiresAt"))
+        (json!(403), json!("keys[1].expiresAt"))
     );
     assert!(answers[2]["id"].is_string(), "{answers:?}");
-    // An imported plaintext not in the service's format authenticates no management call.
+    // An imported plaintext authenticates no management call, even one shaped like the
+    // service's own keys (a publishable one too), until a roll gives the key a secret of ours.
     let as_root = app.send(Method::GET, "/me", Some("k-0004"), None, &[]).await;
     assert_eq!(as_root.status, StatusCode::UNAUTHORIZED);
+    for kind in [apikeys::model::KeyType::Secret, apikeys::model::KeyType::Publishable] {
+        let shaped = apikeys::model::PlaintextKey::generate(kind).expose().to_owned();
+        let admin = json!([{ "hash": hex_hash(&shaped), "userId": "x", "acl": [{ "permissions": ["keys:*"] }] }]);
+        let id = app.import(admin).await[0]["id"].as_str().unwrap().to_owned();
+        let me = app.send(Method::GET, "/me", Some(&shaped), None, &[]).await;
+        assert_eq!(me.status, StatusCode::UNAUTHORIZED, "{kind:?}: {:?}", me.body);
+        assert_eq!(app.verify(&json!({ "key": shaped })).await.body["code"], "VALID", "{kind:?}");
+        let rolled = app.roll_key(&id, Some(&json!({ "gracePeriodSeconds": 60 }))).await.body;
+        let during_grace = app.send(Method::GET, "/me", Some(&shaped), None, &[]).await;
+        assert_eq!(during_grace.status, StatusCode::UNAUTHORIZED, "{kind:?}: the old plaintext in its grace");
+        let fresh = app.send(Method::GET, "/me", Some(rolled["key"].as_str().unwrap()), None, &[]).await;
+        assert_eq!(fresh.status, StatusCode::OK, "{:?}", fresh.body);
+    }
+}
+
+#[tokio::test]
+async fn each_imported_key_is_one_use_of_the_callers_limits() {
+    let app = spawn_app().await;
+    let writer = json!({ "userId": "w", "acl": [{ "permissions": ["keys:write"] }], "rateLimit": { "limit": 2, "periodSeconds": 3600 } });
+    let (_, writer) = app.create_key_pair(&writer).await;
+    let keys: Vec<Value> =
+        (0..3).map(|i| json!({ "hash": hex_hash(&format!("metered-{i:04}")), "userId": "x" })).collect();
+    let answer = app.import_as(&writer, json!(keys), &[]).await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    let statuses: Vec<Value> =
+        answer.body["keys"].as_array().unwrap().iter().map(|a| a["error"]["status"].clone()).collect();
+    assert_eq!(statuses, [Value::Null, Value::Null, json!(429)]);
 }
 
 #[tokio::test]
