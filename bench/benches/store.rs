@@ -360,6 +360,7 @@ async fn floor() {
                     permissions: &[],
                     scope: Some(&scope),
                     cost: 1,
+                    limits: &[],
                 };
                 let verdict = verify_for_caller(&fx.app.store, fx.app.kept(), fx.app.clock.now(), caller, request)
                     .await
