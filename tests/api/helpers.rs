@@ -303,8 +303,9 @@ pub async fn spawn_app_with_conflicts(conflicts: usize) -> TestApp {
 }
 
 impl TestApp {
-    /// From now on, the client's next `TransactWriteItems` meet `faults`, one each, in order;
-    /// then they pass untouched. Other calls always pass.
+    /// From now on, the client's next `TransactWriteItems` meet `faults`, one each, in order
+    /// (an `UpdateConflict` is met by the next `UpdateItem`); then they pass untouched. Other
+    /// calls always pass.
     pub async fn script_transactions(&mut self, faults: Vec<TransactionFault>) {
         let base = test_sdk_config().await;
         let inner = base.http_client().expect("the SDK config carries an HTTP client");
@@ -334,6 +335,7 @@ mod transaction_faults {
 
     const CONFLICT: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","Message":"Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict]","CancellationReasons":[{"Code":"TransactionConflict","Message":"Transaction is ongoing for the item"}]}"#;
     const IN_PROGRESS: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionInProgressException","Message":"Transaction is in progress"}"#;
+    const UPDATE_CONFLICT: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionConflictException","Message":"Transaction is ongoing for the item"}"#;
 
     /// What one transaction meets.
     #[derive(Debug, Clone, Copy)]
@@ -345,6 +347,9 @@ mod transaction_faults {
         InProgress,
         /// Forwarded and applied; then its answer is lost (a reset connection).
         LoseAnswer,
+        /// Met by the next `UpdateItem` instead: answered `TransactionConflictException` without
+        /// reaching the table, what AWS answers an update of an item a transaction holds.
+        UpdateConflict,
     }
 
     #[derive(Debug, Clone)]
@@ -380,11 +385,20 @@ mod transaction_faults {
 
     impl HttpConnector for Connector {
         fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-            let is_transaction =
-                request.headers().get("x-amz-target").is_some_and(|t| t.ends_with(".TransactWriteItems"));
-            let fault = if is_transaction { self.script.lock().unwrap().pop_front() } else { None };
+            let target = |name: &str| request.headers().get("x-amz-target").is_some_and(|t| t.ends_with(name));
+            let (is_transaction, is_update) = (target(".TransactWriteItems"), target(".UpdateItem"));
+            let fault = {
+                let mut script = self.script.lock().unwrap();
+                let meets = match script.front() {
+                    Some(TransactionFault::UpdateConflict) => is_update,
+                    Some(_) => is_transaction,
+                    None => false,
+                };
+                if meets { script.pop_front() } else { None }
+            };
             match fault {
                 None => self.inner.call(request),
+                Some(TransactionFault::UpdateConflict) => HttpConnectorFuture::ready(Ok(answer(UPDATE_CONFLICT))),
                 Some(TransactionFault::Conflict) => HttpConnectorFuture::ready(Ok(answer(CONFLICT))),
                 Some(TransactionFault::InProgress) => HttpConnectorFuture::ready(Ok(answer(IN_PROGRESS))),
                 Some(TransactionFault::LoseAnswer) => {

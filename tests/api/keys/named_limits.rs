@@ -8,7 +8,7 @@ use lambda_http::http::{Method, StatusCode};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, TransactionFault, spawn_app};
 
 impl TestApp {
     async fn identity_with_limits(&self, external_id: &str, ratelimits: Value) -> String {
@@ -420,4 +420,27 @@ async fn a_verify_refused_for_an_unknown_limit_name_costs_its_caller_nothing() {
     }
     let fine = app.send(Method::POST, "/keys/verify", Some(&verifier), Some(&json!({ "key": secret })), &[]).await;
     assert_eq!((fine.status, fine.body["code"].clone()), (StatusCode::OK, json!("VALID")), "{:?}", fine.body);
+}
+
+/// What AWS does and DynamoDB Local does not, injected: a transaction or a single update that
+/// meets another transaction on its item is tried again, and a transaction whose answer was
+/// lost after it committed is answered as committed; each use is counted exactly once.
+#[tokio::test]
+async fn conflicts_and_lost_answers_count_a_use_exactly_once() {
+    let mut app = spawn_app().await;
+    let alone = json!({ "userId": "u", "ratelimits": [limit("tokens", 100, true)] });
+    let (alone_id, alone_secret) = app.create_key_pair(&alone).await;
+    let together = json!({ "userId": "v", "rateLimit": { "limit": 10, "periodSeconds": 60 }, "ratelimits": [limit("tokens", 100, true)] });
+    let (together_id, together_secret) = app.create_key_pair(&together).await;
+    let faults = vec![TransactionFault::UpdateConflict, TransactionFault::UpdateConflict];
+    app.script_transactions(faults).await;
+    assert_eq!(app.verify(&json!({ "key": alone_secret, "cost": 7 })).await.body["code"], "VALID");
+    app.script_transactions(vec![TransactionFault::Conflict, TransactionFault::LoseAnswer]).await;
+    assert_eq!(app.verify(&json!({ "key": together_secret, "cost": 7 })).await.body["code"], "VALID");
+    let counted = BTreeMap::from([
+        (format!("KEY#{alone_id}#tokens"), 7),
+        (format!("KEY#{together_id}#tokens"), 7),
+        (format!("rate#{together_id}"), 1),
+    ]);
+    assert_eq!(app.usage_counters().await, counted);
 }
