@@ -408,9 +408,9 @@ impl DynamoStore {
             .expression_attribute_names("#last", KeyRecord::LAST_USED_AT)
             .expression_attribute_values(":now", timestamp(now))
             .expression_attribute_values(":cutoff", timestamp(cutoff))
-            .expression_attribute_values(":null", s("NULL"))
-            .send()
-            .await;
+            .expression_attribute_values(":null", s("NULL"));
+        // The key item is also a verify transaction's (its quota): a conflict is tried again.
+        let key_update = send_update(key_update).await;
         if let Err(err) = key_update {
             if !is_condition_failure(&err) {
                 unavailable("last used", &err);
