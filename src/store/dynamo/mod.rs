@@ -1,30 +1,24 @@
 //! The DynamoDB adapter: every store trait on one table; `paging` reads its lists.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, KeysAndAttributes, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{Delete, KeysAndAttributes, Put, TransactWriteItem, Update};
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::model::{
-    ApiKey, AuditEvent, CompanyId, IdentityId, KeyId, KeyStatus, Quota, RateLimit, SecretHash, StatusFilter, Window,
-};
+use crate::model::{ApiKey, AuditEvent, CompanyId, IdentityId, KeyId, KeyStatus, SecretHash, StatusFilter};
 use crate::settings::DEFAULT_RETENTION_DAYS;
 
 use self::paging::{Entries, Listing};
-use super::items::{self, Item, address, n, s, timestamp};
-use super::records::{CountersRecord, IdempotencyItem, IdentityRecord, KeyRecord, QuotaUsageRecord, RateWindowRecord};
+use super::items::{self, Item, address, n};
+use super::records::{CountersRecord, IdempotencyItem, IdentityRecord, KeyRecord};
 use super::table::{COMPANY_INDEX, IDENTITY_INDEX, PARTITION_KEY, STATUS_INDEX, TTL_ATTRIBUTE};
 use super::{
     AdminCounter, AuditReader, CounterKeeper, IdempotencyReader, IdempotencyRecord, ImportLedger, InsertOutcome,
     KeyChange, KeyCreator, KeyLister, KeyReader, KeyWriter, PageOutcome, PageWindow, SaveOutcome, SecretLookup,
-    SecretRecord, StoreError, UsageOutcome, UsageRecorder, UsageRequest,
+    SecretRecord, StoreError,
 };
 
 mod identities;

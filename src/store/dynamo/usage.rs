@@ -1,7 +1,20 @@
 //! Counting verifies: the rate window, named limits and the quota, and `lastUsedAt`.
 
-use super::*;
-use crate::store::NamedTake;
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
+use chrono::{DateTime, TimeDelta, Utc};
+
+use crate::model::{ApiKey, Quota, RateLimit, SecretHash, Window};
+use crate::store::items::{self, Item, address, n, s, timestamp};
+use crate::store::records::{KeyRecord, QuotaUsageRecord, RateWindowRecord};
+use crate::store::table::{PARTITION_KEY, TTL_ATTRIBUTE};
+use crate::store::{NamedTake, StoreError, UsageOutcome, UsageRecorder, UsageRequest};
+
+use super::{DynamoStore, LAST_USED_BUDGET, MAX_TRANSACTION_ATTEMPTS, Transaction, Writes, backoff, unavailable};
 
 impl UsageRecorder for DynamoStore {
     /// A use with named limits is counted in one transaction over every limit it applies
