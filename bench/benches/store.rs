@@ -298,6 +298,22 @@ async fn floor() {
     )
     .await;
     let key = body_of(&body)["key"].as_str().unwrap().to_owned();
+    // Keys whose limits never refuse in a run: one named limit (a single conditional update
+    // more), and a rate limit, a named limit and a quota (one transaction and one read more).
+    let roomy = json!({ "name": "tokens", "limit": 4_294_967_295u64, "periodSeconds": 31_622_400 });
+    let limited_key = async |body: Value| {
+        let event = event("POST /keys", "/keys", "", None, Some(&body), &fx.authorization);
+        let made = invoke(endpoint_service(fx.app.clone(), Endpoint::CreateKey), &event).await;
+        body_of(&made)["key"].as_str().unwrap().to_owned()
+    };
+    let named_key = limited_key(json!({ "userId": "user-2", "ratelimits": [roomy] })).await;
+    let every_limit = json!({
+        "userId": "user-3",
+        "ratelimits": [roomy],
+        "rateLimit": { "limit": 4_294_967_295u64, "periodSeconds": 31_622_400 },
+        "quota": { "max": 4_294_967_295u64 },
+    });
+    let limits_key = limited_key(every_limit).await;
     let lookup_pk = |key: &str| format!("SECRET#{}", PlaintextKey::parse(key).unwrap().1.hash().as_str());
     let (target_pk, caller_pk) = (lookup_pk(&key), lookup_pk(&fx.root_key));
     let mut server = local_server(&fx.table, &[]).await;
@@ -388,6 +404,8 @@ async fn floor() {
             })
         })
     };
+    let (http_verify_named, http_verify_limits) =
+        (http_verify(&server, &named_key, &fx.authorization), http_verify(&server, &limits_key, &fx.authorization));
     let (http_verify, http_verify_cached) =
         (http_verify(&server, &key, &fx.authorization), http_verify(&cached_server, &key, &fx.authorization));
     let variants: Vec<(&str, &str, Op)> = vec![
@@ -416,6 +434,16 @@ async fn floor() {
             "verify_http_cached",
             "the same with VERIFY_CACHE_SECONDS=60: the key verified from the instance's memory, no read",
             http_verify_cached,
+        ),
+        (
+            "verify_http_named",
+            "the local server, a key with one named limit: one conditional UpdateItem more",
+            http_verify_named,
+        ),
+        (
+            "verify_http_limits",
+            "the local server, a key with a rate limit, a named limit and a quota: one TransactWriteItems and one BatchGetItem more",
+            http_verify_limits,
         ),
     ];
     let rounds: usize = std::env::var("FLOOR_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(6);
