@@ -28,8 +28,9 @@ pub struct KeptKeys<'a> {
 /// is the one read, unless this instance keeps that too (`kept.verified`, when
 /// `VerifyCacheSeconds` is set), and then nothing is read. Otherwise both are addressed by the
 /// hash of what was presented, so both come in one read. The caller is authenticated from its
-/// item exactly as a read call is (401/403 before anything of the other item is looked at; its
-/// own limits, 429), then the key is verified, every check at this call's time.
+/// item exactly as a read call is (401/403 before anything of the other item is looked at),
+/// then the key is verified, every check at this call's time; the caller's own use is counted
+/// (429) once the request is found well formed, before anything of the key is.
 pub async fn verify_for_caller(
     store: &(impl SecretLookup + UsageRecorder + IdentityReader + ImportLedger),
     kept: KeptKeys<'_>,
