@@ -73,7 +73,7 @@ impl Quota {
     /// Whether a use costing `cost` fits a period that has counted `used`: what is left covers
     /// it, and a quota used up refuses even a use that costs nothing.
     pub fn admits(&self, used: u64, cost: u64) -> bool {
-        used < self.max && used.saturating_add(cost) <= self.max
+        fits(used, cost, self.max)
     }
 
     /// A quota as a body gives it: its settings, not yet started. The write that takes it
@@ -150,7 +150,7 @@ impl NamedLimit {
     /// Whether a use costing `cost` fits a window that has counted `used`, by the rule of a
     /// quota (`Quota::admits`): a full window refuses even a use that costs nothing.
     pub fn admits(&self, used: u64, cost: u64) -> bool {
-        used < self.limit && used.saturating_add(cost) <= self.limit
+        fits(used, cost, self.limit)
     }
 
     /// No looser than `bound`: at most as much per window, over a window at least as long, and
@@ -227,6 +227,13 @@ pub(crate) fn named_limits(value: Value, _: DateTime<Utc>) -> Result<Vec<NamedLi
         };
         Ok(NamedLimit { name, limit, period_seconds, auto_apply })
     })
+}
+
+/// The one rule of every counted limit: a use costing `cost` fits a count of `used` under `max`
+/// when the count is not full and has room for the cost (so a full one refuses even a use that
+/// costs nothing).
+fn fits(used: u64, cost: u64, max: u64) -> bool {
+    used < max && used.saturating_add(cost) <= max
 }
 
 /// A window length for chrono's signed arithmetic. Parsing holds lengths to

@@ -91,7 +91,7 @@ impl PlaintextKey {
     /// What the table keeps of the key and looks it up by: one SHA-256, enough for 256 random
     /// bits (no salt or slow hash is needed for a secret nobody chose).
     pub fn hash(&self) -> SecretHash {
-        SecretHash(hex::encode(Sha256::digest(self.0.as_bytes())))
+        SecretHash::of_text(&self.0)
     }
 }
 
@@ -124,8 +124,12 @@ impl SecretHash {
     /// imported key's plaintext (`FOREIGN_KEY_CHARS` of visible ASCII); `None`: nothing to look up.
     pub fn of_foreign(presented: &str) -> Option<Self> {
         let visible = presented.bytes().all(|b| b.is_ascii_graphic());
-        (visible && FOREIGN_KEY_CHARS.contains(&presented.len()))
-            .then(|| Self(hex::encode(Sha256::digest(presented.as_bytes()))))
+        (visible && FOREIGN_KEY_CHARS.contains(&presented.len())).then(|| Self::of_text(presented))
+    }
+
+    /// The SHA-256 of a plaintext, whichever system made it.
+    fn of_text(plaintext: &str) -> Self {
+        Self::from_sha256(Sha256::digest(plaintext.as_bytes()).into())
     }
 
     /// The hex digest, for the store's item keys; never for a log.

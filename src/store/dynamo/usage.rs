@@ -115,19 +115,7 @@ impl DynamoStore {
 
     /// Counts a use costing `cost` in a window's counter item, if it fits `limit`.
     async fn take_window(&self, pk: String, limit: u64, cost: u64, window: Window) -> Result<Counted, StoreError> {
-        let count = WindowCount::new(pk, limit, cost, window);
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(count.key))
-            .update_expression(WindowCount::UPDATE)
-            .condition_expression(count.condition)
-            .set_expression_attribute_names(Some(count.names))
-            .set_expression_attribute_values(Some(count.values))
-            .return_values(ReturnValue::UpdatedNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        let result = send_update(update).await;
+        let result = send_update(Counting::window(pk, limit, cost, window).alone(self)).await;
         let used = |item: Option<&Item>| {
             item.and_then(|i| items::number(i, RateWindowRecord::USED)).unwrap_or(0).max(0) as u64
         };
@@ -160,24 +148,14 @@ impl DynamoStore {
             reads.push(key_address.clone());
         }
         let mut quota = request.quota.map(|(quota, period)| (quota, period, QuotaForm::SamePeriod));
-        for _ in 0..3 {
+        for _ in 0..QUOTA_ATTEMPTS {
             let mut writes = Writes::new();
             for (refusal, pk, limit, cost, window) in &windows {
-                let count = WindowCount::new(pk.clone(), *limit, *cost, *window);
-                let update = Update::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(count.key))
-                    .update_expression(WindowCount::UPDATE)
-                    .condition_expression(count.condition)
-                    .set_expression_attribute_names(Some(count.names))
-                    .set_expression_attribute_values(Some(count.values))
-                    .build()
-                    .expect("table, key and expression are set");
-                writes.guarded(TransactWriteItem::builder().update(update).build(), *refusal);
+                writes.guarded(Counting::window(pk.clone(), *limit, *cost, *window).in_transaction(self), *refusal);
             }
             if let Some((limits, period, form)) = quota {
-                let update = self.quota_in_transaction(key_address.clone(), limits, period, form, request.cost);
-                writes.guarded(TransactWriteItem::builder().update(update).build(), Refusal::Quota);
+                let count = Counting::quota(key_address.clone(), limits, period, form, request.cost, None);
+                writes.guarded(count.in_transaction(self), Refusal::Quota);
             }
             let outcome = self.transact("count usage", writes).await?;
             let committed = matches!(outcome, Transaction::Committed);
@@ -201,12 +179,7 @@ impl DynamoStore {
                 .filter(|(r, ..)| *r != Refusal::Rate)
                 .map(|(_, pk, _, cost, _)| used_in(pk, if committed { *cost } else { 0 }))
                 .collect();
-            let stored_quota = item_of(&key_address).map(|item| {
-                let usage = item.get(KeyRecord::QUOTA_USAGE).and_then(|u| u.as_m().ok());
-                let period = usage.and_then(|m| items::number(m, QuotaUsageRecord::PERIOD)).unwrap_or(0);
-                let used = usage.and_then(|m| items::number(m, QuotaUsageRecord::USED)).unwrap_or(0).max(0) as u64;
-                (period, used)
-            });
+            let stored_quota = item_of(&key_address).map(stored_quota_usage);
             match outcome {
                 Transaction::Committed => {
                     return Ok(UsageOutcome::Admitted {
@@ -226,23 +199,12 @@ impl DynamoStore {
                     let Some((limits, period, form)) = quota else {
                         return Err(StoreError::Unavailable("count usage: a quota refusal without a quota".into()));
                     };
-                    // The key is gone: nothing left to use.
-                    let Some((stored_period, stored_used)) = stored_quota else {
-                        return Ok(UsageOutcome::QuotaExceeded { quota_used: limits.max, named_used });
-                    };
-                    quota = Some(match (stored_period.cmp(&period), form) {
-                        (std::cmp::Ordering::Equal, QuotaForm::SamePeriod) => {
-                            return Ok(UsageOutcome::QuotaExceeded { quota_used: stored_used, named_used });
+                    match after_quota_refusal(stored_quota, limits, period, form, request.cost) {
+                        QuotaNext::Refused { used } => {
+                            return Ok(UsageOutcome::QuotaExceeded { quota_used: used, named_used });
                         }
-                        // Another instance's clock is ahead: count in its period.
-                        (std::cmp::Ordering::Greater, _) => (limits, stored_period, QuotaForm::SamePeriod),
-                        // Renewed by a concurrent use meanwhile: count in it.
-                        (std::cmp::Ordering::Equal, QuotaForm::Renewal) => (limits, period, QuotaForm::SamePeriod),
-                        (std::cmp::Ordering::Less, _) if !limits.admits(0, request.cost) => {
-                            return Ok(UsageOutcome::QuotaExceeded { quota_used: 0, named_used });
-                        }
-                        (std::cmp::Ordering::Less, _) => (limits, period, QuotaForm::Renewal),
-                    });
+                        QuotaNext::Retry { period, form } => quota = Some((limits, period, form)),
+                    }
                 }
                 Transaction::Refused(None) => {
                     return Err(StoreError::Unavailable("count usage: unexpected condition failure".into()));
@@ -255,31 +217,6 @@ impl DynamoStore {
         Ok(UsageOutcome::QuotaExceeded { quota_used: max, named_used: Vec::new() })
     }
 
-    /// The quota's share of `consume_together`'s transaction: a use counted in the period the
-    /// key item counts, or the period renewed with this use as its first.
-    fn quota_in_transaction(&self, key: Item, quota: Quota, period: i64, form: QuotaForm, cost: u64) -> Update {
-        let update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key))
-            .expression_attribute_names("#usage", KeyRecord::QUOTA_USAGE)
-            .expression_attribute_names("#period", QuotaUsageRecord::PERIOD)
-            .expression_attribute_values(":period", n(period));
-        let update = match form {
-            QuotaForm::SamePeriod => update
-                .update_expression(QUOTA_ADD)
-                .condition_expression(QUOTA_FITS)
-                .expression_attribute_names("#used", QuotaUsageRecord::USED)
-                .expression_attribute_values(":cost", n(cost))
-                .expression_attribute_values(":max", n(quota.max))
-                .expression_attribute_values(":room", n(i128::from(quota.max) - i128::from(cost))),
-            QuotaForm::Renewal => update
-                .update_expression(QUOTA_RENEW)
-                .condition_expression(QUOTA_OLDER_PERIOD)
-                .expression_attribute_values(":fresh", fresh_usage(period, cost)),
-        };
-        update.build().expect("table, key and expression are set")
-    }
-
     /// Whether the rate window is full, read strongly consistent: asked only when the quota
     /// refused a use, to answer what the documented order puts first.
     async fn rate_window_full(&self, key: &ApiKey, limit: RateLimit, window: Window) -> Result<bool, StoreError> {
@@ -289,9 +226,10 @@ impl DynamoStore {
         Ok(used.max(0) as u64 >= limit.limit)
     }
 
-    /// Counts a use costing `cost` in the quota's current period on the key item, renewing the period if the
-    /// item still counts an earlier one; with `touch`, the same write sets `lastUsedAt`. The
-    /// uses counted and the period they count in; `Ok(None)`: quota reached (or key gone).
+    /// Counts a use costing `cost` in the quota's current period on the key item, renewing the
+    /// period if the item still counts an earlier one; with `touch`, the same write sets
+    /// `lastUsedAt`. The uses counted and the period they count in, or a refusal: what is left
+    /// is less than the cost (or the key is gone).
     async fn take_quota_use(
         &self,
         key: &ApiKey,
@@ -301,88 +239,25 @@ impl DynamoStore {
         touch: bool,
         cost: u64,
     ) -> Result<QuotaTake, StoreError> {
-        let mut period = period;
-        for _ in 0..3 {
-            // `room` may be negative (a cost above the quota): then no use fits.
-            let room = i128::from(quota.max) - i128::from(cost);
-            let same_period = send_update(
-                self.quota_update(key, touch.then_some(now), period)
-                    .update_expression(with_touch(QUOTA_ADD, touch))
-                    .condition_expression(QUOTA_FITS)
-                    .expression_attribute_names("#used", QuotaUsageRecord::USED)
-                    .expression_attribute_values(":cost", n(cost))
-                    .expression_attribute_values(":max", n(quota.max))
-                    .expression_attribute_values(":room", n(room)),
-            )
-            .await;
-            let old = match same_period {
+        let key_address = address(items::key_pk(&key.company_id, &key.id), items::KEY_SK);
+        let (mut period, mut form) = (period, QuotaForm::SamePeriod);
+        for _ in 0..QUOTA_ATTEMPTS {
+            let count = Counting::quota(key_address.clone(), quota, period, form, cost, touch.then_some(now));
+            let stored = match send_update(count.alone(self)).await {
                 Ok(out) => {
-                    let used = out
-                        .attributes()
-                        .and_then(|a| a.get(KeyRecord::QUOTA_USAGE))
-                        .and_then(|u| u.as_m().ok())
-                        .and_then(|m| items::number(m, QuotaUsageRecord::USED));
-                    return Ok(QuotaTake::Taken { used: used.map_or(cost, |u| u.max(0) as u64), period });
+                    let used = out.attributes().and_then(|a| quota_field(a, QuotaUsageRecord::USED));
+                    let used = used.map_or(cost, |used| used.max(0) as u64);
+                    return Ok(QuotaTake::Taken { used, period });
                 }
-                Err(err) if is_condition_failure(&err) => condition_failure_item(&err),
+                Err(err) if is_condition_failure(&err) => condition_failure_item(&err).as_ref().map(stored_quota_usage),
                 Err(err) => return Err(unavailable("quota", &err)),
             };
-            // The key is gone: nothing left to use.
-            let Some(old) = old else { return Ok(QuotaTake::Refused { used: quota.max }) };
-            let usage = old.get(KeyRecord::QUOTA_USAGE).and_then(|u| u.as_m().ok());
-            let stored_period = usage.and_then(|m| items::number(m, QuotaUsageRecord::PERIOD)).unwrap_or(0);
-            let stored_used = usage.and_then(|m| items::number(m, QuotaUsageRecord::USED)).unwrap_or(0).max(0) as u64;
-            if stored_period == period {
-                return Ok(QuotaTake::Refused { used: stored_used });
-            }
-            if stored_period > period {
-                // Another instance's clock is ahead: count in its period.
-                period = stored_period;
-                continue;
-            }
-            if !quota.admits(0, cost) {
-                return Ok(QuotaTake::Refused { used: 0 });
-            }
-            let renewed = send_update(
-                self.quota_update(key, touch.then_some(now), period)
-                    .update_expression(with_touch(QUOTA_RENEW, touch))
-                    .condition_expression(QUOTA_OLDER_PERIOD)
-                    .expression_attribute_values(":fresh", fresh_usage(period, cost)),
-            )
-            .await;
-            match renewed {
-                Ok(_) => return Ok(QuotaTake::Taken { used: cost, period }),
-                Err(err) if is_condition_failure(&err) => continue,
-                Err(err) => return Err(unavailable("quota renewal", &err)),
+            match after_quota_refusal(stored, quota, period, form, cost) {
+                QuotaNext::Refused { used } => return Ok(QuotaTake::Refused { used }),
+                QuotaNext::Retry { period: next, form: next_form } => (period, form) = (next, next_form),
             }
         }
         Ok(QuotaTake::Refused { used: quota.max })
-    }
-
-    /// An update of the key item's quota usage; with `touch`, `#last` and `:now` for
-    /// `with_touch`'s clause (DynamoDB refuses names and values an expression does not use).
-    fn quota_update(
-        &self,
-        key: &ApiKey,
-        touch: Option<DateTime<Utc>>,
-        period: i64,
-    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(address(items::key_pk(&key.company_id, &key.id), items::KEY_SK)))
-            .expression_attribute_names("#usage", KeyRecord::QUOTA_USAGE)
-            .expression_attribute_names("#period", QuotaUsageRecord::PERIOD)
-            .expression_attribute_values(":period", n(period))
-            .return_values(ReturnValue::UpdatedNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        match touch {
-            Some(now) => update
-                .expression_attribute_names("#last", KeyRecord::LAST_USED_AT)
-                .expression_attribute_values(":now", timestamp(now)),
-            None => update,
-        }
     }
 
     /// Gives back a use `take_quota_use` counted in `period`, for a verify the rate limit then
@@ -391,13 +266,8 @@ impl DynamoStore {
         if cost == 0 {
             return Ok(());
         }
-        let refund = self
-            .quota_update(key, None, period)
-            .update_expression("SET #usage.#used = #usage.#used - :cost")
-            .condition_expression("attribute_exists(pk) AND #usage.#period = :period AND #usage.#used >= :cost")
-            .expression_attribute_names("#used", QuotaUsageRecord::USED)
-            .expression_attribute_values(":cost", n(cost));
-        send_update(refund)
+        let key_address = address(items::key_pk(&key.company_id, &key.id), items::KEY_SK);
+        send_update(Counting::refund(key_address, period, cost).alone(self))
             .await
             .map(|_| ())
             .or_else(|err| if is_condition_failure(&err) { Ok(()) } else { Err(unavailable("quota refund", &err)) })
@@ -457,15 +327,6 @@ impl DynamoStore {
     }
 }
 
-/// A use counted in the quota period the key item counts in, if it fits.
-const QUOTA_ADD: &str = "SET #usage.#used = #usage.#used + :cost";
-/// `:room` is the quota less the use's cost; negative (a cost above the quota), nothing fits.
-const QUOTA_FITS: &str =
-    "attribute_exists(pk) AND #usage.#period = :period AND #usage.#used < :max AND #usage.#used <= :room";
-/// A new period, with this use as its first.
-const QUOTA_RENEW: &str = "SET #usage = :fresh";
-const QUOTA_OLDER_PERIOD: &str = "attribute_exists(pk) AND #usage.#period < :period";
-
 fn fresh_usage(period: i64, cost: u64) -> AttributeValue {
     AttributeValue::M(HashMap::from([
         (QuotaUsageRecord::PERIOD.to_owned(), n(period)),
@@ -495,21 +356,23 @@ enum Counted {
     Refused(u64),
 }
 
-/// A window counter's conditional `ADD`, for an UpdateItem alone or in a transaction.
-struct WindowCount {
+/// One conditional update of a counter (a window's, or the quota on the key item): its item,
+/// expressions, names and values, sent alone (`alone`) or as one write of a transaction
+/// (`in_transaction`), so the two paths of a verify write the same conditions.
+struct Counting {
     key: Item,
+    update: String,
     condition: &'static str,
     names: HashMap<String, String>,
     values: HashMap<String, AttributeValue>,
 }
 
-impl WindowCount {
-    const UPDATE: &'static str = "ADD #used :cost SET #ttl = :ttl, #schema = :schema";
-
-    /// `:room` is the limit less the use's cost: a use fits a window below its limit with room
-    /// for it (a cost above the limit never fits, nor does anything in a full window).
-    fn new(pk: String, limit: u64, cost: u64, window: Window) -> Self {
-        let room = i128::from(limit) - i128::from(cost);
+impl Counting {
+    /// A use costing `cost` added to a window's counter, if it fits `limit`: below the limit
+    /// with room for the cost (a cost above the limit never fits, nor does anything in a full
+    /// window; a window not counted yet takes any use that fits).
+    fn window(pk: String, limit: u64, cost: u64, window: Window) -> Self {
+        let room = room(limit, cost);
         let condition = if room >= 0 {
             "attribute_not_exists(#used) OR (#used < :limit AND #used <= :room)"
         } else {
@@ -527,7 +390,132 @@ impl WindowCount {
             (":ttl".to_owned(), n((window.ends_at + TimeDelta::hours(1)).timestamp())),
             (":schema".to_owned(), n(items::SCHEMA_VERSION)),
         ]);
-        Self { key: address(pk, items::RATE_SK), condition, names, values }
+        let update = "ADD #used :cost SET #ttl = :ttl, #schema = :schema".to_owned();
+        Self { key: address(pk, items::RATE_SK), update, condition, names, values }
+    }
+
+    /// A use costing `cost` of the quota on the key item `key`: counted in `period` if the item
+    /// counts it and it fits (`SamePeriod`), or as the first use of `period` if the item still
+    /// counts an earlier one (`Renewal`); with `touch`, the same write sets `lastUsedAt`.
+    fn quota(key: Item, quota: Quota, period: i64, form: QuotaForm, cost: u64, touch: Option<DateTime<Utc>>) -> Self {
+        let mut names = HashMap::from([
+            ("#usage".to_owned(), KeyRecord::QUOTA_USAGE.to_owned()),
+            ("#period".to_owned(), QuotaUsageRecord::PERIOD.to_owned()),
+        ]);
+        let mut values = HashMap::from([(":period".to_owned(), n(period))]);
+        let (update, condition) = match form {
+            QuotaForm::SamePeriod => {
+                names.insert("#used".to_owned(), QuotaUsageRecord::USED.to_owned());
+                values.extend([
+                    (":cost".to_owned(), n(cost)),
+                    (":max".to_owned(), n(quota.max)),
+                    (":room".to_owned(), n(room(quota.max, cost))),
+                ]);
+                (
+                    "SET #usage.#used = #usage.#used + :cost",
+                    "attribute_exists(pk) AND #usage.#period = :period AND #usage.#used < :max AND #usage.#used <= :room",
+                )
+            }
+            QuotaForm::Renewal => {
+                values.insert(":fresh".to_owned(), fresh_usage(period, cost));
+                ("SET #usage = :fresh", "attribute_exists(pk) AND #usage.#period < :period")
+            }
+        };
+        let update = match touch {
+            Some(now) => {
+                names.insert("#last".to_owned(), KeyRecord::LAST_USED_AT.to_owned());
+                values.insert(":now".to_owned(), timestamp(now));
+                format!("{update}, #last = :now")
+            }
+            None => update.to_owned(),
+        };
+        Self { key, update, condition, names, values }
+    }
+
+    /// A use of `cost` given back to the quota on the key item `key`, if it still counts `period`.
+    fn refund(key: Item, period: i64, cost: u64) -> Self {
+        let names = HashMap::from([
+            ("#usage".to_owned(), KeyRecord::QUOTA_USAGE.to_owned()),
+            ("#period".to_owned(), QuotaUsageRecord::PERIOD.to_owned()),
+            ("#used".to_owned(), QuotaUsageRecord::USED.to_owned()),
+        ]);
+        let values = HashMap::from([(":period".to_owned(), n(period)), (":cost".to_owned(), n(cost))]);
+        let update = "SET #usage.#used = #usage.#used - :cost".to_owned();
+        let condition = "attribute_exists(pk) AND #usage.#period = :period AND #usage.#used >= :cost";
+        Self { key, update, condition, names, values }
+    }
+
+    /// The update alone: answering the counter as it is after it, or as the refusal found it.
+    fn alone(self, store: &DynamoStore) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        store
+            .client
+            .update_item()
+            .table_name(&store.table)
+            .set_key(Some(self.key))
+            .update_expression(self.update)
+            .condition_expression(self.condition)
+            .set_expression_attribute_names(Some(self.names))
+            .set_expression_attribute_values(Some(self.values))
+            .return_values(ReturnValue::UpdatedNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+    }
+
+    /// The update as one write of a transaction.
+    fn in_transaction(self, store: &DynamoStore) -> TransactWriteItem {
+        let update = Update::builder()
+            .table_name(&store.table)
+            .set_key(Some(self.key))
+            .update_expression(self.update)
+            .condition_expression(self.condition)
+            .set_expression_attribute_names(Some(self.names))
+            .set_expression_attribute_values(Some(self.values))
+            .build()
+            .expect("table, key and expression are set");
+        TransactWriteItem::builder().update(update).build()
+    }
+}
+
+/// What a limit of `max` leaves for a use costing `cost`; negative (a cost above the limit),
+/// no use fits.
+fn room(max: u64, cost: u64) -> i128 {
+    i128::from(max) - i128::from(cost)
+}
+
+/// Tries of a quota write: its period may move (a renewal, a clock ahead) between them.
+const QUOTA_ATTEMPTS: usize = 4;
+
+/// The quota usage a key item holds: the period it counts and the uses counted in it.
+fn stored_quota_usage(item: &Item) -> (i64, u64) {
+    let period = quota_field(item, QuotaUsageRecord::PERIOD).unwrap_or(0);
+    (period, quota_field(item, QuotaUsageRecord::USED).unwrap_or(0).max(0) as u64)
+}
+
+/// One field of a key item's quota usage, if the item holds it.
+fn quota_field(item: &Item, field: &str) -> Option<i64> {
+    item.get(KeyRecord::QUOTA_USAGE).and_then(|u| u.as_m().ok()).and_then(|m| items::number(m, field))
+}
+
+/// What follows a quota write whose condition refused it.
+enum QuotaNext {
+    /// No use fits: `used` as the refusal found it.
+    Refused { used: u64 },
+    /// Write again, in this period and form.
+    Retry { period: i64, form: QuotaForm },
+}
+
+/// The one rule for a refused quota write, alone or in a transaction, from the key item's usage
+/// as the refusal found it (`None`: the key is gone, nothing left to use).
+fn after_quota_refusal(stored: Option<(i64, u64)>, quota: Quota, period: i64, form: QuotaForm, cost: u64) -> QuotaNext {
+    use std::cmp::Ordering::{Equal, Greater, Less};
+    let Some((stored_period, stored_used)) = stored else { return QuotaNext::Refused { used: quota.max } };
+    match (stored_period.cmp(&period), form) {
+        (Equal, QuotaForm::SamePeriod) => QuotaNext::Refused { used: stored_used },
+        // Another instance's clock is ahead: count in its period.
+        (Greater, _) => QuotaNext::Retry { period: stored_period, form: QuotaForm::SamePeriod },
+        // Renewed by a concurrent use meanwhile: count in it.
+        (Equal, QuotaForm::Renewal) => QuotaNext::Retry { period, form: QuotaForm::SamePeriod },
+        (Less, _) if !quota.admits(0, cost) => QuotaNext::Refused { used: 0 },
+        (Less, _) => QuotaNext::Retry { period, form: QuotaForm::Renewal },
     }
 }
 
@@ -556,11 +544,6 @@ async fn send_update(
         backoff(attempt).await;
         attempt += 1;
     }
-}
-
-/// A quota update's expression, setting `lastUsedAt` too when `touch` (see `quota_update`).
-fn with_touch(update: &str, touch: bool) -> String {
-    if touch { format!("{update}, #last = :now") } else { update.to_owned() }
 }
 
 fn is_condition_failure<R>(err: &SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError, R>) -> bool {
