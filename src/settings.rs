@@ -9,6 +9,8 @@ pub const DEFAULT_TABLE_NAME: &str = "apikeys";
 /// How long a deleted key (and its lookup items) stays before TTL removes it when
 /// `RETENTION_DAYS` is not set.
 pub const DEFAULT_RETENTION_DAYS: i64 = 30;
+/// How long usage counts stay after their hour or day when `USAGE_RETENTION_DAYS` is not set.
+pub const DEFAULT_USAGE_RETENTION_DAYS: i64 = 90;
 /// The local server's port when `PORT` is not set.
 pub const DEFAULT_PORT: u16 = 3000;
 /// How long an instance keeps a caller it authenticated when `CALLER_CACHE_SECONDS` is not
@@ -26,6 +28,8 @@ pub struct Settings {
     pub table_name: String,
     /// `RETENTION_DAYS`: 1 to 3650.
     pub retention_days: i64,
+    /// `USAGE_RETENTION_DAYS`: 1 to 3650, how long usage counts stay after their hour or day.
+    pub usage_retention_days: i64,
     /// `CALLER_CACHE_SECONDS`: 0 (off) to 60, how long an instance keeps a caller it
     /// authenticated for verify and the read calls.
     pub caller_cache_seconds: u64,
@@ -119,14 +123,16 @@ impl Settings {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let bad = |variable: &'static str, problem: String| SettingsError { variable, problem };
-        let retention_days = match get("RETENTION_DAYS") {
-            None => DEFAULT_RETENTION_DAYS,
+        let days = |variable: &'static str, default: i64| match get(variable) {
+            None => Ok(default),
             Some(raw) => {
                 raw.trim().parse::<i64>().ok().filter(|d| (1..=MAX_RETENTION_DAYS).contains(d)).ok_or_else(|| {
-                    bad("RETENTION_DAYS", format!("must be whole days from 1 to {MAX_RETENTION_DAYS}, not '{raw}'"))
-                })?
+                    bad(variable, format!("must be whole days from 1 to {MAX_RETENTION_DAYS}, not '{raw}'"))
+                })
             }
         };
+        let retention_days = days("RETENTION_DAYS", DEFAULT_RETENTION_DAYS)?;
+        let usage_retention_days = days("USAGE_RETENTION_DAYS", DEFAULT_USAGE_RETENTION_DAYS)?;
         let cache_seconds = |variable: &'static str, default: u64| match get(variable) {
             None => Ok(default),
             Some(raw) => raw.trim().parse::<u64>().ok().filter(|s| *s <= MAX_CALLER_CACHE_SECONDS).ok_or_else(|| {
@@ -234,6 +240,7 @@ impl Settings {
         Ok(Self {
             table_name,
             retention_days,
+            usage_retention_days,
             caller_cache_seconds,
             verify_cache_seconds,
             database: DatabaseSettings {
@@ -302,6 +309,7 @@ mod tests {
     fn defaults_when_nothing_is_set() {
         let s = settings(&[]).unwrap();
         assert_eq!((s.table_name.as_str(), s.retention_days, s.port), ("apikeys", 30, 3000));
+        assert_eq!(s.usage_retention_days, 90);
         assert_eq!(s.caller_cache_seconds, DEFAULT_CALLER_CACHE_SECONDS);
         assert_eq!(s.verify_cache_seconds, 0, "verify answers from memory only when asked");
         assert_eq!(s.database, DatabaseSettings::default());
@@ -320,6 +328,8 @@ mod tests {
             ("RETENTION_DAYS", "abc"),
             ("RETENTION_DAYS", "0"),
             ("RETENTION_DAYS", "99999"),
+            ("USAGE_RETENTION_DAYS", "0"),
+            ("USAGE_RETENTION_DAYS", "ninety"),
             ("CALLER_CACHE_SECONDS", "61"),
             ("CALLER_CACHE_SECONDS", "-1"),
             ("CALLER_CACHE_SECONDS", "ten"),

@@ -14,6 +14,7 @@ pub mod imports_seen;
 pub mod key_cache;
 pub mod keys;
 pub mod paging;
+pub mod usage;
 pub mod verify;
 pub mod verify_key;
 

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::model::input::RequestedLimit;
+use crate::model::usage::{Outcome, Verification};
 use crate::model::{
     ApiKey, CompanyId, FieldError, Identity, KeyStatus, NamedLimit, PlaintextKey, Scope, SecretHash, SecretRole,
 };
@@ -57,6 +58,20 @@ impl VerifyCode {
             VerifyCode::Forbidden => "FORBIDDEN",
             VerifyCode::RateLimited => "RATE_LIMITED",
             VerifyCode::QuotaExceeded => "QUOTA_EXCEEDED",
+        }
+    }
+
+    /// The outcome usage counts it as; `None` for `NotFound`, which has no key to count against.
+    pub fn outcome(self) -> Option<Outcome> {
+        match self {
+            VerifyCode::Valid => Some(Outcome::Valid),
+            VerifyCode::NotFound => None,
+            VerifyCode::Inactive => Some(Outcome::Inactive),
+            VerifyCode::Expired => Some(Outcome::Expired),
+            VerifyCode::IpNotAllowed => Some(Outcome::IpNotAllowed),
+            VerifyCode::Forbidden => Some(Outcome::Forbidden),
+            VerifyCode::RateLimited => Some(Outcome::RateLimited),
+            VerifyCode::QuotaExceeded => Some(Outcome::QuotaExceeded),
         }
     }
 }
@@ -133,6 +148,19 @@ pub struct Verdict {
 impl Verdict {
     fn of(code: VerifyCode, key: Option<ApiKey>) -> Self {
         Self { code, key, rate: None, quota_remaining: None, limits: Vec::new(), identity: None }
+    }
+
+    /// The verification as usage counts it: the key, its identity and the outcome; `None` when
+    /// no key answered.
+    pub fn verification(&self, at: DateTime<Utc>) -> Option<Verification> {
+        let key = self.key.as_ref()?;
+        Some(Verification {
+            company: key.company_id.clone(),
+            key_id: key.id.clone(),
+            identity_id: key.policy.identity_id.clone(),
+            outcome: self.code.outcome()?,
+            at,
+        })
     }
 
     /// The answer for a string that is no key of the caller's company: nothing to tell.

@@ -17,6 +17,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use crate::domain::imports_seen::ImportsSeen;
 use crate::domain::verify_key::KeptKeys;
 use crate::domain::{Clock, KeyCache, SystemClock};
+use crate::entry::local_usage::LocalFeed;
 use crate::model::{CompanyId, KeyId};
 use crate::settings::{DEFAULT_CALLER_CACHE_SECONDS, DatabaseSettings, LogSettings, Settings};
 use crate::store::DynamoStore;
@@ -38,6 +39,9 @@ pub struct App {
     /// The Lambda function's name (`AWS_LAMBDA_FUNCTION_NAME`), for its metrics; `None` outside
     /// Lambda, where no metric is printed.
     pub lambda_function: Option<Arc<str>>,
+    /// Where verify sends its usage in the local server (which has no log group to subscribe
+    /// to); `None` in Lambda, where its metric line carries it.
+    pub usage_feed: Option<LocalFeed>,
 }
 
 impl App {
@@ -46,7 +50,7 @@ impl App {
         let callers = Arc::new(KeyCache::callers(DEFAULT_CALLER_CACHE_SECONDS));
         let verified = Arc::new(KeyCache::verified_keys(0));
         let imports = Arc::new(ImportsSeen::new(DEFAULT_CALLER_CACHE_SECONDS));
-        Self { store, clock, callers, verified, imports, lambda_function: None }
+        Self { store, clock, callers, verified, imports, lambda_function: None, usage_feed: None }
     }
 
     /// With a caller cache of its own that keeps each caller `seconds` (0: none).
@@ -77,7 +81,9 @@ impl App {
     pub fn from_settings(settings: &Settings, config: &aws_config::SdkConfig) -> Self {
         let client = Client::new(config);
         let retention = chrono::TimeDelta::days(settings.retention_days);
-        let store = DynamoStore::new(client, &settings.table_name).with_retention(retention);
+        let store = DynamoStore::new(client, &settings.table_name)
+            .with_retention(retention)
+            .with_usage_retention(chrono::TimeDelta::days(settings.usage_retention_days));
         let lambda_function = settings.lambda_function.as_deref().map(Arc::from);
         let app = Self::new(store, Arc::new(SystemClock))
             .with_caller_cache(settings.caller_cache_seconds)

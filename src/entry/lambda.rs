@@ -25,6 +25,7 @@ pub async fn run() -> Result<(), Error> {
         LambdaFunction::Endpoint(endpoint) => run_endpoint(settings, endpoint).await,
         LambdaFunction::Console => run_console(settings).await,
         LambdaFunction::RetentionStream => super::stream::run(settings).await,
+        LambdaFunction::UsageAggregator => super::usage_aggregator::run(settings).await,
         LambdaFunction::RootKeyResource => super::root_key_resource::run(settings).await,
         LambdaFunction::ApiKeyResource => super::api_key_resource::run(settings).await,
     }

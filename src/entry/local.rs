@@ -18,6 +18,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::entry::config::App;
+use crate::entry::local_usage::LocalFeed;
 
 use super::http::error::{ApiError, MAX_BODY_BYTES};
 use super::http::routes::{RouteMatch, is_console_path, match_route};
@@ -81,8 +82,10 @@ fn to_hyper(response: Response<Body>) -> hyper::Response<Full<Bytes>> {
 }
 
 /// Serves until `shutdown` completes.
+/// Verify's usage is counted in process (`LocalFeed`), as the usage aggregator counts it in AWS.
 pub async fn serve(app: App, listener: TcpListener, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
-    let app = Arc::new(app);
+    let usage_feed = app.usage_feed.clone().unwrap_or_else(|| LocalFeed::start(app.store.clone()));
+    let app = Arc::new(App { usage_feed: Some(usage_feed), ..app });
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {

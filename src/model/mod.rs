@@ -18,6 +18,7 @@ pub mod limits;
 pub mod page;
 pub mod policy;
 mod secret;
+pub mod usage;
 
 pub use acl::{Acl, AclEntry, Dimension, Permission, Scope};
 pub use audit::{ActingSecret, ActorType, AuditAction, AuditEvent, SecretRole};

@@ -15,6 +15,8 @@
 //! | identity | `IDENTITY#<company>#<id>` | `IDENTITY` | gsi1 `IDENTITIES#<company>` / created; `activeKeys`, `inactiveKeys`; `deletedAt` on a tombstone |
 //! | externalId | `IDENTITYEXTERNAL#<company>#<sha256 of externalId>` | `IDENTITYEXTERNAL` | `identityId`: the one identity that has it |
 //! | identity listing entry | `IDENTITYLISTING#<company>` | `LISTED#<created>#<id>` | nothing else (an offset is counted over these) |
+//! | usage counts | `USAGE#<company>#KEY#<id>` or `USAGE#<company>#IDENTITY#<id>` | `HOUR#<start>` or `DAY#<start>` | a count per outcome code (`VALID`…); ttl `UsageRetentionDays` after the bucket |
+//! | usage batch marker | `USAGEBATCH#<batch>#<part>` | `USAGEBATCH` | a part of a batch of verifications already counted; ttl 2 days |
 //!
 //! A key that names an identity and is not deleted also carries gsi3
 //! `IDENTITYKEYS#<company>#<identity>#STATUS#<status>` / created.
@@ -24,6 +26,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
+use crate::model::usage::{Granularity, UsageOwner};
 use crate::model::{ApiKey, AuditEvent, CompanyId, Identity, IdentityId, KeyId, KeyStatus, SecretHash};
 
 pub use super::attributes::{
@@ -124,6 +127,42 @@ pub fn stream_pk(event_id: &str) -> String {
 /// Sort key of an audit event: its time-ordered id.
 pub fn event_sk(id: &KeyId) -> String {
     format!("EVENT#{id}")
+}
+
+/// Partition of an owner's usage counts.
+pub fn usage_pk(company: &CompanyId, owner: &UsageOwner) -> String {
+    match owner {
+        UsageOwner::Key(id) => format!("USAGE#{company}#KEY#{id}"),
+        UsageOwner::Identity(id) => format!("USAGE#{company}#IDENTITY#{id}"),
+    }
+}
+
+/// Sort key of a usage bucket: its size, then its start as fixed-width RFC 3339 (so the sort
+/// order is time order).
+pub fn usage_sk(granularity: Granularity, start: DateTime<Utc>) -> String {
+    format!("{}{}", usage_sk_prefix(granularity), start.format("%Y-%m-%dT%H:%M:%SZ"))
+}
+
+/// What every sort key of buckets of that size starts with.
+pub fn usage_sk_prefix(granularity: Granularity) -> &'static str {
+    match granularity {
+        Granularity::Hour => "HOUR#",
+        Granularity::Day => "DAY#",
+    }
+}
+
+/// The start of the bucket a usage sort key names, if it names one.
+pub fn usage_bucket_start(sk: &str, granularity: Granularity) -> Option<DateTime<Utc>> {
+    let start = sk.strip_prefix(usage_sk_prefix(granularity))?;
+    DateTime::parse_from_rfc3339(start).ok().map(|at| at.with_timezone(&Utc))
+}
+
+/// The marker of one part of a batch of verifications counted, kept `StreamMarker::KEPT` after
+/// the batch's last hour.
+pub fn usage_batch_marker(batch: &str, part: usize, last_hour: DateTime<Utc>) -> Item {
+    let mut marker = StreamMarker::attributes(last_hour);
+    marker.extend(address(format!("USAGEBATCH#{batch}#{part}"), "USAGEBATCH"));
+    marker
 }
 
 fn to_item(record: impl serde::Serialize) -> Result<Item, StoreError> {

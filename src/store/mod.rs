@@ -8,6 +8,7 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
+use crate::model::usage::{UsageBucket, UsageIncrement, UsageOwner, UsageRange};
 use crate::model::{
     ApiKey, AuditEvent, CompanyId, Identity, IdentityId, KeyId, NamedLimit, Quota, RateLimit, SecretHash, StatusFilter,
     Window,
@@ -384,4 +385,32 @@ pub trait UsageRecorder: Sync {
     /// freezes the process once the handler returns, so nothing may be left running. A failure
     /// is logged by its code and never fails the answer.
     fn touch_last_used(&self, key: &ApiKey, now: DateTime<Utc>) -> impl Future<Output = ()> + Send;
+}
+
+/// What adding a batch's usage did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsageAdded {
+    /// Items whose counts grew.
+    pub written: usize,
+    /// Items of the batch found already added (a redelivered batch): none of their counts grew.
+    pub already_added: usize,
+}
+
+/// Hourly and daily verification counts of keys and identities.
+pub trait UsageHistory: Sync {
+    /// Adds the increments of the batch named `batch` (the same name for the same verifications,
+    /// however often they are delivered): exactly once, whatever was added of it before.
+    fn add_usage(
+        &self,
+        batch: &str,
+        increments: &[UsageIncrement],
+    ) -> impl Future<Output = Result<UsageAdded, StoreError>> + Send;
+
+    /// The owner's buckets in the range, in time order, none empty.
+    fn read_usage(
+        &self,
+        company: &CompanyId,
+        owner: &UsageOwner,
+        range: &UsageRange,
+    ) -> impl Future<Output = Result<Vec<UsageBucket>, StoreError>> + Send;
 }

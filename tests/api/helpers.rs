@@ -441,3 +441,32 @@ impl BlockingApp {
         self.runtime.block_on(dispatch(&self.app.app, CLIENT_IP, request))
     }
 }
+
+/// A CloudWatch Logs subscription delivery of `lines` (as the aggregator gets it: gzip, then
+/// base64, under `awslogs.data`), each event with an id of its own, all logged at `at`.
+pub fn log_batch(lines: &[&str], at: DateTime<Utc>) -> Value {
+    use base64::Engine;
+    use std::io::Write;
+    let events: Vec<Value> = lines
+        .iter()
+        .map(|line| {
+            serde_json::json!({
+                "id": uuid::Uuid::now_v7().as_u128().to_string(),
+                "timestamp": at.timestamp_millis(),
+                "message": line,
+            })
+        })
+        .collect();
+    let data = serde_json::json!({
+        "messageType": "DATA_MESSAGE",
+        "owner": "123456789012",
+        "logGroup": "/aws/lambda/apikeys/verify_key",
+        "logStream": "2030/01/01/verify_key[$LATEST]0a1b2c3d",
+        "subscriptionFilters": ["apikeys-VerifyUsageSubscription"],
+        "logEvents": events,
+    });
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gzip.write_all(data.to_string().as_bytes()).unwrap();
+    let compressed = gzip.finish().unwrap();
+    serde_json::json!({ "awslogs": { "data": base64::engine::general_purpose::STANDARD.encode(compressed) } })
+}

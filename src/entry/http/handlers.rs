@@ -10,10 +10,12 @@ use serde::Serialize;
 use crate::domain::identities::{self, IdentityTarget};
 use crate::domain::import::{self, KeysImport};
 use crate::domain::keys::{self, NewKey, Target, WrittenKey};
+use crate::domain::usage::{self, UsageReport};
 use crate::domain::verify::{LimitState, RateState, Verdict, VerifyCode, VerifyRequest};
 use crate::domain::verify_key;
 use crate::domain::{Caller, Credential, Freshness, authenticate_as};
 use crate::entry::config::App;
+use crate::model::usage::{Granularity, OutcomeCounts, UsageRange};
 use crate::model::{
     CreateIdentityInput, CreateKeyInput, IdempotencyKey, Identity, IdentityId, ImportInput, KeyId, PageRequest,
     RollInput, UpdateIdentityInput, UpdateKeyInput, VerifyInput,
@@ -52,6 +54,8 @@ pub async fn handle(app: &App, endpoint: Endpoint, req: Request) -> Response<Bod
             Endpoint::DeleteKey => written(app, writer().await?, async |c| delete_key(app, c, &req).await).await,
             Endpoint::RollKey => written(app, writer().await?, async |c| roll_key(app, c, &req).await).await,
             Endpoint::ListKeyEvents => Box::pin(list_key_events(app, &reader().await?, &req)).await,
+            Endpoint::KeyUsage => Box::pin(key_usage(app, &reader().await?, &req)).await,
+            Endpoint::IdentityUsage => Box::pin(identity_usage(app, &reader().await?, &req)).await,
             Endpoint::Me => Box::pin(me(app, &reader().await?, &req)).await,
             Endpoint::VerifyKey => Box::pin(verify_key(app, credential, &req)).await,
             Endpoint::ImportKeys => written(app, writer().await?, async |c| import_keys(app, c, &req).await).await,
@@ -191,6 +195,64 @@ async fn list_key_events(app: &App, caller: &Caller, req: &Request) -> Result<Re
     Ok(page_response(&page, &format!("{KEYS_PATH}/{id}/events"), &listed, &listed.items))
 }
 
+/// The range a usage request asks for, from its query.
+fn usage_range(app: &App, req: &Request) -> Result<UsageRange, ApiError> {
+    let pairs = request::query_pairs(req);
+    Ok(UsageRange::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())), app.clock.now())?)
+}
+
+async fn key_usage(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
+    let id = existing_key_id(req)?;
+    let range = usage_range(app, req)?;
+    let report = usage::key_usage(&app.store, caller, app.clock.now(), &id, range).await?;
+    Ok(json_response(StatusCode::OK, &UsageBody::of(&report)))
+}
+
+async fn identity_usage(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
+    let id = existing_identity_id(req)?;
+    let range = usage_range(app, req)?;
+    let report = usage::identity_usage(&app.store, caller, app.clock.now(), &id, range).await?;
+    Ok(json_response(StatusCode::OK, &UsageBody::of(&report)))
+}
+
+/// `{granularity, from, to, totals, buckets}`: the range as asked, the buckets that counted
+/// something in time order, and their totals.
+#[derive(Serialize)]
+struct UsageBody<'a> {
+    granularity: Granularity,
+    from: String,
+    to: String,
+    totals: &'a OutcomeCounts,
+    buckets: Vec<BucketBody<'a>>,
+}
+
+#[derive(Serialize)]
+struct BucketBody<'a> {
+    start: String,
+    counts: &'a OutcomeCounts,
+}
+
+/// A time as usage answers write it: RFC 3339, UTC, whole seconds.
+fn usage_time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+impl<'a> UsageBody<'a> {
+    fn of(report: &'a UsageReport) -> Self {
+        Self {
+            granularity: report.range.granularity,
+            from: usage_time(report.range.from),
+            to: usage_time(report.range.to),
+            totals: &report.totals,
+            buckets: report
+                .buckets
+                .iter()
+                .map(|b| BucketBody { start: usage_time(b.start), counts: &b.counts })
+                .collect(),
+        }
+    }
+}
+
 /// Everything a write to an existing key reads from its request, validated before any of it
 /// is acted on: path, query (`force`), `If-Match`, `Idempotency-Key`, then the body.
 struct KeyWrite {
@@ -321,7 +383,11 @@ async fn verify_key(app: &App, credential: Credential<'_>, req: &Request) -> Res
     };
     let now = app.clock.now();
     let verdict = verify_key::verify_for_caller(&app.store, app.kept(), now, credential, request).await?;
-    super::metrics::record_verify_outcome(app.lambda_function.as_deref(), verdict.code, now);
+    let usage = verdict.verification(now);
+    super::metrics::record_verify_outcome(app.lambda_function.as_deref(), verdict.code, usage.as_ref(), now);
+    if let (Some(feed), Some(usage)) = (&app.usage_feed, usage) {
+        feed.send(usage);
+    }
     Ok(json_response(StatusCode::OK, &verdict_body(&verdict)))
 }
 

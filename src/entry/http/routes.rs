@@ -20,12 +20,14 @@ pub enum Endpoint {
     VerifyKey,
     ImportKeys,
     ListKeyEvents,
+    KeyUsage,
     Me,
     CreateIdentity,
     ListIdentities,
     GetIdentity,
     UpdateIdentity,
     DeleteIdentity,
+    IdentityUsage,
 }
 
 #[derive(Debug, Clone)]
@@ -40,7 +42,7 @@ pub struct Route {
     pub need: Need,
 }
 
-pub const ROUTES: [Route; 16] = [
+pub const ROUTES: [Route; 18] = [
     Route {
         endpoint: Endpoint::CreateKey,
         method: Method::POST,
@@ -105,6 +107,13 @@ pub const ROUTES: [Route; 16] = [
         function: "list_key_events",
         need: Need::Read,
     },
+    Route {
+        endpoint: Endpoint::KeyUsage,
+        method: Method::GET,
+        path: "/keys/{keyId}/usage",
+        function: "key_usage",
+        need: Need::Read,
+    },
     Route { endpoint: Endpoint::Me, method: Method::GET, path: "/me", function: "me", need: Need::Authenticated },
     Route {
         endpoint: Endpoint::CreateIdentity,
@@ -141,6 +150,13 @@ pub const ROUTES: [Route; 16] = [
         function: "delete_identity",
         need: Need::Write,
     },
+    Route {
+        endpoint: Endpoint::IdentityUsage,
+        method: Method::GET,
+        path: "/identities/{identityId}/usage",
+        function: "identity_usage",
+        need: Need::Read,
+    },
 ];
 
 /// A route of the console: a static file compiled into the `console` function, public (the page
@@ -157,6 +173,8 @@ pub struct StaticRoute {
 pub const CONSOLE_FUNCTION: &str = "console";
 /// The Lambda function on the table's stream (`entry::stream`).
 pub const STREAM_FUNCTION: &str = "retention_stream";
+/// The Lambda function fed by verify's log group (`entry::usage_aggregator`).
+pub const USAGE_AGGREGATOR_FUNCTION: &str = "usage_aggregator";
 /// The Lambda function behind the `Custom::RootKey` resource (`entry::root_key_resource`).
 pub const ROOT_KEY_FUNCTION: &str = "root_key_resource";
 /// The Lambda function behind other stacks' `Custom::ApiKey` resources (`entry::api_key_resource`).
@@ -189,6 +207,8 @@ pub enum LambdaFunction {
     Console,
     /// TTL removals from the table's stream.
     RetentionStream,
+    /// Verify's usage lines, from its log group's subscription filter.
+    UsageAggregator,
     /// The `Custom::RootKey` resource.
     RootKeyResource,
     /// Other stacks' `Custom::ApiKey` resources.
@@ -202,6 +222,7 @@ impl LambdaFunction {
         ROUTES.iter().map(|r| LambdaFunction::Endpoint(r.endpoint)).chain([
             LambdaFunction::Console,
             LambdaFunction::RetentionStream,
+            LambdaFunction::UsageAggregator,
             LambdaFunction::RootKeyResource,
             LambdaFunction::ApiKeyResource,
         ])
@@ -214,6 +235,7 @@ impl LambdaFunction {
             LambdaFunction::Endpoint(endpoint) => endpoint.route().function,
             LambdaFunction::Console => CONSOLE_FUNCTION,
             LambdaFunction::RetentionStream => STREAM_FUNCTION,
+            LambdaFunction::UsageAggregator => USAGE_AGGREGATOR_FUNCTION,
             LambdaFunction::RootKeyResource => ROOT_KEY_FUNCTION,
             LambdaFunction::ApiKeyResource => API_KEY_FUNCTION,
         }

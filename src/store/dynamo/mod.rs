@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{Delete, KeysAndAttributes, Put, TransactWriteItem,
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::model::{ApiKey, AuditEvent, CompanyId, IdentityId, KeyId, KeyStatus, SecretHash, StatusFilter};
-use crate::settings::DEFAULT_RETENTION_DAYS;
+use crate::settings::{DEFAULT_RETENTION_DAYS, DEFAULT_USAGE_RETENTION_DAYS};
 
 use self::paging::{Entries, Listing};
 use super::items::{self, Item, address, n};
@@ -24,6 +24,7 @@ use super::{
 mod identities;
 mod paging;
 mod usage;
+mod usage_history;
 
 /// The most a best-effort `lastUsedAt` write may add to an answer.
 const LAST_USED_BUDGET: Duration = Duration::from_secs(1);
@@ -38,6 +39,8 @@ pub struct DynamoStore {
     client: Client,
     table: String,
     retention: TimeDelta,
+    /// How long usage counts stay after their bucket ends.
+    usage_retention: TimeDelta,
 }
 
 /// How one write moves a company's counters: keys by status, and active admin keys.
@@ -153,7 +156,18 @@ enum Transaction<T> {
 impl DynamoStore {
     /// The store of table `table`, keeping deleted keys `DEFAULT_RETENTION_DAYS`.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into(), retention: TimeDelta::days(DEFAULT_RETENTION_DAYS) }
+        Self {
+            client,
+            table: table.into(),
+            retention: TimeDelta::days(DEFAULT_RETENTION_DAYS),
+            usage_retention: TimeDelta::days(DEFAULT_USAGE_RETENTION_DAYS),
+        }
+    }
+
+    /// How long usage counts stay after their hour or day ends.
+    pub fn with_usage_retention(mut self, retention: TimeDelta) -> Self {
+        self.usage_retention = retention;
+        self
     }
 
     /// How long a deleted key (and its lookup items) stays before TTL removes it.

@@ -13,5 +13,6 @@ mod me;
 mod named_limits;
 mod retries;
 mod secrets;
+mod usage;
 mod verify;
 mod verify_cache;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use apikeys::entry::http::console;
 use apikeys::entry::http::routes::{
     API_KEY_FUNCTION, CONSOLE_FUNCTION, Endpoint, LambdaFunction, ROOT_KEY_FUNCTION, Route, STATIC_ROUTES,
-    STREAM_FUNCTION,
+    STREAM_FUNCTION, USAGE_AGGREGATOR_FUNCTION,
 };
 use apikeys::entry::http::{ROUTES, handlers};
 use apikeys::entry::root_key_resource::{self, Answer, ResponseUrl, ResponseUrlPolicy, RootKeyResource, SecretStore};
@@ -146,10 +146,23 @@ fn template_functions_and_routes_match_the_route_table() {
     // No authorizer anywhere: every route function authenticates its caller in one invocation.
     let api_props = &resources(&template)[&api]["Properties"];
     assert!(api_props.get("Auth").is_none() && api_props.get("DefinitionBody").is_none(), "no authorizer: {api_props}");
-    assert!(
-        !resources(&template).values().any(|r| r["Type"] == "AWS::Lambda::Permission"),
-        "no hand-made invoke permission (an authorizer's) is left"
-    );
+    // The one hand-made invoke permission: verify's log group's, for the usage aggregator.
+    let permissions: Vec<&Value> =
+        resources(&template).values().filter(|r| r["Type"] == "AWS::Lambda::Permission").collect();
+    assert_eq!(permissions.len(), 1, "no other invoke permission (an authorizer's) is left");
+    let permission = &permissions[0]["Properties"];
+    assert_eq!(permission["Principal"], "logs.amazonaws.com");
+    assert_eq!(permission["FunctionName"], json!({ "Fn::GetAtt": ["UsageAggregatorFunction", "Arn"] }));
+    assert_eq!(permission["SourceArn"], json!({ "Fn::GetAtt": ["VerifyKeyLogGroup", "Arn"] }));
+    let subscriptions: Vec<&Value> = resources(&template)
+        .values()
+        .filter(|r| r["Type"] == "AWS::Logs::SubscriptionFilter")
+        .map(|r| &r["Properties"])
+        .collect();
+    assert_eq!(subscriptions.len(), 1, "verify's usage subscription");
+    assert_eq!(subscriptions[0]["LogGroupName"], json!({ "Ref": "VerifyKeyLogGroup" }));
+    assert_eq!(subscriptions[0]["DestinationArn"], permission["FunctionName"]);
+    assert_eq!(subscriptions[0]["FilterPattern"], "{ $.usage.outcome = \"*\" }", "verify lines with a usage only");
 
     // The stream function reads the table's stream, and only TTL removals (what it acts on).
     let (_, stream_function) = function_of(&template, STREAM_FUNCTION);
@@ -384,6 +397,10 @@ fn expected_grants(binary: &str) -> BTreeSet<(String, String)> {
         "get_identity" => &AUTHENTICATE,
         "update_identity" | "delete_identity" => &WRITE_KEY,
         "list_key_events" => &["GetItem", "UpdateItem", "BatchGetItem", "Query"],
+        // The key's or identity's read, then one Query of its usage items.
+        "key_usage" | "identity_usage" => &["GetItem", "UpdateItem", "Query"],
+        // A batch's transactions: the marker's conditional put, the counts' updates.
+        USAGE_AGGREGATOR_FUNCTION => &["PutItem", "UpdateItem"],
         STREAM_FUNCTION => &["PutItem", "UpdateItem"],
         ROOT_KEY_FUNCTION => &["GetItem", "PutItem", "UpdateItem"],
         API_KEY_FUNCTION => &WRITE_KEY,
@@ -577,6 +594,10 @@ fn every_function_has_an_event() {
     }
     serde_json::from_value::<aws_lambda_events::event::dynamodb::Event>(read_event(STREAM_FUNCTION))
         .expect("events/retention_stream.json");
+    // As the runtime reads it: from the bytes (its data is decoded borrowing them).
+    let logs = read_event(USAGE_AGGREGATOR_FUNCTION).to_string();
+    serde_json::from_str::<aws_lambda_events::event::cloudwatch_logs::LogsEvent>(&logs)
+        .expect("events/usage_aggregator.json");
     assert_eq!(read_event(ROOT_KEY_FUNCTION)["RequestType"], "Create");
     assert_eq!(read_event(API_KEY_FUNCTION)["ResourceType"], "Custom::ApiKey");
     let mut names: Vec<String> = std::fs::read_dir(project_file("events"))
@@ -811,6 +832,21 @@ async fn identity_events() {
     assert_eq!(run_event(&app, read_event("get_identity")).await.status, StatusCode::NOT_FOUND);
 }
 
+#[tokio::test]
+async fn usage_events() {
+    let app = spawn_app().await;
+    let event = read_event("key_usage");
+    assert_eq!(run_event(&app, event.clone()).await.status, StatusCode::NOT_FOUND, "no such key yet");
+    create_key_of(&app, &event).await;
+    let usage = run_event(&app, event).await;
+    assert_eq!(usage.status, StatusCode::OK, "{:?}", usage.body);
+    assert_eq!((&usage.body["granularity"], &usage.body["totals"]), (&json!("hour"), &json!({})));
+    let id = identity_of(&app, "cust_42").await;
+    let usage = run_event(&app, at_identity(read_event("identity_usage"), &id)).await;
+    assert_eq!(usage.status, StatusCode::OK, "{:?}", usage.body);
+    assert_eq!((&usage.body["granularity"], &usage.body["buckets"]), (&json!("day"), &json!([])));
+}
+
 #[test]
 fn endpoints_are_all_covered() {
     // A new endpoint needs a case above and an event in events/.
@@ -832,6 +868,9 @@ fn endpoints_are_all_covered() {
         Endpoint::GetIdentity,
         Endpoint::UpdateIdentity,
         Endpoint::DeleteIdentity,
+        // usage_events
+        Endpoint::KeyUsage,
+        Endpoint::IdentityUsage,
     ];
     for route in &ROUTES {
         assert!(

@@ -232,34 +232,57 @@ async fn lambda_log_level_wins_over_rust_log_and_the_text_format_is_text() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_verify_prints_its_outcome_as_one_embedded_metric_line() {
+async fn each_verify_prints_its_outcome_as_one_embedded_metric_line_that_the_aggregator_counts_once() {
     let stage = Stage::new().await;
     let unknown = PlaintextKey::generate(apikeys::model::KeyType::Secret);
     let mut function = stage.start("verify_key", &[]).await;
-    for key in [stage.root_key.as_str(), unknown.expose()] {
-        let (status, _) = function.call(with_body(stage.event("verify_key"), &json!({ "key": key }))).await;
+    let mut root_key_id = String::new();
+    for key in [stage.root_key.as_str(), unknown.expose(), stage.root_key.as_str()] {
+        let (status, body) = function.call(with_body(stage.event("verify_key"), &json!({ "key": key }))).await;
         assert_eq!(status, 200);
+        if let Some(id) = body["keyId"].as_str() {
+            root_key_id = id.to_owned();
+        }
     }
     let output = function.stop().await;
-    let metrics: Vec<Value> = output
-        .stdout
-        .iter()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|line| line.get("_aws").is_some())
-        .collect();
+    let printed: Vec<&String> = output.stdout.iter().filter(|line| line.contains("\"_aws\"")).collect();
+    let metrics: Vec<Value> = printed.iter().filter_map(|line| serde_json::from_str::<Value>(line).ok()).collect();
     let codes: Vec<&str> =
         metrics.iter().filter_map(|m| m["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"].as_str()).collect();
-    assert_eq!(codes, ["VALID", "NOT_FOUND"], "one line per verify, on stdout:\n{}", output.all());
-    for (metric, code) in metrics.iter().zip(codes) {
+    assert_eq!(codes, ["VALID", "NOT_FOUND", "VALID"], "one line per verify, on stdout:\n{}", output.all());
+    for (metric, code) in metrics.iter().zip(&codes) {
         let directive = &metric["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(
             (directive["Namespace"].as_str(), &directive["Dimensions"]),
             (Some("ApiKeys/Verify"), &json!([["FunctionName"]]))
         );
-        assert_eq!((metric["FunctionName"].as_str(), metric[code].as_u64()), (Some("apikeys-verify_key"), Some(1)));
-        assert_eq!(metric.as_object().unwrap().len(), 3, "no key id or other field: {metric}");
+        assert_eq!((metric["FunctionName"].as_str(), metric[*code].as_u64()), (Some("apikeys-verify_key"), Some(1)));
+        let usage = if *code == "NOT_FOUND" {
+            Value::Null
+        } else {
+            json!({ "company": "acme", "keyId": root_key_id, "identityId": null, "outcome": code })
+        };
+        assert_eq!(metric.get("usage").cloned().unwrap_or(Value::Null), usage, "no key to count for NOT_FOUND");
+        assert_eq!(metric.as_object().unwrap().len(), 3 + usize::from(!usage.is_null()), "nothing else: {metric}");
     }
     assert!(output.stderr.iter().all(|l| !l.contains("_aws")), "metrics go to stdout, logs to stderr");
+
+    // The lines as the subscription filter delivers them, to the aggregator binary, twice.
+    let batch = crate::helpers::log_batch(&printed.iter().map(|l| l.as_str()).collect::<Vec<_>>(), chrono::Utc::now());
+    let mut aggregator = stage.start("usage_aggregator", &[]).await;
+    for _ in 0..2 {
+        aggregator.invoke(batch.clone()).await.expect("the batch is counted");
+    }
+    aggregator.stop().await;
+    let mut usage = stage.start("key_usage", &[]).await;
+    let mut event = stage.event("key_usage");
+    event["pathParameters"]["keyId"] = json!(root_key_id);
+    event["rawPath"] = json!(format!("/keys/{root_key_id}/usage"));
+    event["requestContext"]["http"]["path"] = event["rawPath"].clone();
+    let (status, body) = usage.call(event).await;
+    usage.stop().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["totals"], json!({ "VALID": 2 }), "counted once though delivered twice: {body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,98 @@
+//! The usage aggregator: verify prints one line per verification of a found key (its metric
+//! line, `entry::http::metrics`, with a `usage` member); verify's log group has a subscription
+//! filter that selects those lines and invokes this function with each batch of them. A batch
+//! is counted into hourly and daily items exactly once: it is named by the hash of its log
+//! events' ids, so a batch CloudWatch Logs delivers again adds nothing.
+//!
+//! The local server has no log group: it feeds the same counting in process
+//! (`entry::local_usage`).
+
+use aws_lambda_events::event::cloudwatch_logs::{LogEntry, LogsEvent};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::domain::DomainError;
+use crate::domain::usage::count_verifications;
+use crate::model::usage::{Outcome, Verification};
+use crate::model::{CompanyId, IdentityId, KeyId};
+use crate::store::{UsageAdded, UsageHistory};
+
+use super::http::metrics::USAGE_MEMBER;
+
+/// The `usage` member of a verify line, as printed.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UsageMember {
+    company: String,
+    key_id: String,
+    identity_id: Option<String>,
+    outcome: String,
+}
+
+/// A log line's verification, when it is a verify line with a well-formed `usage`; any other
+/// line (a log message, a line of another function) is `None`.
+pub fn verification_of(line: &str, at: DateTime<Utc>) -> Option<Verification> {
+    let document: serde_json::Value = serde_json::from_str(line).ok()?;
+    let member: UsageMember = serde_json::from_value(document.get(USAGE_MEMBER)?.clone()).ok()?;
+    Some(Verification {
+        company: CompanyId::parse(&member.company, "company").ok()?,
+        key_id: KeyId::parse(&member.key_id, "keyId").ok()?,
+        identity_id: match member.identity_id {
+            Some(id) => Some(IdentityId::parse(&id, "identityId").ok()?),
+            None => None,
+        },
+        outcome: Outcome::from_code(&member.outcome)?,
+        at,
+    })
+}
+
+/// The name of a batch: the SHA-256 of its log events' ids, in order. CloudWatch Logs gives
+/// each event a unique id and redelivers a batch as it was.
+pub fn batch_name(events: &[LogEntry]) -> String {
+    let mut hash = Sha256::new();
+    for event in events {
+        hash.update(event.id.as_bytes());
+        hash.update(b"\n");
+    }
+    hex::encode(hash.finalize())
+}
+
+/// Counts one delivery of the subscription filter. Lines that are not usage lines are skipped
+/// (and counted in the log line that reports the batch).
+pub async fn handle_logs(store: &impl UsageHistory, event: &LogsEvent) -> Result<UsageAdded, DomainError> {
+    let events = &event.aws_logs.data.log_events;
+    let verifications: Vec<Verification> = events
+        .iter()
+        .filter_map(|e| verification_of(&e.message, DateTime::from_timestamp_millis(e.timestamp)?))
+        .collect();
+    let added = count_verifications(store, &batch_name(events), &verifications).await?;
+    tracing::info!(
+        events = events.len(),
+        verifications = verifications.len(),
+        skipped = events.len() - verifications.len(),
+        written = added.written,
+        already_added = added.already_added,
+        "usage batch counted"
+    );
+    Ok(added)
+}
+
+/// The Lambda runner for the aggregator, on the settings read at start-up. An error fails the
+/// invocation, and Lambda retries the same batch (counted once all the same).
+pub async fn run(settings: crate::settings::Settings) -> Result<(), lambda_http::Error> {
+    let (app, _) = crate::entry::config::start_with(&settings).await;
+    let app = std::sync::Arc::new(app);
+    Box::pin(lambda_http::lambda_runtime::run(lambda_http::service_fn(
+        move |event: lambda_http::LambdaEvent<LogsEvent>| {
+            let app = app.clone();
+            async move {
+                handle_logs(&app.store, &event.payload)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| lambda_http::Error::from(e.to_string()))
+            }
+        },
+    )))
+    .await
+}
