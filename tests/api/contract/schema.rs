@@ -602,6 +602,45 @@ fn param_problem(param: &Param, raw: &str) -> Option<String> {
     (!errors.is_empty()).then(|| format!("{}: {}", param.name, errors.join("; ")))
 }
 
+/// A usage range as its parameters' descriptions state it: `to` (default now) after `from`
+/// (default 24 hours before `to`), both in the years 2000 to 9999, at most 31 days apart by
+/// hour or 366 by day.
+fn usage_range_problem(op: &Operation, instance: &Instance, now: DateTime<Utc>) -> Option<String> {
+    let value = |component: &str| {
+        op.params
+            .iter()
+            .enumerate()
+            .find(|(i, p)| p.component == component && instance.params.contains_key(i))
+            .map(|(i, _)| instance.params[&i].clone())
+    };
+    if !op.params.iter().any(|p| p.component == "UsageFrom") {
+        return None;
+    }
+    let instant = |name: &str, raw: Option<String>| -> Result<Option<DateTime<Utc>>, String> {
+        let Some(raw) = raw else { return Ok(None) };
+        DateTime::parse_from_rfc3339(&raw)
+            .ok()
+            .map(|at| at.with_timezone(&Utc))
+            .filter(|at| (2000..=9999).contains(&chrono::Datelike::year(at)))
+            .map(Some)
+            .ok_or_else(|| format!("{name} '{raw}' is no date-time of the years 2000 to 9999"))
+    };
+    let from = match instant("from", value("UsageFrom")) {
+        Ok(from) => from,
+        Err(problem) => return Some(problem),
+    };
+    let to = match instant("to", value("UsageTo")) {
+        Ok(to) => to.unwrap_or(now),
+        Err(problem) => return Some(problem),
+    };
+    let from = from.unwrap_or(to - chrono::TimeDelta::hours(24));
+    let longest = if value("UsageGranularity").as_deref() == Some("day") { 366 } else { 31 };
+    if to <= from {
+        return Some("to not after from".into());
+    }
+    (to - from > chrono::TimeDelta::days(longest)).then(|| format!("a range over {longest} days"))
+}
+
 /// Rules the document states only in its descriptions.
 fn described_problem(op: &Operation, instance: &Instance, now: DateTime<Utc>) -> Option<String> {
     let sent = |component: &str| {
@@ -625,6 +664,9 @@ fn described_problem(op: &Operation, instance: &Instance, now: DateTime<Utc>) ->
     // externalId finds one identity: nothing to page through.
     if sent("ExternalIdFilter") && (sent("IdentityStartingAfter") || sent("IdentityEndingBefore") || sent("Offset")) {
         return Some("externalId with a cursor or offset".into());
+    }
+    if let Some(problem) = usage_range_problem(op, instance, now) {
+        return Some(problem);
     }
     let body = instance.body.as_ref()?;
     let acl = body.get("acl").and_then(Value::as_array).into_iter().flatten();
