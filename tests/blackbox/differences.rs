@@ -48,6 +48,15 @@ impl ServedBy {
         }
     }
 
+    /// How long a verification may take to show in usage; `None`: it never does here.
+    pub fn usage_lag(self) -> Option<std::time::Duration> {
+        match self {
+            Self::Local => Some(std::time::Duration::from_secs(10)),
+            Self::Deployed => Some(std::time::Duration::from_secs(300)),
+            Self::Sam => None,
+        }
+    }
+
     /// Whether `answer` is this server's refusal of a `application/json` body that is not UTF-8.
     pub fn is_non_utf8_refusal(self, answer: &Answer) -> bool {
         match self {

@@ -22,4 +22,5 @@ mod permissions;
 mod preconditions;
 mod retries;
 mod routes;
+mod usage;
 mod verify;
