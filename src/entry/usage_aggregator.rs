@@ -78,8 +78,9 @@ pub async fn handle_logs(store: &impl UsageHistory, event: &LogsEvent) -> Result
     Ok(added)
 }
 
-/// The Lambda runner for the aggregator, on the settings read at start-up. An error fails the
-/// invocation, and Lambda retries the same batch (counted once all the same).
+/// The Lambda runner for the aggregator, on the settings read at start-up: it answers
+/// `{written, alreadyAdded}` (items). An error fails the invocation, and Lambda retries the same
+/// batch (counted once all the same).
 pub async fn run(settings: crate::settings::Settings) -> Result<(), lambda_http::Error> {
     let (app, _) = crate::entry::config::start_with(&settings).await;
     let app = std::sync::Arc::new(app);

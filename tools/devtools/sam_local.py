@@ -344,6 +344,11 @@ def run_all():
               lambda a, b: a["statusCode"] == 200 and b["description"] == "Billing service, rotated monthly")
         check("list_key_events", "list_key_events", "200, total 2 (created, updated)",
               lambda a, b: a["statusCode"] == 200 and b["total"] == 2)
+        # The sample batch: 2 VALID and 1 RATE_LIMITED of billing-svc, on 2025-12-01.
+        check("usage_aggregator", "usage_aggregator", "the batch counted: the key's hour and day",
+              lambda a, b: a == {"written": 2, "alreadyAdded": 0})
+        check("key_usage", "key_usage", "200, the batch's totals by day",
+              lambda a, b: a["statusCode"] == 200 and b["totals"] == {"VALID": 2, "RATE_LIMITED": 1})
         created = check("create_key", "create_key", "201, a new key of user_42",
                         lambda a, b: a["statusCode"] == 201 and b["userId"] == "user_42" and b["key"].startswith("sk_"))
         # verify_key checks the key create_key just made (the committed event holds a placeholder).
@@ -367,6 +372,9 @@ def run_all():
         check("update_identity", "update_identity", "200, the new meta",
               lambda a, b: a["statusCode"] == 200 and b["meta"] == {"plan": "platinum"},
               overrides=at_identity("update_identity"))
+        check("identity_usage", "identity_usage", "200, nothing counted yet",
+              lambda a, b: a["statusCode"] == 200 and b["totals"] == {} and b["granularity"] == "day",
+              overrides=at_identity("identity_usage"))
         check("list_identities", "list_identities", "200, total 1",
               lambda a, b: a["statusCode"] == 200 and b["total"] == 1)
         check("delete_identity", "delete_identity", "204", lambda a, b: a["statusCode"] == 204,

@@ -840,7 +840,21 @@ async fn usage_events() {
     create_key_of(&app, &event).await;
     let usage = run_event(&app, event).await;
     assert_eq!(usage.status, StatusCode::OK, "{:?}", usage.body);
-    assert_eq!((&usage.body["granularity"], &usage.body["totals"]), (&json!("hour"), &json!({})));
+    assert_eq!((&usage.body["granularity"], &usage.body["totals"]), (&json!("day"), &json!({})));
+    // events/usage_aggregator.json's lines (2 VALID and 1 RATE_LIMITED of that key, in that
+    // range), for this test's company.
+    let sample = read_event(USAGE_AGGREGATOR_FUNCTION).to_string();
+    let sample: aws_lambda_events::event::cloudwatch_logs::LogsEvent = serde_json::from_str(&sample).unwrap();
+    let ours = format!("\"company\":\"{}\"", app.company);
+    let lines: Vec<String> =
+        sample.aws_logs.data.log_events.iter().map(|e| e.message.replace("\"company\":\"acme\"", &ours)).collect();
+    let logged = chrono::DateTime::from_timestamp_millis(sample.aws_logs.data.log_events[0].timestamp).unwrap();
+    let batch = crate::helpers::log_batch(&lines.iter().map(String::as_str).collect::<Vec<_>>(), logged);
+    let batch = serde_json::from_str(&batch.to_string()).unwrap();
+    let added = apikeys::entry::usage_aggregator::handle_logs(&app.app.store, &batch).await.unwrap();
+    assert_eq!(added.written, 2, "the key's day and hour");
+    let usage = run_event(&app, read_event("key_usage")).await;
+    assert_eq!(usage.body["totals"], json!({ "VALID": 2, "RATE_LIMITED": 1 }), "{:?}", usage.body);
     let id = identity_of(&app, "cust_42").await;
     let usage = run_event(&app, at_identity(read_event("identity_usage"), &id)).await;
     assert_eq!(usage.status, StatusCode::OK, "{:?}", usage.body);

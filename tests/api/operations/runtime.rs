@@ -279,6 +279,9 @@ async fn each_verify_prints_its_outcome_as_one_embedded_metric_line_that_the_agg
     event["pathParameters"]["keyId"] = json!(root_key_id);
     event["rawPath"] = json!(format!("/keys/{root_key_id}/usage"));
     event["requestContext"]["http"]["path"] = event["rawPath"].clone();
+    // The last 24 hours (the default): the lines were just logged.
+    event["rawQueryString"] = json!("");
+    event.as_object_mut().unwrap().remove("queryStringParameters");
     let (status, body) = usage.call(event).await;
     usage.stop().await;
     assert_eq!(status, 200, "{body}");
