@@ -42,7 +42,7 @@ fn item_shape(item: &std::collections::HashMap<String, AttributeValue>) -> BTree
 }
 
 /// The kind of an item, from its keys: `KEY`, `SECRET`, `COUNTERS`, `RATE`, `IDEMPOTENCY`,
-/// `EVENT`, `STREAM`.
+/// `EVENT`, `STREAM`, `HOUR`, `DAY`, `USAGEBATCH`, ….
 fn kind(item: &std::collections::HashMap<String, AttributeValue>) -> String {
     let sk = item.get("sk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
     sk.split('#').next().unwrap_or_default().to_owned()
@@ -88,6 +88,18 @@ async fn every_item_the_service_writes_has_the_pinned_layout() {
     let verified = app.verify(&asked).await;
     assert_eq!(verified.body["valid"], true, "{:?}", verified.body);
     assert!(app.app.store.forget_expired_key("stream-event-1", &app.company, KeyStatus::Inactive).await.unwrap());
+    // Its usage, as the aggregator counts verify's line: the key's and the identity's hour and
+    // day, and the batch's marker.
+    let usage = apikeys::model::usage::Verification {
+        company: app.company.clone(),
+        key_id: apikeys::model::KeyId::parse(&id, "keyId").unwrap(),
+        identity_id: Some(
+            apikeys::model::IdentityId::parse(identity.body["id"].as_str().unwrap(), "identityId").unwrap(),
+        ),
+        outcome: apikeys::model::usage::Outcome::Valid,
+        at: app.app.clock.now(),
+    };
+    apikeys::domain::usage::count_verifications(&app.app.store, "batch-1", &[usage]).await.unwrap();
 
     let items = app.client.scan().table_name(&app.table).send().await.unwrap().items.unwrap_or_default();
     // Per kind and attribute, every shape seen (the root key and the full key differ), sorted,
