@@ -63,6 +63,8 @@ pub struct Settings {
     /// What the `Custom::ApiKey` resource's function may mint (template.yaml sets it from the
     /// stack's parameters).
     pub api_key_resource: ApiKeyResourceSettings,
+    /// The lifecycle events' function: where it publishes and schedules (`event_settings`).
+    pub events: EventSettings,
 }
 
 /// The `Custom::ApiKey` resource's function: for which companies other stacks may mint keys,
@@ -229,6 +231,7 @@ impl Settings {
                 }
             })
             .transpose()?;
+        let events = event_settings(&get, endpoint.is_some())?;
         let table_name = get("TABLE_NAME").map_or_else(|| DEFAULT_TABLE_NAME.to_owned(), |t| t.trim().to_owned());
         if !(3..=255).contains(&table_name.len())
             || !table_name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
@@ -261,6 +264,7 @@ impl Settings {
             root_key_company,
             root_key_local_response_host,
             api_key_resource: ApiKeyResourceSettings { companies, management_keys, secret_prefix },
+            events,
         })
     }
 
@@ -279,6 +283,120 @@ impl Settings {
             problem: "must be set for the root-key resource function (the company whose root key it mints)".into(),
         })
     }
+}
+
+/// The lifecycle events' function (`entry::events`): the bus it publishes on, how early
+/// `key.expiring` comes, and where the expiry schedules live. Required by that function only
+/// (`lifecycle_events`), so they stop no other.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EventSettings {
+    /// `EVENT_BUS_ARN`: the bus's ARN (PutEvents takes it as the bus's name; the schedules'
+    /// target needs the ARN).
+    pub bus_arn: Option<String>,
+    /// `KEY_EXPIRING_DAYS`: 1 to 365 (default 7), how many days before `expiresAt`
+    /// `key.expiring` comes.
+    pub expiring_days: u32,
+    /// `SCHEDULE_GROUP_NAME`: the EventBridge Scheduler group of the expiry schedules.
+    pub schedule_group: Option<String>,
+    /// `SCHEDULER_ROLE_ARN`: the role the schedules publish through.
+    pub scheduler_role_arn: Option<String>,
+    /// `EVENTBRIDGE_ENDPOINT`, `SCHEDULER_ENDPOINT`: a test's stand-ins; refused without
+    /// `DYNAMODB_ENDPOINT`, never set by template.yaml.
+    pub eventbridge_endpoint: Option<String>,
+    /// See `eventbridge_endpoint`.
+    pub scheduler_endpoint: Option<String>,
+}
+
+/// What the lifecycle events' function cannot start without.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LifecycleEvents {
+    /// `EVENT_BUS_ARN`.
+    pub bus_arn: String,
+    /// `SCHEDULE_GROUP_NAME`.
+    pub schedule_group: String,
+    /// `SCHEDULER_ROLE_ARN`.
+    pub scheduler_role_arn: String,
+}
+
+impl Settings {
+    /// `EVENT_BUS_ARN`, `SCHEDULE_GROUP_NAME` and `SCHEDULER_ROLE_ARN`, which the lifecycle
+    /// events' function cannot start without; an error names the first one missing.
+    pub fn lifecycle_events(&self) -> Result<LifecycleEvents, SettingsError> {
+        let required = |value: &Option<String>, variable: &'static str| {
+            value.clone().ok_or_else(|| SettingsError {
+                variable,
+                problem: "must be set for the lifecycle events' function".into(),
+            })
+        };
+        Ok(LifecycleEvents {
+            bus_arn: required(&self.events.bus_arn, "EVENT_BUS_ARN")?,
+            schedule_group: required(&self.events.schedule_group, "SCHEDULE_GROUP_NAME")?,
+            scheduler_role_arn: required(&self.events.scheduler_role_arn, "SCHEDULER_ROLE_ARN")?,
+        })
+    }
+}
+
+/// The `EventSettings` from the variables `get` reads (`local`: DYNAMODB_ENDPOINT is set).
+fn event_settings(get: &dyn Fn(&str) -> Option<String>, local: bool) -> Result<EventSettings, SettingsError> {
+    use crate::model::events::{DEFAULT_KEY_EXPIRING_DAYS, MAX_KEY_EXPIRING_DAYS};
+    let bad = |variable: &'static str, problem: String| SettingsError { variable, problem };
+    let arn = |variable: &'static str, kind: &str| {
+        get(variable)
+            .map(|raw| {
+                let value = raw.trim().to_owned();
+                let fits = value.starts_with("arn:")
+                    && value.contains(kind)
+                    && value.len() <= 1600
+                    && !value.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control());
+                if fits { Ok(value) } else { Err(bad(variable, format!("must be an ARN of {kind}…, not '{raw}'"))) }
+            })
+            .transpose()
+    };
+    let expiring_days = match get("KEY_EXPIRING_DAYS") {
+        None => DEFAULT_KEY_EXPIRING_DAYS,
+        Some(raw) => {
+            raw.trim().parse::<u32>().ok().filter(|d| (1..=MAX_KEY_EXPIRING_DAYS).contains(d)).ok_or_else(|| {
+                bad("KEY_EXPIRING_DAYS", format!("must be whole days from 1 to {MAX_KEY_EXPIRING_DAYS}, not '{raw}'"))
+            })?
+        }
+    };
+    let schedule_group = get("SCHEDULE_GROUP_NAME")
+        .map(|raw| {
+            let name = raw.trim().to_owned();
+            let fits = (1..=64).contains(&name.len())
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            if fits {
+                Ok(name)
+            } else {
+                Err(bad("SCHEDULE_GROUP_NAME", format!("must be 1 to 64 of 0-9 a-z A-Z - _ ., not '{raw}'")))
+            }
+        })
+        .transpose()?;
+    let endpoint = |variable: &'static str| {
+        get(variable)
+            .map(|raw| {
+                let url = raw.trim().to_owned();
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    Err(bad(variable, format!("must be an http(s) URL, not '{raw}'")))
+                } else if !local {
+                    Err(bad(
+                        variable,
+                        "is for local testing beside DynamoDB Local only: DYNAMODB_ENDPOINT is not set".into(),
+                    ))
+                } else {
+                    Ok(url)
+                }
+            })
+            .transpose()
+    };
+    Ok(EventSettings {
+        bus_arn: arn("EVENT_BUS_ARN", ":event-bus/")?,
+        expiring_days,
+        schedule_group,
+        scheduler_role_arn: arn("SCHEDULER_ROLE_ARN", ":role/")?,
+        eventbridge_endpoint: endpoint("EVENTBRIDGE_ENDPOINT")?,
+        scheduler_endpoint: endpoint("SCHEDULER_ENDPOINT")?,
+    })
 }
 
 /// Lambda's application log level (what the template's LoggingConfig sets) as a filter
@@ -318,6 +436,8 @@ mod tests {
         assert_eq!(s.api_key_resource, ApiKeyResourceSettings::default(), "no company, no keys: permissions");
         assert_eq!(s.api_key_secret_prefix().unwrap_err().variable, "API_KEY_RESOURCE_SECRET_PREFIX");
         assert_eq!(s.function, None);
+        assert_eq!(s.events, EventSettings { expiring_days: 7, ..EventSettings::default() });
+        assert_eq!(s.lifecycle_events().unwrap_err().variable, "EVENT_BUS_ARN", "required by its function");
         assert_eq!((s.lambda_function, s.demo_company), (None, None));
         assert_eq!((s.root_key_company, s.root_key_local_response_host), (None, None));
     }
@@ -349,6 +469,15 @@ mod tests {
             ("API_KEY_RESOURCE_COMPANIES", "acme,,globex"),
             ("API_KEY_RESOURCE_MANAGEMENT_KEYS", "yes"),
             ("API_KEY_RESOURCE_SECRET_PREFIX", "stack/api keys/"),
+            ("KEY_EXPIRING_DAYS", "0"),
+            ("KEY_EXPIRING_DAYS", "366"),
+            ("KEY_EXPIRING_DAYS", "a week"),
+            ("EVENT_BUS_ARN", "default"),
+            ("SCHEDULER_ROLE_ARN", "arn:aws:iam::1:user/x"),
+            ("SCHEDULE_GROUP_NAME", "no spaces"),
+            // Without DYNAMODB_ENDPOINT: never beside AWS.
+            ("EVENTBRIDGE_ENDPOINT", "http://127.0.0.1:9"),
+            ("SCHEDULER_ENDPOINT", "http://127.0.0.1:9"),
         ] {
             let error = settings(&[(variable, value)]).unwrap_err();
             assert_eq!(error.variable, variable, "{value}");
@@ -393,5 +522,19 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(local.root_key_local_response_host.as_deref(), Some("host.docker.internal:8080"));
+        let events = settings(&[
+            ("DYNAMODB_ENDPOINT", "http://127.0.0.1:8000"),
+            ("EVENTBRIDGE_ENDPOINT", "http://127.0.0.1:9001"),
+            ("EVENT_BUS_ARN", "arn:aws:events:eu-west-1:123456789012:event-bus/default"),
+            ("KEY_EXPIRING_DAYS", "30"),
+            ("SCHEDULE_GROUP_NAME", "apikeys-KeyExpiry-1"),
+            ("SCHEDULER_ROLE_ARN", "arn:aws:iam::123456789012:role/scheduler"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (events.events.expiring_days, events.events.eventbridge_endpoint.as_deref()),
+            (30, Some("http://127.0.0.1:9001"))
+        );
+        assert_eq!(events.lifecycle_events().unwrap().schedule_group, "apikeys-KeyExpiry-1");
     }
 }

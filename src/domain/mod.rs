@@ -7,6 +7,7 @@ mod audit;
 mod caller;
 mod clock;
 mod error;
+pub mod events;
 pub mod idempotency;
 pub mod identities;
 pub mod import;

@@ -28,6 +28,7 @@ pub async fn run() -> Result<(), Error> {
         LambdaFunction::UsageAggregator => super::usage_aggregator::run(settings).await,
         LambdaFunction::RootKeyResource => super::root_key_resource::run(settings).await,
         LambdaFunction::ApiKeyResource => super::api_key_resource::run(settings).await,
+        LambdaFunction::EventsStream => super::events::run(settings).await,
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod acl;
 mod audit;
 mod error;
+pub mod events;
 pub mod fields;
 mod identity;
 mod ids;

@@ -463,3 +463,31 @@ pub fn stream_marker_item(event_id: &str, now: DateTime<Utc>) -> Item {
     marker.extend(address(stream_pk(event_id), STREAM_SK));
     marker
 }
+
+/// What a stream image holds, for the lifecycle events: an audit record, an identity (`None`:
+/// a deleted one's tombstone), or an item they do not follow (an absent image too).
+#[derive(Debug)]
+pub enum StreamImage {
+    /// An `EVENTS#` item: one change of a key.
+    Audit(AuditEvent),
+    /// An identity item.
+    Identity(Option<Identity>),
+    /// Anything else.
+    Other,
+}
+
+/// Reads a stream record's image by the item's address; `Corrupt` for an audit or identity
+/// item the model refuses.
+pub fn stream_image(image: serde_dynamo::Item) -> Result<StreamImage, StoreError> {
+    let item: Item = image.into();
+    let (Some(pk), Some(sk)) = (string(&item, super::table::PARTITION_KEY), string(&item, SORT_KEY)) else {
+        return Ok(StreamImage::Other);
+    };
+    if pk.starts_with("EVENTS#") && sk.starts_with("EVENT#") {
+        return event_from_item(item).map(StreamImage::Audit);
+    }
+    if pk.starts_with("IDENTITY#") && sk == IDENTITY_SK {
+        return identity_from_item(item).map(StreamImage::Identity);
+    }
+    Ok(StreamImage::Other)
+}

@@ -175,6 +175,8 @@ pub const CONSOLE_FUNCTION: &str = "console";
 pub const STREAM_FUNCTION: &str = "retention_stream";
 /// The Lambda function fed by verify's log group (`entry::usage_aggregator`).
 pub const USAGE_AGGREGATOR_FUNCTION: &str = "usage_aggregator";
+/// The Lambda function that publishes lifecycle events from the table's stream (`entry::events`).
+pub const EVENTS_FUNCTION: &str = "lifecycle_events";
 /// The Lambda function behind the `Custom::RootKey` resource (`entry::root_key_resource`).
 pub const ROOT_KEY_FUNCTION: &str = "root_key_resource";
 /// The Lambda function behind other stacks' `Custom::ApiKey` resources (`entry::api_key_resource`).
@@ -213,11 +215,13 @@ pub enum LambdaFunction {
     RootKeyResource,
     /// Other stacks' `Custom::ApiKey` resources.
     ApiKeyResource,
+    /// Lifecycle events (EventBridge) and expiry schedules from the table's stream.
+    EventsStream,
 }
 
 impl LambdaFunction {
-    /// Every function of the service: one per route, then the console, the stream's and the
-    /// custom resources'.
+    /// Every function of the service: one per route, then the console, the retention stream's,
+    /// the custom resources' and the lifecycle events'.
     pub fn all() -> impl Iterator<Item = LambdaFunction> {
         ROUTES.iter().map(|r| LambdaFunction::Endpoint(r.endpoint)).chain([
             LambdaFunction::Console,
@@ -225,6 +229,7 @@ impl LambdaFunction {
             LambdaFunction::UsageAggregator,
             LambdaFunction::RootKeyResource,
             LambdaFunction::ApiKeyResource,
+            LambdaFunction::EventsStream,
         ])
     }
 
@@ -238,6 +243,7 @@ impl LambdaFunction {
             LambdaFunction::UsageAggregator => USAGE_AGGREGATOR_FUNCTION,
             LambdaFunction::RootKeyResource => ROOT_KEY_FUNCTION,
             LambdaFunction::ApiKeyResource => API_KEY_FUNCTION,
+            LambdaFunction::EventsStream => EVENTS_FUNCTION,
         }
     }
 
@@ -350,13 +356,13 @@ mod tests {
     #[test]
     fn every_function_has_a_distinct_name_found_by_it() {
         let mut names: Vec<&str> = LambdaFunction::all().map(LambdaFunction::name).collect();
-        assert_eq!(names.len(), ROUTES.len() + 4);
+        assert_eq!(names.len(), ROUTES.len() + 6);
         for function in LambdaFunction::all() {
             assert_eq!(LambdaFunction::from_name(function.name()), Some(function));
         }
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), ROUTES.len() + 4, "{names:?}");
+        assert_eq!(names.len(), ROUTES.len() + 6, "{names:?}");
         assert_eq!(LambdaFunction::from_name("lambda"), None);
         assert_eq!(LambdaFunction::from_name(""), None);
     }

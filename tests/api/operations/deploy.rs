@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use apikeys::entry::http::console;
 use apikeys::entry::http::routes::{
-    API_KEY_FUNCTION, CONSOLE_FUNCTION, Endpoint, LambdaFunction, ROOT_KEY_FUNCTION, Route, STATIC_ROUTES,
-    STREAM_FUNCTION, USAGE_AGGREGATOR_FUNCTION,
+    API_KEY_FUNCTION, CONSOLE_FUNCTION, EVENTS_FUNCTION, Endpoint, LambdaFunction, ROOT_KEY_FUNCTION, Route,
+    STATIC_ROUTES, STREAM_FUNCTION, USAGE_AGGREGATOR_FUNCTION,
 };
 use apikeys::entry::http::{ROUTES, handlers};
 use apikeys::entry::root_key_resource::{self, Answer, ResponseUrl, ResponseUrlPolicy, RootKeyResource, SecretStore};
@@ -91,7 +91,10 @@ fn template_routes(template: &Value) -> (BTreeMap<(String, String), String>, BTr
         let events = resource["Properties"]["Events"].as_object().cloned().unwrap_or_default();
         for (name, event) in events {
             if event["Type"] == "DynamoDB" {
-                assert_eq!(binary, STREAM_FUNCTION, "{id}.{name}: only the stream function reads the stream");
+                assert!(
+                    [STREAM_FUNCTION, EVENTS_FUNCTION].contains(&binary.as_str()),
+                    "{id}.{name}: only the stream functions read the stream"
+                );
                 continue;
             }
             assert_eq!(event["Type"], "HttpApi", "{id}.{name}: only HttpApi events");
@@ -378,6 +381,79 @@ fn other_stacks_declare_keys_only_for_the_companies_the_parameter_names() {
     assert!(!resources(&template).values().any(|r| r["Type"] == "Custom::ApiKey"));
 }
 
+#[test]
+fn only_the_lifecycle_events_function_publishes_on_the_parameters_bus_from_audit_and_identity_records() {
+    use apikeys::model::events::{DEFAULT_KEY_EXPIRING_DAYS, MAX_KEY_EXPIRING_DAYS};
+    let template = template();
+    let parameters = &template["Parameters"];
+    assert_eq!(parameters["EventBusName"]["Default"], "default", "the account's default bus");
+    let days = &parameters["KeyExpiringDays"];
+    assert_eq!((&days["Default"], &days["MinValue"]), (&json!(DEFAULT_KEY_EXPIRING_DAYS), &json!(1)));
+    assert_eq!(days["MaxValue"], json!(MAX_KEY_EXPIRING_DAYS), "what the setting accepts");
+
+    let (function_id, function) = function_of(&template, EVENTS_FUNCTION);
+    let environment = &function["Properties"]["Environment"]["Variables"];
+    assert_eq!(environment["EVENT_BUS_ARN"], json!({ "Fn::Sub": EVENT_BUS }));
+    assert_eq!(environment["KEY_EXPIRING_DAYS"], json!({ "Ref": "KeyExpiringDays" }));
+    assert_eq!(environment["SCHEDULE_GROUP_NAME"], json!({ "Ref": "KeyExpiryScheduleGroup" }));
+    assert_eq!(environment["SCHEDULER_ROLE_ARN"], json!({ "Fn::GetAtt": ["KeyExpirySchedulerRole", "Arn"] }));
+    for local in ["EVENTBRIDGE_ENDPOINT", "SCHEDULER_ENDPOINT"] {
+        assert!(!serde_json::to_string(&template).unwrap().contains(local), "{local} is for tests only");
+    }
+
+    // Its own event source mapping: audit inserts and identity items only, failures reported
+    // per record, bounded retries, what keeps failing kept.
+    let events: Vec<&Value> = function["Properties"]["Events"].as_object().unwrap().values().collect();
+    assert_eq!(events.len(), 1, "{function_id}: one event source");
+    let source = &events[0]["Properties"];
+    assert_eq!(events[0]["Type"], "DynamoDB");
+    assert_eq!(source["Stream"], json!({ "Fn::GetAtt": ["KeysTable", "StreamArn"] }));
+    assert_eq!(source["FunctionResponseTypes"], json!(["ReportBatchItemFailures"]));
+    assert_eq!(source["BisectBatchOnFunctionError"], true);
+    let retries = source["MaximumRetryAttempts"].as_u64().expect("MaximumRetryAttempts");
+    assert!((1..=10).contains(&retries), "a bounded number of retries: {retries}");
+    assert!(source["BatchSize"].as_u64().is_some_and(|b| b <= 100), "a bounded batch");
+    assert!(names_resource(&source["DestinationConfig"]["OnFailure"]["Destination"], "StreamFailureQueue"));
+    let patterns: Vec<Value> = list(&source["FilterCriteria"]["Filters"])
+        .iter()
+        .map(|f| serde_json::from_str(text(&f["Pattern"])).unwrap())
+        .collect();
+    assert_eq!(
+        patterns,
+        [
+            json!({ "eventName": ["INSERT"], "dynamodb": { "Keys": { "pk": { "S": [{ "prefix": "EVENTS#" }] } } } }),
+            json!({ "dynamodb": { "Keys": { "pk": { "S": [{ "prefix": "IDENTITY#" }] }, "sk": { "S": ["IDENTITY"] } } } }),
+        ]
+    );
+
+    // PutEvents, the schedules and the scheduler's role: granted to this function alone
+    // (`each_function_is_granted_exactly_the_actions_it_uses` holds every other to its own).
+    for (id, binary, resource) in functions(&template) {
+        let policies = serde_json::to_string(&resource["Properties"].get("Policies")).unwrap();
+        let publishes = ["events:", "scheduler:", "iam:PassRole"].iter().any(|a| policies.contains(a));
+        assert_eq!(publishes, binary == EVENTS_FUNCTION, "{id}");
+    }
+    let pass_role = list(&function["Properties"]["Policies"][0]["Statement"])
+        .iter()
+        .find(|s| s["Action"] == json!(["iam:PassRole"]))
+        .unwrap();
+    assert_eq!(pass_role["Condition"]["StringEquals"]["iam:PassedToService"], "scheduler.amazonaws.com");
+
+    // The schedules publish through a role that may only put events on that bus.
+    assert_eq!(resources(&template)["KeyExpiryScheduleGroup"]["Type"], "AWS::Scheduler::ScheduleGroup");
+    let role = &resources(&template)["KeyExpirySchedulerRole"]["Properties"];
+    let trust = &role["AssumeRolePolicyDocument"]["Statement"][0];
+    assert_eq!(trust["Principal"], json!({ "Service": "scheduler.amazonaws.com" }));
+    assert_eq!(trust["Condition"]["StringEquals"]["aws:SourceAccount"], json!({ "Ref": "AWS::AccountId" }));
+    let policies = list(&role["Policies"]);
+    assert_eq!(policies.len(), 1);
+    let statements = list(&policies[0]["PolicyDocument"]["Statement"]);
+    assert_eq!(statements.len(), 1);
+    assert_eq!(statements[0]["Action"], json!(["events:PutEvents"]));
+    assert_eq!(statements[0]["Resource"], json!([{ "Fn::Sub": EVENT_BUS }]));
+    assert!(role.get("ManagedPolicyArns").is_none());
+}
+
 /// The DynamoDB actions each function's code uses on the table (`*` for the table, an index
 /// name for an index), and its other grants. Every route function first authenticates its caller
 /// (GetItem of the lookup item, UpdateItem of rate window, quota and lastUsedAt).
@@ -404,6 +480,8 @@ fn expected_grants(binary: &str) -> BTreeSet<(String, String)> {
         STREAM_FUNCTION => &["PutItem", "UpdateItem"],
         ROOT_KEY_FUNCTION => &["GetItem", "PutItem", "UpdateItem"],
         API_KEY_FUNCTION => &WRITE_KEY,
+        // It reads the stream only (SAM's managed stream policy), never the table.
+        EVENTS_FUNCTION => &[],
         other => panic!("no expected grants for {other}"),
     };
     let mut grants: BTreeSet<(String, String)> =
@@ -416,6 +494,14 @@ fn expected_grants(binary: &str) -> BTreeSet<(String, String)> {
             _ = grants.insert(("dynamodb:Query".into(), format!("KeysTable/index/{}", COMPANY_INDEX.name)))
         }
         ROOT_KEY_FUNCTION => _ = grants.insert(("secretsmanager:PutSecretValue".into(), "RootKeySecret".into())),
+        EVENTS_FUNCTION => {
+            grants.insert(("events:PutEvents".into(), EVENT_BUS.into()));
+            grants.extend(
+                ["CreateSchedule", "UpdateSchedule", "DeleteSchedule"]
+                    .map(|action| (format!("scheduler:{action}"), EXPIRY_SCHEDULES.to_owned())),
+            );
+            grants.insert(("iam:PassRole".into(), "KeyExpirySchedulerRole".into()));
+        }
         API_KEY_FUNCTION => grants.extend(
             ["CreateSecret", "PutSecretValue", "DescribeSecret", "DeleteSecret"]
                 .map(|action| (format!("secretsmanager:{action}"), API_KEY_SECRETS.to_owned())),
@@ -424,6 +510,12 @@ fn expected_grants(binary: &str) -> BTreeSet<(String, String)> {
     }
     grants
 }
+
+/// The bus the lifecycle events go to: the `EventBusName` parameter's, in this account and region.
+const EVENT_BUS: &str = "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}";
+/// The keys' expiry schedules: those of the stack's own group only.
+const EXPIRY_SCHEDULES: &str =
+    "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/${KeyExpiryScheduleGroup}/*";
 
 /// The secrets the `Custom::ApiKey` function makes: those named under this stack's prefix only.
 const API_KEY_SECRETS: &str =
@@ -598,6 +690,8 @@ fn every_function_has_an_event() {
     let logs = read_event(USAGE_AGGREGATOR_FUNCTION).to_string();
     serde_json::from_str::<aws_lambda_events::event::cloudwatch_logs::LogsEvent>(&logs)
         .expect("events/usage_aggregator.json");
+    serde_json::from_value::<aws_lambda_events::event::dynamodb::Event>(read_event(EVENTS_FUNCTION))
+        .expect("events/lifecycle_events.json");
     assert_eq!(read_event(ROOT_KEY_FUNCTION)["RequestType"], "Create");
     assert_eq!(read_event(API_KEY_FUNCTION)["ResourceType"], "Custom::ApiKey");
     let mut names: Vec<String> = std::fs::read_dir(project_file("events"))

@@ -5,6 +5,7 @@ mod api_key_resource;
 mod cli;
 mod console;
 pub mod deploy;
+mod events;
 mod retention;
 mod runtime;
 mod settings;
