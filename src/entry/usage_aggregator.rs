@@ -18,7 +18,20 @@ use crate::model::usage::{Outcome, Verification};
 use crate::model::{CompanyId, IdentityId, KeyId};
 use crate::store::{UsageAdded, UsageHistory};
 
-use super::http::metrics::USAGE_MEMBER;
+use super::http::metrics::{NAMESPACE, USAGE_MEMBER};
+
+/// The directive of a verify line: only lines of verify's metric namespace count.
+#[derive(Deserialize)]
+struct Directive {
+    #[serde(rename = "CloudWatchMetrics")]
+    metrics: Vec<MetricSet>,
+}
+
+#[derive(Deserialize)]
+struct MetricSet {
+    #[serde(rename = "Namespace")]
+    namespace: String,
+}
 
 /// The `usage` member of a verify line, as printed.
 #[derive(Deserialize)]
@@ -30,14 +43,23 @@ struct UsageMember {
     outcome: String,
 }
 
-/// A log line's verification, when it is a verify line with a well-formed `usage`; any other
-/// line (a log message, a line of another function) is `None`.
+/// A log line's verification, when it is verify's metric line (namespace `ApiKeys/Verify`)
+/// with a well-formed `usage`, logged within the years 2000 to 9999; any other line (a log
+/// message, a line of another shape or function) is `None`.
 pub fn verification_of(line: &str, at: DateTime<Utc>) -> Option<Verification> {
+    if !(2000..=9999).contains(&chrono::Datelike::year(&at)) {
+        return None;
+    }
     let document: serde_json::Value = serde_json::from_str(line).ok()?;
+    let directive: Directive = serde_json::from_value(document.get("_aws")?.clone()).ok()?;
+    if !directive.metrics.iter().any(|m| m.namespace == NAMESPACE) {
+        return None;
+    }
     let member: UsageMember = serde_json::from_value(document.get(USAGE_MEMBER)?.clone()).ok()?;
     Some(Verification {
         company: CompanyId::parse(&member.company, "company").ok()?,
-        key_id: KeyId::parse(&member.key_id, "keyId").ok()?,
+        // As stored: a key whose id became a reserved word later is still counted.
+        key_id: KeyId::try_from(member.key_id).ok()?,
         identity_id: match member.identity_id {
             Some(id) => Some(IdentityId::parse(&id, "identityId").ok()?),
             None => None,
@@ -47,12 +69,15 @@ pub fn verification_of(line: &str, at: DateTime<Utc>) -> Option<Verification> {
     })
 }
 
-/// The name of a batch: the SHA-256 of its log events' ids, in order. CloudWatch Logs gives
-/// each event a unique id and redelivers a batch as it was.
+/// The name of a batch: the SHA-256 of its log events' ids, sorted (so the same events name
+/// the same batch in any order). CloudWatch Logs gives each event a unique id and redelivers a
+/// batch as it was.
 pub fn batch_name(events: &[LogEntry]) -> String {
+    let mut ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+    ids.sort_unstable();
     let mut hash = Sha256::new();
-    for event in events {
-        hash.update(event.id.as_bytes());
+    for id in ids {
+        hash.update(id.as_bytes());
         hash.update(b"\n");
     }
     hex::encode(hash.finalize())
@@ -61,6 +86,10 @@ pub fn batch_name(events: &[LogEntry]) -> String {
 /// Counts one delivery of the subscription filter. Lines that are not usage lines are skipped
 /// (and counted in the log line that reports the batch).
 pub async fn handle_logs(store: &impl UsageHistory, event: &LogsEvent) -> Result<UsageAdded, DomainError> {
+    // CloudWatch Logs' own check that it can deliver carries no verification.
+    if event.aws_logs.data.message_type != "DATA_MESSAGE" {
+        return Ok(UsageAdded { written: 0, already_added: 0 });
+    }
     let events = &event.aws_logs.data.log_events;
     let verifications: Vec<Verification> = events
         .iter()

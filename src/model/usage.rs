@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, Duration, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{CompanyId, FieldError, IdentityId, KeyId};
@@ -108,9 +108,10 @@ impl Granularity {
         }
     }
 
-    /// The start of the bucket that holds `at`.
+    /// The start of the bucket that holds `at` (whole seconds since the epoch, so any year).
     pub fn start_of(self, at: DateTime<Utc>) -> DateTime<Utc> {
-        at.duration_trunc(self.length()).unwrap_or(at)
+        let length = self.length().num_seconds();
+        DateTime::from_timestamp(at.timestamp().div_euclid(length) * length, 0).unwrap_or(at)
     }
 
     /// The longest range one request may ask for: 31 days of hours, 366 days of days.

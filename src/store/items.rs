@@ -16,7 +16,7 @@
 //! | externalId | `IDENTITYEXTERNAL#<company>#<sha256 of externalId>` | `IDENTITYEXTERNAL` | `identityId`: the one identity that has it |
 //! | identity listing entry | `IDENTITYLISTING#<company>` | `LISTED#<created>#<id>` | nothing else (an offset is counted over these) |
 //! | usage counts | `USAGE#<company>#KEY#<id>` or `USAGE#<company>#IDENTITY#<id>` | `HOUR#<start>` or `DAY#<start>` | a count per outcome code (`VALID`…); ttl `UsageRetentionDays` after the bucket |
-//! | usage batch marker | `USAGEBATCH#<batch>#<part>` | `USAGEBATCH` | a part of a batch of verifications already counted; ttl 2 days |
+//! | usage batch marker | `USAGEBATCH#<batch>#<part>` | `USAGEBATCH` | a part of a batch of verifications already counted; ttl 16 days after its last bucket |
 //!
 //! A key that names an identity and is not deleted also carries gsi3
 //! `IDENTITYKEYS#<company>#<identity>#STATUS#<status>` / created.
@@ -129,6 +129,9 @@ pub fn event_sk(id: &KeyId) -> String {
     format!("EVENT#{id}")
 }
 
+/// How long a usage batch marker outlives its batch's last bucket.
+const USAGE_MARKER_KEPT: chrono::TimeDelta = chrono::TimeDelta::days(16);
+
 /// Partition of an owner's usage counts.
 pub fn usage_pk(company: &CompanyId, owner: &UsageOwner) -> String {
     match owner {
@@ -157,10 +160,11 @@ pub fn usage_bucket_start(sk: &str, granularity: Granularity) -> Option<DateTime
     DateTime::parse_from_rfc3339(start).ok().map(|at| at.with_timezone(&Utc))
 }
 
-/// The marker of one part of a batch of verifications counted, kept `StreamMarker::KEPT` after
-/// the batch's last hour.
-pub fn usage_batch_marker(batch: &str, part: usize, last_hour: DateTime<Utc>) -> Item {
-    let mut marker = StreamMarker::attributes(last_hour);
+/// The marker of one part of a batch of verifications counted, kept 16 days after the batch's
+/// last bucket: longer than Lambda retries it (6 hours) and than `StreamFailureQueue` keeps a
+/// failed batch for an operator to send again (14 days).
+pub fn usage_batch_marker(batch: &str, part: usize, last_bucket: DateTime<Utc>) -> Item {
+    let mut marker = StreamMarker::attributes(last_bucket + USAGE_MARKER_KEPT - StreamMarker::KEPT);
     marker.extend(address(format!("USAGEBATCH#{batch}#{part}"), "USAGEBATCH"));
     marker
 }

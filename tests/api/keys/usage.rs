@@ -64,7 +64,9 @@ async fn a_batch_counts_for_the_key_and_its_identity_by_hour_and_day_once_howeve
     let not_found = verify_outcome("apikeys-verify_key", VerifyCode::NotFound, None, start_time()).to_string();
     let earlier: Vec<&str> =
         [valid.as_str(); 7].into_iter().chain([not_found.as_str(), "START RequestId: x"]).collect();
-    let later = [limited.as_str(), limited.as_str(), r#"{"usage": {"company": "acme"}}"#];
+    // A line with a usage but not verify's metric directive (not verify's line) counts nothing.
+    let forged = format!(r#"{{"usage": {{"company": "{company}", "keyId": "{key}", "outcome": "VALID"}}}}"#);
+    let later = [limited.as_str(), limited.as_str(), r#"{"usage": {"company": "acme"}}"#, forged.as_str()];
     let deliveries = [logs_event(log_batch(&earlier, hour(3))), logs_event(log_batch(&later, hour(2)))];
 
     for delivery in &deliveries {
