@@ -129,6 +129,7 @@ function renderRows() {
       button('Roll', () => openKeyAction('roll', key.id), key.id),
       button('Delete', () => openKeyAction('delete', key.id), key.id),
       button('Audit', () => openAudit(key.id), key.id),
+      button('Usage', () => openUsage('key', key.id), key.id),
     );
     tr.append(actions);
     body.append(tr);
@@ -165,6 +166,7 @@ function renderIdentities() {
     actions.append(
       button('Edit', () => openIdentityEdit(identity.id), identity.id),
       button('Keys', () => showIdentityKeys(identity.id), identity.id),
+      button('Usage', () => openUsage('identity', identity.id), identity.id),
       button('Delete', () => deleteIdentity(identity.id), identity.id),
     );
     tr.append(actions);
@@ -588,6 +590,153 @@ async function loadAudit(url) {
     b.disabled = !link;
     b.dataset.url = link ?? '';
   }
+}
+
+// --- Usage charts -------------------------------------------------------------------------------------
+
+/** The outcome codes usage counts, in the API's order: the order of a bar's segments, bottom up. */
+const OUTCOMES = ['VALID', 'RATE_LIMITED', 'QUOTA_EXCEEDED', 'FORBIDDEN', 'EXPIRED', 'INACTIVE', 'IP_NOT_ALLOWED'];
+const HOUR = 3600 * 1000;
+const DAY = 24 * HOUR;
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/** An SVG element, its attributes set one by one (nothing is parsed as markup), and a `<title>`
+ * child when `title` is given: the tooltip, and the name a screen reader reads. */
+function svg(tag, attributes = {}, title = undefined) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
+  if (title !== undefined) {
+    const name = document.createElementNS(SVG_NS, 'title');
+    name.textContent = title;
+    node.append(name);
+  }
+  return node;
+}
+
+/** A time as usage answers write it: RFC 3339, UTC, whole seconds. */
+const usageTime = (ms) => new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z');
+
+const sum = (counts) => Object.values(counts).reduce((a, b) => a + b, 0);
+
+/** Every bucket of an answer's range, oldest first: the API leaves empty ones out, the chart
+ * draws them as zero. Buckets are UTC hours or days, so a multiple of the step is a start. */
+function slots(usage) {
+  const step = usage.granularity === 'day' ? DAY : HOUR;
+  const counted = new Map(usage.buckets.map((b) => [Date.parse(b.start), b.counts]));
+  const all = [];
+  for (let start = Math.floor(Date.parse(usage.from) / step) * step; start < Date.parse(usage.to); start += step) {
+    all.push({ start, counts: counted.get(start) ?? {} });
+  }
+  return all;
+}
+
+/** A bucket's names: in full for its title (`2030-01-01 10:00 UTC`, a day without the time), and
+ * short under the axis (`10:00`, `01-01`). */
+function slotNames(start, granularity) {
+  const [day, time] = usageTime(start).split('T');
+  if (granularity === 'day') return { full: `${day} UTC`, short: day.slice(5) };
+  return { full: `${day} ${time.slice(0, 5)} UTC`, short: time.slice(0, 5) };
+}
+
+/** One bar: a `<g>` carrying its start and counts (data-start, data-count-VALID…) and a title with
+ * its numbers, a hover area the plot's height, and one titled rect per outcome, stacked bottom up. */
+function usageBar(slot, granularity, x, width, plot) {
+  const when = slotNames(slot.start, granularity).full;
+  const parts = OUTCOMES.filter((code) => slot.counts[code]).map((code) => `${code} ${slot.counts[code]}`);
+  const title = `${when}: ${parts.length ? parts.join(', ') : 'no verifications'}`;
+  const bar = svg('g', { class: 'bar', role: 'img', 'data-start': usageTime(slot.start) }, title);
+  bar.append(svg('rect', { class: 'hit', x, y: plot.top, width, height: plot.height }));
+  let y = plot.top + plot.height;
+  for (const code of OUTCOMES) {
+    const count = slot.counts[code];
+    if (!count) continue;
+    bar.setAttribute(`data-count-${code}`, count);
+    const height = (count / plot.max) * plot.height;
+    y -= height;
+    bar.append(svg('rect', { class: `o-${code}`, x, y, width, height }, `${when}: ${code} ${count}`));
+  }
+  return bar;
+}
+
+/** A stacked bar chart of one usage answer, `width` CSS pixels wide (so its text keeps its size on
+ * a phone; the SVG still scales with its box), a legend with each outcome's total beside it. */
+function usageChart(title, usage, width) {
+  const buckets = slots(usage);
+  const figure = el('figure');
+  Object.assign(figure.dataset, { granularity: usage.granularity, from: usage.from, to: usage.to });
+  const total = sum(usage.totals);
+  figure.append(el('figcaption', `${title}: ${total} verification${total === 1 ? '' : 's'}`));
+
+  const height = 170;
+  const left = 34;
+  const plot = { top: 8, height: height - 8 - 20, max: Math.max(1, ...buckets.map((b) => sum(b.counts))) };
+  const chart = svg('svg', { viewBox: `0 0 ${width} ${height}`, width, height, 'aria-label': title });
+  const bottom = plot.top + plot.height;
+  chart.append(
+    svg('line', { class: 'axis', x1: left, x2: width, y1: bottom, y2: bottom }),
+    svg('line', { class: 'axis', x1: left, x2: width, y1: plot.top, y2: plot.top }),
+  );
+  // The scale: the tallest bar's count at the top line, 0 at the bottom one.
+  for (const [value, y] of [[plot.max, plot.top + 4], [0, bottom]]) {
+    const label = svg('text', { x: left - 4, y, 'text-anchor': 'end' });
+    label.textContent = value;
+    chart.append(label);
+  }
+  const band = (width - left) / buckets.length;
+  buckets.forEach((slot, i) => {
+    chart.append(usageBar(slot, usage.granularity, left + i * band + band * 0.1, Math.max(1, band * 0.8), plot));
+  });
+  // Three times under the axis: the first bucket, the middle one and the last (the current one).
+  const ticks = [[0, 'start'], [Math.floor(buckets.length / 2), 'middle'], [buckets.length - 1, 'end']];
+  for (const [i, anchor] of buckets.length ? ticks : []) {
+    const x = anchor === 'start' ? left : anchor === 'end' ? width : left + (i + 0.5) * band;
+    const label = svg('text', { x, y: height - 4, 'text-anchor': anchor });
+    label.textContent = slotNames(buckets[i].start, usage.granularity).short;
+    chart.append(label);
+  }
+  figure.append(chart);
+
+  const legend = el('ul', undefined, 'legend');
+  for (const code of OUTCOMES) {
+    const count = usage.totals[code] ?? 0;
+    const item = el('li', undefined, count ? undefined : 'none');
+    item.dataset.outcome = code;
+    item.append(el('span', undefined, `swatch o-${code}`), `${code} `, el('strong', count));
+    legend.append(item);
+  }
+  figure.append(legend);
+  return figure;
+}
+
+/** Numbered like the audit pages: only the newest usage asked for is drawn. */
+let usageRequest = 0;
+
+/** The usage dialog of a key or an identity (`kind`): the API's last 24 hours by hour, and the 30
+ * days up to now by day. Both end at the API's now (the hours' answer's `to`), not the browser's,
+ * so a browser whose clock is off still shows the hours and days the API counted in. */
+async function openUsage(kind, id) {
+  const request = ++usageRequest;
+  const dialog = $('#usage-dialog');
+  clearErrors(dialog);
+  $('.usage-of', dialog).textContent = kind;
+  $('.dialog-key', dialog).textContent = id;
+  const charts = $('#usage-charts');
+  charts.replaceChildren(el('p', 'Loading…', 'hint'));
+  dialog.showModal();
+  $('.close', dialog).focus();
+  const path = `/${kind === 'key' ? 'keys' : 'identities'}/${encodeURIComponent(id)}/usage`;
+  const hours = await api('GET', `${path}?granularity=hour`);
+  if (request !== usageRequest) return;
+  if (!hours.ok) { charts.replaceChildren(); showApiError(dialog, hours); return; }
+  const from = usageTime(Math.floor(Date.parse(hours.data.to) / DAY) * DAY - 29 * DAY);
+  const days = await api('GET', `${path}?granularity=day&from=${encodeURIComponent(from)}&to=${encodeURIComponent(hours.data.to)}`);
+  if (request !== usageRequest) return;
+  if (!days.ok) { charts.replaceChildren(); showApiError(dialog, days); return; }
+  const width = Math.max(240, Math.floor(charts.clientWidth));
+  charts.replaceChildren(
+    usageChart('Last 24 hours, by hour (UTC)', hours.data, width),
+    usageChart('Last 30 days, by day (UTC)', days.data, width),
+  );
 }
 
 // --- Verify playground ----------------------------------------------------------------------------------

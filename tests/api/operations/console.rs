@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use apikeys::domain::Clock;
+use apikeys::model::usage::Granularity;
+use chrono::{DateTime, TimeDelta, Utc};
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures::FutureExt;
 use serde_json::{Value, json};
@@ -455,6 +458,7 @@ async fn scenario(client: &Client, app: &TestApp, base: &str, inactive_id: &str)
     client.set_window_size(1360, 900).await.unwrap();
 
     identities(client).await;
+    usage(client, app, base).await;
 
     // Nothing any value from the API held ever ran.
     let ran = js(client, "return window.__ran", vec![]).await;
@@ -518,6 +522,165 @@ async fn identities(client: &Client) {
     let cell = text_of(client, &format!("#key-rows tr[data-key-id='{key_id}'] td[data-label=Identity]")).await;
     assert_eq!(cell, identity);
     screenshot(client, "console-identity-keys").await;
+    click(client, "#clear-identity").await;
+    until(client, "every key again", "return document.querySelector('#identity-filter').hidden", vec![]).await;
+}
+
+/// What a usage chart of the open dialog shows (`arguments[0]`: hour or day): its range, its bars
+/// oldest first (start, and the counts it carries, none for an empty bar) and the totals beside
+/// its legend (those not zero); null while it is not drawn.
+const CHART: &str = r#"
+const figure = document.querySelector(`#usage-dialog[open] figure[data-granularity=${arguments[0]}]`);
+if (!figure) return null;
+const counts = (bar) => Object.fromEntries([...bar.attributes]
+  .filter((a) => a.name.startsWith('data-count-')).map((a) => [a.name.slice('data-count-'.length), Number(a.value)]));
+const totals = [...figure.querySelectorAll('.legend li')]
+  .map((li) => [li.dataset.outcome, Number(li.querySelector('strong').textContent)]).filter(([, n]) => n > 0);
+return {
+  from: figure.dataset.from, to: figure.dataset.to, totals: Object.fromEntries(totals),
+  bars: [...figure.querySelectorAll('g.bar')].map((bar) => ({ start: bar.getAttribute('data-start'), counts: counts(bar) })),
+};"#;
+
+/// How far the usage dialog and its charts reach: [dialog scrollWidth, clientWidth, the
+/// charts' right edge, the window's width], once both charts are drawn.
+const USAGE_WIDTHS: &str = r#"
+const d = document.querySelector('#usage-dialog');
+const charts = [...d.querySelectorAll('svg')];
+return charts.length === 2 && [d.scrollWidth, d.clientWidth,
+  Math.ceil(Math.max(...charts.map((c) => c.getBoundingClientRect().right))), window.innerWidth];"#;
+
+/// Verifies through the served API (`POST {base}/keys/verify`), as a caller would, so the local
+/// server counts each one; answers the codes in order.
+async fn verify_served(base: &str, root_key: &str, body: &Value, times: usize) -> Vec<String> {
+    use http_body_util::{BodyExt, Full};
+    let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<bytes::Bytes>>();
+    let mut codes = Vec::new();
+    for _ in 0..times {
+        let request = lambda_http::http::Request::post(format!("{base}/keys/verify"))
+            .header("authorization", format!("Bearer {root_key}"))
+            .header("content-type", "application/json")
+            .body(Full::new(bytes::Bytes::from(body.to_string())))
+            .unwrap();
+        let answer = http.request(request).await.expect("the served API answers");
+        let answer: Value = serde_json::from_slice(&answer.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        codes.push(answer["code"].as_str().unwrap_or_default().to_owned());
+    }
+    codes
+}
+
+/// `GET {path}/usage{query}`, 200 asserted.
+async fn usage_of(app: &TestApp, path: &str, query: &str) -> Value {
+    let answer =
+        app.send(lambda_http::http::Method::GET, &format!("{path}/usage{query}"), Some(&app.root_key), None, &[]).await;
+    assert_eq!(answer.status, lambda_http::http::StatusCode::OK, "{path}/usage{query}: {:?}", answer.body);
+    answer.body
+}
+
+/// Waits (polling the API, bounded) until the local server has counted what was verified: its
+/// counting runs a moment after each verify answers.
+async fn until_counted(app: &TestApp, path: &str, query: &str, totals: &Value) {
+    let started = Instant::now();
+    loop {
+        let usage = usage_of(app, path, query).await;
+        if usage["totals"] == *totals {
+            return;
+        }
+        assert!(started.elapsed() < PATIENCE, "{path}/usage{query} never reached {totals}: {usage}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The open usage dialog's two charts against the API's answers for the same ranges: the same
+/// totals, a bar for every hour (day) of the range carrying the API's counts for it, zero where
+/// the API left the bucket out, and the last bar the current hour (day), holding `current`.
+async fn the_charts_show_the_apis_usage(client: &Client, app: &TestApp, path: &str, current: &Value) {
+    let now = app.clock.now();
+    for (granularity, bars) in [(Granularity::Hour, 25), (Granularity::Day, 30)] {
+        let name = if granularity == Granularity::Hour { "hour" } else { "day" };
+        let chart = until(client, &format!("the {name} chart of {path}"), CHART, vec![json!(name)]).await;
+        let (from, to) = (chart["from"].as_str().unwrap(), chart["to"].as_str().unwrap());
+        let api = usage_of(app, path, &format!("?granularity={name}&from={from}&to={to}")).await;
+        assert_eq!(chart["totals"], api["totals"], "{name} totals of {path}");
+        let drawn: Vec<&Value> =
+            chart["bars"].as_array().unwrap().iter().filter(|b| b["counts"] != json!({})).collect();
+        let counted: Vec<&Value> = api["buckets"].as_array().unwrap().iter().collect();
+        assert_eq!(drawn, counted, "the {name} bars with counts of {path} are the API's buckets");
+        let all = chart["bars"].as_array().unwrap();
+        assert_eq!(all.len(), bars, "every {name} of the range, the empty ones too: {chart}");
+        let this = granularity.start_of(now).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        assert_eq!(all[bars - 1], json!({ "start": this, "counts": current }), "the current {name}");
+    }
+    // The hours are the API's own last 24 hours: what `GET …/usage` answers by default.
+    let chart = js(client, CHART, vec![json!("hour")]).await;
+    let default = usage_of(app, path, "").await;
+    assert_eq!((&chart["from"], &chart["to"]), (&default["from"], &default["to"]));
+}
+
+/// Usage: a key (rate limit 7 a minute) verified 9 times through the served API in the current
+/// hour, 7 VALID and 2 RATE_LIMITED; another key of its identity verified over the days before
+/// (some FORBIDDEN). Once the API counts them, the key's and the identity's charts show the
+/// API's numbers, and fit a phone's width.
+async fn usage(client: &Client, app: &TestApp, base: &str) {
+    // Half an hour into the day, as a clock that is not frozen always is: the API's last 24
+    // hours (which end at now) then hold the current hour.
+    let now = app.clock.now() + TimeDelta::minutes(30);
+    let set_clock = |at: DateTime<Utc>| app.clock.advance(at - app.clock.now());
+    set_clock(now - TimeDelta::hours(50));
+    let identity = app.create_identity("usage-cust").await["id"].as_str().unwrap().to_owned();
+    let rate = json!({ "userId": "usage", "identityId": identity, "rateLimit": { "limit": 7, "periodSeconds": 60 } });
+    let (key, secret) = app.create_key_pair(&rate).await;
+    let acl = json!({ "userId": "usage-b", "identityId": identity, "acl": [{ "permissions": ["orders:read"] }] });
+    let (_, other) = app.create_key_pair(&acl).await;
+    // The other key's history: (hours before now, VALID, FORBIDDEN).
+    let history = [(50, 4, 1), (26, 6, 0), (20, 3, 2), (9, 5, 1), (4, 2, 0)];
+    for (hours, valid, forbidden) in history {
+        set_clock(now - TimeDelta::hours(hours));
+        let codes = verify_served(base, &app.root_key, &json!({ "key": other }), valid).await;
+        assert!(codes.iter().all(|c| c == "VALID"), "{codes:?}");
+        let asked = json!({ "key": other, "permissions": ["orders:write"] });
+        let codes = verify_served(base, &app.root_key, &asked, forbidden).await;
+        assert!(codes.iter().all(|c| c == "FORBIDDEN"), "{codes:?}");
+    }
+    set_clock(now);
+    let codes = verify_served(base, &app.root_key, &json!({ "key": secret }), 9).await;
+    assert_eq!(codes, [vec!["VALID"; 7], vec!["RATE_LIMITED"; 2]].concat());
+    let current = json!({ "VALID": 7, "RATE_LIMITED": 2 });
+    let (key_path, identity_path) = (format!("/keys/{key}"), format!("/identities/{identity}"));
+    until_counted(app, &key_path, "", &current).await;
+    let month_ago = (now - TimeDelta::days(29)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let days = format!("?granularity=day&from={month_ago}");
+    let every = json!({ "VALID": 7 + 4 + 6 + 3 + 5 + 2, "RATE_LIMITED": 2, "FORBIDDEN": 4 });
+    until_counted(app, &identity_path, &days, &every).await;
+
+    // The identity's usage, from its row in the Identities view.
+    js(client, "window.__before = document.querySelector('#identity-rows tr')", vec![]).await;
+    click(client, "#tab-identities").await;
+    let redrawn = "const r = document.querySelector('#identity-rows tr'); return r !== null && r !== window.__before";
+    until(client, "the identity list drawn again", redrawn, vec![]).await;
+    click(client, &identity_button(&identity, "Usage")).await;
+    the_charts_show_the_apis_usage(client, app, &identity_path, &current).await;
+    assert_eq!(text_of(client, "#usage-dialog .dialog-key").await, identity);
+    screenshot(client, "console-usage").await;
+    click(client, "#usage-dialog button.close").await;
+
+    // The key's, from its row, among the identity's keys.
+    click(client, &identity_button(&identity, "Keys")).await;
+    until_total(client, "2 active keys").await;
+    click(client, &row_button(&key, "Usage")).await;
+    the_charts_show_the_apis_usage(client, app, &key_path, &current).await;
+    click(client, "#usage-dialog button.close").await;
+
+    // At a phone's width the charts are drawn to fit: nothing in the dialog scrolls sideways.
+    client.set_window_size(390, 844).await.unwrap();
+    until(client, "the phone width", "return window.innerWidth <= 420", vec![]).await;
+    click(client, &row_button(&key, "Usage")).await;
+    let widths = until(client, "the charts at a phone's width", USAGE_WIDTHS, vec![]).await;
+    let [scroll, inner, right, window] = [0, 1, 2, 3].map(|i| widths[i].as_u64().unwrap());
+    assert!(scroll <= inner && right <= window, "wider than the phone: {widths}");
+    the_charts_show_the_apis_usage(client, app, &key_path, &current).await;
+    click(client, "#usage-dialog button.close").await;
+    client.set_window_size(1360, 900).await.unwrap();
     click(client, "#clear-identity").await;
     until(client, "every key again", "return document.querySelector('#identity-filter').hidden", vec![]).await;
 }
