@@ -52,7 +52,9 @@ pub fn of_audit(audit: &AuditEvent, now: DateTime<Utc>, expiring_days: u32) -> E
             Some(expires_at) => {
                 let event = LifecycleEvent::expiry(audit, kind, expires_at);
                 let at = kind.due(expires_at, expiring_days);
-                if at <= now {
+                // Scheduler fires to the minute, and the call may come a while after `now`:
+                // what is due within two minutes is published at once.
+                if at <= now + chrono::TimeDelta::minutes(2) {
                     plan.events.push(event);
                     plan.schedules.push(ScheduleChange::Remove(name));
                 } else {

@@ -260,12 +260,17 @@ impl ExpiryEvent {
 impl AuditEvent {
     /// What the change did to the key's `expiresAt`: `None` if it left it alone, `Some(None)`
     /// if it took it away (or the key was deleted: nothing of it will expire), `Some(Some(t))`
-    /// if it set it to `t`. A value that is not a time is read as no expiry.
+    /// if it set it to `t`. A value that is not a time is read as no expiry; a new key made
+    /// without one changed nothing.
     pub fn expiry_change(&self) -> Option<Option<DateTime<Utc>>> {
         if self.action == AuditAction::Deleted {
             return Some(None);
         }
         let value = self.changes.get(EXPIRES_AT)?;
+        // A new key without an expiry had no schedule to take away.
+        if value.is_null() && matches!(self.action, AuditAction::Created | AuditAction::Imported) {
+            return None;
+        }
         Some(value.as_str().and_then(|text| DateTime::parse_from_rfc3339(text).ok()).map(|t| t.with_timezone(&Utc)))
     }
 }
