@@ -1,7 +1,7 @@
 //! The local server's usage counting: it has no log group for a subscription filter, so verify
 //! hands each verification to a queue, and one task counts whatever has arrived as one batch
-//! with the aggregator's own counting (`domain::usage::count_verifications`). The lag is the
-//! time of one batch's writes.
+//! with the aggregator's own counting (`domain::usage::count_verifications`), then lets the
+//! next batch gather for half a second. The lag is that, and one batch's writes.
 
 use tokio::sync::mpsc;
 
@@ -13,6 +13,9 @@ use crate::store::UsageHistory;
 /// aggregator do in AWS.
 #[derive(Debug, Clone)]
 pub struct LocalFeed(mpsc::Sender<Verification>);
+
+/// How long the counting task lets verifications gather after each batch.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The most verifications waiting to be counted locally; more are dropped (and logged).
 const LOCAL_QUEUE: usize = 10_000;
@@ -29,6 +32,9 @@ impl LocalFeed {
                     tracing::error!(error = %e, verifications = batch.len(), "local usage batch not counted");
                 }
                 batch.clear();
+                // Gathers what arrives meanwhile into the next batch, as a log group gathers
+                // lines: one transaction per pause rather than one per verify.
+                tokio::time::sleep(GATHER).await;
             }
         });
         Self(sender)
