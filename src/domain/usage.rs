@@ -21,7 +21,8 @@ pub struct UsageReport {
 }
 
 /// A key of the caller's company's usage; a key that is none of it is `NotFound`. A deleted
-/// key's usage stays readable as long as the key is.
+/// key's usage stays readable as long as the key is; what was counted before the key was made
+/// (a custom id used again after an older key with it left the table) is not its.
 pub async fn key_usage(
     store: &(impl KeyReader + UsageHistory + UsageRecorder),
     caller: &Caller,
@@ -30,8 +31,8 @@ pub async fn key_usage(
     range: UsageRange,
 ) -> Result<UsageReport, DomainError> {
     caller.charge(store, now).await?;
-    store.get_key(&caller.company, id).await?.ok_or(DomainError::NotFound)?;
-    report(store, caller, &UsageOwner::Key(id.clone()), range).await
+    let key = store.get_key(&caller.company, id).await?.ok_or(DomainError::NotFound)?;
+    report(store, caller, &UsageOwner::Key(id.clone()), range, key.created_at).await
 }
 
 /// An identity of the caller's company's usage: the verifications of all its keys; an
@@ -44,17 +45,21 @@ pub async fn identity_usage(
     range: UsageRange,
 ) -> Result<UsageReport, DomainError> {
     caller.charge(store, now).await?;
-    store.get_identity(&caller.company, id).await?.ok_or(DomainError::NoIdentity)?;
-    report(store, caller, &UsageOwner::Identity(id.clone()), range).await
+    let identity = store.get_identity(&caller.company, id).await?.ok_or(DomainError::NoIdentity)?;
+    report(store, caller, &UsageOwner::Identity(id.clone()), range, identity.created_at).await
 }
 
+/// The owner's buckets in the range, from the bucket it was made in.
 async fn report(
     store: &impl UsageHistory,
     caller: &Caller,
     owner: &UsageOwner,
     range: UsageRange,
+    made: DateTime<Utc>,
 ) -> Result<UsageReport, DomainError> {
-    let buckets = store.read_usage(&caller.company, owner, &range).await?;
+    let mut buckets = store.read_usage(&caller.company, owner, &range).await?;
+    let first = range.granularity.start_of(made);
+    buckets.retain(|bucket| bucket.start >= first);
     Ok(UsageReport { range, totals: usage::totals(&buckets), buckets })
 }
 

@@ -56,7 +56,9 @@ async fn a_batch_counts_for_the_key_and_its_identity_by_hour_and_day_once_howeve
     let key = app.create_key(&json!({ "userId": "u", "identityId": identity })).await;
     let key = key["id"].as_str().unwrap().to_owned();
     let company = app.company.clone();
-    let hour = |h: i64| start_time() - TimeDelta::hours(h);
+    // Five hours after the key and identity were made.
+    app.advance(5 * 3600);
+    let hour = |h: i64| start_time() + TimeDelta::hours(5 - h);
     // 7 VALID three hours ago, 2 RATE_LIMITED two hours ago; a NOT_FOUND line (no usage), a
     // log message and a line of another shape in between count for nothing.
     let valid = verify_line(&company, &key, Some(&identity), Outcome::Valid);
@@ -101,11 +103,11 @@ async fn a_batch_counts_for_the_key_and_its_identity_by_hour_and_day_once_howeve
         let days = app.usage(&path, "?granularity=day&from=2029-12-01T00:00:00Z").await;
         assert_eq!(
             days.body["buckets"],
-            json!([{ "start": "2029-12-31T00:00:00Z", "counts": { "VALID": 7, "RATE_LIMITED": 2 } }])
+            json!([{ "start": "2030-01-01T00:00:00Z", "counts": { "VALID": 7, "RATE_LIMITED": 2 } }])
         );
         let one_hour = app.usage(&path, &format!("?from={}&to={}", at(2), at(1))).await;
         assert_eq!(one_hour.body["totals"], json!({ "RATE_LIMITED": 2 }), "from's hour in, to excluded");
-        let before = app.usage(&path, "?from=2029-12-30T00:00:00Z&to=2029-12-31T20:00:00Z").await;
+        let before = app.usage(&path, &format!("?from=2029-12-30T00:00:00Z&to={}", at(3))).await;
         assert_eq!(before.body["totals"], json!({}), "nothing counted then");
         assert_eq!(before.body["buckets"], json!([]));
     }
@@ -147,7 +149,8 @@ async fn every_outcome_but_not_found_is_counted_under_its_code() {
     let key = app.create_key(&json!({ "userId": "u" })).await["id"].as_str().unwrap().to_owned();
     let lines: Vec<String> = CODES.iter().map(|(_, outcome)| verify_line(&app.company, &key, None, *outcome)).collect();
     let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
-    handle_logs(&app.app.store, &logs_event(log_batch(&lines, start_time() - TimeDelta::minutes(5)))).await.unwrap();
+    app.advance(3600);
+    handle_logs(&app.app.store, &logs_event(log_batch(&lines, start_time() + TimeDelta::minutes(5)))).await.unwrap();
     let usage = app.usage(&format!("/keys/{key}"), "").await;
     let expected: serde_json::Map<String, Value> =
         CODES.iter().map(|(code, _)| (code.as_str().to_owned(), json!(1))).collect();
@@ -195,4 +198,25 @@ async fn usage_is_read_only_by_a_key_that_may_read_keys_of_the_same_company() {
     let no_identity = "/identities/id_0190a5e4c3b27d5e9f1a2b3c4d5e6f70/usage";
     assert_eq!(as_key(&app.root_key, no_identity).await, StatusCode::NOT_FOUND);
     assert_eq!(app.send(Method::GET, &path, None, None, &[]).await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_key_does_not_show_what_was_counted_before_it_was_made() {
+    let app = spawn_app().await;
+    // Counted for the id `reused` an hour before a key with that id is made (an older key with
+    // the same custom id, since gone from the table).
+    let earlier = verify_line(&app.company, "reused", None, Outcome::Valid);
+    handle_logs(&app.app.store, &logs_event(log_batch(&[earlier.as_str()], start_time() - TimeDelta::hours(1))))
+        .await
+        .unwrap();
+    let body = json!({ "userId": "u" });
+    let created = app.send(Method::POST, "/keys/reused", Some(&app.root_key), Some(&body), &[]).await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    app.advance(3600);
+    let now = verify_line(&app.company, "reused", None, Outcome::Valid);
+    handle_logs(&app.app.store, &logs_event(log_batch(&[now.as_str()], start_time() + TimeDelta::minutes(1))))
+        .await
+        .unwrap();
+    let usage = app.usage("/keys/reused", "").await;
+    assert_eq!(usage.body["totals"], json!({ "VALID": 1 }), "{:?}", usage.body);
 }
