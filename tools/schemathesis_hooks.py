@@ -3,7 +3,8 @@
 JSON Schema cannot say that `expiresAt` lies in the future, that an ACL holds at most 64
 permissions and 64 scope values across its entries, what `metadata` DynamoDB can store, that the
 two cursors exclude each other and must name a key (or an event) of the company, or that an
-`Idempotency-Key` is meant once per request; and an `If-Match` version is the resource's state, not
+`Idempotency-Key` is meant once per request, that a usage range's `to` follows its `from`
+within 31 (or 366) days in the years 2000 to 9999; and an `If-Match` version is the resource's state, not
 the request's data. A request Schemathesis made as valid is brought within those rules before
 it is sent (an `If-Match` version becomes the key's or identity's current ETag), so that it is valid in fact
 (Schemathesis checks it again after this hook); parts it made invalid on purpose are left alone.
@@ -71,6 +72,36 @@ def fresh_identity():
             return json.load(answer).get("id")
     except (urllib.error.URLError, OSError, ValueError):
         return None
+
+
+def usage_instant(raw):
+    """A usage query's `from`/`to` as the service reads it, or None outside the years 2000 to 9999."""
+    try:
+        at = datetime.datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if at.tzinfo is None:
+        return None
+    at = at.astimezone(datetime.timezone.utc)
+    return at if 2000 <= at.year <= 9999 else None
+
+
+def within_usage_range(query):
+    """A usage range as its parameters' descriptions state it: `from` and `to` in the years 2000
+    to 9999, `to` after `from`, at most 31 days apart by hour or 366 by day; a generated range
+    outside that is dropped, leaving the default (the last 24 hours)."""
+    days = 366 if query.get("granularity") == "day" else 31
+    start, end = (usage_instant(query[p]) if p in query else None for p in ("from", "to"))
+    if ("from" in query and start is None) or ("to" in query and end is None):
+        query.pop("from", None)
+        query.pop("to", None)
+        return
+    now = datetime.datetime.now(datetime.timezone.utc)
+    end = end or now
+    start = start or end - datetime.timedelta(hours=24)
+    if not (start < end <= start + datetime.timedelta(days=days)):
+        query.pop("from", None)
+        query.pop("to", None)
 
 
 def within_words(body):
@@ -150,6 +181,8 @@ def before_call(context, case, kwargs):
         if "externalId" in query:
             for paging in ("startingAfter", "endingBefore", "offset"):
                 query.pop(paging, None)
+        if case.operation.path.endswith("/usage"):
+            within_usage_range(query)
         for cursor in ("startingAfter", "endingBefore"):
             if cursor in query:
                 # The root key is active for the whole run: a cursor of the active and all lists.
