@@ -5,6 +5,7 @@
 
 pub mod acl;
 mod audit;
+pub mod company;
 mod error;
 pub mod events;
 pub mod fields;

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::company::KeyPrefix;
+
 /// Random bytes per key: 256 bits, as Stripe's and GitHub's keys carry at least.
 const RANDOM_BYTES: usize = 32;
 const CHECKSUM_LEN: usize = 6;
@@ -49,9 +51,19 @@ impl fmt::Debug for PlaintextKey {
 impl PlaintextKey {
     /// `sk_` or `pk_`, base58 of 32 bytes from the thread's CSPRNG, then a 6-character CRC-32.
     pub fn generate(kind: KeyType) -> Self {
+        Self::generate_for(kind, None)
+    }
+
+    /// As `generate`, after the company's prefix and `_` when it has one: `acmeco_sk_…`. The
+    /// checksum covers the prefix too.
+    pub fn generate_for(kind: KeyType, prefix: Option<&KeyPrefix>) -> Self {
         let mut bytes = [0u8; RANDOM_BYTES];
         rand::fill(&mut bytes);
-        let mut key = String::with_capacity(3 + 44 + CHECKSUM_LEN);
+        let mut key = String::with_capacity(17 + 3 + 44 + CHECKSUM_LEN);
+        if let Some(prefix) = prefix {
+            key.push_str(prefix.as_str());
+            key.push('_');
+        }
         key.push_str(kind.marker());
         key.push_str(&bs58::encode(bytes).into_string());
         let checksum = checksum_of(&key);
@@ -59,20 +71,26 @@ impl PlaintextKey {
         Self(key)
     }
 
-    /// Accepts only what `generate` can make; anything else is not a key and costs no read.
+    /// Accepts only what `generate_for` can make, with any company's prefix or none; anything
+    /// else is not a key and costs no read.
     pub fn parse(raw: &str) -> Option<(KeyType, Self)> {
-        let kind = if raw.starts_with("sk_") {
+        if !raw.is_ascii() {
+            return None;
+        }
+        let marked = marker_start(raw)?;
+        let body = &raw[marked..];
+        let kind = if body.starts_with("sk_") {
             KeyType::Secret
-        } else if raw.starts_with("pk_") {
+        } else if body.starts_with("pk_") {
             KeyType::Publishable
         } else {
             return None;
         };
-        if !raw.is_ascii() || raw.len() < 3 + 32 + CHECKSUM_LEN || raw.len() > 3 + 46 + CHECKSUM_LEN {
+        if body.len() < 3 + 32 + CHECKSUM_LEN || body.len() > 3 + 46 + CHECKSUM_LEN {
             return None;
         }
         let (unchecked, checksum) = raw.split_at(raw.len() - CHECKSUM_LEN);
-        let random = bs58::decode(&unchecked[3..]).into_vec().ok()?;
+        let random = bs58::decode(&unchecked[marked + 3..]).into_vec().ok()?;
         let checksum_matches: bool = checksum_of(unchecked).as_bytes().ct_eq(checksum.as_bytes()).into();
         (random.len() == RANDOM_BYTES && checksum_matches).then(|| (kind, Self(raw.to_owned())))
     }
@@ -82,16 +100,27 @@ impl PlaintextKey {
         &self.0
     }
 
-    /// The `keyPrefix` shown in lists and logs (`sk_` plus four characters): enough to
-    /// recognise a key, far too little to guess it.
+    /// The `keyPrefix` shown in lists and logs (the company's prefix if any, `sk_`, and four
+    /// characters): enough to recognise a key, far too little to guess it.
     pub fn visible_prefix(&self) -> &str {
-        &self.0[..VISIBLE_PREFIX_LEN]
+        let marker = marker_start(&self.0).unwrap_or(0);
+        &self.0[..marker + VISIBLE_PREFIX_LEN]
     }
 
     /// What the table keeps of the key and looks it up by: one SHA-256, enough for 256 random
     /// bits (no salt or slow hash is needed for a secret nobody chose).
     pub fn hash(&self) -> SecretHash {
         SecretHash::of_text(&self.0)
+    }
+}
+
+/// Where a key's `sk_`/`pk_` marker starts: 0 without a prefix; after `<prefix>_` with one (a
+/// prefix is never `sk` or `pk`, so the first `_` tells them apart).
+fn marker_start(raw: &str) -> Option<usize> {
+    match raw.find('_') {
+        Some(2) if raw.starts_with("sk_") || raw.starts_with("pk_") => Some(0),
+        Some(end) if KeyPrefix::parse(&raw[..end], "keyPrefix").is_ok() => Some(end + 1),
+        _ => None,
     }
 }
 
@@ -192,7 +221,38 @@ mod tests {
         assert!(!a.hash().matches(&b.hash()));
     }
 
+    #[test]
+    fn a_companys_prefix_leads_its_keys_and_the_checksum_covers_it() {
+        let prefix = KeyPrefix::parse("acmeco", "keyPrefix").unwrap();
+        for kind in [KeyType::Secret, KeyType::Publishable] {
+            let key = PlaintextKey::generate_for(kind, Some(&prefix));
+            assert!(key.expose().starts_with(&format!("acmeco_{}", kind.marker())), "{key:?}");
+            assert_eq!(PlaintextKey::parse(key.expose()).map(|(k, p)| (k, p == key)), Some((kind, true)));
+            assert_eq!(key.visible_prefix().len(), "acmeco_".len() + VISIBLE_PREFIX_LEN);
+            // Another company's prefix on the same body fails the checksum: no read.
+            let moved = key.expose().replacen("acmeco_", "rival_", 1);
+            assert!(PlaintextKey::parse(&moved).is_none());
+            let stripped = key.expose().trim_start_matches("acmeco_");
+            assert!(PlaintextKey::parse(stripped).is_none());
+        }
+        for bad in ["Acme_sk_x", "a_sk_x", "toolongprefixabcd_sk_x", "acme-co_sk_x", "_sk_x", "acmeco__sk_x"] {
+            assert!(PlaintextKey::parse(bad).is_none(), "{bad}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn a_prefixed_key_with_one_character_changed_is_refused(at in 0usize..60, to in "[a-z0-9_]") {
+            let key = PlaintextKey::generate_for(KeyType::Secret, KeyPrefix::parse("acme", "k").ok().as_ref());
+            let mut chars: Vec<char> = key.expose().chars().collect();
+            let at = at % chars.len();
+            let to = to.chars().next().unwrap();
+            prop_assume!(chars[at] != to);
+            chars[at] = to;
+            let changed: String = chars.into_iter().collect();
+            prop_assert!(PlaintextKey::parse(&changed).is_none());
+        }
+
         #[test]
         fn arbitrary_text_never_panics_and_rarely_parses(raw in ".{0,80}") {
             let _ = PlaintextKey::parse(&raw);
