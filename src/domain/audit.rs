@@ -45,6 +45,16 @@ impl KeyChanges {
         }))
     }
 
+    /// A leak's record also says where the secret was found (`leakUrl`) and by what
+    /// (`leakSource`), as the scanner reported them.
+    pub(super) fn leaked(self, url: Option<&str>, source: Option<&str>) -> Self {
+        Self(self.0.map(|mut changes| {
+            changes.insert("leakUrl".into(), url.into());
+            changes.insert("leakSource".into(), source.into());
+            changes
+        }))
+    }
+
     /// The record's `changes`: field names and values.
     pub(super) fn into_map(self) -> Result<Map<String, Value>, DomainError> {
         self.0.map_err(DomainError::Internal)

@@ -10,7 +10,9 @@ use crate::model::{
     KeyStatus, KeyType, KeyView, PageRequest, PlaintextKey, Policy, PreviousSecret, Quota, QuotaUsage, RollInput,
     SecretHash, UpdateKeyInput,
 };
+use crate::model::company::KeyPrefix;
 use crate::store::{
+    CompanySettingsReader,
     AdminCounter, AuditReader, IdempotencyReader, IdentityReader, InsertOutcome, KeyChange, KeyCreator, KeyLister,
     KeyReader, KeyWriter, PageOutcome, PageWindow, SaveOutcome, SealedKeyRecord, UsageRecorder,
 };
@@ -77,7 +79,7 @@ impl<'de> Deserialize<'de> for WrittenKey {
 /// a replay included (a replayed answer holds a secret, so it goes only to a caller allowed to
 /// make that key); the caller is charged only once the call is allowed.
 pub async fn create_key(
-    store: &(impl KeyCreator + KeyReader + IdentityReader + IdempotencyReader + UsageRecorder),
+    store: &(impl KeyCreator + KeyReader + IdentityReader + IdempotencyReader + UsageRecorder + CompanySettingsReader),
     caller: &Caller,
     now: DateTime<Utc>,
     request: NewKey,
@@ -86,7 +88,9 @@ pub async fn create_key(
     let operation = format!("create {}", request.id.as_ref().map_or("", KeyId::as_str));
     let idempotent = request.retry.as_ref().map(|h| IdempotentRequest::new(caller, h, &operation, &request.input));
     let custom = request.id.is_some();
-    let (key, plaintext) = new_key(caller, request.id, request.input, now);
+    // The company's prefix, as it is now: a key made after a change takes the new one.
+    let prefix = store.company_settings(&caller.company).await?.key_prefix;
+    let (key, plaintext) = new_key(caller, request.id, request.input, prefix.as_ref(), now);
     caller.bounds(&key)?;
     // A replay is authorized like the first request before it is charged: refused, it is free.
     if let Some(earlier) = replay(store, idempotent.as_ref(), now).await? {
@@ -229,8 +233,14 @@ pub(super) async fn replay_after_race<A: DeserializeOwned>(
     replay(store, request, now).await?.ok_or(DomainError::RequestInProgress)
 }
 
-fn new_key(caller: &Caller, id: Option<KeyId>, input: CreateKeyInput, now: DateTime<Utc>) -> (ApiKey, PlaintextKey) {
-    let plaintext = PlaintextKey::generate(input.key_type);
+fn new_key(
+    caller: &Caller,
+    id: Option<KeyId>,
+    input: CreateKeyInput,
+    prefix: Option<&KeyPrefix>,
+    now: DateTime<Utc>,
+) -> (ApiKey, PlaintextKey) {
+    let plaintext = PlaintextKey::generate_for(input.key_type, prefix);
     let secret = KeySecret {
         key_prefix: plaintext.visible_prefix().to_owned(),
         hash: plaintext.hash(),
@@ -281,7 +291,7 @@ pub(super) fn fresh_key(
 
 /// The operator's way to make a company's first root key: a key whose ACL grants `keys:*`.
 pub async fn create_root_key(
-    store: &(impl KeyCreator + KeyReader + IdentityReader + IdempotencyReader + UsageRecorder),
+    store: &(impl KeyCreator + KeyReader + IdentityReader + IdempotencyReader + UsageRecorder + CompanySettingsReader),
     company: crate::model::CompanyId,
     description: Option<String>,
     now: DateTime<Utc>,
@@ -296,7 +306,7 @@ pub async fn create_root_key(
 /// the replayed answer holds the root key's plaintext, and the header alone (a RequestId) must
 /// not open it for whoever can read the table.
 pub async fn create_root_key_once(
-    store: &(impl KeyCreator + KeyReader + IdentityReader + IdempotencyReader + UsageRecorder),
+    store: &(impl KeyCreator + KeyReader + IdentityReader + IdempotencyReader + UsageRecorder + CompanySettingsReader),
     company: crate::model::CompanyId,
     description: Option<String>,
     now: DateTime<Utc>,
@@ -395,7 +405,7 @@ pub async fn update_key(
         } else {
             AuditAction::Updated
         };
-        Ok(Some(Planned { after, action, reset_quota_usage, rolled: None }))
+        Ok(Some(Planned { after, action, reset_quota_usage, rolled: None, leak: None }))
     })
     .await
 }
@@ -450,26 +460,89 @@ pub async fn delete_key(
         after.deleted_at = Some(now);
         after.previous_secret = None;
         let action = AuditAction::Deleted;
-        Ok(Some(Planned { after, action, reset_quota_usage: false, rolled: None }))
+        Ok(Some(Planned { after, action, reset_quota_usage: false, rolled: None, leak: None }))
     })
     .await
+}
+
+/// Where a secret scanner found a key's secret, as it reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeakReport {
+    /// The public place (a commit's URL, a paste).
+    pub url: Option<String>,
+    /// What found it (`content`, `commit`, …, as the scanner names it).
+    pub source: Option<String>,
+}
+
+/// What a leak report of a key's secret did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeakOutcome {
+    /// The key was live: its company's policy was applied and the leak audited.
+    Handled,
+    /// The key was already deleted: nothing to do.
+    AlreadyDeleted,
+}
+
+/// Applies the company's leak policy to a live key whose secret (current, or previous in its
+/// grace period) was reported in public: `revoke` deletes it at once, even the company's last
+/// admin key (a leaked admin key is worse than a lock-out the operator CLI undoes); `notify`
+/// leaves it active. Either way the audit records `leaked` with where it was found, as the
+/// operator. The same report again within the idempotency window (`header`, derived from the
+/// report) is answered as the first and writes nothing; a deleted key is left alone.
+pub async fn report_leak(
+    store: &(impl KeyReader + KeyWriter + AdminCounter + IdentityReader + IdempotencyReader + UsageRecorder),
+    key: &ApiKey,
+    policy: crate::model::company::LeakPolicy,
+    report: &LeakReport,
+    header: &IdempotencyKey,
+    now: DateTime<Utc>,
+) -> Result<LeakOutcome, DomainError> {
+    if key.is_deleted() {
+        return Ok(LeakOutcome::AlreadyDeleted);
+    }
+    let caller = Caller::operator(key.company_id.clone());
+    let target = Target { id: &key.id, if_match: None, force: true, retry: Some(header) };
+    let write = Write { operation: "leak", input: report, answer: |_: ApiKey, _: Option<PlaintextKey>| () };
+    write_with_retry(store, &caller, now, target, write, |before| {
+        if before.is_deleted() {
+            return Ok(None);
+        }
+        let mut after = before.clone();
+        if policy == crate::model::company::LeakPolicy::Revoke {
+            after.status = KeyStatus::Inactive;
+            after.deleted_at = Some(now);
+            after.previous_secret = None;
+        }
+        let leak = Some(report.clone());
+        Ok(Some(Planned { after, action: AuditAction::Leaked, reset_quota_usage: false, rolled: None, leak }))
+    })
+    .await?;
+    Ok(LeakOutcome::Handled)
 }
 
 /// A new secret for the same key; the old one keeps verifying for the grace period, never past
 /// the key's own expiry. Only one old secret is kept: rolling again ends the previous grace.
 pub async fn roll_key(
-    store: &(impl KeyReader + KeyWriter + AdminCounter + IdentityReader + IdempotencyReader + UsageRecorder),
+    store: &(impl KeyReader
+          + KeyWriter
+          + AdminCounter
+          + IdentityReader
+          + IdempotencyReader
+          + UsageRecorder
+          + CompanySettingsReader),
     caller: &Caller,
     now: DateTime<Utc>,
     target: Target<'_>,
     input: RollInput,
 ) -> Result<WrittenKey, DomainError> {
+    // The new secret takes the company's prefix as it is now.
+    let prefix = store.company_settings(&caller.company).await?.key_prefix;
     let write = Write { operation: "roll", input: &input, answer: shown_as_of(now) };
     write_with_retry(store, caller, now, target, write, |before| {
         if before.is_deleted() {
             return Err(DomainError::Conflict("a deleted key cannot be rolled".into()));
         }
-        let plaintext = PlaintextKey::generate(before.key_type);
+        let plaintext = PlaintextKey::generate_for(before.key_type, prefix.as_ref());
         let mut after = before.clone();
         after.secret_hash = plaintext.hash();
         after.key_prefix = plaintext.visible_prefix().to_owned();
@@ -483,7 +556,7 @@ pub async fn roll_key(
         });
         caller.bounds(&after)?;
         let rolled = Rolled { plaintext, grace_period_seconds: input.grace_period_seconds };
-        Ok(Some(Planned { after, action: AuditAction::Rolled, reset_quota_usage: false, rolled: Some(rolled) }))
+        Ok(Some(Planned { after, action: AuditAction::Rolled, reset_quota_usage: false, rolled: Some(rolled), leak: None }))
     })
     .await
 }
@@ -495,6 +568,8 @@ struct Planned {
     action: AuditAction,
     reset_quota_usage: bool,
     rolled: Option<Rolled>,
+    /// Where a reported leak was found, for its audit record.
+    leak: Option<LeakReport>,
 }
 
 /// What a roll adds to its write: the new secret it hands out, and the grace it gave the old
@@ -592,7 +667,7 @@ async fn write_with_retry<A: Serialize + DeserializeOwned>(
             may_shadow(store, caller, Some(&before), &planned.after).await?;
         }
         charge_once().await?;
-        let Some(Planned { mut after, action, reset_quota_usage, rolled }) = planned else {
+        let Some(Planned { mut after, action, reset_quota_usage, rolled, leak }) = planned else {
             return Ok((write.answer)(before, None));
         };
         after.updated_at = now;
@@ -600,6 +675,9 @@ async fn write_with_retry<A: Serialize + DeserializeOwned>(
         let mut changes = KeyChanges::between(&before, &after, now);
         if let Some(rolled) = &rolled {
             changes = changes.rolled(rolled.grace_period_seconds, &after);
+        }
+        if let Some(leak) = &leak {
+            changes = changes.leaked(leak.url.as_deref(), leak.source.as_deref());
         }
         let audit = audit(caller, &after, action, changes, now)?;
         let answer = (write.answer)(after.clone(), rolled.map(|r| r.plaintext));

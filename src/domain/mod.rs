@@ -6,6 +6,7 @@
 mod audit;
 mod caller;
 mod clock;
+pub mod company;
 mod error;
 pub mod events;
 pub mod idempotency;
@@ -14,6 +15,7 @@ pub mod import;
 pub mod imports_seen;
 pub mod key_cache;
 pub mod keys;
+pub mod leaks;
 pub mod paging;
 pub mod usage;
 pub mod verify;

@@ -23,6 +23,9 @@ pub enum AuditAction {
     Rolled,
     /// The key was soft-deleted.
     Deleted,
+    /// A secret scanner reported the key's secret in public: with the company's leak policy
+    /// `revoke` the key was deleted by the same write, with `notify` nothing else changed.
+    Leaked,
 }
 
 /// Who made a change: one of the company's keys, or the operator (who presents no key).

@@ -81,6 +81,7 @@ impl EventType {
             AuditAction::Updated | AuditAction::StatusChanged => EventType::KeyUpdated,
             AuditAction::Rolled => EventType::KeyRolled,
             AuditAction::Deleted => EventType::KeyDeleted,
+            AuditAction::Leaked => EventType::KeyLeaked,
         }
     }
 }
@@ -263,7 +264,9 @@ impl AuditEvent {
     /// if it set it to `t`. A value that is not a time is read as no expiry; a new key made
     /// without one changed nothing.
     pub fn expiry_change(&self) -> Option<Option<DateTime<Utc>>> {
-        if self.action == AuditAction::Deleted {
+        // A leak revoked by the policy deleted the key too.
+        let revoked = self.action == AuditAction::Leaked && self.changes.contains_key("deletedAt");
+        if self.action == AuditAction::Deleted || revoked {
             return Some(None);
         }
         let value = self.changes.get(EXPIRES_AT)?;

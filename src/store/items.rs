@@ -15,6 +15,8 @@
 //! | identity | `IDENTITY#<company>#<id>` | `IDENTITY` | gsi1 `IDENTITIES#<company>` / created; `activeKeys`, `inactiveKeys`; `deletedAt` on a tombstone |
 //! | externalId | `IDENTITYEXTERNAL#<company>#<sha256 of externalId>` | `IDENTITYEXTERNAL` | `identityId`: the one identity that has it |
 //! | identity listing entry | `IDENTITYLISTING#<company>` | `LISTED#<created>#<id>` | nothing else (an offset is counted over these) |
+//! | key prefix claim | `KEYPREFIX#<prefix>` | `KEYPREFIX` | `companyId`: the one company whose keys start `<prefix>_` |
+//! | company audit record | `COMPANYEVENTS#<company>` | `EVENT#<eventId>` (UUID v7) | a change of the company's settings: actor, time, the new values |
 //! | usage counts | `USAGE#<company>#KEY#<id>` or `USAGE#<company>#IDENTITY#<id>` | `HOUR#<start>` or `DAY#<start>` | a count per outcome code (`VALID`…); ttl `UsageRetentionDays` after the bucket |
 //! | usage batch marker | `USAGEBATCH#<batch>#<part>` | `USAGEBATCH` | a part of a batch of verifications already counted; ttl 16 days after its last bucket |
 //!
@@ -26,6 +28,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
+use crate::model::company::CompanySettings;
 use crate::model::usage::{Granularity, UsageOwner};
 use crate::model::{ApiKey, AuditEvent, CompanyId, Identity, IdentityId, KeyId, KeyStatus, SecretHash};
 
@@ -33,7 +36,7 @@ pub use super::attributes::{
     Item, SCHEMA_VERSION, SCHEMA_VERSION_ATTRIBUTE, address, n, number, s, schema_version, string, timestamp,
 };
 use super::records::{
-    self, AuditRecord, IdempotencyItem, IdentityRecord, KeyRecord, ListingEntry, RemovedKeyRecord, StoredStatus,
+    self, AuditRecord, CompanySettingsRecord, IdempotencyItem, IdentityRecord, KeyRecord, ListingEntry, RemovedKeyRecord, StoredStatus,
     StreamMarker,
 };
 use super::table::{COMPANY_INDEX, IDENTITY_INDEX, SORT_KEY, STATUS_INDEX, TTL_ATTRIBUTE};
@@ -127,6 +130,34 @@ pub fn stream_pk(event_id: &str) -> String {
 /// Sort key of an audit event: its time-ordered id.
 pub fn event_sk(id: &KeyId) -> String {
     format!("EVENT#{id}")
+}
+
+/// The claim of a key prefix by one company.
+pub fn key_prefix_claim(prefix: &str, company: &CompanyId) -> Item {
+    let mut claim = address(format!("KEYPREFIX#{prefix}"), "KEYPREFIX");
+    claim.insert(CompanySettingsRecord::COMPANY.to_owned(), s(company.to_string()));
+    claim.extend([schema_version()]);
+    claim
+}
+
+/// The address of a key prefix's claim.
+pub fn key_prefix_claim_key(prefix: &str) -> Item {
+    address(format!("KEYPREFIX#{prefix}"), "KEYPREFIX")
+}
+
+/// A company's audit record of a settings change: who, when, and the settings after it.
+pub fn company_event_item(company: &CompanyId, actor: &str, after: &CompanySettings, at: DateTime<Utc>) -> Item {
+    let mut event = address(format!("COMPANYEVENTS#{company}"), &format!("EVENT#{}", uuid::Uuid::now_v7()));
+    event.insert("actor".to_owned(), s(actor));
+    event.insert("at".to_owned(), timestamp(at));
+    event.insert("action".to_owned(), s("settings_changed"));
+    if let Some(prefix) = &after.key_prefix {
+        event.insert(CompanySettingsRecord::KEY_PREFIX.to_owned(), s(prefix.as_str()));
+    }
+    event.insert(CompanySettingsRecord::LEAK_POLICY.to_owned(), s(CompanySettingsRecord::policy(after.leak_policy)));
+    event.insert(CompanySettingsRecord::VERSION.to_owned(), n(after.version));
+    event.extend([schema_version()]);
+    event
 }
 
 /// How long a usage batch marker outlives its batch's last bucket.

@@ -135,6 +135,16 @@ impl KeyReader for MemoryStore {
     }
 }
 
+/// The domain's tests use the default settings (no prefix, `revoke`).
+impl super::CompanySettingsReader for MemoryStore {
+    async fn company_settings(
+        &self,
+        _company: &CompanyId,
+    ) -> Result<crate::model::company::CompanySettings, StoreError> {
+        Ok(crate::model::company::CompanySettings::default())
+    }
+}
+
 impl AdminCounter for MemoryStore {
     async fn active_admins(&self, company: &CompanyId) -> Result<u64, StoreError> {
         Ok(self.lock().active_admins(company) as u64)

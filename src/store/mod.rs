@@ -8,6 +8,7 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
+use crate::model::company::CompanySettings;
 use crate::model::usage::{UsageBucket, UsageIncrement, UsageOwner, UsageRange};
 use crate::model::{
     ApiKey, AuditEvent, CompanyId, Identity, IdentityId, KeyId, NamedLimit, Quota, RateLimit, SecretHash, StatusFilter,
@@ -413,4 +414,51 @@ pub trait UsageHistory: Sync {
         owner: &UsageOwner,
         range: &UsageRange,
     ) -> impl Future<Output = Result<Vec<UsageBucket>, StoreError>> + Send;
+}
+
+/// Reads a company's settings (its key prefix and leak policy).
+pub trait CompanySettingsReader: Sync {
+    /// Strongly consistent; a company that never changed them has the defaults (version 0).
+    fn company_settings(&self, company: &CompanyId) -> impl Future<Output = Result<CompanySettings, StoreError>> + Send;
+}
+
+/// One change of a company's settings, as the domain planned it.
+#[derive(Debug, Clone, Copy)]
+pub struct SettingsChange<'a> {
+    /// Whose.
+    pub company: &'a CompanyId,
+    /// As read: the write is conditioned on its version.
+    pub before: &'a CompanySettings,
+    /// To save, its version one more.
+    pub after: &'a CompanySettings,
+    /// Who changed them (a key's id, or `operator`), for the company's audit record.
+    pub actor: &'a str,
+    /// When.
+    pub now: DateTime<Utc>,
+    /// The answer to store for the request's `Idempotency-Key`, in the same transaction.
+    pub idempotency: Option<&'a IdempotencyRecord>,
+}
+
+/// What a settings write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingsOutcome {
+    /// Saved, with the prefix claimed and the audit record written.
+    Saved,
+    /// The settings are no longer at `before.version`.
+    VersionConflict,
+    /// Another company holds the new prefix.
+    PrefixTaken,
+    /// Another request with the same `Idempotency-Key` got there first.
+    IdempotencyKeyTaken,
+}
+
+/// Writes a company's settings: the settings, the claim of its prefix (one company per
+/// prefix, so a scanner's match names one company), its audit record and the idempotency
+/// record, all or nothing.
+pub trait CompanySettingsWriter: Sync {
+    /// Saves `change.after` only if the settings are still at `change.before.version`.
+    fn save_company_settings(
+        &self,
+        change: SettingsChange<'_>,
+    ) -> impl Future<Output = Result<SettingsOutcome, StoreError>> + Send;
 }

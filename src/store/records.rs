@@ -19,6 +19,7 @@ use serde::de::IntoDeserializer;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::model::company::{CompanySettings, KeyPrefix, LeakPolicy};
 use crate::model::{
     ActingSecret, ActorType, ApiKey, AuditAction, AuditEvent, CompanyId, Identity, IdentityId, IdentityKeys,
     IdentityParts, KeyId, KeyStatus, KeyType, Labels, PlaintextKey, Policy, PreviousSecret, QuotaUsage, SecretHash,
@@ -501,6 +502,7 @@ stored_enum!(
         StatusChanged = "status_changed",
         Rolled = "rolled",
         Deleted = "deleted",
+        Leaked = "leaked",
     }
 );
 
@@ -536,6 +538,47 @@ impl CountersRecord {
     /// One count of a counters item; 0 if the item or the count is missing.
     pub fn count(item: Option<&Item>, name: &str) -> u64 {
         item.and_then(|i| attributes::number(i, name)).unwrap_or(0).max(0) as u64
+    }
+}
+
+/// A company's settings, kept on its counters item (one read for both), set by
+/// `PATCH /company` only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompanySettingsRecord;
+
+impl CompanySettingsRecord {
+    /// Attribute of the key prefix; absent: none.
+    pub const KEY_PREFIX: &'static str = "keyPrefix";
+    /// Attribute of the leak policy (`revoke`, `notify`); absent: `revoke`.
+    pub const LEAK_POLICY: &'static str = "leakPolicy";
+    /// Attribute of the settings' version; absent: 0.
+    pub const VERSION: &'static str = "settingsVersion";
+    /// Attribute of a prefix claim's company, and of a company audit record's actor.
+    pub const COMPANY: &'static str = "companyId";
+
+    /// The settings a counters item holds; a company with no item, or none set, has the
+    /// defaults. A stored value the model refuses is `Corrupt`.
+    pub fn from_item(item: Option<&Item>) -> Result<CompanySettings, StoreError> {
+        let Some(item) = item else { return Ok(CompanySettings::default()) };
+        let key_prefix = attributes::string(item, Self::KEY_PREFIX)
+            .map(|raw| KeyPrefix::parse(&raw, Self::KEY_PREFIX))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let leak_policy = match attributes::string(item, Self::LEAK_POLICY).as_deref() {
+            None | Some("revoke") => LeakPolicy::Revoke,
+            Some("notify") => LeakPolicy::Notify,
+            Some(_) => return Err(StoreError::Corrupt("a company's leak policy".into())),
+        };
+        let version = attributes::number(item, Self::VERSION).unwrap_or(0).max(0) as u64;
+        Ok(CompanySettings { key_prefix, leak_policy, version })
+    }
+
+    /// The policy as stored.
+    pub fn policy(policy: LeakPolicy) -> &'static str {
+        match policy {
+            LeakPolicy::Revoke => "revoke",
+            LeakPolicy::Notify => "notify",
+        }
     }
 }
 

@@ -10,11 +10,13 @@ use serde::Serialize;
 use crate::domain::identities::{self, IdentityTarget};
 use crate::domain::import::{self, KeysImport};
 use crate::domain::keys::{self, NewKey, Target, WrittenKey};
+use crate::domain::company::{self, SettingsTarget};
 use crate::domain::usage::{self, UsageReport};
 use crate::domain::verify::{LimitState, RateState, Verdict, VerifyCode, VerifyRequest};
 use crate::domain::verify_key;
 use crate::domain::{Caller, Credential, Freshness, authenticate_as};
 use crate::entry::config::App;
+use crate::model::company::{CompanySettings, CompanySettingsChange};
 use crate::model::usage::{Granularity, OutcomeCounts, UsageRange};
 use crate::model::{
     CreateIdentityInput, CreateKeyInput, IdempotencyKey, Identity, IdentityId, ImportInput, KeyId, PageRequest,
@@ -56,6 +58,10 @@ pub async fn handle(app: &App, endpoint: Endpoint, req: Request) -> Response<Bod
             Endpoint::ListKeyEvents => Box::pin(list_key_events(app, &reader().await?, &req)).await,
             Endpoint::KeyUsage => Box::pin(key_usage(app, &reader().await?, &req)).await,
             Endpoint::IdentityUsage => Box::pin(identity_usage(app, &reader().await?, &req)).await,
+            Endpoint::GetCompany => Box::pin(get_company(app, &reader().await?, &req)).await,
+            Endpoint::UpdateCompany => {
+                written(app, writer().await?, async |c| update_company(app, c, &req).await).await
+            }
             Endpoint::Me => Box::pin(me(app, &reader().await?, &req)).await,
             Endpoint::VerifyKey => Box::pin(verify_key(app, credential, &req)).await,
             Endpoint::ImportKeys => written(app, writer().await?, async |c| import_keys(app, c, &req).await).await,
@@ -193,6 +199,33 @@ async fn list_key_events(app: &App, caller: &Caller, req: &Request) -> Result<Re
     let page = PageRequest::parse_without_status(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
     let listed = keys::list_events(&app.store, caller, app.clock.now(), &id, &page).await?;
     Ok(page_response(&page, &format!("{KEYS_PATH}/{id}/events"), &listed, &listed.items))
+}
+
+async fn get_company(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
+    request::no_query(req)?;
+    let settings = company::company_settings(&app.store, caller, app.clock.now()).await?;
+    Ok(company_response(&settings))
+}
+
+async fn update_company(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
+    request::no_query(req)?;
+    let retry = request::idempotency_key(req)?;
+    let target = SettingsTarget { if_match: request::if_match(req)?, retry: retry.as_ref() };
+    let change = CompanySettingsChange::parse(required_body(req)?)?;
+    let settings = company::update_company_settings(&app.store, caller, app.clock.now(), target, &change).await?;
+    Ok(company_response(&settings))
+}
+
+/// `{keyPrefix, leakPolicy, keyPatterns: {secret, publishable}}`, with the settings' version as
+/// the `ETag`.
+fn company_response(settings: &CompanySettings) -> Response<Body> {
+    let [(secret_name, secret), (publishable_name, publishable)] = settings.key_patterns();
+    let body = serde_json::json!({
+        "keyPrefix": settings.key_prefix,
+        "leakPolicy": settings.leak_policy,
+        "keyPatterns": { secret_name: secret, publishable_name: publishable },
+    });
+    key_response(StatusCode::OK, &body, format!("\"{}\"", settings.version))
 }
 
 /// The range a usage request asks for, from its query.

@@ -28,6 +28,8 @@ pub enum Endpoint {
     UpdateIdentity,
     DeleteIdentity,
     IdentityUsage,
+    GetCompany,
+    UpdateCompany,
 }
 
 #[derive(Debug, Clone)]
@@ -42,7 +44,7 @@ pub struct Route {
     pub need: Need,
 }
 
-pub const ROUTES: [Route; 18] = [
+pub const ROUTES: [Route; 20] = [
     Route {
         endpoint: Endpoint::CreateKey,
         method: Method::POST,
@@ -156,6 +158,20 @@ pub const ROUTES: [Route; 18] = [
         path: "/identities/{identityId}/usage",
         function: "identity_usage",
         need: Need::Read,
+    },
+    Route {
+        endpoint: Endpoint::GetCompany,
+        method: Method::GET,
+        path: "/company",
+        function: "get_company",
+        need: Need::Read,
+    },
+    Route {
+        endpoint: Endpoint::UpdateCompany,
+        method: Method::PATCH,
+        path: "/company",
+        function: "update_company",
+        need: Need::Write,
     },
 ];
 

@@ -21,6 +21,7 @@ use super::{
     SecretRecord, StoreError,
 };
 
+mod company;
 mod identities;
 mod paging;
 mod usage;

@@ -1,0 +1,87 @@
+//! A company's settings on its counters item, its prefix's claim and its audit records.
+
+use aws_sdk_dynamodb::types::{Delete, TransactWriteItem, Update};
+
+use crate::model::CompanyId;
+use crate::model::company::CompanySettings;
+use crate::store::items::{self, address, n, s};
+use crate::store::records::CompanySettingsRecord;
+use crate::store::{CompanySettingsReader, CompanySettingsWriter, SettingsChange, SettingsOutcome, StoreError};
+
+use super::{DynamoStore, Transaction, Writes};
+
+impl CompanySettingsReader for DynamoStore {
+    async fn company_settings(&self, company: &CompanyId) -> Result<CompanySettings, StoreError> {
+        let item = self.get_item("read company settings", address(items::counters_pk(company), items::COUNTERS_SK)).await?;
+        CompanySettingsRecord::from_item(item.as_ref())
+    }
+}
+
+impl DynamoStore {
+    /// The settings set on the counters item, at `before`'s version only.
+    fn settings_update(&self, change: &SettingsChange<'_>) -> TransactWriteItem {
+        let after = change.after;
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(address(items::counters_pk(change.company), items::COUNTERS_SK)))
+            .expression_attribute_names("#policy", CompanySettingsRecord::LEAK_POLICY)
+            .expression_attribute_names("#version", CompanySettingsRecord::VERSION)
+            .expression_attribute_names("#prefix", CompanySettingsRecord::KEY_PREFIX)
+            .expression_attribute_names("#schema", items::SCHEMA_VERSION_ATTRIBUTE)
+            .expression_attribute_values(":policy", s(CompanySettingsRecord::policy(after.leak_policy)))
+            .expression_attribute_values(":version", n(after.version))
+            .expression_attribute_values(":schema", n(items::SCHEMA_VERSION));
+        let set = "SET #policy = :policy, #version = :version, #schema = :schema";
+        update = match &after.key_prefix {
+            Some(prefix) => update
+                .update_expression(format!("{set}, #prefix = :prefix"))
+                .expression_attribute_values(":prefix", s(prefix.as_str())),
+            None => update.update_expression(format!("{set} REMOVE #prefix")),
+        };
+        update = if change.before.version == 0 {
+            update.condition_expression("attribute_not_exists(#version)")
+        } else {
+            update
+                .condition_expression("#version = :before")
+                .expression_attribute_values(":before", n(change.before.version))
+        };
+        TransactWriteItem::builder().update(update.build().expect("table, key and expression are set")).build()
+    }
+}
+
+impl CompanySettingsWriter for DynamoStore {
+    async fn save_company_settings(&self, change: SettingsChange<'_>) -> Result<SettingsOutcome, StoreError> {
+        let mut writes = Writes::new();
+        writes.guarded(self.settings_update(&change), SettingsOutcome::VersionConflict);
+        let (old, new) = (change.before.key_prefix.as_ref(), change.after.key_prefix.as_ref());
+        if old != new {
+            if let Some(new) = new {
+                let claim = items::key_prefix_claim(new.as_str(), change.company);
+                let condition = format!("attribute_not_exists(pk) OR {} = :company", CompanySettingsRecord::COMPANY);
+                let mut put = self.put(claim, Some(&condition));
+                if let Some(put) = put.put.as_mut() {
+                    put.expression_attribute_values
+                        .get_or_insert_with(Default::default)
+                        .insert(":company".to_owned(), s(change.company.to_string()));
+                }
+                writes.guarded(put, SettingsOutcome::PrefixTaken);
+            }
+            if let Some(old) = old {
+                let delete = Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(items::key_prefix_claim_key(old.as_str())))
+                    .build()
+                    .expect("table and key are set");
+                writes.push(TransactWriteItem::builder().delete(delete).build());
+            }
+        }
+        writes.push(self.put(items::company_event_item(change.company, change.actor, change.after, change.now), None));
+        if let Some(record) = change.idempotency {
+            writes.guarded(self.idempotency_put(record, change.now), SettingsOutcome::IdempotencyKeyTaken);
+        }
+        Ok(match self.transact("SaveCompanySettings", writes).await? {
+            Transaction::Committed => SettingsOutcome::Saved,
+            Transaction::Refused(meaning) => meaning.unwrap_or(SettingsOutcome::VersionConflict),
+        })
+    }
+}
