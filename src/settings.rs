@@ -3,6 +3,7 @@
 //! function with `RETENTION_DAYS=abc` fails its init rather than keeping keys 30 days.
 
 use crate::model::CompanyId;
+use crate::model::secret_scanning::TrustedKeys;
 
 /// The table's name when `TABLE_NAME` is not set.
 pub const DEFAULT_TABLE_NAME: &str = "apikeys";
@@ -65,6 +66,11 @@ pub struct Settings {
     pub api_key_resource: ApiKeyResourceSettings,
     /// The lifecycle events' function: where it publishes and schedules (`event_settings`).
     pub events: EventSettings,
+    /// `SECRET_SCANNING_PUBLIC_KEYS`: the JSON document GitHub's secret-scanning public-keys
+    /// endpoint serves (`{"public_keys": [{"key_identifier", "key", "is_current"}]}`), the
+    /// keys a report to `POST /secret-scanning/github` may be signed with. Unset or empty:
+    /// `None`, no key is trusted; a document that does not parse stops the binary.
+    pub secret_scanning_public_keys: Option<TrustedKeys>,
 }
 
 /// The `Custom::ApiKey` resource's function: for which companies other stacks may mint keys,
@@ -232,6 +238,18 @@ impl Settings {
             })
             .transpose()?;
         let events = event_settings(&get, endpoint.is_some())?;
+        // The document is long and holds nothing secret, but the error names what in it is
+        // wrong rather than repeating it.
+        let secret_scanning_public_keys = get("SECRET_SCANNING_PUBLIC_KEYS")
+            .map(|raw| {
+                TrustedKeys::parse(raw.trim()).map_err(|problem| {
+                    bad(
+                        "SECRET_SCANNING_PUBLIC_KEYS",
+                        format!("must be the document of GitHub's secret-scanning public keys: {problem}"),
+                    )
+                })
+            })
+            .transpose()?;
         let table_name = get("TABLE_NAME").map_or_else(|| DEFAULT_TABLE_NAME.to_owned(), |t| t.trim().to_owned());
         if !(3..=255).contains(&table_name.len())
             || !table_name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
@@ -265,6 +283,7 @@ impl Settings {
             root_key_local_response_host,
             api_key_resource: ApiKeyResourceSettings { companies, management_keys, secret_prefix },
             events,
+            secret_scanning_public_keys,
         })
     }
 
@@ -440,6 +459,7 @@ mod tests {
         assert_eq!(s.lifecycle_events().unwrap_err().variable, "EVENT_BUS_ARN", "required by its function");
         assert_eq!((s.lambda_function, s.demo_company), (None, None));
         assert_eq!((s.root_key_company, s.root_key_local_response_host), (None, None));
+        assert_eq!(s.secret_scanning_public_keys, None, "no key trusted");
     }
 
     #[test]
@@ -478,6 +498,9 @@ mod tests {
             // Without DYNAMODB_ENDPOINT: never beside AWS.
             ("EVENTBRIDGE_ENDPOINT", "http://127.0.0.1:9"),
             ("SCHEDULER_ENDPOINT", "http://127.0.0.1:9"),
+            ("SECRET_SCANNING_PUBLIC_KEYS", "not json"),
+            ("SECRET_SCANNING_PUBLIC_KEYS", r#"{"public_keys": []}"#),
+            ("SECRET_SCANNING_PUBLIC_KEYS", r#"{"public_keys": [{"key_identifier": "k", "key": "not a PEM key"}]}"#),
         ] {
             let error = settings(&[(variable, value)]).unwrap_err();
             assert_eq!(error.variable, variable, "{value}");
@@ -536,5 +559,22 @@ mod tests {
             (30, Some("http://127.0.0.1:9001"))
         );
         assert_eq!(events.lifecycle_events().unwrap().schedule_group, "apikeys-KeyExpiry-1");
+    }
+
+    #[test]
+    fn secret_scanning_public_keys_are_githubs_document_read_once() {
+        // GitHub's document as its public-keys endpoint serves it (two keys, one current).
+        let document = r#"{"public_keys": [
+            {"key_identifier": "90a421169f0a406205f1563a953312f0be898d3c7b6c06b681aa86a874555f4a", "key": "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE9MJJHnMfn2+H4xL4YaPDA4RpJqUq\nkCmRCBnYERxZanmcpzQSXs1X/AljlKkbJ8qpVIW4clayyef9gWhFbNHWAA==\n-----END PUBLIC KEY-----\n", "is_current": false},
+            {"key_identifier": "bcb53661c06b4728e59d897fb6165d5c9cda0fd9cdf9d09ead458168deb7518c", "key": "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEYAGMWO8XgCamYKMJS6jc/qgvSlAd\nAjPuDPRcXU22YxgBrz+zoN19MzuRyW87qEt9/AmtoNP5GrobzUvQSyJFVw==\n-----END PUBLIC KEY-----\n", "is_current": true}
+        ]}"#;
+        let s = settings(&[("SECRET_SCANNING_PUBLIC_KEYS", &format!("\n{document}\n"))]).unwrap();
+        let keys = s.secret_scanning_public_keys.expect("the document is read");
+        let identifiers: Vec<&str> = keys.identifiers().map(|id| &id[..8]).collect();
+        assert_eq!(identifiers, ["90a42116", "bcb53661"]);
+        assert_eq!(settings(&[("SECRET_SCANNING_PUBLIC_KEYS", " ")]).unwrap().secret_scanning_public_keys, None);
+        let error = settings(&[("SECRET_SCANNING_PUBLIC_KEYS", &document.replace("MFkw", "AAAA"))]).unwrap_err();
+        assert_eq!(error.variable, "SECRET_SCANNING_PUBLIC_KEYS");
+        assert!(error.problem.contains("public_keys[0].key must be an ECDSA P-256 public key"), "{error}");
     }
 }

@@ -20,6 +20,7 @@ pub mod limits;
 pub mod page;
 pub mod policy;
 mod secret;
+pub mod secret_scanning;
 pub mod usage;
 
 pub use acl::{Acl, AclEntry, Dimension, Permission, Scope};
@@ -40,3 +41,7 @@ pub use limits::{MAX_LIMIT_NAME_CHARS, MAX_NAMED_LIMITS, NamedLimit, Quota, Quot
 pub use page::{Cursor, PageRequest, StatusFilter};
 pub use policy::{Policy, PolicyChange};
 pub use secret::{KeyType, PlaintextKey, SecretHash};
+pub use secret_scanning::{
+    Feedback, Label, MAX_REPORT_BYTES, MAX_REPORTED_TOKENS, ReportedToken, ScanReport, SignatureRefusal, TrustedKeys,
+    token_hash_hex,
+};
