@@ -25,6 +25,9 @@ pub enum Need {
     Verify,
     /// No permission: any secret root key that verifies.
     Authenticated,
+    /// No root key at all: the request carries a signature its handler checks (a secret
+    /// scanner's report). No key ever satisfies it.
+    Signature,
 }
 
 impl Need {
@@ -34,7 +37,7 @@ impl Need {
             Need::Read => "keys:read",
             Need::Write => "keys:write",
             Need::Verify => "keys:verify",
-            Need::Authenticated => "",
+            Need::Authenticated | Need::Signature => "",
         }
     }
 }
@@ -211,6 +214,9 @@ impl Caller {
     /// A 403 unless the caller holds the route's permission (directly or by a wildcard).
     pub fn require(&self, need: Need) -> Result<(), DomainError> {
         let wanted = need.as_str();
+        if need == Need::Signature {
+            return Err(DomainError::Forbidden("this route takes no key; its requests are signed".into()));
+        }
         if need == Need::Authenticated || self.permissions.iter().any(|p| p.grants(wanted)) {
             Ok(())
         } else {

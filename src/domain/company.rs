@@ -52,7 +52,8 @@ pub async fn update_company_settings(
                 .into(),
         )
     })?;
-    let idempotent = target.retry.map(|header| IdempotentRequest::new(caller, header, "update company", &change_input(change)));
+    let idempotent =
+        target.retry.map(|header| IdempotentRequest::new(caller, header, "update company", &change_input(change)));
     let mut charged = false;
     for _ in 0..MAX_SETTINGS_ATTEMPTS {
         let before = store.company_settings(&caller.company).await?;

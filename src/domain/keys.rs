@@ -5,16 +5,15 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::model::company::KeyPrefix;
 use crate::model::{
     Acl, ApiKey, AuditAction, AuditEvent, Change, CreateKeyInput, FieldError, IdempotencyKey, IdentityId, KeyId,
     KeyStatus, KeyType, KeyView, PageRequest, PlaintextKey, Policy, PreviousSecret, Quota, QuotaUsage, RollInput,
     SecretHash, UpdateKeyInput,
 };
-use crate::model::company::KeyPrefix;
 use crate::store::{
-    CompanySettingsReader,
-    AdminCounter, AuditReader, IdempotencyReader, IdentityReader, InsertOutcome, KeyChange, KeyCreator, KeyLister,
-    KeyReader, KeyWriter, PageOutcome, PageWindow, SaveOutcome, SealedKeyRecord, UsageRecorder,
+    AdminCounter, AuditReader, CompanySettingsReader, IdempotencyReader, IdentityReader, InsertOutcome, KeyChange,
+    KeyCreator, KeyLister, KeyReader, KeyWriter, PageOutcome, PageWindow, SaveOutcome, SealedKeyRecord, UsageRecorder,
 };
 
 use super::audit::KeyChanges;
@@ -523,13 +522,15 @@ pub async fn report_leak(
 /// A new secret for the same key; the old one keeps verifying for the grace period, never past
 /// the key's own expiry. Only one old secret is kept: rolling again ends the previous grace.
 pub async fn roll_key(
-    store: &(impl KeyReader
-          + KeyWriter
-          + AdminCounter
-          + IdentityReader
-          + IdempotencyReader
-          + UsageRecorder
-          + CompanySettingsReader),
+    store: &(
+         impl KeyReader
+         + KeyWriter
+         + AdminCounter
+         + IdentityReader
+         + IdempotencyReader
+         + UsageRecorder
+         + CompanySettingsReader
+     ),
     caller: &Caller,
     now: DateTime<Utc>,
     target: Target<'_>,
@@ -556,7 +557,13 @@ pub async fn roll_key(
         });
         caller.bounds(&after)?;
         let rolled = Rolled { plaintext, grace_period_seconds: input.grace_period_seconds };
-        Ok(Some(Planned { after, action: AuditAction::Rolled, reset_quota_usage: false, rolled: Some(rolled), leak: None }))
+        Ok(Some(Planned {
+            after,
+            action: AuditAction::Rolled,
+            reset_quota_usage: false,
+            rolled: Some(rolled),
+            leak: None,
+        }))
     })
     .await
 }

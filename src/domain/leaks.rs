@@ -28,14 +28,16 @@ pub enum Verdict {
 /// lookup of its hash, the company's settings, and one key write (a revoking delete or an
 /// audit record), whatever the token.
 pub async fn judge_reported_token(
-    store: &(impl SecretLookup
-          + CompanySettingsReader
-          + KeyReader
-          + KeyWriter
-          + AdminCounter
-          + IdentityReader
-          + IdempotencyReader
-          + UsageRecorder),
+    store: &(
+         impl SecretLookup
+         + CompanySettingsReader
+         + KeyReader
+         + KeyWriter
+         + AdminCounter
+         + IdentityReader
+         + IdempotencyReader
+         + UsageRecorder
+     ),
     token: &str,
     report: &LeakReport,
     now: DateTime<Utc>,

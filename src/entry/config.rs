@@ -18,6 +18,7 @@ use crate::domain::imports_seen::ImportsSeen;
 use crate::domain::verify_key::KeptKeys;
 use crate::domain::{Clock, KeyCache, SystemClock};
 use crate::entry::local_usage::LocalFeed;
+use crate::model::secret_scanning::TrustedKeys;
 use crate::model::{CompanyId, KeyId};
 use crate::settings::{DEFAULT_CALLER_CACHE_SECONDS, DatabaseSettings, LogSettings, Settings};
 use crate::store::DynamoStore;
@@ -42,6 +43,9 @@ pub struct App {
     /// Where verify sends its usage in the local server (which has no log group to subscribe
     /// to); `None` in Lambda, where its metric line carries it.
     pub usage_feed: Option<LocalFeed>,
+    /// The keys a secret scanner's reports must be signed with (`SECRET_SCANNING_PUBLIC_KEYS`);
+    /// `None`: every report is refused.
+    pub scanning_keys: Option<Arc<TrustedKeys>>,
 }
 
 impl App {
@@ -50,7 +54,7 @@ impl App {
         let callers = Arc::new(KeyCache::callers(DEFAULT_CALLER_CACHE_SECONDS));
         let verified = Arc::new(KeyCache::verified_keys(0));
         let imports = Arc::new(ImportsSeen::new(DEFAULT_CALLER_CACHE_SECONDS));
-        Self { store, clock, callers, verified, imports, lambda_function: None, usage_feed: None }
+        Self { store, clock, callers, verified, imports, lambda_function: None, usage_feed: None, scanning_keys: None }
     }
 
     /// With a caller cache of its own that keeps each caller `seconds` (0: none).
@@ -88,7 +92,8 @@ impl App {
         let app = Self::new(store, Arc::new(SystemClock))
             .with_caller_cache(settings.caller_cache_seconds)
             .with_verify_cache(settings.verify_cache_seconds);
-        Self { lambda_function, ..app }
+        let scanning_keys = settings.secret_scanning_public_keys.clone().map(Arc::new);
+        Self { lambda_function, scanning_keys, ..app }
     }
 }
 

@@ -36,8 +36,8 @@ pub use super::attributes::{
     Item, SCHEMA_VERSION, SCHEMA_VERSION_ATTRIBUTE, address, n, number, s, schema_version, string, timestamp,
 };
 use super::records::{
-    self, AuditRecord, CompanySettingsRecord, IdempotencyItem, IdentityRecord, KeyRecord, ListingEntry, RemovedKeyRecord, StoredStatus,
-    StreamMarker,
+    self, AuditRecord, CompanySettingsRecord, IdempotencyItem, IdentityRecord, KeyRecord, ListingEntry,
+    RemovedKeyRecord, StoredStatus, StreamMarker,
 };
 use super::table::{COMPANY_INDEX, IDENTITY_INDEX, SORT_KEY, STATUS_INDEX, TTL_ATTRIBUTE};
 use super::{IdempotencyRecord, LimitOwner, SecretRecord, StoreError};

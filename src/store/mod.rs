@@ -419,7 +419,8 @@ pub trait UsageHistory: Sync {
 /// Reads a company's settings (its key prefix and leak policy).
 pub trait CompanySettingsReader: Sync {
     /// Strongly consistent; a company that never changed them has the defaults (version 0).
-    fn company_settings(&self, company: &CompanyId) -> impl Future<Output = Result<CompanySettings, StoreError>> + Send;
+    fn company_settings(&self, company: &CompanyId)
+    -> impl Future<Output = Result<CompanySettings, StoreError>> + Send;
 }
 
 /// One change of a company's settings, as the domain planned it.

@@ -7,16 +7,19 @@ use lambda_http::http::{StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
+use crate::domain::company::{self, SettingsTarget};
 use crate::domain::identities::{self, IdentityTarget};
 use crate::domain::import::{self, KeysImport};
+use crate::domain::keys::LeakReport;
 use crate::domain::keys::{self, NewKey, Target, WrittenKey};
-use crate::domain::company::{self, SettingsTarget};
+use crate::domain::leaks;
 use crate::domain::usage::{self, UsageReport};
 use crate::domain::verify::{LimitState, RateState, Verdict, VerifyCode, VerifyRequest};
 use crate::domain::verify_key;
 use crate::domain::{Caller, Credential, Freshness, authenticate_as};
 use crate::entry::config::App;
 use crate::model::company::{CompanySettings, CompanySettingsChange};
+use crate::model::secret_scanning::{Feedback, Label, ScanReport};
 use crate::model::usage::{Granularity, OutcomeCounts, UsageRange};
 use crate::model::{
     CreateIdentityInput, CreateKeyInput, IdempotencyKey, Identity, IdentityId, ImportInput, KeyId, PageRequest,
@@ -58,6 +61,7 @@ pub async fn handle(app: &App, endpoint: Endpoint, req: Request) -> Response<Bod
             Endpoint::ListKeyEvents => Box::pin(list_key_events(app, &reader().await?, &req)).await,
             Endpoint::KeyUsage => Box::pin(key_usage(app, &reader().await?, &req)).await,
             Endpoint::IdentityUsage => Box::pin(identity_usage(app, &reader().await?, &req)).await,
+            Endpoint::SecretScanningGithub => Box::pin(secret_scanning_github(app, &req)).await,
             Endpoint::GetCompany => Box::pin(get_company(app, &reader().await?, &req)).await,
             Endpoint::UpdateCompany => {
                 written(app, writer().await?, async |c| update_company(app, c, &req).await).await
@@ -226,6 +230,38 @@ fn company_response(settings: &CompanySettings) -> Response<Body> {
         "keyPatterns": { secret_name: secret, publishable_name: publishable },
     });
     key_response(StatusCode::OK, &body, format!("\"{}\"", settings.version))
+}
+
+/// A secret scanner's report (GitHub's partner program): the signature checked against the
+/// trusted keys before anything is read or looked up (401 otherwise), then each token judged
+/// (its company's leak policy applied to a live key) and answered in GitHub's feedback shape.
+async fn secret_scanning_github(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    let body: &[u8] = req.body().as_ref();
+    if body.len() > super::error::MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let unsigned = |why: String| ApiError::Domain(crate::domain::DomainError::Unauthenticated(why));
+    let keys = app.scanning_keys.as_ref().ok_or_else(|| unsigned("no secret scanner is trusted here".into()))?;
+    keys.verify(header("github-public-key-identifier"), header("github-public-key-signature"), body)
+        .map_err(|refusal| unsigned(refusal.to_string()))?;
+    let reported = ScanReport::parse(body)?;
+    let now = app.clock.now();
+    let mut feedback = Vec::with_capacity(reported.len());
+    for token in &reported {
+        let report = LeakReport { url: token.url.clone(), source: token.source.clone() };
+        let label = match leaks::judge_reported_token(&app.store, &token.token, &report, now).await? {
+            leaks::Verdict::TruePositive => Label::TruePositive,
+            leaks::Verdict::FalsePositive => Label::FalsePositive,
+        };
+        feedback.push(Feedback::new(token, label));
+    }
+    tracing::info!(
+        tokens = reported.len(),
+        true_positives = feedback.iter().filter(|f| f.label == Label::TruePositive).count(),
+        "secret scanning report handled"
+    );
+    Ok(json_response(StatusCode::OK, &feedback))
 }
 
 /// The range a usage request asks for, from its query.

@@ -30,6 +30,7 @@ pub enum Endpoint {
     IdentityUsage,
     GetCompany,
     UpdateCompany,
+    SecretScanningGithub,
 }
 
 #[derive(Debug, Clone)]
@@ -44,7 +45,7 @@ pub struct Route {
     pub need: Need,
 }
 
-pub const ROUTES: [Route; 20] = [
+pub const ROUTES: [Route; 21] = [
     Route {
         endpoint: Endpoint::CreateKey,
         method: Method::POST,
@@ -172,6 +173,13 @@ pub const ROUTES: [Route; 20] = [
         path: "/company",
         function: "update_company",
         need: Need::Write,
+    },
+    Route {
+        endpoint: Endpoint::SecretScanningGithub,
+        method: Method::POST,
+        path: "/secret-scanning/github",
+        function: "secret_scanning_github",
+        need: Need::Signature,
     },
 ];
 

@@ -12,7 +12,8 @@ use super::{DynamoStore, Transaction, Writes};
 
 impl CompanySettingsReader for DynamoStore {
     async fn company_settings(&self, company: &CompanyId) -> Result<CompanySettings, StoreError> {
-        let item = self.get_item("read company settings", address(items::counters_pk(company), items::COUNTERS_SK)).await?;
+        let item =
+            self.get_item("read company settings", address(items::counters_pk(company), items::COUNTERS_SK)).await?;
         CompanySettingsRecord::from_item(item.as_ref())
     }
 }

@@ -931,6 +931,9 @@ async fn usage_events() {
     let app = spawn_app().await;
     let event = read_event("key_usage");
     assert_eq!(run_event(&app, event.clone()).await.status, StatusCode::NOT_FOUND, "no such key yet");
+    // The key made before the sample lines were logged (2025-12-01), so they are its usage.
+    let made = chrono::DateTime::parse_from_rfc3339("2025-11-20T00:00:00Z").unwrap().with_timezone(&chrono::Utc);
+    app.clock.advance(made - app.app.clock.now());
     create_key_of(&app, &event).await;
     let usage = run_event(&app, event).await;
     assert_eq!(usage.status, StatusCode::OK, "{:?}", usage.body);

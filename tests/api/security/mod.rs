@@ -5,5 +5,6 @@ mod attacker_view;
 mod auth;
 pub mod bounds;
 pub mod faults;
+mod leaks;
 mod permissions;
 mod takeover;

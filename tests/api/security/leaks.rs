@@ -1,0 +1,267 @@
+//! Leak response: a company's own key prefix (`GET`/`PATCH /company`) and GitHub's secret
+//! scanning reports (`POST /secret-scanning/github`), signed with a key pair made here.
+
+use std::sync::Arc;
+
+use apikeys::model::secret_scanning::TrustedKeys;
+use base64::Engine;
+use lambda_http::http::{Method, Request as HttpRequest, StatusCode};
+use lambda_http::{Body, Request};
+use p256::ecdsa::signature::Signer;
+use p256::ecdsa::{Signature, SigningKey};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::helpers::{TestApp, TestResponse, spawn_app};
+
+/// A scanner's key pair, its identifier, and the document of trusted keys holding its public half.
+pub struct Scanner {
+    pub key: SigningKey,
+    pub id: &'static str,
+}
+
+impl Scanner {
+    pub fn new() -> Self {
+        // 32 random bytes are a P-256 scalar but for a chance of about 2^-32: draw again then.
+        let key = std::iter::repeat_with(rand::random::<[u8; 32]>).find_map(|b| SigningKey::from_slice(&b).ok());
+        Self { key: key.unwrap(), id: "test-scanner-key-1" }
+    }
+
+    /// SPKI PEM of the public half, as GitHub serves its own.
+    pub fn document(&self) -> String {
+        let mut der = hex::decode("3059301306072a8648ce3d020106082a8648ce3d030107034200").unwrap();
+        der.extend_from_slice(self.key.verifying_key().to_sec1_point(false).as_bytes());
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|line| std::str::from_utf8(line).unwrap()).collect();
+        let pem = format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", lines.join("\n"));
+        json!({ "public_keys": [{ "key_identifier": self.id, "key": pem, "is_current": true }] }).to_string()
+    }
+
+    pub fn sign(&self, body: &[u8]) -> String {
+        let signature: Signature = self.key.sign(body);
+        base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes())
+    }
+}
+
+/// A report of `tokens` as GitHub sends it.
+fn report(tokens: &[&str]) -> Vec<u8> {
+    let matches: Vec<Value> = tokens
+        .iter()
+        .map(|t| json!({ "token": t, "type": "apikeys_secret", "url": "https://github.com/o/r/blob/x/.env", "source": "content" }))
+        .collect();
+    Value::Array(matches).to_string().into_bytes()
+}
+
+fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+impl TestApp {
+    fn trusting(mut self, scanner: &Scanner) -> Self {
+        self.app.scanning_keys = Some(Arc::new(TrustedKeys::parse(&scanner.document()).unwrap()));
+        self
+    }
+
+    async fn scan(&self, body: &[u8], headers: &[(&str, &str)]) -> TestResponse {
+        let mut builder = HttpRequest::builder().method(Method::POST).uri("/secret-scanning/github");
+        builder = builder.header("content-type", "application/json");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let request: Request = builder.body(Body::Binary(body.to_vec())).unwrap();
+        self.send_request(request).await
+    }
+
+    async fn signed_scan(&self, scanner: &Scanner, body: &[u8]) -> TestResponse {
+        let signature = scanner.sign(body);
+        self.scan(body, &[("github-public-key-identifier", scanner.id), ("github-public-key-signature", &signature)])
+            .await
+    }
+
+    async fn code_of(&self, key: &str) -> String {
+        self.verify(&json!({ "key": key })).await.body["code"].as_str().unwrap().to_owned()
+    }
+
+    async fn actions(&self, id: &str) -> Vec<String> {
+        let events = self.send(Method::GET, &format!("/keys/{id}/events"), Some(&self.root_key), None, &[]).await;
+        events.body["data"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap().to_owned()).collect()
+    }
+
+    async fn patch_company(&self, key: &str, body: &Value, headers: &[(&str, &str)]) -> TestResponse {
+        self.send(Method::PATCH, "/company", Some(key), Some(body), headers).await
+    }
+}
+
+#[tokio::test]
+async fn a_reported_live_key_is_revoked_once_and_answered_the_same_again() {
+    let scanner = Scanner::new();
+    let app = spawn_app().await.trusting(&scanner);
+    let (id, secret) = app.create_key_pair(&json!({ "userId": "leaky" })).await;
+    let body =
+        report(&[&secret, "ghp_not_one_of_ours_0123456789", "sk_1111111111111111111111111111111111111111111111"]);
+    let first = app.signed_scan(&scanner, &body).await;
+    assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
+    assert_eq!(
+        first.body,
+        json!([
+            { "token_hash": token_hash(&secret), "token_type": "apikeys_secret", "label": "true_positive" },
+            { "token_hash": token_hash("ghp_not_one_of_ours_0123456789"), "token_type": "apikeys_secret", "label": "false_positive" },
+            { "token_hash": token_hash("sk_1111111111111111111111111111111111111111111111"), "token_type": "apikeys_secret", "label": "false_positive" },
+        ])
+    );
+    assert_eq!(app.code_of(&secret).await, "INACTIVE", "policy revoke: deleted at once");
+    assert_eq!(app.actions(&id).await, ["leaked", "created"]);
+    let events = app.send(Method::GET, &format!("/keys/{id}/events"), Some(&app.root_key), None, &[]).await;
+    assert_eq!(events.body["data"][0]["changes"]["leakUrl"], "https://github.com/o/r/blob/x/.env");
+    assert_eq!(events.body["data"][0]["changes"]["status"], "inactive");
+
+    let again = app.signed_scan(&scanner, &body).await;
+    assert_eq!((again.status, &again.body), (StatusCode::OK, &first.body), "the same answer");
+    assert_eq!(app.actions(&id).await, ["leaked", "created"], "nothing more written");
+    let text = format!("{:?}", first.body);
+    assert!(!text.contains(&secret), "no plaintext in the answer");
+}
+
+#[tokio::test]
+async fn the_companys_last_admin_key_and_a_secret_in_its_grace_period_are_revoked_too() {
+    let scanner = Scanner::new();
+    let app = spawn_app().await.trusting(&scanner);
+    // The root key is the company's only admin key; a verify-only key checks it afterwards.
+    let (_, verifier) =
+        app.create_key_pair(&json!({ "userId": "v", "acl": [{ "permissions": ["keys:verify"] }] })).await;
+    let answer = app.signed_scan(&scanner, &report(&[&app.root_key])).await;
+    assert_eq!(answer.body[0]["label"], "true_positive");
+    let asked = json!({ "key": app.root_key });
+    let checked = app.send(Method::POST, "/keys/verify", Some(&verifier), Some(&asked), &[]).await;
+    assert_eq!(checked.body["code"], "INACTIVE");
+
+    let app = spawn_app().await.trusting(&scanner);
+    let (id, old) = app.create_key_pair(&json!({ "userId": "rolled" })).await;
+    let rolled = app.roll_key(&id, Some(&json!({ "gracePeriodSeconds": 3600 }))).await;
+    let new = rolled.body["key"].as_str().unwrap().to_owned();
+    assert_eq!(app.code_of(&old).await, "VALID", "the old secret serves its grace");
+    let answer = app.signed_scan(&scanner, &report(&[&old])).await;
+    assert_eq!(answer.body[0]["label"], "true_positive");
+    // The key is deleted, its old secret forgotten: neither verifies.
+    assert_eq!((app.code_of(&old).await, app.code_of(&new).await), ("NOT_FOUND".into(), "INACTIVE".into()));
+}
+
+#[tokio::test]
+async fn with_policy_notify_the_key_stays_valid_and_the_leak_is_audited_once() {
+    let scanner = Scanner::new();
+    let app = spawn_app().await.trusting(&scanner);
+    let patched = app.patch_company(&app.root_key, &json!({ "leakPolicy": "notify" }), &[]).await;
+    assert_eq!((patched.status, &patched.body["leakPolicy"]), (StatusCode::OK, &json!("notify")), "{:?}", patched.body);
+    let (id, secret) = app.create_key_pair(&json!({ "userId": "leaky" })).await;
+    let body = report(&[&secret]);
+    for _ in 0..2 {
+        let answer = app.signed_scan(&scanner, &body).await;
+        assert_eq!(answer.body[0]["label"], "true_positive");
+    }
+    assert_eq!(app.code_of(&secret).await, "VALID");
+    assert_eq!(app.actions(&id).await, ["leaked", "created"], "once, though reported twice");
+}
+
+#[tokio::test]
+async fn an_unsigned_wrongly_signed_or_unknown_key_report_is_401_and_revokes_nothing() {
+    let scanner = Scanner::new();
+    let app = spawn_app().await.trusting(&scanner);
+    let (_, secret) = app.create_key_pair(&json!({ "userId": "leaky" })).await;
+    let body = report(&[&secret]);
+    let good = scanner.sign(&body);
+    let other = Scanner::new().sign(&body);
+    let tampered = report(&[&secret, "x"]);
+    let cases: [(&[u8], Vec<(&str, &str)>); 6] = [
+        (&body, vec![]),
+        (&body, vec![("github-public-key-identifier", scanner.id)]),
+        (&body, vec![("github-public-key-identifier", scanner.id), ("github-public-key-signature", &other)]),
+        (&body, vec![("github-public-key-identifier", "someone-else"), ("github-public-key-signature", &good)]),
+        (&body, vec![("github-public-key-identifier", scanner.id), ("github-public-key-signature", "not base64!")]),
+        (&tampered, vec![("github-public-key-identifier", scanner.id), ("github-public-key-signature", &good)]),
+    ];
+    let items = app.item_count().await;
+    for (body, headers) in cases {
+        let refused = app.scan(body, &headers).await;
+        assert_eq!(
+            (refused.status, refused.error_code()),
+            (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            "{headers:?}"
+        );
+    }
+    // A root key is no signature either.
+    let with_key = app.send(Method::POST, "/secret-scanning/github", Some(&app.root_key), Some(&json!([])), &[]).await;
+    assert_eq!(with_key.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.code_of(&secret).await, "VALID");
+    assert_eq!(app.item_count().await, items, "nothing written");
+    // A server that trusts no scanner refuses every report.
+    let untrusting = spawn_app().await;
+    let refused = untrusting.signed_scan(&scanner, &body).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_company_prefix_leads_new_keys_while_older_keys_still_verify() {
+    let app = spawn_app().await;
+    let (_, older) = app.create_key_pair(&json!({ "userId": "before" })).await;
+    let company = app.send(Method::GET, "/company", Some(&app.root_key), None, &[]).await;
+    assert_eq!(company.status, StatusCode::OK);
+    assert_eq!((&company.body["keyPrefix"], &company.body["leakPolicy"]), (&Value::Null, &json!("revoke")));
+    assert_eq!(company.header("etag"), "\"0\"");
+
+    let prefix = format!("p{}", &uuid::Uuid::now_v7().simple().to_string()[20..32]);
+    let patched = app.patch_company(&app.root_key, &json!({ "keyPrefix": prefix }), &[("if-match", "\"0\"")]).await;
+    assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
+    assert_eq!(patched.header("etag"), "\"1\"");
+    let (id, newer) = app.create_key_pair(&json!({ "userId": "after" })).await;
+    assert!(newer.starts_with(&format!("{prefix}_sk_")), "{newer}");
+    assert_eq!(app.get_key(&id).await.body["keyPrefix"].as_str().unwrap().len(), prefix.len() + 1 + 7);
+    assert_eq!((app.code_of(&older).await, app.code_of(&newer).await), ("VALID".into(), "VALID".into()));
+    let rolled = app.roll_key(&id, None).await.body["key"].as_str().unwrap().to_owned();
+    assert!(rolled.starts_with(&format!("{prefix}_sk_")));
+    // A mistyped prefixed key is refused with no read.
+    let mistyped = format!("{}x", &rolled[..rolled.len() - 1]);
+    app.settle_calls().await;
+    assert_eq!(app.code_of(&mistyped).await, "NOT_FOUND");
+
+    let patterns = app.send(Method::GET, "/company", Some(&app.root_key), None, &[]).await.body["keyPatterns"].clone();
+    let secret = regex::Regex::new(patterns["secret"].as_str().unwrap()).unwrap();
+    assert!(secret.is_match(&rolled) && !secret.is_match(&older), "{patterns}");
+    let (_, rival) = app.other_company_root_key().await;
+    let (_, theirs) = {
+        let made = app.send(Method::POST, "/keys", Some(&rival), Some(&json!({ "userId": "r" })), &[]).await;
+        ((), made.body["key"].as_str().unwrap().to_owned())
+    };
+    assert!(!secret.is_match(&theirs));
+    // Another company cannot take the prefix; this one's stale If-Match is 412.
+    let taken = app.patch_company(&rival, &json!({ "keyPrefix": prefix }), &[]).await;
+    assert_eq!(taken.status, StatusCode::CONFLICT, "{:?}", taken.body);
+    let stale = app.patch_company(&app.root_key, &json!({ "leakPolicy": "notify" }), &[("if-match", "\"0\"")]).await;
+    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
+}
+
+#[tokio::test]
+async fn only_a_key_holding_all_of_keys_changes_the_companys_settings_and_bad_input_names_its_field() {
+    let app = spawn_app().await;
+    let (_, writer) =
+        app.create_key_pair(&json!({ "userId": "w", "acl": [{ "permissions": ["keys:write", "keys:read"] }] })).await;
+    let refused = app.patch_company(&writer, &json!({ "leakPolicy": "notify" }), &[]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{:?}", refused.body);
+    let read = app.send(Method::GET, "/company", Some(&writer), None, &[]).await;
+    assert_eq!((read.status, &read.body["leakPolicy"]), (StatusCode::OK, &json!("revoke")), "unchanged");
+    for (body, field) in [
+        (json!({ "keyPrefix": "A" }), "keyPrefix"),
+        (json!({ "keyPrefix": "sk" }), "keyPrefix"),
+        (json!({ "leakPolicy": "ignore" }), "leakPolicy"),
+        (json!({ "keyPatterns": {} }), "keyPatterns"),
+        (json!({ "owner": "x" }), "owner"),
+    ] {
+        let bad = app.patch_company(&app.root_key, &body, &[]).await;
+        assert_eq!((bad.status, bad.error_field()), (StatusCode::BAD_REQUEST, field), "{body}");
+    }
+    // A retry under the same Idempotency-Key is answered as the first, once.
+    let once = [("idempotency-key", "company-1")];
+    let first = app.patch_company(&app.root_key, &json!({ "leakPolicy": "notify" }), &once).await;
+    let second = app.patch_company(&app.root_key, &json!({ "leakPolicy": "notify" }), &once).await;
+    assert_eq!((first.status, &first.body), (second.status, &second.body));
+    assert_eq!(app.send(Method::GET, "/company", Some(&app.root_key), None, &[]).await.header("etag"), "\"1\"");
+}
