@@ -7,7 +7,8 @@
 //! At least once: a record is done when its schedules are made and its events accepted. The
 //! answer names the first record that failed (`ReportBatchItemFailures`), so Lambda retries
 //! from it; records after it may be published twice, with the same `eventId`. The work of a
-//! batch is bounded: at most 3 events and 2 schedule calls a record, events sent 10 a call.
+//! batch is bounded: at most 3 events and 6 Scheduler calls a record, events sent 10 a call.
+//! An unreadable record fails; a schedule Scheduler refuses for good fails nothing.
 
 use std::future::Future;
 
