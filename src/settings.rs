@@ -319,6 +319,9 @@ pub struct EventSettings {
     pub schedule_group: Option<String>,
     /// `SCHEDULER_ROLE_ARN`: the role the schedules publish through.
     pub scheduler_role_arn: Option<String>,
+    /// `SCHEDULER_DEAD_LETTER_ARN`: the SQS queue a schedule's event goes to when Scheduler
+    /// could not publish it after its retries.
+    pub scheduler_dead_letter_arn: Option<String>,
     /// `EVENTBRIDGE_ENDPOINT`, `SCHEDULER_ENDPOINT`: a test's stand-ins; refused without
     /// `DYNAMODB_ENDPOINT`, never set by template.yaml.
     pub eventbridge_endpoint: Option<String>,
@@ -335,10 +338,13 @@ pub struct LifecycleEvents {
     pub schedule_group: String,
     /// `SCHEDULER_ROLE_ARN`.
     pub scheduler_role_arn: String,
+    /// `SCHEDULER_DEAD_LETTER_ARN`.
+    pub scheduler_dead_letter_arn: String,
 }
 
 impl Settings {
-    /// `EVENT_BUS_ARN`, `SCHEDULE_GROUP_NAME` and `SCHEDULER_ROLE_ARN`, which the lifecycle
+    /// `EVENT_BUS_ARN`, `SCHEDULE_GROUP_NAME`, `SCHEDULER_ROLE_ARN` and
+    /// `SCHEDULER_DEAD_LETTER_ARN`, which the lifecycle
     /// events' function cannot start without; an error names the first one missing.
     pub fn lifecycle_events(&self) -> Result<LifecycleEvents, SettingsError> {
         let required = |value: &Option<String>, variable: &'static str| {
@@ -351,6 +357,7 @@ impl Settings {
             bus_arn: required(&self.events.bus_arn, "EVENT_BUS_ARN")?,
             schedule_group: required(&self.events.schedule_group, "SCHEDULE_GROUP_NAME")?,
             scheduler_role_arn: required(&self.events.scheduler_role_arn, "SCHEDULER_ROLE_ARN")?,
+            scheduler_dead_letter_arn: required(&self.events.scheduler_dead_letter_arn, "SCHEDULER_DEAD_LETTER_ARN")?,
         })
     }
 }
@@ -413,6 +420,7 @@ fn event_settings(get: &dyn Fn(&str) -> Option<String>, local: bool) -> Result<E
         expiring_days,
         schedule_group,
         scheduler_role_arn: arn("SCHEDULER_ROLE_ARN", ":role/")?,
+        scheduler_dead_letter_arn: arn("SCHEDULER_DEAD_LETTER_ARN", ":sqs:")?,
         eventbridge_endpoint: endpoint("EVENTBRIDGE_ENDPOINT")?,
         scheduler_endpoint: endpoint("SCHEDULER_ENDPOINT")?,
     })
@@ -494,6 +502,7 @@ mod tests {
             ("KEY_EXPIRING_DAYS", "a week"),
             ("EVENT_BUS_ARN", "default"),
             ("SCHEDULER_ROLE_ARN", "arn:aws:iam::1:user/x"),
+            ("SCHEDULER_DEAD_LETTER_ARN", "arn:aws:sns:eu-west-1:1:topic"),
             ("SCHEDULE_GROUP_NAME", "no spaces"),
             // Without DYNAMODB_ENDPOINT: never beside AWS.
             ("EVENTBRIDGE_ENDPOINT", "http://127.0.0.1:9"),
@@ -552,13 +561,16 @@ mod tests {
             ("KEY_EXPIRING_DAYS", "30"),
             ("SCHEDULE_GROUP_NAME", "apikeys-KeyExpiry-1"),
             ("SCHEDULER_ROLE_ARN", "arn:aws:iam::123456789012:role/scheduler"),
+            ("SCHEDULER_DEAD_LETTER_ARN", "arn:aws:sqs:eu-west-1:123456789012:failures"),
         ])
         .unwrap();
         assert_eq!(
             (events.events.expiring_days, events.events.eventbridge_endpoint.as_deref()),
             (30, Some("http://127.0.0.1:9001"))
         );
-        assert_eq!(events.lifecycle_events().unwrap().schedule_group, "apikeys-KeyExpiry-1");
+        let target = events.lifecycle_events().unwrap();
+        assert_eq!(target.schedule_group, "apikeys-KeyExpiry-1");
+        assert_eq!(target.scheduler_dead_letter_arn, "arn:aws:sqs:eu-west-1:123456789012:failures");
     }
 
     #[test]

@@ -37,6 +37,13 @@ pub struct EventPlan {
     pub schedules: Vec<ScheduleChange>,
 }
 
+/// Whether an expiry event due at `at` is published at once rather than scheduled: Scheduler
+/// fires to the minute, and its call may come a while after `now`, so what is due within two
+/// minutes is.
+pub fn is_due(at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    at <= now + chrono::TimeDelta::minutes(2)
+}
+
 /// The events and schedule changes of a key's audit record, at `now`: the record's own event;
 /// and if it set, changed or took away the key's `expiresAt` (a deletion takes it away), its
 /// `key.expiring` (`expiring_days` before it) and `key.expired` schedules put or removed. An
@@ -52,9 +59,7 @@ pub fn of_audit(audit: &AuditEvent, now: DateTime<Utc>, expiring_days: u32) -> E
             Some(expires_at) => {
                 let event = LifecycleEvent::expiry(audit, kind, expires_at);
                 let at = kind.due(expires_at, expiring_days);
-                // Scheduler fires to the minute, and the call may come a while after `now`:
-                // what is due within two minutes is published at once.
-                if at <= now + chrono::TimeDelta::minutes(2) {
+                if is_due(at, now) {
                     plan.events.push(event);
                     plan.schedules.push(ScheduleChange::Remove(name));
                 } else {

@@ -116,10 +116,12 @@ pub async fn start_with(settings: &Settings) -> (App, aws_config::SdkConfig) {
     (app, config)
 }
 
-/// A request to DynamoDB that has not answered by then is a 503, well inside API Gateway's 30 s.
+/// A request to DynamoDB that has not answered by then is a 503, well inside API Gateway's 30 s
+/// (`OPERATION_TIMEOUT`: any AWS call's whole time, its retries included).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
+/// The longest any AWS call of a function takes, its attempts included.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// The AWS default chain, or DynamoDB Local when an endpoint is set; then region and
 /// credentials default to dummies so no AWS configuration is needed. Tests and tools add their

@@ -7,7 +7,8 @@
 //! At least once: a record is done when its schedules are made and its events accepted. The
 //! answer names the first record that failed (`ReportBatchItemFailures`), so Lambda retries
 //! from it; records after it may be published twice, with the same `eventId`. The work of a
-//! batch is bounded: at most 3 events and 2 schedule calls a record, events sent 10 a call.
+//! batch is bounded: at most 3 events and 6 Scheduler calls a record, events sent 10 a call.
+//! An unreadable record fails; a schedule Scheduler refuses for good fails nothing.
 
 use std::future::Future;
 
@@ -15,18 +16,49 @@ use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::domain::events::{EventPlan, ExpirySchedule, ScheduleChange, of_audit, of_identity};
+use crate::domain::Clock;
+use crate::domain::events::{EventPlan, ExpirySchedule, ScheduleChange, is_due, of_audit, of_identity};
 use crate::model::events::{EVENT_SOURCE, LifecycleEvent};
 use crate::settings::{EventSettings, LifecycleEvents};
+use crate::store::StoreError;
 use crate::store::items::{StreamImage, stream_image};
+
+/// The most Scheduler calls one record makes: 2 schedules, each a create, an update when one of
+/// its name exists, and a removal when it is refused for good (template.yaml's Timeout and
+/// BatchSize are sized by it).
+pub const MAX_SCHEDULER_CALLS_PER_RECORD: u64 = 6;
+/// The most events one record publishes: its own, and its 2 expiry events when they are due.
+pub const MAX_EVENTS_PER_RECORD: u64 = 3;
 
 /// PutEvents takes at most this many entries a call.
 pub const MAX_ENTRIES_PER_CALL: usize = 10;
+
+/// How long Scheduler keeps retrying a schedule's event before its dead-letter queue (its most).
+pub const SCHEDULE_RETRY_SECONDS: i32 = 86_400;
+/// How many times Scheduler retries it (its most).
+pub const SCHEDULE_RETRY_ATTEMPTS: i32 = 185;
 
 /// A publishing call that failed as a whole (the service refused it or could not be reached).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct PublishError(pub String);
+
+/// A schedule call that failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    /// Scheduler refused the request for good (an answer 4xx other than throttling or a refusal
+    /// of the function's own access, e.g. a `ValidationException` for an `expiresAt` in year
+    /// 9999): the same request would be refused again. `code`: its error code, never its
+    /// message (which may quote the request's values).
+    #[error("refused: {code}")]
+    Refused {
+        /// The service's error code.
+        code: String,
+    },
+    /// Anything else (throttled, a 5xx, a timeout, unreachable, access refused): worth retrying.
+    #[error(transparent)]
+    Failed(#[from] PublishError),
+}
 
 /// Where events go and schedules are kept: EventBridge and EventBridge Scheduler
 /// (`AwsPublisher`), or a test's own.
@@ -38,24 +70,39 @@ pub trait Publisher: Send + Sync {
         events: &[LifecycleEvent],
     ) -> impl Future<Output = Result<Vec<Option<String>>, PublishError>> + Send;
     /// Creates the schedule, or replaces the one of its name.
-    fn put_schedule(&self, schedule: &ExpirySchedule) -> impl Future<Output = Result<(), PublishError>> + Send;
+    fn put_schedule(&self, schedule: &ExpirySchedule) -> impl Future<Output = Result<(), ScheduleError>> + Send;
     /// Deletes the schedule of that name; one that does not exist is no error.
-    fn remove_schedule(&self, name: &str) -> impl Future<Output = Result<(), PublishError>> + Send;
+    fn remove_schedule(&self, name: &str) -> impl Future<Output = Result<(), ScheduleError>> + Send;
 }
 
-/// What one record asks for (an unreadable record asks for nothing and is logged: retrying it
-/// would not make it readable).
-fn plan_of(record: &EventRecord, now: DateTime<Utc>, expiring_days: u32) -> EventPlan {
-    let read = |image: &serde_dynamo::Item| match stream_image(image.clone()) {
-        Ok(read) => Some(read),
-        Err(e) => {
-            tracing::error!(event_id = %record.event_id, error = %e, "stream record unreadable, skipped");
-            None
-        }
+/// What one record asks for; an error for a record whose image the model refuses (an audit or
+/// identity item it cannot read): that record fails, so Lambda retries it and at last keeps it
+/// in StreamFailureQueue, whose alarm fires, rather than its event being lost unseen. The log
+/// line and the error name the record and the error's kind only: the store's message may quote
+/// the item's values.
+fn plan_of(record: &EventRecord, now: DateTime<Utc>, expiring_days: u32) -> Result<EventPlan, PublishError> {
+    let read = |image: &serde_dynamo::Item| {
+        stream_image(image.clone()).map_err(|e| {
+            let kind = match e {
+                StoreError::Corrupt(_) => "corrupt",
+                StoreError::Unavailable(_) => "unavailable",
+            };
+            tracing::error!(event_id = %record.event_id, kind, "stream record unreadable");
+            PublishError(format!("stream record unreadable ({kind})"))
+        })
     };
-    let (Some(new), Some(old)) = (read(&record.change.new_image), read(&record.change.old_image)) else {
-        return EventPlan::default();
-    };
+    let (new, old) = (read(&record.change.new_image)?, read(&record.change.old_image)?);
+    Ok(plan_of_images(record, old, new, now, expiring_days))
+}
+
+/// What a record whose images were read asks for.
+fn plan_of_images(
+    record: &EventRecord,
+    old: StreamImage,
+    new: StreamImage,
+    now: DateTime<Utc>,
+    expiring_days: u32,
+) -> EventPlan {
     match (old, new) {
         (StreamImage::Other, StreamImage::Audit(audit)) if record.event_name == "INSERT" => {
             of_audit(&audit, now, expiring_days)
@@ -76,33 +123,69 @@ fn plan_of(record: &EventRecord, now: DateTime<Utc>, expiring_days: u32) -> Even
     }
 }
 
-/// Handles one batch: every record's schedules, in order, stopping at the first that fails;
-/// then the events of the records before it, 10 a call, stopping at the first call with a
-/// failed entry. The answer names the first record that failed; an error only when that record
-/// has no sequence number to report, so the whole batch is retried.
+/// Handles one batch: every record's schedules, in order, stopping at the first record that
+/// fails (unreadable, or a schedule call to retry); then the events of the records before it,
+/// 10 a call, stopping at the first call with a failed entry. A schedule Scheduler refuses for
+/// good fails nothing: its event is published at once if it is due, else it is logged and
+/// counted (`schedules_refused`), and any schedule of the key's earlier expiry is removed, so
+/// one key's odd expiry blocks neither its own events nor the records after it. The answer
+/// names the first record that failed; an error only when that record has no sequence number to
+/// report, so the whole batch is retried. `clock` is read for each record (a batch takes time).
 pub async fn handle_batch(
     publisher: &impl Publisher,
-    now: DateTime<Utc>,
+    clock: &impl Clock,
     expiring_days: u32,
     event: Event,
 ) -> Result<DynamoDbEventResponse, PublishError> {
-    let plans: Vec<EventPlan> = event.records.iter().map(|r| plan_of(r, now, expiring_days)).collect();
+    let mut plans: Vec<EventPlan> = Vec::with_capacity(event.records.len());
     let mut failed: Option<(usize, PublishError)> = None;
-    'records: for (index, plan) in plans.iter().enumerate() {
-        for change in &plan.schedules {
-            let done = match change {
-                ScheduleChange::Put(schedule) => publisher.put_schedule(schedule).await,
-                ScheduleChange::Remove(name) => publisher.remove_schedule(name).await,
-            };
-            if let Err(e) = done {
+    let mut refused = 0usize;
+    'records: for (index, record) in event.records.iter().enumerate() {
+        let mut plan = match plan_of(record, clock.now(), expiring_days) {
+            Ok(plan) => plan,
+            Err(e) => {
                 failed = Some((index, e));
                 break 'records;
             }
+        };
+        let mut due = Vec::new();
+        for change in &plan.schedules {
+            let done = match change {
+                ScheduleChange::Put(schedule) => match publisher.put_schedule(schedule).await {
+                    Err(ScheduleError::Refused { code }) => {
+                        refused += 1;
+                        // The expiry time is a value of the key's: the name and code only.
+                        tracing::warn!(
+                            event_id = %record.event_id, schedule = %schedule.name, %code,
+                            "expiry schedule refused for good"
+                        );
+                        if is_due(schedule.at, clock.now()) {
+                            due.push(schedule.event.clone());
+                        }
+                        // One of the key's earlier expiry would fire for an expiry it no longer has.
+                        publisher.remove_schedule(&schedule.name).await
+                    }
+                    done => done,
+                },
+                ScheduleChange::Remove(name) => publisher.remove_schedule(name).await,
+            };
+            match done {
+                Ok(()) => {}
+                Err(ScheduleError::Refused { code }) => {
+                    refused += 1;
+                    tracing::warn!(event_id = %record.event_id, %code, "expiry schedule removal refused for good");
+                }
+                Err(ScheduleError::Failed(e)) => {
+                    failed = Some((index, e));
+                    break 'records;
+                }
+            }
         }
+        plan.events.extend(due);
+        plans.push(plan);
     }
-    let publishable = failed.as_ref().map_or(plans.len(), |(index, _)| *index);
     let entries: Vec<(usize, &LifecycleEvent)> =
-        plans[..publishable].iter().enumerate().flat_map(|(i, plan)| plan.events.iter().map(move |e| (i, e))).collect();
+        plans.iter().enumerate().flat_map(|(i, plan)| plan.events.iter().map(move |e| (i, e))).collect();
     let mut published = 0;
     for chunk in entries.chunks(MAX_ENTRIES_PER_CALL) {
         let events: Vec<LifecycleEvent> = chunk.iter().map(|(_, e)| (*e).clone()).collect();
@@ -140,6 +223,7 @@ pub async fn handle_batch(
     tracing::info!(
         records = event.records.len(),
         published,
+        schedules_refused = refused,
         failed = answer.batch_item_failures.len(),
         "lifecycle events batch handled"
     );
@@ -175,17 +259,27 @@ impl AwsPublisher {
     }
 
     fn schedule_target(&self, event: &LifecycleEvent) -> Result<aws_sdk_scheduler::types::Target, PublishError> {
-        use aws_sdk_scheduler::types::{EventBridgeParameters, Target};
+        use aws_sdk_scheduler::types::{DeadLetterConfig, EventBridgeParameters, RetryPolicy, Target};
         let parameters = EventBridgeParameters::builder()
             .detail_type(event.event_type.detail_type())
             .source(EVENT_SOURCE)
             .build()
             .map_err(|e| PublishError(e.to_string()))?;
+        // Scheduler retries a PutEvents that fails (throttled, the bus unreachable) for up to a
+        // day, then puts the event (its detail: ids and names, no value) in the dead-letter
+        // queue, whose alarm fires, rather than dropping it.
+        let retries = RetryPolicy::builder()
+            .maximum_event_age_in_seconds(SCHEDULE_RETRY_SECONDS)
+            .maximum_retry_attempts(SCHEDULE_RETRY_ATTEMPTS)
+            .build();
+        let dead_letter = DeadLetterConfig::builder().arn(&self.target.scheduler_dead_letter_arn).build();
         Target::builder()
             .arn(&self.target.bus_arn)
             .role_arn(&self.target.scheduler_role_arn)
             .input(Self::detail_json(event)?)
             .event_bridge_parameters(parameters)
+            .retry_policy(retries)
+            .dead_letter_config(dead_letter)
             .build()
             .map_err(|e| PublishError(e.to_string()))
     }
@@ -209,6 +303,33 @@ fn sdk_error<E: std::error::Error + 'static>(error: &E) -> PublishError {
     PublishError(text)
 }
 
+/// A Scheduler call's error: `Refused` for a 4xx answer other than throttling or a refusal of
+/// the function's own credentials or access (those are a deployment's to fix, and must keep
+/// failing, and so alarm, rather than drop every schedule); `Failed` for the rest.
+fn schedule_error<E>(error: &aws_sdk_scheduler::error::SdkError<E>) -> ScheduleError
+where
+    E: aws_sdk_scheduler::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    const RETRIED: [&str; 8] = [
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "AccessDeniedException",
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "ExpiredTokenException",
+        "IncompleteSignature",
+    ];
+    if let (Some(service), Some(raw)) = (error.as_service_error(), error.raw_response()) {
+        let status = raw.status().as_u16();
+        let code = service.code().unwrap_or("unknown");
+        if (400..500).contains(&status) && !matches!(status, 401 | 403 | 408 | 429) && !RETRIED.contains(&code) {
+            return ScheduleError::Refused { code: code.to_owned() };
+        }
+    }
+    ScheduleError::Failed(sdk_error(error))
+}
+
 impl Publisher for AwsPublisher {
     async fn put_events(&self, events: &[LifecycleEvent]) -> Result<Vec<Option<String>>, PublishError> {
         use aws_sdk_eventbridge::types::PutEventsRequestEntry;
@@ -227,7 +348,7 @@ impl Publisher for AwsPublisher {
         Ok(answer.entries().iter().map(|entry| entry.error_code().map(str::to_owned)).collect())
     }
 
-    async fn put_schedule(&self, schedule: &ExpirySchedule) -> Result<(), PublishError> {
+    async fn put_schedule(&self, schedule: &ExpirySchedule) -> Result<(), ScheduleError> {
         use aws_sdk_scheduler::types::{ActionAfterCompletion, FlexibleTimeWindow, FlexibleTimeWindowMode};
         let window = FlexibleTimeWindow::builder()
             .mode(FlexibleTimeWindowMode::Off)
@@ -263,17 +384,17 @@ impl Publisher for AwsPublisher {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| sdk_error(&e)),
-            Err(e) => Err(sdk_error(&e)),
+                .map_err(|e| schedule_error(&e)),
+            Err(e) => Err(schedule_error(&e)),
         }
     }
 
-    async fn remove_schedule(&self, name: &str) -> Result<(), PublishError> {
+    async fn remove_schedule(&self, name: &str) -> Result<(), ScheduleError> {
         let deleted = self.scheduler.delete_schedule().name(name).group_name(&self.target.schedule_group).send().await;
         match deleted {
             Ok(_) => Ok(()),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(()),
-            Err(e) => Err(sdk_error(&e)),
+            Err(e) => Err(schedule_error(&e)),
         }
     }
 }
@@ -290,8 +411,7 @@ pub async fn run(settings: crate::settings::Settings) -> Result<(), lambda_http:
         move |event: lambda_http::LambdaEvent<Event>| {
             let publisher = publisher.clone();
             async move {
-                let now = crate::domain::Clock::now(&crate::domain::SystemClock);
-                handle_batch(publisher.as_ref(), now, expiring_days, event.payload)
+                handle_batch(publisher.as_ref(), &crate::domain::SystemClock, expiring_days, event.payload)
                     .await
                     .map_err(lambda_http::Error::from)
             }

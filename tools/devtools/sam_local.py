@@ -52,6 +52,7 @@ LIFECYCLE_EVENTS_ENV = {
     "EVENT_BUS_ARN": "arn:aws:events:us-east-1:123456789012:event-bus/default",
     "SCHEDULE_GROUP_NAME": "apikeys-local",
     "SCHEDULER_ROLE_ARN": "arn:aws:iam::123456789012:role/apikeys-local-scheduler",
+    "SCHEDULER_DEAD_LETTER_ARN": "arn:aws:sqs:us-east-1:123456789012:apikeys-local-failures",
 }
 # The stack's parameters: acme's root key minted, and other stacks' keys of acme served.
 PARAMETERS = f"RootKeyCompany={COMPANY} ApiKeyResourceCompanies={COMPANY}"

@@ -397,6 +397,7 @@ fn only_the_lifecycle_events_function_publishes_on_the_parameters_bus_from_audit
     assert_eq!(environment["KEY_EXPIRING_DAYS"], json!({ "Ref": "KeyExpiringDays" }));
     assert_eq!(environment["SCHEDULE_GROUP_NAME"], json!({ "Ref": "KeyExpiryScheduleGroup" }));
     assert_eq!(environment["SCHEDULER_ROLE_ARN"], json!({ "Fn::GetAtt": ["KeyExpirySchedulerRole", "Arn"] }));
+    assert_eq!(environment["SCHEDULER_DEAD_LETTER_ARN"], json!({ "Fn::GetAtt": ["StreamFailureQueue", "Arn"] }));
     for local in ["EVENTBRIDGE_ENDPOINT", "SCHEDULER_ENDPOINT"] {
         assert!(!serde_json::to_string(&template).unwrap().contains(local), "{local} is for tests only");
     }
@@ -412,7 +413,21 @@ fn only_the_lifecycle_events_function_publishes_on_the_parameters_bus_from_audit
     assert_eq!(source["BisectBatchOnFunctionError"], true);
     let retries = source["MaximumRetryAttempts"].as_u64().expect("MaximumRetryAttempts");
     assert!((1..=10).contains(&retries), "a bounded number of retries: {retries}");
-    assert!(source["BatchSize"].as_u64().is_some_and(|b| b <= 100), "a bounded batch");
+    // A batch ends inside the function's Timeout even when every call takes the SDK's whole
+    // operation timeout: each record's Scheduler calls, then its events 10 a PutEvents call.
+    {
+        use apikeys::entry::config::OPERATION_TIMEOUT;
+        use apikeys::entry::events::{MAX_ENTRIES_PER_CALL, MAX_EVENTS_PER_RECORD, MAX_SCHEDULER_CALLS_PER_RECORD};
+        let batch = source["BatchSize"].as_u64().expect("BatchSize");
+        let calls = batch * MAX_SCHEDULER_CALLS_PER_RECORD
+            + (batch * MAX_EVENTS_PER_RECORD).div_ceil(MAX_ENTRIES_PER_CALL as u64);
+        let timeout = function["Properties"]["Timeout"].as_u64().expect("Timeout");
+        assert!(
+            calls * OPERATION_TIMEOUT.as_secs() < timeout,
+            "{calls} calls of 8 s in a batch of {batch}: Timeout {timeout}"
+        );
+        assert!(timeout <= 900, "Lambda's most");
+    }
     assert!(names_resource(&source["DestinationConfig"]["OnFailure"]["Destination"], "StreamFailureQueue"));
     let patterns: Vec<Value> = list(&source["FilterCriteria"]["Filters"])
         .iter()
@@ -445,13 +460,35 @@ fn only_the_lifecycle_events_function_publishes_on_the_parameters_bus_from_audit
     let trust = &role["AssumeRolePolicyDocument"]["Statement"][0];
     assert_eq!(trust["Principal"], json!({ "Service": "scheduler.amazonaws.com" }));
     assert_eq!(trust["Condition"]["StringEquals"]["aws:SourceAccount"], json!({ "Ref": "AWS::AccountId" }));
-    let policies = list(&role["Policies"]);
-    assert_eq!(policies.len(), 1);
-    let statements = list(&policies[0]["PolicyDocument"]["Statement"]);
-    assert_eq!(statements.len(), 1);
-    assert_eq!(statements[0]["Action"], json!(["events:PutEvents"]));
-    assert_eq!(statements[0]["Resource"], json!([{ "Fn::Sub": EVENT_BUS }]));
+    assert_eq!(
+        trust["Condition"]["StringEquals"]["aws:SourceArn"],
+        json!({ "Fn::GetAtt": ["KeyExpiryScheduleGroup", "Arn"] }),
+        "assumed for this stack's schedules only"
+    );
+    // PutEvents on the bus, and the dead letters of what Scheduler could not publish to the
+    // alarmed queue: nothing else.
+    let mut grants = BTreeSet::new();
+    for policy in list(&role["Policies"]) {
+        for statement in list(&policy["PolicyDocument"]["Statement"]) {
+            assert_eq!(statement["Effect"], "Allow");
+            assert!(statement.get("Condition").is_none());
+            for action in list(&statement["Action"]).iter().map(text) {
+                for target in list(&statement["Resource"]) {
+                    grants.insert((action.to_owned(), grant_target(target)));
+                }
+            }
+        }
+    }
+    assert_eq!(
+        grants,
+        BTreeSet::from([
+            ("events:PutEvents".to_owned(), EVENT_BUS.to_owned()),
+            ("sqs:SendMessage".to_owned(), "StreamFailureQueue".to_owned()),
+        ])
+    );
     assert!(role.get("ManagedPolicyArns").is_none());
+    let queue = alarm(&template, "Stream records failed");
+    assert!(text(&queue["AlarmDescription"]).contains("Scheduler could not publish"), "the dead letters alarm too");
 }
 
 /// The DynamoDB actions each function's code uses on the table (`*` for the table, an index

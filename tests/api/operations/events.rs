@@ -6,13 +6,14 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use apikeys::domain::Clock;
+use apikeys::domain::ManualClock;
 use apikeys::entry::events::{AwsPublisher, handle_batch};
 use apikeys::entry::http::routes::EVENTS_FUNCTION;
 use apikeys::settings::{EventSettings, LifecycleEvents};
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::TimeDelta;
 use lambda_http::http::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -24,6 +25,7 @@ type Item = HashMap<String, AttributeValue>;
 const BUS_ARN: &str = "arn:aws:events:us-east-1:123456789012:event-bus/apikeys-test";
 const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/apikeys-scheduler";
 const GROUP: &str = "apikeys-key-expiry";
+const DEAD_LETTER_ARN: &str = "arn:aws:sqs:us-east-1:123456789012:apikeys-StreamFailureQueue";
 
 /// One request the stand-in received: method, path (query included), `X-Amz-Target`, body.
 #[derive(Debug, Clone)]
@@ -41,6 +43,10 @@ struct StandInState {
     schedules: BTreeMap<String, Value>,
     /// Events (by `eventId`) whose PutEvents entry is refused.
     refused: HashSet<String>,
+    /// Schedule puts whose `ScheduleExpression` holds the text, answered with (status, error type).
+    schedule_answers: Vec<(String, u16, &'static str)>,
+    /// Moved on by so much at each such answer: a call that took a while.
+    clock_on_answer: Option<(Arc<ManualClock>, TimeDelta)>,
 }
 
 /// The stand-in, serving on 127.0.0.1 until dropped.
@@ -82,6 +88,7 @@ impl StandIn {
             bus_arn: BUS_ARN.into(),
             schedule_group: GROUP.into(),
             scheduler_role_arn: ROLE_ARN.into(),
+            scheduler_dead_letter_arn: DEAD_LETTER_ARN.into(),
         };
         AwsPublisher::new(&test_sdk_config().await, &settings, target)
     }
@@ -97,6 +104,11 @@ impl StandIn {
 
     fn refuse(&self, event_id: &str) {
         self.state.lock().unwrap().refused.insert(event_id.to_owned());
+    }
+
+    /// Answers a schedule put whose expression holds `expression` with `status` and `error`.
+    fn answer_schedules(&self, expression: &str, status: u16, error: &'static str) {
+        self.state.lock().unwrap().schedule_answers.push((expression.to_owned(), status, error));
     }
 }
 
@@ -179,6 +191,15 @@ fn answer(state: &mut StandInState, request: Received) -> (u16, Option<&'static 
     else {
         return (404, Some("UnknownOperationException"), json!({ "Message": "no such operation" }));
     };
+    if matches!(request.method.as_str(), "POST" | "PUT") {
+        let expression = request.body["ScheduleExpression"].as_str().unwrap_or_default();
+        if let Some((_, status, error)) = state.schedule_answers.iter().find(|(text, _, _)| expression.contains(text)) {
+            if let Some((clock, by)) = &state.clock_on_answer {
+                clock.advance(*by);
+            }
+            return (*status, Some(*error), json!({ "Message": format!("{error} from the stand-in") }));
+        }
+    }
     let arn = json!({ "ScheduleArn": format!("arn:aws:scheduler:us-east-1:123456789012:schedule/{GROUP}/{name}") });
     let exists = state.schedules.contains_key(&name);
     match (request.method.as_str(), exists) {
@@ -306,7 +327,7 @@ async fn a_created_rolled_and_deleted_key_publishes_exactly_its_events_and_a_red
     let key_item = app.stored_item(&format!("KEY#{}#{id}", app.company), "KEY").await.unwrap();
     records.insert(1, record("key-modify", 100, Some(&key_item), Some(&key_item)));
     let event = batch(records);
-    let answer = handle_batch(&publisher, app.clock.now(), 7, event.clone()).await.unwrap();
+    let answer = handle_batch(&publisher, app.clock.as_ref(), 7, event.clone()).await.unwrap();
     no_failure(&answer);
 
     let received = stand_in.take();
@@ -337,7 +358,7 @@ async fn a_created_rolled_and_deleted_key_publishes_exactly_its_events_and_a_red
     assert!(stand_in.schedules().is_empty(), "nothing is left scheduled for a deleted key");
 
     // The same batch again (Lambda's retry): the same event ids, in the same order.
-    no_failure(&handle_batch(&publisher, app.clock.now(), 7, event).await.unwrap());
+    no_failure(&handle_batch(&publisher, app.clock.as_ref(), 7, event).await.unwrap());
     let again = published(&stand_in.take());
     let ids = |events: &[(String, Value)]| -> Vec<String> {
         events.iter().map(|(_, d)| d["eventId"].as_str().unwrap().to_owned()).collect()
@@ -374,7 +395,7 @@ async fn a_keys_expiry_is_scheduled_replaced_published_when_due_and_removed() {
     // The clock stands at 2030-01-01: the expiry two months on, key.expiring 7 days before it.
     let id = key_id(&app.create_key(&json!({ "userId": "u", "expiresAt": "2030-03-01T00:00:00Z" })).await);
     let records = audit_records(&app, &id, 1).await;
-    no_failure(&handle_batch(&publisher, app.clock.now(), 7, batch(records)).await.unwrap());
+    no_failure(&handle_batch(&publisher, app.clock.as_ref(), 7, batch(records)).await.unwrap());
     let received = stand_in.take();
     assert_eq!(types(&published(&received)), ["key.created"]);
     let schedules = stand_in.schedules();
@@ -391,6 +412,9 @@ async fn a_keys_expiry_is_scheduled_replaced_published_when_due_and_removed() {
         assert_eq!(body["GroupName"], GROUP);
         let target = &body["Target"];
         assert_eq!((target["Arn"].as_str(), target["RoleArn"].as_str()), (Some(BUS_ARN), Some(ROLE_ARN)));
+        // What Scheduler cannot publish after a day of retries is kept, not dropped.
+        assert_eq!(target["DeadLetterConfig"], json!({ "Arn": DEAD_LETTER_ARN }));
+        assert_eq!(target["RetryPolicy"], json!({ "MaximumEventAgeInSeconds": 86400, "MaximumRetryAttempts": 185 }));
         assert_eq!(
             target["EventBridgeParameters"],
             json!({ "DetailType": format!("key.{kind}"), "Source": "apikeys" })
@@ -409,7 +433,7 @@ async fn a_keys_expiry_is_scheduled_replaced_published_when_due_and_removed() {
     let patched = app.patch_key(&id, &json!({ "expiresAt": "2030-06-01T00:00:00Z" }), &[]).await;
     assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
     let records = audit_records(&app, &id, 1).await.split_off(1);
-    no_failure(&handle_batch(&publisher, app.clock.now(), 7, batch(records)).await.unwrap());
+    no_failure(&handle_batch(&publisher, app.clock.as_ref(), 7, batch(records)).await.unwrap());
     let received = stand_in.take();
     assert_eq!(types(&published(&received)), ["key.updated"]);
     let methods: Vec<String> = schedule_calls(&received).into_iter().map(|(m, _)| m).collect();
@@ -422,7 +446,7 @@ async fn a_keys_expiry_is_scheduled_replaced_published_when_due_and_removed() {
     let patched = app.patch_key(&id, &json!({ "expiresAt": "2030-01-04T00:00:00Z" }), &[]).await;
     assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
     let records = audit_records(&app, &id, 1).await.split_off(2);
-    no_failure(&handle_batch(&publisher, app.clock.now(), 7, batch(records)).await.unwrap());
+    no_failure(&handle_batch(&publisher, app.clock.as_ref(), 7, batch(records)).await.unwrap());
     let events = published(&stand_in.take());
     assert_eq!(types(&events), ["key.updated", "key.expiring"]);
     assert_eq!(events[1].1["expiresAt"], "2030-01-04T00:00:00Z");
@@ -433,7 +457,7 @@ async fn a_keys_expiry_is_scheduled_replaced_published_when_due_and_removed() {
     let patched = app.patch_key(&id, &json!({ "expiresAt": null }), &[]).await;
     assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
     let records = audit_records(&app, &id, 1).await.split_off(3);
-    no_failure(&handle_batch(&publisher, app.clock.now(), 7, batch(records)).await.unwrap());
+    no_failure(&handle_batch(&publisher, app.clock.as_ref(), 7, batch(records)).await.unwrap());
     assert_eq!(schedule_calls(&stand_in.take()).len(), 2);
     assert!(stand_in.schedules().is_empty());
 }
@@ -468,7 +492,7 @@ async fn an_identity_created_updated_and_deleted_publishes_its_events_and_its_ke
     ];
     // Deleted: the item goes, or stays as a tombstone.
     records.push(record("id-5", 5, Some(&uncounted), last.as_ref()));
-    no_failure(&handle_batch(&publisher, app.clock.now(), 7, batch(records)).await.unwrap());
+    no_failure(&handle_batch(&publisher, app.clock.as_ref(), 7, batch(records)).await.unwrap());
     let received = stand_in.take();
     let events = published(&received);
     assert_eq!(types(&events), ["identity.created", "identity.updated", "identity.deleted"]);
@@ -502,7 +526,7 @@ async fn a_refused_entry_fails_its_record_and_events_go_ten_a_call() {
     let refused = records[10].change.new_image.clone();
     let refused: Item = refused.into();
     stand_in.refuse(refused["id"].as_s().unwrap());
-    let answer = handle_batch(&publisher, app.clock.now(), 7, batch(records)).await.unwrap();
+    let answer = handle_batch(&publisher, app.clock.as_ref(), 7, batch(records)).await.unwrap();
     assert_eq!(serde_json::to_value(&answer).unwrap(), json!({ "batchItemFailures": [{ "itemIdentifier": "11" }] }));
     let received = stand_in.take();
     let calls: Vec<usize> = received
@@ -511,4 +535,102 @@ async fn a_refused_entry_fails_its_record_and_events_go_ten_a_call() {
         .map(|r| r.body["Entries"].as_array().unwrap().len())
         .collect();
     assert_eq!(calls, [10, 2], "PutEvents takes at most 10 entries");
+}
+
+#[tokio::test]
+async fn an_unreadable_record_fails_for_a_retry_and_is_not_skipped() {
+    let app = spawn_app().await;
+    let stand_in = StandIn::start().await;
+    let publisher = stand_in.publisher().await;
+    let id = key_id(&app.create_key(&json!({ "userId": "u" })).await);
+    let patched = app.patch_key(&id, &json!({ "description": "changed" }), &[]).await;
+    assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
+    let mut records = audit_records(&app, &id, 1).await;
+    assert_eq!(records.len(), 2);
+    // An audit item the model refuses (a hand edit, or a bug), between the two.
+    let mut unreadable: Item = records[1].change.new_image.clone().into();
+    unreadable.insert("action".into(), AttributeValue::S("not-an-action".into()));
+    records.insert(1, record("unreadable", 7, None, Some(&unreadable)));
+    let answer = handle_batch(&publisher, app.clock.as_ref(), 7, batch(records)).await.unwrap();
+    assert_eq!(
+        serde_json::to_value(&answer).unwrap(),
+        json!({ "batchItemFailures": [{ "itemIdentifier": "7" }] }),
+        "retried, then kept in StreamFailureQueue: not skipped"
+    );
+    let events = published(&stand_in.take());
+    assert_eq!(types(&events), ["key.created"], "the records before it only");
+}
+
+/// Two keys' creations with expiries, as records numbered from `first`: (first's id, records).
+async fn created_with_expiries(app: &TestApp, expiries: &[&str], first: usize) -> (Vec<String>, Vec<EventRecord>) {
+    let (mut ids, mut records) = (Vec::new(), Vec::new());
+    for (n, expiry) in expiries.iter().enumerate() {
+        let id = key_id(&app.create_key(&json!({ "userId": "u", "expiresAt": expiry })).await);
+        records.extend(audit_records(app, &id, first + n).await);
+        ids.push(id);
+    }
+    (ids, records)
+}
+
+#[tokio::test]
+async fn a_schedule_refused_for_good_blocks_no_record_and_leaves_no_earlier_schedule() {
+    let app = spawn_app().await;
+    let stand_in = StandIn::start().await;
+    let publisher = stand_in.publisher().await;
+    stand_in.answer_schedules("at(9999-", 400, "ValidationException");
+    let (ids, records) = created_with_expiries(&app, &["2030-03-01T00:00:00Z"], 1).await;
+    no_failure(&handle_batch(&publisher, app.clock.as_ref(), 7, batch(records)).await.unwrap());
+    assert_eq!(stand_in.schedules().len(), 2);
+    _ = stand_in.take();
+
+    // The API takes an expiry in year 9999; Scheduler does not. The key's events and the next
+    // record's still go, and the schedules of its earlier expiry are removed.
+    let patched = app.patch_key(&ids[0], &json!({ "expiresAt": "9999-12-31T00:00:00Z" }), &[]).await;
+    assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
+    let mut records = audit_records(&app, &ids[0], 1).await.split_off(1);
+    let (others, next) = created_with_expiries(&app, &["2030-04-01T00:00:00Z"], 2).await;
+    records.extend(next);
+    no_failure(&handle_batch(&publisher, app.clock.as_ref(), 7, batch(records)).await.unwrap());
+    let events = published(&stand_in.take());
+    assert_eq!(types(&events), ["key.updated", "key.created"]);
+    assert_eq!(events[1].1["keyId"], others[0].as_str());
+    let schedules = stand_in.schedules();
+    assert_eq!(schedules.len(), 2, "the other key's two only: {schedules:?}");
+    for schedule in schedules.values() {
+        let detail: Value = serde_json::from_str(schedule["Target"]["Input"].as_str().unwrap()).unwrap();
+        assert_eq!(detail["keyId"], others[0].as_str(), "the other key's");
+    }
+
+    // Refused after a while, by when it is due: published at once.
+    stand_in.answer_schedules("at(2030-05-25", 400, "ValidationException");
+    stand_in.state.lock().unwrap().clock_on_answer = Some((app.clock.clone(), TimeDelta::days(150)));
+    let (_, records) = created_with_expiries(&app, &["2030-06-01T00:00:00Z"], 3).await;
+    no_failure(&handle_batch(&publisher, app.clock.as_ref(), 7, batch(records)).await.unwrap());
+    let events = published(&stand_in.take());
+    assert_eq!(types(&events), ["key.created", "key.expiring"]);
+}
+
+#[tokio::test]
+async fn a_throttled_failing_or_forbidden_schedule_call_fails_its_record_for_a_retry() {
+    let app = spawn_app().await;
+    let stand_in = StandIn::start().await;
+    let publisher = stand_in.publisher().await;
+    for (n, (status, error)) in
+        [(429, "ThrottlingException"), (500, "InternalServerException"), (403, "AccessDeniedException")]
+            .into_iter()
+            .enumerate()
+    {
+        let month = format!("2030-0{}-", n + 3);
+        stand_in.answer_schedules(&format!("at({month}"), status, error);
+        let first = 10 * (n + 1);
+        let (_, records) =
+            created_with_expiries(&app, &["2031-01-01T00:00:00Z", &format!("{month}10T00:00:00Z")], first).await;
+        let answer = handle_batch(&publisher, app.clock.as_ref(), 7, batch(records)).await.unwrap();
+        assert_eq!(
+            serde_json::to_value(&answer).unwrap(),
+            json!({ "batchItemFailures": [{ "itemIdentifier": (first + 1).to_string() }] }),
+            "{error}: retried"
+        );
+        assert_eq!(types(&published(&stand_in.take())), ["key.created"], "{error}: the record before it only");
+    }
 }
