@@ -512,6 +512,11 @@ fn expected_grants(binary: &str) -> BTreeSet<(String, String)> {
         "list_key_events" => &["GetItem", "UpdateItem", "BatchGetItem", "Query"],
         // The key's or identity's read, then one Query of its usage items.
         "key_usage" | "identity_usage" => &["GetItem", "UpdateItem", "Query"],
+        "get_company" => &AUTHENTICATE,
+        // The settings, the prefix's claim (put, the old one deleted), the audit record.
+        "update_company" => &WRITE_KEY,
+        // Per token: the lookup, the settings, the key's revoking write (its lookups deleted).
+        "secret_scanning_github" => &WRITE_KEY,
         // A batch's transactions: the marker's conditional put, the counts' updates.
         USAGE_AGGREGATOR_FUNCTION => &["PutItem", "UpdateItem"],
         STREAM_FUNCTION => &["PutItem", "UpdateItem"],
@@ -995,6 +1000,31 @@ async fn usage_events() {
     assert_eq!((&usage.body["granularity"], &usage.body["buckets"]), (&json!("day"), &json!([])));
 }
 
+#[tokio::test]
+async fn company_events() {
+    let mut app = spawn_app().await;
+    let got = run_event(&app, read_event("get_company")).await;
+    assert_eq!((got.status, &got.body["leakPolicy"]), (StatusCode::OK, &json!("revoke")), "{:?}", got.body);
+    // The committed prefix may be another test's company's by now: this one takes its own.
+    let mut event = read_event("update_company");
+    assert_eq!(event_body(&event)["keyPrefix"], "acmeco");
+    let own = format!("p{}", &uuid::Uuid::now_v7().simple().to_string()[20..32]);
+    event["body"] = json!({ "keyPrefix": own, "leakPolicy": "revoke" }).to_string().into();
+    let patched = run_event(&app, event).await;
+    assert_eq!((patched.status, &patched.body["keyPrefix"]), (StatusCode::OK, &json!(own)), "{:?}", patched.body);
+
+    // GitHub's documented sample report, signed with GitHub's documented key: a token of no key.
+    let github = r#"{"public_keys":[{"key_identifier":"bcb53661c06b4728e59d897fb6165d5c9cda0fd9cdf9d09ead458168deb7518c","key":"-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEYAGMWO8XgCamYKMJS6jc/qgvSlAd\nAjPuDPRcXU22YxgBrz+zoN19MzuRyW87qEt9/AmtoNP5GrobzUvQSyJFVw==\n-----END PUBLIC KEY-----\n","is_current":true}]}"#;
+    let untrusting = run_event(&app, read_event("secret_scanning_github")).await;
+    assert_eq!(untrusting.status, StatusCode::UNAUTHORIZED, "no scanner trusted: {:?}", untrusting.body);
+    app.app.scanning_keys =
+        Some(std::sync::Arc::new(apikeys::model::secret_scanning::TrustedKeys::parse(github).unwrap()));
+    let answered = run_event(&app, read_event("secret_scanning_github")).await;
+    assert_eq!(answered.status, StatusCode::OK, "{:?}", answered.body);
+    assert_eq!(answered.body[0]["label"], "false_positive");
+    assert_eq!(answered.body[0]["token_type"], "some_type");
+}
+
 #[test]
 fn endpoints_are_all_covered() {
     // A new endpoint needs a case above and an event in events/.
@@ -1019,6 +1049,10 @@ fn endpoints_are_all_covered() {
         // usage_events
         Endpoint::KeyUsage,
         Endpoint::IdentityUsage,
+        // company_events
+        Endpoint::GetCompany,
+        Endpoint::UpdateCompany,
+        Endpoint::SecretScanningGithub,
     ];
     for route in &ROUTES {
         assert!(
