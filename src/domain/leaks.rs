@@ -4,10 +4,10 @@
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use crate::model::{IdempotencyKey, PlaintextKey};
+use crate::model::{IdempotencyKey, KeyType, PlaintextKey};
 use crate::store::{
-    AdminCounter, CompanySettingsReader, IdempotencyReader, IdentityReader, KeyReader, KeyWriter, SecretLookup,
-    UsageRecorder,
+    AdminCounter, CompanySettingsReader, IdempotencyReader, IdentityReader, KeyReader, KeyWriter, LeakLedger,
+    SecretLookup, UsageRecorder,
 };
 
 use super::DomainError;
@@ -16,17 +16,17 @@ use super::keys::{LeakReport, report_leak};
 /// What a reported token was, as the scanner's feedback labels it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// A secret of this service: a key's current secret, its previous one (in its grace period
-    /// or past it), or a deleted key's. Only a live one (current, or previous in its grace
-    /// period, of a key not deleted) is acted on.
+    /// A secret key's secret of this service: a key's current secret or a previous one whose
+    /// lookup is still kept (both acted on while the key is not deleted), or a deleted key's.
     TruePositive,
-    /// Not in this service's format, or a well-formed string no key ever had.
+    /// Not in this service's format, a publishable key (public by design), or a well-formed
+    /// string no key ever had.
     FalsePositive,
 }
 
-/// One reported token: at most one read for a string not in the service's format (none), a
-/// lookup of its hash, the company's settings, and one key write (a revoking delete or an
-/// audit record), whatever the token.
+/// One reported token: nothing for a string not in the service's format; else a read of the
+/// report's marker, a lookup of its hash, the company's settings, one key write (a revoking
+/// delete or an audit record) and the marker's put, whatever the token.
 pub async fn judge_reported_token(
     store: &(
          impl SecretLookup
@@ -37,22 +37,30 @@ pub async fn judge_reported_token(
          + IdentityReader
          + IdempotencyReader
          + UsageRecorder
+         + LeakLedger
      ),
     token: &str,
     report: &LeakReport,
     now: DateTime<Utc>,
 ) -> Result<Verdict, DomainError> {
-    let Some((_, plaintext)) = PlaintextKey::parse(token) else { return Ok(Verdict::FalsePositive) };
-    let Some(found) = store.find_secret(&plaintext.hash()).await? else { return Ok(Verdict::FalsePositive) };
-    let key = &found.key;
-    let live = !key.is_deleted()
-        && (found.hash.matches(&key.secret_hash)
-            || key.previous_secret.as_ref().is_some_and(|p| p.hash.matches(&found.hash) && p.valid_until > now));
-    if !live {
+    // A publishable key is public by design (web pages, apps): found in public, it is no leak,
+    // and acting on it would let anyone revoke a company's publishable keys.
+    let Some((KeyType::Secret, plaintext)) = PlaintextKey::parse(token) else { return Ok(Verdict::FalsePositive) };
+    let header = report_header(token, report)?;
+    // A report handled before is answered as then, whatever happened to the key since (its
+    // old secret's lookup is gone once the key is revoked).
+    if store.leak_handled(header.as_str()).await? {
         return Ok(Verdict::TruePositive);
     }
-    let policy = store.company_settings(&key.company_id).await?.leak_policy;
-    report_leak(store, key, policy, report, &report_header(token, report)?, now).await?;
+    let Some(found) = store.find_secret(&plaintext.hash()).await? else { return Ok(Verdict::FalsePositive) };
+    // Any secret of a live key, its previous one past its grace included: a holder of a leaked
+    // secret who rolled the key to a secret of their own must not keep it.
+    if found.key.is_deleted() {
+        return Ok(Verdict::TruePositive);
+    }
+    let policy = store.company_settings(&found.key.company_id).await?.leak_policy;
+    report_leak(store, &found.key, policy, report, &header, now).await?;
+    store.record_leak_handled(header.as_str(), now).await?;
     Ok(Verdict::TruePositive)
 }
 
@@ -61,8 +69,9 @@ pub async fn judge_reported_token(
 fn report_header(token: &str, report: &LeakReport) -> Result<IdempotencyKey, DomainError> {
     let mut hash = Sha256::new();
     for part in [Some(token), report.url.as_deref(), report.source.as_deref()] {
-        hash.update(part.unwrap_or("").as_bytes());
-        hash.update([0]);
+        let part = part.unwrap_or("").as_bytes();
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part);
     }
     let name = format!("leak-report-{}", hex::encode(hash.finalize()));
     IdempotencyKey::parse(&name).map_err(|e| DomainError::Internal(e.to_string()))

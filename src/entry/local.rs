@@ -20,7 +20,8 @@ use tokio::net::TcpListener;
 use crate::entry::config::App;
 use crate::entry::local_usage::LocalFeed;
 
-use super::http::error::{ApiError, MAX_BODY_BYTES};
+use super::http::error::ApiError;
+use super::http::request::max_body_bytes;
 use super::http::routes::{RouteMatch, is_console_path, match_route};
 use super::http::{console, handlers};
 
@@ -64,7 +65,11 @@ pub async fn dispatch(app: &App, peer: IpAddr, req: Request) -> Response<Body> {
 /// Reads a hyper request into the lambda_http shape, refusing bodies over the limit unread.
 async fn from_hyper(app: &App, peer: IpAddr, req: hyper::Request<Incoming>) -> Response<Body> {
     let (parts, body) = req.into_parts();
-    let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+    let endpoint = match match_route(&parts.method, parts.uri.path()) {
+        RouteMatch::Found(route, _) => Some(route.endpoint),
+        _ => None,
+    };
+    let bytes = match Limited::new(body, max_body_bytes(endpoint)).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => return ApiError::PayloadTooLarge.into_response(),
     };

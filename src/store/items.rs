@@ -16,6 +16,7 @@
 //! | externalId | `IDENTITYEXTERNAL#<company>#<sha256 of externalId>` | `IDENTITYEXTERNAL` | `identityId`: the one identity that has it |
 //! | identity listing entry | `IDENTITYLISTING#<company>` | `LISTED#<created>#<id>` | nothing else (an offset is counted over these) |
 //! | key prefix claim | `KEYPREFIX#<prefix>` | `KEYPREFIX` | `companyId`: the one company whose keys start `<prefix>_` |
+//! | leak report marker | `LEAKREPORT#leak-report-<sha256 of token, url, source>` | `LEAKREPORT` | a secret scanning report handled; ttl 30 days |
 //! | company audit record | `COMPANYEVENTS#<company>` | `EVENT#<eventId>` (UUID v7) | a change of the company's settings: actor, time, the new values |
 //! | usage counts | `USAGE#<company>#KEY#<id>` or `USAGE#<company>#IDENTITY#<id>` | `HOUR#<start>` or `DAY#<start>` | a count per outcome code (`VALID`…); ttl `UsageRetentionDays` after the bucket |
 //! | usage batch marker | `USAGEBATCH#<batch>#<part>` | `USAGEBATCH` | a part of a batch of verifications already counted; ttl 16 days after its last bucket |
@@ -140,9 +141,17 @@ pub fn key_prefix_claim(prefix: &str, company: &CompanyId) -> Item {
     claim
 }
 
-/// The address of a key prefix's claim.
-pub fn key_prefix_claim_key(prefix: &str) -> Item {
-    address(format!("KEYPREFIX#{prefix}"), "KEYPREFIX")
+/// The address of a handled leak report's marker (named by the hash of its token, url and
+/// source: `leak-report-<sha256>`).
+pub fn leak_report_key(report: &str) -> Item {
+    address(format!("LEAKREPORT#{report}"), "LEAKREPORT")
+}
+
+/// A handled leak report's marker, kept 30 days.
+pub fn leak_report_item(report: &str, now: DateTime<Utc>) -> Item {
+    let mut marker = StreamMarker::attributes(now + chrono::TimeDelta::days(30) - StreamMarker::KEPT);
+    marker.extend(leak_report_key(report));
+    marker
 }
 
 /// A company's audit record of a settings change: who, when, and the settings after it.

@@ -463,3 +463,17 @@ pub trait CompanySettingsWriter: Sync {
         change: SettingsChange<'_>,
     ) -> impl Future<Output = Result<SettingsOutcome, StoreError>> + Send;
 }
+
+/// The leak reports handled, each by the name of the report (its token, url and source), so
+/// the same report again is answered as the first whatever happened to the key since.
+pub trait LeakLedger: Sync {
+    /// Whether the report named `report` was handled (strongly consistent).
+    fn leak_handled(&self, report: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Records that the report was handled, kept 30 days.
+    fn record_leak_handled(
+        &self,
+        report: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

@@ -237,7 +237,7 @@ fn company_response(settings: &CompanySettings) -> Response<Body> {
 /// (its company's leak policy applied to a live key) and answered in GitHub's feedback shape.
 async fn secret_scanning_github(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let body: &[u8] = req.body().as_ref();
-    if body.len() > super::error::MAX_BODY_BYTES {
+    if body.len() > request::max_body_bytes(Some(Endpoint::SecretScanningGithub)) {
         return Err(ApiError::PayloadTooLarge);
     }
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
@@ -248,20 +248,27 @@ async fn secret_scanning_github(app: &App, req: &Request) -> Result<Response<Bod
     let reported = ScanReport::parse(body)?;
     let now = app.clock.now();
     let mut feedback = Vec::with_capacity(reported.len());
+    // Every token is judged even if one fails; a failure then fails the report, which GitHub
+    // delivers again (the tokens judged already are answered the same, writing nothing).
+    let mut failed = None;
     for token in &reported {
         let report = LeakReport { url: token.url.clone(), source: token.source.clone() };
-        let label = match leaks::judge_reported_token(&app.store, &token.token, &report, now).await? {
-            leaks::Verdict::TruePositive => Label::TruePositive,
-            leaks::Verdict::FalsePositive => Label::FalsePositive,
-        };
-        feedback.push(Feedback::new(token, label));
+        match leaks::judge_reported_token(&app.store, &token.token, &report, now).await {
+            Ok(leaks::Verdict::TruePositive) => feedback.push(Feedback::new(token, Label::TruePositive)),
+            Ok(leaks::Verdict::FalsePositive) => feedback.push(Feedback::new(token, Label::FalsePositive)),
+            Err(e) => failed = Some(e),
+        }
     }
     tracing::info!(
         tokens = reported.len(),
         true_positives = feedback.iter().filter(|f| f.label == Label::TruePositive).count(),
+        failed = reported.len() - feedback.len(),
         "secret scanning report handled"
     );
-    Ok(json_response(StatusCode::OK, &feedback))
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(json_response(StatusCode::OK, &feedback)),
+    }
 }
 
 /// The range a usage request asks for, from its query.

@@ -32,6 +32,15 @@ fn source_ip(req: &Request) -> Option<IpAddr> {
 }
 
 /// A route that takes no query parameters: any is a 400 naming it.
+/// The largest body a route reads: a secret scanner's report may hold 100 matches with long
+/// URLs; every other body fits the common cap.
+pub fn max_body_bytes(endpoint: Option<super::routes::Endpoint>) -> usize {
+    match endpoint {
+        Some(super::routes::Endpoint::SecretScanningGithub) => crate::model::secret_scanning::MAX_REPORT_BYTES,
+        _ => MAX_BODY_BYTES,
+    }
+}
+
 pub fn no_query(req: &Request) -> Result<(), ApiError> {
     match query_pairs(req).into_iter().next() {
         Some((name, _)) => Err(FieldError::unknown(name).into()),

@@ -1,6 +1,6 @@
 //! A company's settings on its counters item, its prefix's claim and its audit records.
 
-use aws_sdk_dynamodb::types::{Delete, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 
 use crate::model::CompanyId;
 use crate::model::company::CompanySettings;
@@ -54,6 +54,8 @@ impl CompanySettingsWriter for DynamoStore {
     async fn save_company_settings(&self, change: SettingsChange<'_>) -> Result<SettingsOutcome, StoreError> {
         let mut writes = Writes::new();
         writes.guarded(self.settings_update(&change), SettingsOutcome::VersionConflict);
+        // A prefix once claimed stays the company's, even after it moves to another: its older
+        // keys still carry it, and no other company's patterns may match them.
         let (old, new) = (change.before.key_prefix.as_ref(), change.after.key_prefix.as_ref());
         if old != new {
             if let Some(new) = new {
@@ -67,14 +69,6 @@ impl CompanySettingsWriter for DynamoStore {
                 }
                 writes.guarded(put, SettingsOutcome::PrefixTaken);
             }
-            if let Some(old) = old {
-                let delete = Delete::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(items::key_prefix_claim_key(old.as_str())))
-                    .build()
-                    .expect("table and key are set");
-                writes.push(TransactWriteItem::builder().delete(delete).build());
-            }
         }
         writes.push(self.put(items::company_event_item(change.company, change.actor, change.after, change.now), None));
         if let Some(record) = change.idempotency {
@@ -84,5 +78,22 @@ impl CompanySettingsWriter for DynamoStore {
             Transaction::Committed => SettingsOutcome::Saved,
             Transaction::Refused(meaning) => meaning.unwrap_or(SettingsOutcome::VersionConflict),
         })
+    }
+}
+
+impl crate::store::LeakLedger for DynamoStore {
+    async fn leak_handled(&self, report: &str) -> Result<bool, StoreError> {
+        Ok(self.get_item("read leak report", items::leak_report_key(report)).await?.is_some())
+    }
+
+    async fn record_leak_handled(&self, report: &str, now: chrono::DateTime<chrono::Utc>) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(items::leak_report_item(report, now)))
+            .send()
+            .await
+            .map_err(|e| super::unavailable("RecordLeakReport", &e))?;
+        Ok(())
     }
 }

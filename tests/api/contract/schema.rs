@@ -84,6 +84,11 @@ fn operations() -> Vec<Operation> {
             if !ROUTES.iter().any(|r| r.path == path && r.method == method) {
                 continue;
             }
+            // A signed operation (no key: `security: []`) answers 401 to anything not signed with
+            // a trusted key, which a generator cannot make: tests/api/security/leaks.rs covers it.
+            if op.get("security").is_some_and(|s| s.as_array().is_some_and(Vec::is_empty)) {
+                continue;
+            }
             let params: Vec<Param> = op
                 .get("parameters")
                 .and_then(Value::as_array)
@@ -1045,10 +1050,11 @@ impl Stack {
 fn every_single_break_of_a_full_request_is_refused() {
     let stack = Stack::new();
     let ops: &'static [Operation] = Box::leak(operations().into_boxed_slice());
+    let signed = ROUTES.iter().filter(|r| r.need == apikeys::domain::Need::Signature).count();
     assert_eq!(
         ops.len(),
-        ROUTES.len(),
-        "every operation of the route table is generated: {:?}",
+        ROUTES.len() - signed,
+        "every operation of the route table but the signed ones is generated: {:?}",
         ops.iter().map(|o| &o.id).collect::<Vec<_>>()
     );
     let mut runner = TestRunner::deterministic();

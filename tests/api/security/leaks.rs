@@ -265,3 +265,33 @@ async fn only_a_key_holding_all_of_keys_changes_the_companys_settings_and_bad_in
     assert_eq!((first.status, &first.body), (second.status, &second.body));
     assert_eq!(app.send(Method::GET, "/company", Some(&app.root_key), None, &[]).await.header("etag"), "\"1\"");
 }
+
+#[tokio::test]
+async fn a_publishable_key_is_public_by_design_so_its_report_revokes_nothing() {
+    let scanner = Scanner::new();
+    let app = spawn_app().await.trusting(&scanner);
+    let (_, publishable) = app.create_key_pair(&json!({ "userId": "web", "type": "publishable" })).await;
+    let answer = app.signed_scan(&scanner, &report(&[&publishable])).await;
+    assert_eq!(answer.body[0]["label"], "false_positive");
+    assert_eq!(app.code_of(&publishable).await, "VALID");
+}
+
+#[tokio::test]
+async fn a_holder_who_rolled_the_leaked_key_away_loses_it_and_a_repeated_report_answers_the_same() {
+    let scanner = Scanner::new();
+    let app = spawn_app().await.trusting(&scanner);
+    let (id, leaked) = app.create_key_pair(&json!({ "userId": "leaky" })).await;
+    // Rolled by whoever holds it, and the grace is over: the leaked secret no longer verifies,
+    // but its lookup is kept until its TTL, and names a live key.
+    let rolled = app.roll_key(&id, Some(&json!({ "gracePeriodSeconds": 60 }))).await;
+    let theirs = rolled.body["key"].as_str().unwrap().to_owned();
+    app.advance(120);
+    assert_eq!(app.code_of(&leaked).await, "NOT_FOUND");
+    let body = report(&[&leaked]);
+    let first = app.signed_scan(&scanner, &body).await;
+    assert_eq!(first.body[0]["label"], "true_positive", "{:?}", first.body);
+    assert_eq!(app.code_of(&theirs).await, "INACTIVE", "the key is revoked, its new secret too");
+    let again = app.signed_scan(&scanner, &body).await;
+    assert_eq!(again.body, first.body, "answered the same once the old secret's lookup is gone");
+    assert_eq!(app.actions(&id).await, ["leaked", "rolled", "created"]);
+}
