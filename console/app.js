@@ -829,10 +829,15 @@ async function saveCompany(event) {
   const res = await api('PATCH', '/company', { body, headers });
   $('#company-save').disabled = false;
   if (res.status === 412) {
-    // Someone changed them since they were read: show the current ones, keep what was typed.
+    // Someone changed them since they were read: show the current ones, and keep only what was
+    // typed here (a field left alone takes the current value, so saving again undoes nothing).
     $('.form-error', form).textContent = `The settings changed since they were shown (412 ${errorOf(res).code}). `
       + 'The current ones are shown above: check them, then save again.';
-    await loadCompany(false);
+    if (await loadCompany(false)) {
+      const now = state.company.settings;
+      if (!('keyPrefix' in body)) f.keyPrefix.value = now.keyPrefix ?? '';
+      if (!('leakPolicy' in body)) f.leakPolicy.value = now.leakPolicy;
+    }
     return;
   }
   if (!res.ok) { showApiError(form, res); return; }
