@@ -6,7 +6,7 @@ const PAGE_SIZE = 10;
 const $ = (selector, root = document) => root.querySelector(selector);
 
 const state = {
-  status: 'active', identity: null, url: null, next: null, previous: null, rows: [], open: null, audit: null,
+  status: 'active', identity: null, url: null, next: null, previous: null, rows: [], open: null, audit: null, company: null,
   identities: { url: null, next: null, previous: null, rows: [], open: null },
 };
 
@@ -219,6 +219,7 @@ function signOut() {
   state.rows = [];
   state.identity = null;
   state.identities.rows = [];
+  forgetCompany();
   renderRows();
   renderIdentities();
   $('#who').hidden = true;
@@ -495,16 +496,18 @@ function showSecret(id, secret) {
   $('#secret-value').select();
 }
 
-async function copySecret() {
-  const input = $('#secret-value');
+/** Copies an input's value to the clipboard, saying how it went in `status`. */
+async function copyValue(input, status) {
   try {
     await navigator.clipboard.writeText(input.value);
-    $('#copy-status').textContent = 'Copied.';
+    status.textContent = 'Copied.';
   } catch {
     input.select();
-    $('#copy-status').textContent = document.execCommand('copy') ? 'Copied.' : 'Select it and copy it yourself.';
+    status.textContent = document.execCommand('copy') ? 'Copied.' : 'Select it and copy it yourself.';
   }
 }
+
+const copySecret = () => copyValue($('#secret-value'), $('#copy-status'));
 
 function forgetSecret() {
   $('#secret-value').value = '';
@@ -763,10 +766,100 @@ async function verify(event) {
   if (!res.ok) showApiError(form, res);
 }
 
+// --- Company settings ------------------------------------------------------------------------------------
+
+/** Numbered like the list's requests: only the newest settings asked for are shown. */
+let companyRequest = 0;
+
+/** Shows settings as `GET`/`PATCH /company` answer them, and keeps their ETag for the next change. */
+function renderCompany(settings, etag) {
+  state.company = { settings, etag };
+  const prefix = $('#company-prefix');
+  if (settings.keyPrefix) {
+    prefix.replaceChildren(el('code', settings.keyPrefix), ` (new keys read ${settings.keyPrefix}_sk_… and ${settings.keyPrefix}_pk_…)`);
+  } else {
+    prefix.replaceChildren(el('strong', 'none'), ' (keys read sk_… and pk_…)');
+  }
+  $('#company-policy').textContent = settings.leakPolicy;
+  $('#company-secret-pattern').value = settings.keyPatterns.secret;
+  $('#company-publishable-pattern').value = settings.keyPatterns.publishable;
+}
+
+/** The form as the shown settings are. */
+function fillCompanyForm() {
+  const f = $('#company-form').elements;
+  f.keyPrefix.value = state.company.settings.keyPrefix ?? '';
+  f.leakPolicy.value = state.company.settings.leakPolicy;
+}
+
+/** `GET /company`; `fill` also resets the form to what it answers. True when it answered. */
+async function loadCompany(fill = true) {
+  const request = ++companyRequest;
+  $('#company-error').textContent = '';
+  const res = await api('GET', '/company');
+  if (request !== companyRequest) return false;
+  if (!res.ok) {
+    const error = errorOf(res);
+    $('#company-error').textContent = `${error.message} (${res.status} ${error.code})`;
+    return false;
+  }
+  renderCompany(res.data, res.etag);
+  if (fill) fillCompanyForm();
+  return true;
+}
+
+/** A PATCH of the changed fields (an emptied prefix is null: none), with the If-Match of the
+ * settings shown; the answer is the new settings, shown at once. */
+async function saveCompany(event) {
+  event.preventDefault();
+  const form = $('#company-form');
+  clearErrors(form);
+  $('#company-status').textContent = '';
+  if (!state.company) { await loadCompany(); return; }
+  const f = form.elements;
+  const before = state.company.settings;
+  const body = {};
+  const prefix = f.keyPrefix.value.trim() || null;
+  if (prefix !== (before.keyPrefix ?? null)) body.keyPrefix = prefix;
+  if (f.leakPolicy.value !== before.leakPolicy) body.leakPolicy = f.leakPolicy.value;
+  if (!Object.keys(body).length) { $('#company-status').textContent = 'Nothing to change.'; return; }
+  const headers = state.company.etag ? { 'If-Match': state.company.etag } : {};
+  // One change at a time: a second click would only meet a 412 from the first.
+  $('#company-save').disabled = true;
+  const res = await api('PATCH', '/company', { body, headers });
+  $('#company-save').disabled = false;
+  if (res.status === 412) {
+    // Someone changed them since they were read: show the current ones, and keep only what was
+    // typed here (a field left alone takes the current value, so saving again undoes nothing).
+    $('.form-error', form).textContent = `The settings changed since they were shown (412 ${errorOf(res).code}). `
+      + 'The current ones are shown above: check them, then save again.';
+    if (await loadCompany(false)) {
+      const now = state.company.settings;
+      if (!('keyPrefix' in body)) f.keyPrefix.value = now.keyPrefix ?? '';
+      if (!('leakPolicy' in body)) f.leakPolicy.value = now.leakPolicy;
+    }
+    return;
+  }
+  if (!res.ok) { showApiError(form, res); return; }
+  companyRequest++;
+  renderCompany(res.data, res.etag);
+  fillCompanyForm();
+  $('#company-status').textContent = 'Saved.';
+}
+
+function forgetCompany() {
+  state.company = null;
+  companyRequest++;
+  for (const id of ['#company-prefix', '#company-policy', '#company-status', '#company-copy-status']) $(id).textContent = '';
+  for (const id of ['#company-secret-pattern', '#company-publishable-pattern']) $(id).value = '';
+  $('#company-form').reset();
+  clearErrors($('#company-form'));
+}
+
 // --- Wiring -----------------------------------------------------------------------------------------------
 
 function showTab(which) {
-  for (const name of ['keys', 'identities', 'verify']) {
+  for (const name of ['keys', 'identities', 'verify', 'company']) {
     $(`#${name}`).hidden = name !== which;
     $(`#tab-${name}`).setAttribute('aria-pressed', String(name === which));
   }
@@ -778,6 +871,11 @@ function init() {
   $('#tab-keys').addEventListener('click', () => showTab('keys'));
   $('#tab-verify').addEventListener('click', () => showTab('verify'));
   $('#tab-identities').addEventListener('click', () => { showTab('identities'); reloadIdentities(); });
+  $('#tab-company').addEventListener('click', () => { showTab('company'); loadCompany(); });
+  $('#company-form').addEventListener('submit', saveCompany);
+  document.querySelectorAll('#company button[data-copy]').forEach((b) => b.addEventListener('click', () => {
+    copyValue($(`#${b.dataset.copy}`), $('#company-copy-status'));
+  }));
   $('#new-identity').addEventListener('click', openIdentityCreate);
   $('#identity-form').addEventListener('submit', saveIdentity);
   $('#clear-identity').addEventListener('click', () => { state.identity = null; loadList(listUrl()); });

@@ -459,6 +459,9 @@ async fn scenario(client: &Client, app: &TestApp, base: &str, inactive_id: &str)
 
     identities(client).await;
     usage(client, app, base).await;
+    // Last: it gives the company a key prefix (and takes it away again), which every key made
+    // meanwhile carries.
+    company(client, app).await;
 
     // Nothing any value from the API held ever ran.
     let ran = js(client, "return window.__ran", vec![]).await;
@@ -468,6 +471,153 @@ async fn scenario(client: &Client, app: &TestApp, base: &str, inactive_id: &str)
     click(client, "#sign-out").await;
     let forgotten = js(client, "return sessionStorage.getItem('apikeys.rootKey')", vec![]).await;
     assert_eq!(forgotten, Value::Null);
+}
+
+/// `GET /company`, 200 asserted: the settings and their ETag.
+async fn company_of(app: &TestApp) -> (Value, String) {
+    let answer = app.send(lambda_http::http::Method::GET, "/company", Some(&app.root_key), None, &[]).await;
+    assert_eq!(answer.status, lambda_http::http::StatusCode::OK, "{:?}", answer.body);
+    (answer.body.clone(), answer.header("etag").to_owned())
+}
+
+/// What the Company tab shows: the prefix (null for none), the policy and the two patterns.
+const SHOWN_SETTINGS: &str = r#"
+const prefix = document.querySelector('#company-prefix');
+return {
+  keyPrefix: prefix.querySelector('code')?.textContent ?? (prefix.textContent.startsWith('none') ? null : prefix.textContent),
+  leakPolicy: document.querySelector('#company-policy').textContent,
+  keyPatterns: {
+    secret: document.querySelector('#company-secret-pattern').value,
+    publishable: document.querySelector('#company-publishable-pattern').value,
+  },
+};"#;
+
+/// Waits until the Company tab shows `settings` (the API's answer).
+async fn until_shown(client: &Client, what: &str, settings: &Value) {
+    let wanted = json!({
+        "keyPrefix": settings["keyPrefix"], "leakPolicy": settings["leakPolicy"], "keyPatterns": settings["keyPatterns"],
+    });
+    let started = Instant::now();
+    loop {
+        let shown = js(client, SHOWN_SETTINGS, vec![]).await;
+        if shown == wanted {
+            return;
+        }
+        assert!(started.elapsed() < PATIENCE, "waited for {what}: {wanted}; the page shows {shown}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The Company tab: the settings as `GET /company` answers them; a unique prefix (and the
+/// notify policy) saved, shown with its patterns and leading the secret of a key made in the
+/// console; a bad prefix refused next to its field; a change made elsewhere meanwhile met with
+/// the 412 and the current settings shown; the tab at a phone's width; back to no prefix.
+async fn company(client: &Client, app: &TestApp) {
+    let (before, etag) = company_of(app).await;
+    assert_eq!((&before["keyPrefix"], &before["leakPolicy"], etag.as_str()), (&Value::Null, &json!("revoke"), "\"0\""));
+    click(client, "#tab-company").await;
+    until_shown(client, "the settings", &before).await;
+    assert!(text_of(client, "#company-prefix").await.starts_with("none"));
+    assert_eq!(js(client, "return document.querySelector('#c-prefix').value", vec![]).await, json!(""));
+
+    let prefix = format!("c{}", &uuid::Uuid::now_v7().simple().to_string()[24..32]);
+    fill(client, "#c-prefix", &prefix).await;
+    client.find(Locator::Css("#c-policy")).await.unwrap().select_by_value("notify").await.unwrap();
+    click(client, "#company-save").await;
+    until(client, "the save", "return document.querySelector('#company-status').textContent === 'Saved.'", vec![])
+        .await;
+    let (saved, etag) = company_of(app).await;
+    assert_eq!((&saved["keyPrefix"], &saved["leakPolicy"]), (&json!(prefix), &json!("notify")), "{saved}");
+    assert_eq!(etag, "\"1\"", "one change, under the If-Match of the settings shown");
+    until_shown(client, "the saved prefix", &saved).await;
+    screenshot(client, "console-company").await;
+    for (pattern, marker) in [("#company-secret-pattern", "sk"), ("#company-publishable-pattern", "pk")] {
+        let shown = js(client, &format!("return document.querySelector('{pattern}').value"), vec![]).await;
+        assert!(shown.as_str().unwrap().starts_with(&format!(r"\b{prefix}_{marker}_")), "{shown}");
+        let read_only = js(client, &format!("return document.querySelector('{pattern}').readOnly"), vec![]).await;
+        assert_eq!(read_only, json!(true));
+    }
+
+    // A key made in the console now reads <prefix>_sk_….
+    click(client, "#tab-keys").await;
+    click(client, "#new-key").await;
+    fill(client, "#f-user", "prefixed-user").await;
+    click(client, "#key-save").await;
+    let (_, secret) = shown_secret(client).await;
+    assert!(secret.starts_with(&format!("{prefix}_sk_")), "{secret}");
+    click(client, "#secret-dialog button.close").await;
+
+    // A bad prefix: the API's 400 is shown next to the field it names, and nothing changed.
+    click(client, "#tab-company").await;
+    until_shown(client, "the settings again", &saved).await;
+    fill(client, "#c-prefix", "Bad!").await;
+    click(client, "#company-save").await;
+    let slot = "return document.querySelector('#company-form [data-error-for=keyPrefix]').textContent";
+    let refused = until(client, "the keyPrefix error", slot, vec![]).await;
+    let refused = refused.as_str().unwrap();
+    assert!(refused.contains("keyPrefix") && refused.contains("400"), "{refused}");
+    let invalid = js(client, "return document.querySelector('#c-prefix').getAttribute('aria-invalid')", vec![]).await;
+    assert_eq!(invalid, json!("true"));
+    assert_eq!(company_of(app).await, (saved.clone(), "\"1\"".to_owned()), "the refused change wrote nothing");
+
+    // Changed elsewhere meanwhile: the save is refused (412) and the current settings are shown.
+    let elsewhere = app
+        .send(
+            lambda_http::http::Method::PATCH,
+            "/company",
+            Some(&app.root_key),
+            Some(&json!({ "leakPolicy": "revoke" })),
+            &[],
+        )
+        .await;
+    assert_eq!(elsewhere.status, lambda_http::http::StatusCode::OK, "{:?}", elsewhere.body);
+    fill(client, "#c-prefix", "").await;
+    click(client, "#company-save").await;
+    let form_error = "return document.querySelector('#company-form .form-error').textContent";
+    let stale = until(client, "the 412", form_error, vec![]).await;
+    assert!(stale.as_str().unwrap().contains("412"), "{stale}");
+    let (current, _) = company_of(app).await;
+    assert_eq!((&current["keyPrefix"], &current["leakPolicy"]), (&json!(prefix), &json!("revoke")));
+    until_shown(client, "the settings changed elsewhere", &current).await;
+    // What was typed is kept; what was not is the current value, so saving again cannot undo
+    // the other change.
+    let form = js(
+        client,
+        "const f = document.querySelector('#company-form').elements; return [f.keyPrefix.value, f.leakPolicy.value]",
+        vec![],
+    )
+    .await;
+    assert_eq!(form, json!(["", "revoke"]));
+
+    // At a phone's width the four tabs and the settings fit: nothing scrolls sideways.
+    client.set_window_size(390, 844).await.unwrap();
+    let widths = until(
+        client,
+        "the phone width",
+        "return window.innerWidth <= 420 && [document.documentElement.scrollWidth, window.innerWidth, \
+         Math.ceil(document.querySelector('#tab-company').getBoundingClientRect().right), \
+         Math.ceil(document.querySelector('#company-publishable-pattern').getBoundingClientRect().right)]",
+        vec![],
+    )
+    .await;
+    let [scroll, window, tab, pattern] = [0, 1, 2, 3].map(|i| widths[i].as_u64().unwrap());
+    assert!(scroll <= window && tab <= window && pattern <= window, "wider than the phone: {widths}");
+    client.set_window_size(1360, 900).await.unwrap();
+
+    // Saved again: back to no prefix (the emptied field), so keys read sk_… again.
+    click(client, "#company-save").await;
+    until(
+        client,
+        "no prefix",
+        "return document.querySelector('#company-prefix').textContent.startsWith('none')",
+        vec![],
+    )
+    .await;
+    let (after, _) = company_of(app).await;
+    assert_eq!((&after["keyPrefix"], &after["leakPolicy"]), (&Value::Null, &json!("revoke")), "{after}");
+    until_shown(client, "the settings without a prefix", &after).await;
+    assert!(app.create_key(&json!({ "userId": "unprefixed" })).await["key"].as_str().unwrap().starts_with("sk_"));
+    click(client, "#tab-keys").await;
 }
 
 fn identity_button(id: &str, action: &str) -> String {

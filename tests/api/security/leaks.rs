@@ -162,6 +162,9 @@ async fn with_policy_notify_the_key_stays_valid_and_the_leak_is_audited_once() {
     assert_eq!(app.actions(&id).await, ["leaked", "created"], "once, though reported twice");
 }
 
+/// A request's headers, as (name, value).
+type Headers<'a> = Vec<(&'a str, &'a str)>;
+
 #[tokio::test]
 async fn an_unsigned_wrongly_signed_or_unknown_key_report_is_401_and_revokes_nothing() {
     let scanner = Scanner::new();
@@ -171,7 +174,7 @@ async fn an_unsigned_wrongly_signed_or_unknown_key_report_is_401_and_revokes_not
     let good = scanner.sign(&body);
     let other = Scanner::new().sign(&body);
     let tampered = report(&[&secret, "x"]);
-    let cases: [(&[u8], Vec<(&str, &str)>); 6] = [
+    let cases: [(&[u8], Headers<'_>); 6] = [
         (&body, vec![]),
         (&body, vec![("github-public-key-identifier", scanner.id)]),
         (&body, vec![("github-public-key-identifier", scanner.id), ("github-public-key-signature", &other)]),
