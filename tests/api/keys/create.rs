@@ -139,5 +139,9 @@ async fn one_create_costs_one_transaction() {
     app.settle_calls().await;
     app.create_key(&json!({ "userId": "u" })).await;
     let calls = app.calls_made().await;
-    assert_eq!(calls, vec!["GetItem", "TransactWriteItems"], "the authorizer's read, then the create");
+    assert_eq!(
+        calls,
+        vec!["GetItem", "GetItem", "TransactWriteItems"],
+        "the authorizer's read, the company's settings (its key prefix), then the create"
+    );
 }
