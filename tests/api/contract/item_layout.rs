@@ -100,6 +100,14 @@ async fn every_item_the_service_writes_has_the_pinned_layout() {
         at: app.app.clock.now(),
     };
     apikeys::domain::usage::count_verifications(&app.app.store, "batch-1", &[usage]).await.unwrap();
+    // The company's settings (on the counters item), its prefix's claim and its audit record;
+    // a leak report's marker.
+    let prefix = format!("p{}", &uuid::Uuid::now_v7().simple().to_string()[20..32]);
+    let settings = json!({ "keyPrefix": prefix, "leakPolicy": "notify" });
+    let patched = app.send(Method::PATCH, "/company", Some(&app.root_key), Some(&settings), &[]).await;
+    assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
+    use apikeys::store::LeakLedger;
+    app.app.store.record_leak_handled("leak-report-0", app.app.clock.now()).await.unwrap();
 
     let items = app.client.scan().table_name(&app.table).send().await.unwrap().items.unwrap_or_default();
     // Per kind and attribute, every shape seen (the root key and the full key differ), sorted,
