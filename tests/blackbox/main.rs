@@ -16,6 +16,7 @@ mod auth;
 mod crud;
 mod identities;
 mod input;
+mod leaks;
 mod lifecycle;
 mod paging;
 mod permissions;

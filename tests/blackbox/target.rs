@@ -21,6 +21,24 @@ pub struct Target {
     /// A root key (`keys:*`) of another company.
     pub other_root_key: String,
     pub served_by: ServedBy,
+    /// A root key of a third company, whose settings (its key prefix) a check may change
+    /// without touching the keys the other checks make (`APIKEYS_THIRD_ROOT_KEY`; optional).
+    pub third_root_key: Option<String>,
+    /// The key that signs secret scanning reports the server trusts, and its identifier (the
+    /// in-process server trusts one made here; `APIKEYS_SCANNING_SIGNING_KEY` as hex of the
+    /// P-256 secret scalar and `APIKEYS_SCANNING_KEY_ID` for another; optional).
+    pub scanner: Option<(p256::ecdsa::SigningKey, String)>,
+}
+
+/// The public half of a P-256 key as GitHub's public-keys document lists it (SPKI PEM).
+pub fn trusted_keys_document(key: &p256::ecdsa::SigningKey, id: &str) -> String {
+    use base64::Engine;
+    let mut der = hex::decode("3059301306072a8648ce3d020106082a8648ce3d030107034200").expect("hex");
+    der.extend_from_slice(key.verifying_key().to_sec1_point(false).as_bytes());
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|line| std::str::from_utf8(line).expect("base64")).collect();
+    let pem = format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", lines.join("\n"));
+    serde_json::json!({ "public_keys": [{ "key_identifier": id, "key": pem, "is_current": true }] }).to_string()
 }
 
 /// The one target of this run, set up on first use.
@@ -44,6 +62,11 @@ fn from_env(url: String) -> Target {
         root_key: required("APIKEYS_ROOT_KEY"),
         other_root_key: required("APIKEYS_OTHER_ROOT_KEY"),
         served_by: ServedBy::parse(&std::env::var("APIKEYS_SERVED_BY").unwrap_or_else(|_| "deployed".into())),
+        third_root_key: std::env::var("APIKEYS_THIRD_ROOT_KEY").ok().filter(|v| !v.is_empty()),
+        scanner: std::env::var("APIKEYS_SCANNING_SIGNING_KEY").ok().and_then(|raw| {
+            let key = p256::ecdsa::SigningKey::from_slice(&hex::decode(raw.trim()).ok()?).ok()?;
+            Some((key, std::env::var("APIKEYS_SCANNING_KEY_ID").unwrap_or_default()))
+        }),
     }
 }
 
@@ -54,6 +77,11 @@ fn start_local_server() -> Target {
         std::env::var("DYNAMODB_ENDPOINT").is_ok(),
         "without APIKEYS_BASE_URL the suite starts the local server on DynamoDB Local: run it with `make test`, or set DYNAMODB_ENDPOINT"
     );
+    let scanner = std::iter::repeat_with(rand::random::<[u8; 32]>)
+        .find_map(|bytes| p256::ecdsa::SigningKey::from_slice(&bytes).ok())
+        .expect("a P-256 key");
+    let scanner_id = "blackbox-scanner".to_owned();
+    let document = trusted_keys_document(&scanner, &scanner_id);
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Runtime::new().expect("a runtime for the local server");
@@ -62,9 +90,12 @@ fn start_local_server() -> Target {
             let client = aws_sdk_dynamodb::Client::new(&sdk_config(&settings.database).await);
             let table = format!("blackbox-{}", uuid::Uuid::now_v7().simple());
             create_table(&client, &table).await.expect("create the suite's table");
-            let app = App::new(DynamoStore::new(client, &table), Arc::new(SystemClock));
+            let mut app = App::new(DynamoStore::new(client, &table), Arc::new(SystemClock));
+            // As SECRET_SCANNING_PUBLIC_KEYS holding the suite's scanner key would set it.
+            let trusted = apikeys::model::secret_scanning::TrustedKeys::parse(&document).expect("the document");
+            app.scanning_keys = Some(Arc::new(trusted));
             let mut root_keys = Vec::new();
-            for company in ["blackbox-one", "blackbox-two"] {
+            for company in ["blackbox-one", "blackbox-two", "blackbox-three"] {
                 let company = CompanyId::parse(company, "company").expect("a company id");
                 let created = create_root_key(&app.store, company, Some("black-box suite".into()), app.clock.now())
                     .await
@@ -78,7 +109,9 @@ fn start_local_server() -> Target {
         });
     });
     let (base_url, mut root_keys) = receiver.recv().expect("the local server started");
+    let third_root_key = root_keys.pop();
     let other_root_key = root_keys.pop().expect("two root keys");
     let root_key = root_keys.pop().expect("two root keys");
-    Target { base_url, root_key, other_root_key, served_by: ServedBy::Local }
+    let scanner = Some((scanner, scanner_id));
+    Target { base_url, root_key, other_root_key, served_by: ServedBy::Local, third_root_key, scanner }
 }
