@@ -98,12 +98,12 @@ async fn with_notify_a_reported_key_stays_valid_and_a_prefix_leads_new_keys() {
         check.call("POST", "/keys/verify").key(third).json(&body).send().await.text("code").to_owned()
     };
     assert_eq!((verify(&older.key).await, verify(&newer.key).await), ("VALID".into(), "VALID".into()));
-    let company = check.call("GET", "/company").key(&third).send().await;
+    let company = check.call("GET", "/company").key(third).send().await;
     let pattern = regex::Regex::new(company.body["keyPatterns"]["secret"].as_str().unwrap()).unwrap();
     let theirs = check.create(json!({ "userId": "bb-theirs" })).await;
     assert!(pattern.is_match(&newer.key) && !pattern.is_match(&older.key) && !pattern.is_match(&theirs.key));
 
-    if let Some(answer) = signed(&check, &report(&[&newer.key])).await {
+    if let Some(answer) = signed(check, &report(&[&newer.key])).await {
         assert_eq!(answer.body[0]["label"], "true_positive", "{answer:?}");
         assert_eq!(verify(&newer.key).await, "VALID", "policy notify");
         let trail = check.call("GET", &format!("/keys/{}/events", newer.id)).key(third).send().await;

@@ -407,6 +407,14 @@ def run_all():
               lambda a, b: a["statusCode"] == 200 and b["total"] == 1)
         check("delete_identity", "delete_identity", "204", lambda a, b: a["statusCode"] == 204,
               overrides=at_identity("delete_identity"))
+        check("get_company", "get_company", "200, no prefix, policy revoke",
+              lambda a, b: a["statusCode"] == 200 and b["keyPrefix"] is None and b["leakPolicy"] == "revoke")
+        check("update_company", "update_company", "200, prefix acmeco",
+              lambda a, b: a["statusCode"] == 200 and b["keyPrefix"] == "acmeco"
+              and b["keyPatterns"]["secret"].startswith("\\bacmeco_sk_"))
+        # GitHub's documented sample report: no SecretScanningPublicKeys here, so refused unread.
+        check("secret_scanning_github", "secret_scanning_github", "401, no scanner trusted",
+              lambda a, b: a["statusCode"] == 401 and b["error"]["code"] == "unauthenticated")
         check("me", "me", "200, company acme, keys:*",
               lambda a, b: a["statusCode"] == 200 and b["companyId"] == "acme" and "keys:*" in b["permissions"])
         check("console", "console", "200, the console script under a strict CSP",

@@ -1,6 +1,6 @@
 //! A company's settings on its counters item, its prefix's claim and its audit records.
 
-use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 
 use crate::model::CompanyId;
 use crate::model::company::CompanySettings;
@@ -57,18 +57,19 @@ impl CompanySettingsWriter for DynamoStore {
         // A prefix once claimed stays the company's, even after it moves to another: its older
         // keys still carry it, and no other company's patterns may match them.
         let (old, new) = (change.before.key_prefix.as_ref(), change.after.key_prefix.as_ref());
-        if old != new {
-            if let Some(new) = new {
-                let claim = items::key_prefix_claim(new.as_str(), change.company);
-                let condition = format!("attribute_not_exists(pk) OR {} = :company", CompanySettingsRecord::COMPANY);
-                let mut put = self.put(claim, Some(&condition));
-                if let Some(put) = put.put.as_mut() {
-                    put.expression_attribute_values
-                        .get_or_insert_with(Default::default)
-                        .insert(":company".to_owned(), s(change.company.to_string()));
-                }
-                writes.guarded(put, SettingsOutcome::PrefixTaken);
-            }
+        if let Some(new) = new.filter(|new| old != Some(*new)) {
+            let claim = items::key_prefix_claim(new.as_str(), change.company);
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(claim))
+                .condition_expression(format!(
+                    "attribute_not_exists(pk) OR {} = :company",
+                    CompanySettingsRecord::COMPANY
+                ))
+                .expression_attribute_values(":company", s(change.company.to_string()))
+                .build()
+                .expect("table and item are set");
+            writes.guarded(TransactWriteItem::builder().put(put).build(), SettingsOutcome::PrefixTaken);
         }
         writes.push(self.put(items::company_event_item(change.company, change.actor, change.after, change.now), None));
         if let Some(record) = change.idempotency {
