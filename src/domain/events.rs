@@ -122,7 +122,7 @@ pub fn of_identity(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ActorType, AuditAction, CompanyId, IdentityId, IdentityKeys, IdentityParts, KeyId};
+    use crate::model::{AuditAction, CompanyId, IdentityId, IdentityKeys, IdentityParts};
     use chrono::TimeDelta;
     use serde_json::json;
 
@@ -131,17 +131,7 @@ mod tests {
     }
 
     fn audit(action: AuditAction, changes: serde_json::Value) -> AuditEvent {
-        AuditEvent {
-            id: KeyId::parse("0190a1b2-0000-7000-8000-000000000002", "id").unwrap(),
-            company_id: CompanyId::parse("acme", "c").unwrap(),
-            key_id: KeyId::parse("billing", "id").unwrap(),
-            action,
-            actor: "root-1".into(),
-            actor_type: ActorType::Key,
-            actor_secret: None,
-            at: at(0),
-            changes: changes.as_object().unwrap().clone(),
-        }
+        AuditEvent::for_tests(action, changes, at(0))
     }
 
     #[test]

@@ -83,3 +83,23 @@ pub struct AuditEvent {
     /// Field names (as the API writes them) and their new values.
     pub changes: Map<String, Value>,
 }
+
+#[cfg(test)]
+impl AuditEvent {
+    /// For unit tests of every layer: key `billing` of company `acme` changed by key `root-1`
+    /// at `at`, with `changes` (a JSON object).
+    pub(crate) fn for_tests(action: AuditAction, changes: Value, at: DateTime<Utc>) -> Self {
+        let Value::Object(changes) = changes else { panic!("changes are an object") };
+        Self {
+            id: KeyId::parse("0190a1b2-0000-7000-8000-000000000001", "id").unwrap(),
+            company_id: CompanyId::parse("acme", "c").unwrap(),
+            key_id: KeyId::parse("billing", "id").unwrap(),
+            action,
+            actor: "root-1".into(),
+            actor_type: ActorType::Key,
+            actor_secret: None,
+            at,
+            changes,
+        }
+    }
+}

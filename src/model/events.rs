@@ -284,20 +284,7 @@ mod tests {
     use serde_json::{Map, json};
 
     fn audit(action: AuditAction, changes: serde_json::Value) -> AuditEvent {
-        let Ok(serde_json::Value::Object(changes)) = serde_json::from_value::<serde_json::Value>(changes) else {
-            panic!("changes are an object")
-        };
-        AuditEvent {
-            id: KeyId::parse("0190a1b2-0000-7000-8000-000000000001", "id").unwrap(),
-            company_id: CompanyId::parse("acme", "c").unwrap(),
-            key_id: KeyId::parse("billing", "id").unwrap(),
-            action,
-            actor: "root-1".into(),
-            actor_type: ActorType::Key,
-            actor_secret: None,
-            at: DateTime::from_timestamp(1_900_000_000, 0).unwrap(),
-            changes,
-        }
+        AuditEvent::for_tests(action, changes, DateTime::from_timestamp(1_900_000_000, 0).unwrap())
     }
 
     #[test]
