@@ -44,14 +44,15 @@ pub enum EventType {
 }
 
 impl EventType {
-    /// Every detail-type the service publishes today (not `key.leaked`).
-    pub const PUBLISHED: [EventType; 9] = [
+    /// Every detail-type the service publishes.
+    pub const PUBLISHED: [EventType; 10] = [
         EventType::KeyCreated,
         EventType::KeyUpdated,
         EventType::KeyRolled,
         EventType::KeyDeleted,
         EventType::KeyExpiring,
         EventType::KeyExpired,
+        EventType::KeyLeaked,
         EventType::IdentityCreated,
         EventType::IdentityUpdated,
         EventType::IdentityDeleted,
@@ -288,6 +289,15 @@ mod tests {
     }
 
     #[test]
+    fn a_leak_is_published_as_key_leaked_and_a_revoking_one_ends_the_keys_schedules() {
+        assert_eq!(EventType::of_audit(AuditAction::Leaked), EventType::KeyLeaked);
+        let revoked = audit(AuditAction::Leaked, json!({ "status": "inactive", "deletedAt": "2030-01-01T00:00:00Z" }));
+        assert_eq!(revoked.expiry_change(), Some(None));
+        let notified = audit(AuditAction::Leaked, json!({ "leakUrl": "https://x", "leakSource": "content" }));
+        assert_eq!(notified.expiry_change(), None);
+    }
+
+    #[test]
     fn detail_types_are_the_contracts() {
         let names: Vec<&str> = EventType::PUBLISHED.iter().map(|t| t.detail_type()).collect();
         assert_eq!(
@@ -299,12 +309,12 @@ mod tests {
                 "key.deleted",
                 "key.expiring",
                 "key.expired",
+                "key.leaked",
                 "identity.created",
                 "identity.updated",
                 "identity.deleted"
             ]
         );
-        assert_eq!(EventType::KeyLeaked.detail_type(), "key.leaked");
         assert_eq!(EventType::of_audit(AuditAction::Imported), EventType::KeyCreated);
         assert_eq!(EventType::of_audit(AuditAction::StatusChanged), EventType::KeyUpdated);
     }
