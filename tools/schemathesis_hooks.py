@@ -52,8 +52,11 @@ def storable(value, depth=0):
 
 
 def current_etag(collection, resource_id):
-    """The ETag of /COLLECTION/RESOURCE_ID now, or None (no such resource, or no answer)."""
-    url = f"{BASE_URL}/{collection}/{urllib.parse.quote(resource_id, safe='')}"
+    """The ETag of /COLLECTION/RESOURCE_ID (or of /COLLECTION itself) now, or None (no such
+    resource, or no answer)."""
+    url = f"{BASE_URL}/{collection}"
+    if resource_id is not None:
+        url += f"/{urllib.parse.quote(resource_id, safe='')}"
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {ROOT_KEY}"})
     try:
         with urllib.request.urlopen(request, timeout=30) as answer:
@@ -163,6 +166,10 @@ def before_call(context, case, kwargs):
     if headers and generated_valid(case, ParameterLocation.HEADER):
         if "Idempotency-Key" in headers:
             headers["Idempotency-Key"] = str(uuid.uuid4())
+        if headers.get("If-Match", "*") != "*" and case.operation.path == "/company":
+            etag = current_etag("company", None)
+            if etag:
+                headers["If-Match"] = etag
         if headers.get("If-Match", "*") != "*" and path:
             etag = None
             if "keyId" in path:
