@@ -117,10 +117,10 @@ pub async fn run(settings: crate::settings::Settings) -> Result<(), lambda_http:
         move |event: lambda_http::LambdaEvent<LogsEvent>| {
             let app = app.clone();
             async move {
-                handle_logs(&app.store, &event.payload)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| lambda_http::Error::from(e.to_string()))
+                let added = handle_logs(&app.store, &event.payload).await.map_err(|e| e.to_string())?;
+                Ok::<_, lambda_http::Error>(
+                    serde_json::json!({ "written": added.written, "alreadyAdded": added.already_added }),
+                )
             }
         },
     )))

@@ -270,9 +270,10 @@ async fn each_verify_prints_its_outcome_as_one_embedded_metric_line_that_the_agg
     // The lines as the subscription filter delivers them, to the aggregator binary, twice.
     let batch = crate::helpers::log_batch(&printed.iter().map(|l| l.as_str()).collect::<Vec<_>>(), chrono::Utc::now());
     let mut aggregator = stage.start("usage_aggregator", &[]).await;
-    for _ in 0..2 {
-        aggregator.invoke(batch.clone()).await.expect("the batch is counted");
-    }
+    let first = aggregator.invoke(batch.clone()).await.expect("the batch is counted");
+    assert_eq!(first, json!({ "written": 2, "alreadyAdded": 0 }), "the key's hour and day");
+    let again = aggregator.invoke(batch.clone()).await.expect("the batch is answered again");
+    assert_eq!(again, json!({ "written": 0, "alreadyAdded": 2 }), "a redelivery adds nothing");
     aggregator.stop().await;
     let mut usage = stage.start("key_usage", &[]).await;
     let mut event = stage.event("key_usage");
