@@ -18,7 +18,17 @@ use crate::model::usage::{Outcome, Verification};
 use crate::model::{CompanyId, IdentityId, KeyId};
 use crate::store::{UsageAdded, UsageHistory};
 
-use super::http::metrics::{NAMESPACE, USAGE_MEMBER};
+use super::http::metrics::NAMESPACE;
+
+/// A verify line, as far as usage reads it: its metric directive and its `usage` member (the
+/// other members are ignored). Read in one pass, with no JSON tree in between.
+#[derive(Deserialize)]
+struct VerifyLine {
+    #[serde(rename = "_aws")]
+    directive: Directive,
+    /// The member `metrics::USAGE_MEMBER` names (the runtime test reads real lines through it).
+    usage: UsageMember,
+}
 
 /// The directive of a verify line: only lines of verify's metric namespace count.
 #[derive(Deserialize)]
@@ -50,12 +60,10 @@ pub fn verification_of(line: &str, at: DateTime<Utc>) -> Option<Verification> {
     if !(2000..=9999).contains(&chrono::Datelike::year(&at)) {
         return None;
     }
-    let document: serde_json::Value = serde_json::from_str(line).ok()?;
-    let directive: Directive = serde_json::from_value(document.get("_aws")?.clone()).ok()?;
+    let VerifyLine { directive, usage: member } = serde_json::from_str(line).ok()?;
     if !directive.metrics.iter().any(|m| m.namespace == NAMESPACE) {
         return None;
     }
-    let member: UsageMember = serde_json::from_value(document.get(USAGE_MEMBER)?.clone()).ok()?;
     Some(Verification {
         company: CompanyId::parse(&member.company, "company").ok()?,
         // As stored: a key whose id became a reserved word later is still counted.

@@ -80,6 +80,11 @@ pub struct CompanySettings {
 const BASE58_CLASS: &str = "[1-9A-HJ-NP-Za-km-z]";
 
 impl CompanySettings {
+    /// The `ETag` of this version, which `If-Match` must name (as a key's and an identity's).
+    pub fn etag(&self) -> String {
+        format!("\"{}\"", self.version)
+    }
+
     /// The regular expressions a secret scanner registers for the company's secret and
     /// publishable keys: the prefix (if any), the marker, then 38 to 52 base58 characters (the
     /// random part and the checksum), between word boundaries, so another company's prefix

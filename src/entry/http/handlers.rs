@@ -229,7 +229,7 @@ fn company_response(settings: &CompanySettings) -> Response<Body> {
         "leakPolicy": settings.leak_policy,
         "keyPatterns": { secret_name: secret, publishable_name: publishable },
     });
-    key_response(StatusCode::OK, &body, format!("\"{}\"", settings.version))
+    key_response(StatusCode::OK, &body, settings.etag())
 }
 
 /// A secret scanner's report (GitHub's partner program): the signature checked against the
