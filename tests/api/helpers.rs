@@ -99,6 +99,16 @@ pub fn start_time() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z").unwrap().with_timezone(&Utc)
 }
 
+/// The key with its last character changed (never to itself): well formed in shape, its
+/// checksum fails.
+pub fn mistyped(key: &str) -> String {
+    let mut chars: Vec<char> = key.chars().collect();
+    if let Some(last) = chars.last_mut() {
+        *last = if *last == '2' { '3' } else { '2' };
+    }
+    chars.into_iter().collect()
+}
+
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::now_v7().simple())
 }

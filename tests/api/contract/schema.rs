@@ -33,7 +33,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Value, json};
 
 use crate::contract::openapi::{Direction, conforms, deref, spec};
-use crate::helpers::{BlockingApp, start_time};
+use crate::helpers::{BlockingApp, mistyped, start_time};
 
 /// Random valid requests per operation in the proptest; each is also sent with `BREAKS` breaks.
 const CASES: u32 = 16;
@@ -311,15 +311,6 @@ const PRESENTED: [Credential; 5] = [
 ];
 const NOT_PRESENTED: [Credential; 4] =
     [Credential::Missing, Credential::OtherSchemeOnly, Credential::EmptyApiKey, Credential::Mistyped];
-
-/// The key with its last character changed: well formed in shape, its checksum fails.
-fn mistyped(key: &str) -> String {
-    let mut chars: Vec<char> = key.chars().collect();
-    if let Some(last) = chars.last_mut() {
-        *last = if *last == '2' { '3' } else { '2' };
-    }
-    chars.into_iter().collect()
-}
 
 /// A valid request of `op`; path ids of existing keys and key cursors are filled in later.
 fn valid_instance(op: &'static Operation, full: bool) -> BoxedStrategy<Instance> {

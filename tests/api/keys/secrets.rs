@@ -17,7 +17,7 @@ use tracing::{Event, Id, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::helpers::{CLIENT_IP, TestApp, spawn_app};
+use crate::helpers::{CLIENT_IP, TestApp, mistyped, spawn_app};
 
 /// One captured event: its level, target and everything it printed, its spans' fields included.
 #[derive(Debug, Clone)]
@@ -164,9 +164,7 @@ async fn lifecycle(app: &TestApp) -> Vec<String> {
         verify(json!({ "key": secret, "ip": "203.0.113.9", "permissions": ["orders:write"] })).await.body["code"],
         "FORBIDDEN"
     );
-    let mut mistyped = secret.clone();
-    mistyped.pop();
-    mistyped.push(if secret.ends_with('z') { 'y' } else { 'z' });
+    let mistyped = mistyped(&secret);
     secrets.push(mistyped.clone());
     assert_eq!(verify(json!({ "key": mistyped })).await.body["code"], "NOT_FOUND");
     let unknown = apikeys::model::PlaintextKey::generate(apikeys::model::KeyType::Secret).expose().to_owned();

@@ -3,7 +3,7 @@
 use lambda_http::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, mistyped, spawn_app};
 
 async fn key(app: &TestApp, fields: Value) -> (String, String) {
     let mut body = json!({ "userId": "user-7" });
@@ -39,9 +39,7 @@ async fn a_valid_key_answers_with_its_details() {
 async fn malformed_unknown_and_foreign_keys_are_not_found() {
     let app = spawn_app().await;
     let (_, secret) = key(&app, json!({})).await;
-    let mut wrong_checksum = secret.clone();
-    wrong_checksum.pop();
-    wrong_checksum.push(if secret.ends_with('z') { 'y' } else { 'z' });
+    let wrong_checksum = mistyped(&secret);
     // A company that never imported: the first string not in the service's format reads
     // whether it holds imported keys (its counters), kept as long as the caller is.
     assert_eq!(code(&app, json!({ "key": "not-a-key-at-all" })).await, "NOT_FOUND");

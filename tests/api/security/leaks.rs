@@ -12,7 +12,7 @@ use p256::ecdsa::{Signature, SigningKey};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{TestApp, TestResponse, spawn_app};
+use crate::helpers::{TestApp, TestResponse, mistyped, spawn_app};
 
 /// A scanner's key pair, its identifier, and the document of trusted keys holding its public half.
 pub struct Scanner {
@@ -222,9 +222,8 @@ async fn a_company_prefix_leads_new_keys_while_older_keys_still_verify() {
     let rolled = app.roll_key(&id, None).await.body["key"].as_str().unwrap().to_owned();
     assert!(rolled.starts_with(&format!("{prefix}_sk_")));
     // A mistyped prefixed key is refused with no read.
-    let mistyped = format!("{}x", &rolled[..rolled.len() - 1]);
     app.settle_calls().await;
-    assert_eq!(app.code_of(&mistyped).await, "NOT_FOUND");
+    assert_eq!(app.code_of(&mistyped(&rolled)).await, "NOT_FOUND");
 
     let patterns = app.send(Method::GET, "/company", Some(&app.root_key), None, &[]).await.body["keyPatterns"].clone();
     let secret = regex::Regex::new(patterns["secret"].as_str().unwrap()).unwrap();
