@@ -213,6 +213,41 @@ async fn at_trace_level_nothing_printed_holds_a_key_its_hash_or_the_authorizatio
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_trace_level_a_signed_leak_report_prints_no_token_nor_either_of_its_hashes() {
+    use sha2::{Digest, Sha256};
+    let stage = Stage::new().await;
+    let leaked = Stage::root_key_of(&stage.store).await;
+    let scanner = crate::security::leaks::Scanner::new();
+    let document = scanner.document();
+    let report = json!([{ "token": leaked, "type": "apikeys_secret", "url": "https://github.com/o/r/blob/x/.env", "source": "content" }]);
+    let mut event = with_body(stage.event("secret_scanning_github"), &report);
+    let body = event["body"].as_str().unwrap().to_owned();
+    event["headers"]["content-length"] = json!(body.len().to_string());
+    event["headers"]["github-public-key-identifier"] = json!(scanner.id);
+    event["headers"]["github-public-key-signature"] = json!(scanner.sign(body.as_bytes()));
+
+    let trace = [("RUST_LOG", "trace"), ("AWS_LAMBDA_LOG_LEVEL", "TRACE"), ("SECRET_SCANNING_PUBLIC_KEYS", &document)];
+    let mut function = stage.start("secret_scanning_github", &trace).await;
+    let (status, feedback) = function.call(event).await;
+    let printed = function.stop().await.all();
+    let reported_hash = hex::encode(Sha256::digest(leaked.as_bytes()));
+    assert_eq!(status, 200, "{feedback}");
+    assert_eq!(
+        feedback,
+        json!([{ "token_hash": reported_hash, "token_type": "apikeys_secret", "label": "true_positive" }])
+    );
+
+    assert!(printed.lines().count() > 10, "trace level logs plenty:\n{printed}");
+    let stored_hash = PlaintextKey::parse(&leaked).unwrap().1.hash();
+    for (what, needle) in
+        [("the token", leaked.as_str()), ("its stored hash", stored_hash.as_str()), ("its token_hash", &reported_hash)]
+    {
+        let found = printed.lines().find(|line| line.contains(needle));
+        assert!(found.is_none(), "{what} was printed: {}", found.unwrap_or_default());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lambda_log_level_wins_over_rust_log_and_the_text_format_is_text() {
     let stage = Stage::new().await;
     let quiet = [("RUST_LOG", "trace"), ("AWS_LAMBDA_LOG_LEVEL", "WARN")];

@@ -5,6 +5,6 @@ mod attacker_view;
 mod auth;
 pub mod bounds;
 pub mod faults;
-mod leaks;
+pub mod leaks;
 mod permissions;
 mod takeover;
