@@ -1,10 +1,13 @@
 //! Leak reports: a secret scanner found tokens in public; each that is a secret of this service
 //! gets its company's leak policy, once.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
-use crate::model::{IdempotencyKey, KeyType, PlaintextKey};
+use crate::model::{ApiKey, CompanyId, IdempotencyKey, KeyId, KeyType, PlaintextKey};
 use crate::store::{
     AdminCounter, CompanySettingsReader, IdempotencyReader, IdentityReader, KeyReader, KeyWriter, LeakLedger,
     SecretLookup, UsageRecorder,
@@ -24,44 +27,141 @@ pub enum Verdict {
     FalsePositive,
 }
 
-/// One reported token: nothing for a string not in the service's format; else a read of the
-/// report's marker, a lookup of its hash, the company's settings, one key write (a revoking
-/// delete or an audit record) and the marker's put, whatever the token.
-pub async fn judge_reported_token(
-    store: &(
-         impl SecretLookup
-         + CompanySettingsReader
-         + KeyReader
-         + KeyWriter
-         + AdminCounter
-         + IdentityReader
-         + IdempotencyReader
-         + UsageRecorder
-         + LeakLedger
-     ),
-    token: &str,
-    report: &LeakReport,
+/// Matches of one report looked up, and keys acted on, at once: a report of hundreds answers
+/// within API Gateway's 30 s, while writes to one company's counters stay few enough to retry.
+pub const JUDGED_AT_ONCE: usize = 8;
+
+/// A store that can judge a reported token and act on its key.
+pub trait LeakStore:
+    SecretLookup
+    + CompanySettingsReader
+    + KeyReader
+    + KeyWriter
+    + AdminCounter
+    + IdentityReader
+    + IdempotencyReader
+    + UsageRecorder
+    + LeakLedger
+{
+}
+
+impl<S> LeakStore for S where
+    S: SecretLookup
+        + CompanySettingsReader
+        + KeyReader
+        + KeyWriter
+        + AdminCounter
+        + IdentityReader
+        + IdempotencyReader
+        + UsageRecorder
+        + LeakLedger
+{
+}
+
+/// What one match is, found before anything is written.
+enum Found {
+    /// Answered with no write: not a secret of this service, a report handled before, or a
+    /// deleted key's secret.
+    Answered(Verdict),
+    /// A secret of a key that is not deleted, to get its company's leak policy.
+    Live(Box<LiveMatch>),
+}
+
+/// A match whose key is not deleted: the key as found and the match's marker.
+struct LiveMatch {
+    key: ApiKey,
+    header: IdempotencyKey,
+}
+
+/// Every match of a report (a token and where it was found), answered in the report's order.
+///
+/// First every match is looked up (`JUDGED_AT_ONCE` at a time, nothing written), so a
+/// token's label does not hang on what the report's other matches do to its key: a key's new
+/// secret and its old one in grace are both `TruePositive`, whichever comes first. Then each
+/// key found gets its company's policy once per place it was found, one match after another,
+/// keys `JUDGED_AT_ONCE` at a time. Per match: a read of the report's marker and a lookup of
+/// its hash; per live match also the company's settings, one key write (a revoking delete or
+/// an audit record; none once the key is deleted) and the marker's put.
+pub async fn judge_report(
+    store: &impl LeakStore,
+    reported: &[(&str, LeakReport)],
     now: DateTime<Utc>,
-) -> Result<Verdict, DomainError> {
+) -> Vec<Result<Verdict, DomainError>> {
+    // Indices, not references, go through the streams: a closure over borrowed items is not
+    // `Send` for every lifetime, which the Lambda runtime's service needs.
+    let found: Vec<Result<Found, DomainError>> = futures_util::stream::iter(0..reported.len())
+        .map(|index| look_up(store, reported[index].0, &reported[index].1))
+        .buffered(JUDGED_AT_ONCE)
+        .collect()
+        .await;
+    let mut verdicts = Vec::with_capacity(found.len());
+    let mut live_matches: HashMap<(CompanyId, KeyId), Vec<(usize, LiveMatch)>> = HashMap::new();
+    for (index, found) in found.into_iter().enumerate() {
+        verdicts.push(match found {
+            Ok(Found::Answered(verdict)) => Ok(verdict),
+            Ok(Found::Live(live)) => {
+                let key = (live.key.company_id.clone(), live.key.id.clone());
+                live_matches.entry(key).or_default().push((index, *live));
+                Ok(Verdict::TruePositive)
+            }
+            Err(e) => Err(e),
+        });
+    }
+    let failures: Vec<Vec<(usize, DomainError)>> = futures_util::stream::iter(live_matches.into_values())
+        .map(|matches| async move {
+            let mut failed = Vec::new();
+            for (index, live) in matches {
+                if let Err(e) = act_on(store, &live.key, &reported[index].1, &live.header, now).await {
+                    failed.push((index, e));
+                }
+            }
+            failed
+        })
+        .buffer_unordered(JUDGED_AT_ONCE)
+        .collect()
+        .await;
+    for (index, e) in failures.into_iter().flatten() {
+        verdicts[index] = Err(e);
+    }
+    verdicts
+}
+
+/// One match, read only: its marker and its hash's lookup.
+async fn look_up(store: &impl LeakStore, token: &str, report: &LeakReport) -> Result<Found, DomainError> {
     // A publishable key is public by design (web pages, apps): found in public, it is no leak,
     // and acting on it would let anyone revoke a company's publishable keys.
-    let Some((KeyType::Secret, plaintext)) = PlaintextKey::parse(token) else { return Ok(Verdict::FalsePositive) };
+    let Some((KeyType::Secret, plaintext)) = PlaintextKey::parse(token) else {
+        return Ok(Found::Answered(Verdict::FalsePositive));
+    };
     let header = report_header(token, report)?;
     // A report handled before is answered as then, whatever happened to the key since (its
     // old secret's lookup is gone once the key is revoked).
     if store.leak_handled(header.as_str()).await? {
-        return Ok(Verdict::TruePositive);
+        return Ok(Found::Answered(Verdict::TruePositive));
     }
-    let Some(found) = store.find_secret(&plaintext.hash()).await? else { return Ok(Verdict::FalsePositive) };
+    let Some(found) = store.find_secret(&plaintext.hash()).await? else {
+        return Ok(Found::Answered(Verdict::FalsePositive));
+    };
     // Any secret of a live key, its previous one past its grace included: a holder of a leaked
     // secret who rolled the key to a secret of their own must not keep it.
     if found.key.is_deleted() {
-        return Ok(Verdict::TruePositive);
+        return Ok(Found::Answered(Verdict::TruePositive));
     }
-    let policy = store.company_settings(&found.key.company_id).await?.leak_policy;
-    report_leak(store, &found.key, policy, report, &header, now).await?;
-    store.record_leak_handled(header.as_str(), now).await?;
-    Ok(Verdict::TruePositive)
+    Ok(Found::Live(Box::new(LiveMatch { key: found.key, header })))
+}
+
+/// The company's leak policy applied to a live match's key (nothing written if an earlier
+/// match of this report deleted it), then the match's marker.
+async fn act_on(
+    store: &impl LeakStore,
+    key: &ApiKey,
+    report: &LeakReport,
+    header: &IdempotencyKey,
+    now: DateTime<Utc>,
+) -> Result<(), DomainError> {
+    let policy = store.company_settings(&key.company_id).await?.leak_policy;
+    report_leak(store, key, policy, report, header, now).await?;
+    Ok(store.record_leak_handled(header.as_str(), now).await?)
 }
 
 /// The idempotency key of one report of one token: the same token found at the same place is

@@ -69,9 +69,10 @@ async fn from_hyper(app: &App, peer: IpAddr, req: hyper::Request<Incoming>) -> R
         RouteMatch::Found(route, _) => Some(route.endpoint),
         _ => None,
     };
-    let bytes = match Limited::new(body, max_body_bytes(endpoint)).collect().await {
+    let limit = max_body_bytes(endpoint);
+    let bytes = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(_) => return ApiError::PayloadTooLarge.into_response(),
+        Err(_) => return ApiError::PayloadTooLarge(limit).into_response(),
     };
     let body = match String::from_utf8(bytes.to_vec()) {
         Ok(text) if text.is_empty() => Body::Empty,

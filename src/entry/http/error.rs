@@ -18,8 +18,9 @@ pub enum ApiError {
     MalformedJson(String),
     #[error("the body must be sent as application/json")]
     UnsupportedMediaType,
-    #[error("the body is larger than 64 KiB")]
-    PayloadTooLarge,
+    /// The body is over the route's limit, in bytes.
+    #[error("the body is larger than {} KiB", .0 / 1024)]
+    PayloadTooLarge(usize),
     #[error("{method} is not allowed on this path; allowed: {allowed}")]
     MethodNotAllowed { method: String, allowed: String },
     #[error("no route for this path")]
@@ -61,7 +62,7 @@ impl ApiError {
             ApiError::Domain(D::Internal(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
             ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             ApiError::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
-            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
         }
     }

@@ -237,8 +237,9 @@ fn company_response(settings: &CompanySettings) -> Response<Body> {
 /// (its company's leak policy applied to a live key) and answered in GitHub's feedback shape.
 async fn secret_scanning_github(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let body: &[u8] = req.body().as_ref();
-    if body.len() > request::max_body_bytes(Some(Endpoint::SecretScanningGithub)) {
-        return Err(ApiError::PayloadTooLarge);
+    let limit = request::max_body_bytes(Some(Endpoint::SecretScanningGithub));
+    if body.len() > limit {
+        return Err(ApiError::PayloadTooLarge(limit));
     }
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     let unsigned = |why: String| ApiError::Domain(crate::domain::DomainError::Unauthenticated(why));
@@ -247,13 +248,16 @@ async fn secret_scanning_github(app: &App, req: &Request) -> Result<Response<Bod
         .map_err(|refusal| unsigned(refusal.to_string()))?;
     let reported = ScanReport::parse(body)?;
     let now = app.clock.now();
+    let matches: Vec<(&str, LeakReport)> = reported
+        .iter()
+        .map(|token| (token.token.as_str(), LeakReport { url: token.url.clone(), source: token.source.clone() }))
+        .collect();
     let mut feedback = Vec::with_capacity(reported.len());
     // Every token is judged even if one fails; a failure then fails the report, which GitHub
     // delivers again (the tokens judged already are answered the same, writing nothing).
     let mut failed = None;
-    for token in &reported {
-        let report = LeakReport { url: token.url.clone(), source: token.source.clone() };
-        match leaks::judge_reported_token(&app.store, &token.token, &report, now).await {
+    for (token, verdict) in reported.iter().zip(leaks::judge_report(&app.store, &matches, now).await) {
+        match verdict {
             Ok(leaks::Verdict::TruePositive) => feedback.push(Feedback::new(token, Label::TruePositive)),
             Ok(leaks::Verdict::FalsePositive) => feedback.push(Feedback::new(token, Label::FalsePositive)),
             Err(e) => failed = Some(e),

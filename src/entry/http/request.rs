@@ -32,8 +32,8 @@ fn source_ip(req: &Request) -> Option<IpAddr> {
 }
 
 /// A route that takes no query parameters: any is a 400 naming it.
-/// The largest body a route reads: a secret scanner's report may hold 100 matches with long
-/// URLs; every other body fits the common cap.
+/// The largest body a route reads: a secret scanner's report may hold hundreds of matches with
+/// long URLs; every other body fits the common cap.
 pub fn max_body_bytes(endpoint: Option<super::routes::Endpoint>) -> usize {
     match endpoint {
         Some(super::routes::Endpoint::SecretScanningGithub) => crate::model::secret_scanning::MAX_REPORT_BYTES,
@@ -81,7 +81,7 @@ pub fn json_body(req: &Request) -> Result<Option<Value>, ApiError> {
         _ => &[],
     };
     if bytes.len() > MAX_BODY_BYTES {
-        return Err(ApiError::PayloadTooLarge);
+        return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);

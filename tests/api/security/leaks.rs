@@ -43,11 +43,15 @@ impl Scanner {
     }
 }
 
-/// A report of `tokens` as GitHub sends it.
+/// A report of `tokens` as GitHub sends it, each found at the same place.
 fn report(tokens: &[&str]) -> Vec<u8> {
-    let matches: Vec<Value> = tokens
-        .iter()
-        .map(|t| json!({ "token": t, "type": "apikeys_secret", "url": "https://github.com/o/r/blob/x/.env", "source": "content" }))
+    report_at(tokens.iter().map(|token| (*token, "https://github.com/o/r/blob/x/.env")))
+}
+
+/// A report of (token, url) matches as GitHub sends it.
+fn report_at<'a>(matches: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<u8> {
+    let matches: Vec<Value> = matches
+        .map(|(token, url)| json!({ "token": token, "type": "apikeys_secret", "url": url, "source": "content" }))
         .collect();
     Value::Array(matches).to_string().into_bytes()
 }
@@ -296,4 +300,94 @@ async fn a_holder_who_rolled_the_leaked_key_away_loses_it_and_a_repeated_report_
     let again = app.signed_scan(&scanner, &body).await;
     assert_eq!(again.body, first.body, "answered the same once the old secret's lookup is gone");
     assert_eq!(app.actions(&id).await, ["leaked", "rolled", "created"]);
+}
+
+#[tokio::test]
+async fn a_report_of_the_most_matches_is_judged_whole_and_answered_in_its_order() {
+    use apikeys::model::secret_scanning::{MAX_REPORT_BYTES, MAX_REPORTED_TOKENS};
+    let scanner = Scanner::new();
+    let app = spawn_app().await.trusting(&scanner);
+    // Twelve keys of one company, judged at once (their writes meet on its counters), one of
+    // them reported by its new and its old secret together, one reported three times.
+    let mut keys = Vec::new();
+    for i in 0..12 {
+        keys.push(app.create_key_pair(&json!({ "userId": format!("u{i}") })).await);
+    }
+    let (rolled_id, old_secret) = keys[0].clone();
+    let new_secret = app.roll_key(&rolled_id, Some(&json!({ "gracePeriodSeconds": 3600 }))).await.body["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let unknown: Vec<String> = (0..40)
+        .map(|_| apikeys::model::PlaintextKey::generate(apikeys::model::KeyType::Secret).expose().to_owned())
+        .collect();
+    // The new secret comes first: its revocation must not turn the old one into a stranger.
+    let mut matches: Vec<(String, bool)> = vec![(new_secret.clone(), true)];
+    matches.extend(keys.iter().map(|(_, secret)| (secret.clone(), true)));
+    matches.extend([keys[1].1.clone(), keys[1].1.clone()].map(|secret| (secret, true)));
+    matches.extend(unknown.into_iter().map(|token| (token, false)));
+    matches.extend((matches.len()..MAX_REPORTED_TOKENS).map(|i| (format!("ghp_not_ours_{i}"), false)));
+    let urls: Vec<String> = (0..matches.len()).map(|i| format!("https://github.com/o/r/blob/{i}/.env")).collect();
+    let body = report_at(matches.iter().zip(&urls).map(|((token, _), url)| (token.as_str(), url.as_str())));
+
+    let answer = app.signed_scan(&scanner, &body).await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    let expected: Vec<Value> = matches
+        .iter()
+        .map(|(token, ours)| {
+            let label = if *ours { "true_positive" } else { "false_positive" };
+            json!({ "token_hash": token_hash(token), "token_type": "apikeys_secret", "label": label })
+        })
+        .collect();
+    let answered = answer.body.as_array().unwrap();
+    assert_eq!(answered.len(), expected.len());
+    let wrong = answered.iter().zip(&expected).position(|(got, want)| got != want);
+    assert_eq!(wrong, None, "one entry per match, in the report's order");
+    for (_, secret) in &keys[1..] {
+        assert_eq!(app.code_of(secret).await, "INACTIVE");
+    }
+    for (id, _) in &keys {
+        let leaked = app.actions(id).await.into_iter().filter(|action| action == "leaked").count();
+        assert_eq!(leaked, 1, "{id}: revoked once, however many of its secrets or places were reported");
+    }
+    // The rolled key is deleted, its old secret forgotten.
+    assert_eq!(
+        (app.code_of(&old_secret).await, app.code_of(&new_secret).await),
+        ("NOT_FOUND".into(), "INACTIVE".into())
+    );
+
+    // One more match is refused whole, and so is a body over the cap; nothing is written.
+    let (_, live) = app.create_key_pair(&json!({ "userId": "later" })).await;
+    let items = app.item_count().await;
+    let too_many = report(&vec![live.as_str(); MAX_REPORTED_TOKENS + 1]);
+    let refused = app.signed_scan(&scanner, &too_many).await;
+    assert_eq!((refused.status, &refused.body["error"]["field"]), (StatusCode::BAD_REQUEST, &json!("body")));
+    let huge = format!("[{}]", " ".repeat(MAX_REPORT_BYTES));
+    let refused = app.signed_scan(&scanner, huge.as_bytes()).await;
+    assert_eq!(refused.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(refused.body["error"]["message"], "the body is larger than 2048 KiB");
+    assert_eq!((app.code_of(&live).await, app.item_count().await), ("VALID".into(), items));
+}
+
+#[tokio::test]
+async fn with_policy_notify_one_token_found_at_three_places_in_one_report_is_audited_three_times() {
+    let scanner = Scanner::new();
+    let app = spawn_app().await.trusting(&scanner);
+    let patched = app.patch_company(&app.root_key, &json!({ "leakPolicy": "notify" }), &[]).await;
+    assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
+    let (id, secret) = app.create_key_pair(&json!({ "userId": "leaky" })).await;
+    let places = ["https://github.com/o/r/1", "https://github.com/o/r/2", "https://github.com/o/r/3"];
+    let body = report_at(places.iter().map(|url| (secret.as_str(), *url)));
+    let answer = app.signed_scan(&scanner, &body).await;
+    assert_eq!(answer.body.as_array().map(Vec::len), Some(3), "{:?}", answer.body);
+    assert!(answer.body.as_array().unwrap().iter().all(|entry| entry["label"] == "true_positive"));
+    assert_eq!(app.actions(&id).await, ["leaked", "leaked", "leaked", "created"]);
+    let events = app.send(Method::GET, &format!("/keys/{id}/events"), Some(&app.root_key), None, &[]).await;
+    let mut urls: Vec<&str> = events.body["data"].as_array().unwrap()[..3]
+        .iter()
+        .map(|e| e["changes"]["leakUrl"].as_str().unwrap())
+        .collect();
+    urls.sort_unstable();
+    assert_eq!(urls, places);
+    assert_eq!(app.code_of(&secret).await, "VALID");
 }
