@@ -1,4 +1,5 @@
-//! Process set-up shared by every entry point: the DynamoDB client, the app state, logging.
+//! Process set-up shared by every entry point: the DynamoDB client, the app state, logging, and
+//! the runtime loop of the functions that take events rather than HTTP requests.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,6 +115,24 @@ pub async fn start_with(settings: &Settings) -> (App, aws_config::SdkConfig) {
     let config = sdk_config(&settings.database).await;
     let app = App::from_settings(settings, &config);
     (app, config)
+}
+
+/// The Lambda runtime loop of a function that takes events rather than HTTP requests: `state`
+/// built once at start-up, then each event's payload through `handler`, whose answer or error
+/// is the invocation's.
+pub async fn run_events<S, E, R, F, Fut>(state: S, handler: F) -> Result<(), lambda_http::Error>
+where
+    E: serde::de::DeserializeOwned,
+    R: serde::Serialize,
+    F: Fn(Arc<S>, E) -> Fut,
+    Fut: Future<Output = Result<R, lambda_http::Error>>,
+{
+    let state = Arc::new(state);
+    // Boxed: the runtime's future type is deep enough to overflow the compiler's layout query.
+    Box::pin(lambda_http::lambda_runtime::run(lambda_http::service_fn(move |event: lambda_http::LambdaEvent<E>| {
+        handler(state.clone(), event.payload)
+    })))
+    .await
 }
 
 /// A request to DynamoDB that has not answered by then is a 503, well inside API Gateway's 30 s

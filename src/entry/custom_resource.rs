@@ -8,7 +8,6 @@
 //! decides where its answer goes: to any other URL nothing is done and no answer is sent, and
 //! the error shows the URL without its query string (which holds the signature).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
@@ -377,16 +376,14 @@ pub async fn serve(settings: &Settings, resource: impl CustomResource) -> Result
     if let Some(host) = &settings.root_key_local_response_host {
         tracing::warn!(%host, "ROOT_KEY_LOCAL_RESPONSE_HOST: answers may go over plain http to this host (local testing)");
     }
-    let (resource, app, secrets) = (Arc::new(resource), Arc::new(app), Arc::new(SecretsManager::new(&config)));
-    lambda_http::lambda_runtime::run(lambda_http::service_fn(move |event: lambda_http::LambdaEvent<Value>| {
-        let (resource, app, secrets) = (resource.clone(), app.clone(), secrets.clone());
-        async move {
-            // Boxed: the future of a whole key creation is too deep a type for the runtime's.
-            let answer = Box::pin(resource.answer(&app, &secrets, event.payload)).await?;
-            send_answer(&answer).await?;
-            Ok::<_, lambda_http::Error>(json!({ "Status": answer.body["Status"] }))
-        }
-    }))
+    let secrets = SecretsManager::new(&config);
+    crate::entry::config::run_events((resource, app, secrets), |state, request: Value| async move {
+        let (resource, app, secrets) = state.as_ref();
+        // Boxed: the future of a whole key creation is too deep a type for the runtime's.
+        let answer = Box::pin(resource.answer(app, secrets, request)).await?;
+        send_answer(&answer).await?;
+        Ok(json!({ "Status": answer.body["Status"] }))
+    })
     .await
 }
 

@@ -404,19 +404,13 @@ pub async fn run(settings: crate::settings::Settings) -> Result<(), lambda_http:
     let target = settings.lifecycle_events()?;
     crate::entry::config::init_logging(&settings.logging);
     let config = crate::entry::config::sdk_config(&settings.database).await;
-    let publisher = std::sync::Arc::new(AwsPublisher::new(&config, &settings.events, target));
+    let publisher = AwsPublisher::new(&config, &settings.events, target);
     let expiring_days = settings.events.expiring_days;
-    // Boxed: the runtime's future type is deep enough to overflow the compiler's layout query.
-    Box::pin(lambda_http::lambda_runtime::run(lambda_http::service_fn(
-        move |event: lambda_http::LambdaEvent<Event>| {
-            let publisher = publisher.clone();
-            async move {
-                handle_batch(publisher.as_ref(), &crate::domain::SystemClock, expiring_days, event.payload)
-                    .await
-                    .map_err(lambda_http::Error::from)
-            }
-        },
-    )))
+    crate::entry::config::run_events(publisher, move |publisher, batch: Event| async move {
+        handle_batch(publisher.as_ref(), &crate::domain::SystemClock, expiring_days, batch)
+            .await
+            .map_err(lambda_http::Error::from)
+    })
     .await
 }
 

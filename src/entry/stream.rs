@@ -65,13 +65,8 @@ pub async fn handle_batch(store: &impl CounterKeeper, event: Event) -> Result<Dy
 /// The Lambda runner for the stream function, on the settings read at start-up.
 pub async fn run(settings: crate::settings::Settings) -> Result<(), lambda_http::Error> {
     let (app, _) = crate::entry::config::start_with(&settings).await;
-    let app = std::sync::Arc::new(app);
-    // Boxed: the runtime's future type is deep enough to overflow the compiler's layout query.
-    Box::pin(lambda_http::lambda_runtime::run(lambda_http::service_fn(
-        move |event: lambda_http::LambdaEvent<Event>| {
-            let app = app.clone();
-            async move { handle_batch(&app.store, event.payload).await.map_err(lambda_http::Error::from) }
-        },
-    )))
+    crate::entry::config::run_events(app, |app, event: Event| async move {
+        handle_batch(&app.store, event).await.map_err(lambda_http::Error::from)
+    })
     .await
 }

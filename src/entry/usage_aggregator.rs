@@ -120,17 +120,9 @@ pub async fn handle_logs(store: &impl UsageHistory, event: &LogsEvent) -> Result
 /// batch (counted once all the same).
 pub async fn run(settings: crate::settings::Settings) -> Result<(), lambda_http::Error> {
     let (app, _) = crate::entry::config::start_with(&settings).await;
-    let app = std::sync::Arc::new(app);
-    Box::pin(lambda_http::lambda_runtime::run(lambda_http::service_fn(
-        move |event: lambda_http::LambdaEvent<LogsEvent>| {
-            let app = app.clone();
-            async move {
-                let added = handle_logs(&app.store, &event.payload).await.map_err(|e| e.to_string())?;
-                Ok::<_, lambda_http::Error>(
-                    serde_json::json!({ "written": added.written, "alreadyAdded": added.already_added }),
-                )
-            }
-        },
-    )))
+    crate::entry::config::run_events(app, |app, event: LogsEvent| async move {
+        let added = handle_logs(&app.store, &event).await.map_err(|e| e.to_string())?;
+        Ok(serde_json::json!({ "written": added.written, "alreadyAdded": added.already_added }))
+    })
     .await
 }
