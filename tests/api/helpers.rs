@@ -480,3 +480,30 @@ pub fn log_batch(lines: &[&str], at: DateTime<Utc>) -> Value {
     let compressed = gzip.finish().unwrap();
     serde_json::json!({ "awslogs": { "data": base64::engine::general_purpose::STANDARD.encode(compressed) } })
 }
+
+/// What a tracing subscriber printed, kept in memory for a test to read.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// A `MakeWriter` for `tracing_subscriber::fmt::layer().with_writer(…)`.
+    pub fn writer(&self) -> impl Fn() -> Captured + 'static {
+        let captured = self.clone();
+        move || captured.clone()
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

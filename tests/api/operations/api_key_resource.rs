@@ -352,11 +352,8 @@ async fn the_answer_goes_to_the_listener_and_at_trace_no_line_holds_the_key() {
     create["ResponseURL"] = json!(format!("http://{address}/stack/BillingKey?X-Amz-Signature=example"));
 
     // Everything the process would log at TRACE, but the lines it never logs.
-    let printed = std::sync::Arc::new(Mutex::new(Vec::<u8>::new()));
-    let writer = {
-        let printed = printed.clone();
-        move || Captured(printed.clone())
-    };
+    let printed = Captured::default();
+    let writer = printed.writer();
     let filter = tracing_subscriber::filter::filter_fn(|meta| !apikeys::entry::config::never_logged(meta));
     let subscriber = tracing_subscriber::registry()
         .with(tracing_subscriber::Layer::with_filter(tracing_subscriber::fmt::layer().with_writer(writer), filter));
@@ -371,23 +368,9 @@ async fn the_answer_goes_to_the_listener_and_at_trace_no_line_holds_the_key() {
 
     let key_id = answer.body["Data"]["KeyId"].as_str().unwrap();
     let key = secrets.of(app.company.as_str(), key_id).unwrap()["key"].as_str().unwrap().to_owned();
-    let printed = String::from_utf8(printed.lock().unwrap().clone()).unwrap();
+    let printed = printed.text();
     assert!(printed.contains("key minted into Secrets Manager"), "{printed}");
     let hash = apikeys::model::PlaintextKey::parse(&key).unwrap().1.hash();
     assert!(!printed.contains(&key), "the key was printed:\n{printed}");
     assert!(!printed.contains(hash.as_str()), "the key's hash was printed:\n{printed}");
-}
-
-/// A log writer into a shared buffer.
-struct Captured(std::sync::Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }

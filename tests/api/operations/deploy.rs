@@ -167,6 +167,21 @@ fn template_functions_and_routes_match_the_route_table() {
     assert_eq!(subscriptions[0]["DestinationArn"], permission["FunctionName"]);
     assert_eq!(subscriptions[0]["FilterPattern"], "{ $.usage.outcome = \"*\" }", "verify lines with a usage only");
 
+    // Expiry schedules refused for good are counted from the lifecycle function's batch line
+    // (its field is checked in operations::events) and alarmed on.
+    let metric_filters: Vec<&Value> = resources(&template)
+        .values()
+        .filter(|r| r["Type"] == "AWS::Logs::MetricFilter")
+        .map(|r| &r["Properties"])
+        .collect();
+    assert_eq!(metric_filters.len(), 1);
+    assert_eq!(metric_filters[0]["LogGroupName"], json!({ "Ref": "LifecycleEventsLogGroup" }));
+    assert_eq!(metric_filters[0]["FilterPattern"], "{ $.schedules_refused > 0 }");
+    let metric = &metric_filters[0]["MetricTransformations"][0];
+    assert_eq!(metric["MetricValue"], "$.schedules_refused");
+    let alarm = &resources(&template)["ExpirySchedulesRefusedAlarm"]["Properties"];
+    assert_eq!((&alarm["Namespace"], &alarm["MetricName"]), (&metric["MetricNamespace"], &metric["MetricName"]));
+
     // The stream function reads the table's stream, and only TTL removals (what it acts on).
     let (_, stream_function) = function_of(&template, STREAM_FUNCTION);
     let stream_events: Vec<&Value> = stream_function["Properties"]["Events"].as_object().unwrap().values().collect();

@@ -18,7 +18,7 @@ use lambda_http::http::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{TestApp, read_event, spawn_app, test_sdk_config};
+use crate::helpers::{Captured, TestApp, read_event, spawn_app, test_sdk_config};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -590,7 +590,19 @@ async fn a_schedule_refused_for_good_blocks_no_record_and_leaves_no_earlier_sche
     let mut records = audit_records(&app, &ids[0], 1).await.split_off(1);
     let (others, next) = created_with_expiries(&app, &["2030-04-01T00:00:00Z"], 2).await;
     records.extend(next);
+    let printed = Captured::default();
+    let json = tracing_subscriber::fmt::layer().json().flatten_event(true).with_writer(printed.writer());
+    let guard = tracing::subscriber::set_default(tracing_subscriber::layer::SubscriberExt::with(
+        tracing_subscriber::registry(),
+        json,
+    ));
     no_failure(&handle_batch(&publisher, app.clock.as_ref(), 7, batch(records)).await.unwrap());
+    drop(guard);
+    // The batch line the template's ExpirySchedulesRefusedMetricFilter reads, as Lambda's JSON
+    // format prints it: `schedules_refused`, a number at the top level.
+    let lines: Vec<Value> = printed.text().lines().filter_map(|line| serde_json::from_str(line).ok()).collect();
+    let batch_line = lines.iter().find(|line| line["message"] == "lifecycle events batch handled").unwrap();
+    assert_eq!(batch_line["schedules_refused"], json!(2), "both schedules of the year-9999 expiry: {batch_line}");
     let events = published(&stand_in.take());
     assert_eq!(types(&events), ["key.updated", "key.created"]);
     assert_eq!(events[1].1["keyId"], others[0].as_str());
