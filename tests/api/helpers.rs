@@ -314,8 +314,8 @@ pub async fn spawn_app_with_conflicts(conflicts: usize) -> TestApp {
 
 impl TestApp {
     /// From now on, the client's next `TransactWriteItems` meet `faults`, one each, in order
-    /// (an `UpdateConflict` is met by the next `UpdateItem`); then they pass untouched. Other
-    /// calls always pass.
+    /// (an `UpdateConflict` is met by the next `UpdateItem`, a `PutRefused` by the next
+    /// `PutItem`); then they pass untouched. Other calls always pass.
     pub async fn script_transactions(&mut self, faults: Vec<TransactionFault>) {
         let base = test_sdk_config().await;
         let inner = base.http_client().expect("the SDK config carries an HTTP client");
@@ -346,6 +346,7 @@ mod transaction_faults {
     const CONFLICT: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","Message":"Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict]","CancellationReasons":[{"Code":"TransactionConflict","Message":"Transaction is ongoing for the item"}]}"#;
     const IN_PROGRESS: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionInProgressException","Message":"Transaction is in progress"}"#;
     const UPDATE_CONFLICT: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionConflictException","Message":"Transaction is ongoing for the item"}"#;
+    const PUT_REFUSED: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException","Message":"Requested resource not found"}"#;
 
     /// What one transaction meets.
     #[derive(Debug, Clone, Copy)]
@@ -360,6 +361,9 @@ mod transaction_faults {
         /// Met by the next `UpdateItem` instead: answered `TransactionConflictException` without
         /// reaching the table, what AWS answers an update of an item a transaction holds.
         UpdateConflict,
+        /// Met by the next `PutItem` instead: answered with an error the SDK does not retry,
+        /// without reaching the table (a plain put that failed).
+        PutRefused,
     }
 
     #[derive(Debug, Clone)]
@@ -396,11 +400,13 @@ mod transaction_faults {
     impl HttpConnector for Connector {
         fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
             let target = |name: &str| request.headers().get("x-amz-target").is_some_and(|t| t.ends_with(name));
-            let (is_transaction, is_update) = (target(".TransactWriteItems"), target(".UpdateItem"));
+            let (is_transaction, is_update, is_put) =
+                (target(".TransactWriteItems"), target(".UpdateItem"), target(".PutItem"));
             let fault = {
                 let mut script = self.script.lock().unwrap();
                 let meets = match script.front() {
                     Some(TransactionFault::UpdateConflict) => is_update,
+                    Some(TransactionFault::PutRefused) => is_put,
                     Some(_) => is_transaction,
                     None => false,
                 };
@@ -409,6 +415,7 @@ mod transaction_faults {
             match fault {
                 None => self.inner.call(request),
                 Some(TransactionFault::UpdateConflict) => HttpConnectorFuture::ready(Ok(answer(UPDATE_CONFLICT))),
+                Some(TransactionFault::PutRefused) => HttpConnectorFuture::ready(Ok(answer(PUT_REFUSED))),
                 Some(TransactionFault::Conflict) => HttpConnectorFuture::ready(Ok(answer(CONFLICT))),
                 Some(TransactionFault::InProgress) => HttpConnectorFuture::ready(Ok(answer(IN_PROGRESS))),
                 Some(TransactionFault::LoseAnswer) => {
