@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
+use tokio::time::Instant;
 
+use crate::model::company::LeakPolicy;
 use crate::model::{ApiKey, CompanyId, IdempotencyKey, KeyId, KeyType, PlaintextKey};
 use crate::store::{
     AdminCounter, CompanySettingsReader, IdempotencyReader, IdentityReader, KeyReader, KeyWriter, LeakLedger,
@@ -30,6 +32,15 @@ pub enum Verdict {
 /// Matches of one report looked up, and keys acted on, at once: a report of hundreds answers
 /// within API Gateway's 30 s, while writes to one company's counters stay few enough to retry.
 pub const JUDGED_AT_ONCE: usize = 8;
+
+/// How much of its invocation's time a report keeps back when it stops starting matches: a
+/// match not started by the invocation's deadline less this is left for GitHub's redelivery
+/// (the report answers 503). A report of one key found at hundreds of places (acted on one
+/// after another) then ends in an answer, its acts done and marked, rather than being cut off
+/// mid-write by the function's `Timeout` (29 s: 20 s of matches). What is kept is for the acts
+/// already started, each a few calls of up to `OPERATION_TIMEOUT` (8 s) when DynamoDB is slow,
+/// and the answer.
+pub const JUDGING_MARGIN: std::time::Duration = std::time::Duration::from_secs(9);
 
 /// A store that can judge a reported token and act on its key.
 pub trait LeakStore:
@@ -80,17 +91,28 @@ struct LiveMatch {
 /// secret and its old one in grace are both `TruePositive`, whichever comes first. Then each
 /// key found gets its company's policy once per place it was found, one match after another,
 /// keys `JUDGED_AT_ONCE` at a time. Per match: a read of the report's marker and a lookup of
-/// its hash; per live match also the company's settings, one key write (a revoking delete or
-/// an audit record; none once the key is deleted) and the marker's put.
+/// its hash. Per key found live: its company's settings, once. Per live match: one key write
+/// (a revoking delete or an audit record) and the marker's put; once this report has revoked
+/// the key, a later match of it needs only a read of the key (still deleted) and its marker.
+///
+/// A match not started by `deadline` (looked up or acted on) is `Unavailable`, which fails the
+/// report so that GitHub delivers it again: the matches done are then answered from their
+/// markers, writing nothing, and the rest go on. `None`: no deadline (outside Lambda).
 pub async fn judge_report(
     store: &impl LeakStore,
     reported: &[(&str, LeakReport)],
     now: DateTime<Utc>,
+    deadline: Option<Instant>,
 ) -> Vec<Result<Verdict, DomainError>> {
     // Indices, not references, go through the streams: a closure over borrowed items is not
     // `Send` for every lifetime, which the Lambda runtime's service needs.
     let found: Vec<Result<Found, DomainError>> = futures_util::stream::iter(0..reported.len())
-        .map(|index| look_up(store, reported[index].0, &reported[index].1))
+        .map(|index| async move {
+            if past(deadline) {
+                return Err(DomainError::Unavailable);
+            }
+            look_up(store, reported[index].0, &reported[index].1).await
+        })
         .buffered(JUDGED_AT_ONCE)
         .collect()
         .await;
@@ -108,15 +130,7 @@ pub async fn judge_report(
         });
     }
     let failures: Vec<Vec<(usize, DomainError)>> = futures_util::stream::iter(live_matches.into_values())
-        .map(|matches| async move {
-            let mut failed = Vec::new();
-            for (index, live) in matches {
-                if let Err(e) = act_on(store, &live.key, &reported[index].1, &live.header, now).await {
-                    failed.push((index, e));
-                }
-            }
-            failed
-        })
+        .map(|matches| act_on_key(store, reported, matches, now, deadline))
         .buffer_unordered(JUDGED_AT_ONCE)
         .collect()
         .await;
@@ -150,18 +164,61 @@ async fn look_up(store: &impl LeakStore, token: &str, report: &LeakReport) -> Re
     Ok(Found::Live(Box::new(LiveMatch { key: found.key, header })))
 }
 
-/// The company's leak policy applied to a live match's key (nothing written if an earlier
-/// match of this report deleted it), then the match's marker.
+/// Whether `deadline` has come.
+fn past(deadline: Option<Instant>) -> bool {
+    deadline.is_some_and(|deadline| Instant::now() >= deadline)
+}
+
+/// One key's live matches, in the report's order, each acted on and marked in turn: its
+/// company's policy read once, and after a revoke only a read confirming the key is still
+/// deleted before each later marker. The matches that failed, or were not started by
+/// `deadline` (`Unavailable`), with their errors.
+async fn act_on_key(
+    store: &impl LeakStore,
+    reported: &[(&str, LeakReport)],
+    matches: Vec<(usize, LiveMatch)>,
+    now: DateTime<Utc>,
+    deadline: Option<Instant>,
+) -> Vec<(usize, DomainError)> {
+    let mut failed = Vec::new();
+    let mut policy = None;
+    let mut revoked = false;
+    for (index, live) in matches {
+        if past(deadline) {
+            failed.push((index, DomainError::Unavailable));
+            continue;
+        }
+        if let Err(e) = act_on(store, &live, &reported[index].1, &mut policy, &mut revoked, now).await {
+            failed.push((index, e));
+        }
+    }
+    failed
+}
+
+/// The company's leak policy applied to a live match's key, then the match's marker. `policy`
+/// is the company's, read by the key's first match; `revoked`, whether an earlier match of
+/// this report revoked the key: a deleted key stays deleted, so a fresh read that still finds
+/// it deleted (or gone) leaves only the marker to write. Anything else (a policy changed to
+/// `revoke` since an earlier delivery applied `notify` under the same marker) acts as usual.
 async fn act_on(
     store: &impl LeakStore,
-    key: &ApiKey,
+    live: &LiveMatch,
     report: &LeakReport,
-    header: &IdempotencyKey,
+    policy: &mut Option<LeakPolicy>,
+    revoked: &mut bool,
     now: DateTime<Utc>,
 ) -> Result<(), DomainError> {
-    let policy = store.company_settings(&key.company_id).await?.leak_policy;
-    report_leak(store, key, policy, report, header, now).await?;
-    Ok(store.record_leak_handled(header.as_str(), now).await?)
+    let key = &live.key;
+    let policy = match *policy {
+        Some(policy) => policy,
+        None => *policy.insert(store.company_settings(&key.company_id).await?.leak_policy),
+    };
+    let still_deleted = *revoked && store.get_key(&key.company_id, &key.id).await?.is_none_or(|k| k.is_deleted());
+    if !still_deleted {
+        report_leak(store, key, policy, report, &live.header, now).await?;
+        *revoked = policy == LeakPolicy::Revoke;
+    }
+    Ok(store.record_leak_handled(live.header.as_str(), now).await?)
 }
 
 /// The idempotency key of one report of one token: the same token found at the same place is

@@ -236,6 +236,7 @@ fn company_response(settings: &CompanySettings) -> Response<Body> {
 /// trusted keys before anything is read or looked up (401 otherwise), then each token judged
 /// (its company's leak policy applied to a live key) and answered in GitHub's feedback shape.
 async fn secret_scanning_github(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    let deadline = judging_deadline(req);
     let body: &[u8] = req.body().as_ref();
     let limit = request::max_body_bytes(Some(Endpoint::SecretScanningGithub));
     if body.len() > limit {
@@ -253,10 +254,11 @@ async fn secret_scanning_github(app: &App, req: &Request) -> Result<Response<Bod
         .map(|token| (token.token.as_str(), LeakReport { url: token.url.clone(), source: token.source.clone() }))
         .collect();
     let mut feedback = Vec::with_capacity(reported.len());
-    // Every token is judged even if one fails; a failure then fails the report, which GitHub
-    // delivers again (the tokens judged already are answered the same, writing nothing).
+    // Every token is judged even if one fails; a failure (or a token not started by the
+    // deadline) then fails the report, which GitHub delivers again (the tokens judged already
+    // are answered the same, writing nothing).
     let mut failed = None;
-    for (token, verdict) in reported.iter().zip(leaks::judge_report(&app.store, &matches, now).await) {
+    for (token, verdict) in reported.iter().zip(leaks::judge_report(&app.store, &matches, now, deadline).await) {
         match verdict {
             Ok(leaks::Verdict::TruePositive) => feedback.push(Feedback::new(token, Label::TruePositive)),
             Ok(leaks::Verdict::FalsePositive) => feedback.push(Feedback::new(token, Label::FalsePositive)),
@@ -273,6 +275,16 @@ async fn secret_scanning_github(app: &App, req: &Request) -> Result<Response<Bod
         Some(e) => Err(e.into()),
         None => Ok(json_response(StatusCode::OK, &feedback)),
     }
+}
+
+/// When a scanning report stops starting matches: its Lambda invocation's deadline less
+/// `leaks::JUDGING_MARGIN`; none outside Lambda (the local server), whose requests have no
+/// deadline.
+fn judging_deadline(req: &Request) -> Option<tokio::time::Instant> {
+    use lambda_http::RequestExt;
+    let context = req.lambda_context_ref().filter(|context| context.deadline > 0)?;
+    let left = context.deadline().duration_since(std::time::SystemTime::now()).unwrap_or_default();
+    Some(tokio::time::Instant::now() + left.saturating_sub(leaks::JUDGING_MARGIN))
 }
 
 /// The range a usage request asks for, from its query.

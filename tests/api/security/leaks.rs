@@ -95,11 +95,40 @@ impl TestApp {
         self.send(Method::PATCH, "/company", Some(key), Some(body), headers).await
     }
 
+    /// How many `leaked` records the key's audit trail holds, over every page of it.
+    async fn leaks_audited(&self, id: &str) -> usize {
+        let mut path = format!("/keys/{id}/events?limit=100");
+        let mut leaked = 0;
+        loop {
+            let page = self.send(Method::GET, &path, Some(&self.root_key), None, &[]).await;
+            assert_eq!(page.status, StatusCode::OK, "{:?}", page.body);
+            leaked += page.body["data"].as_array().unwrap().iter().filter(|e| e["action"] == "leaked").count();
+            match page.body["nextUrl"].as_str() {
+                Some(next) => path = next.to_owned(),
+                None => return leaked,
+            }
+        }
+    }
+
     /// The app with a client meeting `faults` (`script_transactions`), still trusting `scanner`.
     async fn faulty(mut self, scanner: &Scanner, faults: Vec<TransactionFault>) -> Self {
         self.script_transactions(faults).await;
         self.trusting(scanner)
     }
+
+    /// How many DynamoDB calls of each operation were made since the last look.
+    async fn calls_by_operation(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut counted = std::collections::BTreeMap::new();
+        for operation in self.calls_made().await {
+            *counted.entry(operation).or_default() += 1;
+        }
+        counted
+    }
+}
+
+/// `(operation, calls)` pairs as `calls_by_operation` counts them.
+fn calls(counted: &[(&str, usize)]) -> std::collections::BTreeMap<String, usize> {
+    counted.iter().map(|(operation, n)| ((*operation).to_owned(), *n)).collect()
 }
 
 #[tokio::test]
@@ -399,6 +428,41 @@ async fn with_policy_notify_one_token_found_at_three_places_in_one_report_is_aud
 }
 
 #[tokio::test]
+async fn one_token_found_at_many_places_reads_its_companys_policy_once_and_after_a_revoke_only_marks_each_place() {
+    // GitHub may report one token at hundreds of places: one key's matches run one after
+    // another, so each place must cost as little as it can. The policy is read once per key;
+    // once the key is revoked, a later place costs a read of the key (still deleted) and its
+    // marker, not a policy read, a key read and an idempotency read.
+    const PLACES: usize = 40;
+    let scanner = Scanner::new();
+    let urls: Vec<String> = (0..PLACES).map(|i| format!("https://github.com/o/fork{i}/blob/x/.env")).collect();
+    for policy in ["revoke", "notify"] {
+        let app = spawn_app().await.trusting(&scanner);
+        let patched = app.patch_company(&app.root_key, &json!({ "leakPolicy": policy }), &[]).await;
+        assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
+        let (id, secret) = app.create_key_pair(&json!({ "userId": "leaky" })).await;
+        let body = report_at(urls.iter().map(|url| (secret.as_str(), url.as_str())));
+        app.settle_calls().await;
+        let answer = app.signed_scan(&scanner, &body).await;
+        assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+        assert!(answer.body.as_array().unwrap().iter().all(|entry| entry["label"] == "true_positive"));
+        // Looked up: each place's marker and its token's lookup.
+        let looked_up = 2 * PLACES;
+        let expected = if policy == "revoke" {
+            // The policy; the revoke (the key, the idempotency record, the transaction); each
+            // later place: the key read again; every place: its marker.
+            calls(&[("GetItem", looked_up + 1 + 2 + (PLACES - 1)), ("TransactWriteItems", 1), ("PutItem", PLACES)])
+        } else {
+            // The policy; each place: the key, the idempotency record, the audit's transaction
+            // and the marker.
+            calls(&[("GetItem", looked_up + 1 + 2 * PLACES), ("TransactWriteItems", PLACES), ("PutItem", PLACES)])
+        };
+        assert_eq!(app.calls_by_operation().await, expected, "policy {policy}");
+        assert_eq!(app.leaks_audited(&id).await, if policy == "revoke" { 1 } else { PLACES }, "policy {policy}");
+    }
+}
+
+#[tokio::test]
 async fn a_report_whose_revocations_keep_conflicting_fails_whole_and_its_redelivery_revokes_each_key_once() {
     // Twenty keys of one company revoked 8 at a time all move its counters item: on AWS their
     // transactions can conflict. Here every attempt of every revocation conflicts, so each
@@ -489,4 +553,62 @@ async fn a_report_redelivered_after_a_marker_put_failed_still_answers_the_keys_o
     let labels: Vec<&Value> = again.body.as_array().unwrap().iter().map(|entry| &entry["label"]).collect();
     assert_eq!(labels, [&json!("true_positive"), &json!("true_positive")], "the same labels the first delivery meant");
     assert_eq!(app.actions(&id).await, ["leaked", "rolled", "created"]);
+}
+
+#[tokio::test]
+async fn a_report_that_outlasts_its_deadline_leaves_the_rest_to_its_redeliveries_which_finish_it_once() {
+    // One key found at many places, policy notify: its matches are acted on one after another,
+    // so a report of hundreds would outlast the function's 29 s (about 40 s on DynamoDB Local
+    // for 500). The matches not started by the deadline are `Unavailable` (the report a 503),
+    // and each redelivery goes on from the markers of those done, so every place is audited
+    // exactly once in the end.
+    use std::time::Duration;
+
+    use apikeys::domain::DomainError;
+    use apikeys::domain::keys::LeakReport;
+    use apikeys::domain::leaks::{Verdict, judge_report};
+    use tokio::time::Instant;
+
+    const PLACES: usize = 30;
+    let scanner = Scanner::new();
+    let app = spawn_app().await.trusting(&scanner);
+    let patched = app.patch_company(&app.root_key, &json!({ "leakPolicy": "notify" }), &[]).await;
+    assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
+    let (id, secret) = app.create_key_pair(&json!({ "userId": "leaky" })).await;
+    let unknown = apikeys::model::PlaintextKey::generate(apikeys::model::KeyType::Secret).expose().to_owned();
+    let place = |i: usize| LeakReport { url: Some(format!("https://github.com/o/r{i}/blob/x/.env")), source: None };
+    let mut matches: Vec<(&str, LeakReport)> = (0..PLACES).map(|i| (secret.as_str(), place(i))).collect();
+    matches.push((unknown.as_str(), place(PLACES)));
+    let now = app.app.clock.now();
+
+    // No time left: nothing is looked up or written.
+    let items = app.item_count().await;
+    let verdicts = judge_report(&app.app.store, &matches, now, Some(Instant::now())).await;
+    assert!(verdicts.iter().all(|verdict| matches!(verdict, Err(DomainError::Unavailable))));
+    assert_eq!(app.item_count().await, items, "nothing written");
+
+    // Deliveries with twice the time of the one before (however fast or loaded this machine
+    // is, the first ones run out): each answers soon after its deadline, and together they act
+    // on every place once.
+    let mut deliveries: u32 = 0;
+    let verdicts = loop {
+        deliveries += 1;
+        assert!(deliveries <= 16, "the deliveries finish the report");
+        let budget = Duration::from_millis(25) * 2u32.pow(deliveries);
+        let started = Instant::now();
+        let verdicts = judge_report(&app.app.store, &matches, now, Some(started + budget)).await;
+        assert!(started.elapsed() < budget + Duration::from_secs(5), "answered soon after the deadline");
+        if verdicts.iter().all(Result::is_ok) {
+            break verdicts;
+        }
+        assert!(verdicts.iter().all(|verdict| matches!(verdict, Ok(_) | Err(DomainError::Unavailable))));
+    };
+    let labels: Vec<Verdict> = verdicts.into_iter().map(Result::unwrap).collect();
+    assert!(labels[..PLACES].iter().all(|label| *label == Verdict::TruePositive));
+    assert_eq!(labels[PLACES], Verdict::FalsePositive);
+    assert_eq!(app.leaks_audited(&id).await, PLACES, "each place audited once, over {deliveries} deliveries");
+    // Without a deadline (outside Lambda) nothing is left: the same report again is answered
+    // from its markers.
+    let again = judge_report(&app.app.store, &matches, now, None).await;
+    assert!(again.into_iter().map(Result::unwrap).eq(labels));
 }
