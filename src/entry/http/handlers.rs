@@ -16,7 +16,7 @@ use crate::domain::leaks;
 use crate::domain::usage::{self, UsageReport};
 use crate::domain::verify::{LimitState, RateState, Verdict, VerifyCode, VerifyRequest};
 use crate::domain::verify_key;
-use crate::domain::{Caller, Credential, Freshness, authenticate_as};
+use crate::domain::{Caller, Credential, DomainError, Freshness, authenticate_as};
 use crate::entry::config::App;
 use crate::model::company::{CompanySettings, CompanySettingsChange};
 use crate::model::secret_scanning::{Feedback, Label, ScanReport};
@@ -243,7 +243,7 @@ async fn secret_scanning_github(app: &App, req: &Request) -> Result<Response<Bod
         return Err(ApiError::PayloadTooLarge(limit));
     }
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let unsigned = |why: String| ApiError::Domain(crate::domain::DomainError::Unauthenticated(why));
+    let unsigned = |why: String| ApiError::Domain(DomainError::Unauthenticated(why));
     let keys = app.scanning_keys.as_ref().ok_or_else(|| unsigned("no secret scanner is trusted here".into()))?;
     keys.verify(header("github-public-key-identifier"), header("github-public-key-signature"), body)
         .map_err(|refusal| unsigned(refusal.to_string()))?;
@@ -272,7 +272,10 @@ async fn secret_scanning_github(app: &App, req: &Request) -> Result<Response<Bod
         "secret scanning report handled"
     );
     match failed {
-        Some(e) => Err(e.into()),
+        // A match that failed is this service's trouble, never the report's: a 5xx whatever
+        // the cause (a conflict retried out too), so that GitHub delivers the report again.
+        Some(DomainError::Internal(why)) => Err(DomainError::Internal(why).into()),
+        Some(_) => Err(DomainError::Unavailable.into()),
         None => Ok(json_response(StatusCode::OK, &feedback)),
     }
 }
