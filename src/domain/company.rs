@@ -1,17 +1,20 @@
 //! A company's settings: read by any key that may read keys; changed only by a key that holds
 //! all of `keys:`, since a prefix shapes every key made after it and a leak policy decides what
-//! a report does to every key.
+//! a report does to every key. Each change is audited, and the audit trail is read like the
+//! settings, so a policy switched by a leaked admin key shows who switched it.
 
 use chrono::{DateTime, Utc};
 
-use crate::model::IdempotencyKey;
-use crate::model::company::{CompanySettings, CompanySettingsChange};
+use crate::model::company::{CompanyEvent, CompanySettings, CompanySettingsChange};
+use crate::model::{IdempotencyKey, PageRequest};
 use crate::store::{
-    CompanySettingsReader, CompanySettingsWriter, IdempotencyReader, SettingsChange, SettingsOutcome, UsageRecorder,
+    CompanyAuditReader, CompanySettingsReader, CompanySettingsWriter, IdempotencyReader, PageWindow, SettingsChange,
+    SettingsOutcome, UsageRecorder,
 };
 
 use super::idempotency::IdempotentRequest;
 use super::keys::{replay, replay_after_race};
+use super::paging::{Page, page};
 use super::{Caller, DomainError};
 
 /// Writes of the settings tried at most this many times when they change concurrently.
@@ -25,6 +28,19 @@ pub async fn company_settings(
 ) -> Result<CompanySettings, DomainError> {
     caller.charge(store, now).await?;
     Ok(store.company_settings(&caller.company).await?)
+}
+
+/// The caller's company's audit trail (each change of its settings: who, when, which fields),
+/// newest first, paged like a key's; only the caller's own company's records are read.
+pub async fn list_company_events(
+    store: &(impl CompanyAuditReader + UsageRecorder),
+    caller: &Caller,
+    now: DateTime<Utc>,
+    request: &PageRequest,
+) -> Result<Page<CompanyEvent>, DomainError> {
+    caller.charge(store, now).await?;
+    let outcome = store.list_company_events(&caller.company, PageWindow::of(request)).await?;
+    page(request, outcome, "an event of this company", |e| e.id.clone())
 }
 
 /// What a settings write is conditioned on: `If-Match` and `Idempotency-Key`.
@@ -71,7 +87,9 @@ pub async fn update_company_settings(
             charged = true;
         }
         let after = change.applied_to(&before);
-        if after.key_prefix == before.key_prefix && after.leak_policy == before.leak_policy {
+        // The audit record keeps only what changed; a change of nothing writes nothing.
+        let changes = CompanySettingsChange::between(&before, &after);
+        if changes.is_empty() {
             return Ok(before);
         }
         let answer = SettingsAnswer::from(&after);
@@ -80,6 +98,7 @@ pub async fn update_company_settings(
             company: &caller.company,
             before: &before,
             after: &after,
+            changes: &changes,
             actor: &caller.actor,
             now,
             idempotency: record.as_ref(),

@@ -1,10 +1,12 @@
 //! A company's own settings: the prefix of its keys, what a reported leak does, and the
-//! patterns a secret scanner registers to recognise its keys.
+//! patterns a secret scanner registers to recognise its keys; and the audit trail of their
+//! changes.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::FieldError;
+use super::{FieldError, KeyId};
 
 /// Characters of a company's key prefix.
 pub const KEY_PREFIX_CHARS: std::ops::RangeInclusive<usize> = 2..=16;
@@ -96,12 +98,17 @@ impl CompanySettings {
     }
 }
 
-/// A `PATCH /company` body: `keyPrefix` (a prefix, or `null` for none) and `leakPolicy`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A `PATCH /company` body: `keyPrefix` (a prefix, or `null` for none) and `leakPolicy`; and,
+/// serialized, an audit record's `changes`: the fields it holds with their new values (a
+/// prefix set back to none as `null`), the others left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CompanySettingsChange {
     /// `Some(None)`: back to no prefix.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub key_prefix: Option<Option<KeyPrefix>>,
     /// A new policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub leak_policy: Option<LeakPolicy>,
 }
 
@@ -147,6 +154,50 @@ impl CompanySettingsChange {
             version: before.version + 1,
         }
     }
+
+    /// Only the fields whose value differs from `before` to `after`: what a write records.
+    pub fn between(before: &CompanySettings, after: &CompanySettings) -> Self {
+        Self {
+            key_prefix: (after.key_prefix != before.key_prefix).then(|| after.key_prefix.clone()),
+            leak_policy: (after.leak_policy != before.leak_policy).then_some(after.leak_policy),
+        }
+    }
+
+    /// Every field, at the settings' values: the whole settings as a change.
+    pub fn whole(settings: &CompanySettings) -> Self {
+        Self { key_prefix: Some(settings.key_prefix.clone()), leak_policy: Some(settings.leak_policy) }
+    }
+
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.key_prefix.is_none() && self.leak_policy.is_none()
+    }
+}
+
+/// What kind of change a company audit record is. Shown in snake_case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CompanyAction {
+    /// A `PATCH /company` that changed `keyPrefix`, `leakPolicy` or both.
+    SettingsChanged,
+}
+
+/// One change of a company's settings, as `GET /company/events` shows it: who, when, and the
+/// fields it changed. It names nothing of another company: the trail is read only by the
+/// company's own keys, from its own partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CompanyEvent {
+    /// The record's own id, a UUID v7: the trail pages by it in time order.
+    pub id: KeyId,
+    /// What kind of change this was.
+    pub action: CompanyAction,
+    /// The id of the company's key that made the change.
+    pub actor: String,
+    /// When the change took effect, by the domain's clock.
+    pub at: DateTime<Utc>,
+    /// The fields changed, with their new values (a record written before only the changed
+    /// fields were kept holds the whole settings after the change).
+    pub changes: CompanySettingsChange,
 }
 
 #[cfg(test)]
@@ -179,6 +230,21 @@ mod tests {
         let before = CompanySettings { key_prefix: KeyPrefix::parse("old", "k").ok(), ..Default::default() };
         let after = change.applied_to(&before);
         assert_eq!((after.key_prefix, after.leak_policy, after.version), (None, LeakPolicy::Notify, 1));
+    }
+
+    #[test]
+    fn a_change_between_two_settings_holds_only_what_differs() {
+        let prefixed =
+            |raw: &str| CompanySettings { key_prefix: KeyPrefix::parse(raw, "k").ok(), ..Default::default() };
+        let before = prefixed("old");
+        let notify = CompanySettings { leak_policy: LeakPolicy::Notify, ..before.clone() };
+        let changes = |after: &CompanySettings| serde_json::to_value(CompanySettingsChange::between(&before, after));
+        assert_eq!(changes(&notify).unwrap(), json!({ "leakPolicy": "notify" }));
+        assert_eq!(changes(&prefixed("new")).unwrap(), json!({ "keyPrefix": "new" }));
+        assert_eq!(changes(&CompanySettings::default()).unwrap(), json!({ "keyPrefix": null }), "none again: null");
+        assert!(CompanySettingsChange::between(&before, &before).is_empty());
+        let whole = serde_json::to_value(CompanySettingsChange::whole(&CompanySettings::default())).unwrap();
+        assert_eq!(whole, json!({ "keyPrefix": null, "leakPolicy": "revoke" }));
     }
 
     #[test]

@@ -17,7 +17,7 @@
 //! | identity listing entry | `IDENTITYLISTING#<company>` | `LISTED#<created>#<id>` | nothing else (an offset is counted over these) |
 //! | key prefix claim | `KEYPREFIX#<prefix>` | `KEYPREFIX` | `companyId`: the one company whose keys start `<prefix>_` |
 //! | leak report marker | `LEAKREPORT#leak-report-<sha256 of token, url, source>` | `LEAKREPORT` | a secret scanning report handled; ttl 30 days |
-//! | company audit record | `COMPANYEVENTS#<company>` | `EVENT#<eventId>` (UUID v7) | a change of the company's settings: actor, time, the new values |
+//! | company audit record | `COMPANYEVENTS#<company>` | `EVENT#<eventId>` (UUID v7) | a change of the company's settings: actor, time, the fields changed |
 //! | usage counts | `USAGE#<company>#KEY#<id>` or `USAGE#<company>#IDENTITY#<id>` | `HOUR#<start>` or `DAY#<start>` | a count per outcome code (`VALID`…); ttl `UsageRetentionDays` after the bucket |
 //! | usage batch marker | `USAGEBATCH#<batch>#<part>` | `USAGEBATCH` | a part of a batch of verifications already counted; ttl 16 days after its last bucket |
 //!
@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
-use crate::model::company::CompanySettings;
+use crate::model::company::CompanyEvent;
 use crate::model::usage::{Granularity, UsageOwner};
 use crate::model::{ApiKey, AuditEvent, CompanyId, Identity, IdentityId, KeyId, KeyStatus, SecretHash};
 
@@ -37,11 +37,11 @@ pub use super::attributes::{
     Item, SCHEMA_VERSION, SCHEMA_VERSION_ATTRIBUTE, address, n, number, s, schema_version, string, timestamp,
 };
 use super::records::{
-    self, AuditRecord, CompanySettingsRecord, IdempotencyItem, IdentityRecord, KeyRecord, ListingEntry,
-    RemovedKeyRecord, StoredStatus, StreamMarker,
+    self, AuditRecord, CompanyEventRecord, CompanySettingsRecord, IdempotencyItem, IdentityRecord, KeyRecord,
+    ListingEntry, RemovedKeyRecord, StoredStatus, StreamMarker,
 };
 use super::table::{COMPANY_INDEX, IDENTITY_INDEX, SORT_KEY, STATUS_INDEX, TTL_ATTRIBUTE};
-use super::{IdempotencyRecord, LimitOwner, SecretRecord, StoreError};
+use super::{IdempotencyRecord, LimitOwner, SecretRecord, SettingsChange, StoreError};
 
 /// Sort key of a key item.
 pub const KEY_SK: &str = "KEY";
@@ -128,9 +128,12 @@ pub fn stream_pk(event_id: &str) -> String {
     format!("STREAM#{event_id}")
 }
 
+/// What the sort key of every audit record (a key's or a company's) starts with.
+const EVENT_SK_PREFIX: &str = "EVENT#";
+
 /// Sort key of an audit event: its time-ordered id.
 pub fn event_sk(id: &KeyId) -> String {
-    format!("EVENT#{id}")
+    format!("{EVENT_SK_PREFIX}{id}")
 }
 
 /// The claim of a key prefix by one company.
@@ -154,19 +157,27 @@ pub fn leak_report_item(report: &str, now: DateTime<Utc>) -> Item {
     marker
 }
 
-/// A company's audit record of a settings change: who, when, and the settings after it.
-pub fn company_event_item(company: &CompanyId, actor: &str, after: &CompanySettings, at: DateTime<Utc>) -> Item {
-    let mut event = address(format!("COMPANYEVENTS#{company}"), &format!("EVENT#{}", uuid::Uuid::now_v7()));
-    event.insert("actor".to_owned(), s(actor));
-    event.insert("at".to_owned(), timestamp(at));
-    event.insert("action".to_owned(), s("settings_changed"));
-    if let Some(prefix) = &after.key_prefix {
-        event.insert(CompanySettingsRecord::KEY_PREFIX.to_owned(), s(prefix.as_str()));
-    }
-    event.insert(CompanySettingsRecord::LEAK_POLICY.to_owned(), s(CompanySettingsRecord::policy(after.leak_policy)));
-    event.insert(CompanySettingsRecord::VERSION.to_owned(), n(after.version));
-    event.extend([schema_version()]);
-    event
+/// Partition key of a company's audit records: its alone, so its trail is read from it only.
+pub fn company_events_pk(company: &CompanyId) -> String {
+    format!("COMPANYEVENTS#{company}")
+}
+
+/// A company's audit record of a settings change: who, when, the fields it changed and the
+/// settings' version after it; its sort key a new time-ordered id.
+pub fn company_event_item(change: &SettingsChange<'_>) -> Result<Item, StoreError> {
+    let record = CompanyEventRecord::of_change(change.actor, change.now, change.changes, change.after.version);
+    let mut event = to_item(record)?;
+    event.extend(address(company_events_pk(change.company), &format!("{EVENT_SK_PREFIX}{}", uuid::Uuid::now_v7())));
+    Ok(event)
+}
+
+/// The change a `COMPANYEVENTS#` item holds, its id read from its sort key.
+pub fn company_event_from_item(item: Item) -> Result<CompanyEvent, StoreError> {
+    let id = string(&item, SORT_KEY)
+        .and_then(|sk| sk.strip_prefix(EVENT_SK_PREFIX).map(str::to_owned))
+        .and_then(|id| KeyId::try_from(id).ok())
+        .ok_or_else(|| StoreError::Corrupt("a company's audit record without an event id".into()))?;
+    from_item::<CompanyEventRecord<'static>>(item)?.into_model(id)
 }
 
 /// How long a usage batch marker outlives its batch's last bucket.

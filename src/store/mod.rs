@@ -8,7 +8,7 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
-use crate::model::company::CompanySettings;
+use crate::model::company::{CompanyEvent, CompanySettings, CompanySettingsChange};
 use crate::model::usage::{UsageBucket, UsageIncrement, UsageOwner, UsageRange};
 use crate::model::{
     ApiKey, AuditEvent, CompanyId, Identity, IdentityId, KeyId, NamedLimit, Quota, RateLimit, SecretHash, StatusFilter,
@@ -432,6 +432,8 @@ pub struct SettingsChange<'a> {
     pub before: &'a CompanySettings,
     /// To save, its version one more.
     pub after: &'a CompanySettings,
+    /// The fields that differ from `before` to `after` (at least one), for the audit record.
+    pub changes: &'a CompanySettingsChange,
     /// Who changed them (a key's id, or `operator`), for the company's audit record.
     pub actor: &'a str,
     /// When.
@@ -462,6 +464,17 @@ pub trait CompanySettingsWriter: Sync {
         &self,
         change: SettingsChange<'_>,
     ) -> impl Future<Output = Result<SettingsOutcome, StoreError>> + Send;
+}
+
+/// Reads a company's audit trail: the changes of its settings.
+pub trait CompanyAuditReader: Sync {
+    /// The company's audit records in the window (its `take` at most, so a page is bounded),
+    /// from its own partition only; `total` is one per saved version of its settings.
+    fn list_company_events(
+        &self,
+        company: &CompanyId,
+        window: PageWindow<'_>,
+    ) -> impl Future<Output = Result<PageOutcome<CompanyEvent>, StoreError>> + Send;
 }
 
 /// The leak reports handled, each by the name of the report (its token, url and source), so

@@ -19,7 +19,9 @@ use serde::de::IntoDeserializer;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::model::company::{CompanySettings, KeyPrefix, LeakPolicy};
+use crate::model::company::{
+    CompanyAction, CompanyEvent, CompanySettings, CompanySettingsChange, KeyPrefix, LeakPolicy,
+};
 use crate::model::{
     ActingSecret, ActorType, ApiKey, AuditAction, AuditEvent, CompanyId, Identity, IdentityId, IdentityKeys,
     IdentityParts, KeyId, KeyStatus, KeyType, Labels, PlaintextKey, Policy, PreviousSecret, QuotaUsage, SecretHash,
@@ -560,25 +562,125 @@ impl CompanySettingsRecord {
     /// defaults. A stored value the model refuses is `Corrupt`.
     pub fn from_item(item: Option<&Item>) -> Result<CompanySettings, StoreError> {
         let Some(item) = item else { return Ok(CompanySettings::default()) };
-        let key_prefix = attributes::string(item, Self::KEY_PREFIX)
-            .map(|raw| KeyPrefix::parse(&raw, Self::KEY_PREFIX))
-            .transpose()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let leak_policy = match attributes::string(item, Self::LEAK_POLICY).as_deref() {
-            None | Some("revoke") => LeakPolicy::Revoke,
-            Some("notify") => LeakPolicy::Notify,
-            Some(_) => return Err(StoreError::Corrupt("a company's leak policy".into())),
-        };
+        let key_prefix = attributes::string(item, Self::KEY_PREFIX).map(stored_prefix).transpose()?;
+        let leak_policy = attributes::string(item, Self::LEAK_POLICY).map(stored_policy).transpose()?;
         let version = attributes::number(item, Self::VERSION).unwrap_or(0).max(0) as u64;
-        Ok(CompanySettings { key_prefix, leak_policy, version })
+        Ok(CompanySettings { key_prefix, leak_policy: leak_policy.unwrap_or_default(), version })
     }
 
     /// The policy as stored.
     pub fn policy(policy: LeakPolicy) -> &'static str {
-        match policy {
-            LeakPolicy::Revoke => "revoke",
-            LeakPolicy::Notify => "notify",
+        StoredLeakPolicy::from(policy).as_str()
+    }
+}
+
+stored_enum!(
+    /// `LeakPolicy` as stored.
+    StoredLeakPolicy for LeakPolicy { Revoke = "revoke", Notify = "notify" }
+);
+
+stored_enum!(
+    /// `CompanyAction` as stored.
+    StoredCompanyAction for CompanyAction { SettingsChanged = "settings_changed" }
+);
+
+/// A stored key prefix as the model's; one the model refuses is `Corrupt`.
+fn stored_prefix(raw: String) -> Result<KeyPrefix, StoreError> {
+    KeyPrefix::parse(&raw, CompanySettingsRecord::KEY_PREFIX).map_err(|e| corrupt("a company's key prefix", e))
+}
+
+/// A stored leak policy as the model's.
+fn stored_policy(raw: String) -> Result<LeakPolicy, StoreError> {
+    from_stored_string::<StoredLeakPolicy>("a company's leak policy", raw).map(Into::into)
+}
+
+/// A company's audit record (`COMPANYEVENTS#<company>` / `EVENT#<eventId>`, no TTL): who
+/// changed its settings, when, what changed, and the settings' version after the change. Its
+/// id is its sort key's, which `items` reads. Layout 2 (its `schemaVersion`) keeps only the
+/// fields changed, in `changes`; layout 1, written before, kept the settings after the change
+/// beside the other attributes (named as on the counters item) and is read as a change of both
+/// fields.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CompanyEventRecord<'a> {
+    #[serde(rename = "action")]
+    action: StoredCompanyAction,
+    #[serde(rename = "actor")]
+    actor: Cow<'a, str>,
+    #[serde(rename = "at")]
+    at: DateTime<Utc>,
+    /// Layout 2 only.
+    #[serde(rename = "changes", default, skip_serializing_if = "Option::is_none")]
+    changes: Option<SettingsChangeRecord<'a>>,
+    /// Layout 1 only: the prefix after the change; absent, none.
+    #[serde(rename = "keyPrefix", default, skip_serializing)]
+    key_prefix: Option<String>,
+    /// Layout 1 only: the policy after the change.
+    #[serde(rename = "leakPolicy", default, skip_serializing)]
+    leak_policy: Option<StoredLeakPolicy>,
+    #[serde(rename = "settingsVersion")]
+    version: u64,
+    #[serde(rename = "schemaVersion", default = "schema_version")]
+    schema_version: i64,
+}
+
+/// `CompanySettingsChange` as stored in a company audit record's `changes`: a field changed is
+/// present, a prefix set back to none as NULL.
+#[derive(Debug, Serialize, Deserialize)]
+struct SettingsChangeRecord<'a> {
+    #[serde(rename = "keyPrefix", default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+    key_prefix: Option<Option<Cow<'a, str>>>,
+    #[serde(rename = "leakPolicy", default, skip_serializing_if = "Option::is_none")]
+    leak_policy: Option<StoredLeakPolicy>,
+}
+
+/// An attribute that is present, NULL included: `Some` of what it holds (serde reads a NULL
+/// `Option` field as absent otherwise).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(value: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(value).map(Some)
+}
+
+impl<'a> CompanyEventRecord<'a> {
+    /// The layout of the records written now: only the changed fields.
+    pub const LAYOUT: i64 = 2;
+
+    /// The record of a change by `actor` at `at`, to `version`, borrowing its strings.
+    pub fn of_change(actor: &'a str, at: DateTime<Utc>, changes: &'a CompanySettingsChange, version: u64) -> Self {
+        let changes = SettingsChangeRecord {
+            key_prefix: changes.key_prefix.as_ref().map(|p| p.as_ref().map(|p| Cow::Borrowed(p.as_str()))),
+            leak_policy: changes.leak_policy.map(Into::into),
+        };
+        Self {
+            action: CompanyAction::SettingsChanged.into(),
+            actor: Cow::Borrowed(actor),
+            at,
+            changes: Some(changes),
+            key_prefix: None,
+            leak_policy: None,
+            version,
+            schema_version: Self::LAYOUT,
         }
+    }
+
+    /// The event this record holds, under its id.
+    pub fn into_model(self, id: KeyId) -> Result<CompanyEvent, StoreError> {
+        let changes = if self.schema_version >= Self::LAYOUT {
+            let changes = self.changes.ok_or_else(|| corrupt("a company's audit record", "no changes"))?;
+            CompanySettingsChange {
+                key_prefix: changes
+                    .key_prefix
+                    .map(|p| p.map(|p| stored_prefix(p.into_owned())).transpose())
+                    .transpose()?,
+                leak_policy: changes.leak_policy.map(Into::into),
+            }
+        } else {
+            let after = CompanySettings {
+                key_prefix: self.key_prefix.map(stored_prefix).transpose()?,
+                leak_policy: self.leak_policy.map(Into::into).unwrap_or_default(),
+                version: self.version,
+            };
+            CompanySettingsChange::whole(&after)
+        };
+        Ok(CompanyEvent { id, action: self.action.into(), actor: self.actor.into_owned(), at: self.at, changes })
     }
 }
 
@@ -855,5 +957,51 @@ mod tests {
             let Err(StoreError::Corrupt(text)) = items::key_from_item(item) else { panic!("{name} read as a key") };
             assert!(!text.contains(&hash) && !text.contains(&current), "{name}: {text}");
         }
+    }
+
+    #[test]
+    fn a_company_event_keeps_only_its_changes_and_an_older_one_reads_as_the_whole_settings() {
+        let id = KeyId::parse("0190a1b2-0000-7000-8000-000000000009", "id").unwrap();
+        let read = |item: Item| {
+            let record: CompanyEventRecord<'static> = serde_dynamo::from_item(item).unwrap();
+            record.into_model(id.clone()).unwrap()
+        };
+        let none_again = CompanySettingsChange { key_prefix: Some(None), leak_policy: None };
+        let item: Item =
+            serde_dynamo::to_item(CompanyEventRecord::of_change("root-1", at(1_000), &none_again, 3)).unwrap();
+        let changed = Item::from([(CompanySettingsRecord::KEY_PREFIX.to_owned(), AttributeValue::Null(true))]);
+        assert_eq!(item.get("changes"), Some(&AttributeValue::M(changed)), "a prefix set back to none is NULL");
+        assert!(!item.contains_key(CompanySettingsRecord::LEAK_POLICY) && !item.contains_key("keyPrefix"));
+        assert_eq!(attributes::number(&item, items::SCHEMA_VERSION_ATTRIBUTE), Some(CompanyEventRecord::LAYOUT));
+        let event = read(item);
+        assert_eq!((event.id, event.actor.as_str(), event.at), (id.clone(), "root-1", at(1_000)));
+        assert_eq!((event.action, event.changes), (CompanyAction::SettingsChanged, none_again));
+        let both = CompanySettingsChange {
+            key_prefix: Some(Some(KeyPrefix::parse("acmeco", "k").unwrap())),
+            leak_policy: Some(LeakPolicy::Notify),
+        };
+        let item: Item = serde_dynamo::to_item(CompanyEventRecord::of_change("root-1", at(1_000), &both, 4)).unwrap();
+        assert_eq!(read(item).changes, both);
+
+        // Layout 1 (no `changes`): the settings after the change beside the other attributes.
+        let older = |prefix: Option<&str>| {
+            let mut item = Item::from([
+                ("action".to_owned(), s("settings_changed")),
+                ("actor".to_owned(), s("root-1")),
+                ("at".to_owned(), attributes::timestamp(at(1_000))),
+                ("leakPolicy".to_owned(), s("notify")),
+                ("settingsVersion".to_owned(), n(1)),
+                ("schemaVersion".to_owned(), n(1)),
+            ]);
+            if let Some(prefix) = prefix {
+                item.insert("keyPrefix".to_owned(), s(prefix));
+            }
+            read(item).changes
+        };
+        assert_eq!(older(Some("acmeco")), both);
+        assert_eq!(
+            older(None),
+            CompanySettingsChange { key_prefix: Some(None), leak_policy: Some(LeakPolicy::Notify) }
+        );
     }
 }

@@ -5,6 +5,7 @@ mod helpers;
 mod lambda_harness;
 mod table_reads;
 
+mod company;
 mod contract;
 mod cost;
 mod identities;

@@ -1,8 +1,9 @@
 //! Leak response over HTTP: a signed secret scanning report of a live secret key revokes it
 //! (policy `revoke`) or only audits it (`notify`); an unsigned, wrongly signed or unknown-key
 //! report is 401 and revokes nothing; a token of another format is `false_positive`; a company's
-//! prefix leads its new keys while older ones verify. Signed checks need the server's trusted
-//! key (the in-process server's is made by the suite); the prefix check a third company.
+//! prefix leads its new keys while older ones verify, and its audit trail shows who changed its
+//! settings and how. Signed checks need the server's trusted key (the in-process server's is
+//! made by the suite); the settings checks a third company, the only one whose settings change.
 
 use base64::Engine;
 use p256::ecdsa::Signature;
@@ -78,10 +79,19 @@ async fn a_signed_report_revokes_a_live_secret_key_and_answers_false_positive_fo
     check.done().await;
 }
 
+/// The newest entry of the company's audit trail as `key` reads it, and the trail's `total`.
+async fn newest_company_event(check: &Check, key: &str) -> (Value, u64) {
+    let trail = check.call("GET", "/company/events?limit=1").key(key).send().await;
+    assert_eq!(trail.status, 200, "{trail:?}");
+    (trail.body["data"][0].clone(), trail.body["total"].as_u64().unwrap_or_default())
+}
+
 /// The third company: policy `notify` keeps a reported key valid (its trail shows `leaked`);
 /// a prefix leads its new keys, older keys still verify, and its patterns match only its own.
+/// Its audit trail shows each settings change, newest first, by the key that made it, to its
+/// own keys only.
 #[tokio::test]
-async fn with_notify_a_reported_key_stays_valid_and_a_prefix_leads_new_keys() {
+async fn with_notify_a_reported_key_stays_valid_a_prefix_leads_new_keys_and_the_trail_shows_who() {
     let owned = Check::new();
     let check = &owned;
     let Some(third) = check.target.third_root_key.clone() else { return };
@@ -90,6 +100,15 @@ async fn with_notify_a_reported_key_stays_valid_and_a_prefix_leads_new_keys() {
     let patch = json!({ "keyPrefix": prefix, "leakPolicy": "notify" });
     let patched = check.call("PATCH", "/company").key(&third).json(&patch).send().await;
     assert_eq!(patched.status, 200, "{patched:?}");
+    // A stack reused after a run that stopped early may hold notify already: the new prefix is
+    // always a change.
+    let actor = check.call("GET", "/me").key(&third).send().await.text("keyId").to_owned();
+    let (changed, total) = newest_company_event(check, &third).await;
+    assert_eq!((&changed["action"], &changed["actor"]), (&json!("settings_changed"), &json!(actor)), "{changed}");
+    assert_eq!(changed["changes"]["keyPrefix"], json!(prefix), "{changed}");
+    let first = check.get("/company/events").await;
+    assert_eq!(first.status, 200, "{first:?}");
+    assert!(!first.body.to_string().contains(&prefix), "another company's trail shows none of it: {first:?}");
     let newer = check.create_with(&third, json!({ "userId": "bb-newer" })).await;
     assert!(newer.key.starts_with(&format!("{prefix}_sk_")), "{}", newer.key);
     let third = third.as_str();
@@ -111,6 +130,12 @@ async fn with_notify_a_reported_key_stays_valid_and_a_prefix_leads_new_keys() {
     }
     let reset = json!({ "keyPrefix": null, "leakPolicy": "revoke" });
     assert_eq!(check.call("PATCH", "/company").key(third).json(&reset).send().await.status, 200);
+    let (reset, now) = newest_company_event(check, third).await;
+    assert_eq!(reset["changes"], json!({ "keyPrefix": null, "leakPolicy": "revoke" }), "{reset}");
+    assert_eq!(now, total + 1, "one entry per change");
+    let again = check.call("PATCH", "/company").key(third).json(&json!({ "leakPolicy": "revoke" })).send().await;
+    assert_eq!(again.status, 200, "{again:?}");
+    assert_eq!(newest_company_event(check, third).await.1, now, "a PATCH that changes nothing records nothing");
     for made in [&older, &newer] {
         check.call("DELETE", &format!("/keys/{}", made.id)).key(third).send().await;
     }

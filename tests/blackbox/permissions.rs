@@ -11,6 +11,7 @@ fn every_route(id: &str, key_to_verify: &str) -> Vec<(&'static str, String, Opti
         ("GET", "/keys".into(), None),
         ("GET", format!("/keys/{id}"), None),
         ("GET", format!("/keys/{id}/events"), None),
+        ("GET", "/company/events".into(), None),
         ("POST", "/keys".into(), Some(json!({ "userId": "permissions" }))),
         ("PATCH", format!("/keys/{id}"), Some(json!({ "description": "x" }))),
         ("POST", format!("/keys/{id}/roll"), Some(json!({ "gracePeriodSeconds": 3600 }))),
@@ -75,6 +76,8 @@ async fn another_companys_root_key_sees_nothing_of_this_companys_keys() {
         }
         let ok = match (*method, path.as_str()) {
             ("GET", "/keys") => answer.status == 200 && !ids(&answer.body).contains(&made.id),
+            // Its own company's trail, whatever this company changed.
+            ("GET", "/company/events") => answer.status == 200 && !answer.body.to_string().contains(&made.id),
             ("POST", "/keys") => answer.status == 201,
             ("POST", "/keys/verify") => {
                 answer.status == 200 && answer.text("code") == "NOT_FOUND" && answer.body.get("keyId").is_none()

@@ -19,6 +19,7 @@ async fn every_route_answers_its_documented_status_with_a_root_key() {
         ("GET", format!("/keys/{}", made.id), None, 200),
         ("PATCH", format!("/keys/{}", made.id), Some(json!({ "description": "routes" })), 200),
         ("GET", format!("/keys/{}/events", made.id), None, 200),
+        ("GET", "/company/events".to_owned(), None, 200),
         ("POST", "/keys/verify".to_owned(), Some(json!({ "key": made.key })), 200),
         ("POST", format!("/keys/{}/roll", made.id), Some(json!({})), 200),
         ("DELETE", format!("/keys/{}", made.id), None, 204),

@@ -412,6 +412,10 @@ def run_all():
         check("update_company", "update_company", "200, prefix acmeco",
               lambda a, b: a["statusCode"] == 200 and b["keyPrefix"] == "acmeco"
               and b["keyPatterns"]["secret"].startswith("\\bacmeco_sk_"))
+        # The one change just made: its prefix (the event's leakPolicy is the default, unchanged).
+        check("list_company_events", "list_company_events", "200, total 1, changes {keyPrefix: acmeco}",
+              lambda a, b: a["statusCode"] == 200 and b["total"] == 1 and b["data"][0]["action"] == "settings_changed"
+              and b["data"][0]["changes"] == {"keyPrefix": "acmeco"})
         # GitHub's documented sample report: no SecretScanningPublicKeys here, so refused unread.
         check("secret_scanning_github", "secret_scanning_github", "401, no scanner trusted",
               lambda a, b: a["statusCode"] == 401 and b["error"]["code"] == "unauthenticated")

@@ -35,6 +35,8 @@ use super::routes::Endpoint;
 const KEYS_PATH: &str = "/keys";
 /// The API's own path for identities, likewise.
 const IDENTITIES_PATH: &str = "/identities";
+/// The API's own path for the company's audit trail, for its paging links.
+const COMPANY_EVENTS_PATH: &str = "/company/events";
 
 pub async fn handle(app: &App, endpoint: Endpoint, req: Request) -> Response<Body> {
     let result = async {
@@ -63,6 +65,7 @@ pub async fn handle(app: &App, endpoint: Endpoint, req: Request) -> Response<Bod
             Endpoint::IdentityUsage => Box::pin(identity_usage(app, &reader().await?, &req)).await,
             Endpoint::SecretScanningGithub => Box::pin(secret_scanning_github(app, &req)).await,
             Endpoint::GetCompany => Box::pin(get_company(app, &reader().await?, &req)).await,
+            Endpoint::ListCompanyEvents => Box::pin(list_company_events(app, &reader().await?, &req)).await,
             Endpoint::UpdateCompany => {
                 written(app, writer().await?, async |c| update_company(app, c, &req).await).await
             }
@@ -197,12 +200,25 @@ async fn list_keys(app: &App, caller: &Caller, req: &Request) -> Result<Response
     Ok(page_response(&page, KEYS_PATH, &listed, &views))
 }
 
+/// An audit trail's paging (a key's or the company's): the key list's, without `status`.
+fn events_page(req: &Request) -> Result<PageRequest, ApiError> {
+    let pairs = request::query_pairs(req);
+    Ok(PageRequest::parse_without_status(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?)
+}
+
 async fn list_key_events(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
     let id = existing_key_id(req)?;
-    let pairs = request::query_pairs(req);
-    let page = PageRequest::parse_without_status(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    let page = events_page(req)?;
     let listed = keys::list_events(&app.store, caller, app.clock.now(), &id, &page).await?;
     Ok(page_response(&page, &format!("{KEYS_PATH}/{id}/events"), &listed, &listed.items))
+}
+
+/// `{status, total, count, nextUrl, previousUrl, data: [{id, action, actor, at, changes}]}`:
+/// the caller's company's settings changes, newest first.
+async fn list_company_events(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {
+    let page = events_page(req)?;
+    let listed = company::list_company_events(&app.store, caller, app.clock.now(), &page).await?;
+    Ok(page_response(&page, COMPANY_EVENTS_PATH, &listed, &listed.items))
 }
 
 async fn get_company(app: &App, caller: &Caller, req: &Request) -> Result<Response<Body>, ApiError> {

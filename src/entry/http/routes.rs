@@ -30,6 +30,7 @@ pub enum Endpoint {
     IdentityUsage,
     GetCompany,
     UpdateCompany,
+    ListCompanyEvents,
     SecretScanningGithub,
 }
 
@@ -45,7 +46,7 @@ pub struct Route {
     pub need: Need,
 }
 
-pub const ROUTES: [Route; 21] = [
+pub const ROUTES: [Route; 22] = [
     Route {
         endpoint: Endpoint::CreateKey,
         method: Method::POST,
@@ -173,6 +174,13 @@ pub const ROUTES: [Route; 21] = [
         path: "/company",
         function: "update_company",
         need: Need::Write,
+    },
+    Route {
+        endpoint: Endpoint::ListCompanyEvents,
+        method: Method::GET,
+        path: "/company/events",
+        function: "list_company_events",
+        need: Need::Read,
     },
     Route {
         endpoint: Endpoint::SecretScanningGithub,
@@ -354,6 +362,10 @@ mod tests {
         assert_eq!(found(Method::GET, "/me").0, Endpoint::Me);
         assert_eq!(found(Method::GET, "/identities").0, Endpoint::ListIdentities);
         assert_eq!(found(Method::PATCH, "/identities/id_1").0, Endpoint::UpdateIdentity);
+        assert_eq!(found(Method::GET, "/company/events").0, Endpoint::ListCompanyEvents);
+        assert!(
+            matches!(match_route(&Method::PATCH, "/company/events"), RouteMatch::MethodNotAllowed(m) if m == [Method::GET])
+        );
         assert!(
             matches!(match_route(&Method::POST, "/identities/id_1"), RouteMatch::MethodNotAllowed(m) if m.len() == 3)
         );

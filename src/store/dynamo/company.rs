@@ -3,11 +3,15 @@
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 
 use crate::model::CompanyId;
-use crate::model::company::CompanySettings;
-use crate::store::items::{self, address, n, s};
+use crate::model::company::{CompanyEvent, CompanySettings};
+use crate::store::items::{self, Item, address, n, s};
 use crate::store::records::CompanySettingsRecord;
-use crate::store::{CompanySettingsReader, CompanySettingsWriter, SettingsChange, SettingsOutcome, StoreError};
+use crate::store::{
+    CompanyAuditReader, CompanySettingsReader, CompanySettingsWriter, PageOutcome, PageWindow, SettingsChange,
+    SettingsOutcome, StoreError,
+};
 
+use super::paging::{Entries, Listing};
 use super::{DynamoStore, Transaction, Writes};
 
 impl CompanySettingsReader for DynamoStore {
@@ -71,7 +75,7 @@ impl CompanySettingsWriter for DynamoStore {
                 .expect("table and item are set");
             writes.guarded(TransactWriteItem::builder().put(put).build(), SettingsOutcome::PrefixTaken);
         }
-        writes.push(self.put(items::company_event_item(change.company, change.actor, change.after, change.now), None));
+        writes.push(self.put(items::company_event_item(&change)?, None));
         if let Some(record) = change.idempotency {
             writes.guarded(self.idempotency_put(record, change.now), SettingsOutcome::IdempotencyKeyTaken);
         }
@@ -79,6 +83,32 @@ impl CompanySettingsWriter for DynamoStore {
             Transaction::Committed => SettingsOutcome::Saved,
             Transaction::Refused(meaning) => meaning.unwrap_or(SettingsOutcome::VersionConflict),
         })
+    }
+}
+
+impl CompanyAuditReader for DynamoStore {
+    /// One BatchGetItem (the counters item, whose settings' version is `total`, and the cursor's
+    /// record), then a Query of the company's own partition in the window's direction. An offset
+    /// is counted over the records themselves: each is a few hundred bytes, as small as a
+    /// listing entry, so they need none.
+    async fn list_company_events(
+        &self,
+        company: &CompanyId,
+        window: PageWindow<'_>,
+    ) -> Result<PageOutcome<CompanyEvent>, StoreError> {
+        let pk = items::company_events_pk(company);
+        let cursor = window.start.map(|id| address(pk.clone(), &items::event_sk(id)));
+        let counters = address(items::counters_pk(company), items::COUNTERS_SK);
+        let (counters, start) = self.page_context("list company events", counters, cursor.clone()).await?;
+        if window.start.is_some() && start.is_none() {
+            return Ok(PageOutcome::UnknownStart);
+        }
+        let itself = |record: &Item| Ok(record.clone());
+        let entries = Entries { partition: pk.clone(), position: cursor.clone(), after_entry: &itself };
+        let listing = Listing { index: None, partition: pk, position: cursor, entries: Some(entries) };
+        let items = self.query_pages("list company events", listing, window, items::company_event_from_item).await?;
+        let total = CompanySettingsRecord::from_item(counters.as_ref())?.version;
+        Ok(PageOutcome::Listed { total, items })
     }
 }
 

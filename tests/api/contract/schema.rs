@@ -127,13 +127,15 @@ fn operations() -> Vec<Operation> {
 }
 
 impl Operation {
-    /// Parameters this test fills. An event cursor must name an event of the key, which a
-    /// generator cannot know: those two are left out.
+    /// Parameters this test fills. An event cursor must name an event of the key (or of the
+    /// company), which a generator cannot know: those are left out.
     fn generated_params(&self) -> impl Iterator<Item = (usize, &Param)> {
-        self.params
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| !matches!(p.component.as_str(), "EventStartingAfter" | "EventEndingBefore"))
+        self.params.iter().enumerate().filter(|(_, p)| {
+            !matches!(
+                p.component.as_str(),
+                "EventStartingAfter" | "EventEndingBefore" | "CompanyEventStartingAfter" | "CompanyEventEndingBefore"
+            )
+        })
     }
 
     /// `GET /keys/{keyId}` and verify ignore the query string (openapi.yaml, "Choices").

@@ -528,6 +528,8 @@ fn expected_grants(binary: &str) -> BTreeSet<(String, String)> {
         // The key's or identity's read, then one Query of its usage items.
         "key_usage" | "identity_usage" => &["GetItem", "UpdateItem", "Query"],
         "get_company" => &AUTHENTICATE,
+        // The counters (its total) and the cursor's record, then a Query of its COMPANYEVENTS#.
+        "list_company_events" => &["GetItem", "UpdateItem", "BatchGetItem", "Query"],
         // The settings, the prefix's claim (put, the old one deleted), the audit record.
         "update_company" => &WRITE_KEY,
         // Per token: the lookup, the settings, the key's revoking write (its lookups deleted).
@@ -1027,6 +1029,10 @@ async fn company_events() {
     event["body"] = json!({ "keyPrefix": own, "leakPolicy": "revoke" }).to_string().into();
     let patched = run_event(&app, event).await;
     assert_eq!((patched.status, &patched.body["keyPrefix"]), (StatusCode::OK, &json!(own)), "{:?}", patched.body);
+    let trail = run_event(&app, read_event("list_company_events")).await;
+    assert_eq!(trail.status, StatusCode::OK, "{:?}", trail.body);
+    assert_eq!((&trail.body["total"], &trail.body["count"]), (&json!(1), &json!(1)), "{:?}", trail.body);
+    assert_eq!(trail.body["data"][0]["changes"], json!({ "keyPrefix": own }), "the policy stayed revoke");
 
     // GitHub's documented sample report, signed with GitHub's documented key: a token of no key.
     let github = r#"{"public_keys":[{"key_identifier":"bcb53661c06b4728e59d897fb6165d5c9cda0fd9cdf9d09ead458168deb7518c","key":"-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEYAGMWO8XgCamYKMJS6jc/qgvSlAd\nAjPuDPRcXU22YxgBrz+zoN19MzuRyW87qEt9/AmtoNP5GrobzUvQSyJFVw==\n-----END PUBLIC KEY-----\n","is_current":true}]}"#;
@@ -1067,6 +1073,7 @@ fn endpoints_are_all_covered() {
         // company_events
         Endpoint::GetCompany,
         Endpoint::UpdateCompany,
+        Endpoint::ListCompanyEvents,
         Endpoint::SecretScanningGithub,
     ];
     for route in &ROUTES {
