@@ -153,6 +153,11 @@ async fn a_reported_live_key_is_revoked_once_and_answered_the_same_again() {
     let events = app.send(Method::GET, &format!("/keys/{id}/events"), Some(&app.root_key), None, &[]).await;
     assert_eq!(events.body["data"][0]["changes"]["leakUrl"], "https://github.com/o/r/blob/x/.env");
     assert_eq!(events.body["data"][0]["changes"]["status"], "inactive");
+    assert_eq!(events.body["data"][0]["actorType"], "operator");
+    let schema = crate::contract::openapi::spec().pointer("/components/schemas/KeyEventList").unwrap();
+    let errors =
+        crate::contract::openapi::conforms(schema, &events.body, crate::contract::openapi::Direction::Response);
+    assert_eq!(errors, Vec::<String>::new(), "a leaked event as openapi.yaml describes it");
 
     let again = app.signed_scan(&scanner, &body).await;
     assert_eq!((again.status, &again.body), (StatusCode::OK, &first.body), "the same answer");
