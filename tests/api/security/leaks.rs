@@ -193,9 +193,7 @@ async fn the_companys_last_admin_key_and_a_secret_in_its_grace_period_are_revoke
 #[tokio::test]
 async fn with_policy_notify_the_key_stays_valid_and_the_leak_is_audited_once() {
     let scanner = Scanner::new();
-    let app = spawn_app().await.trusting(&scanner);
-    let patched = app.patch_company(&app.root_key, &json!({ "leakPolicy": "notify" }), &[]).await;
-    assert_eq!((patched.status, &patched.body["leakPolicy"]), (StatusCode::OK, &json!("notify")), "{:?}", patched.body);
+    let app = notifying_app(&scanner).await;
     let (id, secret) = app.create_key_pair(&json!({ "userId": "leaky" })).await;
     let body = report(&[&secret]);
     for _ in 0..2 {
@@ -204,6 +202,14 @@ async fn with_policy_notify_the_key_stays_valid_and_the_leak_is_audited_once() {
     }
     assert_eq!(app.code_of(&secret).await, "VALID");
     assert_eq!(app.actions(&id).await, ["leaked", "created"], "once, though reported twice");
+}
+
+/// An app trusting `scanner` whose company's leak policy is `notify`.
+async fn notifying_app(scanner: &Scanner) -> TestApp {
+    let app = spawn_app().await.trusting(scanner);
+    let patched = app.patch_company(&app.root_key, &json!({ "leakPolicy": "notify" }), &[]).await;
+    assert_eq!((patched.status, &patched.body["leakPolicy"]), (StatusCode::OK, &json!("notify")), "{:?}", patched.body);
+    app
 }
 
 /// A request's headers, as (name, value).
@@ -412,9 +418,7 @@ async fn a_report_of_the_most_matches_is_judged_whole_and_answered_in_its_order(
 #[tokio::test]
 async fn with_policy_notify_one_token_found_at_three_places_in_one_report_is_audited_three_times() {
     let scanner = Scanner::new();
-    let app = spawn_app().await.trusting(&scanner);
-    let patched = app.patch_company(&app.root_key, &json!({ "leakPolicy": "notify" }), &[]).await;
-    assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
+    let app = notifying_app(&scanner).await;
     let (id, secret) = app.create_key_pair(&json!({ "userId": "leaky" })).await;
     let places = ["https://github.com/o/r/1", "https://github.com/o/r/2", "https://github.com/o/r/3"];
     let body = report_at(places.iter().map(|url| (secret.as_str(), *url)));
@@ -505,9 +509,7 @@ async fn two_overlapping_reports_delivered_at_once_audit_each_place_once() {
     // Lambda may run two deliveries at once, on two instances: a key's new and old secret,
     // at places both reports hold, are acted on once per place however the two interleave.
     let scanner = Scanner::new();
-    let app = spawn_app().await.trusting(&scanner);
-    let patched = app.patch_company(&app.root_key, &json!({ "leakPolicy": "notify" }), &[]).await;
-    assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
+    let app = notifying_app(&scanner).await;
     let (id, old) = app.create_key_pair(&json!({ "userId": "leaky" })).await;
     let new =
         app.roll_key(&id, Some(&json!({ "gracePeriodSeconds": 3600 }))).await.body["key"].as_str().unwrap().to_owned();
@@ -576,9 +578,7 @@ async fn a_report_that_outlasts_its_deadline_leaves_the_rest_to_its_redeliveries
 
     const PLACES: usize = 30;
     let scanner = Scanner::new();
-    let app = spawn_app().await.trusting(&scanner);
-    let patched = app.patch_company(&app.root_key, &json!({ "leakPolicy": "notify" }), &[]).await;
-    assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
+    let app = notifying_app(&scanner).await;
     let (id, secret) = app.create_key_pair(&json!({ "userId": "leaky" })).await;
     let unknown = apikeys::model::PlaintextKey::generate(apikeys::model::KeyType::Secret).expose().to_owned();
     let place = |i: usize| LeakReport { url: Some(format!("https://github.com/o/r{i}/blob/x/.env")), source: None };
