@@ -555,7 +555,7 @@ impl CompanySettingsRecord {
     pub const LEAK_POLICY: &'static str = "leakPolicy";
     /// Attribute of the settings' version; absent: 0.
     pub const VERSION: &'static str = "settingsVersion";
-    /// Attribute of a prefix claim's company, and of a company audit record's actor.
+    /// Attribute of a prefix claim's company.
     pub const COMPANY: &'static str = "companyId";
 
     /// The settings a counters item holds; a company with no item, or none set, has the
@@ -665,17 +665,24 @@ impl<'a> CompanyEventRecord<'a> {
     pub fn into_model(self, id: KeyId) -> Result<CompanyEvent, StoreError> {
         let changes = if self.schema_version >= Self::LAYOUT {
             let changes = self.changes.ok_or_else(|| corrupt("a company's audit record", "no changes"))?;
-            CompanySettingsChange {
+            let changes = CompanySettingsChange {
                 key_prefix: changes
                     .key_prefix
                     .map(|p| p.map(|p| stored_prefix(p.into_owned())).transpose())
                     .transpose()?,
                 leak_policy: changes.leak_policy.map(Into::into),
+            };
+            // Only a change of something is recorded: an empty one is not a record of ours.
+            if changes.is_empty() {
+                return Err(corrupt("a company's audit record", "empty changes"));
             }
+            changes
         } else {
+            // The first layout always held the policy after the change.
+            let leak_policy = self.leak_policy.ok_or_else(|| corrupt("a company's audit record", "no leakPolicy"))?;
             let after = CompanySettings {
                 key_prefix: self.key_prefix.map(stored_prefix).transpose()?,
-                leak_policy: self.leak_policy.map(Into::into).unwrap_or_default(),
+                leak_policy: leak_policy.into(),
                 version: self.version,
             };
             CompanySettingsChange::whole(&after)
@@ -1003,5 +1010,26 @@ mod tests {
             older(None),
             CompanySettingsChange { key_prefix: Some(None), leak_policy: Some(LeakPolicy::Notify) }
         );
+
+        // Neither layout is read into a change it never recorded: an empty `changes`, or a
+        // first-layout record without its policy, is corrupt, not a made-up change.
+        let corrupt = |mut item: Item, remove: &str, set: Option<(&str, AttributeValue)>| {
+            item.remove(remove);
+            item.extend(set.map(|(name, value)| (name.to_owned(), value)));
+            let record: CompanyEventRecord<'static> = serde_dynamo::from_item(item).unwrap();
+            record.into_model(id.clone()).is_err()
+        };
+        let item: Item = serde_dynamo::to_item(CompanyEventRecord::of_change("root-1", at(1_000), &both, 4)).unwrap();
+        assert!(corrupt(item.clone(), "changes", Some(("changes", AttributeValue::M(Item::new())))));
+        let first = Item::from([
+            ("action".to_owned(), s("settings_changed")),
+            ("actor".to_owned(), s("root-1")),
+            ("at".to_owned(), attributes::timestamp(at(1_000))),
+            ("leakPolicy".to_owned(), s("notify")),
+            ("settingsVersion".to_owned(), n(1)),
+            ("schemaVersion".to_owned(), n(1)),
+        ]);
+        assert!(!corrupt(first.clone(), "none", None));
+        assert!(corrupt(first, "leakPolicy", None));
     }
 }

@@ -241,3 +241,35 @@ async fn a_record_written_before_only_the_changes_were_kept_shows_the_whole_sett
     );
     assert_eq!(listed.body["data"][2]["actor"], "root-before");
 }
+
+#[tokio::test]
+async fn the_trail_matches_its_schema_and_stays_readable_when_the_settings_do_not_parse() {
+    let app = spawn_app().await;
+    app.change_company(&app.root_key, json!({ "keyPrefix": prefix(), "leakPolicy": "notify" }), &[]).await;
+    app.change_company(&app.root_key, json!({ "keyPrefix": null }), &[]).await;
+    let listed = app.company_events(&app.root_key, "").await;
+    let schema = crate::contract::openapi::spec().pointer("/components/schemas/CompanyEventList").unwrap();
+    let errors =
+        crate::contract::openapi::conforms(schema, &listed.body, crate::contract::openapi::Direction::Response);
+    assert_eq!(errors, Vec::<String>::new(), "{:?}", listed.body);
+
+    // Settings spoiled in the table (a hand edit): GET /company fails, the trail that shows
+    // who changed them does not.
+    let counters = [
+        ("pk".to_owned(), AttributeValue::S(format!("COMPANY#{}", app.company))),
+        ("sk".to_owned(), AttributeValue::S("COUNTERS".into())),
+    ];
+    app.client
+        .update_item()
+        .table_name(&app.table)
+        .set_key(Some(counters.into_iter().collect()))
+        .update_expression("SET leakPolicy = :bogus")
+        .expression_attribute_values(":bogus", AttributeValue::S("bogus".into()))
+        .send()
+        .await
+        .unwrap();
+    let settings = app.send(Method::GET, "/company", Some(&app.root_key), None, &[]).await;
+    assert_eq!(settings.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let listed = app.company_events(&app.root_key, "").await;
+    assert_eq!((listed.status, &listed.body["total"]), (StatusCode::OK, &json!(2)), "{:?}", listed.body);
+}

@@ -107,7 +107,10 @@ impl CompanyAuditReader for DynamoStore {
         let entries = Entries { partition: pk.clone(), position: cursor.clone(), after_entry: &itself };
         let listing = Listing { index: None, partition: pk, position: cursor, entries: Some(entries) };
         let items = self.query_pages("list company events", listing, window, items::company_event_from_item).await?;
-        let total = CompanySettingsRecord::from_item(counters.as_ref())?.version;
+        // The number alone: settings that no longer parse must not hide their own audit trail.
+        let version =
+            counters.as_ref().and_then(|c| crate::store::attributes::number(c, CompanySettingsRecord::VERSION));
+        let total = version.unwrap_or(0).max(0) as u64;
         Ok(PageOutcome::Listed { total, items })
     }
 }
