@@ -121,9 +121,13 @@ async fn a_page_of_one_walks_the_trail_by_cursor_and_by_offset() {
 async fn keys_read_reads_the_trail_and_a_caller_without_it_is_refused_and_pays_nothing() {
     let app = spawn_app().await;
     app.change_company(&app.root_key, json!({ "leakPolicy": "notify" }), &[]).await;
-    let (_, reader) = app.create_key_pair(&json!({ "userId": "r", "acl": [{ "permissions": ["keys:read"] }] })).await;
+    // A scope narrows what a key grants when verified, not the management calls it may make.
+    let scoped = json!({ "userId": "r", "acl": [{ "permissions": ["keys:read"], "scope": { "productId": ["p1"] } }] });
+    let (_, reader) = app.create_key_pair(&scoped).await;
     let read = app.company_events(&reader, "").await;
     assert_eq!((read.status, &read.body["total"]), (StatusCode::OK, &json!(1)), "{:?}", read.body);
+    let settings = app.send(Method::GET, "/company", Some(&reader), None, &[]).await;
+    assert_eq!((settings.status, &settings.body["leakPolicy"]), (StatusCode::OK, &json!("notify")));
 
     // A writer limited to one call an hour: refused here (with no write), its one call left.
     let limited = json!({
