@@ -224,10 +224,6 @@ impl TestApp {
     }
 
     /// For building many requests at once.
-    pub async fn post_keys_owned(&self, body: Value) -> TestResponse {
-        self.post_keys(&body).await
-    }
-
     pub async fn post_keys(&self, body: &Value) -> TestResponse {
         self.send(Method::POST, "/keys", Some(&self.root_key), Some(body), &[]).await
     }

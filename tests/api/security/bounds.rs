@@ -383,6 +383,7 @@ async fn get(app: &App, root_key: &str, path: &str) -> Value {
 }
 
 #[tokio::test]
+#[ignore = "heavy (over a thousand items written): make test runs it after the other tests, alone"]
 async fn an_offset_page_is_exact_and_reads_no_item_it_does_not_show() {
     const KEYS: usize = 1_150;
     let app = spawn_app().await;
