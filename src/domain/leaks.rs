@@ -90,7 +90,7 @@ struct LiveMatch {
 /// token's label does not hang on what the report's other matches do to its key: a key's new
 /// secret and its old one in grace are both `TruePositive`, whichever comes first. Then each
 /// key found gets its company's policy once per place it was found, one match after another,
-/// keys `JUDGED_AT_ONCE` at a time. Per match: a read of the report's marker and a lookup of
+/// one company's keys one after another, companies `JUDGED_AT_ONCE` at a time. Per match: a read of the report's marker and a lookup of
 /// its hash. Per key found live: its company's settings, once. Per live match: one key write
 /// (a revoking delete or an audit record) and the marker's put; once this report has revoked
 /// the key, a later match of it needs only a read of the key (still deleted) and its marker.
@@ -117,20 +117,28 @@ pub async fn judge_report(
         .collect()
         .await;
     let mut verdicts = Vec::with_capacity(found.len());
-    let mut live_matches: HashMap<(CompanyId, KeyId), Vec<(usize, LiveMatch)>> = HashMap::new();
+    let mut live_matches: HashMap<CompanyId, HashMap<KeyId, Vec<(usize, LiveMatch)>>> = HashMap::new();
     for (index, found) in found.into_iter().enumerate() {
         verdicts.push(match found {
             Ok(Found::Answered(verdict)) => Ok(verdict),
             Ok(Found::Live(live)) => {
-                let key = (live.key.company_id.clone(), live.key.id.clone());
-                live_matches.entry(key).or_default().push((index, *live));
+                let company = live_matches.entry(live.key.company_id.clone()).or_default();
+                company.entry(live.key.id.clone()).or_default().push((index, *live));
                 Ok(Verdict::TruePositive)
             }
             Err(e) => Err(e),
         });
     }
+    // One company's keys one after another: each revocation moves the company's counters item,
+    // and concurrent ones would conflict there until their retries ran out.
     let failures: Vec<Vec<(usize, DomainError)>> = futures_util::stream::iter(live_matches.into_values())
-        .map(|matches| act_on_key(store, reported, matches, now, deadline))
+        .map(|keys| async move {
+            let mut failed = Vec::new();
+            for matches in keys.into_values() {
+                failed.extend(act_on_key(store, reported, matches, now, deadline).await);
+            }
+            failed
+        })
         .buffer_unordered(JUDGED_AT_ONCE)
         .collect()
         .await;
