@@ -91,7 +91,7 @@ struct LiveMatch {
 /// secret and its old one in grace are both `TruePositive`, whichever comes first. Then each
 /// key found gets its company's policy once per place it was found, one match after another,
 /// one company's keys one after another, companies `JUDGED_AT_ONCE` at a time. Per match: a read of the report's marker and a lookup of
-/// its hash. Per key found live: its company's settings, once. Per live match: one key write
+/// its hash. Per company with a key found live: its settings, once. Per live match: one key write
 /// (a revoking delete or an audit record) and the marker's put; once this report has revoked
 /// the key, a later match of it needs only a read of the key (still deleted) and its marker.
 ///
@@ -134,8 +134,9 @@ pub async fn judge_report(
     let failures: Vec<Vec<(usize, DomainError)>> = futures_util::stream::iter(live_matches.into_values())
         .map(|keys| async move {
             let mut failed = Vec::new();
+            let mut policy = None;
             for matches in keys.into_values() {
-                failed.extend(act_on_key(store, reported, matches, now, deadline).await);
+                failed.extend(act_on_key(store, reported, matches, &mut policy, now, deadline).await);
             }
             failed
         })
@@ -178,25 +179,25 @@ fn past(deadline: Option<Instant>) -> bool {
 }
 
 /// One key's live matches, in the report's order, each acted on and marked in turn: its
-/// company's policy read once, and after a revoke only a read confirming the key is still
+/// company's policy read once for all its keys (`policy`), and after a revoke only a read confirming the key is still
 /// deleted before each later marker. The matches that failed, or were not started by
 /// `deadline` (`Unavailable`), with their errors.
 async fn act_on_key(
     store: &impl LeakStore,
     reported: &[(&str, LeakReport)],
     matches: Vec<(usize, LiveMatch)>,
+    policy: &mut Option<LeakPolicy>,
     now: DateTime<Utc>,
     deadline: Option<Instant>,
 ) -> Vec<(usize, DomainError)> {
     let mut failed = Vec::new();
-    let mut policy = None;
     let mut revoked = false;
     for (index, live) in matches {
         if past(deadline) {
             failed.push((index, DomainError::Unavailable));
             continue;
         }
-        if let Err(e) = act_on(store, &live, &reported[index].1, &mut policy, &mut revoked, now).await {
+        if let Err(e) = act_on(store, &live, &reported[index].1, policy, &mut revoked, now).await {
             failed.push((index, e));
         }
     }
@@ -204,7 +205,7 @@ async fn act_on_key(
 }
 
 /// The company's leak policy applied to a live match's key, then the match's marker. `policy`
-/// is the company's, read by the key's first match; `revoked`, whether an earlier match of
+/// is the company's, read by its first match in this report; `revoked`, whether an earlier match of
 /// this report revoked the key: a deleted key stays deleted, so a fresh read that still finds
 /// it deleted (or gone) leaves only the marker to write. Anything else (a policy changed to
 /// `revoke` since an earlier delivery applied `notify` under the same marker) acts as usual.

@@ -991,15 +991,16 @@ mod tests {
         assert_eq!(read(item).changes, both);
 
         // Layout 1 (no `changes`): the settings after the change beside the other attributes.
+        let first_layout = Item::from([
+            ("action".to_owned(), s("settings_changed")),
+            ("actor".to_owned(), s("root-1")),
+            ("at".to_owned(), attributes::timestamp(at(1_000))),
+            ("leakPolicy".to_owned(), s("notify")),
+            ("settingsVersion".to_owned(), n(1)),
+            ("schemaVersion".to_owned(), n(1)),
+        ]);
         let older = |prefix: Option<&str>| {
-            let mut item = Item::from([
-                ("action".to_owned(), s("settings_changed")),
-                ("actor".to_owned(), s("root-1")),
-                ("at".to_owned(), attributes::timestamp(at(1_000))),
-                ("leakPolicy".to_owned(), s("notify")),
-                ("settingsVersion".to_owned(), n(1)),
-                ("schemaVersion".to_owned(), n(1)),
-            ]);
+            let mut item = first_layout.clone();
             if let Some(prefix) = prefix {
                 item.insert("keyPrefix".to_owned(), s(prefix));
             }
@@ -1013,23 +1014,16 @@ mod tests {
 
         // Neither layout is read into a change it never recorded: an empty `changes`, or a
         // first-layout record without its policy, is corrupt, not a made-up change.
-        let corrupt = |mut item: Item, remove: &str, set: Option<(&str, AttributeValue)>| {
-            item.remove(remove);
-            item.extend(set.map(|(name, value)| (name.to_owned(), value)));
+        let corrupt = |item: Item| {
             let record: CompanyEventRecord<'static> = serde_dynamo::from_item(item).unwrap();
             record.into_model(id.clone()).is_err()
         };
-        let item: Item = serde_dynamo::to_item(CompanyEventRecord::of_change("root-1", at(1_000), &both, 4)).unwrap();
-        assert!(corrupt(item.clone(), "changes", Some(("changes", AttributeValue::M(Item::new())))));
-        let first = Item::from([
-            ("action".to_owned(), s("settings_changed")),
-            ("actor".to_owned(), s("root-1")),
-            ("at".to_owned(), attributes::timestamp(at(1_000))),
-            ("leakPolicy".to_owned(), s("notify")),
-            ("settingsVersion".to_owned(), n(1)),
-            ("schemaVersion".to_owned(), n(1)),
-        ]);
-        assert!(!corrupt(first.clone(), "none", None));
-        assert!(corrupt(first, "leakPolicy", None));
+        let mut empty: Item =
+            serde_dynamo::to_item(CompanyEventRecord::of_change("root-1", at(1_000), &both, 4)).unwrap();
+        empty.insert("changes".to_owned(), AttributeValue::M(Item::new()));
+        assert!(corrupt(empty));
+        let mut no_policy = first_layout.clone();
+        no_policy.remove(CompanySettingsRecord::LEAK_POLICY);
+        assert!(!corrupt(first_layout) && corrupt(no_policy));
     }
 }
